@@ -1,0 +1,52 @@
+// Command bcactl holds the operator and developer verbs: apply migrations, grant the admin
+// role, and run the whole service locally with its own PostgreSQL and Redis.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage:
+  bcactl migrate                  apply pending migrations to DATABASE_URL
+  bcactl admin grant LOGIN_ID     give the admin role to an account
+  bcactl admin revoke LOGIN_ID    take the admin role away
+  bcactl dev                      run API + worker with private PostgreSQL and Redis under ./.data
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bcactl:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("unknown command\n" + usage)
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	switch args[0] {
+	case "migrate":
+		return migrate(ctx)
+	case "admin":
+		if len(args) != 3 || (args[1] != "grant" && args[1] != "revoke") {
+			return errUsage
+		}
+		return setAdmin(ctx, args[2], args[1] == "grant")
+	case "dev":
+		return dev(ctx)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	return errUsage
+}

@@ -1,0 +1,637 @@
+// Package account owns users and their sessions: sign-up, sign-in, refresh, sign-out, the email
+// flows and account changes. Every rule of PRODUCT §3 lives here; the HTTP layer only converts.
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/auth"
+	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/files"
+	"github.com/bca-app/backend/internal/mail"
+	"github.com/bca-app/backend/internal/postgres"
+	"github.com/bca-app/backend/internal/profile"
+	"github.com/bca-app/backend/internal/ratelimit"
+)
+
+// Settings are the account rules that come from configuration.
+type Settings struct {
+	AccessTokenTTL       time.Duration
+	RefreshTokenTTL      time.Duration
+	EmailTokenTTL        time.Duration
+	VerificationRequired bool
+	MailEnabled          bool
+	PublicBaseURL        string
+	PerAddressPerMinute  int
+	PerAccountPerMinute  int
+}
+
+// failureThreshold is the number of consecutive failed sign-ins that locks an account.
+const failureThreshold = 5
+
+// Service implements the account operations.
+type Service struct {
+	pool     *pgxpool.Pool
+	q        *db.Queries
+	hasher   *auth.Hasher
+	signer   *auth.Signer
+	authn    *auth.Authenticator
+	limiter  *ratelimit.Limiter
+	mailer   mail.Sender
+	files    *files.Service
+	settings Settings
+	log      *slog.Logger
+
+	// background holds mail sends that outlive their request, so shutdown can wait for them.
+	background sync.WaitGroup
+}
+
+// Deps are the collaborators of the Service.
+type Deps struct {
+	Pool     *pgxpool.Pool
+	Hasher   *auth.Hasher
+	Signer   *auth.Signer
+	Authn    *auth.Authenticator
+	Limiter  *ratelimit.Limiter
+	Mailer   mail.Sender
+	Files    *files.Service
+	Settings Settings
+	Log      *slog.Logger
+}
+
+// NewService wires a Service.
+func NewService(d Deps) *Service {
+	return &Service{
+		pool: d.Pool, q: db.New(d.Pool), hasher: d.Hasher, signer: d.Signer, authn: d.Authn,
+		limiter: d.Limiter, mailer: d.Mailer, files: d.Files, settings: d.Settings, log: d.Log,
+	}
+}
+
+// Wait blocks until background mail sends have finished.
+func (s *Service) Wait() { s.background.Wait() }
+
+// Client describes where a request comes from.
+type Client struct {
+	Address     string
+	UserAgent   string
+	DeviceToken *string // FCM registration token (X-Client-Token)
+}
+
+// Session is what sign-up, sign-in and refresh hand out.
+type Session struct {
+	AccessToken      string
+	AccessExpiresAt  time.Time
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+	SessionID        int64
+	User             db.User
+}
+
+var (
+	errInvalidCredentials = bca.Unauthenticated("account.invalid_credentials", "The login or the password is wrong.")
+	errWrongPassword      = bca.Forbidden("account.wrong_password", "The password is wrong.")
+	errInvalidRefresh     = bca.Unauthenticated("account.invalid_refresh_token", "The refresh token is unknown, expired or revoked.")
+)
+
+// limit applies a per-minute rate limit; a Redis failure lets the request through (logged),
+// because the database-side lockout still protects passwords.
+func (s *Service) limit(ctx context.Context, key string, perMinute int) error {
+	ok, retry, err := s.limiter.Allow(ctx, key, perMinute, time.Minute)
+	if err != nil {
+		s.log.WarnContext(ctx, "rate limiter unavailable", "key", key, "err", err)
+		return nil
+	}
+	if !ok {
+		return bca.RateLimited(retry)
+	}
+	return nil
+}
+
+func (s *Service) limitAddress(ctx context.Context, action string, c Client) error {
+	return s.limit(ctx, action+":addr:"+c.Address, s.settings.PerAddressPerMinute)
+}
+
+func (s *Service) limitAccount(ctx context.Context, action, key string) error {
+	return s.limit(ctx, action+":acct:"+key, s.settings.PerAccountPerMinute)
+}
+
+// newSession creates a session row and issues both tokens, inside the caller's transaction.
+func (s *Service) newSession(ctx context.Context, q *db.Queries, user db.User, c Client) (Session, error) {
+	secret, hash := auth.NewSecret()
+	now := time.Now()
+	row, err := q.CreateSession(ctx, db.CreateSessionParams{
+		UserID: user.ID, RefreshHash: hash, DeviceToken: c.DeviceToken, UserAgent: truncated(c.UserAgent, 512),
+		ExpiresAt: now.Add(s.settings.RefreshTokenTTL),
+	})
+	if err != nil {
+		return Session{}, fmt.Errorf("create session: %w", err)
+	}
+	return s.issue(user, row, secret, now)
+}
+
+func (s *Service) issue(user db.User, row db.Session, refreshSecret string, now time.Time) (Session, error) {
+	access, claims, err := s.signer.Issue(user.ID, row.ID, now)
+	if err != nil {
+		return Session{}, err
+	}
+	return Session{
+		AccessToken: access, AccessExpiresAt: claims.ExpiresAt,
+		RefreshToken: refreshSecret, RefreshExpiresAt: row.ExpiresAt,
+		SessionID: row.ID, User: user,
+	}, nil
+}
+
+// SignUpInput is a new account.
+type SignUpInput struct {
+	LoginID, Nickname, Email, Password string
+	Description                        *string
+	Profile                            *profile.CreateInput
+}
+
+// SignUpResult carries the session, or nil when the email must be verified first.
+type SignUpResult struct {
+	User    db.User
+	Session *Session
+}
+
+// SignUp creates an account (and its first profile) in one transaction.
+func (s *Service) SignUp(ctx context.Context, in SignUpInput, c Client) (SignUpResult, error) {
+	if err := s.limitAddress(ctx, "signup", c); err != nil {
+		return SignUpResult{}, err
+	}
+	loginID, nickname, email := bca.CleanName(in.LoginID), bca.CleanName(in.Nickname), bca.CleanName(in.Email)
+	if nickname == "" {
+		return SignUpResult{}, bca.Invalid("nickname", "must not be blank")
+	}
+	if problems := auth.PasswordProblems(in.Password, loginID, nickname, email); len(problems) > 0 {
+		return SignUpResult{}, passwordError("password", problems)
+	}
+	keys := userKeys{login: bca.Key(loginID), nickname: bca.Key(nickname), email: bca.Key(email)}
+	if err := s.checkTaken(ctx, s.q, keys, 0); err != nil {
+		return SignUpResult{}, err
+	}
+	hash, err := s.hasher.Hash(in.Password)
+	if err != nil {
+		return SignUpResult{}, err
+	}
+	var verifiedAt *time.Time
+	if !s.settings.MailEnabled {
+		// Without mail nobody could ever verify; the address is taken as given.
+		now := time.Now()
+		verifiedAt = &now
+	}
+	var res SignUpResult
+	var verifyToken string
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		user, err := q.CreateUser(ctx, db.CreateUserParams{
+			LoginID: loginID, LoginKey: keys.login, Nickname: nickname, NicknameKey: keys.nickname,
+			Email: email, EmailKey: keys.email, PasswordHash: hash, Description: in.Description, EmailVerifiedAt: verifiedAt,
+		})
+		if err != nil {
+			return s.uniqueError(ctx, err, keys, 0)
+		}
+		res.User = user
+		if in.Profile != nil {
+			if _, err := profile.Create(ctx, q, user.ID, *in.Profile); err != nil {
+				return err
+			}
+		}
+		if s.settings.MailEnabled {
+			if verifyToken, err = s.newEmailToken(ctx, q, user, purposeVerify); err != nil {
+				return err
+			}
+		}
+		if s.settings.VerificationRequired {
+			return nil
+		}
+		session, err := s.newSession(ctx, q, user, c)
+		res.Session = &session
+		return err
+	})
+	if err != nil {
+		return SignUpResult{}, err
+	}
+	if verifyToken != "" {
+		s.sendLater(ctx, verificationMail(s.settings.PublicBaseURL, res.User, verifyToken))
+	}
+	return res, nil
+}
+
+type userKeys struct{ login, nickname, email string }
+
+// checkTaken answers 409 naming every clashing field; the unique indexes remain the guarantee.
+func (s *Service) checkTaken(ctx context.Context, q *db.Queries, k userKeys, exceptUserID int64) error {
+	r, err := q.ListTakenUserKeys(ctx, db.ListTakenUserKeysParams{LoginKey: k.login, NicknameKey: k.nickname, EmailKey: k.email, ExceptUserID: exceptUserID})
+	if err != nil {
+		return fmt.Errorf("check taken keys: %w", err)
+	}
+	var fields []bca.FieldError
+	if r.LoginTaken {
+		fields = append(fields, bca.FieldError{Field: "id", Reason: "already taken"})
+	}
+	if r.NicknameTaken {
+		fields = append(fields, bca.FieldError{Field: "nickname", Reason: "already taken"})
+	}
+	if r.EmailTaken {
+		fields = append(fields, bca.FieldError{Field: "email", Reason: "already taken"})
+	}
+	if len(fields) > 0 {
+		return bca.E(bca.KindConflict, "account.duplicate", "Some values are already taken.", fields...)
+	}
+	return nil
+}
+
+// uniqueError turns a unique violation (a concurrent sign-up won the race) into the same 409.
+func (s *Service) uniqueError(ctx context.Context, err error, k userKeys, exceptUserID int64) error {
+	if _, ok := postgres.IsUniqueViolation(err); ok {
+		if e := s.checkTaken(ctx, s.q, k, exceptUserID); e != nil {
+			return e
+		}
+		return bca.E(bca.KindConflict, "account.duplicate", "Some values are already taken.")
+	}
+	return fmt.Errorf("write user: %w", err)
+}
+
+func passwordError(field string, problems []string) error {
+	fields := make([]bca.FieldError, len(problems))
+	for i, p := range problems {
+		fields[i] = bca.FieldError{Field: field, Reason: p}
+	}
+	return bca.E(bca.KindInvalid, "account.weak_password", "The password does not meet the rules.", fields...)
+}
+
+// Availability tells, for each given field, whether it is free.
+type Availability struct{ ID, Nickname, Email *bool }
+
+// CheckAvailability looks the given values up; rate-limited because it reveals existence.
+func (s *Service) CheckAvailability(ctx context.Context, id, nickname, email *string, c Client) (Availability, error) {
+	if err := s.limitAddress(ctx, "availability", c); err != nil {
+		return Availability{}, err
+	}
+	key := func(p *string) string {
+		if p == nil {
+			return "\x00" // matches no stored key
+		}
+		return bca.Key(*p)
+	}
+	taken, err := s.q.ListTakenUserKeys(ctx, db.ListTakenUserKeysParams{LoginKey: key(id), NicknameKey: key(nickname), EmailKey: key(email)})
+	if err != nil {
+		return Availability{}, fmt.Errorf("availability: %w", err)
+	}
+	free := func(p *string, taken bool) *bool {
+		if p == nil {
+			return nil
+		}
+		v := !taken
+		return &v
+	}
+	return Availability{ID: free(id, taken.LoginTaken), Nickname: free(nickname, taken.NicknameTaken), Email: free(email, taken.EmailTaken)}, nil
+}
+
+// SignIn checks the password and opens a session. Unknown logins and wrong passwords get the
+// same answer after the same work; account states are revealed only after a correct password.
+func (s *Service) SignIn(ctx context.Context, login, password string, c Client) (Session, error) {
+	if err := s.limitAddress(ctx, "signin", c); err != nil {
+		return Session{}, err
+	}
+	cleaned := bca.CleanName(login)
+	if len(cleaned) > 1 && cleaned[0] == '@' {
+		cleaned = cleaned[1:]
+	}
+	key := bca.Key(cleaned)
+	if err := s.limitAccount(ctx, "signin", key); err != nil {
+		return Session{}, err
+	}
+	user, err := s.q.GetUserForSignIn(ctx, db.GetUserForSignInParams{LoginKey: key, EmailKey: key})
+	if errors.Is(err, pgx.ErrNoRows) {
+		s.hasher.VerifyDummy(password)
+		return Session{}, errInvalidCredentials
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("load user: %w", err)
+	}
+	ok, rehash, err := s.hasher.Verify(user.PasswordHash, password)
+	if err != nil {
+		return Session{}, err
+	}
+	if !ok {
+		if _, err := s.q.RecordFailedSignIn(ctx, db.RecordFailedSignInParams{ID: user.ID, Threshold: failureThreshold}); err != nil {
+			return Session{}, fmt.Errorf("record failed sign-in: %w", err)
+		}
+		return Session{}, errInvalidCredentials
+	}
+	if err := s.usable(user, true); err != nil {
+		return Session{}, err
+	}
+	var session Session
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		if err := q.ClearFailedSignIns(ctx, user.ID); err != nil {
+			return fmt.Errorf("clear failed sign-ins: %w", err)
+		}
+		if rehash {
+			if h, err := s.hasher.Hash(password); err == nil {
+				if err := q.UpdateUserPasswordHash(ctx, db.UpdateUserPasswordHashParams{ID: user.ID, PasswordHash: h}); err != nil {
+					return fmt.Errorf("rehash password: %w", err)
+				}
+			}
+		}
+		session, err = s.newSession(ctx, q, user, c)
+		return err
+	})
+	return session, err
+}
+
+// usable reports why a user who proved the password may still not sign in.
+func (s *Service) usable(user db.User, checkSignInLock bool) error {
+	switch {
+	case user.DeactivatedAt != nil:
+		return bca.Forbidden("account.deactivated", "The account is deactivated.")
+	case user.LockedAt != nil:
+		return bca.Forbidden("account.locked", "The account is locked by an administrator.")
+	case checkSignInLock && user.SigninLockedUntil != nil && user.SigninLockedUntil.After(time.Now()):
+		e := bca.Forbidden("account.temporarily_locked", "Too many failed sign-ins; the account is locked for a while.")
+		e.RetryAfter = time.Until(*user.SigninLockedUntil)
+		return e
+	case s.settings.VerificationRequired && user.EmailVerifiedAt == nil:
+		return bca.Forbidden("account.email_not_verified", "Follow the link mailed to you before signing in.")
+	}
+	return nil
+}
+
+// Refresh rotates the refresh secret. A secret that was already rotated away means it was
+// copied: the whole session is revoked.
+func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (Session, error) {
+	hash := auth.HashSecret(refreshToken)
+	secret, newHash := auth.NewSecret()
+	var session Session
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		row, err := q.RotateRefreshToken(ctx, db.RotateRefreshTokenParams{
+			NewHash: newHash, DeviceToken: c.DeviceToken, ExpiresAt: time.Now().Add(s.settings.RefreshTokenTTL), OldHash: hash,
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errInvalidRefresh
+		}
+		if err != nil {
+			return fmt.Errorf("rotate refresh token: %w", err)
+		}
+		if err := q.RetireRefreshToken(ctx, db.RetireRefreshTokenParams{RefreshHash: hash, SessionID: row.ID}); err != nil {
+			return fmt.Errorf("retire refresh token: %w", err)
+		}
+		user, err := q.GetUserByID(ctx, row.UserID)
+		if err != nil {
+			return fmt.Errorf("load user: %w", err)
+		}
+		if err := s.usable(user, false); err != nil {
+			return err
+		}
+		session, err = s.issue(user, row, secret, time.Now())
+		return err
+	})
+	if errors.Is(err, errInvalidRefresh) {
+		return Session{}, s.handleReuse(ctx, hash)
+	}
+	return session, err
+}
+
+func (s *Service) handleReuse(ctx context.Context, hash []byte) error {
+	sessionID, err := s.q.FindRetiredRefreshToken(ctx, hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errInvalidRefresh
+	}
+	if err != nil {
+		return fmt.Errorf("look up retired refresh token: %w", err)
+	}
+	if err := s.q.RevokeSessionByID(ctx, db.RevokeSessionByIDParams{ID: sessionID, RevokeReason: ptr("refresh_token_reuse")}); err != nil {
+		return fmt.Errorf("revoke reused session: %w", err)
+	}
+	s.log.WarnContext(ctx, "refresh token reused; session revoked", "session_id", sessionID)
+	return bca.Unauthenticated("account.refresh_token_reused", "This refresh token was already used; the session has been ended.")
+}
+
+// SignOut ends the caller's session and blacklists its access token.
+func (s *Service) SignOut(ctx context.Context, p auth.Principal) error {
+	if _, err := s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: p.SessionID, UserID: p.UserID, RevokeReason: ptr("sign_out")}); err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return s.blacklist(ctx, p)
+}
+
+// SignOutEverywhere ends every session of the caller.
+func (s *Service) SignOutEverywhere(ctx context.Context, p auth.Principal) error {
+	if _, err := s.q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: p.UserID, KeepSessionID: 0, Reason: ptr("sign_out_everywhere")}); err != nil {
+		return fmt.Errorf("revoke sessions: %w", err)
+	}
+	return s.blacklist(ctx, p)
+}
+
+// blacklist stops the current access token at once; the session row is already revoked, which
+// every request checks too, so a Redis failure here is logged rather than failing sign-out.
+func (s *Service) blacklist(ctx context.Context, p auth.Principal) error {
+	if err := s.authn.Blacklist(ctx, p.TokenID, p.ExpiresAt); err != nil {
+		s.log.WarnContext(ctx, "blacklist token", "err", err)
+	}
+	return nil
+}
+
+// ListSessions pages through the caller's live sessions, newest first.
+func (s *Service) ListSessions(ctx context.Context, p auth.Principal, beforeID int64, limit int) ([]db.Session, error) {
+	rows, err := s.q.ListLiveSessions(ctx, db.ListLiveSessionsParams{UserID: p.UserID, BeforeID: beforeID, MaxRows: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return rows, nil
+}
+
+// RevokeSession ends one of the caller's sessions.
+func (s *Service) RevokeSession(ctx context.Context, p auth.Principal, sessionID int64) error {
+	n, err := s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: sessionID, UserID: p.UserID, RevokeReason: ptr("revoked_by_user")})
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	if n == 0 {
+		return bca.NotFound("The session")
+	}
+	if sessionID == p.SessionID {
+		return s.blacklist(ctx, p)
+	}
+	return nil
+}
+
+// Get returns the caller's account.
+func (s *Service) Get(ctx context.Context, userID int64) (db.User, error) {
+	u, err := s.q.GetUserByID(ctx, userID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return db.User{}, bca.NotFound("The account")
+	}
+	if err != nil {
+		return db.User{}, fmt.Errorf("load user: %w", err)
+	}
+	return u, nil
+}
+
+// UpdateInput is a partial change of the account; nil means unchanged.
+type UpdateInput struct {
+	Nickname       *string
+	Description    *string
+	SetDescription bool // distinguishes "clear the description" from "leave it"
+	LoginID        *string
+	Password       *string
+}
+
+// Update changes nickname, description or login id; an id change re-checks the password.
+func (s *Service) Update(ctx context.Context, p auth.Principal, in UpdateInput) (db.User, error) {
+	user, err := s.Get(ctx, p.UserID)
+	if err != nil {
+		return db.User{}, err
+	}
+	params := db.UpdateUserProfileFieldsParams{ID: user.ID, SetDescription: in.SetDescription, Description: in.Description}
+	keys := userKeys{login: "\x00", nickname: "\x00", email: "\x00"}
+	if in.Nickname != nil {
+		nickname := bca.CleanName(*in.Nickname)
+		if nickname == "" {
+			return db.User{}, bca.Invalid("nickname", "must not be blank")
+		}
+		keys.nickname = bca.Key(nickname)
+		params.Nickname, params.NicknameKey = &nickname, &keys.nickname
+	}
+	if in.LoginID != nil {
+		if in.Password == nil {
+			return db.User{}, bca.Invalid("password", "is required to change the id")
+		}
+		if err := s.limitAccount(ctx, "password", user.LoginKey); err != nil {
+			return db.User{}, err
+		}
+		if err := s.checkPassword(user, *in.Password); err != nil {
+			return db.User{}, err
+		}
+		loginID := bca.CleanName(*in.LoginID)
+		keys.login = bca.Key(loginID)
+		params.LoginID, params.LoginKey = &loginID, &keys.login
+	}
+	if err := s.checkTaken(ctx, s.q, keys, user.ID); err != nil {
+		return db.User{}, err
+	}
+	updated, err := s.q.UpdateUserProfileFields(ctx, params)
+	if err != nil {
+		return db.User{}, s.uniqueError(ctx, err, keys, user.ID)
+	}
+	return updated, nil
+}
+
+func (s *Service) checkPassword(user db.User, password string) error {
+	ok, _, err := s.hasher.Verify(user.PasswordHash, password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errWrongPassword
+	}
+	return nil
+}
+
+// ChangePassword sets a new password and revokes every other session.
+func (s *Service) ChangePassword(ctx context.Context, p auth.Principal, current, next string) error {
+	user, err := s.Get(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	if err := s.limitAccount(ctx, "password", user.LoginKey); err != nil {
+		return err
+	}
+	if err := s.checkPassword(user, current); err != nil {
+		return err
+	}
+	if problems := auth.PasswordProblems(next, user.LoginID, user.Nickname, user.Email); len(problems) > 0 {
+		return passwordError("new_password", problems)
+	}
+	hash, err := s.hasher.Hash(next)
+	if err != nil {
+		return err
+	}
+	return postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		if err := q.UpdateUserPasswordHash(ctx, db.UpdateUserPasswordHashParams{ID: user.ID, PasswordHash: hash}); err != nil {
+			return fmt.Errorf("store password: %w", err)
+		}
+		_, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: p.SessionID, Reason: ptr("password_changed")})
+		return err
+	})
+}
+
+// Deactivate closes the account after the password and confirmation: every session ends. The
+// id, nickname and email stay reserved so nobody can take them over.
+func (s *Service) Deactivate(ctx context.Context, p auth.Principal, password string, reason *string) error {
+	user, err := s.Get(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	if err := s.limitAccount(ctx, "password", user.LoginKey); err != nil {
+		return err
+	}
+	if err := s.checkPassword(user, password); err != nil {
+		return err
+	}
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		if _, err := q.DeactivateUser(ctx, db.DeactivateUserParams{ID: user.ID, DeactivationReason: reason}); err != nil {
+			return fmt.Errorf("deactivate: %w", err)
+		}
+		_, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: 0, Reason: ptr("deactivated")})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return s.blacklist(ctx, p)
+}
+
+// SetImage stores an uploaded image as the account image; the previous one is released after
+// the change commits.
+func (s *Service) SetImage(ctx context.Context, p auth.Principal, fileID int64) (db.User, error) {
+	var previous *int64
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		prev, err := s.q.WithTx(tx).SetUserImage(ctx, db.SetUserImageParams{ID: p.UserID, ImageFileID: optionalID(fileID)})
+		previous = prev
+		return err
+	})
+	if err != nil {
+		return db.User{}, fmt.Errorf("set account image: %w", err)
+	}
+	if previous != nil && *previous != fileID {
+		s.files.ReleaseAfterCommit(ctx, *previous)
+	}
+	return s.Get(ctx, p.UserID)
+}
+
+func optionalID(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func truncated(s string, n int) *string {
+	if s == "" {
+		return nil
+	}
+	r := []rune(s)
+	if len(r) > n {
+		r = r[:n]
+	}
+	out := string(r)
+	return &out
+}

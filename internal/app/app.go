@@ -1,0 +1,163 @@
+// Package app wires configuration into running components. cmd/ mains and the end-to-end tests
+// build the service through it, so both run exactly the same graph.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/account"
+	"github.com/bca-app/backend/internal/auth"
+	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/files"
+	"github.com/bca-app/backend/internal/httpapi"
+	"github.com/bca-app/backend/internal/mail"
+	"github.com/bca-app/backend/internal/postgres"
+	"github.com/bca-app/backend/internal/ratelimit"
+	"github.com/bca-app/backend/internal/storage"
+)
+
+// App is the running service graph.
+type App struct {
+	Config   config.Config
+	Log      *slog.Logger
+	Pool     *pgxpool.Pool
+	Redis    *redis.Client
+	Store    storage.Store
+	Registry *prometheus.Registry
+	Accounts *account.Service
+	Handler  http.Handler
+}
+
+// New connects to PostgreSQL and Redis, applies migrations when configured, and builds the
+// services and the HTTP handler.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
+	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if cfg.RunMigrations {
+		if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
+	if a.Pool, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	a.Redis = redis.NewClient(redisOpts)
+	if err := a.Redis.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("ping redis: %w", err)
+	}
+	if a.Store, err = newStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	mailer, err := newMailer(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+
+	hasher, err := auth.NewHasher(cfg.Password)
+	if err != nil {
+		return nil, err
+	}
+	signer := auth.NewSigner(cfg.SecretKey, cfg.AccessTokenTTL)
+	authn := auth.NewAuthenticator(signer, a.Redis, cfg.RedisKeyPrefix, db.New(a.Pool), log)
+	fileService := files.NewService(a.Pool, a.Store, cfg.MaxUploadBytes, log)
+	a.Accounts = account.NewService(account.Deps{
+		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
+		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log,
+		Settings: account.Settings{
+			AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, EmailTokenTTL: cfg.EmailTokenTTL,
+			VerificationRequired: cfg.VerificationRequired(), MailEnabled: cfg.MailEnable, PublicBaseURL: cfg.PublicBaseURL,
+			PerAddressPerMinute: cfg.RateLimit.PerAddress, PerAccountPerMinute: cfg.RateLimit.PerAccount,
+		},
+	})
+	a.Handler, err = httpapi.New(httpapi.Deps{
+		Log: log, Pool: a.Pool, Redis: a.Redis, Registry: a.Registry, Authn: authn, Accounts: a.Accounts, Files: fileService,
+		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, CORSOrigins: cfg.CORSOrigins,
+		FileRedirects: cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect, SecureCookies: isHTTPS(cfg.PublicBaseURL),
+		RefreshTokenTTL: cfg.RefreshTokenTTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close waits for background work and releases connections.
+func (a *App) Close() {
+	if a.Accounts != nil {
+		a.Accounts.Wait()
+	}
+	if a.Redis != nil {
+		_ = a.Redis.Close()
+	}
+	if a.Pool != nil {
+		a.Pool.Close()
+	}
+}
+
+func isHTTPS(base string) bool { return len(base) > 8 && base[:8] == "https://" }
+
+func newStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
+	if cfg.AWS.S3Bucket == "" {
+		return storage.NewLocal(cfg.StorageDir)
+	}
+	s3, err := storage.NewS3(ctx, storage.S3Config{
+		Bucket: cfg.AWS.S3Bucket, Region: cfg.AWS.Region, EndpointURL: cfg.AWS.EndpointURL, UsePathStyle: cfg.AWS.S3PathStyle,
+		AccessKeyID: cfg.AWS.AccessKeyID, SecretAccessKey: cfg.AWS.SecretAccessKey,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: %w", err)
+	}
+	return s3, nil
+}
+
+func newMailer(ctx context.Context, cfg config.Config, log *slog.Logger) (mail.Sender, error) {
+	if !cfg.MailEnable || !cfg.AWS.SESEnable {
+		return mail.LogSender{Log: log}, nil
+	}
+	awsCfg, err := AWSConfig(ctx, cfg.AWS)
+	if err != nil {
+		return nil, err
+	}
+	client := sesv2.NewFromConfig(awsCfg, func(o *sesv2.Options) {
+		if cfg.AWS.EndpointURL != "" {
+			o.BaseEndpoint = &cfg.AWS.EndpointURL
+		}
+	})
+	return mail.SESSender{Client: client, From: cfg.MailFrom}, nil
+}
+
+// AWSConfig loads the standard AWS configuration, with static keys when they are given.
+func AWSConfig(ctx context.Context, c config.AWS) (aws.Config, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(c.Region)}
+	if c.AccessKeyID != "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, "")))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return cfg, fmt.Errorf("aws config: %w", err)
+	}
+	return cfg, nil
+}

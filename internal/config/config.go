@@ -1,0 +1,341 @@
+// Package config reads the service configuration from the environment once, at start.
+//
+// Every value is validated here; a bad or missing value stops the process with a message naming
+// the variable, instead of failing later on the first request that needs it.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of the API server and the worker.
+type Config struct {
+	HTTPAddr      string // HTTP_ADDR
+	PublicBaseURL string // PUBLIC_BASE_URL: absolute base of links in mails and share pages
+	DatabaseURL   string // DATABASE_URL
+	RedisURL      string // REDIS_URL
+	// RedisKeyPrefix namespaces every key, so several deployments (or tests) can share a Redis.
+	RedisKeyPrefix string // REDIS_KEY_PREFIX
+	SecretKey      []byte // SECRET_KEY: signs access tokens; at least 32 bytes
+
+	AccessTokenTTL  time.Duration // ACCESS_TOKEN_TTL
+	RefreshTokenTTL time.Duration // REFRESH_TOKEN_TTL
+	EmailTokenTTL   time.Duration // EMAIL_TOKEN_TTL
+
+	MailEnable                   bool   // MAIL_ENABLE
+	MailFrom                     string // MAIL_FROM
+	SignInAfterEmailVerification bool   // SIGNIN_AFTER_EMAIL_VERIFICATION
+
+	Password PasswordHashing
+
+	MaxUploadBytes int64 // MAX_UPLOAD_BYTES
+	MaxBodyBytes   int64 // MAX_BODY_BYTES: JSON bodies
+	CORSOrigins    []string
+
+	StorageDir string // STORAGE_DIR: the local object store when no S3 bucket is configured
+	AWS        AWS
+
+	FirebaseCertificate string // FIREBASE_CERTIFICATE: path or JSON; push is logged when empty
+	FCMEndpoint         string // FCM_ENDPOINT: overrides the FCM API base (tests)
+
+	RateLimit RateLimits
+
+	// RunMigrations applies pending migrations at start (MIGRATE_ON_START).
+	RunMigrations bool
+	// EmbeddedWorker runs the sync worker inside the API process (local default).
+	EmbeddedWorker bool // EMBEDDED_WORKER
+	LogLevel       string
+}
+
+// PasswordHashing holds the argon2id cost. The defaults are OWASP's recommendation
+// (m=19 MiB, t=2, p=1); tests lower them because the race detector makes argon2 slow.
+type PasswordHashing struct {
+	MemoryKiB   uint32 // PASSWORD_HASH_MEMORY_KIB
+	Iterations  uint32 // PASSWORD_HASH_ITERATIONS
+	Parallelism uint8  // PASSWORD_HASH_PARALLELISM
+}
+
+// AWS settings; with no bucket and no queue the local defaults are used.
+type AWS struct {
+	Region          string // AWS_REGION
+	AccessKeyID     string // AWS_ACCESS_KEY_ID
+	SecretAccessKey string // AWS_SECRET_ACCESS_KEY
+	EndpointURL     string // AWS_ENDPOINT_URL
+	S3Bucket        string // AWS_S3_BUCKET_NAME
+	S3PathStyle     bool   // AWS_S3_PATH_STYLE
+	S3Redirect      bool   // AWS_S3_REDIRECT: answer downloads with a presigned redirect
+	TaskSQSURL      string // AWS_TASK_SQS_URL
+	SESEnable       bool   // AWS_SES_ENABLE
+}
+
+// RateLimits are requests per minute.
+type RateLimits struct {
+	PerAddress int // RATE_LIMIT_PER_ADDRESS: sensitive anonymous operations, per client address
+	PerAccount int // RATE_LIMIT_PER_ACCOUNT: sign-in attempts and mails, per account
+}
+
+// Defaults are the local, one-machine settings; Load overrides them from the environment.
+func Defaults() Config {
+	return Config{
+		HTTPAddr:                     "127.0.0.1:8080",
+		PublicBaseURL:                "http://127.0.0.1:8080",
+		RedisKeyPrefix:               "bca:",
+		AccessTokenTTL:               15 * time.Minute,
+		RefreshTokenTTL:              30 * 24 * time.Hour,
+		EmailTokenTTL:                24 * time.Hour,
+		MailEnable:                   true,
+		MailFrom:                     "B.Ca <no-reply@bca.invalid>",
+		SignInAfterEmailVerification: false,
+		Password:                     PasswordHashing{MemoryKiB: 19 * 1024, Iterations: 2, Parallelism: 1},
+		MaxUploadBytes:               10 << 20,
+		MaxBodyBytes:                 1 << 20,
+		StorageDir:                   "./.data/objects",
+		AWS:                          AWS{Region: "us-east-1", S3PathStyle: true},
+		RateLimit:                    RateLimits{PerAddress: 60, PerAccount: 20},
+		RunMigrations:                true,
+		EmbeddedWorker:               true,
+		LogLevel:                     "info",
+	}
+}
+
+// Load reads an optional .env file (real environment variables win), then the environment.
+func Load(getenv func(string) string, dotenvPath string) (Config, error) {
+	fileVars, err := readDotenv(dotenvPath)
+	if err != nil {
+		return Config{}, err
+	}
+	lookup := func(name string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return fileVars[name]
+	}
+	return FromLookup(lookup)
+}
+
+// FromLookup builds a Config from a variable lookup function (tests pass a map).
+func FromLookup(lookup func(string) string) (Config, error) {
+	c := Defaults()
+	p := parser{lookup: lookup}
+
+	p.str("HTTP_ADDR", &c.HTTPAddr)
+	p.str("PUBLIC_BASE_URL", &c.PublicBaseURL)
+	p.str("DATABASE_URL", &c.DatabaseURL)
+	p.str("REDIS_URL", &c.RedisURL)
+	p.str("REDIS_KEY_PREFIX", &c.RedisKeyPrefix)
+	if v := lookup("SECRET_KEY"); v != "" {
+		c.SecretKey = []byte(v)
+	}
+	p.duration("ACCESS_TOKEN_TTL", &c.AccessTokenTTL)
+	p.duration("REFRESH_TOKEN_TTL", &c.RefreshTokenTTL)
+	p.duration("EMAIL_TOKEN_TTL", &c.EmailTokenTTL)
+	p.boolean("MAIL_ENABLE", &c.MailEnable)
+	p.str("MAIL_FROM", &c.MailFrom)
+	p.boolean("SIGNIN_AFTER_EMAIL_VERIFICATION", &c.SignInAfterEmailVerification)
+	p.uint32("PASSWORD_HASH_MEMORY_KIB", &c.Password.MemoryKiB)
+	p.uint32("PASSWORD_HASH_ITERATIONS", &c.Password.Iterations)
+	var par uint32 = uint32(c.Password.Parallelism)
+	p.uint32("PASSWORD_HASH_PARALLELISM", &par)
+	c.Password.Parallelism = uint8(min(par, 255))
+	p.int64("MAX_UPLOAD_BYTES", &c.MaxUploadBytes)
+	p.int64("MAX_BODY_BYTES", &c.MaxBodyBytes)
+	if v := lookup("CORS_ORIGINS"); v != "" {
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.CORSOrigins = append(c.CORSOrigins, o)
+			}
+		}
+	}
+	p.str("STORAGE_DIR", &c.StorageDir)
+	p.str("AWS_REGION", &c.AWS.Region)
+	p.str("AWS_ACCESS_KEY_ID", &c.AWS.AccessKeyID)
+	p.str("AWS_SECRET_ACCESS_KEY", &c.AWS.SecretAccessKey)
+	p.str("AWS_ENDPOINT_URL", &c.AWS.EndpointURL)
+	p.str("AWS_S3_BUCKET_NAME", &c.AWS.S3Bucket)
+	p.boolean("AWS_S3_PATH_STYLE", &c.AWS.S3PathStyle)
+	p.boolean("AWS_S3_REDIRECT", &c.AWS.S3Redirect)
+	p.str("AWS_TASK_SQS_URL", &c.AWS.TaskSQSURL)
+	p.boolean("AWS_SES_ENABLE", &c.AWS.SESEnable)
+	p.str("FIREBASE_CERTIFICATE", &c.FirebaseCertificate)
+	p.str("FCM_ENDPOINT", &c.FCMEndpoint)
+	p.integer("RATE_LIMIT_PER_ADDRESS", &c.RateLimit.PerAddress)
+	p.integer("RATE_LIMIT_PER_ACCOUNT", &c.RateLimit.PerAccount)
+	p.boolean("MIGRATE_ON_START", &c.RunMigrations)
+	p.boolean("EMBEDDED_WORKER", &c.EmbeddedWorker)
+	p.str("LOG_LEVEL", &c.LogLevel)
+
+	if p.err != nil {
+		return Config{}, p.err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the values that must hold whatever their source.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "must be host:port (%v)", err)
+	}
+	if u, err := url.Parse(c.PublicBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("PUBLIC_BASE_URL", "must be an absolute http(s) URL")
+	}
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL", "is required")
+	}
+	if c.RedisURL == "" {
+		bad("REDIS_URL", "is required")
+	}
+	if len(c.SecretKey) < 32 {
+		bad("SECRET_KEY", "is required and must be at least 32 bytes")
+	}
+	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > 24*time.Hour {
+		bad("ACCESS_TOKEN_TTL", "must be between 1m and 24h")
+	}
+	if c.RefreshTokenTTL < c.AccessTokenTTL {
+		bad("REFRESH_TOKEN_TTL", "must be at least ACCESS_TOKEN_TTL")
+	}
+	if c.EmailTokenTTL < time.Minute {
+		bad("EMAIL_TOKEN_TTL", "must be at least 1m")
+	}
+	if c.Password.MemoryKiB < 8 || c.Password.Iterations < 1 || c.Password.Parallelism < 1 {
+		bad("PASSWORD_HASH_*", "memory, iterations and parallelism must be positive")
+	}
+	if c.MaxUploadBytes < 1024 {
+		bad("MAX_UPLOAD_BYTES", "must be at least 1024")
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("MAX_BODY_BYTES", "must be at least 1024")
+	}
+	if c.AWS.S3Bucket == "" && c.StorageDir == "" {
+		bad("STORAGE_DIR", "is required when AWS_S3_BUCKET_NAME is not set")
+	}
+	if c.AWS.EndpointURL != "" {
+		if u, err := url.Parse(c.AWS.EndpointURL); err != nil || u.Host == "" {
+			bad("AWS_ENDPOINT_URL", "must be an absolute URL")
+		}
+	}
+	if c.RateLimit.PerAddress < 1 || c.RateLimit.PerAccount < 1 {
+		bad("RATE_LIMIT_*", "must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	return errors.Join(errs...)
+}
+
+// VerificationRequired tells whether a new account must follow the mailed link before signing
+// in. Without mail there is no link to follow, so it is never required then.
+func (c Config) VerificationRequired() bool {
+	return c.MailEnable && c.SignInAfterEmailVerification
+}
+
+type parser struct {
+	lookup func(string) string
+	err    error
+}
+
+func (p *parser) fail(name, value, want string) {
+	p.err = errors.Join(p.err, fmt.Errorf("%s: %q is not %s", name, value, want))
+}
+
+func (p *parser) str(name string, dst *string) {
+	if v := p.lookup(name); v != "" {
+		*dst = v
+	}
+}
+
+func (p *parser) boolean(name string, dst *bool) {
+	if v := p.lookup(name); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			p.fail(name, v, "a boolean (true/false)")
+			return
+		}
+		*dst = b
+	}
+}
+
+func (p *parser) duration(name string, dst *time.Duration) {
+	if v := p.lookup(name); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			p.fail(name, v, "a duration such as 15m or 720h")
+			return
+		}
+		*dst = d
+	}
+}
+
+func (p *parser) int64(name string, dst *int64) {
+	if v := p.lookup(name); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			p.fail(name, v, "an integer")
+			return
+		}
+		*dst = n
+	}
+}
+
+func (p *parser) integer(name string, dst *int) {
+	var n int64 = int64(*dst)
+	p.int64(name, &n)
+	*dst = int(n)
+}
+
+func (p *parser) uint32(name string, dst *uint32) {
+	if v := p.lookup(name); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			p.fail(name, v, "a non-negative integer")
+			return
+		}
+		*dst = uint32(n)
+	}
+}
+
+// readDotenv reads KEY=VALUE lines; a missing file is not an error (.env is optional).
+func readDotenv(path string) (map[string]string, error) {
+	vars := map[string]string{}
+	if path == "" {
+		return vars, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return vars, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, value, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: expected KEY=VALUE", path, n)
+		}
+		value = strings.TrimSpace(value)
+		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {
+			value = value[1 : len(value)-1]
+		}
+		vars[strings.TrimSpace(key)] = value
+	}
+	return vars, sc.Err()
+}
