@@ -15,13 +15,14 @@ LIMIT 1;
 SELECT * FROM users WHERE email_key = $1;
 
 -- name: ListTakenUserKeys :one
--- Which of the given keys are already taken, to name every clashing field at once.
+-- Which of the given keys are already taken, to name every clashing field at once. A NULL key
+-- is not asked about.
 SELECT
-    coalesce(bool_or(login_key = sqlc.arg(login_key)), false)::boolean       AS login_taken,
-    coalesce(bool_or(nickname_key = sqlc.arg(nickname_key)), false)::boolean AS nickname_taken,
-    coalesce(bool_or(email_key = sqlc.arg(email_key)), false)::boolean       AS email_taken
+    coalesce(bool_or(login_key = sqlc.narg(login_key)), false)::boolean       AS login_taken,
+    coalesce(bool_or(nickname_key = sqlc.narg(nickname_key)), false)::boolean AS nickname_taken,
+    coalesce(bool_or(email_key = sqlc.narg(email_key)), false)::boolean       AS email_taken
 FROM users
-WHERE (login_key = sqlc.arg(login_key) OR nickname_key = sqlc.arg(nickname_key) OR email_key = sqlc.arg(email_key))
+WHERE (login_key = sqlc.narg(login_key) OR nickname_key = sqlc.narg(nickname_key) OR email_key = sqlc.narg(email_key))
   AND id <> sqlc.arg(except_user_id);
 
 -- name: RecordFailedSignIn :one

@@ -16,6 +16,7 @@ const usage = `usage:
   bcactl admin grant LOGIN_ID     give the admin role to an account
   bcactl admin revoke LOGIN_ID    take the admin role away
   bcactl dev                      run API + worker with private PostgreSQL and Redis under ./.data
+  bcactl with-services -- CMD...  run CMD with throw-away PostgreSQL, Redis and moto (BCA_TEST_*)
 `
 
 func main() {
@@ -44,6 +45,11 @@ func run(ctx context.Context, args []string) error {
 		return setAdmin(ctx, args[2], args[1] == "grant")
 	case "dev":
 		return dev(ctx)
+	case "with-services":
+		if len(args) > 1 && args[1] == "--" {
+			args = args[1:]
+		}
+		return withServices(ctx, args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -204,9 +204,9 @@ WHERE (login_key = $1 OR nickname_key = $2 OR email_key = $3)
 `
 
 type ListTakenUserKeysParams struct {
-	LoginKey     string
-	NicknameKey  string
-	EmailKey     string
+	LoginKey     *string
+	NicknameKey  *string
+	EmailKey     *string
 	ExceptUserID int64
 }
 
@@ -216,7 +216,8 @@ type ListTakenUserKeysRow struct {
 	EmailTaken    bool
 }
 
-// Which of the given keys are already taken, to name every clashing field at once.
+// Which of the given keys are already taken, to name every clashing field at once. A NULL key
+// is not asked about.
 func (q *Queries) ListTakenUserKeys(ctx context.Context, arg ListTakenUserKeysParams) (ListTakenUserKeysRow, error) {
 	row := q.db.QueryRow(ctx, listTakenUserKeys,
 		arg.LoginKey,

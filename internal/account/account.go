@@ -175,7 +175,7 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, c Client) (SignUpR
 	if problems := auth.PasswordProblems(in.Password, loginID, nickname, email); len(problems) > 0 {
 		return SignUpResult{}, passwordError("password", problems)
 	}
-	keys := userKeys{login: bca.Key(loginID), nickname: bca.Key(nickname), email: bca.Key(email)}
+	keys := userKeys{login: ptr(bca.Key(loginID)), nickname: ptr(bca.Key(nickname)), email: ptr(bca.Key(email))}
 	if err := s.checkTaken(ctx, s.q, keys, 0); err != nil {
 		return SignUpResult{}, err
 	}
@@ -194,8 +194,8 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, c Client) (SignUpR
 	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		user, err := q.CreateUser(ctx, db.CreateUserParams{
-			LoginID: loginID, LoginKey: keys.login, Nickname: nickname, NicknameKey: keys.nickname,
-			Email: email, EmailKey: keys.email, PasswordHash: hash, Description: in.Description, EmailVerifiedAt: verifiedAt,
+			LoginID: loginID, LoginKey: *keys.login, Nickname: nickname, NicknameKey: *keys.nickname,
+			Email: email, EmailKey: *keys.email, PasswordHash: hash, Description: in.Description, EmailVerifiedAt: verifiedAt,
 		})
 		if err != nil {
 			return s.uniqueError(ctx, err, keys, 0)
@@ -227,7 +227,8 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, c Client) (SignUpR
 	return res, nil
 }
 
-type userKeys struct{ login, nickname, email string }
+// userKeys are the normalised keys to check; nil means not asked about.
+type userKeys struct{ login, nickname, email *string }
 
 // checkTaken answers 409 naming every clashing field; the unique indexes remain the guarantee.
 func (s *Service) checkTaken(ctx context.Context, q *db.Queries, k userKeys, exceptUserID int64) error {
@@ -278,11 +279,11 @@ func (s *Service) CheckAvailability(ctx context.Context, id, nickname, email *st
 	if err := s.limitAddress(ctx, "availability", c); err != nil {
 		return Availability{}, err
 	}
-	key := func(p *string) string {
+	key := func(p *string) *string {
 		if p == nil {
-			return "\x00" // matches no stored key
+			return nil
 		}
-		return bca.Key(*p)
+		return ptr(bca.Key(*p))
 	}
 	taken, err := s.q.ListTakenUserKeys(ctx, db.ListTakenUserKeysParams{LoginKey: key(id), NicknameKey: key(nickname), EmailKey: key(email)})
 	if err != nil {
@@ -497,14 +498,14 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, in UpdateInput) 
 		return db.User{}, err
 	}
 	params := db.UpdateUserProfileFieldsParams{ID: user.ID, SetDescription: in.SetDescription, Description: in.Description}
-	keys := userKeys{login: "\x00", nickname: "\x00", email: "\x00"}
+	var keys userKeys
 	if in.Nickname != nil {
 		nickname := bca.CleanName(*in.Nickname)
 		if nickname == "" {
 			return db.User{}, bca.Invalid("nickname", "must not be blank")
 		}
-		keys.nickname = bca.Key(nickname)
-		params.Nickname, params.NicknameKey = &nickname, &keys.nickname
+		keys.nickname = ptr(bca.Key(nickname))
+		params.Nickname, params.NicknameKey = &nickname, keys.nickname
 	}
 	if in.LoginID != nil {
 		if in.Password == nil {
@@ -517,8 +518,8 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, in UpdateInput) 
 			return db.User{}, err
 		}
 		loginID := bca.CleanName(*in.LoginID)
-		keys.login = bca.Key(loginID)
-		params.LoginID, params.LoginKey = &loginID, &keys.login
+		keys.login = ptr(bca.Key(loginID))
+		params.LoginID, params.LoginKey = &loginID, keys.login
 	}
 	if err := s.checkTaken(ctx, s.q, keys, user.ID); err != nil {
 		return db.User{}, err

@@ -1,12 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/mail"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -36,8 +39,9 @@ func newValidator(spec *openapi3.T, log *slog.Logger) (*validator, error) {
 	// Authentication is done by our own middleware, which needs the operation's requirements
 	// but not kin-openapi's opinion of the credential.
 	noAuth := func(context.Context, *openapi3filter.AuthenticationInput) error { return nil }
-	jsonOpts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: noAuth}
-	fileOpts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: noAuth, ExcludeRequestBody: true}
+	formats := []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidator("email", emailFormat{})}
+	jsonOpts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: noAuth, SchemaValidationOptions: formats}
+	fileOpts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: noAuth, ExcludeRequestBody: true, SchemaValidationOptions: formats}
 	return &validator{router: router, jsonOpts: jsonOpts, fileOpts: fileOpts, log: log}, nil
 }
 
@@ -64,8 +68,15 @@ func (v *validator) middleware(next http.Handler) http.Handler {
 			info.OperationID = route.Operation.OperationID
 		}
 		opts := v.jsonOpts
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); strings.HasPrefix(mt, "multipart/") {
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		switch {
+		case strings.HasPrefix(mt, "multipart/"):
 			opts = v.fileOpts
+		case r.Body != nil && r.Body != http.NoBody:
+			if err := rejectNUL(r); err != nil {
+				writeError(w, r, v.log, err)
+				return
+			}
 		}
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: opts}
 		if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
@@ -126,6 +137,9 @@ func walkWithParam(reqErr *openapi3filter.RequestError, err error, fields *[]bca
 	var schemaErr *openapi3.SchemaError
 	var parseErr *openapi3filter.ParseError
 	var mbe *http.MaxBytesError
+	if err == nil {
+		err = errors.New(reqErr.Reason)
+	}
 	switch {
 	case errors.As(err, &mbe):
 		*kind, *code = bca.KindTooLarge, "request.too_large"
@@ -148,7 +162,7 @@ func walkWithParam(reqErr *openapi3filter.RequestError, err error, fields *[]bca
 		if field == "" {
 			field = "body"
 		}
-		*fields = append(*fields, bca.FieldError{Field: field, Reason: reqErr.Reason + ": " + err.Error()})
+		*fields = append(*fields, bca.FieldError{Field: field, Reason: err.Error()})
 	}
 }
 
@@ -173,4 +187,30 @@ func schemaField(prefix string, e *openapi3.SchemaError) bca.FieldError {
 		field = "body"
 	}
 	return bca.FieldError{Field: field, Reason: reason}
+}
+
+// emailFormat accepts a bare address (no display name) as net/mail parses it.
+type emailFormat struct{}
+
+func (emailFormat) Validate(v string) error {
+	a, err := mail.ParseAddress(v)
+	if err != nil || a.Address != v || a.Name != "" {
+		return errors.New("must be an email address")
+	}
+	return nil
+}
+
+// rejectNUL refuses JSON bodies with a NUL character anywhere: PostgreSQL text cannot hold it,
+// and no field of this API has a use for it. The body is already size-limited; it is read once
+// here and handed on unchanged.
+func rejectNUL(r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return validationError(err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if bytes.Contains(body, []byte{0}) || bytes.Contains(bytes.ToLower(body), []byte(`\u0000`)) {
+		return bca.Invalid("body", "must not contain NUL characters")
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package syncfile
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -111,5 +112,26 @@ func TestSchemaMatchesReference(t *testing.T) {
 				t.Errorf("file format bytes 18/19 = %d/%d, want 1/1 (rollback journal)", header[18], header[19])
 			}
 		})
+	}
+}
+
+// TestReferenceCopyIsCurrent checks the testdata copy against the shared original when the
+// checkout sits next to it (always in CI and on developer machines of this project).
+func TestReferenceCopyIsCurrent(t *testing.T) {
+	shared := sharedReference(t)
+	if shared == "" {
+		t.Log("shared/reference not next to this checkout; the testdata copy is used as is")
+		return
+	}
+	want, err := os.ReadFile(shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(referenceDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("testdata/android-blank.sqlite differs from %s: copy the new reference file", shared)
 	}
 }

@@ -1,0 +1,47 @@
+# The verbs a Go developer expects. `make run` and `make test` work on a fresh Debian machine:
+# they install what is missing (PostgreSQL and Redis from Debian's packages) and start private
+# instances on loopback ports.
+SHELL := /bin/bash
+GO    ?= go
+PKGS  ?= ./...
+
+.PHONY: run test generate check-generated vet lint build bench load migrate deps deps-test
+
+run: deps ## run API + worker locally with private PostgreSQL and Redis (Swagger UI at /docs/)
+	$(GO) run ./cmd/bcactl dev
+
+test: deps-test ## generate, vet, check gen/ drift, run every test with -race against real services
+	$(GO) generate ./...
+	@$(MAKE) --no-print-directory check-generated vet
+	$(GO) run ./cmd/bcactl with-services -- $(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+deps:
+	@bash scripts/ensure-deps.sh
+
+deps-test:
+	@bash scripts/ensure-deps.sh test
+
+generate: ## regenerate gen/ from openapi.yaml and queries/
+	$(GO) generate ./...
+
+check-generated: ## fail when gen/ differs from what go generate produces
+	@if [ -n "$$(git status --porcelain -- gen/)" ]; then \
+		echo "gen/ is stale: run 'go generate ./...' and commit it"; git status --porcelain -- gen/; exit 1; fi
+
+vet: ## go vet and gofmt
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
+
+lint: vet
+
+build: ## build the binaries into ./bin
+	$(GO) build -o bin/ ./cmd/...
+
+bench: deps-test ## run the Go benchmarks against real services
+	$(GO) run ./cmd/bcactl with-services -- $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+load: deps ## load test a running `make run` (see README: benchmarks)
+	$(GO) run ./cmd/bcaload $(ARGS)
+
+migrate: ## apply migrations to DATABASE_URL
+	$(GO) run ./cmd/bcactl migrate

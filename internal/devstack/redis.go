@@ -1,0 +1,141 @@
+package devstack
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Redis is a private redis-server on a loopback port.
+type Redis struct {
+	dataDir string
+	opts    Options
+	log     *slog.Logger
+
+	mu   sync.Mutex // serialises Stop and Restart
+	port int
+	proc *process
+}
+
+// StartRedis starts redis-server with its working directory (snapshots,
+// append-only file) in dataDir. Ephemeral servers persist nothing; others
+// keep an append-only file, so a dev runner's data survives restarts. It
+// returns once the server answers PING.
+func StartRedis(ctx context.Context, dataDir string, opts Options, log *slog.Logger) (*Redis, error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create redis data directory: %w", err)
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found on PATH; run scripts/ensure-deps.sh: %w", err)
+	}
+	r := &Redis{dataDir: dataDir, opts: opts, log: log}
+	err = startOnFreePort(ctx, func(ctx context.Context, port int) error {
+		return r.start(ctx, bin, port)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start redis in %s: %w", dataDir, err)
+	}
+	log.Info("redis ready", "url", r.URL(), "data", dataDir)
+	return r, nil
+}
+
+// URL is the server's redis:// URL (database 0).
+func (r *Redis) URL() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port)
+}
+
+// Stop shuts the server down; a non-ephemeral server saves its data first.
+func (r *Redis) Stop() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.proc.stop(syscall.SIGTERM, 10*time.Second)
+}
+
+// Restart stops the server and starts it again on the same port, so clients
+// see what a Redis restart in production looks like: dropped connections,
+// then the same address answering again — with no data for an ephemeral
+// server.
+func (r *Redis) Restart(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.proc.stop(syscall.SIGTERM, 10*time.Second); err != nil {
+		return fmt.Errorf("restart redis: %w", err)
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return fmt.Errorf("restart redis: %w", err)
+	}
+	if err := r.start(ctx, bin, r.port); err != nil {
+		return fmt.Errorf("restart redis on port %d: %w", r.port, err)
+	}
+	r.log.Info("redis restarted", "port", r.port)
+	return nil
+}
+
+func (r *Redis) start(ctx context.Context, bin string, port int) error {
+	cmd := exec.Command(bin, redisArgs(r.dataDir, port, r.opts)...)
+	cmd.Dir = r.dataDir
+	proc, err := startProcess("redis", cmd, r.log)
+	if err != nil {
+		return err
+	}
+	r.proc, r.port = proc, port
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if err := waitReady(ctx, proc, func(ctx context.Context) error { return pingRedis(ctx, addr) }); err != nil {
+		_ = proc.stop(syscall.SIGKILL, time.Second)
+		return err
+	}
+	return nil
+}
+
+func redisArgs(dataDir string, port int, opts Options) []string {
+	args := []string{
+		"--bind", "127.0.0.1",
+		"--port", strconv.Itoa(port),
+		"--protected-mode", "yes",
+		"--daemonize", "no",
+		"--dir", dataDir,
+		"--logfile", "",
+	}
+	if opts.Ephemeral {
+		return append(args, "--save", "", "--appendonly", "no")
+	}
+	return append(args, "--appendonly", "yes")
+}
+
+// pingRedis speaks just enough RESP to know the server is serving: a
+// loading server answers -LOADING instead of +PONG.
+func pingRedis(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	reply, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if reply = strings.TrimSpace(reply); reply != "+PONG" {
+		return errors.New("redis answered PING with " + reply)
+	}
+	return nil
+}

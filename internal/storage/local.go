@@ -1,0 +1,260 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Local stores each object as one file under a directory.
+//
+// A file holds the object's bytes followed by a trailer with its MD5 and
+// content type, so that data and metadata are replaced together by a single
+// rename: with a separate metadata file a reader could pair the new MD5 with
+// the old bytes. Head reads only the trailer.
+//
+// Unlike S3, a key cannot be both an object and a prefix of other keys
+// ("a" and "a/b"): the second Put fails. Our keys never do that.
+//
+// Layout of a file:
+//
+//	bytes | trailer JSON | uint32 big-endian length of the JSON | trailerMagic
+type Local struct {
+	root string
+}
+
+var _ Store = (*Local)(nil)
+
+// trailerMagic ends every object file; it identifies the format and version.
+const trailerMagic = "BCAOBJ1\n"
+
+// maxTrailerLen bounds the trailer so a corrupt length cannot make Head
+// allocate an arbitrary amount.
+const maxTrailerLen = 64 << 10
+
+// trailer is the metadata stored after an object's bytes.
+type trailer struct {
+	Size        int64  `json:"size"`
+	MD5         string `json:"md5"`
+	ContentType string `json:"contentType"`
+}
+
+// NewLocal returns a store keeping objects under dir, which it creates if
+// needed.
+func NewLocal(dir string) (*Local, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local storage %q: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("local storage: create %s: %w", abs, err)
+	}
+	return &Local{root: abs}, nil
+}
+
+// Put writes the object to a temporary file next to its final name, syncs
+// it and renames it into place, so readers and crashes see the old object
+// or the new one.
+func (l *Local) Put(ctx context.Context, key string, r io.Reader, contentType string) (ObjectInfo, error) {
+	path, err := l.path(key)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	// Dot-names are never valid keys (ValidateKey), so this cannot clash.
+	tmp, err := os.CreateTemp(dir, ".put-*")
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	info, err := writeObjectFile(ctx, tmp, r, contentType)
+	if err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	info.Key = key
+	return info, nil
+}
+
+// writeObjectFile writes the bytes and trailer to f, syncs and closes it.
+func writeObjectFile(ctx context.Context, f *os.File, r io.Reader, contentType string) (ObjectInfo, error) {
+	src := newHashingReader(ctx, r)
+	if _, err := io.Copy(f, src); err != nil {
+		return ObjectInfo{}, fmt.Errorf("write: %w", err)
+	}
+	contentType = defaultContentType(contentType)
+	meta := trailer{Size: src.n, MD5: src.sum(), ContentType: contentType}
+	if err := writeTrailer(f, meta); err != nil {
+		return ObjectInfo{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return ObjectInfo{}, fmt.Errorf("sync: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("stat: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return ObjectInfo{}, fmt.Errorf("close: %w", err)
+	}
+	return ObjectInfo{Size: meta.Size, MD5: meta.MD5, ContentType: contentType, ModTime: fi.ModTime()}, nil
+}
+
+func writeTrailer(w io.Writer, meta trailer) error {
+	body, err := json.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("encode trailer: %w", err)
+	}
+	buf := binary.BigEndian.AppendUint32(body, uint32(len(body)))
+	buf = append(buf, trailerMagic...)
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("write trailer: %w", err)
+	}
+	return nil
+}
+
+// Get opens the object's file and streams its bytes. The open file keeps
+// the object readable even if it is replaced or deleted meanwhile.
+func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
+	f, info, err := l.open(key)
+	if err != nil {
+		return nil, ObjectInfo{}, err
+	}
+	body := struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, 0, info.Size), f}
+	return body, info, nil
+}
+
+// Head reads only the trailer of the object's file.
+func (l *Local) Head(ctx context.Context, key string) (ObjectInfo, error) {
+	f, info, err := l.open(key)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	f.Close()
+	return info, nil
+}
+
+// Delete removes the object's file. Directories left empty stay; they are
+// harmless and removing them would race with a concurrent Put.
+func (l *Local) Delete(ctx context.Context, key string) error {
+	path, err := l.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// PresignGet reports that a directory cannot hand out URLs.
+func (l *Local) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, bool, error) {
+	if _, err := l.path(key); err != nil {
+		return "", false, err
+	}
+	return "", false, nil
+}
+
+// path maps a valid key to its file.
+func (l *Local) path(key string) (string, error) {
+	if err := ValidateKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(l.root, filepath.FromSlash(key)), nil
+}
+
+// open opens the object's file and reads its trailer.
+func (l *Local) open(key string) (*os.File, ObjectInfo, error) {
+	path, err := l.path(key)
+	if err != nil {
+		return nil, ObjectInfo{}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		// ENOTDIR: a prefix of the key is an object, so the key is not.
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return nil, ObjectInfo{}, fmt.Errorf("%s: %w", key, ErrNotFound)
+		}
+		return nil, ObjectInfo{}, fmt.Errorf("open %s: %w", key, err)
+	}
+	info, err := readInfo(f)
+	if err != nil {
+		f.Close()
+		return nil, ObjectInfo{}, fmt.Errorf("%s: %w", key, err)
+	}
+	info.Key = key
+	return f, info, nil
+}
+
+// readInfo reads the trailer at the end of an object file.
+func readInfo(f *os.File) (ObjectInfo, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	if fi.IsDir() { // a key that is only a prefix of other keys
+		return ObjectInfo{}, ErrNotFound
+	}
+	const fixed = int64(4 + len(trailerMagic))
+	size := fi.Size()
+	if size < fixed {
+		return ObjectInfo{}, errors.New("not an object file: too short")
+	}
+	tail := make([]byte, fixed)
+	if _, err := f.ReadAt(tail, size-fixed); err != nil {
+		return ObjectInfo{}, fmt.Errorf("read trailer: %w", err)
+	}
+	if string(tail[4:]) != trailerMagic {
+		return ObjectInfo{}, errors.New("not an object file: bad magic")
+	}
+	n := int64(binary.BigEndian.Uint32(tail[:4]))
+	if n > maxTrailerLen || n > size-fixed {
+		return ObjectInfo{}, fmt.Errorf("not an object file: trailer length %d", n)
+	}
+	body := make([]byte, n)
+	if _, err := f.ReadAt(body, size-fixed-n); err != nil {
+		return ObjectInfo{}, fmt.Errorf("read trailer: %w", err)
+	}
+	var meta trailer
+	if err := json.Unmarshal(body, &meta); err != nil {
+		return ObjectInfo{}, fmt.Errorf("decode trailer: %w", err)
+	}
+	if meta.Size != size-fixed-n {
+		return ObjectInfo{}, fmt.Errorf("corrupt object file: trailer says %d bytes, file holds %d", meta.Size, size-fixed-n)
+	}
+	return ObjectInfo{Size: meta.Size, MD5: meta.MD5, ContentType: meta.ContentType, ModTime: fi.ModTime()}, nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
