@@ -120,4 +120,3 @@ func envOr(name, def string) string {
 	}
 	return def
 }
-

@@ -67,7 +67,7 @@ func TestSignUpSignInAndAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	Status(t, "anonymous get account", unauth.StatusCode(), http.StatusUnauthorized, unauth.Body)
-	bad, err := e.As(s.AccessToken+"x").GetMyAccountWithResponse(ctx)
+	bad, err := e.As(s.AccessToken + "x").GetMyAccountWithResponse(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
 )
 
 // statusRecorder remembers the status and size of a response for the access log. It keeps
