@@ -44,15 +44,114 @@ func (e AccountRole) Valid() bool {
 	}
 }
 
+// Defines values for ChatEventType.
+const (
+	MESSAGEDELETED     ChatEventType = "MESSAGE_DELETED"
+	MESSAGEPOSTED      ChatEventType = "MESSAGE_POSTED"
+	MESSAGEPOSTEDIMAGE ChatEventType = "MESSAGE_POSTED_IMAGE"
+	PARTICIPANTIN      ChatEventType = "PARTICIPANT_IN"
+	PARTICIPANTKICKED  ChatEventType = "PARTICIPANT_KICKED"
+	PARTICIPANTOUT     ChatEventType = "PARTICIPANT_OUT"
+	ROOMMODIFIED       ChatEventType = "ROOM_MODIFIED"
+)
+
+// Valid indicates whether the value is a known member of the ChatEventType enum.
+func (e ChatEventType) Valid() bool {
+	switch e {
+	case MESSAGEDELETED:
+		return true
+	case MESSAGEPOSTED:
+		return true
+	case MESSAGEPOSTEDIMAGE:
+		return true
+	case PARTICIPANTIN:
+		return true
+	case PARTICIPANTKICKED:
+		return true
+	case PARTICIPANTOUT:
+		return true
+	case ROOMMODIFIED:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreateCardMultipartPrivate.
+const (
+	CreateCardMultipartPrivateFalse CreateCardMultipartPrivate = "false"
+	CreateCardMultipartPrivateTrue  CreateCardMultipartPrivate = "true"
+)
+
+// Valid indicates whether the value is a known member of the CreateCardMultipartPrivate enum.
+func (e CreateCardMultipartPrivate) Valid() bool {
+	switch e {
+	case CreateCardMultipartPrivateFalse:
+		return true
+	case CreateCardMultipartPrivateTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeactivateRequestConfirm.
 const (
-	True DeactivateRequestConfirm = true
+	DeactivateRequestConfirmTrue DeactivateRequestConfirm = true
 )
 
 // Valid indicates whether the value is a known member of the DeactivateRequestConfirm enum.
 func (e DeactivateRequestConfirm) Valid() bool {
 	switch e {
-	case True:
+	case DeactivateRequestConfirmTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RelationStatus.
+const (
+	RelationStatusBLOCK           RelationStatus = "BLOCK"
+	RelationStatusFOLLOW          RelationStatus = "FOLLOW"
+	RelationStatusFOLLOWREQUESTED RelationStatus = "FOLLOW_REQUESTED"
+	RelationStatusHIDE            RelationStatus = "HIDE"
+	RelationStatusLessThannil     RelationStatus = "<nil>"
+)
+
+// Valid indicates whether the value is a known member of the RelationStatus enum.
+func (e RelationStatus) Valid() bool {
+	switch e {
+	case RelationStatusBLOCK:
+		return true
+	case RelationStatusFOLLOW:
+		return true
+	case RelationStatusFOLLOWREQUESTED:
+		return true
+	case RelationStatusHIDE:
+		return true
+	case RelationStatusLessThannil:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SetRelationRequestStatus.
+const (
+	SetRelationRequestStatusBLOCK  SetRelationRequestStatus = "BLOCK"
+	SetRelationRequestStatusFOLLOW SetRelationRequestStatus = "FOLLOW"
+	SetRelationRequestStatusHIDE   SetRelationRequestStatus = "HIDE"
+)
+
+// Valid indicates whether the value is a known member of the SetRelationRequestStatus enum.
+func (e SetRelationRequestStatus) Valid() bool {
+	switch e {
+	case SetRelationRequestStatusBLOCK:
+		return true
+	case SetRelationRequestStatusFOLLOW:
+		return true
+	case SetRelationRequestStatusHIDE:
 		return true
 	default:
 		return false
@@ -89,6 +188,11 @@ type Account struct {
 // AccountRole defines model for Account.Role.
 type AccountRole string
 
+// AddChatParticipantsRequest defines model for AddChatParticipantsRequest.
+type AddChatParticipantsRequest struct {
+	ProfileIds []int64 `json:"profile_ids"`
+}
+
 // Availability For each field asked about, whether it is free.
 type Availability struct {
 	Email    *bool `json:"email,omitempty"`
@@ -108,6 +212,47 @@ type AvailabilityRequest struct {
 	Nickname *Nickname `json:"nickname,omitempty"`
 }
 
+// Card defines model for Card.
+type Card struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Structured data of the card, kept as given (a JSON object).
+	//
+	// Example: {"company":"ACME","title":"Engineer"}
+	Data          CardData   `json:"data"`
+	Deleted       bool       `json:"deleted"`
+	DeletedAt     *time.Time `json:"deleted_at,omitempty"`
+	Id            int64      `json:"id"`
+	ModifiedAt    time.Time  `json:"modified_at"`
+	Name          string     `json:"name"`
+	PreviewFileId *int64     `json:"preview_file_id,omitempty"`
+
+	// PreviewUrl Example: /api/v1/files/42
+	PreviewUrl *string `json:"preview_url,omitempty"`
+	Private    bool    `json:"private"`
+	ProfileId  int64   `json:"profile_id"`
+	Version    int64   `json:"version"`
+}
+
+// CardData Structured data of the card, kept as given (a JSON object).
+//
+// Example: {"company":"ACME","title":"Engineer"}
+type CardData map[string]interface{}
+
+// CardList defines model for CardList.
+type CardList struct {
+	Items      []Card  `json:"items"`
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// CardSubscription defines model for CardSubscription.
+type CardSubscription struct {
+	CardId     int64      `json:"card_id"`
+	CreatedAt  *time.Time `json:"created_at,omitempty"`
+	ProfileId  int64      `json:"profile_id"`
+	Subscribed bool       `json:"subscribed"`
+}
+
 // ChangePasswordRequest defines model for ChangePasswordRequest.
 type ChangePasswordRequest struct {
 	CurrentPassword string `json:"current_password"`
@@ -116,6 +261,106 @@ type ChangePasswordRequest struct {
 	//
 	// Example: correct horse 42
 	NewPassword Password `json:"new_password"`
+}
+
+// ChatEvent defines model for ChatEvent.
+type ChatEvent struct {
+	CausedByProfileId *int64        `json:"caused_by_profile_id,omitempty"`
+	CreatedAt         time.Time     `json:"created_at"`
+	Deleted           *bool         `json:"deleted,omitempty"`
+	EventIndex        int64         `json:"event_index"`
+	EventType         ChatEventType `json:"event_type"`
+	ImageUrl          *string       `json:"image_url,omitempty"`
+
+	// Message The text, or the generated system text.
+	Message         string `json:"message"`
+	RoomId          int64  `json:"room_id"`
+	TargetProfileId *int64 `json:"target_profile_id,omitempty"`
+}
+
+// ChatEventList defines model for ChatEventList.
+type ChatEventList struct {
+	// HasMore More events exist beyond this page in the direction asked.
+	HasMore bool        `json:"has_more"`
+	Items   []ChatEvent `json:"items"`
+}
+
+// ChatEventType defines model for ChatEventType.
+type ChatEventType string
+
+// ChatParticipant defines model for ChatParticipant.
+type ChatParticipant struct {
+	Active    bool       `json:"active"`
+	ImageUrl  *string    `json:"image_url,omitempty"`
+	IsOwner   *bool      `json:"is_owner,omitempty"`
+	JoinedAt  time.Time  `json:"joined_at"`
+	LeftAt    *time.Time `json:"left_at,omitempty"`
+	Name      string     `json:"name"`
+	ProfileId int64      `json:"profile_id"`
+}
+
+// ChatRoom defines model for ChatRoom.
+type ChatRoom struct {
+	Closed      *bool     `json:"closed,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	Description *string   `json:"description,omitempty"`
+	Id          int64     `json:"id"`
+
+	// LastEventIndex -1 when the room has no events.
+	LastEventIndex int64             `json:"last_event_index"`
+	ModifiedAt     time.Time         `json:"modified_at"`
+	Name           string            `json:"name"`
+	OwnerProfileId int64             `json:"owner_profile_id"`
+	Participants   []ChatParticipant `json:"participants"`
+	Private        bool              `json:"private"`
+	ReadEventIndex *int64            `json:"read_event_index,omitempty"`
+	UnreadCount    int64             `json:"unread_count"`
+	Version        int64             `json:"version"`
+}
+
+// ChatRoomCreated defines model for ChatRoomCreated.
+type ChatRoomCreated struct {
+	FailedInvitations []FailedInvitation `json:"failed_invitations"`
+	Room              ChatRoom           `json:"room"`
+}
+
+// ChatRoomList defines model for ChatRoomList.
+type ChatRoomList struct {
+	Items      []ChatRoom `json:"items"`
+	NextCursor *string    `json:"next_cursor,omitempty"`
+}
+
+// CreateCardMultipart defines model for CreateCardMultipart.
+type CreateCardMultipart struct {
+	// Data The card's data as a JSON object text.
+	Data    *string                     `json:"data,omitempty"`
+	File    openapi_types.File          `json:"file"`
+	Name    string                      `json:"name"`
+	Private *CreateCardMultipartPrivate `json:"private,omitempty"`
+}
+
+// CreateCardMultipartPrivate defines model for CreateCardMultipart.Private.
+type CreateCardMultipartPrivate string
+
+// CreateCardRequest defines model for CreateCardRequest.
+type CreateCardRequest struct {
+	// Data Structured data of the card, kept as given (a JSON object).
+	//
+	// Example: {"company":"ACME","title":"Engineer"}
+	Data *CardData `json:"data,omitempty"`
+	Name string    `json:"name"`
+
+	// PreviewFileId An image from uploadFile.
+	PreviewFileId *int64 `json:"preview_file_id,omitempty"`
+	Private       *bool  `json:"private,omitempty"`
+}
+
+// CreateChatRoomRequest defines model for CreateChatRoomRequest.
+type CreateChatRoomRequest struct {
+	Description      *string `json:"description,omitempty"`
+	InviteProfileIds []int64 `json:"invite_profile_ids"`
+	Name             *string `json:"name,omitempty"`
+	Private          *bool   `json:"private,omitempty"`
 }
 
 // CreateProfileRequest defines model for CreateProfileRequest.
@@ -160,6 +405,36 @@ type EmailVerified struct {
 	Verified bool   `json:"verified"`
 }
 
+// ExistingRoomProblem defines model for ExistingRoomProblem.
+type ExistingRoomProblem struct {
+	// Code Stable machine-readable code.
+	//
+	// Example: resource.not_found
+	Code      string        `json:"code"`
+	Detail    *string       `json:"detail,omitempty"`
+	Errors    *[]FieldError `json:"errors,omitempty"`
+	Instance  *string       `json:"instance,omitempty"`
+	RequestId *string       `json:"request_id,omitempty"`
+	Room      ChatRoom      `json:"room"`
+
+	// Status Example: 404
+	Status int `json:"status"`
+
+	// Title Example: Not Found
+	Title string `json:"title"`
+
+	// Type Example: about:blank
+	Type string `json:"type"`
+}
+
+// FailedInvitation defines model for FailedInvitation.
+type FailedInvitation struct {
+	// Code Example: chat.invitation_refused
+	Code      string `json:"code"`
+	ProfileId int64  `json:"profile_id"`
+	Reason    string `json:"reason"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field Example: email
@@ -186,6 +461,20 @@ type FileUpload struct {
 	File openapi_types.File `json:"file"`
 }
 
+// FollowRequest defines model for FollowRequest.
+type FollowRequest struct {
+	// Profile A profile. When the caller may only know that it exists (private and not followed),
+	// `redacted` is true and only id, name, image_url, private and timestamps are filled.
+	Profile     Profile   `json:"profile"`
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// FollowRequestList defines model for FollowRequestList.
+type FollowRequestList struct {
+	Items      []FollowRequest `json:"items"`
+	NextCursor *string         `json:"next_cursor,omitempty"`
+}
+
 // LoginID Example: jane_doe
 type LoginID = string
 
@@ -209,6 +498,11 @@ type Pong struct {
 	Time    time.Time `json:"time"`
 }
 
+// PostChatMessageRequest defines model for PostChatMessageRequest.
+type PostChatMessageRequest struct {
+	Message string `json:"message"`
+}
+
 // Problem RFC 9457 problem document.
 type Problem struct {
 	// Code Stable machine-readable code.
@@ -230,6 +524,53 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// Profile A profile. When the caller may only know that it exists (private and not followed),
+// `redacted` is true and only id, name, image_url, private and timestamps are filled.
+type Profile struct {
+	// Address Main address (lowest index).
+	Address            *string   `json:"address,omitempty"`
+	CanAnonymousInvite bool      `json:"can_anonymous_invite"`
+	CreatedAt          time.Time `json:"created_at"`
+
+	// Data Contact fields, each an ordered set of labelled values:
+	// `{"phone": {"index": 0, "value": {"mobile": {"index": 0, "value": "+82 10 …"}}}}`.
+	// Known fields are email, phone, sns, address; others are kept as given.
+	//
+	//
+	// Example: {"email":{"index":1,"value":{"work":{"index":0,"value":"jane@acme.example"}}},"phone":{"index":0,"value":{"mobile":{"index":0,"value":"+82 10 1234 5678"}}}}
+	Data        ProfileData `json:"data"`
+	Deleted     bool        `json:"deleted"`
+	DeletedAt   *time.Time  `json:"deleted_at,omitempty"`
+	Description *string     `json:"description,omitempty"`
+
+	// Email Main email (lowest index).
+	Email *string `json:"email,omitempty"`
+
+	// Id Example: 7
+	Id int64 `json:"id"`
+
+	// ImageUrl Example: /api/v1/files/42
+	ImageUrl           *string `json:"image_url,omitempty"`
+	IsFollowListPublic bool    `json:"is_follow_list_public"`
+
+	// Mine The profile belongs to the caller.
+	Mine       bool      `json:"mine"`
+	ModifiedAt time.Time `json:"modified_at"`
+
+	// Name Example: Jane Doe
+	Name string `json:"name"`
+
+	// Phone Main phone (lowest index).
+	Phone    *string `json:"phone,omitempty"`
+	Private  bool    `json:"private"`
+	Redacted bool    `json:"redacted"`
+
+	// Sns Main SNS handle (lowest index).
+	Sns      *string `json:"sns,omitempty"`
+	TeamName *string `json:"team_name,omitempty"`
+	Version  int64   `json:"version"`
+}
+
 // ProfileData Contact fields, each an ordered set of labelled values:
 // `{"phone": {"index": 0, "value": {"mobile": {"index": 0, "value": "+82 10 …"}}}}`.
 // Known fields are email, phone, sns, address; others are kept as given.
@@ -249,10 +590,42 @@ type ProfileDataValue struct {
 	Value string `json:"value"`
 }
 
+// ProfileList defines model for ProfileList.
+type ProfileList struct {
+	Items      []Profile `json:"items"`
+	NextCursor *string   `json:"next_cursor,omitempty"`
+}
+
+// ReadMarker defines model for ReadMarker.
+type ReadMarker struct {
+	EventIndex  int64 `json:"event_index"`
+	RoomId      int64 `json:"room_id"`
+	UnreadCount int64 `json:"unread_count"`
+}
+
+// ReadMarkerRequest defines model for ReadMarkerRequest.
+type ReadMarkerRequest struct {
+	EventIndex int64 `json:"event_index"`
+}
+
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken *string `json:"refresh_token,omitempty"`
 }
+
+// Relation defines model for Relation.
+type Relation struct {
+	CreatedAt     *time.Time `json:"created_at,omitempty"`
+	FromProfileId int64      `json:"from_profile_id"`
+	ModifiedAt    *time.Time `json:"modified_at,omitempty"`
+
+	// Status null when there is no relation.
+	Status      *RelationStatus `json:"status"`
+	ToProfileId int64           `json:"to_profile_id"`
+}
+
+// RelationStatus null when there is no relation.
+type RelationStatus string
 
 // ResendVerificationRequest defines model for ResendVerificationRequest.
 type ResendVerificationRequest struct {
@@ -295,6 +668,14 @@ type SessionList struct {
 	NextCursor *string       `json:"next_cursor,omitempty"`
 }
 
+// SetRelationRequest defines model for SetRelationRequest.
+type SetRelationRequest struct {
+	Status SetRelationRequestStatus `json:"status"`
+}
+
+// SetRelationRequestStatus defines model for SetRelationRequest.Status.
+type SetRelationRequestStatus string
+
 // SignInRequest defines model for SignInRequest.
 type SignInRequest struct {
 	// Login id, @id or email
@@ -332,6 +713,9 @@ type SignUpRequest struct {
 	Profile  *CreateProfileRequest `json:"profile,omitempty"`
 }
 
+// SubscribeCardRequest defines model for SubscribeCardRequest.
+type SubscribeCardRequest = map[string]interface{}
+
 // UpdateAccountRequest defines model for UpdateAccountRequest.
 type UpdateAccountRequest struct {
 	// Description An empty string removes the description.
@@ -347,17 +731,75 @@ type UpdateAccountRequest struct {
 	Password *string `json:"password,omitempty"`
 }
 
+// UpdateCardRequest defines model for UpdateCardRequest.
+type UpdateCardRequest struct {
+	// Data Structured data of the card, kept as given (a JSON object).
+	//
+	// Example: {"company":"ACME","title":"Engineer"}
+	Data          *CardData `json:"data,omitempty"`
+	Name          *string   `json:"name,omitempty"`
+	PreviewFileId *int64    `json:"preview_file_id,omitempty"`
+	Private       *bool     `json:"private,omitempty"`
+}
+
+// UpdateChatRoomRequest defines model for UpdateChatRoomRequest.
+type UpdateChatRoomRequest struct {
+	Description    *string `json:"description,omitempty"`
+	Name           *string `json:"name,omitempty"`
+	OwnerProfileId *int64  `json:"owner_profile_id,omitempty"`
+	Private        *bool   `json:"private,omitempty"`
+}
+
+// UpdateProfileRequest Fields to change; `data` replaces the whole object. An empty string clears team_name or description.
+type UpdateProfileRequest struct {
+	CanAnonymousInvite *bool `json:"can_anonymous_invite,omitempty"`
+
+	// Data Contact fields, each an ordered set of labelled values:
+	// `{"phone": {"index": 0, "value": {"mobile": {"index": 0, "value": "+82 10 …"}}}}`.
+	// Known fields are email, phone, sns, address; others are kept as given.
+	//
+	//
+	// Example: {"email":{"index":1,"value":{"work":{"index":0,"value":"jane@acme.example"}}},"phone":{"index":0,"value":{"mobile":{"index":0,"value":"+82 10 1234 5678"}}}}
+	Data               *ProfileData `json:"data,omitempty"`
+	Description        *string      `json:"description,omitempty"`
+	IsFollowListPublic *bool        `json:"is_follow_list_public,omitempty"`
+	Name               *string      `json:"name,omitempty"`
+	Private            *bool        `json:"private,omitempty"`
+	TeamName           *string      `json:"team_name,omitempty"`
+}
+
+// CardID defines model for CardID.
+type CardID = int64
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
 // EmailToken defines model for EmailToken.
 type EmailToken = string
 
+// IfMatch defines model for IfMatch.
+type IfMatch = string
+
+// IfNoneMatch defines model for IfNoneMatch.
+type IfNoneMatch = string
+
 // Limit defines model for Limit.
 type Limit = int
 
+// ProfileID defines model for ProfileID.
+type ProfileID = int64
+
+// RoomID defines model for RoomID.
+type RoomID = int64
+
 // XClientToken defines model for XClientToken.
 type XClientToken = string
+
+// XProfileId defines model for XProfileId.
+type XProfileId = int64
+
+// XProfileIdOptional defines model for XProfileIdOptional.
+type XProfileIdOptional = int64
 
 // BadRequest RFC 9457 problem document.
 type BadRequest = Problem
@@ -370,6 +812,12 @@ type Forbidden = Problem
 
 // NotFound RFC 9457 problem document.
 type NotFound = Problem
+
+// PreconditionFailed RFC 9457 problem document.
+type PreconditionFailed = Problem
+
+// PreconditionRequired RFC 9457 problem document.
+type PreconditionRequired = Problem
 
 // TooLarge RFC 9457 problem document.
 type TooLarge = Problem
@@ -412,6 +860,248 @@ type SignUpParams struct {
 	XClientToken *XClientToken `json:"X-Client-Token,omitempty"`
 }
 
+// ListMyCardsParams defines parameters for ListMyCards.
+type ListMyCardsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// CreateCardParams defines parameters for CreateCard.
+type CreateCardParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// DeleteCardParams defines parameters for DeleteCard.
+type DeleteCardParams struct {
+	// IfMatch The ETag of the version being changed; without it the answer is 428.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// GetCardParams defines parameters for GetCard.
+type GetCardParams struct {
+	// XProfileId The acting profile, when reading as one of the caller's profiles.
+	XProfileId  *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+	IfNoneMatch *IfNoneMatch        `json:"If-None-Match,omitempty"`
+}
+
+// UpdateCardParams defines parameters for UpdateCard.
+type UpdateCardParams struct {
+	// IfMatch The ETag of the version being changed; without it the answer is 428.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UnsubscribeCardParams defines parameters for UnsubscribeCard.
+type UnsubscribeCardParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// GetCardSubscriptionParams defines parameters for GetCardSubscription.
+type GetCardSubscriptionParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// SubscribeCardParams defines parameters for SubscribeCard.
+type SubscribeCardParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// ListChatRoomsParams defines parameters for ListChatRooms.
+type ListChatRoomsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// CreateChatRoomParams defines parameters for CreateChatRoom.
+type CreateChatRoomParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// StreamChatEventsParams defines parameters for StreamChatEvents.
+type StreamChatEventsParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+
+	// LastEventID The `id` of the last event received, to resume without gaps.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// GetChatRoomParams defines parameters for GetChatRoom.
+type GetChatRoomParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// UpdateChatRoomParams defines parameters for UpdateChatRoom.
+type UpdateChatRoomParams struct {
+	// IfMatch The ETag of the version being changed; without it the answer is 428.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// ListChatEventsParams defines parameters for ListChatEvents.
+type ListChatEventsParams struct {
+	// After Only events with a larger event_index, oldest first.
+	After *int64 `form:"after,omitempty" json:"after,omitempty"`
+
+	// Before Only events with a smaller event_index, newest page.
+	Before *int64 `form:"before,omitempty" json:"before,omitempty"`
+	Limit  *int   `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// PostChatMessageParams defines parameters for PostChatMessage.
+type PostChatMessageParams struct {
+	// XClientToken The device's FCM registration token, stored with the session.
+	XClientToken *XClientToken `json:"X-Client-Token,omitempty"`
+
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// DeleteChatMessageParams defines parameters for DeleteChatMessage.
+type DeleteChatMessageParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// PostChatImageParams defines parameters for PostChatImage.
+type PostChatImageParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// AddChatParticipantsParams defines parameters for AddChatParticipants.
+type AddChatParticipantsParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// RemoveChatParticipantParams defines parameters for RemoveChatParticipant.
+type RemoveChatParticipantParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// SetChatReadMarkerParams defines parameters for SetChatReadMarker.
+type SetChatReadMarkerParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// ListMyProfilesParams defines parameters for ListMyProfiles.
+type ListMyProfilesParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// DeleteProfileParams defines parameters for DeleteProfile.
+type DeleteProfileParams struct {
+	// IfMatch The ETag of the version being changed; without it the answer is 428.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// GetProfileParams defines parameters for GetProfile.
+type GetProfileParams struct {
+	// XProfileId The acting profile, when reading as one of the caller's profiles.
+	XProfileId  *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+	IfNoneMatch *IfNoneMatch        `json:"If-None-Match,omitempty"`
+}
+
+// UpdateProfileParams defines parameters for UpdateProfile.
+type UpdateProfileParams struct {
+	// IfMatch The ETag of the version being changed; without it the answer is 428.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListProfileCardsParams defines parameters for ListProfileCards.
+type ListProfileCardsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile, when reading as one of the caller's profiles.
+	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
+// ListFollowRequestsParams defines parameters for ListFollowRequests.
+type ListFollowRequestsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListFollowersParams defines parameters for ListFollowers.
+type ListFollowersParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile, when reading as one of the caller's profiles.
+	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
+// ListFollowingParams defines parameters for ListFollowing.
+type ListFollowingParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile, when reading as one of the caller's profiles.
+	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
+// DeleteRelationParams defines parameters for DeleteRelation.
+type DeleteRelationParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// GetRelationParams defines parameters for GetRelation.
+type GetRelationParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// SetRelationParams defines parameters for SetRelation.
+type SetRelationParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// ExportProfileVCardParams defines parameters for ExportProfileVCard.
+type ExportProfileVCardParams struct {
+	// XProfileId The acting profile, when reading as one of the caller's profiles.
+	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
+// GetSyncFileParams defines parameters for GetSyncFile.
+type GetSyncFileParams struct {
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// HeadSyncFileParams defines parameters for HeadSyncFile.
+type HeadSyncFileParams struct {
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
 // UpdateMyAccountJSONRequestBody defines body for UpdateMyAccount for application/json ContentType.
 type UpdateMyAccountJSONRequestBody = UpdateAccountRequest
 
@@ -445,8 +1135,50 @@ type SignInJSONRequestBody = SignInRequest
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = SignUpRequest
 
+// CreateCardJSONRequestBody defines body for CreateCard for application/json ContentType.
+type CreateCardJSONRequestBody = CreateCardRequest
+
+// CreateCardMultipartRequestBody defines body for CreateCard for multipart/form-data ContentType.
+type CreateCardMultipartRequestBody = CreateCardMultipart
+
+// UpdateCardJSONRequestBody defines body for UpdateCard for application/json ContentType.
+type UpdateCardJSONRequestBody = UpdateCardRequest
+
+// SubscribeCardJSONRequestBody defines body for SubscribeCard for application/json ContentType.
+type SubscribeCardJSONRequestBody = SubscribeCardRequest
+
+// CreateChatRoomJSONRequestBody defines body for CreateChatRoom for application/json ContentType.
+type CreateChatRoomJSONRequestBody = CreateChatRoomRequest
+
+// UpdateChatRoomJSONRequestBody defines body for UpdateChatRoom for application/json ContentType.
+type UpdateChatRoomJSONRequestBody = UpdateChatRoomRequest
+
+// PostChatMessageJSONRequestBody defines body for PostChatMessage for application/json ContentType.
+type PostChatMessageJSONRequestBody = PostChatMessageRequest
+
+// PostChatImageMultipartRequestBody defines body for PostChatImage for multipart/form-data ContentType.
+type PostChatImageMultipartRequestBody = FileUpload
+
+// AddChatParticipantsJSONRequestBody defines body for AddChatParticipants for application/json ContentType.
+type AddChatParticipantsJSONRequestBody = AddChatParticipantsRequest
+
+// SetChatReadMarkerJSONRequestBody defines body for SetChatReadMarker for application/json ContentType.
+type SetChatReadMarkerJSONRequestBody = ReadMarkerRequest
+
 // UploadFileMultipartRequestBody defines body for UploadFile for multipart/form-data ContentType.
 type UploadFileMultipartRequestBody = FileUpload
+
+// CreateProfileJSONRequestBody defines body for CreateProfile for application/json ContentType.
+type CreateProfileJSONRequestBody = CreateProfileRequest
+
+// UpdateProfileJSONRequestBody defines body for UpdateProfile for application/json ContentType.
+type UpdateProfileJSONRequestBody = UpdateProfileRequest
+
+// SetProfileImageMultipartRequestBody defines body for SetProfileImage for multipart/form-data ContentType.
+type SetProfileImageMultipartRequestBody = FileUpload
+
+// SetRelationJSONRequestBody defines body for SetRelation for application/json ContentType.
+type SetRelationJSONRequestBody = SetRelationRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -504,6 +1236,66 @@ type ServerInterface interface {
 	// SignUp Create an account (and optionally its first profile)
 	// (POST /account/signup)
 	SignUp(w http.ResponseWriter, r *http.Request, params SignUpParams)
+	// ListMyCards List my acting profile's cards
+	// (GET /cards)
+	ListMyCards(w http.ResponseWriter, r *http.Request, params ListMyCardsParams)
+	// CreateCard Create a card for my acting profile (JSON with preview_file_id, or multipart with the image)
+	// (POST /cards)
+	CreateCard(w http.ResponseWriter, r *http.Request, params CreateCardParams)
+	// DeleteCard Delete my card (soft; If-Match required)
+	// (DELETE /cards/{card_id})
+	DeleteCard(w http.ResponseWriter, r *http.Request, cardId CardID, params DeleteCardParams)
+	// GetCard Read a card
+	// (GET /cards/{card_id})
+	GetCard(w http.ResponseWriter, r *http.Request, cardId CardID, params GetCardParams)
+	// UpdateCard Change my card (If-Match required)
+	// (PATCH /cards/{card_id})
+	UpdateCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UpdateCardParams)
+	// UnsubscribeCard Remove this card from my acting profile's saved cards
+	// (DELETE /cards/{card_id}/subscription)
+	UnsubscribeCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UnsubscribeCardParams)
+	// GetCardSubscription Is my acting profile subscribed to this card?
+	// (GET /cards/{card_id}/subscription)
+	GetCardSubscription(w http.ResponseWriter, r *http.Request, cardId CardID, params GetCardSubscriptionParams)
+	// SubscribeCard Save this card as my acting profile (idempotent)
+	// (PUT /cards/{card_id}/subscription)
+	SubscribeCard(w http.ResponseWriter, r *http.Request, cardId CardID, params SubscribeCardParams)
+	// ListChatRooms Rooms my acting profile takes part in, with unread counts
+	// (GET /chats)
+	ListChatRooms(w http.ResponseWriter, r *http.Request, params ListChatRoomsParams)
+	// CreateChatRoom Create a room as my acting profile, inviting profiles
+	// (POST /chats)
+	CreateChatRoom(w http.ResponseWriter, r *http.Request, params CreateChatRoomParams)
+	// StreamChatEvents Server-Sent Events of my acting profile's rooms (resumable with Last-Event-ID)
+	// (GET /chats/stream)
+	StreamChatEvents(w http.ResponseWriter, r *http.Request, params StreamChatEventsParams)
+	// GetChatRoom Room detail with participants
+	// (GET /chats/{room_id})
+	GetChatRoom(w http.ResponseWriter, r *http.Request, roomId RoomID, params GetChatRoomParams)
+	// UpdateChatRoom Change name, description, privacy or owner (owner only; If-Match required)
+	// (PATCH /chats/{room_id})
+	UpdateChatRoom(w http.ResponseWriter, r *http.Request, roomId RoomID, params UpdateChatRoomParams)
+	// ListChatEvents Events of a room by event_index (default the latest page)
+	// (GET /chats/{room_id}/events)
+	ListChatEvents(w http.ResponseWriter, r *http.Request, roomId RoomID, params ListChatEventsParams)
+	// PostChatMessage Post a text message
+	// (POST /chats/{room_id}/events)
+	PostChatMessage(w http.ResponseWriter, r *http.Request, roomId RoomID, params PostChatMessageParams)
+	// DeleteChatMessage Delete my own message (its content is replaced; a MESSAGE_DELETED event follows)
+	// (DELETE /chats/{room_id}/events/{event_index})
+	DeleteChatMessage(w http.ResponseWriter, r *http.Request, roomId RoomID, eventIndex int64, params DeleteChatMessageParams)
+	// PostChatImage Post an image message (multipart field `file`)
+	// (POST /chats/{room_id}/images)
+	PostChatImage(w http.ResponseWriter, r *http.Request, roomId RoomID, params PostChatImageParams)
+	// AddChatParticipants Invite profiles (or enter a public room with my own acting profile id)
+	// (POST /chats/{room_id}/participants)
+	AddChatParticipants(w http.ResponseWriter, r *http.Request, roomId RoomID, params AddChatParticipantsParams)
+	// RemoveChatParticipant Leave (my own acting profile) or kick (owner only)
+	// (DELETE /chats/{room_id}/participants/{profile_id})
+	RemoveChatParticipant(w http.ResponseWriter, r *http.Request, roomId RoomID, profileId ProfileID, params RemoveChatParticipantParams)
+	// SetChatReadMarker Set the last event index my acting profile has read
+	// (PUT /chats/{room_id}/read-marker)
+	SetChatReadMarker(w http.ResponseWriter, r *http.Request, roomId RoomID, params SetChatReadMarkerParams)
 	// UploadFile Upload an image (JPEG, PNG, WebP or GIF; multipart field `file`)
 	// (POST /files)
 	UploadFile(w http.ResponseWriter, r *http.Request)
@@ -513,6 +1305,66 @@ type ServerInterface interface {
 	// Ping Liveness of the API
 	// (GET /ping)
 	Ping(w http.ResponseWriter, r *http.Request)
+	// ListMyProfiles List my profiles (deleted ones too, marked as deleted)
+	// (GET /profiles)
+	ListMyProfiles(w http.ResponseWriter, r *http.Request, params ListMyProfilesParams)
+	// CreateProfile Create a profile (private by default)
+	// (POST /profiles)
+	CreateProfile(w http.ResponseWriter, r *http.Request)
+	// DeleteProfile Delete my profile (soft; its cards are deleted and its chats left; If-Match required)
+	// (DELETE /profiles/{profile_id})
+	DeleteProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params DeleteProfileParams)
+	// GetProfile Read a profile (redacted when the caller may only see its name)
+	// (GET /profiles/{profile_id})
+	GetProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params GetProfileParams)
+	// UpdateProfile Change my profile (If-Match required)
+	// (PATCH /profiles/{profile_id})
+	UpdateProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params UpdateProfileParams)
+	// ListProfileCards List a profile's cards (private ones only for the owner, admins and subscribers)
+	// (GET /profiles/{profile_id}/cards)
+	ListProfileCards(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListProfileCardsParams)
+	// ListFollowRequests Pending follow requests to my profile
+	// (GET /profiles/{profile_id}/follow-requests)
+	ListFollowRequests(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListFollowRequestsParams)
+	// RejectFollowRequest Deny a follow request (it is removed)
+	// (DELETE /profiles/{profile_id}/follow-requests/{requester_profile_id})
+	RejectFollowRequest(w http.ResponseWriter, r *http.Request, profileId ProfileID, requesterProfileId int64)
+	// AcceptFollowRequest Accept a follow request (it becomes FOLLOW)
+	// (POST /profiles/{profile_id}/follow-requests/{requester_profile_id})
+	AcceptFollowRequest(w http.ResponseWriter, r *http.Request, profileId ProfileID, requesterProfileId int64)
+	// ListFollowers Profiles following this one (owner always; others when the list is public)
+	// (GET /profiles/{profile_id}/followers)
+	ListFollowers(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListFollowersParams)
+	// ListFollowing Profiles this one follows (owner always; others when the list is public)
+	// (GET /profiles/{profile_id}/following)
+	ListFollowing(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListFollowingParams)
+	// DeleteProfileImage Remove my profile's image
+	// (DELETE /profiles/{profile_id}/image)
+	DeleteProfileImage(w http.ResponseWriter, r *http.Request, profileId ProfileID)
+	// SetProfileImage Set my profile's image (multipart field `file`)
+	// (PUT /profiles/{profile_id}/image)
+	SetProfileImage(w http.ResponseWriter, r *http.Request, profileId ProfileID)
+	// DeleteRelation Unfollow, unblock or cancel a follow request
+	// (DELETE /profiles/{profile_id}/relation)
+	DeleteRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params DeleteRelationParams)
+	// GetRelation Read my acting profile's relation to this profile
+	// (GET /profiles/{profile_id}/relation)
+	GetRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params GetRelationParams)
+	// SetRelation Follow, hide or block this profile as my acting profile
+	// (PUT /profiles/{profile_id}/relation)
+	SetRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params SetRelationParams)
+	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
+	// (GET /profiles/{profile_id}/vcard)
+	ExportProfileVCard(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ExportProfileVCardParams)
+	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
+	// (GET /sync)
+	GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams)
+	// HeadSyncFile ETag (MD5) of my sync file, without the body
+	// (HEAD /sync)
+	HeadSyncFile(w http.ResponseWriter, r *http.Request, params HeadSyncFileParams)
+	// RebuildSyncFile Discard and rebuild my sync file now, and return it
+	// (POST /sync/rebuild)
+	RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -959,6 +1811,1214 @@ func (siw *ServerInterfaceWrapper) SignUp(w http.ResponseWriter, r *http.Request
 	handler.ServeHTTP(w, r)
 }
 
+// ListMyCards operation middleware
+func (siw *ServerInterfaceWrapper) ListMyCards(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMyCardsParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListMyCards(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateCard operation middleware
+func (siw *ServerInterfaceWrapper) CreateCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCardParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateCard(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteCard operation middleware
+func (siw *ServerInterfaceWrapper) DeleteCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteCardParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteCard(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetCard operation middleware
+func (siw *ServerInterfaceWrapper) GetCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetCardParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileIdOptional
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = &XProfileId
+
+	}
+
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-None-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-None-Match", Err: err})
+			return
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetCard(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateCard operation middleware
+func (siw *ServerInterfaceWrapper) UpdateCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateCardParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateCard(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UnsubscribeCard operation middleware
+func (siw *ServerInterfaceWrapper) UnsubscribeCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UnsubscribeCardParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UnsubscribeCard(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetCardSubscription operation middleware
+func (siw *ServerInterfaceWrapper) GetCardSubscription(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetCardSubscriptionParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetCardSubscription(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SubscribeCard operation middleware
+func (siw *ServerInterfaceWrapper) SubscribeCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SubscribeCardParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SubscribeCard(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListChatRooms operation middleware
+func (siw *ServerInterfaceWrapper) ListChatRooms(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListChatRoomsParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListChatRooms(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateChatRoom operation middleware
+func (siw *ServerInterfaceWrapper) CreateChatRoom(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateChatRoomParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateChatRoom(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StreamChatEvents operation middleware
+func (siw *ServerInterfaceWrapper) StreamChatEvents(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StreamChatEventsParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Last-Event-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Last-Event-ID", Err: err})
+			return
+		}
+
+		params.LastEventID = &LastEventID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StreamChatEvents(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetChatRoom operation middleware
+func (siw *ServerInterfaceWrapper) GetChatRoom(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetChatRoomParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetChatRoom(w, r, roomId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateChatRoom operation middleware
+func (siw *ServerInterfaceWrapper) UpdateChatRoom(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateChatRoomParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateChatRoom(w, r, roomId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListChatEvents operation middleware
+func (siw *ServerInterfaceWrapper) ListChatEvents(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListChatEventsParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "before" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "before", r.URL.Query(), &params.Before, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "before"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "before", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListChatEvents(w, r, roomId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// PostChatMessage operation middleware
+func (siw *ServerInterfaceWrapper) PostChatMessage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PostChatMessageParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Client-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Client-Token")]; found {
+		var XClientToken XClientToken
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Client-Token", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Client-Token", valueList[0], &XClientToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Client-Token", Err: err})
+			return
+		}
+
+		params.XClientToken = &XClientToken
+
+	}
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PostChatMessage(w, r, roomId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteChatMessage operation middleware
+func (siw *ServerInterfaceWrapper) DeleteChatMessage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "event_index" -------------
+	var eventIndex int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "event_index", r.PathValue("event_index"), &eventIndex, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "event_index", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteChatMessageParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteChatMessage(w, r, roomId, eventIndex, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// PostChatImage operation middleware
+func (siw *ServerInterfaceWrapper) PostChatImage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PostChatImageParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PostChatImage(w, r, roomId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AddChatParticipants operation middleware
+func (siw *ServerInterfaceWrapper) AddChatParticipants(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AddChatParticipantsParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AddChatParticipants(w, r, roomId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RemoveChatParticipant operation middleware
+func (siw *ServerInterfaceWrapper) RemoveChatParticipant(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RemoveChatParticipantParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RemoveChatParticipant(w, r, roomId, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SetChatReadMarker operation middleware
+func (siw *ServerInterfaceWrapper) SetChatReadMarker(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SetChatReadMarkerParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SetChatReadMarker(w, r, roomId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // UploadFile operation middleware
 func (siw *ServerInterfaceWrapper) UploadFile(w http.ResponseWriter, r *http.Request) {
 
@@ -1004,6 +3064,948 @@ func (siw *ServerInterfaceWrapper) Ping(w http.ResponseWriter, r *http.Request) 
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.Ping(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListMyProfiles operation middleware
+func (siw *ServerInterfaceWrapper) ListMyProfiles(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMyProfilesParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListMyProfiles(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateProfile operation middleware
+func (siw *ServerInterfaceWrapper) CreateProfile(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateProfile(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteProfile operation middleware
+func (siw *ServerInterfaceWrapper) DeleteProfile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteProfileParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteProfile(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetProfile operation middleware
+func (siw *ServerInterfaceWrapper) GetProfile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetProfileParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileIdOptional
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = &XProfileId
+
+	}
+
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-None-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-None-Match", Err: err})
+			return
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetProfile(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateProfile operation middleware
+func (siw *ServerInterfaceWrapper) UpdateProfile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateProfileParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateProfile(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListProfileCards operation middleware
+func (siw *ServerInterfaceWrapper) ListProfileCards(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListProfileCardsParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileIdOptional
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = &XProfileId
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListProfileCards(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListFollowRequests operation middleware
+func (siw *ServerInterfaceWrapper) ListFollowRequests(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListFollowRequestsParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListFollowRequests(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RejectFollowRequest operation middleware
+func (siw *ServerInterfaceWrapper) RejectFollowRequest(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "requester_profile_id" -------------
+	var requesterProfileId int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "requester_profile_id", r.PathValue("requester_profile_id"), &requesterProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "requester_profile_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RejectFollowRequest(w, r, profileId, requesterProfileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AcceptFollowRequest operation middleware
+func (siw *ServerInterfaceWrapper) AcceptFollowRequest(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "requester_profile_id" -------------
+	var requesterProfileId int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "requester_profile_id", r.PathValue("requester_profile_id"), &requesterProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "requester_profile_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AcceptFollowRequest(w, r, profileId, requesterProfileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListFollowers operation middleware
+func (siw *ServerInterfaceWrapper) ListFollowers(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListFollowersParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileIdOptional
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = &XProfileId
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListFollowers(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListFollowing operation middleware
+func (siw *ServerInterfaceWrapper) ListFollowing(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListFollowingParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileIdOptional
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = &XProfileId
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListFollowing(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteProfileImage operation middleware
+func (siw *ServerInterfaceWrapper) DeleteProfileImage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteProfileImage(w, r, profileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SetProfileImage operation middleware
+func (siw *ServerInterfaceWrapper) SetProfileImage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SetProfileImage(w, r, profileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteRelation operation middleware
+func (siw *ServerInterfaceWrapper) DeleteRelation(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteRelationParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteRelation(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetRelation operation middleware
+func (siw *ServerInterfaceWrapper) GetRelation(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetRelationParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetRelation(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SetRelation operation middleware
+func (siw *ServerInterfaceWrapper) SetRelation(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SetRelationParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SetRelation(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ExportProfileVCard operation middleware
+func (siw *ServerInterfaceWrapper) ExportProfileVCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ExportProfileVCardParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileIdOptional
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = &XProfileId
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ExportProfileVCard(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetSyncFile operation middleware
+func (siw *ServerInterfaceWrapper) GetSyncFile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetSyncFileParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-None-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-None-Match", Err: err})
+			return
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetSyncFile(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// HeadSyncFile operation middleware
+func (siw *ServerInterfaceWrapper) HeadSyncFile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params HeadSyncFileParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-None-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-None-Match", Err: err})
+			return
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.HeadSyncFile(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RebuildSyncFile operation middleware
+func (siw *ServerInterfaceWrapper) RebuildSyncFile(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RebuildSyncFile(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1154,6 +4156,46 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/account/image", wrapper.SetAccountImage)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/files", wrapper.UploadFile)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/files/{file_id}", wrapper.GetFile)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles", wrapper.ListMyProfiles)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/profiles", wrapper.CreateProfile)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/profiles/{profile_id}", wrapper.DeleteProfile)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}", wrapper.GetProfile)
+	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/profiles/{profile_id}", wrapper.UpdateProfile)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/profiles/{profile_id}/image", wrapper.DeleteProfileImage)
+	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/profiles/{profile_id}/image", wrapper.SetProfileImage)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/cards", wrapper.ListProfileCards)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/profiles/{profile_id}/relation", wrapper.DeleteRelation)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/relation", wrapper.GetRelation)
+	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/profiles/{profile_id}/relation", wrapper.SetRelation)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/follow-requests", wrapper.ListFollowRequests)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/profiles/{profile_id}/follow-requests/{requester_profile_id}", wrapper.RejectFollowRequest)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/profiles/{profile_id}/follow-requests/{requester_profile_id}", wrapper.AcceptFollowRequest)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/followers", wrapper.ListFollowers)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/following", wrapper.ListFollowing)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/vcard", wrapper.ExportProfileVCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards", wrapper.ListMyCards)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/cards", wrapper.CreateCard)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}", wrapper.DeleteCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards/{card_id}", wrapper.GetCard)
+	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/cards/{card_id}", wrapper.UpdateCard)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.UnsubscribeCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.GetCardSubscription)
+	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.SubscribeCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/sync", wrapper.GetSyncFile)
+	m.HandleFunc(http.MethodHead+" "+options.BaseURL+"/sync", wrapper.HeadSyncFile)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/sync/rebuild", wrapper.RebuildSyncFile)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/chats", wrapper.ListChatRooms)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/chats", wrapper.CreateChatRoom)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/chats/stream", wrapper.StreamChatEvents)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/chats/{room_id}", wrapper.GetChatRoom)
+	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/chats/{room_id}", wrapper.UpdateChatRoom)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/chats/{room_id}/participants", wrapper.AddChatParticipants)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/chats/{room_id}/participants/{profile_id}", wrapper.RemoveChatParticipant)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/chats/{room_id}/events", wrapper.ListChatEvents)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/chats/{room_id}/events", wrapper.PostChatMessage)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/chats/{room_id}/images", wrapper.PostChatImage)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/chats/{room_id}/events/{event_index}", wrapper.DeleteChatMessage)
+	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/chats/{room_id}/read-marker", wrapper.SetChatReadMarker)
 
 	return m
 }
@@ -1165,6 +4207,17 @@ type ConflictApplicationProblemPlusJSONResponse Problem
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
+
+type NotModifiedResponseHeaders struct {
+	ETag *string
+}
+type NotModifiedResponse struct {
+	Headers NotModifiedResponseHeaders
+}
+
+type PreconditionFailedApplicationProblemPlusJSONResponse Problem
+
+type PreconditionRequiredApplicationProblemPlusJSONResponse Problem
 
 type ProblemApplicationProblemPlusJSONResponse Problem
 
@@ -2691,6 +5744,2300 @@ func (response SignUpdefaultApplicationProblemPlusJSONResponse) VisitSignUpRespo
 	return err
 }
 
+type ListMyCardsRequestObject struct {
+	Params ListMyCardsParams
+}
+
+type ListMyCardsResponseObject interface {
+	VisitListMyCardsResponse(w http.ResponseWriter) error
+}
+
+type ListMyCards200JSONResponse CardList
+
+func (response ListMyCards200JSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyCards400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyCards400ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyCards401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyCards401ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyCards403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyCards403ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyCardsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListMyCardsdefaultApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardRequestObject struct {
+	Params        CreateCardParams
+	JSONBody      *CreateCardJSONRequestBody
+	MultipartBody *multipart.Reader
+}
+
+type CreateCardResponseObject interface {
+	VisitCreateCardResponse(w http.ResponseWriter) error
+}
+
+type CreateCard201ResponseHeaders struct {
+	ETag *string
+}
+
+type CreateCard201JSONResponse struct {
+	Body    Card
+	Headers CreateCard201ResponseHeaders
+}
+
+func (response CreateCard201JSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCard400ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCard401ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCard403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCard403ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCard404ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCard413ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCard415ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateCarddefaultApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params DeleteCardParams
+}
+
+type DeleteCardResponseObject interface {
+	VisitDeleteCardResponse(w http.ResponseWriter) error
+}
+
+type DeleteCard204Response struct {
+}
+
+func (response DeleteCard204Response) VisitDeleteCardResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCard401ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCard403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCard403ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCard404ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCard412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCard412ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCard428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCard428ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DeleteCarddefaultApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params GetCardParams
+}
+
+type GetCardResponseObject interface {
+	VisitGetCardResponse(w http.ResponseWriter) error
+}
+
+type GetCard200ResponseHeaders struct {
+	ETag *string
+}
+
+type GetCard200JSONResponse struct {
+	Body    Card
+	Headers GetCard200ResponseHeaders
+}
+
+func (response GetCard200JSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCard304Response = NotModifiedResponse
+
+func (response GetCard304Response) VisitGetCardResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(304)
+	return nil
+}
+
+type GetCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetCard400ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCard401ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCard403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetCard403ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetCard404ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetCarddefaultApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params UpdateCardParams
+	Body   *UpdateCardJSONRequestBody
+}
+
+type UpdateCardResponseObject interface {
+	VisitUpdateCardResponse(w http.ResponseWriter) error
+}
+
+type UpdateCard200ResponseHeaders struct {
+	ETag *string
+}
+
+type UpdateCard200JSONResponse struct {
+	Body    Card
+	Headers UpdateCard200ResponseHeaders
+}
+
+func (response UpdateCard200JSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard400ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard401ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard403ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard404ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard412ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard428ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpdateCarddefaultApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params UnsubscribeCardParams
+}
+
+type UnsubscribeCardResponseObject interface {
+	VisitUnsubscribeCardResponse(w http.ResponseWriter) error
+}
+
+type UnsubscribeCard204Response struct {
+}
+
+func (response UnsubscribeCard204Response) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type UnsubscribeCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeCard400ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeCard401ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeCard403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeCard403ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeCard404ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UnsubscribeCarddefaultApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardSubscriptionRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params GetCardSubscriptionParams
+}
+
+type GetCardSubscriptionResponseObject interface {
+	VisitGetCardSubscriptionResponse(w http.ResponseWriter) error
+}
+
+type GetCardSubscription200JSONResponse CardSubscription
+
+func (response GetCardSubscription200JSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardSubscription400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardSubscription400ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardSubscription401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardSubscription401ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardSubscription403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardSubscription403ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardSubscription404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardSubscription404ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardSubscriptiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetCardSubscriptiondefaultApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params SubscribeCardParams
+	Body   *SubscribeCardJSONRequestBody
+}
+
+type SubscribeCardResponseObject interface {
+	VisitSubscribeCardResponse(w http.ResponseWriter) error
+}
+
+type SubscribeCard200JSONResponse CardSubscription
+
+func (response SubscribeCard200JSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard400ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard401ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard403ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard404ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response SubscribeCarddefaultApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatRoomsRequestObject struct {
+	Params ListChatRoomsParams
+}
+
+type ListChatRoomsResponseObject interface {
+	VisitListChatRoomsResponse(w http.ResponseWriter) error
+}
+
+type ListChatRooms200JSONResponse ChatRoomList
+
+func (response ListChatRooms200JSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatRooms400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatRooms400ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatRooms401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatRooms401ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatRooms403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatRooms403ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatRoomsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListChatRoomsdefaultApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateChatRoomRequestObject struct {
+	Params CreateChatRoomParams
+	Body   *CreateChatRoomJSONRequestBody
+}
+
+type CreateChatRoomResponseObject interface {
+	VisitCreateChatRoomResponse(w http.ResponseWriter) error
+}
+
+type CreateChatRoom201ResponseHeaders struct {
+	ETag *string
+}
+
+type CreateChatRoom201JSONResponse struct {
+	Body    ChatRoomCreated
+	Headers CreateChatRoom201ResponseHeaders
+}
+
+func (response CreateChatRoom201JSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateChatRoom400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateChatRoom400ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateChatRoom401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateChatRoom401ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateChatRoom403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateChatRoom403ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateChatRoom409ApplicationProblemPlusJSONResponse ExistingRoomProblem
+
+func (response CreateChatRoom409ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateChatRoomdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateChatRoomdefaultApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamChatEventsRequestObject struct {
+	Params StreamChatEventsParams
+}
+
+type StreamChatEventsResponseObject interface {
+	VisitStreamChatEventsResponse(w http.ResponseWriter) error
+}
+
+type StreamChatEvents200TexteventStreamResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response StreamChatEvents200TexteventStreamResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamChatEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response StreamChatEvents400ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamChatEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response StreamChatEvents401ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamChatEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response StreamChatEvents403ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamChatEvents429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response StreamChatEvents429ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamChatEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response StreamChatEventsdefaultApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetChatRoomRequestObject struct {
+	RoomId RoomID `json:"room_id"`
+	Params GetChatRoomParams
+}
+
+type GetChatRoomResponseObject interface {
+	VisitGetChatRoomResponse(w http.ResponseWriter) error
+}
+
+type GetChatRoom200ResponseHeaders struct {
+	ETag *string
+}
+
+type GetChatRoom200JSONResponse struct {
+	Body    ChatRoom
+	Headers GetChatRoom200ResponseHeaders
+}
+
+func (response GetChatRoom200JSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetChatRoom400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetChatRoom400ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetChatRoom401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetChatRoom401ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetChatRoom403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetChatRoom403ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetChatRoom404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetChatRoom404ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetChatRoomdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetChatRoomdefaultApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoomRequestObject struct {
+	RoomId RoomID `json:"room_id"`
+	Params UpdateChatRoomParams
+	Body   *UpdateChatRoomJSONRequestBody
+}
+
+type UpdateChatRoomResponseObject interface {
+	VisitUpdateChatRoomResponse(w http.ResponseWriter) error
+}
+
+type UpdateChatRoom200ResponseHeaders struct {
+	ETag *string
+}
+
+type UpdateChatRoom200JSONResponse struct {
+	Body    ChatRoom
+	Headers UpdateChatRoom200ResponseHeaders
+}
+
+func (response UpdateChatRoom200JSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom400ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom401ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom403ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom404ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom412ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom428ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoomdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpdateChatRoomdefaultApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatEventsRequestObject struct {
+	RoomId RoomID `json:"room_id"`
+	Params ListChatEventsParams
+}
+
+type ListChatEventsResponseObject interface {
+	VisitListChatEventsResponse(w http.ResponseWriter) error
+}
+
+type ListChatEvents200JSONResponse ChatEventList
+
+func (response ListChatEvents200JSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatEvents400ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatEvents401ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatEvents403ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatEvents404ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListChatEventsdefaultApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessageRequestObject struct {
+	RoomId RoomID `json:"room_id"`
+	Params PostChatMessageParams
+	Body   *PostChatMessageJSONRequestBody
+}
+
+type PostChatMessageResponseObject interface {
+	VisitPostChatMessageResponse(w http.ResponseWriter) error
+}
+
+type PostChatMessage201JSONResponse ChatEvent
+
+func (response PostChatMessage201JSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage400ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage401ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage403ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage404ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage429ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessagedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response PostChatMessagedefaultApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteChatMessageRequestObject struct {
+	RoomId     RoomID `json:"room_id"`
+	EventIndex int64  `json:"event_index"`
+	Params     DeleteChatMessageParams
+}
+
+type DeleteChatMessageResponseObject interface {
+	VisitDeleteChatMessageResponse(w http.ResponseWriter) error
+}
+
+type DeleteChatMessage204Response struct {
+}
+
+func (response DeleteChatMessage204Response) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteChatMessage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteChatMessage400ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteChatMessage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteChatMessage401ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteChatMessage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteChatMessage403ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteChatMessage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteChatMessage404ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteChatMessagedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DeleteChatMessagedefaultApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatImageRequestObject struct {
+	RoomId RoomID `json:"room_id"`
+	Params PostChatImageParams
+	Body   *multipart.Reader
+}
+
+type PostChatImageResponseObject interface {
+	VisitPostChatImageResponse(w http.ResponseWriter) error
+}
+
+type PostChatImage201JSONResponse ChatEvent
+
+func (response PostChatImage201JSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatImage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatImage400ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatImage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatImage401ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatImage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatImage403ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatImage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatImage404ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatImage413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatImage413ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatImage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatImage415ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatImagedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response PostChatImagedefaultApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipantsRequestObject struct {
+	RoomId RoomID `json:"room_id"`
+	Params AddChatParticipantsParams
+	Body   *AddChatParticipantsJSONRequestBody
+}
+
+type AddChatParticipantsResponseObject interface {
+	VisitAddChatParticipantsResponse(w http.ResponseWriter) error
+}
+
+type AddChatParticipants200JSONResponse ChatRoomCreated
+
+func (response AddChatParticipants200JSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipants400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AddChatParticipants400ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipants401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AddChatParticipants401ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipants403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AddChatParticipants403ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipants404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AddChatParticipants404ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipantsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response AddChatParticipantsdefaultApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveChatParticipantRequestObject struct {
+	RoomId    RoomID    `json:"room_id"`
+	ProfileId ProfileID `json:"profile_id"`
+	Params    RemoveChatParticipantParams
+}
+
+type RemoveChatParticipantResponseObject interface {
+	VisitRemoveChatParticipantResponse(w http.ResponseWriter) error
+}
+
+type RemoveChatParticipant204Response struct {
+}
+
+func (response RemoveChatParticipant204Response) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RemoveChatParticipant400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveChatParticipant400ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveChatParticipant401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveChatParticipant401ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveChatParticipant403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveChatParticipant403ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveChatParticipant404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveChatParticipant404ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveChatParticipantdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RemoveChatParticipantdefaultApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarkerRequestObject struct {
+	RoomId RoomID `json:"room_id"`
+	Params SetChatReadMarkerParams
+	Body   *SetChatReadMarkerJSONRequestBody
+}
+
+type SetChatReadMarkerResponseObject interface {
+	VisitSetChatReadMarkerResponse(w http.ResponseWriter) error
+}
+
+type SetChatReadMarker200JSONResponse ReadMarker
+
+func (response SetChatReadMarker200JSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarker400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SetChatReadMarker400ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarker401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SetChatReadMarker401ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarker403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SetChatReadMarker403ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarker404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SetChatReadMarker404ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarkerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response SetChatReadMarkerdefaultApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UploadFileRequestObject struct {
 	Body *multipart.Reader
 }
@@ -2973,6 +8320,2150 @@ func (response PingdefaultApplicationProblemPlusJSONResponse) VisitPingResponse(
 	return err
 }
 
+type ListMyProfilesRequestObject struct {
+	Params ListMyProfilesParams
+}
+
+type ListMyProfilesResponseObject interface {
+	VisitListMyProfilesResponse(w http.ResponseWriter) error
+}
+
+type ListMyProfiles200JSONResponse ProfileList
+
+func (response ListMyProfiles200JSONResponse) VisitListMyProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyProfiles400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyProfiles400ApplicationProblemPlusJSONResponse) VisitListMyProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyProfiles401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyProfiles401ApplicationProblemPlusJSONResponse) VisitListMyProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyProfilesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListMyProfilesdefaultApplicationProblemPlusJSONResponse) VisitListMyProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProfileRequestObject struct {
+	Body *CreateProfileJSONRequestBody
+}
+
+type CreateProfileResponseObject interface {
+	VisitCreateProfileResponse(w http.ResponseWriter) error
+}
+
+type CreateProfile201ResponseHeaders struct {
+	ETag *string
+}
+
+type CreateProfile201JSONResponse struct {
+	Body    Profile
+	Headers CreateProfile201ResponseHeaders
+}
+
+func (response CreateProfile201JSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProfile400ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProfile401ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProfiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateProfiledefaultApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfileRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    DeleteProfileParams
+}
+
+type DeleteProfileResponseObject interface {
+	VisitDeleteProfileResponse(w http.ResponseWriter) error
+}
+
+type DeleteProfile204Response struct {
+}
+
+func (response DeleteProfile204Response) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfile401ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfile403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfile403ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfile404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfile404ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfile412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfile412ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfile428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfile428ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DeleteProfiledefaultApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProfileRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    GetProfileParams
+}
+
+type GetProfileResponseObject interface {
+	VisitGetProfileResponse(w http.ResponseWriter) error
+}
+
+type GetProfile200ResponseHeaders struct {
+	ETag *string
+}
+
+type GetProfile200JSONResponse struct {
+	Body    Profile
+	Headers GetProfile200ResponseHeaders
+}
+
+func (response GetProfile200JSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProfile304Response = NotModifiedResponse
+
+func (response GetProfile304Response) VisitGetProfileResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(304)
+	return nil
+}
+
+type GetProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetProfile400ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetProfile401ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProfile403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetProfile403ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProfile404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetProfile404ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProfiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetProfiledefaultApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfileRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    UpdateProfileParams
+	Body      *UpdateProfileJSONRequestBody
+}
+
+type UpdateProfileResponseObject interface {
+	VisitUpdateProfileResponse(w http.ResponseWriter) error
+}
+
+type UpdateProfile200ResponseHeaders struct {
+	ETag *string
+}
+
+type UpdateProfile200JSONResponse struct {
+	Body    Profile
+	Headers UpdateProfile200ResponseHeaders
+}
+
+func (response UpdateProfile200JSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile400ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile401ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile403ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile404ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile412ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile428ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpdateProfiledefaultApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProfileCardsRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ListProfileCardsParams
+}
+
+type ListProfileCardsResponseObject interface {
+	VisitListProfileCardsResponse(w http.ResponseWriter) error
+}
+
+type ListProfileCards200JSONResponse CardList
+
+func (response ListProfileCards200JSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProfileCards400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListProfileCards400ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProfileCards401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListProfileCards401ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProfileCards403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListProfileCards403ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProfileCards404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListProfileCards404ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProfileCardsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListProfileCardsdefaultApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowRequestsRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ListFollowRequestsParams
+}
+
+type ListFollowRequestsResponseObject interface {
+	VisitListFollowRequestsResponse(w http.ResponseWriter) error
+}
+
+type ListFollowRequests200JSONResponse FollowRequestList
+
+func (response ListFollowRequests200JSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowRequests400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowRequests400ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowRequests401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowRequests401ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowRequests403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowRequests403ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowRequests404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowRequests404ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowRequestsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListFollowRequestsdefaultApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectFollowRequestRequestObject struct {
+	ProfileId          ProfileID `json:"profile_id"`
+	RequesterProfileId int64     `json:"requester_profile_id"`
+}
+
+type RejectFollowRequestResponseObject interface {
+	VisitRejectFollowRequestResponse(w http.ResponseWriter) error
+}
+
+type RejectFollowRequest204Response struct {
+}
+
+func (response RejectFollowRequest204Response) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RejectFollowRequest400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RejectFollowRequest400ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectFollowRequest401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RejectFollowRequest401ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectFollowRequest403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RejectFollowRequest403ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectFollowRequest404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RejectFollowRequest404ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectFollowRequestdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RejectFollowRequestdefaultApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptFollowRequestRequestObject struct {
+	ProfileId          ProfileID `json:"profile_id"`
+	RequesterProfileId int64     `json:"requester_profile_id"`
+}
+
+type AcceptFollowRequestResponseObject interface {
+	VisitAcceptFollowRequestResponse(w http.ResponseWriter) error
+}
+
+type AcceptFollowRequest200JSONResponse Relation
+
+func (response AcceptFollowRequest200JSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptFollowRequest400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptFollowRequest400ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptFollowRequest401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptFollowRequest401ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptFollowRequest403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptFollowRequest403ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptFollowRequest404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptFollowRequest404ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptFollowRequestdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response AcceptFollowRequestdefaultApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowersRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ListFollowersParams
+}
+
+type ListFollowersResponseObject interface {
+	VisitListFollowersResponse(w http.ResponseWriter) error
+}
+
+type ListFollowers200JSONResponse ProfileList
+
+func (response ListFollowers200JSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowers400ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowers401ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowers403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowers403ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowers404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowers404ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListFollowersdefaultApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowingRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ListFollowingParams
+}
+
+type ListFollowingResponseObject interface {
+	VisitListFollowingResponse(w http.ResponseWriter) error
+}
+
+type ListFollowing200JSONResponse ProfileList
+
+func (response ListFollowing200JSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowing400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowing400ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowing401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowing401ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowing403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowing403ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowing404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowing404ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowingdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListFollowingdefaultApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfileImageRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+}
+
+type DeleteProfileImageResponseObject interface {
+	VisitDeleteProfileImageResponse(w http.ResponseWriter) error
+}
+
+type DeleteProfileImage200ResponseHeaders struct {
+	ETag *string
+}
+
+type DeleteProfileImage200JSONResponse struct {
+	Body    Profile
+	Headers DeleteProfileImage200ResponseHeaders
+}
+
+func (response DeleteProfileImage200JSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfileImage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfileImage401ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfileImage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfileImage403ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfileImage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfileImage404ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfileImagedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DeleteProfileImagedefaultApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetProfileImageRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Body      *multipart.Reader
+}
+
+type SetProfileImageResponseObject interface {
+	VisitSetProfileImageResponse(w http.ResponseWriter) error
+}
+
+type SetProfileImage200ResponseHeaders struct {
+	ETag *string
+}
+
+type SetProfileImage200JSONResponse struct {
+	Body    Profile
+	Headers SetProfileImage200ResponseHeaders
+}
+
+func (response SetProfileImage200JSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetProfileImage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SetProfileImage400ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetProfileImage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SetProfileImage401ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetProfileImage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SetProfileImage403ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetProfileImage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SetProfileImage404ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetProfileImage413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SetProfileImage413ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetProfileImage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SetProfileImage415ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetProfileImagedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response SetProfileImagedefaultApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteRelationRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    DeleteRelationParams
+}
+
+type DeleteRelationResponseObject interface {
+	VisitDeleteRelationResponse(w http.ResponseWriter) error
+}
+
+type DeleteRelation204Response struct {
+}
+
+func (response DeleteRelation204Response) VisitDeleteRelationResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteRelation400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteRelation400ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteRelation401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteRelation401ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteRelation403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteRelation403ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteRelation404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteRelation404ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteRelationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DeleteRelationdefaultApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRelationRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    GetRelationParams
+}
+
+type GetRelationResponseObject interface {
+	VisitGetRelationResponse(w http.ResponseWriter) error
+}
+
+type GetRelation200JSONResponse Relation
+
+func (response GetRelation200JSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRelation400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetRelation400ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRelation401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetRelation401ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRelation403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetRelation403ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRelation404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetRelation404ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRelationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetRelationdefaultApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelationRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    SetRelationParams
+	Body      *SetRelationJSONRequestBody
+}
+
+type SetRelationResponseObject interface {
+	VisitSetRelationResponse(w http.ResponseWriter) error
+}
+
+type SetRelation200JSONResponse Relation
+
+func (response SetRelation200JSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation400ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation401ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation403ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation404ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation409ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response SetRelationdefaultApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportProfileVCardRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ExportProfileVCardParams
+}
+
+type ExportProfileVCardResponseObject interface {
+	VisitExportProfileVCardResponse(w http.ResponseWriter) error
+}
+
+type ExportProfileVCard200TextvcardResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ExportProfileVCard200TextvcardResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/vcard")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ExportProfileVCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ExportProfileVCard400ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportProfileVCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ExportProfileVCard401ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportProfileVCard403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ExportProfileVCard403ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportProfileVCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ExportProfileVCard404ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportProfileVCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ExportProfileVCarddefaultApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncFileRequestObject struct {
+	Params GetSyncFileParams
+}
+
+type GetSyncFileResponseObject interface {
+	VisitGetSyncFileResponse(w http.ResponseWriter) error
+}
+
+type GetSyncFile200ResponseHeaders struct {
+	ETag        *string
+	SyncPending *string
+}
+
+type GetSyncFile200ApplicationvndSqlite3Response struct {
+	Body          io.Reader
+	Headers       GetSyncFile200ResponseHeaders
+	ContentLength int64
+}
+
+func (response GetSyncFile200ApplicationvndSqlite3Response) VisitGetSyncFileResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.sqlite3")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.SyncPending != nil {
+		w.Header().Set("Sync-Pending", fmt.Sprint(*response.Headers.SyncPending))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetSyncFile302ResponseHeaders struct {
+	ETag        *string
+	Location    *string
+	SyncPending *string
+}
+
+type GetSyncFile302Response struct {
+	Headers GetSyncFile302ResponseHeaders
+}
+
+func (response GetSyncFile302Response) VisitGetSyncFileResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.SyncPending != nil {
+		w.Header().Set("Sync-Pending", fmt.Sprint(*response.Headers.SyncPending))
+	}
+	w.WriteHeader(302)
+	return nil
+}
+
+type GetSyncFile304ResponseHeaders struct {
+	ETag        *string
+	SyncPending *string
+}
+
+type GetSyncFile304Response struct {
+	Headers GetSyncFile304ResponseHeaders
+}
+
+func (response GetSyncFile304Response) VisitGetSyncFileResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.SyncPending != nil {
+		w.Header().Set("Sync-Pending", fmt.Sprint(*response.Headers.SyncPending))
+	}
+	w.WriteHeader(304)
+	return nil
+}
+
+type GetSyncFile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetSyncFile401ApplicationProblemPlusJSONResponse) VisitGetSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncFiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetSyncFiledefaultApplicationProblemPlusJSONResponse) VisitGetSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HeadSyncFileRequestObject struct {
+	Params HeadSyncFileParams
+}
+
+type HeadSyncFileResponseObject interface {
+	VisitHeadSyncFileResponse(w http.ResponseWriter) error
+}
+
+type HeadSyncFile200ResponseHeaders struct {
+	ContentLength *int
+	ETag          *string
+	SyncPending   *string
+}
+
+type HeadSyncFile200Response struct {
+	Headers HeadSyncFile200ResponseHeaders
+}
+
+func (response HeadSyncFile200Response) VisitHeadSyncFileResponse(w http.ResponseWriter) error {
+	if response.Headers.ContentLength != nil {
+		w.Header().Set("Content-Length", fmt.Sprint(*response.Headers.ContentLength))
+	}
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.SyncPending != nil {
+		w.Header().Set("Sync-Pending", fmt.Sprint(*response.Headers.SyncPending))
+	}
+	w.WriteHeader(200)
+	return nil
+}
+
+type HeadSyncFile304ResponseHeaders struct {
+	ETag        *string
+	SyncPending *string
+}
+
+type HeadSyncFile304Response struct {
+	Headers HeadSyncFile304ResponseHeaders
+}
+
+func (response HeadSyncFile304Response) VisitHeadSyncFileResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.SyncPending != nil {
+		w.Header().Set("Sync-Pending", fmt.Sprint(*response.Headers.SyncPending))
+	}
+	w.WriteHeader(304)
+	return nil
+}
+
+type HeadSyncFile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response HeadSyncFile401ApplicationProblemPlusJSONResponse) VisitHeadSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HeadSyncFiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response HeadSyncFiledefaultApplicationProblemPlusJSONResponse) VisitHeadSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildSyncFileRequestObject struct {
+}
+
+type RebuildSyncFileResponseObject interface {
+	VisitRebuildSyncFileResponse(w http.ResponseWriter) error
+}
+
+type RebuildSyncFile200ResponseHeaders struct {
+	ETag        *string
+	SyncPending *string
+}
+
+type RebuildSyncFile200ApplicationvndSqlite3Response struct {
+	Body          io.Reader
+	Headers       RebuildSyncFile200ResponseHeaders
+	ContentLength int64
+}
+
+func (response RebuildSyncFile200ApplicationvndSqlite3Response) VisitRebuildSyncFileResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.sqlite3")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.SyncPending != nil {
+		w.Header().Set("Sync-Pending", fmt.Sprint(*response.Headers.SyncPending))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type RebuildSyncFile302ResponseHeaders struct {
+	ETag     *string
+	Location *string
+}
+
+type RebuildSyncFile302Response struct {
+	Headers RebuildSyncFile302ResponseHeaders
+}
+
+func (response RebuildSyncFile302Response) VisitRebuildSyncFileResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(302)
+	return nil
+}
+
+type RebuildSyncFile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildSyncFile401ApplicationProblemPlusJSONResponse) VisitRebuildSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildSyncFile429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildSyncFile429ApplicationProblemPlusJSONResponse) VisitRebuildSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildSyncFiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RebuildSyncFiledefaultApplicationProblemPlusJSONResponse) VisitRebuildSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetMyAccount Read my account
@@ -3029,6 +10520,66 @@ type StrictServerInterface interface {
 	// SignUp Create an account (and optionally its first profile)
 	// (POST /account/signup)
 	SignUp(ctx context.Context, request SignUpRequestObject) (SignUpResponseObject, error)
+	// ListMyCards List my acting profile's cards
+	// (GET /cards)
+	ListMyCards(ctx context.Context, request ListMyCardsRequestObject) (ListMyCardsResponseObject, error)
+	// CreateCard Create a card for my acting profile (JSON with preview_file_id, or multipart with the image)
+	// (POST /cards)
+	CreateCard(ctx context.Context, request CreateCardRequestObject) (CreateCardResponseObject, error)
+	// DeleteCard Delete my card (soft; If-Match required)
+	// (DELETE /cards/{card_id})
+	DeleteCard(ctx context.Context, request DeleteCardRequestObject) (DeleteCardResponseObject, error)
+	// GetCard Read a card
+	// (GET /cards/{card_id})
+	GetCard(ctx context.Context, request GetCardRequestObject) (GetCardResponseObject, error)
+	// UpdateCard Change my card (If-Match required)
+	// (PATCH /cards/{card_id})
+	UpdateCard(ctx context.Context, request UpdateCardRequestObject) (UpdateCardResponseObject, error)
+	// UnsubscribeCard Remove this card from my acting profile's saved cards
+	// (DELETE /cards/{card_id}/subscription)
+	UnsubscribeCard(ctx context.Context, request UnsubscribeCardRequestObject) (UnsubscribeCardResponseObject, error)
+	// GetCardSubscription Is my acting profile subscribed to this card?
+	// (GET /cards/{card_id}/subscription)
+	GetCardSubscription(ctx context.Context, request GetCardSubscriptionRequestObject) (GetCardSubscriptionResponseObject, error)
+	// SubscribeCard Save this card as my acting profile (idempotent)
+	// (PUT /cards/{card_id}/subscription)
+	SubscribeCard(ctx context.Context, request SubscribeCardRequestObject) (SubscribeCardResponseObject, error)
+	// ListChatRooms Rooms my acting profile takes part in, with unread counts
+	// (GET /chats)
+	ListChatRooms(ctx context.Context, request ListChatRoomsRequestObject) (ListChatRoomsResponseObject, error)
+	// CreateChatRoom Create a room as my acting profile, inviting profiles
+	// (POST /chats)
+	CreateChatRoom(ctx context.Context, request CreateChatRoomRequestObject) (CreateChatRoomResponseObject, error)
+	// StreamChatEvents Server-Sent Events of my acting profile's rooms (resumable with Last-Event-ID)
+	// (GET /chats/stream)
+	StreamChatEvents(ctx context.Context, request StreamChatEventsRequestObject) (StreamChatEventsResponseObject, error)
+	// GetChatRoom Room detail with participants
+	// (GET /chats/{room_id})
+	GetChatRoom(ctx context.Context, request GetChatRoomRequestObject) (GetChatRoomResponseObject, error)
+	// UpdateChatRoom Change name, description, privacy or owner (owner only; If-Match required)
+	// (PATCH /chats/{room_id})
+	UpdateChatRoom(ctx context.Context, request UpdateChatRoomRequestObject) (UpdateChatRoomResponseObject, error)
+	// ListChatEvents Events of a room by event_index (default the latest page)
+	// (GET /chats/{room_id}/events)
+	ListChatEvents(ctx context.Context, request ListChatEventsRequestObject) (ListChatEventsResponseObject, error)
+	// PostChatMessage Post a text message
+	// (POST /chats/{room_id}/events)
+	PostChatMessage(ctx context.Context, request PostChatMessageRequestObject) (PostChatMessageResponseObject, error)
+	// DeleteChatMessage Delete my own message (its content is replaced; a MESSAGE_DELETED event follows)
+	// (DELETE /chats/{room_id}/events/{event_index})
+	DeleteChatMessage(ctx context.Context, request DeleteChatMessageRequestObject) (DeleteChatMessageResponseObject, error)
+	// PostChatImage Post an image message (multipart field `file`)
+	// (POST /chats/{room_id}/images)
+	PostChatImage(ctx context.Context, request PostChatImageRequestObject) (PostChatImageResponseObject, error)
+	// AddChatParticipants Invite profiles (or enter a public room with my own acting profile id)
+	// (POST /chats/{room_id}/participants)
+	AddChatParticipants(ctx context.Context, request AddChatParticipantsRequestObject) (AddChatParticipantsResponseObject, error)
+	// RemoveChatParticipant Leave (my own acting profile) or kick (owner only)
+	// (DELETE /chats/{room_id}/participants/{profile_id})
+	RemoveChatParticipant(ctx context.Context, request RemoveChatParticipantRequestObject) (RemoveChatParticipantResponseObject, error)
+	// SetChatReadMarker Set the last event index my acting profile has read
+	// (PUT /chats/{room_id}/read-marker)
+	SetChatReadMarker(ctx context.Context, request SetChatReadMarkerRequestObject) (SetChatReadMarkerResponseObject, error)
 	// UploadFile Upload an image (JPEG, PNG, WebP or GIF; multipart field `file`)
 	// (POST /files)
 	UploadFile(ctx context.Context, request UploadFileRequestObject) (UploadFileResponseObject, error)
@@ -3038,6 +10589,66 @@ type StrictServerInterface interface {
 	// Ping Liveness of the API
 	// (GET /ping)
 	Ping(ctx context.Context, request PingRequestObject) (PingResponseObject, error)
+	// ListMyProfiles List my profiles (deleted ones too, marked as deleted)
+	// (GET /profiles)
+	ListMyProfiles(ctx context.Context, request ListMyProfilesRequestObject) (ListMyProfilesResponseObject, error)
+	// CreateProfile Create a profile (private by default)
+	// (POST /profiles)
+	CreateProfile(ctx context.Context, request CreateProfileRequestObject) (CreateProfileResponseObject, error)
+	// DeleteProfile Delete my profile (soft; its cards are deleted and its chats left; If-Match required)
+	// (DELETE /profiles/{profile_id})
+	DeleteProfile(ctx context.Context, request DeleteProfileRequestObject) (DeleteProfileResponseObject, error)
+	// GetProfile Read a profile (redacted when the caller may only see its name)
+	// (GET /profiles/{profile_id})
+	GetProfile(ctx context.Context, request GetProfileRequestObject) (GetProfileResponseObject, error)
+	// UpdateProfile Change my profile (If-Match required)
+	// (PATCH /profiles/{profile_id})
+	UpdateProfile(ctx context.Context, request UpdateProfileRequestObject) (UpdateProfileResponseObject, error)
+	// ListProfileCards List a profile's cards (private ones only for the owner, admins and subscribers)
+	// (GET /profiles/{profile_id}/cards)
+	ListProfileCards(ctx context.Context, request ListProfileCardsRequestObject) (ListProfileCardsResponseObject, error)
+	// ListFollowRequests Pending follow requests to my profile
+	// (GET /profiles/{profile_id}/follow-requests)
+	ListFollowRequests(ctx context.Context, request ListFollowRequestsRequestObject) (ListFollowRequestsResponseObject, error)
+	// RejectFollowRequest Deny a follow request (it is removed)
+	// (DELETE /profiles/{profile_id}/follow-requests/{requester_profile_id})
+	RejectFollowRequest(ctx context.Context, request RejectFollowRequestRequestObject) (RejectFollowRequestResponseObject, error)
+	// AcceptFollowRequest Accept a follow request (it becomes FOLLOW)
+	// (POST /profiles/{profile_id}/follow-requests/{requester_profile_id})
+	AcceptFollowRequest(ctx context.Context, request AcceptFollowRequestRequestObject) (AcceptFollowRequestResponseObject, error)
+	// ListFollowers Profiles following this one (owner always; others when the list is public)
+	// (GET /profiles/{profile_id}/followers)
+	ListFollowers(ctx context.Context, request ListFollowersRequestObject) (ListFollowersResponseObject, error)
+	// ListFollowing Profiles this one follows (owner always; others when the list is public)
+	// (GET /profiles/{profile_id}/following)
+	ListFollowing(ctx context.Context, request ListFollowingRequestObject) (ListFollowingResponseObject, error)
+	// DeleteProfileImage Remove my profile's image
+	// (DELETE /profiles/{profile_id}/image)
+	DeleteProfileImage(ctx context.Context, request DeleteProfileImageRequestObject) (DeleteProfileImageResponseObject, error)
+	// SetProfileImage Set my profile's image (multipart field `file`)
+	// (PUT /profiles/{profile_id}/image)
+	SetProfileImage(ctx context.Context, request SetProfileImageRequestObject) (SetProfileImageResponseObject, error)
+	// DeleteRelation Unfollow, unblock or cancel a follow request
+	// (DELETE /profiles/{profile_id}/relation)
+	DeleteRelation(ctx context.Context, request DeleteRelationRequestObject) (DeleteRelationResponseObject, error)
+	// GetRelation Read my acting profile's relation to this profile
+	// (GET /profiles/{profile_id}/relation)
+	GetRelation(ctx context.Context, request GetRelationRequestObject) (GetRelationResponseObject, error)
+	// SetRelation Follow, hide or block this profile as my acting profile
+	// (PUT /profiles/{profile_id}/relation)
+	SetRelation(ctx context.Context, request SetRelationRequestObject) (SetRelationResponseObject, error)
+	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
+	// (GET /profiles/{profile_id}/vcard)
+	ExportProfileVCard(ctx context.Context, request ExportProfileVCardRequestObject) (ExportProfileVCardResponseObject, error)
+	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
+	// (GET /sync)
+	GetSyncFile(ctx context.Context, request GetSyncFileRequestObject) (GetSyncFileResponseObject, error)
+	// HeadSyncFile ETag (MD5) of my sync file, without the body
+	// (HEAD /sync)
+	HeadSyncFile(ctx context.Context, request HeadSyncFileRequestObject) (HeadSyncFileResponseObject, error)
+	// RebuildSyncFile Discard and rebuild my sync file now, and return it
+	// (POST /sync/rebuild)
+	RebuildSyncFile(ctx context.Context, request RebuildSyncFileRequestObject) (RebuildSyncFileResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -3608,6 +11219,620 @@ func (sh *strictHandler) SignUp(w http.ResponseWriter, r *http.Request, params S
 	}
 }
 
+// ListMyCards operation middleware
+func (sh *strictHandler) ListMyCards(w http.ResponseWriter, r *http.Request, params ListMyCardsParams) {
+	var request ListMyCardsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMyCards(ctx, request.(ListMyCardsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMyCards")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListMyCardsResponseObject); ok {
+		if err := validResponse.VisitListMyCardsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateCard operation middleware
+func (sh *strictHandler) CreateCard(w http.ResponseWriter, r *http.Request, params CreateCardParams) {
+	var request CreateCardRequestObject
+
+	request.Params = params
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+
+		var body CreateCardJSONRequestBody
+		if err := runtime.BindJSONBody(r, &body); err != nil {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		if reader, err := r.MultipartReader(); err != nil {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode multipart body: %w", err))
+			return
+		} else {
+			request.MultipartBody = reader
+		}
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateCard(ctx, request.(CreateCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateCardResponseObject); ok {
+		if err := validResponse.VisitCreateCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteCard operation middleware
+func (sh *strictHandler) DeleteCard(w http.ResponseWriter, r *http.Request, cardId CardID, params DeleteCardParams) {
+	var request DeleteCardRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteCard(ctx, request.(DeleteCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteCardResponseObject); ok {
+		if err := validResponse.VisitDeleteCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetCard operation middleware
+func (sh *strictHandler) GetCard(w http.ResponseWriter, r *http.Request, cardId CardID, params GetCardParams) {
+	var request GetCardRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCard(ctx, request.(GetCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetCardResponseObject); ok {
+		if err := validResponse.VisitGetCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateCard operation middleware
+func (sh *strictHandler) UpdateCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UpdateCardParams) {
+	var request UpdateCardRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	var body UpdateCardJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateCard(ctx, request.(UpdateCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateCardResponseObject); ok {
+		if err := validResponse.VisitUpdateCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UnsubscribeCard operation middleware
+func (sh *strictHandler) UnsubscribeCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UnsubscribeCardParams) {
+	var request UnsubscribeCardRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UnsubscribeCard(ctx, request.(UnsubscribeCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnsubscribeCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UnsubscribeCardResponseObject); ok {
+		if err := validResponse.VisitUnsubscribeCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetCardSubscription operation middleware
+func (sh *strictHandler) GetCardSubscription(w http.ResponseWriter, r *http.Request, cardId CardID, params GetCardSubscriptionParams) {
+	var request GetCardSubscriptionRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCardSubscription(ctx, request.(GetCardSubscriptionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCardSubscription")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetCardSubscriptionResponseObject); ok {
+		if err := validResponse.VisitGetCardSubscriptionResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SubscribeCard operation middleware
+func (sh *strictHandler) SubscribeCard(w http.ResponseWriter, r *http.Request, cardId CardID, params SubscribeCardParams) {
+	var request SubscribeCardRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	var body SubscribeCardJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SubscribeCard(ctx, request.(SubscribeCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SubscribeCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SubscribeCardResponseObject); ok {
+		if err := validResponse.VisitSubscribeCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListChatRooms operation middleware
+func (sh *strictHandler) ListChatRooms(w http.ResponseWriter, r *http.Request, params ListChatRoomsParams) {
+	var request ListChatRoomsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListChatRooms(ctx, request.(ListChatRoomsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListChatRooms")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListChatRoomsResponseObject); ok {
+		if err := validResponse.VisitListChatRoomsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateChatRoom operation middleware
+func (sh *strictHandler) CreateChatRoom(w http.ResponseWriter, r *http.Request, params CreateChatRoomParams) {
+	var request CreateChatRoomRequestObject
+
+	request.Params = params
+
+	var body CreateChatRoomJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateChatRoom(ctx, request.(CreateChatRoomRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateChatRoom")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateChatRoomResponseObject); ok {
+		if err := validResponse.VisitCreateChatRoomResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// StreamChatEvents operation middleware
+func (sh *strictHandler) StreamChatEvents(w http.ResponseWriter, r *http.Request, params StreamChatEventsParams) {
+	var request StreamChatEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamChatEvents(ctx, request.(StreamChatEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamChatEvents")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(StreamChatEventsResponseObject); ok {
+		if err := validResponse.VisitStreamChatEventsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetChatRoom operation middleware
+func (sh *strictHandler) GetChatRoom(w http.ResponseWriter, r *http.Request, roomId RoomID, params GetChatRoomParams) {
+	var request GetChatRoomRequestObject
+
+	request.RoomId = roomId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetChatRoom(ctx, request.(GetChatRoomRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetChatRoom")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetChatRoomResponseObject); ok {
+		if err := validResponse.VisitGetChatRoomResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateChatRoom operation middleware
+func (sh *strictHandler) UpdateChatRoom(w http.ResponseWriter, r *http.Request, roomId RoomID, params UpdateChatRoomParams) {
+	var request UpdateChatRoomRequestObject
+
+	request.RoomId = roomId
+	request.Params = params
+
+	var body UpdateChatRoomJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateChatRoom(ctx, request.(UpdateChatRoomRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateChatRoom")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateChatRoomResponseObject); ok {
+		if err := validResponse.VisitUpdateChatRoomResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListChatEvents operation middleware
+func (sh *strictHandler) ListChatEvents(w http.ResponseWriter, r *http.Request, roomId RoomID, params ListChatEventsParams) {
+	var request ListChatEventsRequestObject
+
+	request.RoomId = roomId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListChatEvents(ctx, request.(ListChatEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListChatEvents")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListChatEventsResponseObject); ok {
+		if err := validResponse.VisitListChatEventsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// PostChatMessage operation middleware
+func (sh *strictHandler) PostChatMessage(w http.ResponseWriter, r *http.Request, roomId RoomID, params PostChatMessageParams) {
+	var request PostChatMessageRequestObject
+
+	request.RoomId = roomId
+	request.Params = params
+
+	var body PostChatMessageJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.PostChatMessage(ctx, request.(PostChatMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PostChatMessage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(PostChatMessageResponseObject); ok {
+		if err := validResponse.VisitPostChatMessageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteChatMessage operation middleware
+func (sh *strictHandler) DeleteChatMessage(w http.ResponseWriter, r *http.Request, roomId RoomID, eventIndex int64, params DeleteChatMessageParams) {
+	var request DeleteChatMessageRequestObject
+
+	request.RoomId = roomId
+	request.EventIndex = eventIndex
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteChatMessage(ctx, request.(DeleteChatMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteChatMessage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteChatMessageResponseObject); ok {
+		if err := validResponse.VisitDeleteChatMessageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// PostChatImage operation middleware
+func (sh *strictHandler) PostChatImage(w http.ResponseWriter, r *http.Request, roomId RoomID, params PostChatImageParams) {
+	var request PostChatImageRequestObject
+
+	request.RoomId = roomId
+	request.Params = params
+
+	if reader, err := r.MultipartReader(); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode multipart body: %w", err))
+		return
+	} else {
+		request.Body = reader
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.PostChatImage(ctx, request.(PostChatImageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PostChatImage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(PostChatImageResponseObject); ok {
+		if err := validResponse.VisitPostChatImageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AddChatParticipants operation middleware
+func (sh *strictHandler) AddChatParticipants(w http.ResponseWriter, r *http.Request, roomId RoomID, params AddChatParticipantsParams) {
+	var request AddChatParticipantsRequestObject
+
+	request.RoomId = roomId
+	request.Params = params
+
+	var body AddChatParticipantsJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AddChatParticipants(ctx, request.(AddChatParticipantsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AddChatParticipants")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AddChatParticipantsResponseObject); ok {
+		if err := validResponse.VisitAddChatParticipantsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RemoveChatParticipant operation middleware
+func (sh *strictHandler) RemoveChatParticipant(w http.ResponseWriter, r *http.Request, roomId RoomID, profileId ProfileID, params RemoveChatParticipantParams) {
+	var request RemoveChatParticipantRequestObject
+
+	request.RoomId = roomId
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RemoveChatParticipant(ctx, request.(RemoveChatParticipantRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RemoveChatParticipant")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RemoveChatParticipantResponseObject); ok {
+		if err := validResponse.VisitRemoveChatParticipantResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SetChatReadMarker operation middleware
+func (sh *strictHandler) SetChatReadMarker(w http.ResponseWriter, r *http.Request, roomId RoomID, params SetChatReadMarkerParams) {
+	var request SetChatReadMarkerRequestObject
+
+	request.RoomId = roomId
+	request.Params = params
+
+	var body SetChatReadMarkerJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SetChatReadMarker(ctx, request.(SetChatReadMarkerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetChatReadMarker")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SetChatReadMarkerResponseObject); ok {
+		if err := validResponse.VisitSetChatReadMarkerResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // UploadFile operation middleware
 func (sh *strictHandler) UploadFile(w http.ResponseWriter, r *http.Request) {
 	var request UploadFileRequestObject
@@ -3689,92 +11914,727 @@ func (sh *strictHandler) Ping(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// ListMyProfiles operation middleware
+func (sh *strictHandler) ListMyProfiles(w http.ResponseWriter, r *http.Request, params ListMyProfilesParams) {
+	var request ListMyProfilesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMyProfiles(ctx, request.(ListMyProfilesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMyProfiles")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListMyProfilesResponseObject); ok {
+		if err := validResponse.VisitListMyProfilesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateProfile operation middleware
+func (sh *strictHandler) CreateProfile(w http.ResponseWriter, r *http.Request) {
+	var request CreateProfileRequestObject
+
+	var body CreateProfileJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateProfile(ctx, request.(CreateProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateProfile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateProfileResponseObject); ok {
+		if err := validResponse.VisitCreateProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteProfile operation middleware
+func (sh *strictHandler) DeleteProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params DeleteProfileParams) {
+	var request DeleteProfileRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteProfile(ctx, request.(DeleteProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteProfile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteProfileResponseObject); ok {
+		if err := validResponse.VisitDeleteProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetProfile operation middleware
+func (sh *strictHandler) GetProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params GetProfileParams) {
+	var request GetProfileRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetProfile(ctx, request.(GetProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetProfile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetProfileResponseObject); ok {
+		if err := validResponse.VisitGetProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateProfile operation middleware
+func (sh *strictHandler) UpdateProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params UpdateProfileParams) {
+	var request UpdateProfileRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	var body UpdateProfileJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateProfile(ctx, request.(UpdateProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateProfile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateProfileResponseObject); ok {
+		if err := validResponse.VisitUpdateProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListProfileCards operation middleware
+func (sh *strictHandler) ListProfileCards(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListProfileCardsParams) {
+	var request ListProfileCardsRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListProfileCards(ctx, request.(ListProfileCardsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListProfileCards")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListProfileCardsResponseObject); ok {
+		if err := validResponse.VisitListProfileCardsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListFollowRequests operation middleware
+func (sh *strictHandler) ListFollowRequests(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListFollowRequestsParams) {
+	var request ListFollowRequestsRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListFollowRequests(ctx, request.(ListFollowRequestsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListFollowRequests")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListFollowRequestsResponseObject); ok {
+		if err := validResponse.VisitListFollowRequestsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RejectFollowRequest operation middleware
+func (sh *strictHandler) RejectFollowRequest(w http.ResponseWriter, r *http.Request, profileId ProfileID, requesterProfileId int64) {
+	var request RejectFollowRequestRequestObject
+
+	request.ProfileId = profileId
+	request.RequesterProfileId = requesterProfileId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RejectFollowRequest(ctx, request.(RejectFollowRequestRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RejectFollowRequest")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RejectFollowRequestResponseObject); ok {
+		if err := validResponse.VisitRejectFollowRequestResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AcceptFollowRequest operation middleware
+func (sh *strictHandler) AcceptFollowRequest(w http.ResponseWriter, r *http.Request, profileId ProfileID, requesterProfileId int64) {
+	var request AcceptFollowRequestRequestObject
+
+	request.ProfileId = profileId
+	request.RequesterProfileId = requesterProfileId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AcceptFollowRequest(ctx, request.(AcceptFollowRequestRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AcceptFollowRequest")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AcceptFollowRequestResponseObject); ok {
+		if err := validResponse.VisitAcceptFollowRequestResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListFollowers operation middleware
+func (sh *strictHandler) ListFollowers(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListFollowersParams) {
+	var request ListFollowersRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListFollowers(ctx, request.(ListFollowersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListFollowers")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListFollowersResponseObject); ok {
+		if err := validResponse.VisitListFollowersResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListFollowing operation middleware
+func (sh *strictHandler) ListFollowing(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListFollowingParams) {
+	var request ListFollowingRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListFollowing(ctx, request.(ListFollowingRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListFollowing")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListFollowingResponseObject); ok {
+		if err := validResponse.VisitListFollowingResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteProfileImage operation middleware
+func (sh *strictHandler) DeleteProfileImage(w http.ResponseWriter, r *http.Request, profileId ProfileID) {
+	var request DeleteProfileImageRequestObject
+
+	request.ProfileId = profileId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteProfileImage(ctx, request.(DeleteProfileImageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteProfileImage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteProfileImageResponseObject); ok {
+		if err := validResponse.VisitDeleteProfileImageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SetProfileImage operation middleware
+func (sh *strictHandler) SetProfileImage(w http.ResponseWriter, r *http.Request, profileId ProfileID) {
+	var request SetProfileImageRequestObject
+
+	request.ProfileId = profileId
+
+	if reader, err := r.MultipartReader(); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode multipart body: %w", err))
+		return
+	} else {
+		request.Body = reader
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SetProfileImage(ctx, request.(SetProfileImageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetProfileImage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SetProfileImageResponseObject); ok {
+		if err := validResponse.VisitSetProfileImageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteRelation operation middleware
+func (sh *strictHandler) DeleteRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params DeleteRelationParams) {
+	var request DeleteRelationRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteRelation(ctx, request.(DeleteRelationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteRelation")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteRelationResponseObject); ok {
+		if err := validResponse.VisitDeleteRelationResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetRelation operation middleware
+func (sh *strictHandler) GetRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params GetRelationParams) {
+	var request GetRelationRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetRelation(ctx, request.(GetRelationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetRelation")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetRelationResponseObject); ok {
+		if err := validResponse.VisitGetRelationResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SetRelation operation middleware
+func (sh *strictHandler) SetRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params SetRelationParams) {
+	var request SetRelationRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	var body SetRelationJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SetRelation(ctx, request.(SetRelationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetRelation")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SetRelationResponseObject); ok {
+		if err := validResponse.VisitSetRelationResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ExportProfileVCard operation middleware
+func (sh *strictHandler) ExportProfileVCard(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ExportProfileVCardParams) {
+	var request ExportProfileVCardRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ExportProfileVCard(ctx, request.(ExportProfileVCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExportProfileVCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ExportProfileVCardResponseObject); ok {
+		if err := validResponse.VisitExportProfileVCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetSyncFile operation middleware
+func (sh *strictHandler) GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams) {
+	var request GetSyncFileRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSyncFile(ctx, request.(GetSyncFileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSyncFile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetSyncFileResponseObject); ok {
+		if err := validResponse.VisitGetSyncFileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// HeadSyncFile operation middleware
+func (sh *strictHandler) HeadSyncFile(w http.ResponseWriter, r *http.Request, params HeadSyncFileParams) {
+	var request HeadSyncFileRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.HeadSyncFile(ctx, request.(HeadSyncFileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "HeadSyncFile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(HeadSyncFileResponseObject); ok {
+		if err := validResponse.VisitHeadSyncFileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RebuildSyncFile operation middleware
+func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request) {
+	var request RebuildSyncFileRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RebuildSyncFile(ctx, request.(RebuildSyncFileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RebuildSyncFile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RebuildSyncFileResponseObject); ok {
+		if err := validResponse.VisitRebuildSyncFileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hz7cts2uvirfMPfzqzzW0qWL00bZ85MXdfuuidJPbHTdjbOkSDyk4SaBFgAlKN6NLNPsw+2T3IGAO8E",
-	"dbEdJ9s5f1kmQeC74bsDd17A44QzZEp6R3feDEmIwvx8ixOBcnbC+Q1F/SBEGQiaKMqZd+RdzRCEHQKK",
-	"3yADIoEw+LtSyU8sWvhwiUEq0IdLEuMlVfhfl0rQQEFgZgQZ8ARDUBx2SUJ353u7JAh4ylTf8z0ZzDAm",
-	"elW1SNA78qQSlE295XLpewkRJEaVwXmSCslFG8CfEvJ7ihCY1zARPAY1Q0gEzilPJSRkin+VMGL4UQ3t",
-	"qJFemuqPf09RLDzfYyTWq9vXNbhi8vEVsqmaeUf7Xz33W3D63mlMaHSlSaPHm2kTomblrIZsnu8J/D2l",
-	"AkPvSIkUOxbZ2//G92LKiv+fa0IohUJP/D/vj3v/IL0/Br0Xw96Hv/3FcwH0isZUFbA0UIzMy+riIU5I",
-	"GinvaH/ga0honMbe0d5gYODI/ivWoUzhFIVZ6NeTiCJTBe5tyQlxTgNN/rOT1yBwSqUSRL+3suSDVFxg",
-	"CLdUzQzbJEpJOSsYZAW1BP/Xnl2zd5UR1UnEw8GL53Uq+i4BEygTziQa+fqOhG/x9xSlIV3AmUJmfpIk",
-	"iWhgoN5NBB9HGP/tN8kNxviRxEmE9otQzy/sHH3K5iSioed7ISpCo2IrmddAJWQjNKooBNdS/v7Om1CM",
-	"Qu/IQy1VRmiIWcuLU6lgjHrvmXdAwlCglN7yg+9JRVQqNeID31NUaZA0RpCjVOBPxjxVR+OIsBtvWSXf",
-	"XwROvCPv/+2WmmLXvpW7FxZtSzWXfiiQikk04SLG8CWMLFYj0KyTgCSYwZiEYDDs68VPOJtENHgYwXNt",
-	"Eqb2K6yS/JLHCHMSpSiBCAQSCSThAhS5QdZBeUaDGyNtFeKb8Q1KvygpXSDyJGQOIiJnKO2mwY9UKsqm",
-	"EBJF3EQ34/WQkvJnXIxpGNptuyHpH4zDG66ARBG/RQvEG67OeMrCp4UBZBrMQKDkqQgQdrgAxhXMqaTj",
-	"CLWd0nooIFGE4pmBM5/uCcE8ZmAY6WfW9u3ZCbw4/OpryFaCkAdpjNqILn3vivNXREzxKSHUAjnm4UJv",
-	"+kgvLkDNCKsx+Irz14QtMh0knxK8t0QhGFunVZFAJRZAJspAicDSeIwC+AQkBpyFWhnD6K0e1TvWo4yH",
-	"UHOSild18FpWUYPyjpFUzbigf+CTCvdrKiVlUz83LT7gx0R7HMAFCJzzGwwhEBgiU5RE0jDpHZNpknCh",
-	"MHyNISVXBqOnFaRsLdDU1AKlNyQJAkyUkaRCgRpeHGcv9O9E8ASFotaEk8qbjDFjziMkzLPmPve/3pdD",
-	"PxQqm49/w0Bpkhxbk9JeIBBIFIZDYt5pQ6d/eSFR2FPUmIyGm9HA9q793hr6qmnzfiMMv83+7Qc8dk1r",
-	"PhvOUdAJdWPsezRszzsMuRNMGpMpDlMROYGMeWjW2QrzwpDWgPiRMOdowa1ZR6YdzvdeKo3fR8KYsgqX",
-	"yg/0gGEDxT2/hI0y9fzQczquVUnIpzHk8qvWP3fBGqTOQPWr0lCnkFOm5oRGZEwjqhZtX/mMC2urjYkG",
-	"IvVONT6ED7czVDMUQI2DNRGIWjnVBbMQoi4haD+vcsexWVYiUHGUSRhSjQSJLioQTUgk0Xjg1ad7nWCv",
-	"0h0mvioxWTX0FZ9Sdv59E71Vn7zJxzmRPpkRNsULIuUtF+GmaDeURioEMjVMslmaAd9g/3BNrOJ7DG9r",
-	"36/Utfm4pqS3AGnM6xLbEyPjF4JPaIT3xJ+wIWGcLWKeyiFlc6qwFndmX7VFVLu0G1gWDdr3emhb21aj",
-	"98HhNy69J4cTrn2WYUSlGibpOKLBZuC5dRt8bxRsjcODtQxOBJ2TBl1slqC9rkISD9uLH5+8PnUs3M4P",
-	"VGXCTONi/PdIAmVguifXOZtQEbdV3essjtXYmQjM6nv97wcXtg/ZNnn85vhyNVkqWyRHxEWk041sd2GR",
-	"coNSyykdOuA28/5cse2rtX354Sp/oIFixZ7Z+VwInmlzdKojkTYUWbxcRT5HcAUjysGdCY11zLELF5O6",
-	"4bbOREsmtZs5VJmLW8JivJ/dhE1dwN/H67O2aq0v4nuS/oEbDs2csxLqPKGqFaDcPdxfSznj4ehp/Dot",
-	"MjBqqHaR9V0ScRK6xCGqIzKmjJjM4zpuRm4NlBvzLhe2mu+r50wPt0uZ+t6bVZ5q9zoulXNRUVeNmF5B",
-	"hEQqULdch546ThYQEIk+pElS/A7plCogLAS5iMc8emnCIfw9JREoDjqsy50bHdeZvWMUaQF4wIXAQMGM",
-	"C4lg5GKV5vxmBRpvUaK6nwXYxrlryES3QrrgbNqWvRilJFN0qkSzQzfctw0w8mmzSZzwlLmhRgKiO2PT",
-	"NpWho/Byqcg4QohJMKMMewJJaB7o0XV257msPuNqODEZNWccqrqsRp4EvfOowliu41nFKJQ+MxGCLIzm",
-	"Y1IRFriZkaUwh7WgpHydJ1cru/BwcOjShVnmtbpd33AFZ13Yt1V+NUO7ThAyJWkXLcD0Lec6xKLwSjt3",
-	"zcaOrSF4y7v1TjhTJFA2ZpS+DSAJAy5CFBiCRGX0DBljFGGY5cGPrtno7tpLZpzhtXcEd9ceZSF+1L8H",
-	"Plx7Zlj2JuZjGq0Zdu397Zt92BvAv//5r2uTARv1r9l/M37LMtBM6t3saR/Muj5IJv3c4L8ErgNcO+wG",
-	"EwVEwpTOkfWvWVXSKzrFwGI0sIFDP7rl4qbyalC8sj4ZCWLs51PZ+qIGxfnFXYa4e7oM3b39g0P46vnX",
-	"32RZv5h8rHL3YH+1XJzl7tMWKjWD5a5WpqvW6QauvVIg9UAx/NnMsxGmTb/DwJ1DsmbD/Lwa3E9BmC2j",
-	"g/XoZEX1+xnOrNw+VHldtVmDXl3YdIIjkYU2oLB53Ccx6U441MOyKY+SCVmb9ri0ZWh3ilnKkjUtQ1Md",
-	"MLTpd7lV5NDi/uoR91ojq7IPN45STDJ2DbXzrLkr1V6QrJtATcxX4FlDIANuBRfP2YQ/Ti4/y6C5E6r3",
-	"YcSMyKHtkWjxuzJzRKQapnJLYO/F5CGZ1hHsUIE1BtQS4TVga1Qp6edAfAX/XlHpqMUUrupGPmtVFBxO",
-	"a6U5aD3udkEnwHTKzu+pWyMd7rbDAB3ufUvDItKref7fusNhk1Ral3C8d1qtQQ0Ld2XCLsK8Sy6QhdQV",
-	"v22lXvIslzVkwxKWinfvTp06Kj9e12zdWNyPvd2JaafH4X9ZtZG6vGxmcw0F8qzQqk+cNQZn6spRnFsp",
-	"du8SrSEzyXmsolWDk+3GjThRC7CMBIExn6M0XQeVkX1XSqYjifhETG2kLzLSg+IQmCIYjGg46q9JJW3i",
-	"jhrTFKSCqsWlhslSdYxEoDhO9Sz5f2e5zfrxl6u81c9saPO2tGEzpRIb0tHM1NeR+a5/QoBKIBCjlMim",
-	"KGCc0kgBETxlIYxTSRlKCQERoezDO6nD0URot1lp3sUSI8tGwdPpDDLJlv41MxUjObOf+mCLSTYWN2Gt",
-	"D5LM0b42Wb1gRkyES/JZ+tfsmp1wNkemAZZH8OPlT2+AMjPc1IDfnp3AwcHBC3h3dQLa4EtF4kT6YKw5",
-	"UA20ycjYILqZfLpmefZJws6oq51j9My2lBGQNvc0CniIoz5ormjYAm3lQe8F87E0bXTXbHScdbuYp0fw",
-	"nWEPXKeDwUFg3T3b7mme4OhldYqQM6xRw0wKo197mULonYcjmwco+ho1O48vzq3utn66t9cf9AdapnmC",
-	"jCTUO/IO+oP+gVERamZkLO881r+naP4UkJyH3pF++HqRG5pGf+j+YLCiLWa7dpjSVW738Cyg6I9e+t7h",
-	"YK9rsgK63Vq/kZkxqyCu+7Bsy/E9mcYxEQuz90kIcQGHpjyZysyVN08+GN2hglmbhKlRuXUqGr37HQ8X",
-	"GxCwkuxpZLsiGo/1dtJCKarGwGTqKW7eZ+k0C8u6xdEexPLziIDpiDI6N2zIwmA9SyttzPcVn8PBwfqP",
-	"yg5S88WL9V8UTbIPl1DbllGUQfyqadWesvFJgYawQ8yfzIIxxNCa4tzwPXMK99IvVMUuafTtJFw6FEcw",
-	"w+Cm1uLzALnPPD9XKVl7BGUNbGOBd/XuPJq8tyHPHClaTrs9mM6u2Mp74JOOjql775X9DYS42dJ6b1nO",
-	"PCDv6P2HqmRfYRTB7Yxq72FSr/VpZyArlAsEqWgUmW6wtSIcFq0c3QJcjnkExV30ftgwrPQyXZXJ8oAD",
-	"n2uPmbPN5brdpLKRVB+2rUs5U/iF69oHqs4S0YqJh52cR9ZDtfwz/H32EnCOYpGfzNF+dNZKvFbwjLT2",
-	"qvF1VQAb5U46ZRgCZb5W4EW/WHkyKJv0rzLbBJSZx2MeLvpwHN2ShYT9wT5Map/bPn6p45a6wItWSvy0",
-	"OHHz2Hp7Y3nuztMv2weW9gf7j+mN2HZol9aFiLIbuCUSNIKaSRPQXjuVULT6P9l++UxK+m7p12PU9x+W",
-	"NcX9WsukFsiquFvKkSkxGbJtN8vunYmalp3hihm8OC0yIeVxyfduNMshu5VTixqRT+bn1lvZTDoAP6rd",
-	"mYoj50mK6vm8tltcaxTTAph3sWVCePgJTy48DHIjCVRCym4Yv2U+pNKey8iOaPQf3ZU4s5mIvL2u1xbM",
-	"nb9fvX5lFOZY8FuJQvo29aAfHV+cQ2DOWsr1XrLpn7NKPULrZzT9C/088y3OY9tV82UFV58j0I75vGaH",
-	"aUYZZ8CdOlSARNUiapf5itNI0YQItTvhIu7l3dWbkbTS+vd/kXJhjfYONrJG9nSe+eCrTVZxnMh6uLRd",
-	"omqJGuwUQpEFUqMJjXC0fsdXU8ddMXH17MSD4onWCQpXIFHvDPDGpgN0AVKRJEI4PNjcDXOf+rhvaJHP",
-	"k0vql57LeVIPq5nSiRdFbiYPPEwW/T7hRz5RT/v6qltQM7mstbx+3jjA2X27kfw9TUhwPrEhWeaHjTHi",
-	"bCpBce1tZOT3gTQDh//ozIxx8AnUhSrzo4gNPwmTtyhMGPpsS+ms+vpdUlrpnXq4u39P2X48JevsBfv8",
-	"OvZw/SfFvQVfimhqy06A4W0hnXkhzwqpvbdnR1I2jVAHHg9J6mRdWd2ZnPaNQQGPUZZX85hrA3Zsh+0z",
-	"qF7aMxoHZJh9O8ovENrJg5Nn/WtmT4ub51QCZ9GiOCgOik/tSdkiZ2RP8MPo115Gewx7v1A1O4JxQEY+",
-	"SA7kmgWCS9mTVKEOfGIICGNcaToBVX24sGVgyqZGu9kbRHqCK2IX1Rha4snaFTamZtncwwa1vLtw201c",
-	"u29n6XedrNNUHMHtDG2GbCUvLC1XXLdTJ1zXhTuVFuCy8J9dQGSXKOes8Hirm5YeorYaTZWeUMP9n29f",
-	"7/MB+fc//7WN0qr19Tqzco8X+eRy4kzK6e2eidrL+o1XdYYzDto6623BxY1sXGxxiapXXv3lAiYbvFu/",
-	"J8yA9GdP+tWU7OnHrIpIGgQ2CecqO2Cnve2sutggk5LNITuTfhGV6jIftK0GyS5R03tzzUh7idgnTQ1W",
-	"2zvdnRA5MXxNXpQ6RhXyaUP8B4Y1Gjkd1ER0XlgGCTu29XULcdi9Kztul6sSbdYSdVoYx/V0tVbe7jvq",
-	"Wg3EKy+H+7CJ1/bWuhxPHBBv6eE9OMencTT1Ej7RkiDLvbuG9XTKKOsOCKRpNn6gE/EQo5p1LNe6kFel",
-	"aDa2svU26idON64wukWN8j/SiH7hmaCu2IZOGVBmffpmM7ypVpcx+UZbiqdq9Z76KXX0/h12VqxNx8lj",
-	"isPTG6lTFtpgwOZZ625ltYETpOKJNI6kCYcUcBbgpmTvkShaS/pTHZfezlDgRkw4rYWxyEIM/wzcqEfn",
-	"3KbbpBG4HmWQnVxYT/U0WU3wd8lntB8b97k1ez3XGZrayYPKZ9nVPJX7c+ylOcutLFN5AmQjy7T3JOFg",
-	"VtTJTmLZ2yM+hbV6zAxz/VDQeqxeAlWQ3xqTF/5hvDCbA7PeFJOQHeOEC7thtJ7SJLivpd2ysfWLsJn2",
-	"QE0lFw875iRBYs+8RAugStpYKu+6745EzDmHbi2SmpqwuW/ni6k9P96WM3i5PEFzbfWfuNb8maqAlsta",
-	"crPy9I8Xpz/4cPHmBx9+wfGF9vx+OD97CevL1lZuKzK8e6f/5PFz1/mPTJLXh83ZZJ80Zm5GNfaaqv9f",
-	"l9/1Fy45+yY0/H+VMF4obCYFT0gww94JZ0rwNb1Ovnd6RaZr+qGWvndg7UYz/g+psdyKAwE540L1IjrH",
-	"EN69fZV7PfbYmL0ovgHnK152la5e/s+aXfie37J8x1hNjKHhLOxIJZDEGNp+WhCraN21b5LstK5zs5iX",
-	"Dz0xUNzc5CXc3r5mrmvSfsbz3t5eb//rq8Hzo8HgaDD4xxb1c94t98cX53mh9vF77l7ROZqDhJnw2lNq",
-	"OWnlQiqMNW0bzaWuzlIU81z7mIvf8tvejM+dzVh4t9nMS794Qorj0ndVjSW95Yfl/wYAAP//",
+	"7L39UiM3ujB+K/r171QFTtpgGDJJmNp6l4DJkh0GFphk64R5bblbthW6JUdSw3inqDpXcy7sXMlbeqT+",
+	"VtttY2Bmlr9mcH9Jj57vz09ewOMpZ4Qp6e1/8iYEh0TAf3tXeKz/DYkMBJ0qypm3710qwdnYR38mXJEQ",
+	"3RIhKWdI4THiI6QmBAkyFUQSprB+ZMvzPRlMSIz1u8hHHE8j4u17196ra8/zPTWb6j+lEpSNvft737sg",
+	"I0Hk5JDzG0rqC7iCT8AtSPEbwhCWCDP0N6WmZyya+eiSBIkgPrrEMbmkivzlUgkaKBTAG5EM+JSESHG0",
+	"jad0+3ZnGwcBT5gqL7W+sMsZC84JC/XftWUNlEjIAN1N9IIQI3dEoGFCozAFy4hGBFGJcCQIDmeI35Hw",
+	"DbrDVKERF3DLNJETRJlUBMNjUx5FlI0rIGRJ7O3/7unveb43wpEk3oc6IO99b4oFjomy53mIRXhypP9H",
+	"9YKnWE0832M41o8FWIR9Gnq+J8ifCRUk9Pb1F4pfHnERY+Xte5Sp13ue78WU0VivZif7PGWKjIkAeB0m",
+	"QnJRB9XZFP+ZEBTAZTQSPDa7F+SW8kSiKR6TbyQaMPJR9c1dAw0DWPafCRGzwrrNN4rLjPHHt4SN1cTb",
+	"3/3utQvDejGm0ZXGnQZoAF7NhUXhIzu7PwAosr9fa8grRYR+8f/9/aDzX7jzr27nx37nw7f/4UT5k9Ep",
+	"VsHEjeyaDlMkSsltSCgbo2CC2RiwiKoJTxSiCu7CTGr0oxLt7f6QQc6Qdr7Jk1HHfHXevlxrfccZydbb",
+	"9Gp904L3d3f3XB94S2OqsldXzjuCi8U3hmSEk0h5+7tdX7/eYmS3uxA/zwXXRNlIE1Nzfd1kccF53PhN",
+	"wXm87g/+8zCihKkM4esoFpJbGmiaOz48RYKMqVQCuLfhsD6SigsSAp4BhkkipWXuTgT4Z8d8s3NlKcmJ",
+	"AXvdH1+XSceFD/9Mzyl0Lx4HShODPa03mgjiRCo0JIgzklJOgKOIiG8kiugtSW+WczZgv9o5WfNhZLs5",
+	"g03gqM2ufCNYtOTQv2Lp3Nqyu1p1F/caIHLKmSQgWX7C4QX5MyESyDbgTBEG/8XTaUQDwKTtqeDDiMTf",
+	"/iE5K6kC+okQcN+8Y4uyWxwBDYREYRplQh8ua7Zm79D7JEJwLd9+/+SNKIlCb98jmr3DoWH4lpeiA2YI",
+	"riEchoJI6d1/8D2psEqkRsau7ymqQDv5CYco3VIGADzkidofRpjdePdF6P2HICNv3/v/t3Ndattcldvn",
+	"ZtsGai5NJttUjCN9DJqfD8yuBkifm0QEBxM0xCGCHW7pjx9yNopo8DCAp3pPmJinSBHklzwm6BZHCZEI",
+	"C5LpLQrfENYAeUaDG0C1AvDh/gqkf8whnW3kScAcRFhOiDSMjHykEogsxAq7gQ7361tyyB9zMaRhaFhp",
+	"S9A/eA/vuEI4irTOCIt4x9UxT1j4tGtAMgkmSBDJExEQtMEFYlyhWyrpMCJao87Z0Wa6zlMe0hElDcw7",
+	"ADHxjUQBn840FQSJEMTo4g5bxLV0e9s23HNvBDsJOAup/s4xphF5UjjpbaW6VaawUQmgAviYHWoODjAq",
+	"rvYikzNPu16jSSJGSAjGVLZ+A1y7TvOKJ1zaAUNAlL618S6OD9GPe999j+yXUMiDJAZ0ufe9K87fYjEm",
+	"Tw28IQ8BdSP9cW3JYVYi1ivOTzGbWXkin3J5F1gRBDqzFiuCKDFDeKSIsTdZEg+J0GqEBBTUghUNLvRd",
+	"nQN916BChoVL5eXVVYR733vPcKImXNB/PS1Cn1IpKRv7qZrgI/JxqqkKcYEEueU3JESBICFhiuJIwiG9",
+	"ZzKZTrlQJDwlIcVXsKMnpkLzLaShmXIMHARkqgCTMmEIZ3FgL+j/TwWfEqGoUcdw4Yo9mCHnEcHMM6pb",
+	"ymN+z2/NHQh8+AcJlAbJgVEP6h8IBMGKhH2sSrpjiBXpKAriv6LGV3b7qX7dKG0lF9EfmJG/2j+3Ah67",
+	"XguP9W+JyGRMdce+R8P6e/shdy6TxnhM+omInIuMrSxbaueZUlRaxC+YOe8W3KhoqZsnkaDA4zCmzOHm",
+	"8eGGfmWLO35do3fYIkVMSF8D4PKLmlyqTldAbZfqF7GhDCEnToXh4QSrcywUDegUMyULpgMOjRjE0XkB",
+	"4cDF5VdwMDfO4U+qSCyXtmTAYXBiHk09BumfuT4qBJ55vpcw+mdC7GVtBlZBWFySc++3mEZ4SCOqZnVt",
+	"6JgLo3OCqomw1FwKdGEw/tSECG3aUolGghDNmMsAyQioiQDqvxcx08Eo5m6g7anFlBV/3Wlc9jy+CQ67",
+	"fCfzbn3Lx5SdHFW3N++Rd+l9zk0fYhGuiQVitVBC6K8d6fuAZUZENTE1e3GpBRjoLeQMq/K5MiblF8Cx",
+	"S+76qTOt3RrSpywvzjln6rUHV8f23q5rLVNBb7U96wRdwa/XbilWiW91d4UnADMtORItVwVkyBc6h43m",
+	"389R4kMDoh5ZFHOTpPFd1eI5SaASrR3pJeU+JRH66IZMlVa9x/SWMLSB0S+XZ++Q+eQm+ACKPoV4itlM",
+	"a+2Hpz0vt/B7bEwZydhtcUGv9xr28ZZKh96RMfnsP4tIybuvsHGNp3lYwR3nKZ0ffKkJ3JfJsKTVVHiE",
+	"jam0Q7JVOMrSmCzNgoetlMM8JlRC4MI7nHABU/IcS3nHRbiacLcmcn9q3+KMHMz1G+tjvis9P1cvT++r",
+	"gaC6kMp7GwCgerfEqTjjRJKwP5z1lz651XTuOQKE6CX2KQvJx5ZLME8oaxjNJb0UBGBFLVariZR43BDr",
+	"VeSj8pGNkI4JI0LDAcmZVCSGq1tuPdoEUtptTWnTXS17KhVkyWM3RdiW4JbvtXSic9HIzQsnWPZjLhxA",
+	"O+WCIPimNC5ONCQzzkKkJtQEV7WZr6EZUkECCPOAtlmAY1F5XI7pZshf47xOzurnG5kLhNQcT82i84OL",
+	"q5PDk/ODd1f9k3eeX/rh7P1V5Ze/nxz+vXfk+d5p7/Ly4Ode//zs8srxQ//k9ODnXuHno97bnrnx4uzs",
+	"tH96dnRyfNI7clpiFcPGZZgretuglMynECr7/I4R4X72D07ZkqwhIiO1Lu3uITTjUo3y7fgpyJpw44Lz",
+	"2MFmIy6b2N5j+C5as5kIS9WvMN4y8XZ2TKQPEmk4j9EES8S4pWdNoU+uvgPiLS+wpgUTfyn2USQhh/o2",
+	"V7UXBIf95SVbwuDBzN31BDaBxfUacIsmQQmELS2EGopVdjePkg7NB+oENYIgSp+yW2qyutqfqIm/nGRP",
+	"uo5UWCpehBlA7S6pC3lQtSXO2+paDIxsSY9nZMCJaFPjNIkU1QhRX3XqV3A4lLEIv5HGsMMSley3ZtVJ",
+	"o2IJr4eUYUjCaWQaJeW8u1A3L9Bw23S2MsQs9cBK58NtNQNkWVfNynCoeUZqATBQDEyWXDKNOA6PaUSc",
+	"gmC+p7MA8yxlyu59gR0Im5sDZUsGK0K6LFsX5Yf5HlA46X8O/t914H92FsY5s+AoHJtvPhib67OiCY5Z",
+	"HzPOZjFPpGGrrXCnnZvTLi33dDYhwW537wffqQ+PeBTxu35EpepPk2FEg3bLc4di0BHEgx7tHH1PERz3",
+	"6x+3zrLqh1uwP9fBHxFQmLFa9dQ5G1ERO4xKm0KldweOP8O29Z8fXLt9iOcmTR1qlS1aMiZyL026EReQ",
+	"eq1CjRkjSeNfpbxiF2eC9/5aCEXOD9DkD84LX1a2WAi/mfc5N2gTmzRXLmRt4Cg6G0G+VqsYtV/dwMPV",
+	"tPpiP9z7Xk1FrBt0kK9WPLBggiFR0D7SF2SUSADLw52kOf4tQLei1g5LzJ51ncoxJVHYE8JohBUF2yTQ",
+	"FXeYot0c8shvbsxwXEQy5sML1m3UwRqnUEV3YL4WUFi2p2zsWvwq5nd77zb9F2lr8S0fVXJZcfo1fhkW",
+	"dhkL/XsarO9BoXOhQ0sNvHaaDfrwMQjLgkxwBtNbSm3PfpXI5U7STT5e5WULl78O060Mj8ez39JodFP+",
+	"STEZvlxFsrdcEYnvvZuXZtL8HZcAPi8I74o9olBEsFRI3XHERyjid0SgAEvio2Q6zf4f0jFVCLMQyVk8",
+	"5NEbyGUifyY4QoojGvoojc4jLgzPKsUTvYALoa3UCReSIKDHeXrED3O2cUEkUavpQ8tkJ1SQolk8n3NT",
+	"QFb+VCEIUtsJ0NNqVJbHG+B293qk0nL71Ny6GqQKyy9VeCzUohvW61xorstU0hyb80L9BlWiGgXHw4ig",
+	"GAcTykhHEBzCD/ruMl6m2c9bjKv+CHKwnR5j1aTspWnzbTlVrjU42BRlUmEWuLHGstV+Kf0nv5ym4xfY",
+	"xV53zxkdM5H8Il95xxU6btp9XSco5vQvwgArRc1Hs2VaDasBLVLpVeFWaUXMFvotdaqb7HQU4xniLJqh",
+	"G8bvkJpgKJ6DcJlEG9auAwamGZexNUm46V+zgSAhDhQJB4hKsIfgNngZ8DUcEx9l4RwfFV+maVAqHE9N",
+	"TcWIRhEJt65ZDU1T/a1uiGHKUu0ObehVSYXA07vpdOY12fFrioysYuuvOaupdWapA5BGWW4BxkqC5fet",
+	"4jClmN5yCUyNDo46zGLKGkLnFvvRkEScjWW5QMMd7X1Q6MjpUqnbYxPuWjCcB1xrcx4LokCGQt1XJWsi",
+	"q8t3l2iCWRi1WkLJoeOy6dcRH6qnibnouQlflswqK0DOotUcdjs/1aw1SwD5ViNj75AzhQNlkmGlbzJj",
+	"MUNchESQEEmiQP/EQ6JZqC1U279mg0/XBsOuvX306dqDA9T/7/ro2oPb7JWYD2m04LZr79sfdtFOF/3v",
+	"f//PNZQ1DLau2d8Zv2N2acDHgY34Bnt9JJn0Uxb9BnE1IcLcVkqnM1y/kECX8SkbudzxzTr0T3dc3BQu",
+	"dbNLxnOFg5hspa8ypf8pkdWe+GQ37n6d3e7O7qs99N3r73+wpRyVvL1Xu/Px4jh1ZyyhQGbx2mINd7GI",
+	"u+sMw6abeiAa/grvabXTmkveRFnNShYQzK/zl/sYgFnSh9p6O+swwwsOhUcywC8IDk+xuCEOp9vyeQLL",
+	"JZUtnVXQMp9sYTw/3/SKVu8CwGSY19lZuIniu9xrhVYuqy3U9oHpq7S1QbX3xyLL07GcqMkHvYJ6PBI8",
+	"Xj5zZiUdLLfmyoKUJVGUpRQJW1aGhN1mIZTjHZ+9fXv2m+d7fzs56nm+99Pbs8O/e779vX/R+8f7nkma",
+	"0+/84MOrtZVciXkVNCT+wIzKKvyqr8y27cYsSVho4jGmau9JfEDOdaiH5UOvJZd5YeLypWnq4S4olDKn",
+	"stpBF2/om2JLuRT21gh5/h0rfcP2LFmCf0sjNeZBO62RdBVWZiBrBlB153P2WdqAXdycUzxhI74eJmZz",
+	"4BuyyFc4iAmWfdNxpnbehTdDIhukyz/6IffxuLzBBjWjdAAly6q02BJUcvg5Nj7n/NahXhVR4fFUrEui",
+	"Uqm5GncrOCLniqKFWWFzhMElHbOTFdcX8TF1NE6ioY/+SsMsflFyE//VHeSBxIFFSSUrp05UwGHWXXhh",
+	"E2DeTwtt7cp7X4oHppkMQRqTz5tZZJBpleZki57db2vexRNloH1WJatlfGmnGPhtA77OPDK3u6peLz4f",
+	"7dIismVyNGtveT/VwsDi37oqkiv4UO9IEk/VDBl0QILE/JZIU06T37nlClc2OJWfCDUqETN7gEjxtPnL",
+	"gIaDrQVh1nZGlDmWZU524Zk8Wz7u6lm2bSrqLaSWzKBdEoMXI+KK4GpVGfII8FoysbXSZ8G4bTO8f4MG",
+	"GrsGSJBphANLy3cTHhGbKb+FqlQfRAQLibIIgNYBqtS/4Izax+WeNZ+2OX929VTZBbmxi1Nh6w5ZSYJE",
+	"UDW71PAwAB4SLIg4SNQk/+s4Rc5ffrtK+x/CUuBqbh9MlJoaPzq1ZlQZh37aOsTQyxfFRErCxrbZr0JY",
+	"8ISFaJhIyoiUUIEht9B7SYREti+yRrBYksjIDcGT8SRr3ehfMwC+nJhHfRt7NgEQiCX4SOJbU9shIagc",
+	"TLAy5R1puPuaXbNDzm4Jg0qYfVP3QZmJVCfKh05ar169+hG9vzosRKV9BGSLqF40ZB2YyEU1weKapRkW",
+	"Em0MmhojDTZNoz2MpMmvGAQ8JIMtpE9Fry2AUl5NFqZkB5oLXrPBge0bBb/uo5/geNB10u2+CowpbRqT",
+	"wi9k8Kb4ipAzUoIGvBQNir0vByb4knV71Md5cH5SCIrteztb3a0ucLkpYXhKvX3v1VZ36xVoNmoCOJZ2",
+	"jtb/HxP4J1vJSejt6x9PZ6l+XOmaudvtzmkwtVxjqdwNUe+GNUNZf+t739vr7jS9LFvddqlzF7zRJrcv",
+	"ejBvcOV7MoljLGagbOAQxdk6NOTxWFo3ifFig7JiWwqXQZgAyy9DEfj+TzyctQBgIcJWCTFGNB5qctJI",
+	"KYo6LMSvKWnffdKph96XFWVbMfIcKJB3+AsruNBdfKSF5q6ros9e99Xih/K+mvDEj4ufyFqHPhxDD23/",
+	"Q4sBflGaa+EOpjSiIdrA8E+pXyI0L7ea9qYTue/9jFVs40oXqCmXDsYRTEhwU2oY9QC8twarq8pBK215",
+	"QmprhHd1globvtdXbhU5mr92+WU6+0sWriM+aui/tTKt7LZA4mpzyJVx2WpA3v7vH4qYfUUg/kO19jAq",
+	"J95qZcBWCwiCpKJRBL3FFqJwmFUZNSNwfs8aGHdWlmS8R7lZ60oTzts+81utrJua43YIU6+faoXVe3Xp",
+	"kr8p/Mx57QNZZ77RgohHG+kZGQ3VnB+c7+YbRG6JmKU95LUebZtyLkQ8wNZO0S1YRMBKSi8dMxIiyqB5",
+	"TGZq5T3s7Uu/kZYIbFOUIQ9nW+ggusMziXa7uzCdI3/cJM9BJ4YywotauLGX9SFfN99ujc/NMdD7ehv3",
+	"3e7uOrUR01jUxXVRRNkNusMSxVD6hegI+tlTibKmuU9GL8/EpD/d+2Ub9fcP9yXGfapx0s78yE7PQA6P",
+	"MTj2lyWW7U9gNd03mitw86yXOXDz8TENRYP5LduFoSp6I4+m55arLMEdQD6q7YmKI2dP4uJAnLpaXKqW",
+	"0wiYFlhaJNx7xB7AD1s5YAKVKGE3jN8xHyXSdDi2zY631q5KmKKprMawU0fMjb9dnb4FhjkU/E4SIX3j",
+	"etA/HZyf2HbvcrGWDKnThqlHxOgZVf1C/251i5PYlLh8XsbVcxjaMb8tyWFqIeM0uBMHC5BE1YDaJL7i",
+	"tCfJ9oiLuJM6KtuBtFD/+GIpZ9Jo51UraWT63MMD37X5iqO3+cOx7ZKoGqqhjQwprCE1GNGIDBZTfDFW",
+	"1WQTFztLPsieqPWXdBkS5awrbwjlmDMkFZ5GBO29aq+GuXtirmpapO9JMfVz9+U8qYZVdenEs8w3kxoe",
+	"4EVfxfxIX9TRur5qRlSLl6X60+e1A5ylsK3w72lMghPTdTjVwwoFS5ilDMZHuGo4fNGeGVDwMSojldWj",
+	"sDE/zSA/MEM3l8TOoq7fhKWFvNSHq/sr4vb6mKwzz/b5eeze4keyaU6fC2pqyQ5DTDPsTAN5BknN3NUN",
+	"Sdk4ItrweIhTx2a8Nnty6hNfAx4TmU8OhQE8G6asaRMVZ4oOhgHu22cH6QDYjdQ42dy6ZmbuCvxOpani",
+	"TYeiIMXHZu5C5jMys3DQ4J+di7RnRec3qib7aBjggY8kR/iaBYJL2ZFUEW34xCjAjHGl4YSo2kLnJgwM",
+	"g/xYOletI7jC5qM3MOlPA0+Whi1CzLJKw7C1NHN7WSIuTYa895uaPmkoDgp9SeedhYHlnAmEZcA1jYYs",
+	"1F3lgX87MdN8In9n4YyXGgT7ELZVSVj3hOrv/np3usu7+H//+3+WYVql8henV259lk+KJ06nnCZ3i2pv",
+	"ygN5ywfOONLSWZMFFzeyMiLqkqhOPrp53ry28pxnWNLX7vQrMdneRxtFxBUAg8O5eBxoo052hl208KTY",
+	"d8hGp19EpbpMb1qWg9gZz5o2F9xpxvo+qmuwmDrvzoRIgeHDhG6pbVQhn9bEf6BZozenjRoYY5tuB22Y",
+	"soIl0GH7U17NcD/P0WYkUaOEccwwLpVJrGty7oc2WtuFUTme2CBeUsN7sI9P7zGd/xvnOL346OmYUdZs",
+	"EEiokXigEvEQoWoLLUrFE/NcNK2lbLn644ndjXOEbhaj/CKF6GfuCWqybeiYIcqMTl+t4YFodW6TtyIp",
+	"nqj5NHWWOHL/9hoj1pBxsk50eHoh1YNpI/mo25JaWUzgRFLxqQRFEswhhTgLSFuwd3AULQR9T9uldxMi",
+	"SKtD6JXMWMJCMxflSz+NsnVuh3xJQLgOZcgWXC2GejKdD/D302eUH63z3Kq5nosETalgqvBY2uIoT183",
+	"/Zzvl5JMeeFaK8m08yTmoA3q2CpX08rxMaTVOj3M5VrGxbt6g6hCaevcNPCPhjMgDmJzU8AhOyQjLgzB",
+	"aD6lQbCqpF0ysfWzkJmmDrDgi0cbUEkwNTU30QxRJY0tlWbdN1siULgw1xo9nR3CPV+0MZqNMXRbora6",
+	"g0fh85ihT54nmBquOADPp0WTb2yJTAFbzN+mImApOWLrO05CONiGGHI2GORBhQQ208E14tLKgd+4uIGt",
+	"eY6ywr3dQkEUJDe3DyXXJptAf66HZGK4hsw8sSQyszrrhGInElUETu8KjxeJGrjnc7eHlg4OfUnpIanQ",
+	"ACoAp2aN+tEGZIeBKVYhEsjazXNJsggMZJlsOthFJlq2P9nBpfeL88csI1iO0ZyMTqFUqZ1P6sg0V9z6",
+	"vPFqt80pk4AzU2drRjYY/eSH5R5NK8/XknquQavRClBsQ/KReoNORh04H5Syr02ncGmq11sJJXLZc2Z1",
+	"ojZayMnoHWekEZm6j85e0xlhD+Kvr1pi26lta+Z9XTx5HbWRONUUHqoD6YM+OTL6z7xyyjXwvVXzPYx6",
+	"9I7cIaM9LVlkWdZ8ntSRO5eKbNLog6npq9JWvkipkicOGqnSSp44tI9tWZkO36SKJEwWu+G0clO+z58J",
+	"0QaOJDf5GVRBehzjanPrhdE6cuNhCLbRSAWPnQapxLeWkuXSmsNl8cwfmReVvtXAl4o4iKTCirygRQkt",
+	"TqTDLCnQFvTMtyjzf9Yoof2l/RnOao0a41hNLLf3V7v6dj1y1lIbXL9s4oY2vU5zxReOWKnfwCV+iF2U",
+	"sEFDEk+5PsRGsTfBar4/N+1v9aV7dIuzox04CFv0UcylQoIEhKnIwPOW/Ds4eGH7DhRS+IZIBF4cynzj",
+	"yTEtzBGEBUpCdoLV+ly/5eP5TX+YfMSBPhYoN4amW8TG/CGhamd/x4zdHxJ1R2y+q7rjeX+mLCd/r/sj",
+	"7OWawfQgeGqDMjTQ/xtsIsqk0nvkIxNugvg2ChODfWQLHdva53xiOfRh0AQDP1+zQX2o+cCVBRyU5jA/",
+	"xLHtGq78+86uv/Pdh8yzDX1z9G6UoFNvWcd1pdXdU/uZK5Pu/w1dzj+uvaLZNW62oey/SGLWpUtlxins",
+	"+C0rsrfW6YOGL7oknG8IsPCLgx9lYm5bKkFw3CjtzGWNZb1bYljb6pzMdxVCDGg4SPM3IiwVggELIG/o",
+	"LQl9rbAKIpOYAIB5otAYT2VjQv5bLFUHFts5OWpKn39dmUbZ7fz44dt988+GX/pz8z8d0ylbiGUohYe9",
+	"dHIYL1ESf8AsJMzTW6iHg4n9aYKlgdtfDHfu03C/MJdi4KMB/LkPrfQGmseH18y2hfwLwig7UI1Cv1ye",
+	"vdtCByjgcax/iqhpXSHt9QnBQg0JVppVv+TjueqGxS0RnUsNL0MmNpO1ZokLUCk2AJ+hgSDwjBLKbs6j",
+	"1k/2tO/nNegryc1HVh2bzHS9zhe34Xr8PJrTm/mbNrCIhaIBneK1qJr69avZ73P98TkOPp9PvqTYod3u",
+	"7vdLO+dX0e6ejspSJ/0LtX0tTvpas0Y7bjWYIS4Q9KdGG+YfzqLZouBwo/wwmsliL0eT1lfGxTMWzYxq",
+	"ItO62giLMRGooJVUc8Os/vZnQmAQvKVZPFKgzbUpq3FP62qxOBmbobml1dkCqikek6bFmazJlqvruhfn",
+	"em8Evp7iazNs+q7r53Pydktj8tpVFa2XGwE+NPmLrO5DGcIyMEmrRRC/eCvLWeyZpmitueGsCC20Yd9v",
+	"LSOVIufmc8p8Zw7itDxv/RkT5rOh7d4lIWjGE4QV+v7/W6KviHt0/DN4dQA9mgQ/I3cGV742mnomC04f",
+	"O8JI2+wozrC4tRjd/lQg3DZZeiViWTbl7oWBVrPl+B1Ljw1tUCWRpULTtQOmYIRvEEanvcvLg597/aPe",
+	"295V78h6U8xAAvlsfNV3Fh2XR6SuUnXsUkA+uJAYUlAB+z4LMfKZ9el7Yev/ZnneRhgw2/8v4yuL+wDO",
+	"kRMln81zExoOQ42K52U/0spKVzm4trvzoX07+/pCntnTMieOlro1EZioJnc/j2P6eUY/Z9DnCCs0elhT",
+	"t680QQlCsllwCm1wgQjTIMXIzGkqhNOscK9E4Gm4Atltf8oRdUGDkJjfkgpittLT3pKRQlygGxrcvJx7",
+	"tV6O4FvNRl0nuplCrejcelKFLOWby3NZF94JgsNOnI/pfyJu39D/GJhbNkL/QY07i4P093aW6ApWHeD/",
+	"xPy9sP2mxFLFBQmROTRIoTE9qqQW+2xcyvB5oexa3+RK+N64sOq5UxOsLTIcutm3yVZo7MeQgNau9fev",
+	"0TqAfbkyQQExv+Ku3c/k8zGnnCv6G7+c93720fm7n330Gxmea5H088nxG7RY8Td4W8Dh7U9FRaMpUG8x",
+	"eXEDsrTO+jG7j1V5LQBl+z/L+Jt9ZEgZhghGq9EONvthOFOk2l7xEAcT0jnkTAm+YGqEnwU156TRQP3e",
+	"rquTWkihB4riCCM54UJ1InpLQvT+4m2af2QGcBpRUFnnW57P55n/+a+1T9sRv2MpxRhOTEJkcqpNihIx",
+	"Nc4YiXmwbqKbqR3X7iQWuPjQ2Wt5cGDK4XWKAnXtdndfd3Z2OrvfX3Vf73e7+93ufy0TMWjG+4PzkzS9",
+	"dv3TS97SWwIjWS3ymnmfKWjlTCoSp7BNEwHnNyk5z/MFv+CsdruLOa1K8tznZ+tWsqbeI7kRbYzZ0Dof",
+	"OPeNJgtVEPZakfIyjACbak5nEQvNdTQXmU44s0nZYD90fe8WR4mhTeh17bzoffvDLtrpop3dV3vou9ff",
+	"/2D5bLFtFTYKaJAm/ARRMvQe2JKkMpT7ibXBFO5feEL3utKds/Ide6RoOEP23Q1oXeR7rV0/5vcc51/6",
+	"aHzhfTQyvDGtNCA2aOaMC5LyRTD24coEK4kisrDpRol7Nmn3q2LRZ956Yw5juppkbt2XBhzP3YAjw3xB",
+	"QhxoNM/mHZiRnyjGMzMfQhIC+K8larOSsBQSF9ypi1KF18NtV45dWQ3BmNPVxpfogkiChf7KconDqygP",
+	"T0ajadrwOmj1JXP482nvkZF8W+HVqCO16GlpcWy1xparybgvph1m2oZKVtmtJC/tKhyWLK52z8z1fLBn",
+	"QUqNuAm6Q4DQRziMKZOmj2/aK0HIzTV0tCjKrmYKMVljHZE6pOfRihk0m/muv2j3SmkvTQRgWxajFDpf",
+	"VF/YpyaBFFgGozKYIcULTL2A14JEJufkqXB7+5P9HxH91jkUf5CgjPctM10ZfcmcqJmzbIZwBT/QBrX5",
+	"rTG/LUv4NSGIOy/VhQrrDUw1JK3BELsFGLXOhAEDwybxns3US4H9grMlnDXDUd1YOyRmxt7x2du3Z781",
+	"Ye4i9mTNlQVCV9/1b6idLgiCZLB5wdqyKE7jKQbFoHZ4AmM0SZqZZibZvjFDl2XuVNEop/mxSWHcfAZ5",
+	"PS+AmhOEiaS+EISTIDKfyAthNBBGRg62auZzJgtIYWkd7snLTr4Gr9zX3PI0t4q+kSZ561Gc1g3ZtDV0",
+	"+SzyEF+cxy8VTksl7NaJqE2JUyvnccrZF7PezMpqNwwVLN0XyVxOY2VGEvsoYcOIBzeICxRgFpCoZn01",
+	"St+mGHbz+Tydpf1iYDeHeZ09xiy8sk7Pj+ZBXLVApaJ6gxcAcQZhAOP1zwq9ZFqXgVN3Qf+i94/3vcur",
+	"3hFKmKIRRK6tDgo+B8gwrkntEiavGCyWCqtEZkteYlxv/v1nq3+ZT2QWyl8rrS09pfCBxHlsWfKEhkTz",
+	"Y8OYS71BXb07l/aE3cKYlSajn3zUqoMlwV/XNgeoZe/LbG0ZBXk/9X4+ebf/6+HBxdG1uGa/9i4uT87e",
+	"7e9tdfWfx+/20xmk+s+zi5/3Dw5Pe/r/vXdH+WOlRkmt6g9uD2GKyYv8KLYfAuQoJAphibCBFNq4OD5E",
+	"r1991900Vbh3kzTBthTKXr/VpTFdzlgwr2rmcsaC49UShlZOkbtl4Zb8M6KKvFpLQczlP95SZepiVjag",
+	"fE9DopNOh13wjL63NEj2Uapklll9u4qaB+/SYUhcmVRxwtQ3EgV8OtN6hh3t/VzH8RzZ1VlFTzxDmups",
+	"NY9Bzk0o5nnV3TO+vHhWhVSp2IQFQPl6e3Wi1b8+KtU6jtcOarc6cUwUDrHC1eIzQ+2dtC20AxELvfue",
+	"kjZfsLZZcF3hMdo4Pfpu03ZZzlDXzzqEazY11Pp9DUdTCbMtyDChUdhcbWxvKCDuMwoMsxj1IjhaC47V",
+	"3eDPU458RKWZWsNCe9oVvsy0QWGuqkQwRB0cuFIv+MkbEiyIOEg0d/v9g+afEpqVG9abiMjb97bxlG7f",
+	"7gB3te/LWijbMkJt6qcNWu3s88JPRvMr/JBpg4XfcoOm8KNJ0Sv8APso3jDBSuuF/y8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -9,6 +9,30 @@ import (
 	"time"
 )
 
+type Card struct {
+	ID            int64
+	ProfileID     int64
+	Name          string
+	Data          json.RawMessage
+	PreviewFileID *int64
+	Private       bool
+	Version       int64
+	CreatedAt     time.Time
+	ModifiedAt    time.Time
+	DeletedAt     *time.Time
+	WhyDeleted    *string
+	LockedAt      *time.Time
+}
+
+type CardSubscription struct {
+	ID         int64
+	CardID     int64
+	ProfileID  int64
+	Version    int64
+	CreatedAt  time.Time
+	ModifiedAt time.Time
+}
+
 type EmailToken struct {
 	ID        int64
 	UserID    int64
@@ -49,6 +73,16 @@ type Profile struct {
 	LockedAt           *time.Time
 }
 
+type Relation struct {
+	ID            int64
+	FromProfileID int64
+	ToProfileID   int64
+	Status        int16
+	Version       int64
+	CreatedAt     time.Time
+	ModifiedAt    time.Time
+}
+
 type RetiredRefreshToken struct {
 	RefreshHash []byte
 	SessionID   int64
@@ -66,6 +100,19 @@ type Session struct {
 	ExpiresAt    time.Time
 	RevokedAt    *time.Time
 	RevokeReason *string
+}
+
+type SyncState struct {
+	UserID        int64
+	WantedVersion int64
+	BuiltVersion  int64
+	StaleSince    *time.Time
+	BuiltAt       *time.Time
+	Etag          *string
+	Size          *int64
+	StorageKey    *string
+	BuilderSchema *int32
+	Attempts      int32
 }
 
 type User struct {

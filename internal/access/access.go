@@ -1,0 +1,143 @@
+// Package access holds the visibility and permission rules of PRODUCT §4–§6 as pure functions.
+// Every read path (profile read, card read, card lists, follower lists, vCard, chat, the sync
+// file) asks these functions, so a rule changes in one place.
+package access
+
+// Status is a relation status, numbered as in the sync file.
+type Status int16
+
+// Relation statuses.
+const (
+	None            Status = 0
+	Follow          Status = 1
+	Hide            Status = 2
+	Block           Status = 3
+	FollowRequested Status = 4
+)
+
+// String is the API spelling of the status.
+func (s Status) String() string {
+	switch s {
+	case Follow:
+		return "FOLLOW"
+	case Hide:
+		return "HIDE"
+	case Block:
+		return "BLOCK"
+	case FollowRequested:
+		return "FOLLOW_REQUESTED"
+	}
+	return ""
+}
+
+// ParseStatus reads the API spelling.
+func ParseStatus(s string) (Status, bool) {
+	for _, st := range []Status{Follow, Hide, Block, FollowRequested} {
+		if st.String() == s {
+			return st, true
+		}
+	}
+	return None, false
+}
+
+// Accepted reports whether the relation is an accepted follow (FOLLOW, or HIDE which still follows).
+func (s Status) Accepted() bool { return s == Follow || s == Hide }
+
+// Viewer is who is looking: a user, maybe an admin, maybe acting as one of their profiles.
+type Viewer struct {
+	UserID          int64
+	Admin           bool
+	ActingProfileID int64 // 0 when not acting as a profile
+}
+
+// ProfileFacts are what the rules need to know about a target profile and its relations with
+// the viewer's acting profile.
+type ProfileFacts struct {
+	OwnerUserID int64
+	Private     bool
+	Locked      bool // the profile, or its owner's account, is locked or deactivated
+	// FromViewer is the acting profile's relation to the target; ToViewer the target's relation
+	// to the acting profile.
+	FromViewer Status
+	ToViewer   Status
+}
+
+// Visibility is how much of a profile a viewer may see.
+type Visibility int
+
+// Visibilities, from nothing to everything.
+const (
+	Hidden   Visibility = iota // as if absent (404)
+	Redacted                   // id, name, image and timestamps only
+	Full
+)
+
+// Profile decides how much of a profile the viewer may see (PRODUCT §4). Deleted profiles
+// follow the same rule: those who could see them before still can, with a deleted marker.
+func Profile(v Viewer, f ProfileFacts) Visibility {
+	switch {
+	case v.UserID == f.OwnerUserID, v.Admin:
+		return Full
+	case f.Locked, f.ToViewer == Block:
+		return Hidden
+	case !f.Private:
+		return Full
+	case f.FromViewer.Accepted(), f.ToViewer.Accepted():
+		// A pending request (FOLLOW_REQUESTED) grants nothing.
+		return Full
+	}
+	return Redacted
+}
+
+// CardFacts describe a card for the card rules.
+type CardFacts struct {
+	Profile    ProfileFacts
+	Private    bool
+	Deleted    bool
+	Locked     bool
+	Subscribed bool // the acting profile subscribes to this card
+}
+
+// CanReadCard decides whether the viewer may read the card (PRODUCT §6): owners and admins
+// always; others need a live, unlocked card of a profile they may fully read, and for a private
+// card an existing subscription. Subscribers keep seeing a deleted card, as a tombstone.
+func CanReadCard(v Viewer, c CardFacts) bool {
+	if v.UserID == c.Profile.OwnerUserID || v.Admin {
+		return true
+	}
+	if c.Locked || Profile(v, c.Profile) != Full {
+		return false
+	}
+	if c.Deleted || c.Private {
+		return c.Subscribed
+	}
+	return true
+}
+
+// SubscribeRefusal says why the acting profile may not subscribe to a card; "" means it may.
+func SubscribeRefusal(v Viewer, c CardFacts) string {
+	switch {
+	case v.UserID == c.Profile.OwnerUserID:
+		return "card.own_card"
+	case c.Deleted, c.Locked:
+		return "card.not_found"
+	case c.Profile.FromViewer == Block, c.Profile.ToViewer == Block:
+		return "card.not_found"
+	case c.Subscribed:
+		return ""
+	case c.Private:
+		return "card.private"
+	case !CanReadCard(v, c):
+		return "card.not_found"
+	}
+	return ""
+}
+
+// FollowListVisible decides whether the viewer may see a profile's followers or following
+// list: the owner always, others only when the list is public and the profile fully readable.
+func FollowListVisible(v Viewer, f ProfileFacts, listPublic bool) bool {
+	if v.UserID == f.OwnerUserID || v.Admin {
+		return true
+	}
+	return listPublic && Profile(v, f) == Full
+}

@@ -1,0 +1,75 @@
+// Package outbox records, in the transaction of a change, which users' sync files the change
+// makes stale (SYNC.md §4.1), and hands the bumps to a Notifier after the commit.
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/bca-app/backend/gen/db"
+)
+
+// Bump says user UserID's file must reach at least Version.
+type Bump struct {
+	UserID  int64
+	Version int64
+}
+
+// Notifier delivers bumps after commit (to SQS, or nowhere when the worker polls the table).
+// It must not fail the request: a lost notification only delays the build (the sweeper).
+type Notifier interface {
+	Notify(ctx context.Context, bumps []Bump)
+}
+
+// Nop drops notifications; the worker finds stale users in the table itself.
+type Nop struct{}
+
+// Notify does nothing.
+func (Nop) Notify(context.Context, []Bump) {}
+
+// MarkStale bumps wanted_version of each user once, inside the caller's transaction.
+func MarkStale(ctx context.Context, q *db.Queries, userIDs ...int64) ([]Bump, error) {
+	ids := slices.Clone(userIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := q.MarkUsersStale(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("mark sync files stale: %w", err)
+	}
+	bumps := make([]Bump, len(rows))
+	for i, r := range rows {
+		bumps[i] = Bump{UserID: r.UserID, Version: r.WantedVersion}
+	}
+	return bumps, nil
+}
+
+// ProfilesChanged bumps every user whose file holds one of the profiles.
+func ProfilesChanged(ctx context.Context, q *db.Queries, profileIDs ...int64) ([]Bump, error) {
+	users, err := q.AudienceOfProfiles(ctx, profileIDs)
+	if err != nil {
+		return nil, fmt.Errorf("audience of profiles: %w", err)
+	}
+	return MarkStale(ctx, q, users...)
+}
+
+// CardsChanged bumps every user whose file holds one of the cards.
+func CardsChanged(ctx context.Context, q *db.Queries, cardIDs ...int64) ([]Bump, error) {
+	users, err := q.AudienceOfCards(ctx, cardIDs)
+	if err != nil {
+		return nil, fmt.Errorf("audience of cards: %w", err)
+	}
+	return MarkStale(ctx, q, users...)
+}
+
+// OwnersChanged bumps the owners of the profiles (a relation or subscription of theirs changed).
+func OwnersChanged(ctx context.Context, q *db.Queries, profileIDs ...int64) ([]Bump, error) {
+	users, err := q.OwnersOfProfiles(ctx, profileIDs)
+	if err != nil {
+		return nil, fmt.Errorf("owners of profiles: %w", err)
+	}
+	return MarkStale(ctx, q, users...)
+}
