@@ -59,3 +59,23 @@ func (q *Queries) CreateProfile(ctx context.Context, arg CreateProfileParams) (P
 	)
 	return i, err
 }
+
+const getActingProfile = `-- name: GetActingProfile :one
+SELECT p.id FROM profiles p
+WHERE p.id = $1 AND p.user_id = $2
+  AND p.deleted_at IS NULL AND p.locked_at IS NULL
+`
+
+type GetActingProfileParams struct {
+	ProfileID int64
+	UserID    int64
+}
+
+// The acting profile must be the caller's own, live and unlocked (an id comparison, never a
+// text search).
+func (q *Queries) GetActingProfile(ctx context.Context, arg GetActingProfileParams) (int64, error) {
+	row := q.db.QueryRow(ctx, getActingProfile, arg.ProfileID, arg.UserID)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}

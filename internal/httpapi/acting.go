@@ -1,0 +1,40 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/access"
+	"github.com/bca-app/backend/internal/bca"
+)
+
+// viewer returns who is calling, acting as profileID when given. The acting profile must be one
+// of the caller's live, unlocked profiles; another user's profile is a 403.
+func (s *Server) viewer(ctx context.Context, profileID *int64) (access.Viewer, error) {
+	p, err := mustPrincipal(ctx)
+	if err != nil {
+		return access.Viewer{}, err
+	}
+	v := access.Viewer{UserID: p.UserID, Admin: p.IsAdmin()}
+	if profileID == nil {
+		return v, nil
+	}
+	id, err := db.New(s.Pool).GetActingProfile(ctx, db.GetActingProfileParams{ProfileID: *profileID, UserID: p.UserID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return access.Viewer{}, bca.Forbidden("profile.not_acting", "X-Profile-Id must be one of your own live profiles.")
+	}
+	if err != nil {
+		return access.Viewer{}, fmt.Errorf("check acting profile: %w", err)
+	}
+	v.ActingProfileID = id
+	return v, nil
+}
+
+// actingViewer is viewer for operations that require X-Profile-Id.
+func (s *Server) actingViewer(ctx context.Context, profileID int64) (access.Viewer, error) {
+	return s.viewer(ctx, &profileID)
+}
