@@ -102,17 +102,25 @@ type Session struct {
 	RevokeReason *string
 }
 
+type SyncGarbage struct {
+	StorageKey  string
+	DeleteAfter time.Time
+}
+
 type SyncState struct {
-	UserID        int64
-	WantedVersion int64
-	BuiltVersion  int64
-	StaleSince    *time.Time
-	BuiltAt       *time.Time
-	Etag          *string
-	Size          *int64
-	StorageKey    *string
-	BuilderSchema *int32
-	Attempts      int32
+	UserID         int64
+	WantedVersion  int64
+	BuiltVersion   int64
+	StaleSince     *time.Time
+	BuiltAt        *time.Time
+	Etag           *string
+	Size           *int64
+	StorageKey     *string
+	BuilderSchema  *int32
+	Attempts       int32
+	NotBefore      *time.Time
+	LastError      *string
+	DeadLetteredAt *time.Time
 }
 
 type User struct {

@@ -79,3 +79,344 @@ func (q *Queries) GetActingProfile(ctx context.Context, arg GetActingProfilePara
 	err := row.Scan(&id)
 	return id, err
 }
+
+const getOwnProfile = `-- name: GetOwnProfile :one
+SELECT id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at FROM profiles WHERE id = $1 AND user_id = $2
+`
+
+type GetOwnProfileParams struct {
+	ID     int64
+	UserID int64
+}
+
+func (q *Queries) GetOwnProfile(ctx context.Context, arg GetOwnProfileParams) (Profile, error) {
+	row := q.db.QueryRow(ctx, getOwnProfile, arg.ID, arg.UserID)
+	var i Profile
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Name,
+		&i.TeamName,
+		&i.Description,
+		&i.Data,
+		&i.ImageFileID,
+		&i.Private,
+		&i.CanAnonymousInvite,
+		&i.IsFollowListPublic,
+		&i.Version,
+		&i.CreatedAt,
+		&i.ModifiedAt,
+		&i.DeletedAt,
+		&i.WhyDeleted,
+		&i.LockedAt,
+	)
+	return i, err
+}
+
+const getProfileView = `-- name: GetProfileView :one
+SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.can_anonymous_invite, p.is_follow_list_public, p.version, p.created_at, p.modified_at, p.deleted_at, p.why_deleted, p.locked_at,
+       (u.deactivated_at IS NOT NULL OR u.locked_at IS NOT NULL)::boolean AS owner_gone,
+       coalesce(rf.status, 0)::smallint AS from_viewer,
+       coalesce(rt.status, 0)::smallint AS to_viewer
+FROM profiles p
+JOIN users u ON u.id = p.user_id
+LEFT JOIN relations rf ON rf.from_profile_id = $1 AND rf.to_profile_id = p.id
+LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = $1
+WHERE p.id = $2
+`
+
+type GetProfileViewParams struct {
+	ViewerProfileID int64
+	ProfileID       int64
+}
+
+type GetProfileViewRow struct {
+	Profile    Profile
+	OwnerGone  bool
+	FromViewer int16
+	ToViewer   int16
+}
+
+// A profile with what the visibility rules need: whether its owner can still be seen, and the
+// relations between it and the viewer's acting profile (0 when none, or no acting profile).
+func (q *Queries) GetProfileView(ctx context.Context, arg GetProfileViewParams) (GetProfileViewRow, error) {
+	row := q.db.QueryRow(ctx, getProfileView, arg.ViewerProfileID, arg.ProfileID)
+	var i GetProfileViewRow
+	err := row.Scan(
+		&i.Profile.ID,
+		&i.Profile.UserID,
+		&i.Profile.Name,
+		&i.Profile.TeamName,
+		&i.Profile.Description,
+		&i.Profile.Data,
+		&i.Profile.ImageFileID,
+		&i.Profile.Private,
+		&i.Profile.CanAnonymousInvite,
+		&i.Profile.IsFollowListPublic,
+		&i.Profile.Version,
+		&i.Profile.CreatedAt,
+		&i.Profile.ModifiedAt,
+		&i.Profile.DeletedAt,
+		&i.Profile.WhyDeleted,
+		&i.Profile.LockedAt,
+		&i.OwnerGone,
+		&i.FromViewer,
+		&i.ToViewer,
+	)
+	return i, err
+}
+
+const listLiveProfileIDsOfUser = `-- name: ListLiveProfileIDsOfUser :many
+SELECT id FROM profiles WHERE user_id = $1 AND deleted_at IS NULL
+`
+
+func (q *Queries) ListLiveProfileIDsOfUser(ctx context.Context, userID int64) ([]int64, error) {
+	rows, err := q.db.Query(ctx, listLiveProfileIDsOfUser, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listProfilesOfUser = `-- name: ListProfilesOfUser :many
+SELECT id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at FROM profiles
+WHERE user_id = $1 AND id > $2
+ORDER BY id
+LIMIT $3
+`
+
+type ListProfilesOfUserParams struct {
+	UserID  int64
+	AfterID int64
+	MaxRows int32
+}
+
+func (q *Queries) ListProfilesOfUser(ctx context.Context, arg ListProfilesOfUserParams) ([]Profile, error) {
+	rows, err := q.db.Query(ctx, listProfilesOfUser, arg.UserID, arg.AfterID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Profile{}
+	for rows.Next() {
+		var i Profile
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Name,
+			&i.TeamName,
+			&i.Description,
+			&i.Data,
+			&i.ImageFileID,
+			&i.Private,
+			&i.CanAnonymousInvite,
+			&i.IsFollowListPublic,
+			&i.Version,
+			&i.CreatedAt,
+			&i.ModifiedAt,
+			&i.DeletedAt,
+			&i.WhyDeleted,
+			&i.LockedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockOwnProfileForUpdate = `-- name: LockOwnProfileForUpdate :one
+SELECT id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at FROM profiles WHERE id = $1 AND user_id = $2 FOR UPDATE
+`
+
+type LockOwnProfileForUpdateParams struct {
+	ID     int64
+	UserID int64
+}
+
+func (q *Queries) LockOwnProfileForUpdate(ctx context.Context, arg LockOwnProfileForUpdateParams) (Profile, error) {
+	row := q.db.QueryRow(ctx, lockOwnProfileForUpdate, arg.ID, arg.UserID)
+	var i Profile
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Name,
+		&i.TeamName,
+		&i.Description,
+		&i.Data,
+		&i.ImageFileID,
+		&i.Private,
+		&i.CanAnonymousInvite,
+		&i.IsFollowListPublic,
+		&i.Version,
+		&i.CreatedAt,
+		&i.ModifiedAt,
+		&i.DeletedAt,
+		&i.WhyDeleted,
+		&i.LockedAt,
+	)
+	return i, err
+}
+
+const setProfileImage = `-- name: SetProfileImage :one
+UPDATE profiles SET image_file_id = $1, version = version + 1, modified_at = now()
+WHERE id = $2 AND user_id = $3 AND deleted_at IS NULL
+RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at
+`
+
+type SetProfileImageParams struct {
+	ImageFileID *int64
+	ID          int64
+	UserID      int64
+}
+
+// Returns the changed row; the previous image id is read first (FOR UPDATE) by the caller.
+func (q *Queries) SetProfileImage(ctx context.Context, arg SetProfileImageParams) (Profile, error) {
+	row := q.db.QueryRow(ctx, setProfileImage, arg.ImageFileID, arg.ID, arg.UserID)
+	var i Profile
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Name,
+		&i.TeamName,
+		&i.Description,
+		&i.Data,
+		&i.ImageFileID,
+		&i.Private,
+		&i.CanAnonymousInvite,
+		&i.IsFollowListPublic,
+		&i.Version,
+		&i.CreatedAt,
+		&i.ModifiedAt,
+		&i.DeletedAt,
+		&i.WhyDeleted,
+		&i.LockedAt,
+	)
+	return i, err
+}
+
+const softDeleteProfile = `-- name: SoftDeleteProfile :one
+UPDATE profiles
+SET deleted_at = now(), why_deleted = $1, version = version + 1, modified_at = now()
+WHERE id = $2 AND user_id = $3 AND version = $4 AND deleted_at IS NULL
+RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at
+`
+
+type SoftDeleteProfileParams struct {
+	WhyDeleted *string
+	ID         int64
+	UserID     int64
+	Version    int64
+}
+
+func (q *Queries) SoftDeleteProfile(ctx context.Context, arg SoftDeleteProfileParams) (Profile, error) {
+	row := q.db.QueryRow(ctx, softDeleteProfile,
+		arg.WhyDeleted,
+		arg.ID,
+		arg.UserID,
+		arg.Version,
+	)
+	var i Profile
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Name,
+		&i.TeamName,
+		&i.Description,
+		&i.Data,
+		&i.ImageFileID,
+		&i.Private,
+		&i.CanAnonymousInvite,
+		&i.IsFollowListPublic,
+		&i.Version,
+		&i.CreatedAt,
+		&i.ModifiedAt,
+		&i.DeletedAt,
+		&i.WhyDeleted,
+		&i.LockedAt,
+	)
+	return i, err
+}
+
+const updateProfile = `-- name: UpdateProfile :one
+UPDATE profiles
+SET name                  = coalesce($1, name),
+    team_name             = CASE WHEN $2::boolean THEN $3 ELSE team_name END,
+    description           = CASE WHEN $4::boolean THEN $5 ELSE description END,
+    data                  = coalesce($6, data),
+    private               = coalesce($7, private),
+    can_anonymous_invite  = coalesce($8, can_anonymous_invite),
+    is_follow_list_public = coalesce($9, is_follow_list_public),
+    version               = version + 1,
+    modified_at           = now()
+WHERE id = $10 AND user_id = $11 AND version = $12 AND deleted_at IS NULL
+RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at
+`
+
+type UpdateProfileParams struct {
+	Name               *string
+	SetTeamName        bool
+	TeamName           *string
+	SetDescription     bool
+	Description        *string
+	Data               json.RawMessage
+	Private            *bool
+	CanAnonymousInvite *bool
+	IsFollowListPublic *bool
+	ID                 int64
+	UserID             int64
+	Version            int64
+}
+
+// Check-and-write in one statement: of two writers holding the same version only one matches.
+func (q *Queries) UpdateProfile(ctx context.Context, arg UpdateProfileParams) (Profile, error) {
+	row := q.db.QueryRow(ctx, updateProfile,
+		arg.Name,
+		arg.SetTeamName,
+		arg.TeamName,
+		arg.SetDescription,
+		arg.Description,
+		arg.Data,
+		arg.Private,
+		arg.CanAnonymousInvite,
+		arg.IsFollowListPublic,
+		arg.ID,
+		arg.UserID,
+		arg.Version,
+	)
+	var i Profile
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Name,
+		&i.TeamName,
+		&i.Description,
+		&i.Data,
+		&i.ImageFileID,
+		&i.Private,
+		&i.CanAnonymousInvite,
+		&i.IsFollowListPublic,
+		&i.Version,
+		&i.CreatedAt,
+		&i.ModifiedAt,
+		&i.DeletedAt,
+		&i.WhyDeleted,
+		&i.LockedAt,
+	)
+	return i, err
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/mail"
+	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
@@ -50,6 +51,7 @@ type Service struct {
 	files    *files.Service
 	settings Settings
 	log      *slog.Logger
+	out      outbox.Writer
 
 	// background holds mail sends that outlive their request, so shutdown can wait for them.
 	background sync.WaitGroup
@@ -66,6 +68,7 @@ type Deps struct {
 	Files    *files.Service
 	Settings Settings
 	Log      *slog.Logger
+	Notifier outbox.Notifier
 }
 
 // NewService wires a Service.
@@ -73,6 +76,7 @@ func NewService(d Deps) *Service {
 	return &Service{
 		pool: d.Pool, q: db.New(d.Pool), hasher: d.Hasher, signer: d.Signer, authn: d.Authn,
 		limiter: d.Limiter, mailer: d.Mailer, files: d.Files, settings: d.Settings, log: d.Log,
+		out: outbox.Writer{Pool: d.Pool, Notifier: d.Notifier},
 	}
 }
 
@@ -584,13 +588,22 @@ func (s *Service) Deactivate(ctx context.Context, p auth.Principal, password str
 	if err := s.checkPassword(user, password); err != nil {
 		return err
 	}
-	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
-		if _, err := q.DeactivateUser(ctx, db.DeactivateUserParams{ID: user.ID, DeactivationReason: reason}); err != nil {
+	err = s.out.Write(ctx, func(t *outbox.Tx) error {
+		if _, err := t.Q.DeactivateUser(ctx, db.DeactivateUserParams{ID: user.ID, DeactivationReason: reason}); err != nil {
 			return fmt.Errorf("deactivate: %w", err)
 		}
-		_, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: 0, Reason: ptr("deactivated")})
-		return err
+		if _, err := t.Q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: 0, Reason: ptr("deactivated")}); err != nil {
+			return fmt.Errorf("revoke sessions: %w", err)
+		}
+		// The user's profiles vanish from everyone's files.
+		ids, err := t.Q.ListLiveProfileIDsOfUser(ctx, user.ID)
+		if err != nil {
+			return fmt.Errorf("list profiles: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		return t.ProfilesChanged(ctx, ids...)
 	})
 	if err != nil {
 		return err

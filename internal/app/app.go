@@ -20,11 +20,14 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/account"
 	"github.com/bca-app/backend/internal/auth"
+	"github.com/bca-app/backend/internal/card"
 	"github.com/bca-app/backend/internal/config"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/httpapi"
 	"github.com/bca-app/backend/internal/mail"
+	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/postgres"
+	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/storage"
 )
@@ -83,9 +86,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	signer := auth.NewSigner(cfg.SecretKey, cfg.AccessTokenTTL)
 	authn := auth.NewAuthenticator(signer, a.Redis, cfg.RedisKeyPrefix, db.New(a.Pool), log)
 	fileService := files.NewService(a.Pool, a.Store, cfg.MaxUploadBytes, log)
+	var notifier outbox.Notifier = outbox.Nop{}
+	profiles := profile.NewService(a.Pool, notifier, fileService, nil)
+	cards := card.NewService(a.Pool, notifier, fileService)
 	a.Accounts = account.NewService(account.Deps{
 		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
-		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log,
+		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log, Notifier: notifier,
 		Settings: account.Settings{
 			AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, EmailTokenTTL: cfg.EmailTokenTTL,
 			VerificationRequired: cfg.VerificationRequired(), MailEnabled: cfg.MailEnable, PublicBaseURL: cfg.PublicBaseURL,
@@ -94,6 +100,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	})
 	a.Handler, err = httpapi.New(httpapi.Deps{
 		Log: log, Pool: a.Pool, Redis: a.Redis, Registry: a.Registry, Authn: authn, Accounts: a.Accounts, Files: fileService,
+		Profiles: profiles, Cards: cards, PublicBaseURL: cfg.PublicBaseURL,
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, CORSOrigins: cfg.CORSOrigins,
 		FileRedirects: cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect, SecureCookies: isHTTPS(cfg.PublicBaseURL),
 		RefreshTokenTTL: cfg.RefreshTokenTTL,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/account"
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/bca"
@@ -179,10 +180,7 @@ func (s *Server) ListSessions(ctx context.Context, req api.ListSessionsRequestOb
 		return nil, err
 	}
 	out := api.ListSessions200JSONResponse{Items: []api.SessionInfo{}}
-	if len(rows) > limit {
-		rows = rows[:limit]
-		out.NextCursor = encodeCursor(rows[len(rows)-1].ID)
-	}
+	rows, out.NextCursor = page(rows, limit, func(r db.Session) int64 { return r.ID })
 	for _, r := range rows {
 		out.Items = append(out.Items, api.SessionInfo{
 			SessionId: r.ID, CreatedAt: r.CreatedAt.UTC(), LastUsedAt: r.LastUsedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
@@ -401,4 +399,34 @@ func pageLimit(l *int) int {
 		return 20
 	}
 	return *l
+}
+
+// decodeAfter reads an ascending-list cursor: the last id of the previous page (0 = start).
+func decodeAfter(c *string) (int64, error) {
+	if c == nil || *c == "" {
+		return 0, nil
+	}
+	return decodeCursor(c)
+}
+
+// page trims a result fetched with limit+1 rows to limit, and returns the cursor of the next
+// page when there is one.
+func page[T any](rows []T, limit int, id func(T) int64) ([]T, *string) {
+	if len(rows) <= limit {
+		return rows, nil
+	}
+	rows = rows[:limit]
+	return rows, encodeCursor(id(rows[len(rows)-1]))
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func accessViewer(p auth.Principal) access.Viewer {
+	return access.Viewer{UserID: p.UserID, Admin: p.IsAdmin()}
 }

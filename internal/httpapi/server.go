@@ -24,8 +24,10 @@ import (
 	"github.com/bca-app/backend/internal/account"
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/card"
 	"github.com/bca-app/backend/internal/docs"
 	"github.com/bca-app/backend/internal/files"
+	"github.com/bca-app/backend/internal/profile"
 )
 
 // Deps are what the HTTP layer needs.
@@ -37,6 +39,8 @@ type Deps struct {
 	Authn    *auth.Authenticator
 	Accounts *account.Service
 	Files    *files.Service
+	Profiles *profile.Service
+	Cards    *card.Service
 
 	MaxBodyBytes   int64
 	MaxUploadBytes int64
@@ -46,6 +50,7 @@ type Deps struct {
 	// SecureCookies marks the refresh cookie Secure (off only for plain-http local runs).
 	SecureCookies   bool
 	RefreshTokenTTL time.Duration
+	PublicBaseURL   string
 }
 
 // Server implements api.StrictServerInterface.

@@ -1,0 +1,293 @@
+// Package card owns cards and subscriptions (saved cards): PRODUCT §6.
+package card
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/access"
+	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/files"
+	"github.com/bca-app/backend/internal/outbox"
+	"github.com/bca-app/backend/internal/profile"
+)
+
+// Service implements cards and subscriptions.
+type Service struct {
+	q     *db.Queries
+	out   outbox.Writer
+	files *files.Service
+}
+
+// NewService wires a Service.
+func NewService(pool *pgxpool.Pool, notifier outbox.Notifier, fileService *files.Service) *Service {
+	return &Service{q: db.New(pool), out: outbox.Writer{Pool: pool, Notifier: notifier}, files: fileService}
+}
+
+// Input is a new card or a partial change of one.
+type Input struct {
+	Name          *string
+	Data          any // a JSON object
+	Private       *bool
+	PreviewFileID *int64
+}
+
+func (s *Service) cleanInput(ctx context.Context, userID int64, in Input) (name *string, data []byte, err error) {
+	if in.Name != nil {
+		n := bca.CleanName(*in.Name)
+		if n == "" {
+			return nil, nil, bca.Invalid("name", "must not be blank")
+		}
+		name = &n
+	}
+	if in.Data != nil {
+		if data, err = json.Marshal(in.Data); err != nil || len(data) == 0 || data[0] != '{' {
+			return nil, nil, bca.Invalid("data", "must be a JSON object")
+		}
+	}
+	if in.PreviewFileID != nil {
+		if _, err := s.files.Owned(ctx, *in.PreviewFileID, userID); err != nil {
+			if bca.IsKind(err, bca.KindNotFound) {
+				return nil, nil, bca.Invalid("preview_file_id", "must be an image you uploaded")
+			}
+			return nil, nil, err
+		}
+	}
+	return name, data, nil
+}
+
+// Create adds a card to the acting profile.
+func (s *Service) Create(ctx context.Context, v access.Viewer, in Input) (db.Card, error) {
+	if in.Name == nil {
+		return db.Card{}, bca.Invalid("name", "is required")
+	}
+	name, data, err := s.cleanInput(ctx, v.UserID, in)
+	if err != nil {
+		return db.Card{}, err
+	}
+	if data == nil {
+		data = []byte("{}")
+	}
+	var c db.Card
+	err = s.out.Write(ctx, func(t *outbox.Tx) error {
+		c, err = t.Q.CreateCard(ctx, db.CreateCardParams{ProfileID: v.ActingProfileID, Name: *name, Data: data,
+			PreviewFileID: in.PreviewFileID, Private: in.Private != nil && *in.Private})
+		if err != nil {
+			return fmt.Errorf("create card: %w", err)
+		}
+		return t.CardsChanged(ctx, c.ID)
+	})
+	return c, err
+}
+
+// View is a card as a viewer sees it.
+type View struct {
+	Card       db.Card
+	Subscribed bool
+}
+
+// Get reads a card under the rules of access.CanReadCard.
+func (s *Service) Get(ctx context.Context, v access.Viewer, cardID int64) (View, error) {
+	row, facts, err := s.load(ctx, s.q, v, cardID)
+	if err != nil {
+		return View{}, err
+	}
+	if !access.CanReadCard(v, facts) {
+		return View{}, bca.NotFound("The card")
+	}
+	return View{Card: row.Card, Subscribed: row.Subscribed}, nil
+}
+
+func (s *Service) load(ctx context.Context, q *db.Queries, v access.Viewer, cardID int64) (db.GetCardViewRow, access.CardFacts, error) {
+	row, err := q.GetCardView(ctx, db.GetCardViewParams{CardID: cardID, ViewerProfileID: v.ActingProfileID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return row, access.CardFacts{}, bca.NotFound("The card")
+	}
+	if err != nil {
+		return row, access.CardFacts{}, fmt.Errorf("load card %d: %w", cardID, err)
+	}
+	facts := access.CardFacts{
+		Profile: access.ProfileFacts{OwnerUserID: row.OwnerUserID, Private: row.ProfilePrivate, Locked: row.ProfileLocked,
+			FromViewer: access.Status(row.FromViewer), ToViewer: access.Status(row.ToViewer)},
+		Private: row.Card.Private, Deleted: row.Card.DeletedAt != nil, Locked: row.Card.LockedAt != nil, Subscribed: row.Subscribed,
+	}
+	return row, facts, nil
+}
+
+// ListOfProfile lists the cards of a profile the viewer may see: all live cards for the owner
+// and admins; public ones (and private ones the acting profile subscribes to) for viewers who
+// may fully read the profile.
+func (s *Service) ListOfProfile(ctx context.Context, v access.Viewer, profiles *profile.Service, profileID, afterID int64, limit int) ([]db.Card, error) {
+	view, err := profiles.Get(ctx, v, profileID)
+	if err != nil {
+		return nil, err
+	}
+	privileged := view.Mine || v.Admin
+	if !privileged && (view.Visibility != access.Full || view.Profile.DeletedAt != nil) {
+		return []db.Card{}, nil
+	}
+	rows, err := s.q.ListCardsOfProfile(ctx, db.ListCardsOfProfileParams{
+		ProfileID: profileID, IncludeLocked: privileged, IncludePrivate: privileged, ViewerProfileID: v.ActingProfileID,
+		AfterID: afterID, MaxRows: int32(limit),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list cards: %w", err)
+	}
+	return rows, nil
+}
+
+// Update changes the caller's card if ifMatch names its current version.
+func (s *Service) Update(ctx context.Context, userID, cardID int64, ifMatch *string, in Input) (db.Card, error) {
+	version, err := profile.IfMatchVersion(ifMatch)
+	if err != nil {
+		return db.Card{}, err
+	}
+	name, data, err := s.cleanInput(ctx, userID, in)
+	if err != nil {
+		return db.Card{}, err
+	}
+	var c db.Card
+	var previous *int64
+	err = s.out.Write(ctx, func(t *outbox.Tx) error {
+		cur, err := s.owned(ctx, t.Q, userID, cardID)
+		if err != nil {
+			return err
+		}
+		if version == -1 {
+			version = cur.Version
+		}
+		previous = cur.PreviewFileID
+		c, err = t.Q.UpdateCard(ctx, db.UpdateCardParams{ID: cardID, UserID: userID, Version: version,
+			Name: name, Data: data, Private: in.Private, PreviewFileID: in.PreviewFileID})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "The card changed since you read it; read it again.")
+		}
+		if err != nil {
+			return fmt.Errorf("update card: %w", err)
+		}
+		return t.CardsChanged(ctx, c.ID)
+	})
+	if err == nil && previous != nil && in.PreviewFileID != nil && *previous != *in.PreviewFileID {
+		s.files.ReleaseAfterCommit(ctx, *previous)
+	}
+	return c, err
+}
+
+// owned loads the caller's live card; absent, foreign and deleted cards are not found.
+func (s *Service) owned(ctx context.Context, q *db.Queries, userID, cardID int64) (db.Card, error) {
+	c, err := q.GetOwnedCard(ctx, db.GetOwnedCardParams{ID: cardID, UserID: userID})
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && c.DeletedAt != nil) {
+		return db.Card{}, bca.NotFound("The card")
+	}
+	if err != nil {
+		return db.Card{}, fmt.Errorf("load card: %w", err)
+	}
+	return c, nil
+}
+
+// Delete soft-deletes the caller's card; subscribers keep a tombstone.
+func (s *Service) Delete(ctx context.Context, userID, cardID int64, ifMatch *string) error {
+	version, err := profile.IfMatchVersion(ifMatch)
+	if err != nil {
+		return err
+	}
+	return s.out.Write(ctx, func(t *outbox.Tx) error {
+		cur, err := s.owned(ctx, t.Q, userID, cardID)
+		if err != nil {
+			return err
+		}
+		if version == -1 {
+			version = cur.Version
+		}
+		c, err := t.Q.SoftDeleteCard(ctx, db.SoftDeleteCardParams{ID: cardID, UserID: userID, Version: version})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "The card changed since you read it; read it again.")
+		}
+		if err != nil {
+			return fmt.Errorf("delete card: %w", err)
+		}
+		return t.CardsChanged(ctx, c.ID)
+	})
+}
+
+// Subscription is the acting profile's subscription state for a card.
+type Subscription struct {
+	CardID, ProfileID int64
+	Subscribed        bool
+	Row               *db.CardSubscription
+}
+
+// GetSubscription answers "am I subscribed?" for a card the acting profile may read.
+func (s *Service) GetSubscription(ctx context.Context, v access.Viewer, cardID int64) (Subscription, error) {
+	row, facts, err := s.load(ctx, s.q, v, cardID)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if !access.CanReadCard(v, facts) {
+		return Subscription{}, bca.NotFound("The card")
+	}
+	out := Subscription{CardID: cardID, ProfileID: v.ActingProfileID, Subscribed: row.Subscribed}
+	if row.Subscribed {
+		sub, err := s.q.GetSubscription(ctx, db.GetSubscriptionParams{ProfileID: v.ActingProfileID, CardID: cardID})
+		if err != nil {
+			return Subscription{}, fmt.Errorf("load subscription: %w", err)
+		}
+		out.Row = &sub
+	}
+	return out, nil
+}
+
+// Subscribe saves the card for the acting profile; subscribing twice is not an error. It never
+// creates follows.
+func (s *Service) Subscribe(ctx context.Context, v access.Viewer, cardID int64) (Subscription, error) {
+	var out Subscription
+	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+		_, facts, err := s.load(ctx, t.Q, v, cardID)
+		if err != nil {
+			return err
+		}
+		switch access.SubscribeRefusal(v, facts) {
+		case "":
+		case "card.own_card":
+			return bca.E(bca.KindConflict, "card.own_card", "You cannot subscribe to a card of your own.")
+		case "card.private":
+			return bca.Forbidden("card.private", "This card is private; it can only be saved from a link its owner shares.")
+		default:
+			return bca.NotFound("The card")
+		}
+		row, err := t.Q.Subscribe(ctx, db.SubscribeParams{ProfileID: v.ActingProfileID, CardID: cardID})
+		if err != nil {
+			return fmt.Errorf("subscribe: %w", err)
+		}
+		sub := db.CardSubscription{ID: row.ID, CardID: row.CardID, ProfileID: row.ProfileID, Version: row.Version, CreatedAt: row.CreatedAt, ModifiedAt: row.ModifiedAt}
+		out = Subscription{CardID: cardID, ProfileID: v.ActingProfileID, Subscribed: true, Row: &sub}
+		if !row.Created {
+			return nil
+		}
+		return t.OwnersChanged(ctx, v.ActingProfileID)
+	})
+	return out, err
+}
+
+// Unsubscribe removes the card from the acting profile's saved cards (idempotent).
+func (s *Service) Unsubscribe(ctx context.Context, v access.Viewer, cardID int64) error {
+	return s.out.Write(ctx, func(t *outbox.Tx) error {
+		n, err := t.Q.Unsubscribe(ctx, db.UnsubscribeParams{ProfileID: v.ActingProfileID, CardID: cardID})
+		if err != nil {
+			return fmt.Errorf("unsubscribe: %w", err)
+		}
+		if n == 0 {
+			if _, _, err := s.load(ctx, t.Q, v, cardID); err != nil {
+				return err
+			}
+			return nil
+		}
+		return t.OwnersChanged(ctx, v.ActingProfileID)
+	})
+}

@@ -1,0 +1,296 @@
+package profile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/access"
+	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/files"
+	"github.com/bca-app/backend/internal/outbox"
+)
+
+// LeaveChatsFunc ends a profile's chat participations inside the deleting transaction.
+type LeaveChatsFunc func(ctx context.Context, tx pgx.Tx, profileID int64) error
+
+// Service implements profiles and relations.
+type Service struct {
+	pool       *pgxpool.Pool
+	q          *db.Queries
+	out        outbox.Writer
+	files      *files.Service
+	leaveChats LeaveChatsFunc
+}
+
+// NewService wires a Service. leaveChats may be nil when chat is not wired.
+func NewService(pool *pgxpool.Pool, notifier outbox.Notifier, fileService *files.Service, leaveChats LeaveChatsFunc) *Service {
+	return &Service{pool: pool, q: db.New(pool), out: outbox.Writer{Pool: pool, Notifier: notifier}, files: fileService, leaveChats: leaveChats}
+}
+
+// View is a profile as one viewer may see it.
+type View struct {
+	Profile    db.Profile
+	Visibility access.Visibility
+	Mine       bool
+}
+
+// ETag is the strong entity tag of the view: the version, marked when redacted so a viewer
+// whose access changes never gets a 304 for the other representation.
+func (v View) ETag() string {
+	if v.Visibility == access.Redacted {
+		return `"` + strconv.FormatInt(v.Profile.Version, 10) + `-r"`
+	}
+	return `"` + strconv.FormatInt(v.Profile.Version, 10) + `"`
+}
+
+// ETagOf is the ETag of a version number (profiles, cards and rooms share the form).
+func ETagOf(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// MatchVersion checks an If-Match header against the current version: missing → 428,
+// different → 412. "*" matches any current version.
+func MatchVersion(ifMatch *string, current int64) error {
+	if ifMatch == nil || strings.TrimSpace(*ifMatch) == "" {
+		return bca.E(bca.KindPreconditionRequired, "request.if_match_required", "Send If-Match with the ETag of the version you are changing.")
+	}
+	want := ETagOf(current)
+	for _, tag := range strings.Split(*ifMatch, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "*" || tag == want {
+			return nil
+		}
+	}
+	return bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "The resource changed since you read it; read it again.")
+}
+
+// IfMatchVersion extracts the version an If-Match names, for the conditional UPDATE; -1 for "*".
+func IfMatchVersion(ifMatch *string) (int64, error) {
+	if ifMatch == nil || strings.TrimSpace(*ifMatch) == "" {
+		return 0, bca.E(bca.KindPreconditionRequired, "request.if_match_required", "Send If-Match with the ETag of the version you are changing.")
+	}
+	tag := strings.TrimSpace(*ifMatch)
+	if tag == "*" {
+		return -1, nil
+	}
+	v, err := strconv.ParseInt(strings.Trim(tag, `"`), 10, 64)
+	if err != nil || !strings.HasPrefix(tag, `"`) || !strings.HasSuffix(tag, `"`) {
+		return 0, bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "If-Match does not name a current version.")
+	}
+	return v, nil
+}
+
+// Get returns a profile as the viewer may see it, or not found.
+func (s *Service) Get(ctx context.Context, v access.Viewer, profileID int64) (View, error) {
+	view, _, err := s.view(ctx, v, profileID)
+	return view, err
+}
+
+func (s *Service) view(ctx context.Context, v access.Viewer, profileID int64) (View, access.ProfileFacts, error) {
+	row, err := s.q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: profileID, ViewerProfileID: v.ActingProfileID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return View{}, access.ProfileFacts{}, bca.NotFound("The profile")
+	}
+	if err != nil {
+		return View{}, access.ProfileFacts{}, fmt.Errorf("load profile %d: %w", profileID, err)
+	}
+	facts := Facts(row.Profile, row.OwnerGone, row.FromViewer, row.ToViewer)
+	view := View{Profile: row.Profile, Mine: row.Profile.UserID == v.UserID, Visibility: access.Profile(v, facts)}
+	if view.Visibility == access.Hidden {
+		return View{}, facts, bca.NotFound("The profile")
+	}
+	return view, facts, nil
+}
+
+// Facts turns a loaded profile and its relations with the viewer into rule inputs.
+func Facts(p db.Profile, ownerGone bool, fromViewer, toViewer int16) access.ProfileFacts {
+	return access.ProfileFacts{
+		OwnerUserID: p.UserID, Private: p.Private, Locked: p.LockedAt != nil || ownerGone,
+		FromViewer: access.Status(fromViewer), ToViewer: access.Status(toViewer),
+	}
+}
+
+// ListMine pages through the caller's profiles, deleted ones included.
+func (s *Service) ListMine(ctx context.Context, userID, afterID int64, limit int) ([]db.Profile, error) {
+	rows, err := s.q.ListProfilesOfUser(ctx, db.ListProfilesOfUserParams{UserID: userID, AfterID: afterID, MaxRows: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("list profiles: %w", err)
+	}
+	return rows, nil
+}
+
+// CreateMine creates a profile of the caller.
+func (s *Service) CreateMine(ctx context.Context, userID int64, in CreateInput) (db.Profile, error) {
+	var p db.Profile
+	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+		var err error
+		if p, err = Create(ctx, t.Q, userID, in); err != nil {
+			return err
+		}
+		return t.OwnersChanged(ctx, p.ID)
+	})
+	return p, err
+}
+
+// UpdateInput is a partial change; nil fields stay, an empty team name or description clears it.
+type UpdateInput struct {
+	Name, TeamName, Description                     *string
+	Data                                            any
+	Private, CanAnonymousInvite, IsFollowListPublic *bool
+}
+
+// Update changes the caller's profile if ifMatch names its current version.
+func (s *Service) Update(ctx context.Context, userID, profileID int64, ifMatch *string, in UpdateInput) (db.Profile, error) {
+	version, err := IfMatchVersion(ifMatch)
+	if err != nil {
+		return db.Profile{}, err
+	}
+	params := db.UpdateProfileParams{ID: profileID, UserID: userID, Version: version,
+		Private: in.Private, CanAnonymousInvite: in.CanAnonymousInvite, IsFollowListPublic: in.IsFollowListPublic}
+	if in.Name != nil {
+		name := bca.CleanName(*in.Name)
+		if name == "" {
+			return db.Profile{}, bca.Invalid("name", "must not be blank")
+		}
+		params.Name = &name
+	}
+	params.SetTeamName, params.TeamName = optionalText(in.TeamName, true)
+	params.SetDescription, params.Description = optionalText(in.Description, false)
+	if in.Data != nil {
+		raw, err := json.Marshal(in.Data)
+		if err != nil || len(raw) == 0 || raw[0] != '{' {
+			return db.Profile{}, bca.Invalid("data", "must be a JSON object")
+		}
+		params.Data = raw
+	}
+	var p db.Profile
+	err = s.out.Write(ctx, func(t *outbox.Tx) error {
+		if version == -1 {
+			cur, err := t.Q.LockOwnProfileForUpdate(ctx, db.LockOwnProfileForUpdateParams{ID: profileID, UserID: userID})
+			if err != nil {
+				return s.ownError(err)
+			}
+			params.Version = cur.Version
+		}
+		var err error
+		p, err = t.Q.UpdateProfile(ctx, params)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return s.whyNotWritable(ctx, t.Q, userID, profileID)
+		}
+		if err != nil {
+			return fmt.Errorf("update profile: %w", err)
+		}
+		return t.ProfilesChanged(ctx, p.ID)
+	})
+	return p, err
+}
+
+// optionalText maps "absent" to unchanged and "" to cleared.
+func optionalText(v *string, clean bool) (bool, *string) {
+	if v == nil {
+		return false, nil
+	}
+	s := *v
+	if clean {
+		s = bca.CleanName(s)
+	}
+	if s == "" {
+		return true, nil
+	}
+	return true, &s
+}
+
+// whyNotWritable explains a conditional write that matched nothing: absent, someone else's or
+// deleted (404), or a stale version (412).
+func (s *Service) whyNotWritable(ctx context.Context, q *db.Queries, userID, profileID int64) error {
+	p, err := q.GetOwnProfile(ctx, db.GetOwnProfileParams{ID: profileID, UserID: userID})
+	if err != nil {
+		return s.ownError(err)
+	}
+	if p.DeletedAt != nil {
+		return bca.NotFound("The profile")
+	}
+	return bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "The profile changed since you read it; read it again.")
+}
+
+func (s *Service) ownError(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return bca.NotFound("The profile")
+	}
+	return fmt.Errorf("load own profile: %w", err)
+}
+
+// Delete soft-deletes the caller's profile: its cards are deleted, its chat participations end,
+// and everyone whose file holds it receives the tombstone.
+func (s *Service) Delete(ctx context.Context, userID, profileID int64, ifMatch *string) error {
+	version, err := IfMatchVersion(ifMatch)
+	if err != nil {
+		return err
+	}
+	return s.out.Write(ctx, func(t *outbox.Tx) error {
+		if version == -1 {
+			cur, err := t.Q.LockOwnProfileForUpdate(ctx, db.LockOwnProfileForUpdateParams{ID: profileID, UserID: userID})
+			if err != nil {
+				return s.ownError(err)
+			}
+			version = cur.Version
+		}
+		p, err := t.Q.SoftDeleteProfile(ctx, db.SoftDeleteProfileParams{ID: profileID, UserID: userID, Version: version})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return s.whyNotWritable(ctx, t.Q, userID, profileID)
+		}
+		if err != nil {
+			return fmt.Errorf("delete profile: %w", err)
+		}
+		cardIDs, err := t.Q.SoftDeleteCardsOfProfile(ctx, p.ID)
+		if err != nil {
+			return fmt.Errorf("delete cards of profile: %w", err)
+		}
+		if len(cardIDs) > 0 {
+			if err := t.CardsChanged(ctx, cardIDs...); err != nil {
+				return err
+			}
+		}
+		if s.leaveChats != nil {
+			if err := s.leaveChats(ctx, t.Raw, p.ID); err != nil {
+				return fmt.Errorf("leave chats: %w", err)
+			}
+		}
+		return t.ProfilesChanged(ctx, p.ID)
+	})
+}
+
+// SetImage sets (fileID > 0) or removes (0) the image of the caller's profile; the previous
+// image is released after the change commits.
+func (s *Service) SetImage(ctx context.Context, userID, profileID, fileID int64) (db.Profile, error) {
+	var p db.Profile
+	var previous *int64
+	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+		cur, err := t.Q.LockOwnProfileForUpdate(ctx, db.LockOwnProfileForUpdateParams{ID: profileID, UserID: userID})
+		if err != nil {
+			return s.ownError(err)
+		}
+		if cur.DeletedAt != nil {
+			return bca.NotFound("The profile")
+		}
+		previous = cur.ImageFileID
+		var image *int64
+		if fileID > 0 {
+			image = &fileID
+		}
+		if p, err = t.Q.SetProfileImage(ctx, db.SetProfileImageParams{ID: profileID, UserID: userID, ImageFileID: image}); err != nil {
+			return fmt.Errorf("set profile image: %w", err)
+		}
+		return t.ProfilesChanged(ctx, p.ID)
+	})
+	if err == nil && previous != nil && *previous != fileID {
+		s.files.ReleaseAfterCommit(ctx, *previous)
+	}
+	return p, err
+}
