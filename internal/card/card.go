@@ -256,9 +256,9 @@ func (s *Service) Subscribe(ctx context.Context, v access.Viewer, cardID int64) 
 		case "":
 		case "card.own_card":
 			return bca.E(bca.KindConflict, "card.own_card", "You cannot subscribe to a card of your own.")
-		case "card.private":
-			return bca.Forbidden("card.private", "This card is private; it can only be saved from a link its owner shares.")
 		default:
+			// A private card is saved only through a link its owner shares; to everyone else it
+			// is as if absent, like cards they may not read.
 			return bca.NotFound("The card")
 		}
 		row, err := t.Q.Subscribe(ctx, db.SubscribeParams{ProfileID: v.ActingProfileID, CardID: cardID})

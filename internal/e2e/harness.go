@@ -30,6 +30,18 @@ import (
 	"github.com/bca-app/backend/internal/testenv"
 )
 
+// kin-openapi decodes only a few media types when it validates a response body. The API also
+// answers with pages, vCards, event streams, images and SQLite files: plain text or bytes to
+// the schema ({type: string}). Registration is process-wide in kin-openapi, so it happens once.
+func init() {
+	for _, mt := range []string{"text/html", "text/vcard", "text/event-stream"} {
+		openapi3filter.RegisterBodyDecoder(mt, openapi3filter.PlainBodyDecoder)
+	}
+	for _, mt := range []string{"application/vnd.sqlite3", "image/png", "image/jpeg", "image/gif", "image/webp"} {
+		openapi3filter.RegisterBodyDecoder(mt, openapi3filter.FileBodyDecoder)
+	}
+}
+
 // Server is one running API process.
 type Server struct {
 	URL    string
