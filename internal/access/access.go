@@ -119,7 +119,7 @@ func SubscribeRefusal(v Viewer, c CardFacts) string {
 	switch {
 	case v.UserID == c.Profile.OwnerUserID:
 		return "card.own_card"
-	case c.Deleted, c.Locked:
+	case c.Deleted, c.Locked, c.Profile.Locked:
 		return "card.not_found"
 	case c.Profile.FromViewer == Block, c.Profile.ToViewer == Block:
 		return "card.not_found"

@@ -48,6 +48,7 @@ func TestCardRules(t *testing.T) {
 		{"viewer blocks owner", CardFacts{Profile: ProfileFacts{OwnerUserID: 1, FromViewer: Block}}, true, "card.not_found"},
 		{"owner blocks viewer", CardFacts{Profile: ProfileFacts{OwnerUserID: 1, ToViewer: Block}}, false, "card.not_found"},
 		{"card of a redacted profile", CardFacts{Profile: ProfileFacts{OwnerUserID: 1, Private: true}}, false, "card.not_found"},
+		{"card of a locked profile", CardFacts{Profile: ProfileFacts{OwnerUserID: 1, Locked: true}}, false, "card.not_found"},
 		{"own card", CardFacts{Profile: ProfileFacts{OwnerUserID: 2}}, true, "card.own_card"},
 	}
 	for _, c := range cases {
