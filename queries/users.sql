@@ -27,12 +27,13 @@ WHERE (login_key = sqlc.narg(login_key) OR nickname_key = sqlc.narg(nickname_key
 
 -- name: RecordFailedSignIn :one
 -- Counts a failure atomically; from the fifth consecutive failure on, the account is locked for a
--- time that doubles with each further failure (1 min, 2 min, 4 min … capped at one hour).
+-- time that doubles with each further failure (1 min, 2 min, 4 min … capped at one hour). The
+-- exponent is capped, not the product: 2^n minutes overflows an interval after ~40 failures.
 UPDATE users
 SET failed_signins = failed_signins + 1,
     signin_locked_until = CASE
         WHEN failed_signins + 1 >= sqlc.arg(threshold)::integer
-        THEN now() + least(interval '1 hour', interval '1 minute' * power(2, failed_signins + 1 - sqlc.arg(threshold)::integer))
+        THEN now() + least(interval '1 hour', interval '1 minute' * power(2, least(failed_signins + 1 - sqlc.arg(threshold)::integer, 6)))
         ELSE signin_locked_until
     END
 WHERE id = $1

@@ -10,21 +10,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
-	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/bca-app/backend/gen/apiclient"
 	"github.com/bca-app/backend/internal/app"
 	"github.com/bca-app/backend/internal/config"
 	"github.com/bca-app/backend/internal/testenv"
 )
-
-// The spec answers browsers with text/html pages (verifyEmail); kin-openapi has no decoder for
-// that media type and would report every such answer as not matching the spec. An HTML page is
-// plain text to the schema ({type: string}). This belongs next to the validating transport in
-// harness.go; registering the same decoder twice is harmless.
-func init() {
-	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
-}
 
 const (
 	verifySubject = "Verify your B.Ca email"
@@ -110,8 +101,8 @@ func settledMails(s *Server, addr, subject string) []Mail {
 	return out
 }
 
-// waitMails waits (bounded) until at least n mails to addr about subject were sent and returns
-// them, oldest first.
+// waitMails returns the mails to addr about subject, oldest first, once the server's sends have
+// settled, and fails unless there are at least n.
 func waitMails(t *testing.T, s *Server, addr, subject string, n int) []Mail {
 	t.Helper()
 	mails := settledMails(s, addr, subject)

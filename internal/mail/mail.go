@@ -50,7 +50,7 @@ func (s SESSender) Send(ctx context.Context, m Message) error {
 		}},
 	})
 	if err != nil {
-		return fmt.Errorf("ses send to %s: %w", m.To, err)
+		return fmt.Errorf("ses send: %w", err)
 	}
 	return nil
 }
