@@ -27,10 +27,12 @@ CREATE INDEX sync_garbage_due_idx ON sync_garbage (delete_after);
 -- (rebuilt after a builder change), and own profiles whose 30-day tombstone just expired.
 CREATE INDEX sync_states_dead_idx ON sync_states (dead_lettered_at) WHERE dead_lettered_at IS NOT NULL;
 CREATE INDEX sync_states_builder_idx ON sync_states (builder_schema);
+CREATE UNIQUE INDEX sync_states_storage_key_uq ON sync_states (storage_key);
 CREATE INDEX profiles_deleted_idx ON profiles (deleted_at) WHERE deleted_at IS NOT NULL;
 
 -- +goose Down
 DROP INDEX profiles_deleted_idx;
+DROP INDEX sync_states_storage_key_uq;
 DROP INDEX sync_states_builder_idx;
 DROP INDEX sync_states_dead_idx;
 DROP TABLE sync_garbage;

@@ -17,4 +17,5 @@ WHERE f.id = $1
   AND NOT EXISTS (SELECT 1 FROM users u WHERE u.image_file_id = f.id)
   AND NOT EXISTS (SELECT 1 FROM profiles p WHERE p.image_file_id = f.id)
   AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.preview_file_id = f.id)
+  AND NOT EXISTS (SELECT 1 FROM chat_events e WHERE e.image_file_id = f.id)
 RETURNING f.storage_key;

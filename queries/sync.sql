@@ -4,6 +4,10 @@
 -- "Locked" below always means the row, or the account owning it, is locked or deactivated
 -- (access.ProfileFacts.Locked): such rows never reach anyone's file.
 
+-- name: SyncSnapshotTime :one
+-- The first statement of a snapshot transaction; now() is the transaction's start.
+SELECT now()::timestamptz AS snapshot_at;
+
 -- name: SyncOwnProfiles :many
 -- P(U): the user's profiles that are not locked, deleted ones only while their tombstone lasts.
 SELECT p.id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.version,
@@ -95,7 +99,8 @@ FROM old
 WHERE s.user_id = old.user_id
   AND (s.built_version < sqlc.arg(version)
        OR (s.built_version = sqlc.arg(version) AND s.storage_key IS NOT DISTINCT FROM sqlc.narg(expected_key)))
-RETURNING old.old_key, old.old_stale_since, s.wanted_version;
+RETURNING old.old_key, s.wanted_version,
+          COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - old.old_stale_since), -1)::float8 AS lag_seconds;
 
 -- name: AddSyncGarbage :exec
 INSERT INTO sync_garbage (storage_key, delete_after)
@@ -108,9 +113,12 @@ DELETE FROM sync_garbage WHERE storage_key = sqlc.arg(storage_key);
 -- name: TakeDueSyncGarbage :many
 -- Inside the collector's transaction: the rows stay locked until their objects are deleted, so
 -- two collectors never work on the same key.
-SELECT storage_key FROM sync_garbage
-WHERE delete_after <= now()
-ORDER BY delete_after
+-- A key that is some user's live pointer is never taken (an upload published after its entry
+-- expired, e.g. by a builder paused for an hour).
+SELECT g.storage_key FROM sync_garbage g
+WHERE g.delete_after <= now()
+  AND NOT EXISTS (SELECT 1 FROM sync_states s WHERE s.storage_key = g.storage_key)
+ORDER BY g.delete_after
 LIMIT sqlc.arg(max_keys)
 FOR UPDATE SKIP LOCKED;
 
@@ -185,3 +193,8 @@ SELECT user_id FROM sync_states
 WHERE builder_schema < sqlc.arg(builder_schema)::int AND built_version >= wanted_version
 ORDER BY user_id
 LIMIT sqlc.arg(max_users);
+
+-- name: NotifySyncWorkers :exec
+-- Wakes the workers polling PostgreSQL (they LISTEN on this channel) after a commit that made
+-- files stale; without it they find the work at their next poll.
+SELECT pg_notify('bca_sync_stale', '');

@@ -263,18 +263,26 @@ type ChangePasswordRequest struct {
 	NewPassword Password `json:"new_password"`
 }
 
-// ChatEvent defines model for ChatEvent.
+// ChatEvent Example: {"caused_by_profile_id":15,"created_at":"2026-11-27T06:00:00Z","event_index":41,"event_type":"MESSAGE_POSTED","message":"See you at 7!","room_id":7}
 type ChatEvent struct {
-	CausedByProfileId *int64        `json:"caused_by_profile_id,omitempty"`
-	CreatedAt         time.Time     `json:"created_at"`
-	Deleted           *bool         `json:"deleted,omitempty"`
-	EventIndex        int64         `json:"event_index"`
-	EventType         ChatEventType `json:"event_type"`
-	ImageUrl          *string       `json:"image_url,omitempty"`
+	// CausedByProfileId Who did it (absent when the server did it, such as handing over ownership).
+	CausedByProfileId *int64    `json:"caused_by_profile_id,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+
+	// Deleted The message was deleted; its content is replaced.
+	Deleted    *bool         `json:"deleted,omitempty"`
+	EventIndex int64         `json:"event_index"`
+	EventType  ChatEventType `json:"event_type"`
+	ImageUrl   *string       `json:"image_url,omitempty"`
 
 	// Message The text, or the generated system text.
-	Message         string `json:"message"`
-	RoomId          int64  `json:"room_id"`
+	Message string `json:"message"`
+	RoomId  int64  `json:"room_id"`
+
+	// TargetEventIndex MESSAGE_DELETED: the event_index of the deleted message.
+	TargetEventIndex *int64 `json:"target_event_index,omitempty"`
+
+	// TargetProfileId Whom it is about: who came in, left or was removed, or the new owner.
 	TargetProfileId *int64 `json:"target_profile_id,omitempty"`
 }
 
@@ -299,7 +307,7 @@ type ChatParticipant struct {
 	ProfileId int64      `json:"profile_id"`
 }
 
-// ChatRoom defines model for ChatRoom.
+// ChatRoom Example: {"closed":false,"created_at":"2026-11-27T06:00:00Z","id":7,"last_event_index":41,"modified_at":"2026-11-27T06:00:00Z","name":"Climbing trip","owner_profile_id":12,"participants":[{"active":true,"is_owner":true,"joined_at":"2026-11-27T06:00:00Z","name":"Jane Doe","profile_id":12},{"active":true,"is_owner":false,"joined_at":"2026-11-27T06:00:00Z","name":"Kim Minsu","profile_id":15}],"private":true,"read_event_index":39,"unread_count":2,"version":1}
 type ChatRoom struct {
 	Closed      *bool     `json:"closed,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
@@ -315,13 +323,17 @@ type ChatRoom struct {
 	Private        bool              `json:"private"`
 	ReadEventIndex *int64            `json:"read_event_index,omitempty"`
 	UnreadCount    int64             `json:"unread_count"`
-	Version        int64             `json:"version"`
+
+	// Version Version of the room's settings (name, description, private, owner); the ETag.
+	Version int64 `json:"version"`
 }
 
 // ChatRoomCreated defines model for ChatRoomCreated.
 type ChatRoomCreated struct {
 	FailedInvitations []FailedInvitation `json:"failed_invitations"`
-	Room              ChatRoom           `json:"room"`
+
+	// Room Example: {"closed":false,"created_at":"2026-11-27T06:00:00Z","id":7,"last_event_index":41,"modified_at":"2026-11-27T06:00:00Z","name":"Climbing trip","owner_profile_id":12,"participants":[{"active":true,"is_owner":true,"joined_at":"2026-11-27T06:00:00Z","name":"Jane Doe","profile_id":12},{"active":true,"is_owner":false,"joined_at":"2026-11-27T06:00:00Z","name":"Kim Minsu","profile_id":15}],"private":true,"read_event_index":39,"unread_count":2,"version":1}
+	Room ChatRoom `json:"room"`
 }
 
 // ChatRoomList defines model for ChatRoomList.
@@ -415,7 +427,9 @@ type ExistingRoomProblem struct {
 	Errors    *[]FieldError `json:"errors,omitempty"`
 	Instance  *string       `json:"instance,omitempty"`
 	RequestId *string       `json:"request_id,omitempty"`
-	Room      ChatRoom      `json:"room"`
+
+	// Room Example: {"closed":false,"created_at":"2026-11-27T06:00:00Z","id":7,"last_event_index":41,"modified_at":"2026-11-27T06:00:00Z","name":"Climbing trip","owner_profile_id":12,"participants":[{"active":true,"is_owner":true,"joined_at":"2026-11-27T06:00:00Z","name":"Jane Doe","profile_id":12},{"active":true,"is_owner":false,"joined_at":"2026-11-27T06:00:00Z","name":"Kim Minsu","profile_id":15}],"private":true,"read_event_index":39,"unread_count":2,"version":1}
+	Room ChatRoom `json:"room"`
 
 	// Status Example: 404
 	Status int `json:"status"`
@@ -429,10 +443,17 @@ type ExistingRoomProblem struct {
 
 // FailedInvitation defines model for FailedInvitation.
 type FailedInvitation struct {
-	// Code Example: chat.invitation_refused
+	// Code `chat.profile_not_found` (no such profile, or deleted or locked),
+	// `chat.invitation_refused` (a BLOCK, not following the inviter, or any other refusal;
+	// the reason is never told apart), `chat.already_participant`.
+	//
+	//
+	// Example: chat.invitation_refused
 	Code      string `json:"code"`
 	ProfileId int64  `json:"profile_id"`
-	Reason    string `json:"reason"`
+
+	// Reason Example: This profile cannot be invited.
+	Reason string `json:"reason"`
 }
 
 // FieldError defines model for FieldError.
@@ -934,7 +955,9 @@ type StreamChatEventsParams struct {
 	// XProfileId The acting profile; it must be one of the caller's live profiles.
 	XProfileId XProfileId `json:"X-Profile-Id"`
 
-	// LastEventID The `id` of the last event received, to resume without gaps.
+	// LastEventID The `id` of the last event received (`room_id:event_index`), or several such pairs
+	// separated by commas (one per room), to resume without gaps; `room_id:-1` replays a
+	// room from its start (as far as the profile may read it).
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
@@ -12476,165 +12499,201 @@ func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L39UiM3ujB+K/r171QFTtpgGDJJmNp6l4DJkh0GFphk64R5bblbthW6JUdSw3inqDpXcy7sXMlbeqT+",
-	"VtttY2Bmlr9mcH9Jj57vz09ewOMpZ4Qp6e1/8iYEh0TAf3tXeKz/DYkMBJ0qypm3710qwdnYR38mXJEQ",
-	"3RIhKWdI4THiI6QmBAkyFUQSprB+ZMvzPRlMSIz1u8hHHE8j4u17196ra8/zPTWb6j+lEpSNvft737sg",
-	"I0Hk5JDzG0rqC7iCT8AtSPEbwhCWCDP0N6WmZyya+eiSBIkgPrrEMbmkivzlUgkaKBTAG5EM+JSESHG0",
-	"jad0+3ZnGwcBT5gqL7W+sMsZC84JC/XftWUNlEjIAN1N9IIQI3dEoGFCozAFy4hGBFGJcCQIDmeI35Hw",
-	"DbrDVKERF3DLNJETRJlUBMNjUx5FlI0rIGRJ7O3/7unveb43wpEk3oc6IO99b4oFjomy53mIRXhypP9H",
-	"9YKnWE0832M41o8FWIR9Gnq+J8ifCRUk9Pb1F4pfHnERY+Xte5Sp13ue78WU0VivZif7PGWKjIkAeB0m",
-	"QnJRB9XZFP+ZEBTAZTQSPDa7F+SW8kSiKR6TbyQaMPJR9c1dAw0DWPafCRGzwrrNN4rLjPHHt4SN1cTb",
-	"3/3utQvDejGm0ZXGnQZoAF7NhUXhIzu7PwAosr9fa8grRYR+8f/9/aDzX7jzr27nx37nw7f/4UT5k9Ep",
-	"VsHEjeyaDlMkSsltSCgbo2CC2RiwiKoJTxSiCu7CTGr0oxLt7f6QQc6Qdr7Jk1HHfHXevlxrfccZydbb",
-	"9Gp904L3d3f3XB94S2OqsldXzjuCi8U3hmSEk0h5+7tdX7/eYmS3uxA/zwXXRNlIE1Nzfd1kccF53PhN",
-	"wXm87g/+8zCihKkM4esoFpJbGmiaOz48RYKMqVQCuLfhsD6SigsSAp4BhkkipWXuTgT4Z8d8s3NlKcmJ",
-	"AXvdH1+XSceFD/9Mzyl0Lx4HShODPa03mgjiRCo0JIgzklJOgKOIiG8kiugtSW+WczZgv9o5WfNhZLs5",
-	"g03gqM2ufCNYtOTQv2Lp3Nqyu1p1F/caIHLKmSQgWX7C4QX5MyESyDbgTBEG/8XTaUQDwKTtqeDDiMTf",
-	"/iE5K6kC+okQcN+8Y4uyWxwBDYREYRplQh8ua7Zm79D7JEJwLd9+/+SNKIlCb98jmr3DoWH4lpeiA2YI",
-	"riEchoJI6d1/8D2psEqkRsau7ymqQDv5CYco3VIGADzkidofRpjdePdF6P2HICNv3/v/t3Ndattcldvn",
-	"ZtsGai5NJttUjCN9DJqfD8yuBkifm0QEBxM0xCGCHW7pjx9yNopo8DCAp3pPmJinSBHklzwm6BZHCZEI",
-	"C5LpLQrfENYAeUaDG0C1AvDh/gqkf8whnW3kScAcRFhOiDSMjHykEogsxAq7gQ7361tyyB9zMaRhaFhp",
-	"S9A/eA/vuEI4irTOCIt4x9UxT1j4tGtAMgkmSBDJExEQtMEFYlyhWyrpMCJao87Z0Wa6zlMe0hElDcw7",
-	"ADHxjUQBn840FQSJEMTo4g5bxLV0e9s23HNvBDsJOAup/s4xphF5UjjpbaW6VaawUQmgAviYHWoODjAq",
-	"rvYikzNPu16jSSJGSAjGVLZ+A1y7TvOKJ1zaAUNAlL618S6OD9GPe999j+yXUMiDJAZ0ufe9K87fYjEm",
-	"Tw28IQ8BdSP9cW3JYVYi1ivOTzGbWXkin3J5F1gRBDqzFiuCKDFDeKSIsTdZEg+J0GqEBBTUghUNLvRd",
-	"nQN916BChoVL5eXVVYR733vPcKImXNB/PS1Cn1IpKRv7qZrgI/JxqqkKcYEEueU3JESBICFhiuJIwiG9",
-	"ZzKZTrlQJDwlIcVXsKMnpkLzLaShmXIMHARkqgCTMmEIZ3FgL+j/TwWfEqGoUcdw4Yo9mCHnEcHMM6pb",
-	"ymN+z2/NHQh8+AcJlAbJgVEP6h8IBMGKhH2sSrpjiBXpKAriv6LGV3b7qX7dKG0lF9EfmJG/2j+3Ah67",
-	"XguP9W+JyGRMdce+R8P6e/shdy6TxnhM+omInIuMrSxbaueZUlRaxC+YOe8W3KhoqZsnkaDA4zCmzOHm",
-	"8eGGfmWLO35do3fYIkVMSF8D4PKLmlyqTldAbZfqF7GhDCEnToXh4QSrcywUDegUMyULpgMOjRjE0XkB",
-	"4cDF5VdwMDfO4U+qSCyXtmTAYXBiHk09BumfuT4qBJ55vpcw+mdC7GVtBlZBWFySc++3mEZ4SCOqZnVt",
-	"6JgLo3OCqomw1FwKdGEw/tSECG3aUolGghDNmMsAyQioiQDqvxcx08Eo5m6g7anFlBV/3Wlc9jy+CQ67",
-	"fCfzbn3Lx5SdHFW3N++Rd+l9zk0fYhGuiQVitVBC6K8d6fuAZUZENTE1e3GpBRjoLeQMq/K5MiblF8Cx",
-	"S+76qTOt3RrSpywvzjln6rUHV8f23q5rLVNBb7U96wRdwa/XbilWiW91d4UnADMtORItVwVkyBc6h43m",
-	"389R4kMDoh5ZFHOTpPFd1eI5SaASrR3pJeU+JRH66IZMlVa9x/SWMLSB0S+XZ++Q+eQm+ACKPoV4itlM",
-	"a+2Hpz0vt/B7bEwZydhtcUGv9xr28ZZKh96RMfnsP4tIybuvsHGNp3lYwR3nKZ0ffKkJ3JfJsKTVVHiE",
-	"jam0Q7JVOMrSmCzNgoetlMM8JlRC4MI7nHABU/IcS3nHRbiacLcmcn9q3+KMHMz1G+tjvis9P1cvT++r",
-	"gaC6kMp7GwCgerfEqTjjRJKwP5z1lz651XTuOQKE6CX2KQvJx5ZLME8oaxjNJb0UBGBFLVariZR43BDr",
-	"VeSj8pGNkI4JI0LDAcmZVCSGq1tuPdoEUtptTWnTXS17KhVkyWM3RdiW4JbvtXSic9HIzQsnWPZjLhxA",
-	"O+WCIPimNC5ONCQzzkKkJtQEV7WZr6EZUkECCPOAtlmAY1F5XI7pZshf47xOzurnG5kLhNQcT82i84OL",
-	"q5PDk/ODd1f9k3eeX/rh7P1V5Ze/nxz+vXfk+d5p7/Ly4Ode//zs8srxQ//k9ODnXuHno97bnrnx4uzs",
-	"tH96dnRyfNI7clpiFcPGZZgretuglMynECr7/I4R4X72D07ZkqwhIiO1Lu3uITTjUo3y7fgpyJpw44Lz",
-	"2MFmIy6b2N5j+C5as5kIS9WvMN4y8XZ2TKQPEmk4j9EES8S4pWdNoU+uvgPiLS+wpgUTfyn2USQhh/o2",
-	"V7UXBIf95SVbwuDBzN31BDaBxfUacIsmQQmELS2EGopVdjePkg7NB+oENYIgSp+yW2qyutqfqIm/nGRP",
-	"uo5UWCpehBlA7S6pC3lQtSXO2+paDIxsSY9nZMCJaFPjNIkU1QhRX3XqV3A4lLEIv5HGsMMSley3ZtVJ",
-	"o2IJr4eUYUjCaWQaJeW8u1A3L9Bw23S2MsQs9cBK58NtNQNkWVfNynCoeUZqATBQDEyWXDKNOA6PaUSc",
-	"gmC+p7MA8yxlyu59gR0Im5sDZUsGK0K6LFsX5Yf5HlA46X8O/t914H92FsY5s+AoHJtvPhib67OiCY5Z",
-	"HzPOZjFPpGGrrXCnnZvTLi33dDYhwW537wffqQ+PeBTxu35EpepPk2FEg3bLc4di0BHEgx7tHH1PERz3",
-	"6x+3zrLqh1uwP9fBHxFQmLFa9dQ5G1ERO4xKm0KldweOP8O29Z8fXLt9iOcmTR1qlS1aMiZyL026EReQ",
-	"eq1CjRkjSeNfpbxiF2eC9/5aCEXOD9DkD84LX1a2WAi/mfc5N2gTmzRXLmRt4Cg6G0G+VqsYtV/dwMPV",
-	"tPpiP9z7Xk1FrBt0kK9WPLBggiFR0D7SF2SUSADLw52kOf4tQLei1g5LzJ51ncoxJVHYE8JohBUF2yTQ",
-	"FXeYot0c8shvbsxwXEQy5sML1m3UwRqnUEV3YL4WUFi2p2zsWvwq5nd77zb9F2lr8S0fVXJZcfo1fhkW",
-	"dhkL/XsarO9BoXOhQ0sNvHaaDfrwMQjLgkxwBtNbSm3PfpXI5U7STT5e5WULl78O060Mj8ez39JodFP+",
-	"STEZvlxFsrdcEYnvvZuXZtL8HZcAPi8I74o9olBEsFRI3XHERyjid0SgAEvio2Q6zf4f0jFVCLMQyVk8",
-	"5NEbyGUifyY4QoojGvoojc4jLgzPKsUTvYALoa3UCReSIKDHeXrED3O2cUEkUavpQ8tkJ1SQolk8n3NT",
-	"QFb+VCEIUtsJ0NNqVJbHG+B293qk0nL71Ny6GqQKyy9VeCzUohvW61xorstU0hyb80L9BlWiGgXHw4ig",
-	"GAcTykhHEBzCD/ruMl6m2c9bjKv+CHKwnR5j1aTspWnzbTlVrjU42BRlUmEWuLHGstV+Kf0nv5ym4xfY",
-	"xV53zxkdM5H8Il95xxU6btp9XSco5vQvwgArRc1Hs2VaDasBLVLpVeFWaUXMFvotdaqb7HQU4xniLJqh",
-	"G8bvkJpgKJ6DcJlEG9auAwamGZexNUm46V+zgSAhDhQJB4hKsIfgNngZ8DUcEx9l4RwfFV+maVAqHE9N",
-	"TcWIRhEJt65ZDU1T/a1uiGHKUu0ObehVSYXA07vpdOY12fFrioysYuuvOaupdWapA5BGWW4BxkqC5fet",
-	"4jClmN5yCUyNDo46zGLKGkLnFvvRkEScjWW5QMMd7X1Q6MjpUqnbYxPuWjCcB1xrcx4LokCGQt1XJWsi",
-	"q8t3l2iCWRi1WkLJoeOy6dcRH6qnibnouQlflswqK0DOotUcdjs/1aw1SwD5ViNj75AzhQNlkmGlbzJj",
-	"MUNchESQEEmiQP/EQ6JZqC1U279mg0/XBsOuvX306dqDA9T/7/ro2oPb7JWYD2m04LZr79sfdtFOF/3v",
-	"f//PNZQ1DLau2d8Zv2N2acDHgY34Bnt9JJn0Uxb9BnE1IcLcVkqnM1y/kECX8SkbudzxzTr0T3dc3BQu",
-	"dbNLxnOFg5hspa8ypf8pkdWe+GQ37n6d3e7O7qs99N3r73+wpRyVvL1Xu/Px4jh1ZyyhQGbx2mINd7GI",
-	"u+sMw6abeiAa/grvabXTmkveRFnNShYQzK/zl/sYgFnSh9p6O+swwwsOhUcywC8IDk+xuCEOp9vyeQLL",
-	"JZUtnVXQMp9sYTw/3/SKVu8CwGSY19lZuIniu9xrhVYuqy3U9oHpq7S1QbX3xyLL07GcqMkHvYJ6PBI8",
-	"Xj5zZiUdLLfmyoKUJVGUpRQJW1aGhN1mIZTjHZ+9fXv2m+d7fzs56nm+99Pbs8O/e779vX/R+8f7nkma",
-	"0+/84MOrtZVciXkVNCT+wIzKKvyqr8y27cYsSVho4jGmau9JfEDOdaiH5UOvJZd5YeLypWnq4S4olDKn",
-	"stpBF2/om2JLuRT21gh5/h0rfcP2LFmCf0sjNeZBO62RdBVWZiBrBlB153P2WdqAXdycUzxhI74eJmZz",
-	"4BuyyFc4iAmWfdNxpnbehTdDIhukyz/6IffxuLzBBjWjdAAly6q02BJUcvg5Nj7n/NahXhVR4fFUrEui",
-	"Uqm5GncrOCLniqKFWWFzhMElHbOTFdcX8TF1NE6ioY/+SsMsflFyE//VHeSBxIFFSSUrp05UwGHWXXhh",
-	"E2DeTwtt7cp7X4oHppkMQRqTz5tZZJBpleZki57db2vexRNloH1WJatlfGmnGPhtA77OPDK3u6peLz4f",
-	"7dIismVyNGtveT/VwsDi37oqkiv4UO9IEk/VDBl0QILE/JZIU06T37nlClc2OJWfCDUqETN7gEjxtPnL",
-	"gIaDrQVh1nZGlDmWZU524Zk8Wz7u6lm2bSrqLaSWzKBdEoMXI+KK4GpVGfII8FoysbXSZ8G4bTO8f4MG",
-	"GrsGSJBphANLy3cTHhGbKb+FqlQfRAQLibIIgNYBqtS/4Izax+WeNZ+2OX929VTZBbmxi1Nh6w5ZSYJE",
-	"UDW71PAwAB4SLIg4SNQk/+s4Rc5ffrtK+x/CUuBqbh9MlJoaPzq1ZlQZh37aOsTQyxfFRErCxrbZr0JY",
-	"8ISFaJhIyoiUUIEht9B7SYREti+yRrBYksjIDcGT8SRr3ehfMwC+nJhHfRt7NgEQiCX4SOJbU9shIagc",
-	"TLAy5R1puPuaXbNDzm4Jg0qYfVP3QZmJVCfKh05ar169+hG9vzosRKV9BGSLqF40ZB2YyEU1weKapRkW",
-	"Em0MmhojDTZNoz2MpMmvGAQ8JIMtpE9Fry2AUl5NFqZkB5oLXrPBge0bBb/uo5/geNB10u2+CowpbRqT",
-	"wi9k8Kb4ipAzUoIGvBQNir0vByb4knV71Md5cH5SCIrteztb3a0ucLkpYXhKvX3v1VZ36xVoNmoCOJZ2",
-	"jtb/HxP4J1vJSejt6x9PZ6l+XOmaudvtzmkwtVxjqdwNUe+GNUNZf+t739vr7jS9LFvddqlzF7zRJrcv",
-	"ejBvcOV7MoljLGagbOAQxdk6NOTxWFo3ifFig7JiWwqXQZgAyy9DEfj+TzyctQBgIcJWCTFGNB5qctJI",
-	"KYo6LMSvKWnffdKph96XFWVbMfIcKJB3+AsruNBdfKSF5q6ros9e99Xih/K+mvDEj4ufyFqHPhxDD23/",
-	"Q4sBflGaa+EOpjSiIdrA8E+pXyI0L7ea9qYTue/9jFVs40oXqCmXDsYRTEhwU2oY9QC8twarq8pBK215",
-	"QmprhHd1globvtdXbhU5mr92+WU6+0sWriM+aui/tTKt7LZA4mpzyJVx2WpA3v7vH4qYfUUg/kO19jAq",
-	"J95qZcBWCwiCpKJRBL3FFqJwmFUZNSNwfs8aGHdWlmS8R7lZ60oTzts+81utrJua43YIU6+faoXVe3Xp",
-	"kr8p/Mx57QNZZ77RgohHG+kZGQ3VnB+c7+YbRG6JmKU95LUebZtyLkQ8wNZO0S1YRMBKSi8dMxIiyqB5",
-	"TGZq5T3s7Uu/kZYIbFOUIQ9nW+ggusMziXa7uzCdI3/cJM9BJ4YywotauLGX9SFfN99ujc/NMdD7ehv3",
-	"3e7uOrUR01jUxXVRRNkNusMSxVD6hegI+tlTibKmuU9GL8/EpD/d+2Ub9fcP9yXGfapx0s78yE7PQA6P",
-	"MTj2lyWW7U9gNd03mitw86yXOXDz8TENRYP5LduFoSp6I4+m55arLMEdQD6q7YmKI2dP4uJAnLpaXKqW",
-	"0wiYFlhaJNx7xB7AD1s5YAKVKGE3jN8xHyXSdDi2zY631q5KmKKprMawU0fMjb9dnb4FhjkU/E4SIX3j",
-	"etA/HZyf2HbvcrGWDKnThqlHxOgZVf1C/251i5PYlLh8XsbVcxjaMb8tyWFqIeM0uBMHC5BE1YDaJL7i",
-	"tCfJ9oiLuJM6KtuBtFD/+GIpZ9Jo51UraWT63MMD37X5iqO3+cOx7ZKoGqqhjQwprCE1GNGIDBZTfDFW",
-	"1WQTFztLPsieqPWXdBkS5awrbwjlmDMkFZ5GBO29aq+GuXtirmpapO9JMfVz9+U8qYZVdenEs8w3kxoe",
-	"4EVfxfxIX9TRur5qRlSLl6X60+e1A5ylsK3w72lMghPTdTjVwwoFS5ilDMZHuGo4fNGeGVDwMSojldWj",
-	"sDE/zSA/MEM3l8TOoq7fhKWFvNSHq/sr4vb6mKwzz/b5eeze4keyaU6fC2pqyQ5DTDPsTAN5BknN3NUN",
-	"Sdk4ItrweIhTx2a8Nnty6hNfAx4TmU8OhQE8G6asaRMVZ4oOhgHu22cH6QDYjdQ42dy6ZmbuCvxOpani",
-	"TYeiIMXHZu5C5jMys3DQ4J+di7RnRec3qib7aBjggY8kR/iaBYJL2ZFUEW34xCjAjHGl4YSo2kLnJgwM",
-	"g/xYOletI7jC5qM3MOlPA0+Whi1CzLJKw7C1NHN7WSIuTYa895uaPmkoDgp9SeedhYHlnAmEZcA1jYYs",
-	"1F3lgX87MdN8In9n4YyXGgT7ELZVSVj3hOrv/np3usu7+H//+3+WYVql8henV259lk+KJ06nnCZ3i2pv",
-	"ygN5ywfOONLSWZMFFzeyMiLqkqhOPrp53ry28pxnWNLX7vQrMdneRxtFxBUAg8O5eBxoo052hl208KTY",
-	"d8hGp19EpbpMb1qWg9gZz5o2F9xpxvo+qmuwmDrvzoRIgeHDhG6pbVQhn9bEf6BZozenjRoYY5tuB22Y",
-	"soIl0GH7U17NcD/P0WYkUaOEccwwLpVJrGty7oc2WtuFUTme2CBeUsN7sI9P7zGd/xvnOL346OmYUdZs",
-	"EEiokXigEvEQoWoLLUrFE/NcNK2lbLn644ndjXOEbhaj/CKF6GfuCWqybeiYIcqMTl+t4YFodW6TtyIp",
-	"nqj5NHWWOHL/9hoj1pBxsk50eHoh1YNpI/mo25JaWUzgRFLxqQRFEswhhTgLSFuwd3AULQR9T9uldxMi",
-	"SKtD6JXMWMJCMxflSz+NsnVuh3xJQLgOZcgWXC2GejKdD/D302eUH63z3Kq5nosETalgqvBY2uIoT183",
-	"/Zzvl5JMeeFaK8m08yTmoA3q2CpX08rxMaTVOj3M5VrGxbt6g6hCaevcNPCPhjMgDmJzU8AhOyQjLgzB",
-	"aD6lQbCqpF0ysfWzkJmmDrDgi0cbUEkwNTU30QxRJY0tlWbdN1siULgw1xo9nR3CPV+0MZqNMXRbora6",
-	"g0fh85ihT54nmBquOADPp0WTb2yJTAFbzN+mImApOWLrO05CONiGGHI2GORBhQQ208E14tLKgd+4uIGt",
-	"eY6ywr3dQkEUJDe3DyXXJptAf66HZGK4hsw8sSQyszrrhGInElUETu8KjxeJGrjnc7eHlg4OfUnpIanQ",
-	"ACoAp2aN+tEGZIeBKVYhEsjazXNJsggMZJlsOthFJlq2P9nBpfeL88csI1iO0ZyMTqFUqZ1P6sg0V9z6",
-	"vPFqt80pk4AzU2drRjYY/eSH5R5NK8/XknquQavRClBsQ/KReoNORh04H5Syr02ncGmq11sJJXLZc2Z1",
-	"ojZayMnoHWekEZm6j85e0xlhD+Kvr1pi26lta+Z9XTx5HbWRONUUHqoD6YM+OTL6z7xyyjXwvVXzPYx6",
-	"9I7cIaM9LVlkWdZ8ntSRO5eKbNLog6npq9JWvkipkicOGqnSSp44tI9tWZkO36SKJEwWu+G0clO+z58J",
-	"0QaOJDf5GVRBehzjanPrhdE6cuNhCLbRSAWPnQapxLeWkuXSmsNl8cwfmReVvtXAl4o4iKTCirygRQkt",
-	"TqTDLCnQFvTMtyjzf9Yoof2l/RnOao0a41hNLLf3V7v6dj1y1lIbXL9s4oY2vU5zxReOWKnfwCV+iF2U",
-	"sEFDEk+5PsRGsTfBar4/N+1v9aV7dIuzox04CFv0UcylQoIEhKnIwPOW/Ds4eGH7DhRS+IZIBF4cynzj",
-	"yTEtzBGEBUpCdoLV+ly/5eP5TX+YfMSBPhYoN4amW8TG/CGhamd/x4zdHxJ1R2y+q7rjeX+mLCd/r/sj",
-	"7OWawfQgeGqDMjTQ/xtsIsqk0nvkIxNugvg2ChODfWQLHdva53xiOfRh0AQDP1+zQX2o+cCVBRyU5jA/",
-	"xLHtGq78+86uv/Pdh8yzDX1z9G6UoFNvWcd1pdXdU/uZK5Pu/w1dzj+uvaLZNW62oey/SGLWpUtlxins",
-	"+C0rsrfW6YOGL7oknG8IsPCLgx9lYm5bKkFw3CjtzGWNZb1bYljb6pzMdxVCDGg4SPM3IiwVggELIG/o",
-	"LQl9rbAKIpOYAIB5otAYT2VjQv5bLFUHFts5OWpKn39dmUbZ7fz44dt988+GX/pz8z8d0ylbiGUohYe9",
-	"dHIYL1ESf8AsJMzTW6iHg4n9aYKlgdtfDHfu03C/MJdi4KMB/LkPrfQGmseH18y2hfwLwig7UI1Cv1ye",
-	"vdtCByjgcax/iqhpXSHt9QnBQg0JVppVv+TjueqGxS0RnUsNL0MmNpO1ZokLUCk2AJ+hgSDwjBLKbs6j",
-	"1k/2tO/nNegryc1HVh2bzHS9zhe34Xr8PJrTm/mbNrCIhaIBneK1qJr69avZ73P98TkOPp9PvqTYod3u",
-	"7vdLO+dX0e6ejspSJ/0LtX0tTvpas0Y7bjWYIS4Q9KdGG+YfzqLZouBwo/wwmsliL0eT1lfGxTMWzYxq",
-	"ItO62giLMRGooJVUc8Os/vZnQmAQvKVZPFKgzbUpq3FP62qxOBmbobml1dkCqikek6bFmazJlqvruhfn",
-	"em8Evp7iazNs+q7r53Pydktj8tpVFa2XGwE+NPmLrO5DGcIyMEmrRRC/eCvLWeyZpmitueGsCC20Yd9v",
-	"LSOVIufmc8p8Zw7itDxv/RkT5rOh7d4lIWjGE4QV+v7/W6KviHt0/DN4dQA9mgQ/I3cGV742mnomC04f",
-	"O8JI2+wozrC4tRjd/lQg3DZZeiViWTbl7oWBVrPl+B1Ljw1tUCWRpULTtQOmYIRvEEanvcvLg597/aPe",
-	"295V78h6U8xAAvlsfNV3Fh2XR6SuUnXsUkA+uJAYUlAB+z4LMfKZ9el7Yev/ZnneRhgw2/8v4yuL+wDO",
-	"kRMln81zExoOQ42K52U/0spKVzm4trvzoX07+/pCntnTMieOlro1EZioJnc/j2P6eUY/Z9DnCCs0elhT",
-	"t680QQlCsllwCm1wgQjTIMXIzGkqhNOscK9E4Gm4Atltf8oRdUGDkJjfkgpittLT3pKRQlygGxrcvJx7",
-	"tV6O4FvNRl0nuplCrejcelKFLOWby3NZF94JgsNOnI/pfyJu39D/GJhbNkL/QY07i4P093aW6ApWHeD/",
-	"xPy9sP2mxFLFBQmROTRIoTE9qqQW+2xcyvB5oexa3+RK+N64sOq5UxOsLTIcutm3yVZo7MeQgNau9fev",
-	"0TqAfbkyQQExv+Ku3c/k8zGnnCv6G7+c93720fm7n330Gxmea5H088nxG7RY8Td4W8Dh7U9FRaMpUG8x",
-	"eXEDsrTO+jG7j1V5LQBl+z/L+Jt9ZEgZhghGq9EONvthOFOk2l7xEAcT0jnkTAm+YGqEnwU156TRQP3e",
-	"rquTWkihB4riCCM54UJ1InpLQvT+4m2af2QGcBpRUFnnW57P55n/+a+1T9sRv2MpxRhOTEJkcqpNihIx",
-	"Nc4YiXmwbqKbqR3X7iQWuPjQ2Wt5cGDK4XWKAnXtdndfd3Z2OrvfX3Vf73e7+93ufy0TMWjG+4PzkzS9",
-	"dv3TS97SWwIjWS3ymnmfKWjlTCoSp7BNEwHnNyk5z/MFv+CsdruLOa1K8tznZ+tWsqbeI7kRbYzZ0Dof",
-	"OPeNJgtVEPZakfIyjACbak5nEQvNdTQXmU44s0nZYD90fe8WR4mhTeh17bzoffvDLtrpop3dV3vou9ff",
-	"/2D5bLFtFTYKaJAm/ARRMvQe2JKkMpT7ibXBFO5feEL3utKds/Ide6RoOEP23Q1oXeR7rV0/5vcc51/6",
-	"aHzhfTQyvDGtNCA2aOaMC5LyRTD24coEK4kisrDpRol7Nmn3q2LRZ956Yw5juppkbt2XBhzP3YAjw3xB",
-	"QhxoNM/mHZiRnyjGMzMfQhIC+K8larOSsBQSF9ypi1KF18NtV45dWQ3BmNPVxpfogkiChf7KconDqygP",
-	"T0ajadrwOmj1JXP482nvkZF8W+HVqCO16GlpcWy1xparybgvph1m2oZKVtmtJC/tKhyWLK52z8z1fLBn",
-	"QUqNuAm6Q4DQRziMKZOmj2/aK0HIzTV0tCjKrmYKMVljHZE6pOfRihk0m/muv2j3SmkvTQRgWxajFDpf",
-	"VF/YpyaBFFgGozKYIcULTL2A14JEJufkqXB7+5P9HxH91jkUf5CgjPctM10ZfcmcqJmzbIZwBT/QBrX5",
-	"rTG/LUv4NSGIOy/VhQrrDUw1JK3BELsFGLXOhAEDwybxns3US4H9grMlnDXDUd1YOyRmxt7x2du3Z781",
-	"Ye4i9mTNlQVCV9/1b6idLgiCZLB5wdqyKE7jKQbFoHZ4AmM0SZqZZibZvjFDl2XuVNEop/mxSWHcfAZ5",
-	"PS+AmhOEiaS+EISTIDKfyAthNBBGRg62auZzJgtIYWkd7snLTr4Gr9zX3PI0t4q+kSZ561Gc1g3ZtDV0",
-	"+SzyEF+cxy8VTksl7NaJqE2JUyvnccrZF7PezMpqNwwVLN0XyVxOY2VGEvsoYcOIBzeICxRgFpCoZn01",
-	"St+mGHbz+Tydpf1iYDeHeZ09xiy8sk7Pj+ZBXLVApaJ6gxcAcQZhAOP1zwq9ZFqXgVN3Qf+i94/3vcur",
-	"3hFKmKIRRK6tDgo+B8gwrkntEiavGCyWCqtEZkteYlxv/v1nq3+ZT2QWyl8rrS09pfCBxHlsWfKEhkTz",
-	"Y8OYS71BXb07l/aE3cKYlSajn3zUqoMlwV/XNgeoZe/LbG0ZBXk/9X4+ebf/6+HBxdG1uGa/9i4uT87e",
-	"7e9tdfWfx+/20xmk+s+zi5/3Dw5Pe/r/vXdH+WOlRkmt6g9uD2GKyYv8KLYfAuQoJAphibCBFNq4OD5E",
-	"r1991900Vbh3kzTBthTKXr/VpTFdzlgwr2rmcsaC49UShlZOkbtl4Zb8M6KKvFpLQczlP95SZepiVjag",
-	"fE9DopNOh13wjL63NEj2Uapklll9u4qaB+/SYUhcmVRxwtQ3EgV8OtN6hh3t/VzH8RzZ1VlFTzxDmups",
-	"NY9Bzk0o5nnV3TO+vHhWhVSp2IQFQPl6e3Wi1b8+KtU6jtcOarc6cUwUDrHC1eIzQ+2dtC20AxELvfue",
-	"kjZfsLZZcF3hMdo4Pfpu03ZZzlDXzzqEazY11Pp9DUdTCbMtyDChUdhcbWxvKCDuMwoMsxj1IjhaC47V",
-	"3eDPU458RKWZWsNCe9oVvsy0QWGuqkQwRB0cuFIv+MkbEiyIOEg0d/v9g+afEpqVG9abiMjb97bxlG7f",
-	"7gB3te/LWijbMkJt6qcNWu3s88JPRvMr/JBpg4XfcoOm8KNJ0Sv8APso3jDBSuuF/y8AAP//",
+	"7L39Uhu5mjh8K9p+typmT9sYQjITqK1dho9Z5oTAApmZOuO8WO6WbR26JY+khvikqNqr2QvbK/mVHqk/",
+	"rbbbxkCSw18JdlstPXq+P794AY8nnBGmpLf7xRsTHBIB/z26wiP9b0hkIOhEUc68Xe9SCc5GPvoz4YqE",
+	"6JYISTlDCo8QHyI1JkiQiSCSMIX1Tzqe78lgTGKs1yKfcTyJiLfr9bzXPc/zPTWd6D+lEpSNvPt737sg",
+	"Q0Hk+IDzG0pmN3AFr4BHkOI3hCEsEWbov5SanLFo6qNLEiSC+OgSx+SSKvLvl0rQQKEAVkQy4BMSIsXR",
+	"Jp7QzdutTRwEPGGqvNXZjV1OWXBOWKj/ntlWX4mE9NHdWG8IMXJHBBokNApTsAxpRBCVCEeC4HCK+B0J",
+	"99AdpgoNuYBHJokcI8qkIhh+NuFRRNmoAkKWxN7uH55+n+d7QxxJ4n2aBeS9702wwDFR9j4PsAhPDvX/",
+	"qN7wBKux53sMx/pnARbhNQ093xPkz4QKEnq7+g3FNw+5iLHydj3K1Nsdz/diymisd7OVvZ4yRUZEALwO",
+	"EiG5mAXV2QT/mRAUwNdoKHhsTi/ILeWJRBM8Iq8k6jPyWV2bp/oaBrDtPxMipoV9m3cUtxnjz+8JG6mx",
+	"t7v95q0Lw45iTKMrjTs10AC8mguLwku2tn8EUGR/v9WQV4oIvfD//8d++2+4/Y9u+911+9Nf/tWJ8ifD",
+	"U6yCsRvZNR2mSJSS24BQNkLBGLMRYBFVY54oRBU8hZnU6Ecl2tn+MYOcIe38kCfDtnnrvHO59vqBM5Lt",
+	"t25p/dCC9bvbO64XvKcxVdnSlfuO4MviiiEZ4iRS3u5219fLW4zsdhfi57ngmihraWJivl83WVxwHte+",
+	"U3Aer/uFvx9ElDCVIfwsioXklgaa5o4PTpEgIyqVAO5tOKyPpOKChIBngGGSSGmZuxMBfm+bd7avLCU5",
+	"MWCn++5tmXRc+PB7ek+he/M4UJoY7G3taSKIE6nQgCDOSEo5AY4iIl5JFNFbkj4s5xzAvrV9subLyE5z",
+	"BofAUZNT+UawaMmhP8XSebRlT7XqKe41QOSEM0lAsvyEwwvyZ0IkkG3AmSIM/osnk4gGgEmbE8EHEYn/",
+	"8nfJWUkV0L8IAffNGh3KbnEENBAShWmUCX34WrM1+4Q+JxGCa/n2xxdvSEkUerse0ewdLg3Du7wUHTBD",
+	"8B3CYSiIlN79J9+TCqtEamTs+p6iCrSTn3CI0iNlAMADnqjdQYTZjXdfhN6/CjL0dr3/bzPXpTbNt3Lz",
+	"3BzbQM2lyWSHinGkr0Hz8745VR/pe5OI4GCMBjhEcMKOfvkBZ8OIBg8DeKr3hIn5FSmC/JLHBN3iKCES",
+	"YUEyvUXhG8JqIM9ocAOoVgA+PF+B9Lsc0tlBngTMQYTlmEjDyMhnKoHIQqywG+jwvH4kh/wxFwMahoaV",
+	"NgT9g8/wgSuEo0jrjLCJD1wd84SFT7sHJJNgjASRPBEBQS0uEOMK3VJJBxHRGnXOjjbSfZ7ykA4pqWHe",
+	"AYiJVxIFfDLVVBAkQhCjiztsEdfW7WOb8My9Eewk4Cyk+j3HmEbkSeGkj5XqVpnCRiWACuBjTqg5OMCo",
+	"uNuLTM487X6NJokYISEYU9n+DXDtPs0ST7i1fYaAKH1r410cH6B3O29+QPZNKORBEgO63PveFefvsRiR",
+	"pwbegIeAupF+ubbkMCsR6xXnp5hNrTyRT7m9C6wIAp1ZixVBlJgiPFTE2JssiQdEaDVCAgpqwYr6F/qp",
+	"9r5+ql8hw8JX5e3Nqgj3vveR4USNuaD/eFqEPqVSUjbyUzXBR+TzRFMV4gIJcstvSIgCQULCFMWRhEv6",
+	"yGQymXChSHhKQoqv4ERPTIXmXUhDM+UYOAjIRAEmZcIQ7mLffqH/PxF8QoSiRh3DhW/sxQw4jwhmnlHd",
+	"Uh7zR/5o7kDgg7+TQGmQ7Bv1YPYFgSBYkfAaq5LuGGJF2oqC+K+o8ZXTfpn93ihtJRfR3zEj/2n/7AQ8",
+	"di0LP7u+JSKTMdUT+x4NZ9e9DrlzmzTGI3KdiMi5ydjKsqVOnilFpU38gpnzacGNipa6eRIJCjwOY8oc",
+	"bh4fHriuHHHLn9XoHbZIERPSZQBcflGTS9XpCqjtVv0iNpQh5MSpMDwYY3WOhaIBnWCmZMF0wKERgzg6",
+	"LyAcuLj8Cg7mxjn8SRWJ5dKWDDgMTsxPU49B+meujwqBp57vJYz+mRD7tTYDqyAsbsl59ltMIzygEVXT",
+	"WW3omAujc4KqibDUXAp0YTD+1JgIbdpSiYaCEM2YywDJCKiOAGY/L2Kmg1HMPUDTW4spK366VbvteXwT",
+	"HHb5SeY9+p6PKDs5rB5v3k8+pM85D32ARbgmFojVQgmh33aonwOWGRFVx9Tsl0ttwEBvIWdYlc+VMSn/",
+	"Ahy75O46daY120P6K8uLc86Zeu3B1bG5s+3ay0TQW23POkFX8Os124pV4hs9XeEJwExLjkTLVQEZ8o3O",
+	"YaP5+3OU+FSDqIcWxdwkaXxXM/GcJFCJ1o70lnKfkgh9dEMmSqveI3pLGGph9Mvl2QdkXrkBPoCiTyGe",
+	"YDbVWvvB6ZGXW/hHbEQZydhtcUNvd2rO8Z5Kh96RMfnsP4tIybuvsHGNp3lYwR3nKd0fvKkO3JfJoKTV",
+	"VHiEjak0Q7JVOMrSmCzNhgeNlMM8JlRC4MIaTriAKXmOpbzjIlxNuFsT+XpiV3FGDub6jfU135V+P1cv",
+	"T5+bAUF1I5V1awCgjm6tzVAkEJxIEl4PptfFa9t6U756b7u7/ba9tdXe/uGq+3a3293tdv+mKU2veE1Z",
+	"SD57uztb6Qf27adHl5f7Px9dn59dXh0dagZCpMTaFPYuCUFTniCs0A//AlqbiTDs/nA/A3bnDquKym9j",
+	"jkIaamWkhQdSGyzgnDZxAXFLhP3aN/4iLNEYQ9QUcf0lv2NEyDGdAAd5JMooyM5ZO8sCB91hieyDe4gq",
+	"mRlgVCJBJhEOCPiYZ0VI6TYaUV7xuhbwrRR/wARdbJOkN+06qSKflY9seHlEGBEakkhOpSIxfNtxGyEW",
+	"RxodTWExIuq6ApOKTW4R9PDo/dHV0eEubKjwi1Tu2OtIr6ghhtgdLMDa2OrPxsGM7sYcBTgmiDIfRWSo",
+	"NJw0SggS81sSZnBj5M4gbaPdVDhIHtArwqeED/kdlnB9Lm9xC8gxltcxFw5kOOXCwlsavzcakClnIVJj",
+	"aiLuiBoSDqkgAcT+wARx4/+SkjjjiDPi2Clu/fwgc4GQ+mhSW/l8/+Lq5ODkfP/D1fXJB88vfXD28ary",
+	"yV9PDv4KzHKGe5Y/uD453f/5qPCxRWLP9y7Ozk6vT88OT45Pjg6d5nnF2nV5axS9rdFU51M+ldeAlu7f",
+	"/p1TtiTT1ESwLpV/KcWk1pDO9eX8OH4KsjrcuOA8rsreiEu9ttU2mghcEJG+F2FZYW1a+JYMpLoVbND1",
+	"IKLxQEs/JejE8z24s7IOsA25OplHBGJqKV4YpT2/a/N34XYXvP4XzAg6BG9X+Z33fv1LLJyav+WvNEan",
+	"lMmk+po3958K5ph5jyA4LMP09TvfSxh8bn2O2wWza2tWU7H36UL8x/BONpaFs+hS5cTtrVxd0sIBjbFE",
+	"jFvm3FDgrddAn8XIZhZ6CWWXkAVFfugw0OYa77O402ivZeRa1uov3+CvNqaX5jtyHr+SSBKlKBtJ1NJw",
+	"9lHhNz6yR/KNHrGxBz88usKjVVSKIlucubqiS6F0QQ09DDMIXIHdPKZ7YF4wK+OGEIS9puyWmqzQ5vhi",
+	"4rcn2S9dCCMsw1+EdyAYXAoa5FHObHHeUdfioMi29HhOCriRAyzC0yRSVCPE7K5Tv6QjIIVF+EoaxxCW",
+	"qOT/qbceNCqWaGxAGYYkvlqWVDLuuwtt+wKHaJoOW4aYpR7Y6Xy4rebAWNbVuzIcZjyrMwF00CFNlm0y",
+	"iTgOj2nktqvmR0oKMM9SLu3ZF/iR4HBzoGzJYEVIlyX3ovxS3wMKJ9dfQ/xoHfif3YVRrRZchePw9Rdj",
+	"cwVXdOFhdo0ZZ9OYJ9Kw1Ua40yxMYreWR0rqkGC7u/Oj7zSdhjyK+N11RKW6niSDiAbNtucO5VoN+9Hu",
+	"0fcUwfH17Muts7364gbsz3XxhwQsAqxWvXXOhlTEDv+DTcHUp4PAgWHb+s9PrtM+xPObph42yjYv2Z25",
+	"lzc9iAtIR41SFTJGksbPS3UJLs4E6/5aSGWYH+DNfzgv/aFyxEL43qznPKBNjNRcuZD1haPobAi2aaMc",
+	"F796gIerabOb/XTvezMq4mwkBvJdZ0p2gjFWnZQXMq6uhzxhYR+1mE11zLKvucg8k1ygiAc3JNzwe8ws",
+	"kSuN14IME0n0Ghj99P7s4K8+ZPEYZgNOgDFBhhsKWBazKeIQ3Ief4mivx0wVlUZiyAIit0QgxaMQYa3A",
+	"bfjIvNZm5F4X1Px+p8eKYTmvZn9rCSbldJa/7wrciWYlFGCmDz9ITxx2vIUkWLRk4Nqy97gw9ZiSKDwS",
+	"wmjJFaPDJCUXd5eS4hyWkT9cmzW+6AzmxQv2bVTkGe6pilGCfC+gxG1O2Mi1+VUcHs0jhvQfpKmNvXyk",
+	"3mXZ6mX8MizsNha6xzVYP4KS60KHhlbJzG3W2AjHQNMFOelMUGqoyXj2rUQud5Nu8vEqiy3c/jrM2TI8",
+	"Hs+mTTN86nL6igVG5cq8neUK83zvw7zUvfr3uJSS84JCU7HRFIoIlgqpO474EEX8jggUYEl8lEwm2f9D",
+	"OqIKYRYiOY0HPNoDyUL+THCEFEc09FGa8aQFC/CsTlkYcCG05T7mQhIE9DhPt/pxzjEuiCRqNR1xmYyv",
+	"ClLUqyzn3BTlll9ViI3OnAToaTUqy8N18Lh7P1JpXebUPLoapArbL1XNLbQsavbr3Giu31VSx+tz7f1G",
+	"6tWlwoOIoBgHY8pIW+sq8IF+uoyXaUVJJ9PB3D56VacAp6VITTlVrjU42BRlUmEWuLHGstXrUkpl/nVa",
+	"4lRgFzvdHWfI2mRHFfnKB67Qcd3pZ3WCYp3UIgywUtS8NNum1bBq0CKVXhVulWp3HfRbGsYwFT8oxlPE",
+	"WTRFN4zfITXGUJAM0WaJWtbWBQaWq8RWjRYkxIHSejOVYCPCY7AY8DXwqGfR0MyfDk9pGpQKxxNTpzak",
+	"UURCowdXIq1Wf5s1TjFlqXaHWnpXUiHwfm84HZx1vo01xaJW8X+sOVO0cba+A5BGWW4AxkrS+g+NIl+l",
+	"kPhySaG1Tp9ZmMWU1WTUpLbNgEScjWS56M2dLPGgYJ3TzTRru425a8NwH/Bdk/tYEHczFOr+VrI6srr8",
+	"cAnpX1GjLZScXC4/x4PycGtTb130XIcvS2bqFiBn0WoOu52fvtuYJYB8myFj74AzhQNlCgykb6oNMENc",
+	"hESQEEmiQP/EA6JZqC3+3e2x/peewbCet4u+9Dy4QP3/ro96Hjxmv4n5gEYLHut5f/lxG2110f/9z//2",
+	"oFSs3+mxvzJ+x+zWgI8DG/EN9vpIMumnLHrPOEzMY6UU5Yr3o6Br2ljxlm/2oT+64+Km8FU3+8p483AQ",
+	"k066lGmnkhLZzC++2IO7l7PH3dp+vYPevP3hR1seV8mFfr09Hy+OU3fGEgpkFiEv9sUoNsboOgPf6aEe",
+	"iIa/wjqNTjoTpjCRZ7OTBQTz6/ztPgZglvQrNz7OOszwgkPhkQzwC4LDUyxuiMPptnxmxnK5pkvncTRM",
+	"x1yY45AfekWrdwFgMsxrby08RHEt916hPdZqG7W9ta5V2i6m2k9pkeXp2E5U55dfQT0eCh4vn6u0kg6W",
+	"W3NlQcqSKMqSuIQt1UXCHrMQ3vKOz96/P/vN873/Ojk88nwPQgKebz+/vjj6749HJudUr/nJh6W1lVyJ",
+	"AxY0JH79sOTKKvyqS2bHdmOWJCw0MSpTCf0kPiDnPtTDakzWUh+ysBjk0jRKchdpS5lT2cxFFx+4NgXs",
+	"cinsnSHk+U+s9A7bB2oJ/i2N1JgH7bTu3FWsnoGsHkDVk885Z+kAdnNzbvGEDfl6mJitK3IbU6tcxBjL",
+	"a9PFa+a+CytDch/U+Dz6JV/jUfmANWpG6QJKllVpsyWo5PBzHHzO/a1DvSqiwuOpWJdEpVJzNe5WcETO",
+	"FUULM+XmCINLOmInK+4v4iPqSK2loY/+k4ZZ/KLkJv5Pd5AHkikWJdqsnE5SAYfZd2HBOsB8nBRahZbP",
+	"vhQPTLM7gjR+nzcIyiDTKPXLNpJwr1Z/iifKyvuq2gCU8aWZYuA3Dfg6c+vc7qrZHhzz0S4tzF0mb3Vm",
+	"lY8TLQws/q2ry0MFH2a7PMUTNUUGHWz9nbT1gNmTHVe4ssap/ESoUYmY2QtEiqcNtfo07HcWhFmbGVHm",
+	"Wpa52YV38mw5yqtnHjfpUmIhtWRW8ZIYvBgRVwRXo1qcR4DXksm+ld41xm2b4f0e6mvs6qdV1IaW78Y8",
+	"IrZ6oIOqVB9EBAuJsgiAybkrU/+CO2oel3vWHOP6nOLV04cX5AsvTg+edchKEiSCqumlhocB8IBgQcR+",
+	"osb5X8cpcv7y21XaUxa2At/m9sFYqYnxo1NrRpVx6KfOAYbqbKj9JmxkG6grhAVPWIgGiaSMSAlVKbKD",
+	"PkoiJLK95jWCxZJERm4Inoyy7E3p9xgAX47NT30bezYBEIgl+EjiW1PvIiGoHIyxMiUvabi7x3rsgLNb",
+	"wqA6aNfUwlBmItWJ8qE74evXr9+hj1cHhai0j4BsEdWbhqwDE7moJlj0WJphIVGrX9dsrr9hmpdiJE1+",
+	"RT/gIel3kL4VvbcAKvw1WZgyJmjY2mP9fduLDz7dRT/B9aBe0u2+DowpbZo9wyekv1dcIuSMlKABi6J+",
+	"sZ+wTT3NOujq69w/PykExXa9rU630wUuNyEMT6i3673udDuvQbNRY8CxtBu//v+IwD/ZTk5Cb1d/eDpN",
+	"9eNKJ+LtbndO077lmvXlbojZDoNTlM0MuPe9ne5W3WLZ7jZL3RBhRZvwv+iHedNA35NJHGMxBWUDhyjO",
+	"9qEhj0fSukmMFxuUFdumvQzCBFh+GYrA93/i4bQBAAsRtkqIMaLxQJOTRkpR1GEhfk1J846+Tj30vqwo",
+	"2yqa50CBvGtqWMGF7uIrLTTMXhV9drqvF/8o71UMv3i3+BdZO+aHY+iB7SlrMaBUEWuy6EeUIRqiFoZ/",
+	"Sj1oYSCE1bQ3nMh972esYhNXOutNuHQwjmBMgptSE74H4L01WF2VH1ppyxNSGyO8q7ve2vB9dudWkaP5",
+	"sstv09mzt/A94sOanoYr08p2AySuNtxdGZetBuTt/vGpiNlXBOI/VGsPw3LirVYGbLWAIEgqGkXQr3Eh",
+	"CodZ5VU9AufPrIFxZ6VaxnuUm7WuNOG8lT6/hUZOrDlez9aUNcLqnVnpkq8UfuW89oGsMz9oQcSjVnpH",
+	"RkM19wf3u7GHyC0R03Quh2lgBY2OFyIeYGu76BYsImAlpZeOGAmhYRKULllTK58LYhd9JS0R2J5CAx5O",
+	"O2g/usNTiba72zDxKP+5SZ6D3hdlhBcz4cajbLbDuvl2Y3yuj4Hez47G2O5ur1MbMc2aXVwXRZTdQPuq",
+	"GMrhEB3CjBAqUdaI/Mno5ZmY9Jd7v2yj/vHpvsS4TzVO2jlK2e0ZyOERBsf+ssSy+QWspvtacwUenh5l",
+	"Dtx8JFdNIWX+yGZhUJU+yKPpueXKU3AHkM9qc6ziyNnnvThkbFYtLlXLaQRMi04tEu48Yl/1h+0cMIFK",
+	"lLAbxu+YjxJpKj5tA/nO2lUJUzSV1Ri2ZxGz9V9Xp++BYQ4Ev5NESN+4HvRH++cndoSGXKwlQ+q0YeoR",
+	"MXpGVb/Qn1vd4iQ2JS5fl3H1HIZ2zG9LcphayDgN7sTBAiRRM0CtE19x2qdlc8hF3E4dlc1AWqh/fLGU",
+	"M2m09bqRNDKzQ+AHb5q8xTEv4uHYdknUDKqhVoYU1pDqD2lE+ospvhirqrOJi916H2RPzPTsdRkS5awr",
+	"bwDlmFMkFZ5EBO28bq6GufsMr2papOukmPq1+3KeVMOqunTiaeabSQ0P08JgBfMjXaitdX1Vj6gWL0v1",
+	"p89rBzhLYRvh39OYBCemPV2qhxUKljBLGYyPcNVw+KY9M6DgY1RGKqtHYWN+muGoYIZuLImdRV2/DksL",
+	"eakPV/dXxO31MVlnnu3z89idxT/JJuR9LaipJTsMhs6wMw3kGSQ1s6xbkrJRRLTh8RCnjs14rffkzE7R",
+	"DnhMZD6NGYaatUxZ0wYqzmnuDwJ8bX/bT4dqt1LjZKPTY2aWFXxOpaniTQdNIcVHZpZN5jMy88VQ//f2",
+	"Rdqzov0bVeNdNAhw30eSI9xjgeBStiVVRBs+cdpbJpEEUdVB5yYMDMNRWTqrsi24wualNzA9VQNPlgbY",
+	"QsyySsNwtDRze1kiLk3bvffrGmFpKPYLnWDn3YWB5ZyprmXA1Y3bLdRd5YF/O4XYvCJfs3DHSw3Xfgjb",
+	"qiSse0Jdb/96d7rNu/j//ud/l2FapfIXp1dufZZPiidOp5wmd4tqe+Uh5+ULZxxp6azJgosbWRm7d0lU",
+	"Ox+HP28GZnl2Pmzpe3f6lZjs0WcbRcQVAIPDuXgdqDVLdoZdNPCk2DVkrdMvolJdpg8ty0Hs3HxNmwue",
+	"NKPSH9U1WEydd2dCpMDwNXiJ1DaqkE9r4j/QrNGH00YNjAZPj4NapqxgCXTY/JJXM9zPc7QZSVQrYRxz",
+	"4UtlEuuaRv6pidZ2YVSOJzaIl9TwHuzj02dMZ6rHOU4vvno6YpTVGwQSaiQeqEQ8RKjaQotS8cQ8F01j",
+	"KVuu/nhid+McoZvFKL9JIfqVe4LqbBs6Yogyo9NXa3ggWp3b5I1IiidqPk2dJY7cv53aiDVknKwTHZ5e",
+	"SB3BsJ58fHhJrSwmcCKp+ESCIgnmkEKcBaQp2Ns4ihaC/kjbpXdjIkijSzgqmbGEhaYT6Ld+G2Xr3E6D",
+	"kIBwbcqQLbhaDPVkMh/gHyfPKD8a57lVcz0XCZpSwdTsrJpC+rrpcX2/lGTKC9caSaatJzEHbVDHVrma",
+	"Vo6PIa3W6WEu1zIuPtUeogqlrXPTwD8aTM3AN5ubAg7ZARlyYQhG8ykNglUl7ZKJrV+FzDR1gAVfPGpB",
+	"JcHE1NxEU5hICLZUmnVfb4lA4cJca/R0egDPfNPGaDYa1m2J2uoOHoXPY4Y+eZ5garjiADyfFk1e2RKZ",
+	"AraYv01FwFJyxNZ3nIRwsTUx5GxYyoMKCWymg2tssJUDv3FxA0fzHGWFO9uFgihIbm4eSp6Z9gL9uR6S",
+	"ieEavPPEksjMP54lFDulqSJwjq7waJGogWe+dnto6eDQt5QekgoNoAJwas5QP2pBdhiYYhUigazdPJck",
+	"i8BAlsmGg11komXzix0Gfb84f8wyguUYzcnwFEqVmvmkDk1zxc7XjVfbTW6ZBJyZOlszxsLoJz8u99O0",
+	"8nwtqecatBqtAMVakg/VHjoZtuF+UMq+NpzCpa5ebyWUyGXPmdWJmmghJ8MPnJFaZOo+OntN56Y9iL++",
+	"bohtp7atmfd98eR11EbiVFN4qA6kL/rk0Og/88op18D3Vs33MOrRB3KHjPa0ZJFlWfN5UkfuXCqySaMP",
+	"pqbvSlv5JqVKnjhopEojeeLQPjal6XFT6CTjVkUSJovdcBq5KT/mvwlRC0eSm/wMqiA9jnG10XlhtI7c",
+	"eJghbzRSwWOnQSrxraVkubTmcFm880fmRaV31fClIg4iqbAiL2hRQosT6TBLCrQFPfMtyvzHGiW0v7Q/",
+	"w1mtMcM4VhPLzf3Vrr5dj5y11ATXL+u4oU2v01zxhSNW6jdwiR9iFyW0aEjiCdeXWCv2xlgV/bnlizlj",
+	"0RTGjksb/CstTyWiDDF+h1rmGapQRIYKKtIZVyiiUpFwo4P6xa7X/R6Df82aZho9wkNFhE1cS1m5gM4j",
+	"0ArblT6pV0+bb33r7ubisG8HgcARfRRzqZAgAWEqMpd9S/4ZvM9wfAd+K3xDJAIXE2W+cTMZTEMGw4pI",
+	"P8ZqfX7pWVld2dqAmNRa6LIGATgbYMlHaKZZ16Z9GIFwFk7/NJm5PZbmOmB0vn9xdXJwcr7/4er65IOh",
+	"mw76jaoxTxTqa9OsbzJ8OY+hUziOSVggLPse2ekx/StEPuNA4xEUb9s9mAwKSE/b2t0ySw2IuiM2e1jd",
+	"8bzbVVbhsNN9B7vsMZjFBL9qUYb6+n/9DUSZVPpS+NAE7yBbAIWJIRfSQce2kjyfiQ88xPAPRFmP9WfH",
+	"5vdRSxKCqkNZN/aM+CgA1xS56hUkTEkdQxhQ9lgxQAoMDg6kgbfTfY3qZ64yHOsloONIxg0Z6pvxYH0X",
+	"twpKI8gfEr9wzRX/Y2vb33rzKQtgQHskmAIr6MRbNj5R6Wj41OEE+3obPpgTWUAtyWNSQhtNQWMtGg2+",
+	"bHy35vy7tde2u4Yx1zSAKLIH69wvTOO1g9is8tZZZzQC3ujSdXyDBYVPHMw/U3g2pRIEx7V6zwdylyom",
+	"fGg5Cby6VguCkDpVwPBRSDSbTwQxZqrZ9oYP3LwwUsPMQ0ITIuABOyeJs4DkfP09lqp9pH/TPjk0eT+w",
+	"dW0OCiUt273TbHeMJxPCUlWKKsT1n2ap8jo+LGS5q1HdzEA7AfrFJMJTEvZYVhYSYoUHWJKCMIEpSGbA",
+	"lpYEKi0vsbsbcSIBT/YQtn0DYE5fj90QMjGaX4TTEV1Z9yaAcYAZksRw5BjhyOT1xVRKIlPu3UH7WkLG",
+	"et2IMtJjrf4umlA20uJGIujUiCUaEyzUgGCFWuYWt94giQZTZBFyA9qDpnkRwDxg/DUaaDVdA4El8YAI",
+	"vUNzNAlgTZPdUGtn+x0akClnWs+9yiFAWCjzqhtJxC0RSI4TJXss5HdsD4EDjJHAxsdKN+SSIGZhzR3h",
+	"Kek9RJfxXTpMn4b9NL0MbgeQFTROeqvZbd9OtdktYHF/A6J9UsMXR3acOaZC9pjUdACMejCF68IStbS6",
+	"kaL8hq9NdEFkEhOAgkb5EZ7IPZS9qr1lu7tOJcI9BigCmKmpDagAtbBEQyz0hRcsCLhOUAap2jAAdVY1",
+	"lQBfqkHKO8Jvbe/ubPlbb3bbW5WBvN13b8vDfrvtd5/+stv+D/Ofll/5YOPfHAOAGxgX0G0EwN7OmdcS",
+	"XUf2Leux+NlBR5rgzEdjLM3d/zty3rCP+vDnLnQr7WvFL+wx23n33xFGGVLqK/jl8uxDlT6dNKnv5CXl",
+	"2dWaQTOL9qWG11EmhVzOTsO7W0BA0KN1lpNszBODX+xt39dKwvPcXjH9aodcxFpoFT/PCM1Iuj0kOXyG",
+	"2VRTuymJMm2J4YEeayUsIlIijGA6hKZjzS8LpkaMChKViI0OOrejWHOBZaa7JmZXPWaG9XVQH3wNRQRG",
+	"NO/fq3dT2j1n0dTFb0dEldT1R7b965zA+rgvQan1RBG07DDTnW3aSgEPHu4r0Muv5h1Oo73l2++nwas+",
+	"CrAQ1FYUa4R4JZG+YNQCIUiU5gsS9W0D5P7GLtrZ/jGTqFT5aGdrG9SRHpMKR6TQFr1feGs/7Y5OVQf1",
+	"qy3i+zBg1VKkHNOJ6fEAdNdjBWCi1k63i+hQa6Ews0xrS0QrW+ji7Oz0+vTs8OT45OjQyh+oNw+0Nhy6",
+	"CDEp9dl/1sh3ya5G293tH5YOga9iXD8dt0lD4S9c53sJhc+0RLZDzYOpVtuNf7Jl/tGScFEKVq0KYZTT",
+	"+lhCNs8dVIWS858PQdBnDMT2vc/sT8MlwLc4gI77MO+dsh5LgAXpH+c2d0tLeIeaAs0lFEeM33XQWaIk",
+	"1SirX15RTkZEoZ3u63kxhzoLzBE+sWe0XtwIixERRS9ANY3cWil/JkRMcyMFLG+vWQWue7Bng83J2MzX",
+	"L+3O1lpP8IjUbc4UWDTcXde9Ode6EUReistmJPGm6+cjdbdLE3WbFSCvl6UCPtRFb6wOTxnCMjD1LUUQ",
+	"vwQ2ywVvGU+w7r7BtOQ0a9n1rZdCpci58ZwKnDMsdD5jZYCDKNN5Jokcp0kKxDY2KzKsV8g2BkCt44NT",
+	"8ML1WEykxCPipzTLuMr6eG6YSi9glrAoFbbVgHFddVD/97Yp2GtDxV7ftzohuPN8ZDQt60VJsnYV1iUU",
+	"4CjSuDunpY0GhKaHU7PLZywntHACc5qgKU8QVuiHf1mi61r5KM8YDAGKqFPYWOqq/t7YyDM5X/S1I4wU",
+	"+axQnGFxY/Vn80uBVzWpYSgRy7IFCS8yo1pLwO9Yem3GOLZUaGxMmBEW7iGMTo8uL/d/Pro+PHp/dJUZ",
+	"omZck3w2UeI7W7KUB8iv0pPFpXN9ciExFOgA9j2x5HSLka+si/ELW/8nq4IzwoDZ7sgZX1ncJXmOnCj5",
+	"HJ+e0OaoqHn20R4cOk+dAeYJuS8IQ3/EzHFPGSIUNNeQChKAf6HHoL5cf3pHZXHQUppmpHg6GS//VFjz",
+	"3DRwzId29Fghv6ODLvQ+cFRJEEKu/KAOurTW1mzY/pXsMS0raIgI0/AqOwHAieCMcwQ8JmiAgxsT18Ux",
+	"QXd4uuFShnEYajo/LzuZV9Zoywk/21ufmk9Smt3IM7sf5+T2pDGPauaauVQ/LyblDCwVrGyuz4tOVM6N",
+	"N3mEaTYManFhUL2C6QBPqzlVU1vCFXja5pccUSsKcPmi3xN8axLxkORDtWtHsRV8gEgqPJXpbB8b9xhT",
+	"qbiYZjl7hlDL4QeTZCIIBuovZMeQEN2N4Wim1KawdAf9lmZrgDe0xyKCb21yi2maKVUbApUAo8LrSsme",
+	"e3nWB+RQcEZQYSWbwRBEXEIqpqMrbMxvSYVeG9kG78lQaSZ6Q4ObF3KodrDQV4BaTkTfSKFWdIQ/qRGQ",
+	"yurlJbuLHDXit03i/FNqGElNarTZiWnPbAauD7m4w3a8GCO3IGelKlJ5nn40O6xL2sA8weGpOeRD2k4V",
+	"jKvdna0lev+mb38mUVo4fl35mOKCpBUUGb8URGr1lY1KqfIv3GJmOkolC854n2eLEMbYSBq3pDSZqLVd",
+	"1xKwPrUd+j1auXAuV70XIOZ3PJvnmXyX5pZzg7X1y/nRzz46//Czj34jg3Mt5n4+Od5Diw1Yg7cFHN78",
+	"UtTp6qpoLSYvbjOcdlN6zB7DVV4LQNn8tzL+Zi8ZUIYh+NhogJtNwBtMFak2UT/AwZi0DzhTgi+YDedn",
+	"SRVzMjmhS8e2q1+yMbnBaEZyzIVqR5Cn+/HifRqzMWP2jSio7PM9z6dwzn/999qN+ZDfsZRiDCcmITKV",
+	"kyZiRkwnI4zEPFjX0c1EQ7COWODLh05YzoNcEw7LKQrUtd3dftve2mpv/3DVfbvb7e52u39bJvJVj/f7",
+	"5ydp2df6ZxS+p7eEESlT5DVT/VPQyqlUJE5hmxZ5zG9FeJ7XgnzD5aH2FHMaEuY1ec/Wk3BNHQZzf4Xx",
+	"G4TWz8O5bzRZqHW23xUpL8MIsNPm9A+00FxHC8HJmDNbkwf2Q9f3bnGUGNqEiTbOL72//LiNtrpoa/v1",
+	"Dnrz9ocfLZ8tNqfFRgEN0oTDIEoG3gMbD9qTP1MoO4X7N94pcF2lbFmRvr3SYlWSG62LfG+Ol80VZs5x",
+	"/qVb3jfeLS/DG9MwD2LcWIQmIJLyzLR2AjxD0JRhQV5niXvWaferYtFX3mBvDmO6ysvJXtrsPXebvQzz",
+	"BQlxoMCXbz3tZrA/BOjAzSihn4LpgVCvJCyFxAUX7aIGfevhtiuHCa2GYMzpant7dEEkwUK/ZbnChVWU",
+	"hyej0bRsYR20+lK58PU08ctIvqnwqtWRGnSutzi2Wvv61WTcN9P0Pm02K6vsVpKXpnQOSxZXe+Tnej7Y",
+	"syClhlzk8WYf4TCmzFTZZq3hhNxYQ9+6ouyqpxCTktMWqUN6Hq0cw7OZ7/qbdq+UzlJHAHYwCUqh801N",
+	"f3hqEkiBZZO8UpghxQtMvYDXgkQmveepcHvzi/1fqb51wSjFv5OgjPcNM7YZfcnGmDFn2RThCn6gFrV5",
+	"2jG/LUv4NSGIO7/ahQrrDUy53ZEm03EBRq0zYcDAsE68Z5OzU2C/4GwJZ/dtYqoLa9MMsOOz9+/PfqvD",
+	"3EXsyZorC4SufuqfUDtdEATJYPOCtWVRnMZTDIqZbGgYlk/SbDcc3eGp3DMZ24WmVRrlTJ3iIKLBxjPI",
+	"63kB1JwgTCT1hSCcBJH5RF4Io4YwMnKw1V9fM1lACkvjcE9ePvU9eOW+58EGuVX0SprkrUdxWju70Gdx",
+	"na+s2u7FefxSqbdUwu4sETUp1WvkPE45+2LWm1lZTXwDhvpfnAOVNFZmJLGPEjaIeHCDuEABZgGJZqyv",
+	"WulbF8Ouv5+ns7RfDOz6MK+zzaWFVzbP5dE8iOspejFeAMQZhAGM17/QLtrWZeDUXXB9cfTfH48ur44O",
+	"UcIUjfKul9YnI501MCVMXjFYLBVWicy23DwmfJm//9nqX+YTmYXy90prS88ifyBxHluWPKYh0fzYMOZS",
+	"33dXX/alPWG3MEyxzugnn7XqYEnw17VN+2zYfjnbW94Y+qejn08+7P56sH9x2BM99uvRxeXJ2YfdnU5X",
+	"/3n8YReSOQ850X+eXfy8u39weqT/f/ThMP9ZqcdZo/qD2wOYVfgiP4qdwwA5ColCWCJsIIVaF8cH6O3r",
+	"N90NU/AMNcGzoez1W10a0+WUBbV9ES9tW3llq0r0rvtFtnjLwo78M6KKvO6bzfcPDGK2TRfyPhQppCUK",
+	"ErVed7c3kOI9Vi5VmAgi6YjZApHMn1EsEdHi6fI1hKDz9bAgKOBsSEeJIGEH7fdYjFUAU1T6J8P2B85I",
+	"2qi2dUfwDdJgwYJK05LMDIl53d3JGtIqnpif65fiEalpv3w5ZcHxaolUK6cOFqC9lkKhy/9+T5W52ZUN",
+	"S9/TkGjbqOqi3+hn00cfr3pomd03qzR68Cl33OXHZvzEK4kCPplqBA8SIWxh8XNcx3NknWeVTvEUaW5k",
+	"q5wMcpoBDkCfmifE0yqkSkU4LACOqI/nhrfhMW3KUCKJeCVnX+jDDA0zFgJas0wmhrFdQPf4jBMaLOwx",
+	"vY5vukgPc/buI8kR4+j3tuW37ROYNacvCTq+63X+TLgiIYLQUIAlQWPyGZ0evsnWLhby+anSmPFG2MYd",
+	"luhOUKUI27WszTSQSDuR5OuhiAc4Avh1emwfWB+x00rt2jDHM+OEaY+K9GV7aJDQSGnbAfrLTLhC1Cyt",
+	"oYDGWPYY44ygKVEd1C9i4i7SOncfxQQzLfkYuSMC1gs1ONJhivyOhLvoDlOVJSBNEjnusazLZNbpqP+l",
+	"B2Ta83ZRD+6+5/mo5xGFR+azXtLtvg7i8I0GLPxBet59eebXhEPfSBeT11j0qFzewQ4MTqcVnDFRWJ+5",
+	"WsRZkrBOxlVoX/uUvPyFy9UrgNAS//TwzYYdmJFxHj9XPcYEDbSdPMPTUk1tUxCgmWLVfhneP+mvCxqb",
+	"Ie9AQIIqzMM0jRYCDjOHzPyLnDOYpkUR5zear3A22jADVVJNKaI3BBXUnw6CaKJpFYvRkNwhu0UJk3Ri",
+	"yhJlhuoAj4CZRGYwVP+CKDFt7w8VEf0Nd7sZWKlAhM+oLJnNqBelqbHStHpo7HlaFBxSGaSdXyzqlXUS",
+	"xu98+61KBEPUoX1Uaoi/eAOCBRH7iebUf3zSssAM3DJiJBGRt+tt4gndvN0CSWHXy8Y62NLiez/7xI4E",
+	"K35krMHCB5mFWPgsd3IUPjRpu4UP4BzFB8ZYaVvx/wUAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -255,18 +255,26 @@ type ChangePasswordRequest struct {
 	NewPassword Password `json:"new_password"`
 }
 
-// ChatEvent defines model for ChatEvent.
+// ChatEvent Example: {"caused_by_profile_id":15,"created_at":"2026-11-27T06:00:00Z","event_index":41,"event_type":"MESSAGE_POSTED","message":"See you at 7!","room_id":7}
 type ChatEvent struct {
-	CausedByProfileId *int64        `json:"caused_by_profile_id,omitempty"`
-	CreatedAt         time.Time     `json:"created_at"`
-	Deleted           *bool         `json:"deleted,omitempty"`
-	EventIndex        int64         `json:"event_index"`
-	EventType         ChatEventType `json:"event_type"`
-	ImageUrl          *string       `json:"image_url,omitempty"`
+	// CausedByProfileId Who did it (absent when the server did it, such as handing over ownership).
+	CausedByProfileId *int64    `json:"caused_by_profile_id,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+
+	// Deleted The message was deleted; its content is replaced.
+	Deleted    *bool         `json:"deleted,omitempty"`
+	EventIndex int64         `json:"event_index"`
+	EventType  ChatEventType `json:"event_type"`
+	ImageUrl   *string       `json:"image_url,omitempty"`
 
 	// Message The text, or the generated system text.
-	Message         string `json:"message"`
-	RoomId          int64  `json:"room_id"`
+	Message string `json:"message"`
+	RoomId  int64  `json:"room_id"`
+
+	// TargetEventIndex MESSAGE_DELETED: the event_index of the deleted message.
+	TargetEventIndex *int64 `json:"target_event_index,omitempty"`
+
+	// TargetProfileId Whom it is about: who came in, left or was removed, or the new owner.
 	TargetProfileId *int64 `json:"target_profile_id,omitempty"`
 }
 
@@ -291,7 +299,7 @@ type ChatParticipant struct {
 	ProfileId int64      `json:"profile_id"`
 }
 
-// ChatRoom defines model for ChatRoom.
+// ChatRoom Example: {"closed":false,"created_at":"2026-11-27T06:00:00Z","id":7,"last_event_index":41,"modified_at":"2026-11-27T06:00:00Z","name":"Climbing trip","owner_profile_id":12,"participants":[{"active":true,"is_owner":true,"joined_at":"2026-11-27T06:00:00Z","name":"Jane Doe","profile_id":12},{"active":true,"is_owner":false,"joined_at":"2026-11-27T06:00:00Z","name":"Kim Minsu","profile_id":15}],"private":true,"read_event_index":39,"unread_count":2,"version":1}
 type ChatRoom struct {
 	Closed      *bool     `json:"closed,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
@@ -307,13 +315,17 @@ type ChatRoom struct {
 	Private        bool              `json:"private"`
 	ReadEventIndex *int64            `json:"read_event_index,omitempty"`
 	UnreadCount    int64             `json:"unread_count"`
-	Version        int64             `json:"version"`
+
+	// Version Version of the room's settings (name, description, private, owner); the ETag.
+	Version int64 `json:"version"`
 }
 
 // ChatRoomCreated defines model for ChatRoomCreated.
 type ChatRoomCreated struct {
 	FailedInvitations []FailedInvitation `json:"failed_invitations"`
-	Room              ChatRoom           `json:"room"`
+
+	// Room Example: {"closed":false,"created_at":"2026-11-27T06:00:00Z","id":7,"last_event_index":41,"modified_at":"2026-11-27T06:00:00Z","name":"Climbing trip","owner_profile_id":12,"participants":[{"active":true,"is_owner":true,"joined_at":"2026-11-27T06:00:00Z","name":"Jane Doe","profile_id":12},{"active":true,"is_owner":false,"joined_at":"2026-11-27T06:00:00Z","name":"Kim Minsu","profile_id":15}],"private":true,"read_event_index":39,"unread_count":2,"version":1}
+	Room ChatRoom `json:"room"`
 }
 
 // ChatRoomList defines model for ChatRoomList.
@@ -407,7 +419,9 @@ type ExistingRoomProblem struct {
 	Errors    *[]FieldError `json:"errors,omitempty"`
 	Instance  *string       `json:"instance,omitempty"`
 	RequestId *string       `json:"request_id,omitempty"`
-	Room      ChatRoom      `json:"room"`
+
+	// Room Example: {"closed":false,"created_at":"2026-11-27T06:00:00Z","id":7,"last_event_index":41,"modified_at":"2026-11-27T06:00:00Z","name":"Climbing trip","owner_profile_id":12,"participants":[{"active":true,"is_owner":true,"joined_at":"2026-11-27T06:00:00Z","name":"Jane Doe","profile_id":12},{"active":true,"is_owner":false,"joined_at":"2026-11-27T06:00:00Z","name":"Kim Minsu","profile_id":15}],"private":true,"read_event_index":39,"unread_count":2,"version":1}
+	Room ChatRoom `json:"room"`
 
 	// Status Example: 404
 	Status int `json:"status"`
@@ -421,10 +435,17 @@ type ExistingRoomProblem struct {
 
 // FailedInvitation defines model for FailedInvitation.
 type FailedInvitation struct {
-	// Code Example: chat.invitation_refused
+	// Code `chat.profile_not_found` (no such profile, or deleted or locked),
+	// `chat.invitation_refused` (a BLOCK, not following the inviter, or any other refusal;
+	// the reason is never told apart), `chat.already_participant`.
+	//
+	//
+	// Example: chat.invitation_refused
 	Code      string `json:"code"`
 	ProfileId int64  `json:"profile_id"`
-	Reason    string `json:"reason"`
+
+	// Reason Example: This profile cannot be invited.
+	Reason string `json:"reason"`
 }
 
 // FieldError defines model for FieldError.
@@ -926,7 +947,9 @@ type StreamChatEventsParams struct {
 	// XProfileId The acting profile; it must be one of the caller's live profiles.
 	XProfileId XProfileId `json:"X-Profile-Id"`
 
-	// LastEventID The `id` of the last event received, to resume without gaps.
+	// LastEventID The `id` of the last event received (`room_id:event_index`), or several such pairs
+	// separated by commas (one per room), to resume without gaps; `room_id:-1` replays a
+	// room from its start (as far as the profile may read it).
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
@@ -1509,14 +1532,20 @@ type ClientInterface interface {
 
 	// ListChatRooms Rooms my acting profile takes part in, with unread counts
 	//
+	// Only rooms the acting profile is in now (rooms it left are not listed). `unread_count`
+	// counts the events after the profile's read marker.
+	//
 	// Corresponds with GET /chats (the `ListChatRooms` operationId).
 	ListChatRooms(ctx context.Context, params *ListChatRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateChatRoomWithBody Create a room as my acting profile, inviting profiles
 	//
+	// The acting profile becomes owner and first participant; every invitee it may invite comes
+	// in with a PARTICIPANT_IN event. Without `name` the room is named after the invitees.
 	// With exactly one invitee and a live 1:1 room between the two profiles, answers 409 with
 	// that room (in `room`) instead of creating a duplicate. Failed invitations are listed in
-	// `failed_invitations`.
+	// `failed_invitations` (see FailedInvitation); when every invitation fails, nothing is
+	// created and the answer is 403 `chat.invitation_refused` naming each profile in `errors`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1525,9 +1554,12 @@ type ClientInterface interface {
 
 	// CreateChatRoom Create a room as my acting profile, inviting profiles
 	//
+	// The acting profile becomes owner and first participant; every invitee it may invite comes
+	// in with a PARTICIPANT_IN event. Without `name` the room is named after the invitees.
 	// With exactly one invitee and a live 1:1 room between the two profiles, answers 409 with
 	// that room (in `room`) instead of creating a duplicate. Failed invitations are listed in
-	// `failed_invitations`.
+	// `failed_invitations` (see FailedInvitation); when every invitation fails, nothing is
+	// created and the answer is 403 `chat.invitation_refused` naming each profile in `errors`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1536,15 +1568,32 @@ type ClientInterface interface {
 
 	// StreamChatEvents Server-Sent Events of my acting profile's rooms (resumable with Last-Event-ID)
 	//
+	// New events of every room the acting profile is in (and its own departure from a room),
+	// in event_index order per room, each once. Without Last-Event-ID the stream starts with
+	// what happens after it opens. With Last-Event-ID, the listed rooms are first replayed
+	// from the database after the given indexes, then the stream goes live; a client that
+	// keeps the last index of each room can send them all and misses nothing. A comment line
+	// (`: ping`) is sent as heartbeat (every 15 s by default). An account may hold a bounded
+	// number of streams open at once (429 beyond). The stream ends when the server shuts
+	// down; reconnect with Last-Event-ID.
+	//
 	// Corresponds with GET /chats/stream (the `StreamChatEvents` operationId).
 	StreamChatEvents(ctx context.Context, params *StreamChatEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetChatRoom Room detail with participants
 	//
+	// Participants and former participants may read a room; so may anyone for a public room
+	// (unless a BLOCK stands between them and its owner). Private rooms are not found for
+	// others. `read_event_index` is present for participants only.
+	//
 	// Corresponds with GET /chats/{room_id} (the `GetChatRoom` operationId).
 	GetChatRoom(ctx context.Context, roomId RoomID, params *GetChatRoomParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UpdateChatRoomWithBody Change name, description, privacy or owner (owner only; If-Match required)
+	//
+	// `If-Match` carries the room's ETag (its settings `version`): 428 without it, 412 when
+	// stale. An empty `description` clears it. `owner_profile_id` hands ownership to another
+	// participant (400 if it is not one). A ROOM_MODIFIED event is recorded.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1553,6 +1602,10 @@ type ClientInterface interface {
 
 	// UpdateChatRoom Change name, description, privacy or owner (owner only; If-Match required)
 	//
+	// `If-Match` carries the room's ETag (its settings `version`): 428 without it, 412 when
+	// stale. An empty `description` clears it. `owner_profile_id` hands ownership to another
+	// participant (400 if it is not one). A ROOM_MODIFIED event is recorded.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PATCH /chats/{room_id} (the `UpdateChatRoom` operationId).
@@ -1560,10 +1613,18 @@ type ClientInterface interface {
 
 	// ListChatEvents Events of a room by event_index (default the latest page)
 	//
+	// A profile reads the events of its participations: from the event that brought it in
+	// up to its departure (for former participants) or to now. Outsiders of a public room
+	// get 403.
+	//
 	// Corresponds with GET /chats/{room_id}/events (the `ListChatEvents` operationId).
 	ListChatEvents(ctx context.Context, roomId RoomID, params *ListChatEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostChatMessageWithBody Post a text message
+	//
+	// Participants only. The event is pushed to the other participants' devices (FCM data
+	// message, with a notification) and sent to their live streams. `X-Client-Token`, when
+	// given, updates the push token of the calling session.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1571,6 +1632,10 @@ type ClientInterface interface {
 	PostChatMessageWithBody(ctx context.Context, roomId RoomID, params *PostChatMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostChatMessage Post a text message
+	//
+	// Participants only. The event is pushed to the other participants' devices (FCM data
+	// message, with a notification) and sent to their live streams. `X-Client-Token`, when
+	// given, updates the push token of the calling session.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1591,12 +1656,22 @@ type ClientInterface interface {
 
 	// AddChatParticipantsWithBody Invite profiles (or enter a public room with my own acting profile id)
 	//
+	// Participants may invite; an invitation is refused across a BLOCK in either direction,
+	// and otherwise needs the invitee to follow the inviter or to accept anonymous
+	// invitations. Refusals are listed in `failed_invitations`. Sending the acting profile's
+	// own id enters a public room (former participants may come back the same way).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /chats/{room_id}/participants (the `AddChatParticipants` operationId).
 	AddChatParticipantsWithBody(ctx context.Context, roomId RoomID, params *AddChatParticipantsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AddChatParticipants Invite profiles (or enter a public room with my own acting profile id)
+	//
+	// Participants may invite; an invitation is refused across a BLOCK in either direction,
+	// and otherwise needs the invitee to follow the inviter or to accept anonymous
+	// invitations. Refusals are listed in `failed_invitations`. Sending the acting profile's
+	// own id enters a public room (former participants may come back the same way).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1605,10 +1680,17 @@ type ClientInterface interface {
 
 	// RemoveChatParticipant Leave (my own acting profile) or kick (owner only)
 	//
+	// Leaving is soft: the participation stays in the room's history and the former
+	// participant keeps reading what happened while it was in the room. When the owner
+	// leaves, the longest-standing participant becomes owner; when the last one leaves, the
+	// room closes.
+	//
 	// Corresponds with DELETE /chats/{room_id}/participants/{profile_id} (the `RemoveChatParticipant` operationId).
 	RemoveChatParticipant(ctx context.Context, roomId RoomID, profileId ProfileID, params *RemoveChatParticipantParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SetChatReadMarkerWithBody Set the last event index my acting profile has read
+	//
+	// The marker only moves forward and never past the room's last event.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1616,6 +1698,8 @@ type ClientInterface interface {
 	SetChatReadMarkerWithBody(ctx context.Context, roomId RoomID, params *SetChatReadMarkerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SetChatReadMarker Set the last event index my acting profile has read
+	//
+	// The marker only moves forward and never past the room's last event.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1759,15 +1843,30 @@ type ClientInterface interface {
 
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	//
+	// Streams the file as `application/vnd.sqlite3` with `Content-Length`, or redirects (302) to
+	// a short-lived presigned URL when the object store is S3 and redirects are configured. A
+	// matching `If-None-Match` (weak comparison) answers 304 without touching storage.
+	//
 	// Corresponds with GET /sync (the `GetSyncFile` operationId).
 	GetSyncFile(ctx context.Context, params *GetSyncFileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// HeadSyncFile ETag (MD5) of my sync file, without the body
 	//
+	// The signed-in user's sync file (SQLite, opened by the app with Room; the file of the
+	// user, not of a profile, so no X-Profile-Id). `ETag` is the quoted lowercase hex MD5 of the
+	// file's bytes, stored when the file was written: compare it with the MD5 of the local copy.
+	// Answered from stored state without reading the file; built on the spot if the user has
+	// none yet. `Sync-Pending: true` means a newer build is already owed: wait for the push
+	// (FCM data message `{"type": "sync", "etag": "<md5 hex>"}`) instead of polling.
+	//
 	// Corresponds with HEAD /sync (the `HeadSyncFile` operationId).
 	HeadSyncFile(ctx context.Context, params *HeadSyncFileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RebuildSyncFile Discard and rebuild my sync file now, and return it
+	//
+	// Builds the file from scratch now (the recovery for a local copy that looks wrong) and
+	// answers like getSyncFile. Limited to a few rebuilds per minute per user (429 with
+	// `Retry-After`).
 	//
 	// Corresponds with POST /sync/rebuild (the `RebuildSyncFile` operationId).
 	RebuildSyncFile(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2426,6 +2525,9 @@ func (c *Client) SubscribeCard(ctx context.Context, cardId CardID, params *Subsc
 
 // ListChatRooms Rooms my acting profile takes part in, with unread counts
 //
+// Only rooms the acting profile is in now (rooms it left are not listed). `unread_count`
+// counts the events after the profile's read marker.
+//
 // Corresponds with GET /chats (the `ListChatRooms` operationId).
 func (c *Client) ListChatRooms(ctx context.Context, params *ListChatRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListChatRoomsRequest(c.Server, params)
@@ -2441,9 +2543,12 @@ func (c *Client) ListChatRooms(ctx context.Context, params *ListChatRoomsParams,
 
 // CreateChatRoomWithBody Create a room as my acting profile, inviting profiles
 //
+// The acting profile becomes owner and first participant; every invitee it may invite comes
+// in with a PARTICIPANT_IN event. Without `name` the room is named after the invitees.
 // With exactly one invitee and a live 1:1 room between the two profiles, answers 409 with
 // that room (in `room`) instead of creating a duplicate. Failed invitations are listed in
-// `failed_invitations`.
+// `failed_invitations` (see FailedInvitation); when every invitation fails, nothing is
+// created and the answer is 403 `chat.invitation_refused` naming each profile in `errors`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2462,9 +2567,12 @@ func (c *Client) CreateChatRoomWithBody(ctx context.Context, params *CreateChatR
 
 // CreateChatRoom Create a room as my acting profile, inviting profiles
 //
+// The acting profile becomes owner and first participant; every invitee it may invite comes
+// in with a PARTICIPANT_IN event. Without `name` the room is named after the invitees.
 // With exactly one invitee and a live 1:1 room between the two profiles, answers 409 with
 // that room (in `room`) instead of creating a duplicate. Failed invitations are listed in
-// `failed_invitations`.
+// `failed_invitations` (see FailedInvitation); when every invitation fails, nothing is
+// created and the answer is 403 `chat.invitation_refused` naming each profile in `errors`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2483,6 +2591,15 @@ func (c *Client) CreateChatRoom(ctx context.Context, params *CreateChatRoomParam
 
 // StreamChatEvents Server-Sent Events of my acting profile's rooms (resumable with Last-Event-ID)
 //
+// New events of every room the acting profile is in (and its own departure from a room),
+// in event_index order per room, each once. Without Last-Event-ID the stream starts with
+// what happens after it opens. With Last-Event-ID, the listed rooms are first replayed
+// from the database after the given indexes, then the stream goes live; a client that
+// keeps the last index of each room can send them all and misses nothing. A comment line
+// (`: ping`) is sent as heartbeat (every 15 s by default). An account may hold a bounded
+// number of streams open at once (429 beyond). The stream ends when the server shuts
+// down; reconnect with Last-Event-ID.
+//
 // Corresponds with GET /chats/stream (the `StreamChatEvents` operationId).
 func (c *Client) StreamChatEvents(ctx context.Context, params *StreamChatEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewStreamChatEventsRequest(c.Server, params)
@@ -2498,6 +2615,10 @@ func (c *Client) StreamChatEvents(ctx context.Context, params *StreamChatEventsP
 
 // GetChatRoom Room detail with participants
 //
+// Participants and former participants may read a room; so may anyone for a public room
+// (unless a BLOCK stands between them and its owner). Private rooms are not found for
+// others. `read_event_index` is present for participants only.
+//
 // Corresponds with GET /chats/{room_id} (the `GetChatRoom` operationId).
 func (c *Client) GetChatRoom(ctx context.Context, roomId RoomID, params *GetChatRoomParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetChatRoomRequest(c.Server, roomId, params)
@@ -2512,6 +2633,10 @@ func (c *Client) GetChatRoom(ctx context.Context, roomId RoomID, params *GetChat
 }
 
 // UpdateChatRoomWithBody Change name, description, privacy or owner (owner only; If-Match required)
+//
+// `If-Match` carries the room's ETag (its settings `version`): 428 without it, 412 when
+// stale. An empty `description` clears it. `owner_profile_id` hands ownership to another
+// participant (400 if it is not one). A ROOM_MODIFIED event is recorded.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2530,6 +2655,10 @@ func (c *Client) UpdateChatRoomWithBody(ctx context.Context, roomId RoomID, para
 
 // UpdateChatRoom Change name, description, privacy or owner (owner only; If-Match required)
 //
+// `If-Match` carries the room's ETag (its settings `version`): 428 without it, 412 when
+// stale. An empty `description` clears it. `owner_profile_id` hands ownership to another
+// participant (400 if it is not one). A ROOM_MODIFIED event is recorded.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PATCH /chats/{room_id} (the `UpdateChatRoom` operationId).
@@ -2547,6 +2676,10 @@ func (c *Client) UpdateChatRoom(ctx context.Context, roomId RoomID, params *Upda
 
 // ListChatEvents Events of a room by event_index (default the latest page)
 //
+// A profile reads the events of its participations: from the event that brought it in
+// up to its departure (for former participants) or to now. Outsiders of a public room
+// get 403.
+//
 // Corresponds with GET /chats/{room_id}/events (the `ListChatEvents` operationId).
 func (c *Client) ListChatEvents(ctx context.Context, roomId RoomID, params *ListChatEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListChatEventsRequest(c.Server, roomId, params)
@@ -2561,6 +2694,10 @@ func (c *Client) ListChatEvents(ctx context.Context, roomId RoomID, params *List
 }
 
 // PostChatMessageWithBody Post a text message
+//
+// Participants only. The event is pushed to the other participants' devices (FCM data
+// message, with a notification) and sent to their live streams. `X-Client-Token`, when
+// given, updates the push token of the calling session.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2578,6 +2715,10 @@ func (c *Client) PostChatMessageWithBody(ctx context.Context, roomId RoomID, par
 }
 
 // PostChatMessage Post a text message
+//
+// Participants only. The event is pushed to the other participants' devices (FCM data
+// message, with a notification) and sent to their live streams. `X-Client-Token`, when
+// given, updates the push token of the calling session.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2628,6 +2769,11 @@ func (c *Client) PostChatImageWithBody(ctx context.Context, roomId RoomID, param
 
 // AddChatParticipantsWithBody Invite profiles (or enter a public room with my own acting profile id)
 //
+// Participants may invite; an invitation is refused across a BLOCK in either direction,
+// and otherwise needs the invitee to follow the inviter or to accept anonymous
+// invitations. Refusals are listed in `failed_invitations`. Sending the acting profile's
+// own id enters a public room (former participants may come back the same way).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /chats/{room_id}/participants (the `AddChatParticipants` operationId).
@@ -2644,6 +2790,11 @@ func (c *Client) AddChatParticipantsWithBody(ctx context.Context, roomId RoomID,
 }
 
 // AddChatParticipants Invite profiles (or enter a public room with my own acting profile id)
+//
+// Participants may invite; an invitation is refused across a BLOCK in either direction,
+// and otherwise needs the invitee to follow the inviter or to accept anonymous
+// invitations. Refusals are listed in `failed_invitations`. Sending the acting profile's
+// own id enters a public room (former participants may come back the same way).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2662,6 +2813,11 @@ func (c *Client) AddChatParticipants(ctx context.Context, roomId RoomID, params 
 
 // RemoveChatParticipant Leave (my own acting profile) or kick (owner only)
 //
+// Leaving is soft: the participation stays in the room's history and the former
+// participant keeps reading what happened while it was in the room. When the owner
+// leaves, the longest-standing participant becomes owner; when the last one leaves, the
+// room closes.
+//
 // Corresponds with DELETE /chats/{room_id}/participants/{profile_id} (the `RemoveChatParticipant` operationId).
 func (c *Client) RemoveChatParticipant(ctx context.Context, roomId RoomID, profileId ProfileID, params *RemoveChatParticipantParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRemoveChatParticipantRequest(c.Server, roomId, profileId, params)
@@ -2676,6 +2832,8 @@ func (c *Client) RemoveChatParticipant(ctx context.Context, roomId RoomID, profi
 }
 
 // SetChatReadMarkerWithBody Set the last event index my acting profile has read
+//
+// The marker only moves forward and never past the room's last event.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2693,6 +2851,8 @@ func (c *Client) SetChatReadMarkerWithBody(ctx context.Context, roomId RoomID, p
 }
 
 // SetChatReadMarker Set the last event index my acting profile has read
+//
+// The marker only moves forward and never past the room's last event.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3076,6 +3236,10 @@ func (c *Client) ExportProfileVCard(ctx context.Context, profileId ProfileID, pa
 
 // GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 //
+// Streams the file as `application/vnd.sqlite3` with `Content-Length`, or redirects (302) to
+// a short-lived presigned URL when the object store is S3 and redirects are configured. A
+// matching `If-None-Match` (weak comparison) answers 304 without touching storage.
+//
 // Corresponds with GET /sync (the `GetSyncFile` operationId).
 func (c *Client) GetSyncFile(ctx context.Context, params *GetSyncFileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetSyncFileRequest(c.Server, params)
@@ -3091,6 +3255,13 @@ func (c *Client) GetSyncFile(ctx context.Context, params *GetSyncFileParams, req
 
 // HeadSyncFile ETag (MD5) of my sync file, without the body
 //
+// The signed-in user's sync file (SQLite, opened by the app with Room; the file of the
+// user, not of a profile, so no X-Profile-Id). `ETag` is the quoted lowercase hex MD5 of the
+// file's bytes, stored when the file was written: compare it with the MD5 of the local copy.
+// Answered from stored state without reading the file; built on the spot if the user has
+// none yet. `Sync-Pending: true` means a newer build is already owed: wait for the push
+// (FCM data message `{"type": "sync", "etag": "<md5 hex>"}`) instead of polling.
+//
 // Corresponds with HEAD /sync (the `HeadSyncFile` operationId).
 func (c *Client) HeadSyncFile(ctx context.Context, params *HeadSyncFileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewHeadSyncFileRequest(c.Server, params)
@@ -3105,6 +3276,10 @@ func (c *Client) HeadSyncFile(ctx context.Context, params *HeadSyncFileParams, r
 }
 
 // RebuildSyncFile Discard and rebuild my sync file now, and return it
+//
+// Builds the file from scratch now (the recovery for a local copy that looks wrong) and
+// answers like getSyncFile. Limited to a few rebuilds per minute per user (429 with
+// `Retry-After`).
 //
 // Corresponds with POST /sync/rebuild (the `RebuildSyncFile` operationId).
 func (c *Client) RebuildSyncFile(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6575,6 +6750,9 @@ type ClientWithResponsesInterface interface {
 
 	// ListChatRoomsWithResponse Rooms my acting profile takes part in, with unread counts
 	//
+	// Only rooms the acting profile is in now (rooms it left are not listed). `unread_count`
+	// counts the events after the profile's read marker.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /chats (the `ListChatRooms` operationId).
@@ -6582,9 +6760,12 @@ type ClientWithResponsesInterface interface {
 
 	// CreateChatRoomWithBodyWithResponse Create a room as my acting profile, inviting profiles
 	//
+	// The acting profile becomes owner and first participant; every invitee it may invite comes
+	// in with a PARTICIPANT_IN event. Without `name` the room is named after the invitees.
 	// With exactly one invitee and a live 1:1 room between the two profiles, answers 409 with
 	// that room (in `room`) instead of creating a duplicate. Failed invitations are listed in
-	// `failed_invitations`.
+	// `failed_invitations` (see FailedInvitation); when every invitation fails, nothing is
+	// created and the answer is 403 `chat.invitation_refused` naming each profile in `errors`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6593,9 +6774,12 @@ type ClientWithResponsesInterface interface {
 
 	// CreateChatRoomWithResponse Create a room as my acting profile, inviting profiles
 	//
+	// The acting profile becomes owner and first participant; every invitee it may invite comes
+	// in with a PARTICIPANT_IN event. Without `name` the room is named after the invitees.
 	// With exactly one invitee and a live 1:1 room between the two profiles, answers 409 with
 	// that room (in `room`) instead of creating a duplicate. Failed invitations are listed in
-	// `failed_invitations`.
+	// `failed_invitations` (see FailedInvitation); when every invitation fails, nothing is
+	// created and the answer is 403 `chat.invitation_refused` naming each profile in `errors`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6604,12 +6788,25 @@ type ClientWithResponsesInterface interface {
 
 	// StreamChatEventsWithResponse Server-Sent Events of my acting profile's rooms (resumable with Last-Event-ID)
 	//
+	// New events of every room the acting profile is in (and its own departure from a room),
+	// in event_index order per room, each once. Without Last-Event-ID the stream starts with
+	// what happens after it opens. With Last-Event-ID, the listed rooms are first replayed
+	// from the database after the given indexes, then the stream goes live; a client that
+	// keeps the last index of each room can send them all and misses nothing. A comment line
+	// (`: ping`) is sent as heartbeat (every 15 s by default). An account may hold a bounded
+	// number of streams open at once (429 beyond). The stream ends when the server shuts
+	// down; reconnect with Last-Event-ID.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /chats/stream (the `StreamChatEvents` operationId).
 	StreamChatEventsWithResponse(ctx context.Context, params *StreamChatEventsParams, reqEditors ...RequestEditorFn) (*StreamChatEventsResponse, error)
 
 	// GetChatRoomWithResponse Room detail with participants
+	//
+	// Participants and former participants may read a room; so may anyone for a public room
+	// (unless a BLOCK stands between them and its owner). Private rooms are not found for
+	// others. `read_event_index` is present for participants only.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6618,12 +6815,20 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateChatRoomWithBodyWithResponse Change name, description, privacy or owner (owner only; If-Match required)
 	//
+	// `If-Match` carries the room's ETag (its settings `version`): 428 without it, 412 when
+	// stale. An empty `description` clears it. `owner_profile_id` hands ownership to another
+	// participant (400 if it is not one). A ROOM_MODIFIED event is recorded.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /chats/{room_id} (the `UpdateChatRoom` operationId).
 	UpdateChatRoomWithBodyWithResponse(ctx context.Context, roomId RoomID, params *UpdateChatRoomParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateChatRoomResponse, error)
 
 	// UpdateChatRoomWithResponse Change name, description, privacy or owner (owner only; If-Match required)
+	//
+	// `If-Match` carries the room's ETag (its settings `version`): 428 without it, 412 when
+	// stale. An empty `description` clears it. `owner_profile_id` hands ownership to another
+	// participant (400 if it is not one). A ROOM_MODIFIED event is recorded.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6632,6 +6837,10 @@ type ClientWithResponsesInterface interface {
 
 	// ListChatEventsWithResponse Events of a room by event_index (default the latest page)
 	//
+	// A profile reads the events of its participations: from the event that brought it in
+	// up to its departure (for former participants) or to now. Outsiders of a public room
+	// get 403.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /chats/{room_id}/events (the `ListChatEvents` operationId).
@@ -6639,12 +6848,20 @@ type ClientWithResponsesInterface interface {
 
 	// PostChatMessageWithBodyWithResponse Post a text message
 	//
+	// Participants only. The event is pushed to the other participants' devices (FCM data
+	// message, with a notification) and sent to their live streams. `X-Client-Token`, when
+	// given, updates the push token of the calling session.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /chats/{room_id}/events (the `PostChatMessage` operationId).
 	PostChatMessageWithBodyWithResponse(ctx context.Context, roomId RoomID, params *PostChatMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostChatMessageResponse, error)
 
 	// PostChatMessageWithResponse Post a text message
+	//
+	// Participants only. The event is pushed to the other participants' devices (FCM data
+	// message, with a notification) and sent to their live streams. `X-Client-Token`, when
+	// given, updates the push token of the calling session.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6667,12 +6884,22 @@ type ClientWithResponsesInterface interface {
 
 	// AddChatParticipantsWithBodyWithResponse Invite profiles (or enter a public room with my own acting profile id)
 	//
+	// Participants may invite; an invitation is refused across a BLOCK in either direction,
+	// and otherwise needs the invitee to follow the inviter or to accept anonymous
+	// invitations. Refusals are listed in `failed_invitations`. Sending the acting profile's
+	// own id enters a public room (former participants may come back the same way).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /chats/{room_id}/participants (the `AddChatParticipants` operationId).
 	AddChatParticipantsWithBodyWithResponse(ctx context.Context, roomId RoomID, params *AddChatParticipantsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddChatParticipantsResponse, error)
 
 	// AddChatParticipantsWithResponse Invite profiles (or enter a public room with my own acting profile id)
+	//
+	// Participants may invite; an invitation is refused across a BLOCK in either direction,
+	// and otherwise needs the invitee to follow the inviter or to accept anonymous
+	// invitations. Refusals are listed in `failed_invitations`. Sending the acting profile's
+	// own id enters a public room (former participants may come back the same way).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6681,6 +6908,11 @@ type ClientWithResponsesInterface interface {
 
 	// RemoveChatParticipantWithResponse Leave (my own acting profile) or kick (owner only)
 	//
+	// Leaving is soft: the participation stays in the room's history and the former
+	// participant keeps reading what happened while it was in the room. When the owner
+	// leaves, the longest-standing participant becomes owner; when the last one leaves, the
+	// room closes.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /chats/{room_id}/participants/{profile_id} (the `RemoveChatParticipant` operationId).
@@ -6688,12 +6920,16 @@ type ClientWithResponsesInterface interface {
 
 	// SetChatReadMarkerWithBodyWithResponse Set the last event index my acting profile has read
 	//
+	// The marker only moves forward and never past the room's last event.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /chats/{room_id}/read-marker (the `SetChatReadMarker` operationId).
 	SetChatReadMarkerWithBodyWithResponse(ctx context.Context, roomId RoomID, params *SetChatReadMarkerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetChatReadMarkerResponse, error)
 
 	// SetChatReadMarkerWithResponse Set the last event index my acting profile has read
+	//
+	// The marker only moves forward and never past the room's last event.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6867,6 +7103,10 @@ type ClientWithResponsesInterface interface {
 
 	// GetSyncFileWithResponse Download my sync file (SQLite), or 304 when my copy is current
 	//
+	// Streams the file as `application/vnd.sqlite3` with `Content-Length`, or redirects (302) to
+	// a short-lived presigned URL when the object store is S3 and redirects are configured. A
+	// matching `If-None-Match` (weak comparison) answers 304 without touching storage.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /sync (the `GetSyncFile` operationId).
@@ -6874,12 +7114,23 @@ type ClientWithResponsesInterface interface {
 
 	// HeadSyncFileWithResponse ETag (MD5) of my sync file, without the body
 	//
+	// The signed-in user's sync file (SQLite, opened by the app with Room; the file of the
+	// user, not of a profile, so no X-Profile-Id). `ETag` is the quoted lowercase hex MD5 of the
+	// file's bytes, stored when the file was written: compare it with the MD5 of the local copy.
+	// Answered from stored state without reading the file; built on the spot if the user has
+	// none yet. `Sync-Pending: true` means a newer build is already owed: wait for the push
+	// (FCM data message `{"type": "sync", "etag": "<md5 hex>"}`) instead of polling.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with HEAD /sync (the `HeadSyncFile` operationId).
 	HeadSyncFileWithResponse(ctx context.Context, params *HeadSyncFileParams, reqEditors ...RequestEditorFn) (*HeadSyncFileResponse, error)
 
 	// RebuildSyncFileWithResponse Discard and rebuild my sync file now, and return it
+	//
+	// Builds the file from scratch now (the recovery for a local copy that looks wrong) and
+	// answers like getSyncFile. Limited to a few rebuilds per minute per user (429 with
+	// `Retry-After`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11991,6 +12242,9 @@ func (c *ClientWithResponses) SubscribeCardWithResponse(ctx context.Context, car
 
 // ListChatRoomsWithResponse Rooms my acting profile takes part in, with unread counts
 //
+// Only rooms the acting profile is in now (rooms it left are not listed). `unread_count`
+// counts the events after the profile's read marker.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /chats (the `ListChatRooms` operationId).
@@ -12004,9 +12258,12 @@ func (c *ClientWithResponses) ListChatRoomsWithResponse(ctx context.Context, par
 
 // CreateChatRoomWithBodyWithResponse Create a room as my acting profile, inviting profiles
 //
+// The acting profile becomes owner and first participant; every invitee it may invite comes
+// in with a PARTICIPANT_IN event. Without `name` the room is named after the invitees.
 // With exactly one invitee and a live 1:1 room between the two profiles, answers 409 with
 // that room (in `room`) instead of creating a duplicate. Failed invitations are listed in
-// `failed_invitations`.
+// `failed_invitations` (see FailedInvitation); when every invitation fails, nothing is
+// created and the answer is 403 `chat.invitation_refused` naming each profile in `errors`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12021,9 +12278,12 @@ func (c *ClientWithResponses) CreateChatRoomWithBodyWithResponse(ctx context.Con
 
 // CreateChatRoomWithResponse Create a room as my acting profile, inviting profiles
 //
+// The acting profile becomes owner and first participant; every invitee it may invite comes
+// in with a PARTICIPANT_IN event. Without `name` the room is named after the invitees.
 // With exactly one invitee and a live 1:1 room between the two profiles, answers 409 with
 // that room (in `room`) instead of creating a duplicate. Failed invitations are listed in
-// `failed_invitations`.
+// `failed_invitations` (see FailedInvitation); when every invitation fails, nothing is
+// created and the answer is 403 `chat.invitation_refused` naming each profile in `errors`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12038,6 +12298,15 @@ func (c *ClientWithResponses) CreateChatRoomWithResponse(ctx context.Context, pa
 
 // StreamChatEventsWithResponse Server-Sent Events of my acting profile's rooms (resumable with Last-Event-ID)
 //
+// New events of every room the acting profile is in (and its own departure from a room),
+// in event_index order per room, each once. Without Last-Event-ID the stream starts with
+// what happens after it opens. With Last-Event-ID, the listed rooms are first replayed
+// from the database after the given indexes, then the stream goes live; a client that
+// keeps the last index of each room can send them all and misses nothing. A comment line
+// (`: ping`) is sent as heartbeat (every 15 s by default). An account may hold a bounded
+// number of streams open at once (429 beyond). The stream ends when the server shuts
+// down; reconnect with Last-Event-ID.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /chats/stream (the `StreamChatEvents` operationId).
@@ -12050,6 +12319,10 @@ func (c *ClientWithResponses) StreamChatEventsWithResponse(ctx context.Context, 
 }
 
 // GetChatRoomWithResponse Room detail with participants
+//
+// Participants and former participants may read a room; so may anyone for a public room
+// (unless a BLOCK stands between them and its owner). Private rooms are not found for
+// others. `read_event_index` is present for participants only.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12064,6 +12337,10 @@ func (c *ClientWithResponses) GetChatRoomWithResponse(ctx context.Context, roomI
 
 // UpdateChatRoomWithBodyWithResponse Change name, description, privacy or owner (owner only; If-Match required)
 //
+// `If-Match` carries the room's ETag (its settings `version`): 428 without it, 412 when
+// stale. An empty `description` clears it. `owner_profile_id` hands ownership to another
+// participant (400 if it is not one). A ROOM_MODIFIED event is recorded.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /chats/{room_id} (the `UpdateChatRoom` operationId).
@@ -12076,6 +12353,10 @@ func (c *ClientWithResponses) UpdateChatRoomWithBodyWithResponse(ctx context.Con
 }
 
 // UpdateChatRoomWithResponse Change name, description, privacy or owner (owner only; If-Match required)
+//
+// `If-Match` carries the room's ETag (its settings `version`): 428 without it, 412 when
+// stale. An empty `description` clears it. `owner_profile_id` hands ownership to another
+// participant (400 if it is not one). A ROOM_MODIFIED event is recorded.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12090,6 +12371,10 @@ func (c *ClientWithResponses) UpdateChatRoomWithResponse(ctx context.Context, ro
 
 // ListChatEventsWithResponse Events of a room by event_index (default the latest page)
 //
+// A profile reads the events of its participations: from the event that brought it in
+// up to its departure (for former participants) or to now. Outsiders of a public room
+// get 403.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /chats/{room_id}/events (the `ListChatEvents` operationId).
@@ -12103,6 +12388,10 @@ func (c *ClientWithResponses) ListChatEventsWithResponse(ctx context.Context, ro
 
 // PostChatMessageWithBodyWithResponse Post a text message
 //
+// Participants only. The event is pushed to the other participants' devices (FCM data
+// message, with a notification) and sent to their live streams. `X-Client-Token`, when
+// given, updates the push token of the calling session.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /chats/{room_id}/events (the `PostChatMessage` operationId).
@@ -12115,6 +12404,10 @@ func (c *ClientWithResponses) PostChatMessageWithBodyWithResponse(ctx context.Co
 }
 
 // PostChatMessageWithResponse Post a text message
+//
+// Participants only. The event is pushed to the other participants' devices (FCM data
+// message, with a notification) and sent to their live streams. `X-Client-Token`, when
+// given, updates the push token of the calling session.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12155,6 +12448,11 @@ func (c *ClientWithResponses) PostChatImageWithBodyWithResponse(ctx context.Cont
 
 // AddChatParticipantsWithBodyWithResponse Invite profiles (or enter a public room with my own acting profile id)
 //
+// Participants may invite; an invitation is refused across a BLOCK in either direction,
+// and otherwise needs the invitee to follow the inviter or to accept anonymous
+// invitations. Refusals are listed in `failed_invitations`. Sending the acting profile's
+// own id enters a public room (former participants may come back the same way).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /chats/{room_id}/participants (the `AddChatParticipants` operationId).
@@ -12167,6 +12465,11 @@ func (c *ClientWithResponses) AddChatParticipantsWithBodyWithResponse(ctx contex
 }
 
 // AddChatParticipantsWithResponse Invite profiles (or enter a public room with my own acting profile id)
+//
+// Participants may invite; an invitation is refused across a BLOCK in either direction,
+// and otherwise needs the invitee to follow the inviter or to accept anonymous
+// invitations. Refusals are listed in `failed_invitations`. Sending the acting profile's
+// own id enters a public room (former participants may come back the same way).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12181,6 +12484,11 @@ func (c *ClientWithResponses) AddChatParticipantsWithResponse(ctx context.Contex
 
 // RemoveChatParticipantWithResponse Leave (my own acting profile) or kick (owner only)
 //
+// Leaving is soft: the participation stays in the room's history and the former
+// participant keeps reading what happened while it was in the room. When the owner
+// leaves, the longest-standing participant becomes owner; when the last one leaves, the
+// room closes.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /chats/{room_id}/participants/{profile_id} (the `RemoveChatParticipant` operationId).
@@ -12194,6 +12502,8 @@ func (c *ClientWithResponses) RemoveChatParticipantWithResponse(ctx context.Cont
 
 // SetChatReadMarkerWithBodyWithResponse Set the last event index my acting profile has read
 //
+// The marker only moves forward and never past the room's last event.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /chats/{room_id}/read-marker (the `SetChatReadMarker` operationId).
@@ -12206,6 +12516,8 @@ func (c *ClientWithResponses) SetChatReadMarkerWithBodyWithResponse(ctx context.
 }
 
 // SetChatReadMarkerWithResponse Set the last event index my acting profile has read
+//
+// The marker only moves forward and never past the room's last event.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12523,6 +12835,10 @@ func (c *ClientWithResponses) ExportProfileVCardWithResponse(ctx context.Context
 
 // GetSyncFileWithResponse Download my sync file (SQLite), or 304 when my copy is current
 //
+// Streams the file as `application/vnd.sqlite3` with `Content-Length`, or redirects (302) to
+// a short-lived presigned URL when the object store is S3 and redirects are configured. A
+// matching `If-None-Match` (weak comparison) answers 304 without touching storage.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /sync (the `GetSyncFile` operationId).
@@ -12536,6 +12852,13 @@ func (c *ClientWithResponses) GetSyncFileWithResponse(ctx context.Context, param
 
 // HeadSyncFileWithResponse ETag (MD5) of my sync file, without the body
 //
+// The signed-in user's sync file (SQLite, opened by the app with Room; the file of the
+// user, not of a profile, so no X-Profile-Id). `ETag` is the quoted lowercase hex MD5 of the
+// file's bytes, stored when the file was written: compare it with the MD5 of the local copy.
+// Answered from stored state without reading the file; built on the spot if the user has
+// none yet. `Sync-Pending: true` means a newer build is already owed: wait for the push
+// (FCM data message `{"type": "sync", "etag": "<md5 hex>"}`) instead of polling.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with HEAD /sync (the `HeadSyncFile` operationId).
@@ -12548,6 +12871,10 @@ func (c *ClientWithResponses) HeadSyncFileWithResponse(ctx context.Context, para
 }
 
 // RebuildSyncFileWithResponse Discard and rebuild my sync file now, and return it
+//
+// Builds the file from scratch now (the recovery for a local copy that looks wrong) and
+// answers like getSyncFile. Limited to a few rebuilds per minute per user (429 with
+// `Retry-After`).
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -33,6 +33,48 @@ type CardSubscription struct {
 	ModifiedAt time.Time
 }
 
+type ChatEvent struct {
+	ID                    int64
+	RoomID                int64
+	EventIndex            int64
+	EventType             string
+	Message               string
+	CausedByProfileID     *int64
+	CausedByParticipantID *int64
+	TargetProfileID       *int64
+	TargetEventIndex      *int64
+	ImageFileID           *int64
+	DeletedAt             *time.Time
+	CreatedAt             time.Time
+}
+
+type ChatParticipant struct {
+	ID              int64
+	RoomID          int64
+	ProfileID       int64
+	JoinedAt        time.Time
+	FirstEventIndex int64
+	ReadEventIndex  int64
+	LeftAt          *time.Time
+	LeftEventIndex  *int64
+	Kicked          bool
+}
+
+type ChatRoom struct {
+	ID                 int64
+	Name               string
+	Description        *string
+	OwnerProfileID     int64
+	CreatedByProfileID int64
+	Private            bool
+	Version            int64
+	LastEventIndex     int64
+	LastEventAt        time.Time
+	CreatedAt          time.Time
+	ModifiedAt         time.Time
+	ClosedAt           *time.Time
+}
+
 type EmailToken struct {
 	ID        int64
 	UserID    int64

@@ -138,6 +138,17 @@ func (q *Queries) GetSyncState(ctx context.Context, userID int64) (SyncState, er
 	return i, err
 }
 
+const notifySyncWorkers = `-- name: NotifySyncWorkers :exec
+SELECT pg_notify('bca_sync_stale', '')
+`
+
+// Wakes the workers polling PostgreSQL (they LISTEN on this channel) after a commit that made
+// files stale; without it they find the work at their next poll.
+func (q *Queries) NotifySyncWorkers(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, notifySyncWorkers)
+	return err
+}
+
 const publishSyncFile = `-- name: PublishSyncFile :one
 WITH old AS (
     SELECT o.user_id, o.storage_key AS old_key, o.stale_since AS old_stale_since
@@ -159,7 +170,8 @@ FROM old
 WHERE s.user_id = old.user_id
   AND (s.built_version < $1
        OR (s.built_version = $1 AND s.storage_key IS NOT DISTINCT FROM $7))
-RETURNING old.old_key, old.old_stale_since, s.wanted_version
+RETURNING old.old_key, s.wanted_version,
+          COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - old.old_stale_since), -1)::float8 AS lag_seconds
 `
 
 type PublishSyncFileParams struct {
@@ -175,8 +187,8 @@ type PublishSyncFileParams struct {
 
 type PublishSyncFileRow struct {
 	OldKey        *string
-	OldStaleSince *time.Time
 	WantedVersion int64
+	LagSeconds    float64
 }
 
 // The pointer switch: records the new file, unless someone already published this version or a
@@ -196,7 +208,7 @@ func (q *Queries) PublishSyncFile(ctx context.Context, arg PublishSyncFileParams
 		arg.UserID,
 	)
 	var i PublishSyncFileRow
-	err := row.Scan(&i.OldKey, &i.OldStaleSince, &i.WantedVersion)
+	err := row.Scan(&i.OldKey, &i.WantedVersion, &i.LagSeconds)
 	return i, err
 }
 
@@ -348,7 +360,6 @@ func (q *Queries) SyncCards(ctx context.Context, arg SyncCardsParams) ([]SyncCar
 }
 
 const syncOwnProfiles = `-- name: SyncOwnProfiles :many
-
 SELECT p.id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.version,
        p.created_at, p.modified_at, p.deleted_at, p.why_deleted
 FROM profiles p
@@ -378,11 +389,6 @@ type SyncOwnProfilesRow struct {
 	WhyDeleted  *string
 }
 
-// The sync pipeline (SYNC.md): what a user's file holds, the per-user build state, and the
-// worker's claims, retries and garbage.
-//
-// "Locked" below always means the row, or the account owning it, is locked or deactivated
-// (access.ProfileFacts.Locked): such rows never reach anyone's file.
 // P(U): the user's profiles that are not locked, deleted ones only while their tombstone lasts.
 func (q *Queries) SyncOwnProfiles(ctx context.Context, arg SyncOwnProfilesParams) ([]SyncOwnProfilesRow, error) {
 	rows, err := q.db.Query(ctx, syncOwnProfiles, arg.UserID, arg.TombstoneMs)
@@ -554,6 +560,24 @@ func (q *Queries) SyncRelationsTowards(ctx context.Context, arg SyncRelationsTow
 	return items, nil
 }
 
+const syncSnapshotTime = `-- name: SyncSnapshotTime :one
+
+SELECT now()::timestamptz AS snapshot_at
+`
+
+// The sync pipeline (SYNC.md): what a user's file holds, the per-user build state, and the
+// worker's claims, retries and garbage.
+//
+// "Locked" below always means the row, or the account owning it, is locked or deactivated
+// (access.ProfileFacts.Locked): such rows never reach anyone's file.
+// The first statement of a snapshot transaction; now() is the transaction's start.
+func (q *Queries) SyncSnapshotTime(ctx context.Context) (time.Time, error) {
+	row := q.db.QueryRow(ctx, syncSnapshotTime)
+	var snapshot_at time.Time
+	err := row.Scan(&snapshot_at)
+	return snapshot_at, err
+}
+
 const syncSubscriptionsOf = `-- name: SyncSubscriptionsOf :many
 SELECT s.id, s.card_id, s.profile_id, c.profile_id AS card_profile_id, s.version, s.created_at, s.modified_at
 FROM card_subscriptions s
@@ -605,15 +629,18 @@ func (q *Queries) SyncSubscriptionsOf(ctx context.Context, profileIds []int64) (
 }
 
 const takeDueSyncGarbage = `-- name: TakeDueSyncGarbage :many
-SELECT storage_key FROM sync_garbage
-WHERE delete_after <= now()
-ORDER BY delete_after
+SELECT g.storage_key FROM sync_garbage g
+WHERE g.delete_after <= now()
+  AND NOT EXISTS (SELECT 1 FROM sync_states s WHERE s.storage_key = g.storage_key)
+ORDER BY g.delete_after
 LIMIT $1
 FOR UPDATE SKIP LOCKED
 `
 
 // Inside the collector's transaction: the rows stay locked until their objects are deleted, so
 // two collectors never work on the same key.
+// A key that is some user's live pointer is never taken (an upload published after its entry
+// expired, e.g. by a builder paused for an hour).
 func (q *Queries) TakeDueSyncGarbage(ctx context.Context, maxKeys int32) ([]string, error) {
 	rows, err := q.db.Query(ctx, takeDueSyncGarbage, maxKeys)
 	if err != nil {

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,6 +23,7 @@ import (
 	"github.com/bca-app/backend/internal/account"
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/card"
+	"github.com/bca-app/backend/internal/chat"
 	"github.com/bca-app/backend/internal/config"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/httpapi"
@@ -28,8 +31,11 @@ import (
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
+	"github.com/bca-app/backend/internal/push"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/storage"
+	"github.com/bca-app/backend/internal/syncsvc"
+	"github.com/bca-app/backend/internal/worker"
 )
 
 // App is the running service graph.
@@ -42,6 +48,20 @@ type App struct {
 	Registry *prometheus.Registry
 	Accounts *account.Service
 	Handler  http.Handler
+
+	// Push delivers to devices (FCM with FIREBASE_CERTIFICATE, otherwise the log); Chat runs
+	// rooms, events, pushes and live streams.
+	Push push.Sender
+	Chat *chat.Service
+
+	// Sync builds and serves sync files; SyncNotifier is the producer every write path calls
+	// after commit (SQS with AWS_TASK_SQS_URL, otherwise a NOTIFY to the PostgreSQL-polling
+	// workers); Worker keeps files current (RunWorker, or inside this process with
+	// EMBEDDED_WORKER).
+	Sync         *syncsvc.Service
+	SyncNotifier outbox.Notifier
+	Worker       *worker.Worker
+	stopWorker   func()
 }
 
 // New connects to PostgreSQL and Redis, applies migrations when configured, and builds the
@@ -86,8 +106,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	signer := auth.NewSigner(cfg.SecretKey, cfg.AccessTokenTTL)
 	authn := auth.NewAuthenticator(signer, a.Redis, cfg.RedisKeyPrefix, db.New(a.Pool), log)
 	fileService := files.NewService(a.Pool, a.Store, cfg.MaxUploadBytes, log)
-	var notifier outbox.Notifier = outbox.Nop{}
-	profiles := profile.NewService(a.Pool, notifier, fileService, nil)
+	if a.Push, err = newPusher(ctx, cfg, db.New(a.Pool), log); err != nil {
+		return nil, err
+	}
+	if a.Chat, err = chat.NewService(ctx, chat.Deps{
+		Pool: a.Pool, Redis: a.Redis, Push: a.Push, Files: fileService, Log: log.With("component", "chat"),
+		Settings: chat.Settings{RedisKeyPrefix: cfg.RedisKeyPrefix, Heartbeat: cfg.ChatHeartbeat, StreamsPerUser: cfg.ChatStreamsPerUser},
+	}); err != nil {
+		return nil, err
+	}
+	if err := a.newSync(ctx, log); err != nil {
+		return nil, err
+	}
+	notifier := a.SyncNotifier
+	profiles := profile.NewService(a.Pool, notifier, fileService, a.Chat.LeaveAllRooms)
 	cards := card.NewService(a.Pool, notifier, fileService)
 	a.Accounts = account.NewService(account.Deps{
 		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
@@ -100,7 +132,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	})
 	a.Handler, err = httpapi.New(httpapi.Deps{
 		Log: log, Pool: a.Pool, Redis: a.Redis, Registry: a.Registry, Authn: authn, Accounts: a.Accounts, Files: fileService,
-		Profiles: profiles, Cards: cards, PublicBaseURL: cfg.PublicBaseURL,
+		Profiles: profiles, Cards: cards, Chat: a.Chat, Sync: a.Sync, PublicBaseURL: cfg.PublicBaseURL,
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, CORSOrigins: cfg.CORSOrigins,
 		FileRedirects: cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect, SecureCookies: isHTTPS(cfg.PublicBaseURL),
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
@@ -108,13 +140,93 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
+	if cfg.EmbeddedWorker {
+		a.startEmbeddedWorker()
+	}
 	return a, nil
+}
+
+// newSync wires the sync pipeline: the producer (SQS or NOTIFY), the service and the worker.
+func (a *App) newSync(ctx context.Context, log *slog.Logger) error {
+	cfg := a.Config
+	metrics := syncsvc.NewMetrics(a.Registry)
+	var queue *worker.SQSQueue
+	a.SyncNotifier = syncsvc.PGNotifier{Pool: a.Pool, Log: log}
+	if cfg.AWS.TaskSQSURL != "" {
+		awsCfg, err := AWSConfig(ctx, cfg.AWS)
+		if err != nil {
+			return err
+		}
+		client := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) {
+			if cfg.AWS.EndpointURL != "" {
+				o.BaseEndpoint = &cfg.AWS.EndpointURL
+			}
+		})
+		queue = worker.NewSQSQueue(client, cfg.AWS.TaskSQSURL, metrics, log)
+		a.SyncNotifier = queue
+	}
+	settings := syncsvc.DefaultSettings()
+	settings.Redirect = cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect
+	a.Sync = syncsvc.New(syncsvc.Deps{
+		Pool: a.Pool, Store: a.Store, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Push: a.Push,
+		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Metrics: metrics, Log: log,
+	}, settings)
+	a.Worker = worker.New(worker.Deps{
+		Sync: a.Sync, Queue: queue, Pool: a.Pool, Notifier: a.SyncNotifier, Redis: a.Redis,
+		KeyPrefix: cfg.RedisKeyPrefix, Log: log.With("component", "sync-worker"),
+	}, worker.Defaults())
+	return nil
+}
+
+// RunWorker runs the sync worker until ctx ends, then lets in-flight builds finish (bounded)
+// before returning: the body of cmd/bca-worker.
+func (a *App) RunWorker(ctx context.Context) error {
+	errc := make(chan error, 1)
+	hard, abort := context.WithCancel(context.WithoutCancel(ctx))
+	defer abort()
+	go func() { errc <- a.Worker.Run(hard) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.Log.Info("stopping the sync worker: finishing in-flight builds")
+	drain, cancel := context.WithTimeout(context.Background(), workerDrainTimeout)
+	defer cancel()
+	if err := a.Worker.Shutdown(drain); err != nil {
+		a.Log.Warn("sync worker did not drain in time; abandoning its builds", "err", err)
+		abort()
+	}
+	return <-errc
+}
+
+// workerDrainTimeout bounds how long a stopping process waits for in-flight builds; an
+// abandoned build is retried by another worker once its lock and lease lapse.
+const workerDrainTimeout = 30 * time.Second
+
+// startEmbeddedWorker runs the worker inside this process (make run); Close drains it.
+func (a *App) startEmbeddedWorker() {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.RunWorker(ctx); err != nil {
+			a.Log.Error("embedded sync worker", "err", err)
+		}
+	}()
+	a.stopWorker = func() { stop(); <-done }
 }
 
 // Close waits for background work and releases connections.
 func (a *App) Close() {
+	if a.stopWorker != nil {
+		a.stopWorker()
+	}
 	if a.Accounts != nil {
 		a.Accounts.Wait()
+	}
+	if a.Chat != nil {
+		a.Chat.Close()
 	}
 	if a.Redis != nil {
 		_ = a.Redis.Close()
@@ -122,6 +234,15 @@ func (a *App) Close() {
 	if a.Pool != nil {
 		a.Pool.Close()
 	}
+}
+
+// newPusher sends pushes through FCM when FIREBASE_CERTIFICATE is set, otherwise to the log.
+func newPusher(ctx context.Context, cfg config.Config, tokens push.Tokens, log *slog.Logger) (push.Sender, error) {
+	if cfg.FirebaseCertificate == "" {
+		log.Info("push is off: FIREBASE_CERTIFICATE is not set; pushes are logged")
+		return push.LogSender{Log: log}, nil
+	}
+	return push.NewFCM(ctx, push.FCMConfig{Certificate: cfg.FirebaseCertificate, Endpoint: cfg.FCMEndpoint}, tokens, log.With("component", "push"))
 }
 
 func isHTTPS(base string) bool { return len(base) > 8 && base[:8] == "https://" }

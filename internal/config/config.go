@@ -46,6 +46,9 @@ type Config struct {
 	FirebaseCertificate string // FIREBASE_CERTIFICATE: path or JSON; push is logged when empty
 	FCMEndpoint         string // FCM_ENDPOINT: overrides the FCM API base (tests)
 
+	ChatHeartbeat      time.Duration // CHAT_HEARTBEAT: interval of the live chat streams' heartbeat
+	ChatStreamsPerUser int           // CHAT_STREAMS_PER_USER: live chat streams an account may hold open
+
 	RateLimit RateLimits
 
 	// RunMigrations applies pending migrations at start (MIGRATE_ON_START).
@@ -100,6 +103,8 @@ func Defaults() Config {
 		StorageDir:                   "./.data/objects",
 		AWS:                          AWS{Region: "us-east-1", S3PathStyle: true},
 		RateLimit:                    RateLimits{PerAddress: 60, PerAccount: 20},
+		ChatHeartbeat:                15 * time.Second,
+		ChatStreamsPerUser:           5,
 		RunMigrations:                true,
 		EmbeddedWorker:               true,
 		LogLevel:                     "info",
@@ -166,6 +171,8 @@ func FromLookup(lookup func(string) string) (Config, error) {
 	p.boolean("AWS_SES_ENABLE", &c.AWS.SESEnable)
 	p.str("FIREBASE_CERTIFICATE", &c.FirebaseCertificate)
 	p.str("FCM_ENDPOINT", &c.FCMEndpoint)
+	p.duration("CHAT_HEARTBEAT", &c.ChatHeartbeat)
+	p.integer("CHAT_STREAMS_PER_USER", &c.ChatStreamsPerUser)
 	p.integer("RATE_LIMIT_PER_ADDRESS", &c.RateLimit.PerAddress)
 	p.integer("RATE_LIMIT_PER_ACCOUNT", &c.RateLimit.PerAccount)
 	p.boolean("MIGRATE_ON_START", &c.RunMigrations)
@@ -224,6 +231,12 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.AWS.EndpointURL); err != nil || u.Host == "" {
 			bad("AWS_ENDPOINT_URL", "must be an absolute URL")
 		}
+	}
+	if c.ChatHeartbeat < 10*time.Millisecond || c.ChatHeartbeat > 5*time.Minute {
+		bad("CHAT_HEARTBEAT", "must be between 10ms and 5m")
+	}
+	if c.ChatStreamsPerUser < 1 {
+		bad("CHAT_STREAMS_PER_USER", "must be positive")
 	}
 	if c.RateLimit.PerAddress < 1 || c.RateLimit.PerAccount < 1 {
 		bad("RATE_LIMIT_*", "must be positive")

@@ -25,9 +25,11 @@ import (
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/card"
+	"github.com/bca-app/backend/internal/chat"
 	"github.com/bca-app/backend/internal/docs"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/profile"
+	"github.com/bca-app/backend/internal/syncsvc"
 )
 
 // Deps are what the HTTP layer needs.
@@ -41,6 +43,8 @@ type Deps struct {
 	Files    *files.Service
 	Profiles *profile.Service
 	Cards    *card.Service
+	Chat     *chat.Service
+	Sync     *syncsvc.Service
 
 	MaxBodyBytes   int64
 	MaxUploadBytes int64

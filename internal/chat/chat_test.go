@@ -1,0 +1,68 @@
+package chat
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/bca-app/backend/internal/bca"
+)
+
+func TestAutoName(t *testing.T) {
+	cases := []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"Kim"}, "Kim"},
+		{[]string{"Kim", "Lee"}, "Kim, Lee"},
+		{[]string{"0123456789", "0123456789", "01234"}, "0123456789, 0123456789, 01234"}, // 29 characters
+		{[]string{"0123456789", "0123456789", "012345"}, "0123456789, 0123456789, 0123..."},
+		{[]string{"김민수김민수김민수김민수김민수", "이영희이영희이영희이영희이영희"}, "김민수김민수김민수김민수김민수, 이영희이영희이영희이영..."},
+	}
+	for _, c := range cases {
+		if got := autoName(c.names); got != c.want {
+			t.Errorf("autoName(%q) = %q, want %q", c.names, got, c.want)
+		}
+	}
+}
+
+func TestTruncateKeepsCharacters(t *testing.T) {
+	s := strings.Repeat("가", 400) // 1200 bytes
+	got, cut := truncate(s, pushLimit)
+	if !cut || len(got) > pushLimit || !utf8.ValidString(got) || !strings.HasPrefix(s, got) {
+		t.Fatalf("truncate: %d bytes, cut %v, valid %v", len(got), cut, utf8.ValidString(got))
+	}
+	if got, cut := truncate("short", pushLimit); got != "short" || cut {
+		t.Fatal("short text is kept")
+	}
+}
+
+func TestParseLastEventID(t *testing.T) {
+	got, err := ParseLastEventID("12:41, 15:-1,12:40")
+	if err != nil || len(got) != 2 || got[12] != 41 || got[15] != -1 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	for _, bad := range []string{"12", "12:x", "0:1", "12:-2", "a:b,c", "12:1;13:2"} {
+		if _, err := ParseLastEventID(bad); !bca.IsKind(err, bca.KindInvalid) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+func TestIfMatchVersion(t *testing.T) {
+	str := func(s string) *string { return &s }
+	if _, err := ifMatchVersion(nil); !bca.IsKind(err, bca.KindPreconditionRequired) {
+		t.Errorf("missing: %v", err)
+	}
+	if v, err := ifMatchVersion(str(`"3"`)); err != nil || v != 3 {
+		t.Errorf(`"3": %d %v`, v, err)
+	}
+	if v, err := ifMatchVersion(str("*")); err != nil || v != -1 {
+		t.Errorf("*: %d %v", v, err)
+	}
+	for _, bad := range []string{"3", `W/"3"`, `"x"`, `""`} {
+		if _, err := ifMatchVersion(str(bad)); !bca.IsKind(err, bca.KindPreconditionFailed) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}

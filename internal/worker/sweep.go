@@ -1,0 +1,97 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"strconv"
+	"time"
+)
+
+// sweep runs the sweeper every SweepInterval until ctx ends (SYNC.md §4.4): it re-sends work for
+// users whose file lags too long (a lost message only delays an update), marks files that
+// changed with time (expired tombstones, an older builder), deletes replaced objects and sets
+// the backlog gauges. One worker sweeps per interval; the others skip.
+func (w *Worker) sweep(ctx context.Context) {
+	for {
+		if w.sweeperTurn(ctx) {
+			w.sweepOnce(ctx)
+		}
+		if !sleep(ctx, w.opts.SweepInterval) {
+			return
+		}
+	}
+}
+
+// sweeperTurn elects this worker as the sweeper for one interval. Without Redis every worker
+// sweeps, which costs queries but nothing else.
+func (w *Worker) sweeperTurn(ctx context.Context) bool {
+	if w.Redis == nil {
+		return true
+	}
+	ok, err := w.Redis.SetNX(ctx, w.KeyPrefix+"sync:sweeper", rand.Text(), w.opts.SweepInterval*9/10).Result()
+	if err != nil {
+		w.Log.WarnContext(ctx, "sweeper election; sweeping anyway", "err", err)
+		return true
+	}
+	return ok
+}
+
+// SweepOnce runs one sweep now (tests and operators; the loop calls it on its own).
+func (w *Worker) SweepOnce(ctx context.Context) { w.sweepOnce(ctx) }
+
+func (w *Worker) sweepOnce(ctx context.Context) {
+	if bumps, err := w.Sync.MarkTimeStale(ctx, w.opts.TombstoneLookback, w.opts.RebuildBatch); err != nil {
+		w.Log.ErrorContext(ctx, "sweeper: mark time-stale files", "err", err)
+	} else if len(bumps) > 0 {
+		w.Log.InfoContext(ctx, "sweeper: files changed by time", "users", len(bumps))
+		w.Notifier.Notify(ctx, bumps)
+	}
+	if w.Queue != nil {
+		w.resendLagging(ctx)
+		if err := w.Queue.updateDepthGauges(ctx); err != nil {
+			w.Log.WarnContext(ctx, "sweeper: queue depth", "err", err)
+		}
+	}
+	for {
+		n, err := w.Sync.CollectGarbage(ctx, w.opts.GarbageBatch)
+		if err != nil {
+			w.Log.ErrorContext(ctx, "sweeper: collect garbage", "err", err)
+			break
+		}
+		if n < w.opts.GarbageBatch {
+			break
+		}
+	}
+	if err := w.Sync.UpdateBacklogGauges(ctx); err != nil {
+		w.Log.ErrorContext(ctx, "sweeper: backlog gauges", "err", err)
+	}
+}
+
+// resendLagging sends the work again for users whose file has lagged longer than LagThreshold
+// and who are not waiting for a back-off. Claiming them holds them for another LagThreshold, so
+// each lagging user is re-sent at most once per threshold. The PostgreSQL queue needs no
+// re-send: its claims lapse by themselves.
+func (w *Worker) resendLagging(ctx context.Context) {
+	const batch = 500
+	for {
+		claims, err := w.Sync.ClaimStale(ctx, w.opts.LagThreshold, w.opts.LagThreshold, batch)
+		if err != nil {
+			w.Log.ErrorContext(ctx, "sweeper: lagging users", "err", err)
+			return
+		}
+		if len(claims) == 0 {
+			return
+		}
+		// A fresh deduplication id: the original message may still be inside SQS's five-minute
+		// deduplication window.
+		suffix := "-sweep-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		if err := w.Queue.Send(ctx, claims, suffix); err != nil {
+			w.Log.ErrorContext(ctx, "sweeper: re-send sync tasks", "users", len(claims), "err", err)
+		}
+		w.Sync.Metrics().Resent.Add(float64(len(claims)))
+		w.Log.InfoContext(ctx, "sweeper: re-sent work for lagging users", "users", len(claims))
+		if len(claims) < batch {
+			return
+		}
+	}
+}
