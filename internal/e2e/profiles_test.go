@@ -2,9 +2,9 @@ package e2e
 
 import (
 	"bytes"
-	"mime/multipart"
 	"encoding/json"
 	"fmt"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
