@@ -226,8 +226,3 @@ SELECT pg_current_xact_id()::text AS xid;
 -- name: TransactionStatus :one
 -- 'in progress', 'committed', 'aborted', or 'unknown' when too old to know.
 SELECT coalesce(pg_xact_status(sqlc.arg(xid)::text::xid8)::text, 'unknown')::text AS status;
-
--- name: SetSessionDeviceToken :exec
--- A device may send its current FCM token with a message; keep the session's copy current.
-UPDATE sessions SET device_token = sqlc.arg(device_token)
-WHERE id = sqlc.arg(id) AND revoked_at IS NULL AND device_token IS DISTINCT FROM sqlc.arg(device_token);

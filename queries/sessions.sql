@@ -58,3 +58,8 @@ WHERE user_id = ANY(sqlc.arg(user_ids)::bigint[]) AND revoked_at IS NULL AND exp
 
 -- name: ClearDeviceToken :exec
 UPDATE sessions SET device_token = NULL WHERE device_token = $1;
+
+-- name: SetSessionDeviceToken :exec
+-- A device may send its current FCM token with a message; keep the session's copy current.
+UPDATE sessions SET device_token = sqlc.arg(device_token)
+WHERE id = sqlc.arg(id) AND revoked_at IS NULL AND device_token IS DISTINCT FROM sqlc.arg(device_token);

@@ -296,3 +296,19 @@ func (q *Queries) RotateRefreshToken(ctx context.Context, arg RotateRefreshToken
 	)
 	return i, err
 }
+
+const setSessionDeviceToken = `-- name: SetSessionDeviceToken :exec
+UPDATE sessions SET device_token = $1
+WHERE id = $2 AND revoked_at IS NULL AND device_token IS DISTINCT FROM $1
+`
+
+type SetSessionDeviceTokenParams struct {
+	DeviceToken *string
+	ID          int64
+}
+
+// A device may send its current FCM token with a message; keep the session's copy current.
+func (q *Queries) SetSessionDeviceToken(ctx context.Context, arg SetSessionDeviceTokenParams) error {
+	_, err := q.db.Exec(ctx, setSessionDeviceToken, arg.DeviceToken, arg.ID)
+	return err
+}

@@ -144,7 +144,7 @@ func (s *Service) ListOfProfile(ctx context.Context, v access.Viewer, profiles *
 
 // Update changes the caller's card if ifMatch names its current version.
 func (s *Service) Update(ctx context.Context, userID, cardID int64, ifMatch *string, in Input) (db.Card, error) {
-	version, err := profile.IfMatchVersion(ifMatch)
+	version, err := bca.IfMatch(ifMatch)
 	if err != nil {
 		return db.Card{}, err
 	}
@@ -159,14 +159,14 @@ func (s *Service) Update(ctx context.Context, userID, cardID int64, ifMatch *str
 		if err != nil {
 			return err
 		}
-		if version == -1 {
+		if version == bca.AnyVersion {
 			version = cur.Version
 		}
 		previous = cur.PreviewFileID
 		c, err = t.Q.UpdateCard(ctx, db.UpdateCardParams{ID: cardID, UserID: userID, Version: version,
 			Name: name, Data: data, Private: in.Private, PreviewFileID: in.PreviewFileID})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "The card changed since you read it; read it again.")
+			return bca.ErrVersionMismatch
 		}
 		if err != nil {
 			return fmt.Errorf("update card: %w", err)
@@ -193,7 +193,7 @@ func (s *Service) owned(ctx context.Context, q *db.Queries, userID, cardID int64
 
 // Delete soft-deletes the caller's card; subscribers keep a tombstone.
 func (s *Service) Delete(ctx context.Context, userID, cardID int64, ifMatch *string) error {
-	version, err := profile.IfMatchVersion(ifMatch)
+	version, err := bca.IfMatch(ifMatch)
 	if err != nil {
 		return err
 	}
@@ -202,12 +202,12 @@ func (s *Service) Delete(ctx context.Context, userID, cardID int64, ifMatch *str
 		if err != nil {
 			return err
 		}
-		if version == -1 {
+		if version == bca.AnyVersion {
 			version = cur.Version
 		}
 		c, err := t.Q.SoftDeleteCard(ctx, db.SoftDeleteCardParams{ID: cardID, UserID: userID, Version: version})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "The card changed since you read it; read it again.")
+			return bca.ErrVersionMismatch
 		}
 		if err != nil {
 			return fmt.Errorf("delete card: %w", err)

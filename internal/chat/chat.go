@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -125,10 +124,7 @@ func (r Room) Unread() int64 {
 }
 
 // ETag is the strong entity tag of the room's settings version.
-func (r Room) ETag() string { return ETagOf(r.Version) }
-
-// ETagOf is the strong, quoted ETag of a version.
-func ETagOf(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+func (r Room) ETag() string { return bca.ETag(r.Version) }
 
 // FailedInvitation says why one profile was not brought into a room.
 type FailedInvitation struct {
@@ -239,28 +235,6 @@ func (s *Service) Close() {
 func (s *Service) Heartbeat() time.Duration { return s.set.Heartbeat }
 
 func (s *Service) channel() string { return s.set.RedisKeyPrefix + "chat:events" }
-
-// ifMatchVersion reads the version an If-Match header names: missing → 428; not one of our
-// strong ETags → 412; "*" → -1 (any current version).
-func ifMatchVersion(ifMatch *string) (int64, error) {
-	if ifMatch == nil || strings.TrimSpace(*ifMatch) == "" {
-		return 0, bca.E(bca.KindPreconditionRequired, "request.if_match_required", "Send If-Match with the ETag of the room version you are changing.")
-	}
-	tag := strings.TrimSpace(*ifMatch)
-	if tag == "*" {
-		return -1, nil
-	}
-	if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
-		return 0, errVersionMismatch
-	}
-	v, err := strconv.ParseInt(tag[1:len(tag)-1], 10, 64)
-	if err != nil {
-		return 0, errVersionMismatch
-	}
-	return v, nil
-}
-
-var errVersionMismatch = bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "The room changed since you read it; read it again.")
 
 // Errors callers meet.
 var (

@@ -48,21 +48,3 @@ func TestParseLastEventID(t *testing.T) {
 		}
 	}
 }
-
-func TestIfMatchVersion(t *testing.T) {
-	str := func(s string) *string { return &s }
-	if _, err := ifMatchVersion(nil); !bca.IsKind(err, bca.KindPreconditionRequired) {
-		t.Errorf("missing: %v", err)
-	}
-	if v, err := ifMatchVersion(str(`"3"`)); err != nil || v != 3 {
-		t.Errorf(`"3": %d %v`, v, err)
-	}
-	if v, err := ifMatchVersion(str("*")); err != nil || v != -1 {
-		t.Errorf("*: %d %v", v, err)
-	}
-	for _, bad := range []string{"3", `W/"3"`, `"x"`, `""`} {
-		if _, err := ifMatchVersion(str(bad)); !bca.IsKind(err, bca.KindPreconditionFailed) {
-			t.Errorf("%s: %v", bad, err)
-		}
-	}
-}

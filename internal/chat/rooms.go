@@ -553,7 +553,7 @@ func (s *Service) UpdateRoom(ctx context.Context, a Actor, roomID int64, ifMatch
 	case !f.Owner:
 		return Room{}, errNotOwner
 	}
-	version, err := ifMatchVersion(ifMatch)
+	version, err := bca.IfMatch(ifMatch)
 	if err != nil {
 		return Room{}, err
 	}
@@ -573,7 +573,7 @@ func (s *Service) UpdateRoom(ctx context.Context, a Actor, roomID int64, ifMatch
 	var events []Event
 	err = inTx(ctx, s.pool, func(q *db.Queries) error {
 		params.Version = version
-		if version == -1 {
+		if version == bca.AnyVersion {
 			room, err := lockRoom(ctx, q, roomID)
 			if err != nil {
 				return err
@@ -623,5 +623,5 @@ func (s *Service) whyNotUpdated(ctx context.Context, q *db.Queries, a Actor, roo
 	case !f.Owner:
 		return errNotOwner
 	}
-	return errVersionMismatch
+	return bca.ErrVersionMismatch
 }

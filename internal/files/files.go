@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -162,3 +163,7 @@ func (s *Service) removeObject(ctx context.Context, key string) {
 
 // presignTTL is how long a redirect URL stays valid: long enough to start a download.
 const presignTTL = 5 * time.Minute
+
+// URL is where the API serves a file: the image_url and preview_url of accounts, profiles, cards,
+// chat images and sync file rows.
+func URL(id int64) string { return "/api/v1/files/" + strconv.FormatInt(id, 10) }

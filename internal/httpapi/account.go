@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/bca-app/backend/internal/account"
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/profile"
 )
 
@@ -49,13 +49,11 @@ func accountOf(u db.User) api.Account {
 		Description: u.Description, Role: api.AccountRole(u.Role), CreatedAt: u.CreatedAt.UTC(), ModifiedAt: u.ModifiedAt.UTC(),
 	}
 	if u.ImageFileID != nil {
-		url := fileURL(*u.ImageFileID)
+		url := files.URL(*u.ImageFileID)
 		a.ImageUrl = &url
 	}
 	return a
 }
-
-func fileURL(id int64) string { return "/api/v1/files/" + strconv.FormatInt(id, 10) }
 
 func sessionOf(s account.Session) api.Session {
 	return api.Session{

@@ -12,7 +12,7 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/card"
-	"github.com/bca-app/backend/internal/profile"
+	"github.com/bca-app/backend/internal/files"
 )
 
 func cardOf(c db.Card) api.Card {
@@ -23,7 +23,7 @@ func cardOf(c db.Card) api.Card {
 	}
 	_ = json.Unmarshal(c.Data, &out.Data) // stored as a JSON object by construction
 	if c.PreviewFileID != nil {
-		url := fileURL(*c.PreviewFileID)
+		url := files.URL(*c.PreviewFileID)
 		out.PreviewUrl = &url
 	}
 	out.DeletedAt = utc(c.DeletedAt)
@@ -31,7 +31,7 @@ func cardOf(c db.Card) api.Card {
 }
 
 func cardETag(c db.Card) *string {
-	e := profile.ETagOf(c.Version)
+	e := bca.ETag(c.Version)
 	return &e
 }
 

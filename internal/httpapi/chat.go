@@ -15,6 +15,7 @@ import (
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/chat"
+	"github.com/bca-app/backend/internal/files"
 )
 
 // chatActor is the caller acting as its profile profileID, from its current session.
@@ -39,7 +40,7 @@ func chatRoomOf(r chat.Room) api.ChatRoom {
 			Active: p.LeftAt == nil, IsOwner: &owner,
 		}
 		if p.ImageFileID != nil {
-			url := fileURL(*p.ImageFileID)
+			url := files.URL(*p.ImageFileID)
 			parts[i].ImageUrl = &url
 		}
 	}
@@ -66,7 +67,7 @@ func chatEventOf(e chat.Event) api.ChatEvent {
 		CreatedAt: e.CreatedAt.UTC(),
 	}
 	if e.ImageFileID != nil {
-		url := fileURL(*e.ImageFileID)
+		url := files.URL(*e.ImageFileID)
 		out.ImageUrl = &url
 	}
 	if e.Deleted {

@@ -10,6 +10,7 @@ import (
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/files"
 )
 
 // upload streams the multipart field "file" into the file store. Other fields are refused, so
@@ -47,7 +48,7 @@ func multipartError(err error) error {
 }
 
 func fileOf(f db.File) api.File {
-	return api.File{Id: f.ID, Url: fileURL(f.ID), ContentType: f.ContentType, Size: f.Size, CreatedAt: f.CreatedAt.UTC()}
+	return api.File{Id: f.ID, Url: files.URL(f.ID), ContentType: f.ContentType, Size: f.Size, CreatedAt: f.CreatedAt.UTC()}
 }
 
 // UploadFile stores an image for later use (card previews, chat images).

@@ -9,6 +9,7 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/profile"
 )
 
@@ -22,7 +23,7 @@ func profileOf(v profile.View) api.Profile {
 		Data: api.ProfileData{},
 	}
 	if p.ImageFileID != nil {
-		url := fileURL(*p.ImageFileID)
+		url := files.URL(*p.ImageFileID)
 		out.ImageUrl = &url
 	}
 	if p.DeletedAt != nil {
@@ -50,13 +51,14 @@ func etag(v profile.View) *string {
 	return &e
 }
 
-// notModified reports whether an If-None-Match header names the current ETag.
+// notModified reports whether an If-None-Match header names the current ETag. It compares
+// weakly, as RFC 9110 §13.1.2 asks: a W/ prefix, which a proxy may add, does not stop a match.
 func notModified(ifNoneMatch *string, current string) bool {
 	if ifNoneMatch == nil {
 		return false
 	}
 	for _, tag := range strings.Split(*ifNoneMatch, ",") {
-		if tag = strings.TrimSpace(tag); tag == current || tag == "*" {
+		if tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/"); tag == current || tag == "*" {
 			return true
 		}
 	}

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"strconv"
-	"strings"
 
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/internal/syncsvc"
@@ -13,16 +12,6 @@ import (
 // (SYNC.md §3) and whether a newer build is already owed.
 func syncHeaders(f syncsvc.File) (etag, pending string) {
 	return strconv.Quote(f.ETag), strconv.FormatBool(f.Pending)
-}
-
-// syncNotModified is notModified with the weak comparison If-None-Match calls for (RFC 9110
-// §13.1.2): a W/ prefix, which a proxy may add, does not stop a match.
-func syncNotModified(ifNoneMatch *string, etag string) bool {
-	if ifNoneMatch == nil {
-		return false
-	}
-	h := strings.ReplaceAll(*ifNoneMatch, "W/", "")
-	return notModified(&h, etag)
 }
 
 // HeadSyncFile answers the ETag of the caller's file from the stored state, without reading
@@ -37,7 +26,7 @@ func (s *Server) HeadSyncFile(ctx context.Context, req api.HeadSyncFileRequestOb
 		return nil, err
 	}
 	etag, pending := syncHeaders(f)
-	if syncNotModified(req.Params.IfNoneMatch, etag) {
+	if notModified(req.Params.IfNoneMatch, etag) {
 		return api.HeadSyncFile304Response{Headers: api.HeadSyncFile304ResponseHeaders{ETag: &etag, SyncPending: &pending}}, nil
 	}
 	size := int(f.Size)
@@ -55,7 +44,7 @@ func (s *Server) GetSyncFile(ctx context.Context, req api.GetSyncFileRequestObje
 	if err != nil {
 		return nil, err
 	}
-	if etag, pending := syncHeaders(f); syncNotModified(req.Params.IfNoneMatch, etag) {
+	if etag, pending := syncHeaders(f); notModified(req.Params.IfNoneMatch, etag) {
 		return api.GetSyncFile304Response{Headers: api.GetSyncFile304ResponseHeaders{ETag: &etag, SyncPending: &pending}}, nil
 	}
 	d, err := s.Sync.Open(ctx, f)

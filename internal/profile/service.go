@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -48,42 +47,7 @@ func (v View) ETag() string {
 	if v.Visibility == access.Redacted {
 		return `"` + strconv.FormatInt(v.Profile.Version, 10) + `-r"`
 	}
-	return `"` + strconv.FormatInt(v.Profile.Version, 10) + `"`
-}
-
-// ETagOf is the ETag of a version number (profiles, cards and rooms share the form).
-func ETagOf(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
-
-// MatchVersion checks an If-Match header against the current version: missing → 428,
-// different → 412. "*" matches any current version.
-func MatchVersion(ifMatch *string, current int64) error {
-	if ifMatch == nil || strings.TrimSpace(*ifMatch) == "" {
-		return bca.E(bca.KindPreconditionRequired, "request.if_match_required", "Send If-Match with the ETag of the version you are changing.")
-	}
-	want := ETagOf(current)
-	for _, tag := range strings.Split(*ifMatch, ",") {
-		tag = strings.TrimSpace(tag)
-		if tag == "*" || tag == want {
-			return nil
-		}
-	}
-	return bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "The resource changed since you read it; read it again.")
-}
-
-// IfMatchVersion extracts the version an If-Match names, for the conditional UPDATE; -1 for "*".
-func IfMatchVersion(ifMatch *string) (int64, error) {
-	if ifMatch == nil || strings.TrimSpace(*ifMatch) == "" {
-		return 0, bca.E(bca.KindPreconditionRequired, "request.if_match_required", "Send If-Match with the ETag of the version you are changing.")
-	}
-	tag := strings.TrimSpace(*ifMatch)
-	if tag == "*" {
-		return -1, nil
-	}
-	v, err := strconv.ParseInt(strings.Trim(tag, `"`), 10, 64)
-	if err != nil || !strings.HasPrefix(tag, `"`) || !strings.HasSuffix(tag, `"`) {
-		return 0, bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "If-Match does not name a current version.")
-	}
-	return v, nil
+	return bca.ETag(v.Profile.Version)
 }
 
 // Get returns a profile as the viewer may see it, or not found.
@@ -147,7 +111,7 @@ type UpdateInput struct {
 
 // Update changes the caller's profile if ifMatch names its current version.
 func (s *Service) Update(ctx context.Context, userID, profileID int64, ifMatch *string, in UpdateInput) (db.Profile, error) {
-	version, err := IfMatchVersion(ifMatch)
+	version, err := bca.IfMatch(ifMatch)
 	if err != nil {
 		return db.Profile{}, err
 	}
@@ -171,7 +135,7 @@ func (s *Service) Update(ctx context.Context, userID, profileID int64, ifMatch *
 	}
 	var p db.Profile
 	err = s.out.Write(ctx, func(t *outbox.Tx) error {
-		if version == -1 {
+		if version == bca.AnyVersion {
 			cur, err := t.Q.LockOwnProfileForUpdate(ctx, db.LockOwnProfileForUpdateParams{ID: profileID, UserID: userID})
 			if err != nil {
 				return s.ownError(err)
@@ -216,7 +180,7 @@ func (s *Service) whyNotWritable(ctx context.Context, q *db.Queries, userID, pro
 	if p.DeletedAt != nil {
 		return bca.NotFound("The profile")
 	}
-	return bca.E(bca.KindPreconditionFailed, "request.version_mismatch", "The profile changed since you read it; read it again.")
+	return bca.ErrVersionMismatch
 }
 
 func (s *Service) ownError(err error) error {
@@ -229,12 +193,12 @@ func (s *Service) ownError(err error) error {
 // Delete soft-deletes the caller's profile: its cards are deleted, its chat participations end,
 // and everyone whose file holds it receives the tombstone.
 func (s *Service) Delete(ctx context.Context, userID, profileID int64, ifMatch *string) error {
-	version, err := IfMatchVersion(ifMatch)
+	version, err := bca.IfMatch(ifMatch)
 	if err != nil {
 		return err
 	}
 	return s.out.Write(ctx, func(t *outbox.Tx) error {
-		if version == -1 {
+		if version == bca.AnyVersion {
 			cur, err := t.Q.LockOwnProfileForUpdate(ctx, db.LockOwnProfileForUpdateParams{ID: profileID, UserID: userID})
 			if err != nil {
 				return s.ownError(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
+	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/syncfile"
 )
@@ -220,13 +221,12 @@ func redactedProfile(p profileRow) syncfile.Profile {
 // commitID is the row's version as the API's ETag carries it, without the quotes.
 func commitID(version int64) string { return strconv.FormatInt(version, 10) }
 
-// fileURL is where the API serves an uploaded file; the same form as the API's image_url and
-// preview_url (internal/httpapi fileURL).
+// fileURL is the API's image_url / preview_url of an optional file.
 func fileURL(id *int64) *string {
 	if id == nil {
 		return nil
 	}
-	u := "/api/v1/files/" + strconv.FormatInt(*id, 10)
+	u := files.URL(*id)
 	return &u
 }
 
