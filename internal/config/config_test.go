@@ -1,0 +1,93 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func lookup(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+func valid() map[string]string {
+	return map[string]string{
+		"DATABASE_URL": "postgres://localhost/bca",
+		"REDIS_URL":    "redis://localhost:6379/0",
+		"SECRET_KEY":   strings.Repeat("k", 32),
+	}
+}
+
+func TestLocalDefaults(t *testing.T) {
+	c, err := FromLookup(lookup(valid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.AWS.S3Bucket != "" || c.AWS.TaskSQSURL != "" || !c.EmbeddedWorker {
+		t.Fatalf("local defaults: %+v", c)
+	}
+	if c.VerificationRequired() {
+		t.Fatal("verification is off by default")
+	}
+}
+
+func TestEveryProblemIsNamed(t *testing.T) {
+	cases := map[string]map[string]string{
+		"DATABASE_URL":         {"DATABASE_URL": ""},
+		"REDIS_URL":            {"REDIS_URL": ""},
+		"SECRET_KEY":           {"SECRET_KEY": "short"},
+		"ACCESS_TOKEN_TTL":     {"ACCESS_TOKEN_TTL": "soon"},
+		"MAIL_ENABLE":          {"MAIL_ENABLE": "maybe"},
+		"MAX_UPLOAD_BYTES":     {"MAX_UPLOAD_BYTES": "ten"},
+		"HTTP_ADDR":            {"HTTP_ADDR": "8080"},
+		"PUBLIC_BASE_URL":      {"PUBLIC_BASE_URL": "ftp://x"},
+		"AWS_ENDPOINT_URL":     {"AWS_ENDPOINT_URL": "::"},
+		"LOG_LEVEL":            {"LOG_LEVEL": "loud"},
+		"RATE_LIMIT_*":         {"RATE_LIMIT_PER_ADDRESS": "0"},
+		"PASSWORD_HASH_MEMORY": {"PASSWORD_HASH_MEMORY_KIB": "-1"},
+	}
+	for name, override := range cases {
+		vars := valid()
+		for k, v := range override {
+			vars[k] = v
+		}
+		_, err := FromLookup(lookup(vars))
+		if err == nil || !strings.Contains(err.Error(), strings.TrimSuffix(name, "*")) {
+			t.Errorf("%s: error %v does not name the variable", name, err)
+		}
+	}
+	// Several problems are reported together.
+	_, err := FromLookup(lookup(map[string]string{}))
+	for _, name := range []string{"DATABASE_URL", "REDIS_URL", "SECRET_KEY"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("missing everything: %v does not name %s", err, name)
+		}
+	}
+}
+
+func TestDotenv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".env")
+	content := "# local settings\nexport DATABASE_URL=postgres://file/bca\nREDIS_URL='redis://file:6379'\nSECRET_KEY=\"" + strings.Repeat("s", 40) + "\"\nACCESS_TOKEN_TTL=30m\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"REDIS_URL": "redis://env:6379"}
+	c, err := Load(lookup(env), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://file/bca" || c.RedisURL != "redis://env:6379" || c.AccessTokenTTL != 30*time.Minute {
+		t.Fatalf(".env read, real environment wins: %+v", c)
+	}
+	if _, err := Load(lookup(valid()), filepath.Join(t.TempDir(), "missing")); err != nil {
+		t.Fatalf("a missing .env is fine: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("NOT A PAIR\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(lookup(valid()), path); err == nil || !strings.Contains(err.Error(), ":1:") {
+		t.Fatalf("malformed line is reported with its number: %v", err)
+	}
+}
