@@ -8,7 +8,8 @@ PKGS  ?= ./...
 .PHONY: run test generate check-generated vet lint build bench load migrate deps deps-test
 
 run: deps ## run API + worker locally with private PostgreSQL and Redis (Swagger UI at /docs/)
-	$(GO) run ./cmd/bcactl dev
+	$(GO) build -o bin/bcactl ./cmd/bcactl
+	./bin/bcactl dev
 
 test: deps-test ## generate, vet, check gen/ drift, run every test with -race against real services
 	$(GO) generate ./...
