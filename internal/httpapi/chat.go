@@ -36,7 +36,7 @@ func chatRoomOf(r chat.Room) api.ChatRoom {
 	for i, p := range r.Participants {
 		owner := p.LeftAt == nil && p.ProfileID == r.OwnerProfileID
 		parts[i] = api.ChatParticipant{
-			ProfileId: p.ProfileID, Name: p.Name, JoinedAt: p.JoinedAt.UTC(), LeftAt: utcPtr(p.LeftAt),
+			ProfileId: p.ProfileID, Name: p.Name, JoinedAt: p.JoinedAt.UTC(), LeftAt: utc(p.LeftAt),
 			Active: p.LeftAt == nil, IsOwner: &owner,
 		}
 		if p.ImageFileID != nil {
@@ -50,14 +50,6 @@ func chatRoomOf(r chat.Room) api.ChatRoom {
 		Closed: &closed, Participants: parts, CreatedAt: r.CreatedAt.UTC(), ModifiedAt: r.ModifiedAt.UTC(),
 		Version: r.Version, LastEventIndex: r.LastEventIndex, ReadEventIndex: r.ReadEventIndex, UnreadCount: r.Unread(),
 	}
-}
-
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }
 
 func chatEventOf(e chat.Event) api.ChatEvent {
