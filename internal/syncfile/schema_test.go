@@ -37,6 +37,9 @@ func TestSchemaMatchesReference(t *testing.T) {
 					t.Errorf("%s left behind (stat: %v)", path+suffix, err)
 				}
 			}
+			if err := CheckSchema(context.Background(), path, referenceDB(t)); err != nil {
+				t.Fatalf("CheckSchema: %v", err)
+			}
 			got := openRaw(t, path, true)
 
 			tables := queryStrings(t, got, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -133,5 +136,31 @@ func TestReferenceCopyIsCurrent(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("testdata/android-blank.sqlite differs from %s: copy the new reference file", shared)
+	}
+}
+
+// TestCheckSchemaReportsDifferences makes sure the check can fail: a file whose table lacks a
+// column and carries an explicit index is reported on both counts.
+func TestCheckSchemaReportsDifferences(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wrong.sqlite")
+	if err := os.WriteFile(path, nil, 0o600); err != nil { // an empty file is an empty database
+		t.Fatal(err)
+	}
+	db := openRaw(t, path, false)
+	for _, stmt := range []string{
+		`CREATE TABLE "TB_PROFILE" (uuid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)`,
+		`CREATE INDEX profile_name ON "TB_PROFILE" (name)`,
+		`PRAGMA user_version = 3`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	err := CheckSchema(context.Background(), path, referenceDB(t))
+	for _, want := range []string{"tables:", "table_info of TB_PROFILE", "explicit indexes", "user_version 3"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckSchema error %v does not report %q", err, want)
+		}
 	}
 }

@@ -1,0 +1,120 @@
+package syncfile
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+)
+
+// CheckSchema compares a file's schema with a reference file (the Android app's blank file) the
+// way Room does when it opens it: the same tables, and for each table the same columns (name,
+// type, NOT NULL, default, primary key) and foreign keys. It also checks what Room requires of
+// a new file: user_version 0 and no explicitly created index. Every difference is reported.
+func CheckSchema(ctx context.Context, path, reference string) error {
+	got, err := describeSchema(ctx, path)
+	if err != nil {
+		return fmt.Errorf("describe %s: %w", path, err)
+	}
+	want, err := describeSchema(ctx, reference)
+	if err != nil {
+		return fmt.Errorf("describe reference %s: %w", reference, err)
+	}
+	var errs []error
+	if !reflect.DeepEqual(got.tables, want.tables) {
+		errs = append(errs, fmt.Errorf("tables: got %v, want %v", got.tables, want.tables))
+	}
+	for _, table := range want.tables {
+		for _, kind := range []string{"table_info", "foreign_key_list"} {
+			if g, w := got.pragmas[table+"/"+kind], want.pragmas[table+"/"+kind]; !reflect.DeepEqual(g, w) {
+				errs = append(errs, fmt.Errorf("%s of %s: got %v, want %v", kind, table, g, w))
+			}
+		}
+	}
+	if len(got.explicitIndexes) > 0 {
+		errs = append(errs, fmt.Errorf("explicit indexes, which Room validates and the app does not have: %v", got.explicitIndexes))
+	}
+	if got.userVersion != 0 {
+		errs = append(errs, fmt.Errorf("user_version %d, want 0 (Room treats the file as new)", got.userVersion))
+	}
+	return errors.Join(errs...)
+}
+
+type schema struct {
+	tables          []string
+	pragmas         map[string][][]string // "<table>/<pragma>" → rows
+	explicitIndexes []string
+	userVersion     int64
+}
+
+func describeSchema(ctx context.Context, path string) (schema, error) {
+	s := schema{pragmas: map[string][][]string{}}
+	err := withTx(ctx, path, readParams(), &sql.TxOptions{ReadOnly: true}, func(tx *sql.Tx) error {
+		tables, err := firstColumn(ctx, tx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'sqlite_sequence' ORDER BY name`)
+		if err != nil {
+			return err
+		}
+		s.tables = tables
+		for _, table := range tables {
+			for _, kind := range []string{"table_info", "foreign_key_list"} {
+				rows, err := strings2D(ctx, tx, fmt.Sprintf(`SELECT * FROM pragma_%s(?)`, kind), table)
+				if err != nil {
+					return err
+				}
+				s.pragmas[table+"/"+kind] = rows
+			}
+		}
+		if s.explicitIndexes, err = firstColumn(ctx, tx, `SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name`); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&s.userVersion)
+	})
+	return s, err
+}
+
+func firstColumn(ctx context.Context, tx *sql.Tx, query string) ([]string, error) {
+	rows, err := strings2D(ctx, tx, query)
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r[0]
+	}
+	return out, err
+}
+
+// strings2D returns every row as strings ("NULL" for NULL), comparable with reflect.DeepEqual.
+func strings2D(ctx context.Context, tx *sql.Tx, query string, args ...any) ([][]string, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", query, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		row := make([]string, len(cols))
+		for i, v := range vals {
+			switch v := v.(type) {
+			case nil:
+				row[i] = "NULL"
+			case []byte:
+				row[i] = string(v)
+			default:
+				row[i] = fmt.Sprint(v)
+			}
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
+}
