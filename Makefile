@@ -33,7 +33,8 @@ vet: ## go vet and gofmt
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
 
-lint: vet
+lint: vet ## vet, gofmt and staticcheck of the hand-written code
+	$(GO) tool staticcheck $$($(GO) list ./... | grep -v /gen/)
 
 build: ## build the binaries into ./bin
 	$(GO) build -o bin/ ./cmd/...

@@ -29,7 +29,7 @@ func main() {
 	}
 }
 
-var errUsage = errors.New("unknown command\n" + usage)
+var errUsage = errors.New("unknown command (bcactl help lists the commands)")
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {

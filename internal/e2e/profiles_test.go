@@ -291,8 +291,8 @@ func TestRelationsAndFollowRequests(t *testing.T) {
 	status, _, body = e.call(t, bob.Token(), 0, "POST", fmt.Sprintf("/api/v1/profiles/%d/follow-requests/%d", priv.Id, a), nil)
 	Status(t, "accept", status, http.StatusOK, body)
 	status, _, body = e.call(t, alice.Token(), a, "GET", fmt.Sprintf("/api/v1/profiles/%d", priv.Id), nil)
-	if p := decode[api.Profile](t, body); p.Redacted {
-		t.Fatalf("an accepted follow grants reading: %s", body)
+	if p := decode[api.Profile](t, body); status != http.StatusOK || p.Redacted {
+		t.Fatalf("an accepted follow grants reading: %d %s", status, body)
 	}
 	status, _, body = e.call(t, alice.Token(), a, "PUT", rel(priv.Id), map[string]any{"status": "HIDE"})
 	Status(t, "hide", status, http.StatusOK, body)

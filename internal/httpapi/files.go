@@ -13,28 +13,26 @@ import (
 	"github.com/bca-app/backend/internal/files"
 )
 
-// upload streams the multipart field "file" into the file store. Other fields are refused, so
-// a client learns about a misspelt field name instead of silently uploading nothing.
+// upload streams the multipart field "file" into the file store. The form has that one part:
+// another field is refused, so a client learns about a misspelt field name instead of silently
+// uploading nothing.
 func (s *Server) upload(ctx context.Context, ownerUserID int64, mr *multipart.Reader) (db.File, error) {
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			return db.File{}, bca.Invalid("file", "is required")
-		}
-		if err != nil {
-			return db.File{}, multipartError(err)
-		}
-		if part.FormName() != "file" {
-			_ = part.Close()
-			return db.File{}, bca.Invalid(part.FormName(), "unknown field; send the image as the field \"file\"")
-		}
-		f, err := s.Files.Upload(ctx, ownerUserID, part)
-		_ = part.Close()
-		if err != nil {
-			return db.File{}, multipartError(err)
-		}
-		return f, nil
+	part, err := mr.NextPart()
+	if errors.Is(err, io.EOF) {
+		return db.File{}, bca.Invalid("file", "is required")
 	}
+	if err != nil {
+		return db.File{}, multipartError(err)
+	}
+	defer part.Close()
+	if part.FormName() != "file" {
+		return db.File{}, bca.Invalid(part.FormName(), "unknown field; send the image as the field \"file\"")
+	}
+	f, err := s.Files.Upload(ctx, ownerUserID, part)
+	if err != nil {
+		return db.File{}, multipartError(err)
+	}
+	return f, nil
 }
 
 func multipartError(err error) error {

@@ -81,6 +81,3 @@ func writeProblem(w http.ResponseWriter, status int, p api.Problem) {
 }
 
 type apiProblem = api.Problem
-
-// errNotImplemented answers operations whose implementation has not landed yet.
-var errNotImplemented = bca.E(bca.KindUnavailable, "server.not_implemented", "This operation is not available yet.")

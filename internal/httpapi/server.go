@@ -75,7 +75,7 @@ const (
 
 // New builds the HTTP handler of the whole service.
 func New(d Deps) (http.Handler, error) {
-	spec, err := api.GetSwagger()
+	spec, err := api.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}

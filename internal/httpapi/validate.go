@@ -45,14 +45,6 @@ func newValidator(spec *openapi3.T, log *slog.Logger) (*validator, error) {
 	return &validator{router: router, jsonOpts: jsonOpts, fileOpts: fileOpts, log: log}, nil
 }
 
-type routeKey struct{}
-
-// routeFrom returns the matched OpenAPI route of the request.
-func routeFrom(ctx context.Context) *routers.Route {
-	r, _ := ctx.Value(routeKey{}).(*routers.Route)
-	return r
-}
-
 func (v *validator) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route, params, err := v.router.FindRoute(r)
@@ -83,7 +75,7 @@ func (v *validator) middleware(next http.Handler) http.Handler {
 			writeError(w, r, v.log, validationError(err))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, route)))
+		next.ServeHTTP(w, r)
 	})
 }
 
