@@ -52,6 +52,8 @@ type Service struct {
 	settings Settings
 	log      *slog.Logger
 	out      outbox.Writer
+	// leaveChats ends a profile's chat participations inside the caller's transaction.
+	leaveChats func(ctx context.Context, tx pgx.Tx, profileID int64) error
 
 	// background holds mail sends that outlive their request, so shutdown can wait for them.
 	background sync.WaitGroup
@@ -69,6 +71,8 @@ type Deps struct {
 	Settings Settings
 	Log      *slog.Logger
 	Notifier outbox.Notifier
+	// LeaveChats, when set, ends the chat participations of a deactivated user's profiles.
+	LeaveChats func(ctx context.Context, tx pgx.Tx, profileID int64) error
 }
 
 // NewService wires a Service.
@@ -76,7 +80,7 @@ func NewService(d Deps) *Service {
 	return &Service{
 		pool: d.Pool, q: db.New(d.Pool), hasher: d.Hasher, signer: d.Signer, authn: d.Authn,
 		limiter: d.Limiter, mailer: d.Mailer, files: d.Files, settings: d.Settings, log: d.Log,
-		out: outbox.Writer{Pool: d.Pool, Notifier: d.Notifier},
+		out: outbox.Writer{Pool: d.Pool, Notifier: d.Notifier}, leaveChats: d.LeaveChats,
 	}
 }
 
@@ -595,13 +599,20 @@ func (s *Service) Deactivate(ctx context.Context, p auth.Principal, password str
 		if _, err := t.Q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: 0, Reason: ptr("deactivated")}); err != nil {
 			return fmt.Errorf("revoke sessions: %w", err)
 		}
-		// The user's profiles vanish from everyone's files.
+		// The user's profiles vanish from everyone's files and leave their chat rooms.
 		ids, err := t.Q.ListLiveProfileIDsOfUser(ctx, user.ID)
 		if err != nil {
 			return fmt.Errorf("list profiles: %w", err)
 		}
 		if len(ids) == 0 {
 			return nil
+		}
+		if s.leaveChats != nil {
+			for _, id := range ids {
+				if err := s.leaveChats(ctx, t.Raw, id); err != nil {
+					return fmt.Errorf("leave chats of profile %d: %w", id, err)
+				}
+			}
 		}
 		return t.ProfilesChanged(ctx, ids...)
 	})

@@ -159,3 +159,19 @@ func TestChatProfileDeletionLeavesRooms(t *testing.T) {
 		t.Fatalf("stream after the deletion: %v, want %v", seen, want)
 	}
 }
+
+func TestDeactivationLeavesRooms(t *testing.T) {
+	e := New(t)
+	owner, ann := e.newChatter(t), e.newChatter(t)
+	room := e.newRoom(t, owner, map[string]any{"name": "Before"}, ann).Room
+	code, _, b := e.call(t, ann.Token(), 0, "POST", "/api/v1/account/deactivate", map[string]any{"password": Password, "confirm": true})
+	Status(t, "deactivate", code, http.StatusNoContent, b)
+	r := e.room(t, owner, room.Id)
+	if !slices.Equal(activeIDs(r), sorted(owner.Profile)) {
+		t.Fatalf("the deactivated user's profile left the room: %+v", r.Participants)
+	}
+	evs := e.events(t, owner, room.Id, fmt.Sprintf("?after=%d", room.LastEventIndex))
+	if len(evs.Items) != 1 || evs.Items[0].EventType != "PARTICIPANT_OUT" || evs.Items[0].Message != ann.Name+"님이 나가셨습니다." {
+		t.Fatalf("a PARTICIPANT_OUT event: %+v", evs.Items)
+	}
+}
