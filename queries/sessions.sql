@@ -4,10 +4,15 @@ VALUES ($1, $2, $3, $4, $5)
 RETURNING *;
 
 -- name: GetLiveSessionForAuth :one
--- Run on every authenticated request: the session must be live and its user usable.
-SELECT s.id, s.user_id, u.role
+-- Run on every authenticated request: the session must be live and its user usable. When the
+-- request names an acting profile, whether it is one of the user's live, unlocked profiles is
+-- answered in the same round trip (an id comparison, never a text search).
+SELECT s.id, s.user_id, u.role,
+       EXISTS (SELECT 1 FROM profiles p
+               WHERE p.id = sqlc.arg(acting_profile_id) AND p.user_id = s.user_id
+                 AND p.deleted_at IS NULL AND p.locked_at IS NULL)::boolean AS acting_ok
 FROM sessions s JOIN users u ON u.id = s.user_id
-WHERE s.id = $1 AND s.user_id = $2
+WHERE s.id = sqlc.arg(id) AND s.user_id = sqlc.arg(user_id)
   AND s.revoked_at IS NULL AND s.expires_at > now()
   AND u.deactivated_at IS NULL AND u.locked_at IS NULL;
 

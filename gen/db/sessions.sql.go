@@ -69,29 +69,41 @@ func (q *Queries) FindRetiredRefreshToken(ctx context.Context, refreshHash []byt
 }
 
 const getLiveSessionForAuth = `-- name: GetLiveSessionForAuth :one
-SELECT s.id, s.user_id, u.role
+SELECT s.id, s.user_id, u.role,
+       EXISTS (SELECT 1 FROM profiles p
+               WHERE p.id = $1 AND p.user_id = s.user_id
+                 AND p.deleted_at IS NULL AND p.locked_at IS NULL)::boolean AS acting_ok
 FROM sessions s JOIN users u ON u.id = s.user_id
-WHERE s.id = $1 AND s.user_id = $2
+WHERE s.id = $2 AND s.user_id = $3
   AND s.revoked_at IS NULL AND s.expires_at > now()
   AND u.deactivated_at IS NULL AND u.locked_at IS NULL
 `
 
 type GetLiveSessionForAuthParams struct {
-	ID     int64
-	UserID int64
+	ActingProfileID int64
+	ID              int64
+	UserID          int64
 }
 
 type GetLiveSessionForAuthRow struct {
-	ID     int64
-	UserID int64
-	Role   string
+	ID       int64
+	UserID   int64
+	Role     string
+	ActingOk bool
 }
 
-// Run on every authenticated request: the session must be live and its user usable.
+// Run on every authenticated request: the session must be live and its user usable. When the
+// request names an acting profile, whether it is one of the user's live, unlocked profiles is
+// answered in the same round trip (an id comparison, never a text search).
 func (q *Queries) GetLiveSessionForAuth(ctx context.Context, arg GetLiveSessionForAuthParams) (GetLiveSessionForAuthRow, error) {
-	row := q.db.QueryRow(ctx, getLiveSessionForAuth, arg.ID, arg.UserID)
+	row := q.db.QueryRow(ctx, getLiveSessionForAuth, arg.ActingProfileID, arg.ID, arg.UserID)
 	var i GetLiveSessionForAuthRow
-	err := row.Scan(&i.ID, &i.UserID, &i.Role)
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Role,
+		&i.ActingOk,
+	)
 	return i, err
 }
 

@@ -20,6 +20,9 @@ type Principal struct {
 	Role      string
 	TokenID   string
 	ExpiresAt time.Time
+	// ActingProfileID is the acting profile the request named, when it is one of the user's
+	// live, unlocked profiles (checked with the session); 0 otherwise.
+	ActingProfileID int64
 }
 
 // IsAdmin reports whether the caller holds the admin role.
@@ -48,8 +51,9 @@ func (a *Authenticator) blacklistKey(tokenID string) string {
 	return a.prefix + "revoked-token:" + tokenID
 }
 
-// Authenticate returns the principal behind a raw access token.
-func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal, error) {
+// Authenticate returns the principal behind a raw access token. actingProfileID (0 for none) is
+// the profile the request wants to act as; it is verified in the same query as the session.
+func (a *Authenticator) Authenticate(ctx context.Context, raw string, actingProfileID int64) (Principal, error) {
 	claims, err := a.signer.Parse(raw)
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
@@ -63,14 +67,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 	case revoked > 0:
 		return Principal{}, fmt.Errorf("%w: token revoked", ErrUnauthenticated)
 	}
-	row, err := a.q.GetLiveSessionForAuth(ctx, db.GetLiveSessionForAuthParams{ID: claims.SessionID, UserID: claims.UserID})
+	row, err := a.q.GetLiveSessionForAuth(ctx, db.GetLiveSessionForAuthParams{ID: claims.SessionID, UserID: claims.UserID, ActingProfileID: actingProfileID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Principal{}, fmt.Errorf("%w: session ended", ErrUnauthenticated)
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("load session: %w", err)
 	}
-	return Principal{UserID: row.UserID, SessionID: row.ID, Role: row.Role, TokenID: claims.TokenID, ExpiresAt: claims.ExpiresAt}, nil
+	p := Principal{UserID: row.UserID, SessionID: row.ID, Role: row.Role, TokenID: claims.TokenID, ExpiresAt: claims.ExpiresAt}
+	if row.ActingOk {
+		p.ActingProfileID = actingProfileID
+	}
+	return p, nil
 }
 
 // Blacklist makes the access token unusable until it expires anyway.

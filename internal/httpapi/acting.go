@@ -13,7 +13,8 @@ import (
 )
 
 // viewer returns who is calling, acting as profileID when given. The acting profile must be one
-// of the caller's live, unlocked profiles; another user's profile is a 403.
+// of the caller's live, unlocked profiles; another user's profile is a 403. Authentication
+// already checked the request's X-Profile-Id with the session; other ids are looked up here.
 func (s *Server) viewer(ctx context.Context, profileID *int64) (access.Viewer, error) {
 	p, err := mustPrincipal(ctx)
 	if err != nil {
@@ -21,6 +22,10 @@ func (s *Server) viewer(ctx context.Context, profileID *int64) (access.Viewer, e
 	}
 	v := access.Viewer{UserID: p.UserID, Admin: p.IsAdmin()}
 	if profileID == nil {
+		return v, nil
+	}
+	if p.ActingProfileID != 0 && p.ActingProfileID == *profileID {
+		v.ActingProfileID = p.ActingProfileID
 		return v, nil
 	}
 	id, err := db.New(s.Pool).GetActingProfile(ctx, db.GetActingProfileParams{ProfileID: *profileID, UserID: p.UserID})

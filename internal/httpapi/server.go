@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,7 +180,7 @@ func (s *Server) authenticate(next api.StrictHandlerFunc, operationID string) ap
 		if !hasToken {
 			return nil, bca.Unauthenticated("auth.missing_token", "Sign in and send Authorization: Bearer <access token>.")
 		}
-		p, err := s.Authn.Authenticate(ctx, raw)
+		p, err := s.Authn.Authenticate(ctx, raw, actingHeader(r))
 		if err != nil {
 			s.Log.DebugContext(ctx, "authentication failed", "err", err)
 			if bca.IsKind(err, bca.KindInternal) || !isAuthFailure(err) {
@@ -192,6 +193,17 @@ func (s *Server) authenticate(next api.StrictHandlerFunc, operationID string) ap
 		}
 		return next(withPrincipal(ctx, p), w, r, request)
 	}
+}
+
+// actingHeader is the X-Profile-Id the request names, 0 when absent. Malformed values never
+// reach here for operations that declare the header (the validator refused them); elsewhere
+// the header is ignored.
+func actingHeader(r *http.Request) int64 {
+	id, err := strconv.ParseInt(r.Header.Get("X-Profile-Id"), 10, 64)
+	if err != nil || id < 1 {
+		return 0
+	}
+	return id
 }
 
 func isAuthFailure(err error) bool { return errors.Is(err, auth.ErrUnauthenticated) }
