@@ -82,9 +82,14 @@ func firstColumn(ctx context.Context, tx *sql.Tx, query string) ([]string, error
 	return out, err
 }
 
+// queryer is a database or a transaction.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // strings2D returns every row as strings ("NULL" for NULL), comparable with reflect.DeepEqual.
-func strings2D(ctx context.Context, tx *sql.Tx, query string, args ...any) ([][]string, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
+func strings2D(ctx context.Context, q queryer, query string, args ...any) ([][]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", query, err)
 	}

@@ -2,6 +2,7 @@ package syncfile
 
 import (
 	"cmp"
+	"context"
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
@@ -64,42 +65,11 @@ func openRaw(t testing.TB, path string, readOnly bool) *sql.DB {
 // files can be compared with reflect.DeepEqual.
 func queryStrings(t testing.TB, db *sql.DB, query string, args ...any) [][]string {
 	t.Helper()
-	rows, err := db.Query(query, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
+	rows, err := strings2D(context.Background(), db, query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out [][]string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		row := make([]string, len(cols))
-		for i, v := range vals {
-			switch v := v.(type) {
-			case nil:
-				row[i] = "NULL"
-			case []byte:
-				row[i] = string(v)
-			default:
-				row[i] = fmt.Sprint(v)
-			}
-		}
-		out = append(out, row)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return rows
 }
 
 // normalized returns c with every table sorted by id and empty tables as nil, the form Read
