@@ -14,6 +14,7 @@ import (
 
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/storage"
+	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/testenv"
@@ -51,11 +52,11 @@ func testConvergence(t *testing.T, mode string) {
 	victimStore := synctest.NewFaultyStore(flaky)
 	victimSvc := e.NewService(victimStore)
 	var tq *testQueue
-	queueFor := func(svc *syncsvc.Service) *worker.SQSQueue { return nil }
-	var producer outbox.Notifier = syncsvc.PGNotifier{Pool: e.Pool, Log: e.Log}
+	queueFor := func(svc *syncsvc.Service) *syncqueue.SQS { return nil }
+	var producer outbox.Notifier = syncqueue.PGNotifier{Pool: e.Pool, Log: e.Log}
 	if mode == "sqs" {
 		tq = newTestQueue(t, opts.Visibility, 50)
-		queueFor = func(svc *syncsvc.Service) *worker.SQSQueue { return tq.queue(e, svc) }
+		queueFor = func(svc *syncsvc.Service) *syncqueue.SQS { return tq.queue(e, svc) }
 		producer = queueFor(e.Svc)
 	}
 	chaos := &chaosNotifier{real: producer, queue: queueFor(e.Svc), rng: rand.New(rand.NewPCG(rng.Uint64(), 1))}

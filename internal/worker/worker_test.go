@@ -12,6 +12,7 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/storage"
+	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/worker"
@@ -34,7 +35,7 @@ func newPipeline(t testing.TB, mode string, maxReceiveCount int) *pipeline {
 	}
 	p := &pipeline{store: synctest.NewFaultyStore(base)}
 	p.e = synctest.New(t, synctest.Options{Store: p.store})
-	p.producer = syncsvc.PGNotifier{Pool: p.e.Pool, Log: p.e.Log}
+	p.producer = syncqueue.PGNotifier{Pool: p.e.Pool, Log: p.e.Log}
 	p.deps = worker.Deps{Sync: p.e.Svc, Pool: p.e.Pool, Redis: p.e.Redis, KeyPrefix: p.e.Prefix, Log: p.e.Log}
 	if mode == "sqs" {
 		p.tq = newTestQueue(t, 2*time.Second, maxReceiveCount)
