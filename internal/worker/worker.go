@@ -1,4 +1,4 @@
-// Package worker keeps users' sync files current (SYNC.md §4): it takes "user U is owed a new
+// Package worker keeps users' sync files current (docs/sync.md §4): it takes "user U is owed a new
 // file" work from the SQS queue, or without SQS claims stale users from PostgreSQL, and has
 // syncsvc build them; failed builds are retried with back-off and eventually dead-lettered; a
 // sweeper re-sends work for users who lag too long, collects replaced objects and reports the
