@@ -1,8 +1,9 @@
-// Command bca-worker keeps users' sync files current (SYNC.md §4). It reads the same
+// Command bca-worker keeps users' sync files current (docs/sync.md §4). It reads the same
 // configuration as bca-api: with AWS_TASK_SQS_URL it consumes the SQS FIFO queue, otherwise it
-// claims stale users from PostgreSQL. It serves /metrics, /healthz and /readyz on HTTP_ADDR
-// (give it its own address when it runs next to the API). SIGINT/SIGTERM stop it gracefully:
-// no new work is taken and in-flight builds finish.
+// claims stale users from PostgreSQL. It serves /metrics, /healthz and /readyz on
+// WORKER_HTTP_ADDR (default 127.0.0.1:8081, so it never collides with the API's HTTP_ADDR). It
+// does not apply migrations unless MIGRATE_ON_START=true: a rollout runs `bcactl migrate`
+// first. SIGINT/SIGTERM stop it gracefully: no new work is taken and in-flight builds finish.
 package main
 
 import (
@@ -30,23 +31,22 @@ func main() {
 }
 
 func run() error {
-	cfg, err := config.Load(os.Getenv, ".env")
+	cfg, err := config.LoadWorker(os.Getenv, ".env")
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	cfg.EmbeddedWorker = false // this process is the worker; RunWorker runs it below
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := app.NewLogger(cfg.LogLevel).With("process", "bca-worker")
-	a, err := app.New(ctx, cfg, log)
+	a, err := app.NewWorker(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := net.Listen("tcp", cfg.Sync.WorkerHTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("listen on WORKER_HTTP_ADDR %s: %w", cfg.Sync.WorkerHTTPAddr, err)
 	}
 	srv := app.NewHTTPServer(opsHandler(a))
 	go func() {
@@ -71,21 +71,6 @@ func opsHandler(a *app.App) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		w.Header().Set("Content-Type", "application/json")
-		if err := a.Pool.Ping(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":"postgres unavailable"}`))
-			return
-		}
-		if err := a.Redis.Ping(ctx).Err(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":"redis unavailable"}`))
-			return
-		}
-		_, _ = w.Write([]byte(`{"status":"ok"}`))
-	})
+	mux.Handle("GET /readyz", app.ReadyHandler(a.WorkerReadiness))
 	return mux
 }

@@ -1,5 +1,6 @@
-// Command bcactl holds the operator and developer verbs: apply migrations, grant the admin
-// role, and run the whole service locally with its own PostgreSQL and Redis.
+// Command bcactl holds the operator and developer verbs: apply migrations, provision the
+// bucket and queues, grant the admin role, and run the whole service locally with its own
+// PostgreSQL and Redis.
 package main
 
 import (
@@ -12,7 +13,9 @@ import (
 )
 
 const usage = `usage:
-  bcactl migrate                  apply pending migrations to DATABASE_URL
+  bcactl migrate                  apply pending migrations to DATABASE_URL (the first step of a rollout)
+  bcactl provision [QUEUE.fifo]   create the S3 bucket, the FIFO sync queue and its dead-letter queue
+                                  (idempotent; AWS_S3_BUCKET_NAME, AWS_TASK_SQS_URL, AWS_ENDPOINT_URL…)
   bcactl admin grant LOGIN_ID     give the admin role to an account
   bcactl admin revoke LOGIN_ID    take the admin role away
   bcactl dev                      run API + worker with private PostgreSQL and Redis under ./.data
@@ -43,6 +46,8 @@ func run(ctx context.Context, args []string) error {
 			return errUsage
 		}
 		return setAdmin(ctx, args[2], args[1] == "grant")
+	case "provision":
+		return provision(ctx, args[1:])
 	case "dev":
 		return dev(ctx)
 	case "with-services":

@@ -34,6 +34,7 @@ import (
 	"github.com/bca-app/backend/internal/push"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/storage"
+	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/worker"
 )
@@ -62,38 +63,24 @@ type App struct {
 	SyncNotifier outbox.Notifier
 	Worker       *worker.Worker
 	stopWorker   func()
+	// Queue is the SQS task queue (nil without AWS_TASK_SQS_URL); sender is the API's
+	// background producer in front of it.
+	Queue  *syncqueue.SQS
+	sender *syncqueue.Sender
 }
 
 // New connects to PostgreSQL and Redis, applies migrations when configured, and builds the
-// services and the HTTP handler.
+// services and the HTTP handler of the API (with the sync worker inside when EMBEDDED_WORKER).
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
-	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	a, err := connect(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			a.Close()
 		}
 	}()
-	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	if cfg.RunMigrations {
-		if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
-			return nil, err
-		}
-	}
-	if a.Pool, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
-		return nil, err
-	}
-	redisOpts, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	a.Redis = redis.NewClient(redisOpts)
-	if err := a.Redis.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("ping redis: %w", err)
-	}
-	if a.Store, err = newStore(ctx, cfg); err != nil {
-		return nil, err
-	}
 	mailer, err := newMailer(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -115,7 +102,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}); err != nil {
 		return nil, err
 	}
-	if err := a.newSync(ctx, log); err != nil {
+	if err := a.newSync(ctx, log, true); err != nil {
 		return nil, err
 	}
 	notifier := a.SyncNotifier
@@ -147,12 +134,69 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	return a, nil
 }
 
-// newSync wires the sync pipeline: the producer (SQS or NOTIFY), the service and the worker.
-func (a *App) newSync(ctx context.Context, log *slog.Logger) error {
+// connect opens what every process uses: the registry, PostgreSQL (after migrations when
+// configured), Redis and the object store.
+func connect(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
+	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if cfg.RunMigrations {
+		if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
+	if a.Pool, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	a.Redis = redis.NewClient(redisOpts)
+	if err := a.Redis.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("ping redis: %w", err)
+	}
+	if a.Store, err = newStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// NewWorker builds only what bca-worker uses: PostgreSQL, Redis, the object store, the push
+// sender for sync pushes, the sync service, the task queue and the worker. No HTTP API, chat or
+// mail.
+func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
+	a, err := connect(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if a.Push, err = newPusher(ctx, cfg, db.New(a.Pool), log); err != nil {
+		return nil, err
+	}
+	if err := a.newSync(ctx, log, false); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// newSync wires the sync pipeline: the producer, the service and the worker. In the API
+// (background true) the producer is the background Sender in front of SQS, so no request waits
+// for SQS; in the worker process the sweeper's few bumps are sent directly. Without
+// AWS_TASK_SQS_URL the producer is a NOTIFY to the PostgreSQL-polling workers.
+func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) error {
 	cfg := a.Config
 	metrics := syncsvc.NewMetrics(a.Registry)
-	var queue *worker.SQSQueue
-	a.SyncNotifier = syncsvc.PGNotifier{Pool: a.Pool, Log: log}
+	a.SyncNotifier = syncqueue.PGNotifier{Pool: a.Pool, Log: log}
 	if cfg.AWS.TaskSQSURL != "" {
 		awsCfg, err := AWSConfig(ctx, cfg.AWS)
 		if err != nil {
@@ -163,20 +207,40 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger) error {
 				o.BaseEndpoint = &cfg.AWS.EndpointURL
 			}
 		})
-		queue = worker.NewSQSQueue(client, cfg.AWS.TaskSQSURL, metrics, log)
-		a.SyncNotifier = queue
+		a.Queue = syncqueue.NewSQS(client, cfg.AWS.TaskSQSURL, metrics, log)
+		a.SyncNotifier = a.Queue
+		if background {
+			a.sender = syncqueue.NewSender(a.Queue, syncqueue.SenderOptions{
+				Buffer: cfg.Sync.SendBuffer, Concurrency: cfg.Sync.SendConcurrency, Timeout: cfg.Sync.SendTimeout,
+				Attempts: 5, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second,
+			}, metrics, log.With("component", "sync-sender"))
+			a.SyncNotifier = a.sender
+		}
 	}
 	settings := syncsvc.DefaultSettings()
 	settings.Redirect = cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect
+	settings.LockTTL = cfg.Sync.LockTTL
 	a.Sync = syncsvc.New(syncsvc.Deps{
 		Pool: a.Pool, Store: a.Store, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Push: a.Push,
 		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Metrics: metrics, Log: log,
 	}, settings)
 	a.Worker = worker.New(worker.Deps{
-		Sync: a.Sync, Queue: queue, Pool: a.Pool, Notifier: a.SyncNotifier, Redis: a.Redis,
+		Sync: a.Sync, Queue: a.Queue, Pool: a.Pool, Notifier: a.SyncNotifier, Redis: a.Redis,
 		KeyPrefix: cfg.RedisKeyPrefix, Log: log.With("component", "sync-worker"),
-	}, worker.Defaults())
+	}, WorkerOptions(cfg.Sync))
 	return nil
+}
+
+// WorkerOptions are the worker's production options with the configured settings.
+func WorkerOptions(c config.SyncPipeline) worker.Options {
+	o := worker.Defaults()
+	o.Concurrency = c.WorkerConcurrency
+	o.Visibility = c.Visibility
+	o.WaitTime = c.ReceiveWait
+	o.SweepInterval = c.SweepInterval
+	o.LagThreshold = c.LagThreshold
+	o.ResendInterval = c.ResendInterval
+	return o
 }
 
 // RunWorker runs the sync worker until ctx ends, then lets in-flight builds finish (bounded)
@@ -205,6 +269,10 @@ func (a *App) RunWorker(ctx context.Context) error {
 // abandoned build is retried by another worker once its lock and lease lapse.
 const workerDrainTimeout = 30 * time.Second
 
+// senderDrainTimeout bounds how long a stopping API sends its buffered sync tasks; what is left
+// is re-sent by the sweeper.
+const senderDrainTimeout = 5 * time.Second
+
 // startEmbeddedWorker runs the worker inside this process (make run); Close drains it.
 func (a *App) startEmbeddedWorker() {
 	ctx, stop := context.WithCancel(context.Background())
@@ -228,6 +296,13 @@ func (a *App) Close() {
 	}
 	if a.Chat != nil {
 		a.Chat.Close()
+	}
+	if a.sender != nil { // after the services, whose last commits may still notify
+		ctx, cancel := context.WithTimeout(context.Background(), senderDrainTimeout)
+		if err := a.sender.Close(ctx); err != nil {
+			a.Log.Warn("sync task sender", "err", err)
+		}
+		cancel()
 	}
 	if a.Redis != nil {
 		_ = a.Redis.Close()

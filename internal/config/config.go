@@ -51,7 +51,11 @@ type Config struct {
 
 	RateLimit RateLimits
 
-	// RunMigrations applies pending migrations at start (MIGRATE_ON_START).
+	// Sync tunes the sync pipeline: the worker and the API's background sender.
+	Sync SyncPipeline
+
+	// RunMigrations applies pending migrations at start (MIGRATE_ON_START): on by default for
+	// bca-api and make run, off by default for bca-worker (LoadWorker).
 	RunMigrations bool
 	// EmbeddedWorker runs the sync worker inside the API process (local default).
 	EmbeddedWorker bool // EMBEDDED_WORKER
@@ -77,6 +81,21 @@ type AWS struct {
 	S3Redirect      bool   // AWS_S3_REDIRECT: answer downloads with a presigned redirect
 	TaskSQSURL      string // AWS_TASK_SQS_URL
 	SESEnable       bool   // AWS_SES_ENABLE
+}
+
+// SyncPipeline holds the sync worker's and the sync task sender's settings (docs/sync.md §4).
+type SyncPipeline struct {
+	WorkerHTTPAddr    string        // WORKER_HTTP_ADDR: bca-worker's /metrics, /healthz, /readyz
+	WorkerConcurrency int           // SYNC_WORKER_CONCURRENCY: receive loops (users built at once)
+	Visibility        time.Duration // SYNC_VISIBILITY: SQS visibility a worker asks for, renewed by the heartbeat
+	ReceiveWait       time.Duration // SYNC_RECEIVE_WAIT: SQS long-poll wait
+	LockTTL           time.Duration // SYNC_LOCK_TTL: a crashed builder's per-user lock lapses after it
+	SweepInterval     time.Duration // SYNC_SWEEP_INTERVAL: garbage, time-stale files, gauges
+	LagThreshold      time.Duration // SYNC_LAG_THRESHOLD: a user lagging this long has the work re-sent
+	ResendInterval    time.Duration // SYNC_RESEND_INTERVAL: how often lagging users are looked for
+	SendBuffer        int           // SYNC_SEND_BUFFER: bumps the API's sender holds in memory
+	SendConcurrency   int           // SYNC_SEND_CONCURRENCY: SendMessageBatch calls in flight
+	SendTimeout       time.Duration // SYNC_SEND_TIMEOUT: bound of one SendMessageBatch call
 }
 
 // RateLimits are requests per minute.
@@ -108,6 +127,11 @@ func Defaults() Config {
 		RunMigrations:                true,
 		EmbeddedWorker:               true,
 		LogLevel:                     "info",
+		Sync: SyncPipeline{
+			WorkerHTTPAddr: "127.0.0.1:8081", WorkerConcurrency: 4, Visibility: 15 * time.Second, ReceiveWait: 5 * time.Second,
+			LockTTL: 10 * time.Second, SweepInterval: 30 * time.Second, LagThreshold: 10 * time.Second, ResendInterval: 2 * time.Second,
+			SendBuffer: 10000, SendConcurrency: 4, SendTimeout: 5 * time.Second,
+		},
 	}
 }
 
@@ -126,9 +150,32 @@ func Load(getenv func(string) string, dotenvPath string) (Config, error) {
 	return FromLookup(lookup)
 }
 
+// LoadWorker is Load for bca-worker: the same variables, but migrations are not applied at
+// start unless MIGRATE_ON_START says so (a rollout runs `bcactl migrate` first), and no worker
+// is embedded (the process is one).
+func LoadWorker(getenv func(string) string, dotenvPath string) (Config, error) {
+	fileVars, err := readDotenv(dotenvPath)
+	if err != nil {
+		return Config{}, err
+	}
+	lookup := func(name string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return fileVars[name]
+	}
+	c := Defaults()
+	c.RunMigrations = false
+	c.EmbeddedWorker = false
+	return fromLookup(lookup, c)
+}
+
 // FromLookup builds a Config from a variable lookup function (tests pass a map).
 func FromLookup(lookup func(string) string) (Config, error) {
-	c := Defaults()
+	return fromLookup(lookup, Defaults())
+}
+
+func fromLookup(lookup func(string) string, c Config) (Config, error) {
 	p := parser{lookup: lookup}
 
 	p.str("HTTP_ADDR", &c.HTTPAddr)
@@ -175,6 +222,17 @@ func FromLookup(lookup func(string) string) (Config, error) {
 	p.integer("CHAT_STREAMS_PER_USER", &c.ChatStreamsPerUser)
 	p.integer("RATE_LIMIT_PER_ADDRESS", &c.RateLimit.PerAddress)
 	p.integer("RATE_LIMIT_PER_ACCOUNT", &c.RateLimit.PerAccount)
+	p.str("WORKER_HTTP_ADDR", &c.Sync.WorkerHTTPAddr)
+	p.integer("SYNC_WORKER_CONCURRENCY", &c.Sync.WorkerConcurrency)
+	p.duration("SYNC_VISIBILITY", &c.Sync.Visibility)
+	p.duration("SYNC_RECEIVE_WAIT", &c.Sync.ReceiveWait)
+	p.duration("SYNC_LOCK_TTL", &c.Sync.LockTTL)
+	p.duration("SYNC_SWEEP_INTERVAL", &c.Sync.SweepInterval)
+	p.duration("SYNC_LAG_THRESHOLD", &c.Sync.LagThreshold)
+	p.duration("SYNC_RESEND_INTERVAL", &c.Sync.ResendInterval)
+	p.integer("SYNC_SEND_BUFFER", &c.Sync.SendBuffer)
+	p.integer("SYNC_SEND_CONCURRENCY", &c.Sync.SendConcurrency)
+	p.duration("SYNC_SEND_TIMEOUT", &c.Sync.SendTimeout)
 	p.boolean("MIGRATE_ON_START", &c.RunMigrations)
 	p.boolean("EMBEDDED_WORKER", &c.EmbeddedWorker)
 	p.str("LOG_LEVEL", &c.LogLevel)
@@ -241,12 +299,57 @@ func (c Config) Validate() error {
 	if c.RateLimit.PerAddress < 1 || c.RateLimit.PerAccount < 1 {
 		bad("RATE_LIMIT_*", "must be positive")
 	}
+	errs = append(errs, c.Sync.validate()...)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("LOG_LEVEL", "must be debug, info, warn or error")
 	}
 	return errors.Join(errs...)
+}
+
+func (s SyncPipeline) validate() []error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(s.WorkerHTTPAddr); err != nil {
+		bad("WORKER_HTTP_ADDR", "must be host:port (%v)", err)
+	}
+	if s.WorkerConcurrency < 1 || s.WorkerConcurrency > 256 {
+		bad("SYNC_WORKER_CONCURRENCY", "must be between 1 and 256")
+	}
+	// SQS counts visibility and waits in whole seconds.
+	if s.Visibility < 3*time.Second || s.Visibility > 12*time.Hour || s.Visibility%time.Second != 0 {
+		bad("SYNC_VISIBILITY", "must be whole seconds between 3s and 12h")
+	}
+	if s.ReceiveWait < 0 || s.ReceiveWait > 20*time.Second || s.ReceiveWait%time.Second != 0 {
+		bad("SYNC_RECEIVE_WAIT", "must be whole seconds between 0s and 20s")
+	} else if s.ReceiveWait >= s.Visibility {
+		bad("SYNC_RECEIVE_WAIT", "must be shorter than SYNC_VISIBILITY")
+	}
+	if s.LockTTL < time.Second || s.LockTTL > 10*time.Minute {
+		bad("SYNC_LOCK_TTL", "must be between 1s and 10m")
+	}
+	if s.SweepInterval < time.Second || s.SweepInterval > time.Hour {
+		bad("SYNC_SWEEP_INTERVAL", "must be between 1s and 1h")
+	}
+	if s.LagThreshold < time.Second || s.LagThreshold > time.Hour {
+		bad("SYNC_LAG_THRESHOLD", "must be between 1s and 1h")
+	}
+	if s.ResendInterval < 100*time.Millisecond || s.ResendInterval > s.LagThreshold {
+		bad("SYNC_RESEND_INTERVAL", "must be between 100ms and SYNC_LAG_THRESHOLD")
+	}
+	if s.SendBuffer < 10 || s.SendBuffer > 1_000_000 {
+		bad("SYNC_SEND_BUFFER", "must be between 10 and 1000000")
+	}
+	if s.SendConcurrency < 1 || s.SendConcurrency > 64 {
+		bad("SYNC_SEND_CONCURRENCY", "must be between 1 and 64")
+	}
+	if s.SendTimeout < 100*time.Millisecond || s.SendTimeout > time.Minute {
+		bad("SYNC_SEND_TIMEOUT", "must be between 100ms and 1m")
+	}
+	return errs
 }
 
 // VerificationRequired tells whether a new account must follow the mailed link before signing

@@ -91,3 +91,44 @@ func TestDotenv(t *testing.T) {
 		t.Fatalf("malformed line is reported with its number: %v", err)
 	}
 }
+
+// TestSyncPipelineSettings: the worker's own defaults (address, no migrations at start), and
+// every sync setting is validated with its name.
+func TestSyncPipelineSettings(t *testing.T) {
+	env := valid()
+	api, err := FromLookup(lookup(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := LoadWorker(lookup(env), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !api.RunMigrations || w.RunMigrations || w.EmbeddedWorker || w.Sync.WorkerHTTPAddr == api.HTTPAddr {
+		t.Fatalf("api migrates %v; worker migrates %v, embeds %v, listens on %s (API %s)",
+			api.RunMigrations, w.RunMigrations, w.EmbeddedWorker, w.Sync.WorkerHTTPAddr, api.HTTPAddr)
+	}
+	if w.Sync.Visibility != 15*time.Second || w.Sync.ReceiveWait >= w.Sync.Visibility || w.Sync.LagThreshold > 10*time.Second {
+		t.Fatalf("sync defaults: %+v", w.Sync)
+	}
+	env["MIGRATE_ON_START"] = "true"
+	if w, err := LoadWorker(lookup(env), ""); err != nil || !w.RunMigrations {
+		t.Fatalf("MIGRATE_ON_START=true for the worker: %v, %v", w.RunMigrations, err)
+	}
+	for name, value := range map[string]string{
+		"WORKER_HTTP_ADDR": "8081", "SYNC_WORKER_CONCURRENCY": "0", "SYNC_VISIBILITY": "1500ms",
+		"SYNC_RECEIVE_WAIT": "30s", "SYNC_LOCK_TTL": "0s", "SYNC_SWEEP_INTERVAL": "2h", "SYNC_LAG_THRESHOLD": "0s",
+		"SYNC_RESEND_INTERVAL": "1h", "SYNC_SEND_BUFFER": "1", "SYNC_SEND_CONCURRENCY": "100", "SYNC_SEND_TIMEOUT": "1ms",
+	} {
+		vars := valid()
+		vars[name] = value
+		if _, err := FromLookup(lookup(vars)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%s: error %v does not name the variable", name, value, err)
+		}
+	}
+	vars := valid()
+	vars["SYNC_VISIBILITY"], vars["SYNC_RECEIVE_WAIT"] = "5s", "5s"
+	if _, err := FromLookup(lookup(vars)); err == nil || !strings.Contains(err.Error(), "shorter than SYNC_VISIBILITY") {
+		t.Errorf("a long-poll as long as the visibility: %v", err)
+	}
+}

@@ -258,3 +258,15 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Check is the store's readiness: its directory still exists and is a directory.
+func (l *Local) Check(context.Context) error {
+	st, err := os.Stat(l.root)
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("directory: %s is not a directory", l.root)
+	}
+	return nil
+}

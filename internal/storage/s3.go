@@ -228,3 +228,11 @@ func objectMD5(metadata map[string]string, etag string) string {
 	}
 	return ""
 }
+
+// Check is the store's readiness: the bucket exists and these credentials may use it.
+func (s *S3) Check(ctx context.Context) error {
+	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)}); err != nil {
+		return fmt.Errorf("bucket %s: %w", s.bucket, err)
+	}
+	return nil
+}

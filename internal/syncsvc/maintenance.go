@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/outbox"
@@ -164,25 +162,4 @@ func (s *Service) MarkTimeStale(ctx context.Context, lookback time.Duration, max
 		return nil, nil
 	}
 	return outbox.MarkStale(ctx, s.q, ids...)
-}
-
-// PGNotifier is the producer without SQS: after commit it wakes the workers that poll
-// PostgreSQL (NOTIFY), which then claim the stale users from sync_states. A failed notify only
-// delays the build to the next poll.
-type PGNotifier struct {
-	Pool *pgxpool.Pool
-	Log  *slog.Logger
-}
-
-// NotifyChannel is the PostgreSQL channel NotifySyncWorkers signals.
-const NotifyChannel = "bca_sync_stale"
-
-// Notify signals the workers.
-func (n PGNotifier) Notify(ctx context.Context, bumps []outbox.Bump) {
-	if len(bumps) == 0 {
-		return
-	}
-	if err := db.New(n.Pool).NotifySyncWorkers(ctx); err != nil {
-		n.Log.WarnContext(ctx, "notify sync workers", "err", err)
-	}
 }

@@ -22,6 +22,10 @@ type Metrics struct {
 	DeadLetters prometheus.Counter
 	// NotifyFailures counts queue messages the API could not send (the sweeper re-sends).
 	NotifyFailures prometheus.Counter
+	// SendPending is how many bumps wait in the API's background sender; SendDropped counts
+	// bumps it dropped because its buffer was full or it was closed (the sweeper re-sends them).
+	SendPending prometheus.Gauge
+	SendDropped prometheus.Counter
 	// Resent counts work the sweeper re-sent or re-queued for lagging users.
 	Resent prometheus.Counter
 	// GarbageDeleted counts replaced or orphaned objects removed from storage.
@@ -78,6 +82,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "bca_sync_queue_messages", Help: "Approximate SQS queue depth.",
 		}, []string{"queue", "state"}),
 	}
+	m.SendPending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "bca_sync_send_pending", Help: "Sync tasks waiting in the producer's in-process buffer.",
+	})
+	m.SendDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bca_sync_send_dropped_total", Help: "Sync tasks the producer dropped (buffer full or closed); the sweeper re-sends them.",
+	})
+	reg.MustRegister(m.SendPending, m.SendDropped)
 	reg.MustRegister(m.Builds, m.BuildSeconds, m.LagSeconds, m.FileBytes, m.DeadLetters, m.NotifyFailures,
 		m.Resent, m.GarbageDeleted, m.StaleUsers, m.OldestStaleSeconds, m.DeadLetteredUsers, m.QueueMessages)
 	return m

@@ -17,25 +17,36 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/bca-app/backend/internal/outbox"
+	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/worker"
 )
 
 // BenchmarkSyncLag measures the sync lag from the commit of a change to the publication of a
-// file holding it (SYNC.md §4: p50/p99) under a steady write load, on both queues, with one
+// file holding it (docs/sync.md §4: p50/p99) under a steady write load, on both queues, with one
 // worker of production options in this process. It asserts nothing; record the figures:
 //
 //	go run ./cmd/bcactl with-services -- go test -run '^$' -bench SyncLag -benchtime 1x ./internal/worker/
 //
-// It also reports the process's peak heap while the worker ran (worker memory).
+// It also reports the process's peak heap while the worker ran (worker memory). On the SQS path
+// writes go through the API's background sender, and the "crash" runs have two workers of which
+// one is killed (its context cancelled: in-flight builds abandoned, messages and locks left to
+// lapse, as after SIGKILL) twice during the run and replaced.
 func BenchmarkSyncLag(b *testing.B) {
 	for _, mode := range []string{"postgres", "sqs"} {
 		for _, rate := range []int{50, 200} {
 			b.Run(fmt.Sprintf("%s/writes=%d_per_s", mode, rate), func(b *testing.B) {
 				for range b.N {
-					measureLag(b, mode, rate, 10*time.Second)
+					measureLag(b, mode, rate, 10*time.Second, 0)
 				}
 			})
+			if mode == "sqs" {
+				b.Run(fmt.Sprintf("%s/writes=%d_per_s/crash", mode, rate), func(b *testing.B) {
+					for range b.N {
+						measureLag(b, mode, rate, 10*time.Second, 2)
+					}
+				})
+			}
 		}
 	}
 }
@@ -45,16 +56,25 @@ type pendingWrite struct {
 	at            time.Time
 }
 
-func measureLag(b *testing.B, mode string, rate int, duration time.Duration) {
-	p := newPipeline(b, mode, 10)
+func measureLag(b *testing.B, mode string, rate int, duration time.Duration, crashes int) {
+	p := newPipeline(b, mode, 50)
 	opts := worker.Defaults()
 	// moto fixes, at the start of a long poll, which FIFO groups are in flight and does not
 	// deliver their later messages until the poll ends; real SQS does not. A short poll keeps
 	// that artefact from dominating the figures.
 	opts.WaitTime = time.Second
-	startWorker(b, p.deps, opts)
+	var workersMu sync.Mutex
+	workers := []*runningWorker{startWorker(b, p.deps, opts)}
+	if crashes > 0 {
+		workers = append(workers, startWorker(b, p.deps, opts))
+	}
 	w := p.e.NewWorld()
 	w.Notifier = p.producer
+	if mode == "sqs" { // the API's producer: a background sender
+		sender := syncqueue.NewSender(p.deps.Queue, syncqueue.DefaultSenderOptions(), p.e.Svc.Metrics(), p.e.Log)
+		b.Cleanup(func() { _ = sender.Close(ctx) })
+		w.Notifier = sender
+	}
 	const users = 50
 	profileOf := map[int64]int64{}
 	var ids []int64
@@ -125,6 +145,14 @@ func measureLag(b *testing.B, mode string, rate int, duration time.Duration) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	deadline := time.Now().Add(duration)
+	for i := range crashes {
+		time.AfterFunc(duration*time.Duration(i+1)/time.Duration(crashes+1), func() {
+			workersMu.Lock()
+			defer workersMu.Unlock()
+			workers[0].kill()
+			workers[0] = startWorker(b, p.deps, opts)
+		})
+	}
 	inFlight := make(chan struct{}, 8)
 	var writers sync.WaitGroup
 	writes := 0

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bca-app/backend/internal/syncsvc"
+	"github.com/bca-app/backend/internal/syncqueue"
 )
 
 // consumePostgres is one loop of the PostgreSQL queue: claim a stale user (FOR UPDATE SKIP
@@ -76,7 +76,7 @@ func (w *Worker) listenOnce(ctx context.Context, wake *signal) error {
 	// The connection keeps its LISTEN state, so it never goes back to the pool.
 	conn := pc.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+syncsvc.NotifyChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+syncqueue.NotifyChannel); err != nil {
 		return err
 	}
 	wake.broadcast() // work may have been signalled while not listening
@@ -88,11 +88,13 @@ func (w *Worker) listenOnce(ctx context.Context, wake *signal) error {
 	}
 }
 
-// consumeSQS is one loop of the SQS consumer: receive a batch, build each user in it (one
-// user's messages together: one build answers all of them), then ack, back off or dead-letter.
+// consumeSQS is one loop of the SQS consumer: receive a batch and handle it. The receive's
+// visibility is short (SYNC_VISIBILITY) and its wait shorter (SYNC_RECEIVE_WAIT), so neither a
+// dead worker's messages nor a long-poll it left open hide a user's tasks for longer than one
+// visibility window.
 func (w *Worker) consumeSQS(ctx, take context.Context) {
 	for take.Err() == nil {
-		ds, err := w.Queue.receive(take, w.opts.WaitTime, w.opts.Visibility)
+		ds, err := w.Queue.Receive(take, w.opts.WaitTime, w.opts.Visibility)
 		if err != nil {
 			if take.Err() != nil {
 				return
@@ -101,38 +103,47 @@ func (w *Worker) consumeSQS(ctx, take context.Context) {
 			sleep(take, time.Second)
 			continue
 		}
-		byUser := map[int64][]delivery{}
-		var invalid []delivery
-		for _, d := range ds {
-			if d.valid {
-				byUser[d.body.UserID] = append(byUser[d.body.UserID], d)
-			} else {
-				invalid = append(invalid, d)
-			}
-		}
-		if len(invalid) > 0 {
-			w.rejectInvalid(ctx, invalid)
-		}
-		var wg sync.WaitGroup
-		for userID, uds := range byUser {
-			wg.Go(func() { w.handleMessages(ctx, userID, uds) })
-		}
-		wg.Wait()
+		w.HandleDeliveries(ctx, ds)
 	}
 }
 
+// HandleDeliveries processes received task messages: each user in them is built once (one
+// build answers all of a user's messages) under the visibility heartbeat, then its messages
+// are acknowledged, hidden until the retry, or left to reappear when ctx ended mid-build.
+// Undecodable messages go to the dead-letter path. It is the one code path of every driver of
+// the worker: the receive loop here, and an event-driven driver that is handed the messages.
+func (w *Worker) HandleDeliveries(ctx context.Context, ds []syncqueue.Delivery) {
+	byUser := map[int64][]syncqueue.Delivery{}
+	var invalid []syncqueue.Delivery
+	for _, d := range ds {
+		if d.Valid {
+			byUser[d.UserID] = append(byUser[d.UserID], d)
+		} else {
+			invalid = append(invalid, d)
+		}
+	}
+	if len(invalid) > 0 {
+		w.rejectInvalid(ctx, invalid)
+	}
+	var wg sync.WaitGroup
+	for userID, uds := range byUser {
+		wg.Go(func() { w.handleMessages(ctx, userID, uds) })
+	}
+	wg.Wait()
+}
+
 // handleMessages builds userID for the messages and settles them.
-func (w *Worker) handleMessages(ctx context.Context, userID int64, ds []delivery) {
-	stopExtending := w.keepHidden(ctx, ds)
+func (w *Worker) handleMessages(ctx context.Context, userID int64, ds []syncqueue.Delivery) {
+	stopHeartbeat := w.Queue.KeepHidden(ctx, ds, w.opts.Visibility)
 	o, retryAt := w.attempt(ctx, userID)
-	stopExtending()
+	stopHeartbeat()
 	var err error
 	switch o {
 	case settled, parked:
 		// Parked users are in PostgreSQL as dead-lettered; the sweeper comes back for them.
-		err = w.Queue.ack(ctx, ds)
+		err = w.Queue.Ack(ctx, ds)
 	case retry, later:
-		err = w.Queue.hide(ctx, ds, time.Until(retryAt))
+		err = w.Queue.Hide(ctx, ds, time.Until(retryAt))
 	case aborted:
 		return // the messages reappear when their visibility lapses
 	}
@@ -141,49 +152,27 @@ func (w *Worker) handleMessages(ctx context.Context, userID int64, ds []delivery
 	}
 }
 
-// keepHidden extends the messages' visibility while a build runs, so a slow build is not handed
-// to a second worker; a crashed worker stops extending and the messages come back.
-func (w *Worker) keepHidden(ctx context.Context, ds []delivery) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(w.opts.Visibility / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := w.Queue.hide(ctx, ds, w.opts.Visibility); err != nil && ctx.Err() == nil {
-					w.Log.WarnContext(ctx, "extend sync task visibility", "err", err)
-				}
-			}
-		}
-	})
-	return func() { cancel(); wg.Wait() }
-}
-
 // rejectInvalid handles messages that are not tasks. With a redrive policy SQS moves them to
 // the dead-letter queue after its receive limit; they are hidden until then so they do not
 // spin. Without one they are deleted once they have come back as often as a failing build may.
-func (w *Worker) rejectInvalid(ctx context.Context, ds []delivery) {
+func (w *Worker) rejectInvalid(ctx context.Context, ds []syncqueue.Delivery) {
 	ids := make([]string, len(ds))
 	for i, d := range ds {
-		ids[i] = d.id
-		if d.receives <= 1 { // counted once, not at every redelivery
+		ids[i] = d.ID
+		if d.Receives <= 1 { // counted once, not at every redelivery
 			w.Sync.Metrics().DeadLetters.Inc()
 		}
 	}
 	w.Log.ErrorContext(ctx, "undecodable sync task messages", "message_ids", ids)
-	if w.Queue.hasRedrive(ctx) {
-		if err := w.Queue.hide(ctx, ds, w.opts.Retry.BaseBackoff); err != nil {
+	if w.Queue.HasRedrive(ctx) {
+		if err := w.Queue.Hide(ctx, ds, w.opts.Retry.BaseBackoff); err != nil {
 			w.Log.WarnContext(ctx, "hide undecodable sync tasks", "err", err)
 		}
 		return
 	}
-	expired := slices.DeleteFunc(slices.Clone(ds), func(d delivery) bool { return d.receives < w.opts.Retry.MaxAttempts })
+	expired := slices.DeleteFunc(slices.Clone(ds), func(d syncqueue.Delivery) bool { return d.Receives < w.opts.Retry.MaxAttempts })
 	if len(expired) > 0 {
-		if err := w.Queue.ack(ctx, expired); err != nil {
+		if err := w.Queue.Ack(ctx, expired); err != nil {
 			w.Log.WarnContext(ctx, "drop undecodable sync tasks", "err", err)
 		}
 	}

@@ -14,13 +14,14 @@ import (
 
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/storage"
+	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/testenv"
 	"github.com/bca-app/backend/internal/worker"
 )
 
-// TestSyncConvergence is SYNC.md §4's acceptance test: many random writes by several users while
+// TestSyncConvergence is docs/sync.md §4's acceptance test: many random writes by several users while
 // messages are dropped, duplicated and reordered, a worker is killed in the middle of a build,
 // storage fails now and then and Redis restarts; once the queue drains, every user's file holds
 // exactly the rows of a fresh full build. It runs on both queues.
@@ -51,11 +52,11 @@ func testConvergence(t *testing.T, mode string) {
 	victimStore := synctest.NewFaultyStore(flaky)
 	victimSvc := e.NewService(victimStore)
 	var tq *testQueue
-	queueFor := func(svc *syncsvc.Service) *worker.SQSQueue { return nil }
-	var producer outbox.Notifier = syncsvc.PGNotifier{Pool: e.Pool, Log: e.Log}
+	queueFor := func(svc *syncsvc.Service) *syncqueue.SQS { return nil }
+	var producer outbox.Notifier = syncqueue.PGNotifier{Pool: e.Pool, Log: e.Log}
 	if mode == "sqs" {
 		tq = newTestQueue(t, opts.Visibility, 50)
-		queueFor = func(svc *syncsvc.Service) *worker.SQSQueue { return tq.queue(e, svc) }
+		queueFor = func(svc *syncsvc.Service) *syncqueue.SQS { return tq.queue(e, svc) }
 		producer = queueFor(e.Svc)
 	}
 	chaos := &chaosNotifier{real: producer, queue: queueFor(e.Svc), rng: rand.New(rand.NewPCG(rng.Uint64(), 1))}

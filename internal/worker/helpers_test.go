@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/bca-app/backend/internal/outbox"
+	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/testenv"
@@ -77,8 +78,8 @@ func newTestQueue(t testing.TB, visibility time.Duration, maxReceiveCount int) *
 	return &testQueue{client: client, url: aws.ToString(main.QueueUrl), dlqURL: aws.ToString(dlq.QueueUrl), maxReceiveCount: maxReceiveCount}
 }
 
-func (q *testQueue) queue(e *synctest.Env, svc *syncsvc.Service) *worker.SQSQueue {
-	return worker.NewSQSQueue(q.client, q.url, svc.Metrics(), e.Log)
+func (q *testQueue) queue(e *synctest.Env, svc *syncsvc.Service) *syncqueue.SQS {
+	return syncqueue.NewSQS(q.client, q.url, svc.Metrics(), e.Log)
 }
 
 // depth is the number of messages in a queue, visible or in flight.
@@ -110,6 +111,7 @@ func fastOptions() worker.Options {
 	o.WaitTime = time.Second
 	o.SweepInterval = 300 * time.Millisecond
 	o.LagThreshold = 1500 * time.Millisecond
+	o.ResendInterval = 300 * time.Millisecond
 	return o
 }
 
@@ -146,7 +148,7 @@ func (rw *runningWorker) stop(t testing.TB) {
 // sends some again later with an older version (reordered delivery).
 type chaosNotifier struct {
 	real  outbox.Notifier
-	queue *worker.SQSQueue // set on the SQS path: duplicates need fresh deduplication ids
+	queue *syncqueue.SQS // set on the SQS path: duplicates need fresh deduplication ids
 
 	mu                  sync.Mutex
 	rng                 *rand.Rand
@@ -189,11 +191,7 @@ func (c *chaosNotifier) Notify(ctx context.Context, bumps []outbox.Bump) {
 		return
 	}
 	// Same task again, under a deduplication id SQS has not seen.
-	claims := make([]syncsvc.Claim, 0, len(dup)+len(late))
-	for _, b := range append(dup, late...) {
-		claims = append(claims, syncsvc.Claim{UserID: b.UserID, Version: b.Version})
-	}
-	if err := c.queue.Send(ctx, claims, "-chaos-"+strconv.Itoa(seq)); err != nil {
+	if err := c.queue.Send(ctx, append(dup, late...), "-chaos-"+strconv.Itoa(seq)); err != nil {
 		slog.Default().Warn("chaos re-send", "err", err)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"strconv"
 	"time"
+
+	"github.com/bca-app/backend/internal/outbox"
 )
 
-// sweep runs the sweeper every SweepInterval until ctx ends (SYNC.md §4.4): it re-sends work for
+// sweep runs the sweeper every SweepInterval until ctx ends (docs/sync.md §4.4): it re-sends work for
 // users whose file lags too long (a lost message only delays an update), marks files that
 // changed with time (expired tombstones, an older builder), deletes replaced objects and sets
 // the backlog gauges. One worker sweeps per interval; the others skip.
@@ -22,15 +24,34 @@ func (w *Worker) sweep(ctx context.Context) {
 	}
 }
 
-// sweeperTurn elects this worker as the sweeper for one interval. Without Redis every worker
-// sweeps, which costs queries but nothing else.
+// resend re-sends the work of lagging users every ResendInterval until ctx ends (SQS only):
+// the safety net under the API's background sender, so a bump it dropped or a process that
+// died with bumps in its buffer delays a user by seconds.
+func (w *Worker) resend(ctx context.Context) {
+	for {
+		if w.electedFor(ctx, "sync:resender", w.opts.ResendInterval) {
+			w.resendLagging(ctx)
+		}
+		if !sleep(ctx, w.opts.ResendInterval) {
+			return
+		}
+	}
+}
+
+// sweeperTurn elects this worker as the sweeper for one interval.
 func (w *Worker) sweeperTurn(ctx context.Context) bool {
+	return w.electedFor(ctx, "sync:sweeper", w.opts.SweepInterval)
+}
+
+// electedFor elects this worker for one interval of a periodic job. Without Redis every worker
+// runs it, which costs queries but nothing else.
+func (w *Worker) electedFor(ctx context.Context, key string, interval time.Duration) bool {
 	if w.Redis == nil {
 		return true
 	}
-	ok, err := w.Redis.SetNX(ctx, w.KeyPrefix+"sync:sweeper", rand.Text(), w.opts.SweepInterval*9/10).Result()
+	ok, err := w.Redis.SetNX(ctx, w.KeyPrefix+key, rand.Text(), interval*9/10).Result()
 	if err != nil {
-		w.Log.WarnContext(ctx, "sweeper election; sweeping anyway", "err", err)
+		w.Log.WarnContext(ctx, "election of a periodic sync job; running it anyway", "job", key, "err", err)
 		return true
 	}
 	return ok
@@ -48,7 +69,7 @@ func (w *Worker) sweepOnce(ctx context.Context) {
 	}
 	if w.Queue != nil {
 		w.resendLagging(ctx)
-		if err := w.Queue.updateDepthGauges(ctx); err != nil {
+		if err := w.Queue.UpdateDepthGauges(ctx); err != nil {
 			w.Log.WarnContext(ctx, "sweeper: queue depth", "err", err)
 		}
 	}
@@ -85,7 +106,11 @@ func (w *Worker) resendLagging(ctx context.Context) {
 		// A fresh deduplication id: the original message may still be inside SQS's five-minute
 		// deduplication window.
 		suffix := "-sweep-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		if err := w.Queue.Send(ctx, claims, suffix); err != nil {
+		bumps := make([]outbox.Bump, len(claims))
+		for i, c := range claims {
+			bumps[i] = outbox.Bump{UserID: c.UserID, Version: c.Version}
+		}
+		if err := w.Queue.Send(ctx, bumps, suffix); err != nil {
 			w.Log.ErrorContext(ctx, "sweeper: re-send sync tasks", "users", len(claims), "err", err)
 		}
 		w.Sync.Metrics().Resent.Add(float64(len(claims)))

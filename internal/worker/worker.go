@@ -1,4 +1,4 @@
-// Package worker keeps users' sync files current (SYNC.md §4): it takes "user U is owed a new
+// Package worker keeps users' sync files current (docs/sync.md §4): it takes "user U is owed a new
 // file" work from the SQS queue, or without SQS claims stale users from PostgreSQL, and has
 // syncsvc build them; failed builds are retried with back-off and eventually dead-lettered; a
 // sweeper re-sends work for users who lag too long, collects replaced objects and reports the
@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/internal/outbox"
+	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc"
 )
 
@@ -38,13 +39,16 @@ type Options struct {
 	// after it.
 	Lease time.Duration
 
-	// Visibility is how long a received SQS message stays hidden; it is extended every third of
-	// it while the build runs. WaitTime is the long-poll wait.
+	// Visibility is how long a received SQS message stays hidden; the heartbeat extends it every
+	// third of it while the build runs, so a crashed worker's messages return within it.
+	// WaitTime is the long-poll wait, shorter than Visibility.
 	Visibility, WaitTime time.Duration
 
 	// SweepInterval is how often the sweeper runs; LagThreshold is how long a user's file may
-	// lag before the sweeper sends the work again (SYNC.md §4.4).
-	SweepInterval, LagThreshold time.Duration
+	// lag before the work is sent again (docs/sync.md §4.4), which is checked every
+	// ResendInterval (SQS only: a lost or dropped message costs at most about
+	// LagThreshold + ResendInterval).
+	SweepInterval, LagThreshold, ResendInterval time.Duration
 	// GarbageBatch objects are deleted per round, RebuildBatch files of an older builder marked
 	// per sweep, and tombstones expired within TombstoneLookback are looked for.
 	GarbageBatch, RebuildBatch int
@@ -59,10 +63,11 @@ func Defaults() Options {
 		BusyDelay:         500 * time.Millisecond,
 		PollInterval:      time.Second,
 		Lease:             2 * time.Minute,
-		Visibility:        60 * time.Second,
-		WaitTime:          20 * time.Second,
+		Visibility:        15 * time.Second,
+		WaitTime:          5 * time.Second,
 		SweepInterval:     30 * time.Second,
-		LagThreshold:      2 * time.Minute,
+		LagThreshold:      10 * time.Second,
+		ResendInterval:    2 * time.Second,
 		GarbageBatch:      100,
 		RebuildBatch:      100,
 		TombstoneLookback: 7 * 24 * time.Hour,
@@ -73,7 +78,7 @@ func Defaults() Options {
 type Deps struct {
 	Sync *syncsvc.Service
 	// Queue is the SQS queue; nil means the PostgreSQL queue (sync_states) is used.
-	Queue *SQSQueue
+	Queue *syncqueue.SQS
 	// Pool is for LISTEN in PostgreSQL mode.
 	Pool *pgxpool.Pool
 	// Notifier announces bumps the sweeper makes (the same producer the API uses).
@@ -97,6 +102,9 @@ type Worker struct {
 
 // New returns a worker; Run starts it.
 func New(d Deps, o Options) *Worker {
+	if o.ResendInterval <= 0 {
+		o.ResendInterval = o.SweepInterval
+	}
 	return &Worker{Deps: d, opts: o, stopping: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -128,6 +136,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { w.sweep(take) })
 	if w.Queue != nil {
+		wg.Go(func() { w.resend(take) })
 		for range w.opts.Concurrency {
 			wg.Go(func() { w.consumeSQS(ctx, take) })
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/storage"
+	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/worker"
@@ -34,7 +35,7 @@ func newPipeline(t testing.TB, mode string, maxReceiveCount int) *pipeline {
 	}
 	p := &pipeline{store: synctest.NewFaultyStore(base)}
 	p.e = synctest.New(t, synctest.Options{Store: p.store})
-	p.producer = syncsvc.PGNotifier{Pool: p.e.Pool, Log: p.e.Log}
+	p.producer = syncqueue.PGNotifier{Pool: p.e.Pool, Log: p.e.Log}
 	p.deps = worker.Deps{Sync: p.e.Svc, Pool: p.e.Pool, Redis: p.e.Redis, KeyPrefix: p.e.Prefix, Log: p.e.Log}
 	if mode == "sqs" {
 		p.tq = newTestQueue(t, 2*time.Second, maxReceiveCount)
@@ -245,5 +246,47 @@ func TestSyncSweeperReportsBacklog(t *testing.T) {
 	}
 	if got := gauge(t, m.QueueMessages.WithLabelValues("dead_letter", "visible")); got != 0 {
 		t.Errorf("dead-letter queue depth %v", got)
+	}
+}
+
+// TestSyncSenderOverflowIsResent: the API's background sender, its buffer full, drops tasks
+// instead of blocking the request; the users stay stale in sync_states and the resender sends
+// their work again, so every file converges.
+func TestSyncSenderOverflowIsResent(t *testing.T) {
+	p := newPipeline(t, "sqs", 10)
+	w := p.e.NewWorld() // its notifier drops everything: the bumps are sent below
+	for range 30 {
+		w.Profile(t, w.User(t), synctest.ProfileSpec{})
+	}
+	rows, err := p.e.Pool.Query(ctx, `SELECT user_id, wanted_version FROM sync_states WHERE built_version < wanted_version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bumps []outbox.Bump
+	for rows.Next() {
+		var b outbox.Bump
+		if err := rows.Scan(&b.UserID, &b.Version); err != nil {
+			t.Fatal(err)
+		}
+		bumps = append(bumps, b)
+	}
+	if rows.Close(); rows.Err() != nil || len(bumps) < 30 {
+		t.Fatalf("%d stale users (%v)", len(bumps), rows.Err())
+	}
+	opts := syncqueue.DefaultSenderOptions()
+	opts.Buffer, opts.Concurrency = 10, 1
+	sender := syncqueue.NewSender(p.deps.Queue, opts, p.e.Svc.Metrics(), p.e.Log)
+	sender.Notify(ctx, bumps) // returns at once, whatever does not fit is dropped
+	dropped := counter(t, p.e.Svc.Metrics().SendDropped)
+	if dropped == 0 {
+		t.Fatalf("dropped %v of %d bumps with a buffer of %d", dropped, len(bumps), opts.Buffer)
+	}
+	if err := sender.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, p.deps, fastOptions())
+	waitDrained(t, p.e, 60*time.Second)
+	if counter(t, p.e.Svc.Metrics().Resent) == 0 {
+		t.Fatal("the resender should have re-sent the dropped users' work")
 	}
 }
