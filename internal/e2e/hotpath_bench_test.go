@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,4 +282,71 @@ func BenchmarkHotPathAllocs(b *testing.B) {
 	b.Run("getProfile", serve("GET", fmt.Sprintf("/api/v1/profiles/%d", target.Id), http.StatusOK, "Authorization", auth, "X-Profile-Id", acting))
 	b.Run("getMyAccount", serve("GET", "/api/v1/account", http.StatusOK, "Authorization", auth))
 	b.Run("headSync", serve("HEAD", "/api/v1/sync", http.StatusOK, "Authorization", auth))
+}
+
+// BenchmarkHotPathSignInStorm signs in from 64 connections at once with the production argon2id
+// cost. Hashing runs at most GOMAXPROCS at a time; the rest is refused with 503 + Retry-After.
+// It reports the answers and the peak RSS of the process during the storm (server, second
+// test server and clients together: an upper bound of the server's).
+//
+//	go test -run '^$' -bench 'HotPathSignInStorm' -benchtime 30s ./internal/e2e/
+func BenchmarkHotPathSignInStorm(b *testing.B) {
+	e, _, url := hotServer(b, func(c *config.Config) { c.Password = config.Defaults().Password })
+	accounts := make([]User, 64)
+	for i := range accounts {
+		accounts[i] = e.SignUp(b)
+	}
+	tr := &http.Transport{MaxIdleConns: 128, MaxIdleConnsPerHost: 128}
+	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	var ok, busy, next atomicCounter
+	b.SetParallelism(32) // 64 goroutines on 2 CPUs
+	// Reset the peak RSS (VmHWM) so it measures the storm, not the set-up's sign-ups.
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		u := accounts[int(next.add())%len(accounts)]
+		body := `{"login":"` + u.LoginID + `","password":"` + Password + `"}`
+		for pb.Next() {
+			resp, err := client.Post(url+"/api/v1/account/signin", "application/json", strings.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == http.StatusOK:
+				ok.add()
+			case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+				busy.add()
+			default:
+				b.Errorf("sign in: %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(ok.load()), "ok")
+	b.ReportMetric(float64(busy.load()), "503s")
+	b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+}
+
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) add() int64  { return c.n.Add(1) - 1 }
+func (c *atomicCounter) load() int64 { return c.n.Load() }
+
+// peakRSSMiB is the process's peak resident set size (VmHWM) in MiB.
+func peakRSSMiB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
