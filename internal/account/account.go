@@ -323,7 +323,9 @@ func (s *Service) SignIn(ctx context.Context, login, password string, c Client) 
 	}
 	user, err := s.q.GetUserForSignIn(ctx, db.GetUserForSignInParams{LoginKey: key, EmailKey: key})
 	if errors.Is(err, pgx.ErrNoRows) {
-		s.hasher.VerifyDummy(password)
+		if err := s.hasher.VerifyDummy(password); err != nil {
+			return Session{}, err
+		}
 		return Session{}, errInvalidCredentials
 	}
 	if err != nil {
@@ -422,7 +424,13 @@ func (s *Service) handleReuse(ctx context.Context, hash []byte) error {
 	if err != nil {
 		return fmt.Errorf("look up retired refresh token: %w", err)
 	}
-	if err := s.q.RevokeSessionByID(ctx, db.RevokeSessionByIDParams{ID: sessionID, RevokeReason: ptr("refresh_token_reuse")}); err != nil {
+	userID, err := s.q.GetSessionUserID(ctx, sessionID)
+	if err != nil {
+		return fmt.Errorf("look up reused session: %w", err)
+	}
+	if err := s.authn.Revoking(ctx, userID, func() error {
+		return s.q.RevokeSessionByID(ctx, db.RevokeSessionByIDParams{ID: sessionID, RevokeReason: ptr("refresh_token_reuse")})
+	}); err != nil {
 		return fmt.Errorf("revoke reused session: %w", err)
 	}
 	s.log.WarnContext(ctx, "refresh token reused; session revoked", "session_id", sessionID)
@@ -431,7 +439,10 @@ func (s *Service) handleReuse(ctx context.Context, hash []byte) error {
 
 // SignOut ends the caller's session and blacklists its access token.
 func (s *Service) SignOut(ctx context.Context, p auth.Principal) error {
-	if _, err := s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: p.SessionID, UserID: p.UserID, RevokeReason: ptr("sign_out")}); err != nil {
+	if err := s.authn.Revoking(ctx, p.UserID, func() error {
+		_, err := s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: p.SessionID, UserID: p.UserID, RevokeReason: ptr("sign_out")})
+		return err
+	}); err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
 	return s.blacklist(ctx, p)
@@ -439,16 +450,19 @@ func (s *Service) SignOut(ctx context.Context, p auth.Principal) error {
 
 // SignOutEverywhere ends every session of the caller.
 func (s *Service) SignOutEverywhere(ctx context.Context, p auth.Principal) error {
-	if _, err := s.q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: p.UserID, KeepSessionID: 0, Reason: ptr("sign_out_everywhere")}); err != nil {
+	if err := s.authn.Revoking(ctx, p.UserID, func() error {
+		_, err := s.q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: p.UserID, KeepSessionID: 0, Reason: ptr("sign_out_everywhere")})
+		return err
+	}); err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}
 	return s.blacklist(ctx, p)
 }
 
-// blacklist stops the current access token at once; the session row is already revoked, which
-// every request checks too, so a Redis failure here is logged rather than failing sign-out.
+// blacklist stops the current access token at once; the session is already revoked (and its
+// cached record made stale), so a Redis failure here is logged rather than failing sign-out.
 func (s *Service) blacklist(ctx context.Context, p auth.Principal) error {
-	if err := s.authn.Blacklist(ctx, p.TokenID, p.ExpiresAt); err != nil {
+	if err := s.authn.Blacklist(ctx, p.UserID, p.TokenID, p.ExpiresAt); err != nil {
 		s.log.WarnContext(ctx, "blacklist token", "err", err)
 	}
 	return nil
@@ -465,7 +479,11 @@ func (s *Service) ListSessions(ctx context.Context, p auth.Principal, beforeID i
 
 // RevokeSession ends one of the caller's sessions.
 func (s *Service) RevokeSession(ctx context.Context, p auth.Principal, sessionID int64) error {
-	n, err := s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: sessionID, UserID: p.UserID, RevokeReason: ptr("revoked_by_user")})
+	var n int64
+	err := s.authn.Revoking(ctx, p.UserID, func() (err error) {
+		n, err = s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: sessionID, UserID: p.UserID, RevokeReason: ptr("revoked_by_user")})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
@@ -569,13 +587,15 @@ func (s *Service) ChangePassword(ctx context.Context, p auth.Principal, current,
 	if err != nil {
 		return err
 	}
-	return postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
-		if err := q.UpdateUserPasswordHash(ctx, db.UpdateUserPasswordHashParams{ID: user.ID, PasswordHash: hash}); err != nil {
-			return fmt.Errorf("store password: %w", err)
-		}
-		_, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: p.SessionID, Reason: ptr("password_changed")})
-		return err
+	return s.authn.Revoking(ctx, user.ID, func() error {
+		return postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+			q := s.q.WithTx(tx)
+			if err := q.UpdateUserPasswordHash(ctx, db.UpdateUserPasswordHashParams{ID: user.ID, PasswordHash: hash}); err != nil {
+				return fmt.Errorf("store password: %w", err)
+			}
+			_, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: p.SessionID, Reason: ptr("password_changed")})
+			return err
+		})
 	})
 }
 
@@ -592,7 +612,15 @@ func (s *Service) Deactivate(ctx context.Context, p auth.Principal, password str
 	if err := s.checkPassword(user, password); err != nil {
 		return err
 	}
-	err = s.out.Write(ctx, func(t *outbox.Tx) error {
+	err = s.authn.Revoking(ctx, user.ID, func() error { return s.deactivate(ctx, user, reason) })
+	if err != nil {
+		return err
+	}
+	return s.blacklist(ctx, p)
+}
+
+func (s *Service) deactivate(ctx context.Context, user db.User, reason *string) error {
+	return s.out.Write(ctx, func(t *outbox.Tx) error {
 		if _, err := t.Q.DeactivateUser(ctx, db.DeactivateUserParams{ID: user.ID, DeactivationReason: reason}); err != nil {
 			return fmt.Errorf("deactivate: %w", err)
 		}
@@ -616,10 +644,6 @@ func (s *Service) Deactivate(ctx context.Context, p auth.Principal, password str
 		}
 		return t.ProfilesChanged(ctx, ids...)
 	})
-	if err != nil {
-		return err
-	}
-	return s.blacklist(ctx, p)
 }
 
 // SetImage stores an uploaded image as the account image; the previous one is released after

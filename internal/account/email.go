@@ -167,7 +167,8 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string, 
 	if err := s.limitAddress(ctx, "reset", c); err != nil {
 		return err
 	}
-	return postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	var resetUser int64
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		t, err := q.ConsumeEmailToken(ctx, db.ConsumeEmailTokenParams{TokenHash: auth.HashSecret(token), Purpose: purposeReset})
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -193,7 +194,21 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string, 
 		if _, err := q.MarkEmailVerified(ctx, db.MarkEmailVerifiedParams{ID: user.ID, EmailKey: bca.Key(t.Email)}); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("mark verified: %w", err)
 		}
-		_, err = q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: 0, Reason: ptr("password_reset")})
-		return err
+		if _, err = q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: 0, Reason: ptr("password_reset")}); err != nil {
+			return err
+		}
+		// Cached session records go stale before the commit (a failure rolls back) and again
+		// after it (see auth.Authenticator.Revoking).
+		if err := s.authn.UserChanged(ctx, user.ID); err != nil {
+			return bca.E(bca.KindUnavailable, "auth.cache_unavailable", "The session store is unavailable; try again shortly.")
+		}
+		resetUser = user.ID
+		return nil
 	})
+	if err == nil && resetUser != 0 {
+		if err := s.authn.UserChanged(ctx, resetUser); err != nil {
+			s.log.ErrorContext(ctx, "invalidate session cache after a password reset", "user_id", resetUser, "err", err)
+		}
+	}
+	return err
 }

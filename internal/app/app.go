@@ -224,6 +224,8 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) er
 		Pool: a.Pool, Store: a.Store, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Push: a.Push,
 		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Metrics: metrics, Log: log,
 	}, settings)
+	// Bumps mark the poll's cached sync state stale before they reach the queue (docs/sync.md §3).
+	a.SyncNotifier = syncsvc.StateNotifier{Sync: a.Sync, Next: a.SyncNotifier}
 	a.Worker = worker.New(worker.Deps{
 		Sync: a.Sync, Queue: a.Queue, Pool: a.Pool, Notifier: a.SyncNotifier, Redis: a.Redis,
 		KeyPrefix: cfg.RedisKeyPrefix, Log: log.With("component", "sync-worker"),
@@ -309,6 +311,9 @@ func (a *App) Close() {
 	}
 	if a.Pool != nil {
 		a.Pool.Close()
+	}
+	if h, ok := a.Log.Handler().(flushingHandler); ok {
+		h.w.Flush()
 	}
 }
 

@@ -1,22 +1,82 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
-// NewLogger returns the JSON logger of the service at the configured level.
+// NewLogger returns the JSON logger of the service at the configured level. Lines are buffered
+// (one write per 64 KiB or per logFlushEvery instead of one per line: the access log writes a
+// line per request) and warnings and errors flush at once, with everything before them.
 func NewLogger(level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(strings.ToUpper(level)))
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	w := newLogWriter(os.Stderr, logFlushEvery)
+	return slog.New(flushingHandler{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}), w: w})
+}
+
+const logFlushEvery = 200 * time.Millisecond
+
+// logWriter buffers whole lines and flushes them on a timer.
+type logWriter struct {
+	mu  sync.Mutex
+	buf *bufio.Writer
+}
+
+func newLogWriter(out io.Writer, every time.Duration) *logWriter {
+	w := &logWriter{buf: bufio.NewWriterSize(out, 64<<10)}
+	go func() {
+		for range time.Tick(every) {
+			w.Flush()
+		}
+	}()
+	return w
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// Flush writes out what is buffered.
+func (w *logWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.buf.Flush()
+}
+
+// flushingHandler flushes the buffer after every record at warning level or above, so problems
+// reach the log at once (and a crash right after an error loses at most info lines).
+type flushingHandler struct {
+	slog.Handler
+	w *logWriter
+}
+
+func (h flushingHandler) Handle(ctx context.Context, r slog.Record) error {
+	err := h.Handler.Handle(ctx, r)
+	if r.Level >= slog.LevelWarn {
+		h.w.Flush()
+	}
+	return err
+}
+
+func (h flushingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return flushingHandler{Handler: h.Handler.WithAttrs(attrs), w: h.w}
+}
+
+func (h flushingHandler) WithGroup(name string) slog.Handler {
+	return flushingHandler{Handler: h.Handler.WithGroup(name), w: h.w}
 }
 
 // NewHTTPServer returns the server with timeouts that bound slow clients. WriteTimeout is left

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +83,53 @@ func TestAccessTokens(t *testing.T) {
 	if len(secret) < 40 || string(HashSecret(secret)) != string(hash) {
 		t.Fatal("secrets are long and hash consistently")
 	}
+}
+
+// TestHashingIsGated: at most the gate's slots hash at once, a short queue waits, and beyond
+// it callers get ErrBusy (503 with Retry-After) at once instead of piling up memory.
+func TestHashingIsGated(t *testing.T) {
+	g := newGate(1)
+	g.maxWait = time.Minute
+	if err := g.enter(); err != nil {
+		t.Fatal(err)
+	}
+	queued := make(chan error, 2)
+	for range 2 {
+		go func() {
+			err := g.enter()
+			queued <- err
+			if err == nil {
+				g.leave()
+			}
+		}()
+	}
+	for g.waiting.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	third := make(chan error, 1)
+	go func() { third <- g.enter() }()
+	select {
+	case err := <-third:
+		if !errors.Is(err, ErrBusy) {
+			t.Fatalf("beyond the queue: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a caller beyond the queue must be refused, not queued")
+	}
+	g.leave() // the queued callers get the slot one after the other
+	for range 2 {
+		if err := <-queued; err != nil {
+			t.Fatalf("queued caller: %v", err)
+		}
+	}
+
+	// A queued caller gives up after maxWait while the slot stays taken.
+	g.maxWait = 10 * time.Millisecond
+	if err := g.enter(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.enter(); !errors.Is(err, ErrBusy) {
+		t.Fatalf("after maxWait: %v", err)
+	}
+	g.leave()
 }

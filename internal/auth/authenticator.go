@@ -2,15 +2,19 @@ package auth
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/bca"
 )
 
 // Principal is the authenticated caller of a request.
@@ -21,8 +25,14 @@ type Principal struct {
 	TokenID   string
 	ExpiresAt time.Time
 	// ActingProfileID is the acting profile the request named, when it is one of the user's
-	// live, unlocked profiles (checked with the session); 0 otherwise.
+	// live, unlocked profiles (checked with the session); 0 otherwise, and then the caller
+	// checks the id in PostgreSQL.
 	ActingProfileID int64
+	// SyncState is the user's cached sync state (syncsvc), read in the same Redis round trip as
+	// the session when the operation asked for it; SyncStateRead says that read happened ("" with
+	// SyncStateRead means nothing cached).
+	SyncState     string
+	SyncStateRead bool
 }
 
 // IsAdmin reports whether the caller holds the admin role.
@@ -31,9 +41,20 @@ func (p Principal) IsAdmin() bool { return p.Role == "admin" }
 // ErrUnauthenticated is returned for any unusable credential.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
-// Authenticator checks an access token on every request: signature and expiry, the Redis
-// blacklist (so a sign-out takes effect at once on every replica), and that the session is live
-// and its user neither deactivated nor locked in PostgreSQL, the source of truth.
+// Authenticator checks an access token on every request: signature and expiry, then ONE Redis
+// round trip (MGET) that reads the token blacklist, the cached state of the session and the
+// user's cache generation (and, for the sync poll, the user's sync state). PostgreSQL, the
+// source of truth, is asked only when the cache cannot answer.
+//
+// The cache is positive: a session is trusted without PostgreSQL only while Redis holds a
+// record of it that names the user's current generation. Every change that ends sessions or
+// alters what the record holds (sign-out, revocation, password change or reset, deactivation,
+// a lock, a role change, a profile deleted) writes a new random generation (UserChanged, or
+// Revoking around the change), so all of the user's records go stale at once on every process.
+// Losing Redis data (restart, flush, eviction) loses records or generations, which only makes
+// requests fall back to PostgreSQL: nothing lost can un-revoke a session, because absence never
+// means "allowed". Generations are random, never counters, so a record can not match a
+// generation written after a flush.
 type Authenticator struct {
 	signer *Signer
 	rdb    redis.UniversalClient
@@ -42,53 +63,205 @@ type Authenticator struct {
 	log    *slog.Logger
 }
 
+const (
+	// recordTTL bounds how long a session record is trusted; it is also the worst-case delay of
+	// a revocation whose second generation write failed (see Revoking).
+	recordTTL = 5 * time.Minute
+	// generationTTL outlives every record; a generation that expires only causes misses.
+	generationTTL = time.Hour
+	sep           = "|"
+	endedMark     = "-"
+)
+
 // NewAuthenticator wires the checks together.
 func NewAuthenticator(signer *Signer, rdb redis.UniversalClient, keyPrefix string, q *db.Queries, log *slog.Logger) *Authenticator {
 	return &Authenticator{signer: signer, rdb: rdb, prefix: keyPrefix, q: q, log: log}
 }
 
-func (a *Authenticator) blacklistKey(tokenID string) string {
-	return a.prefix + "revoked-token:" + tokenID
+// UserKey is the Redis key of one of the user's cached values. All of a user's keys share the
+// hash tag {u<id>}, so one MGET reads them even on a Redis cluster.
+func UserKey(prefix string, userID int64, name string) string {
+	return prefix + "{u" + strconv.FormatInt(userID, 10) + "}:" + name
 }
 
+func (a *Authenticator) generationKey(userID int64) string { return UserKey(a.prefix, userID, "gen") }
+
+func (a *Authenticator) sessionKey(userID, sessionID int64) string {
+	return UserKey(a.prefix, userID, "s:"+strconv.FormatInt(sessionID, 10))
+}
+
+func (a *Authenticator) blacklistKey(userID int64, tokenID string) string {
+	return UserKey(a.prefix, userID, "revoked-token:"+tokenID)
+}
+
+// SyncStateKey is where syncsvc caches the user's sync state for the poll.
+func SyncStateKey(prefix string, userID int64) string { return UserKey(prefix, userID, "sync") }
+
 // Authenticate returns the principal behind a raw access token. actingProfileID (0 for none) is
-// the profile the request wants to act as; it is verified in the same query as the session.
-func (a *Authenticator) Authenticate(ctx context.Context, raw string, actingProfileID int64) (Principal, error) {
+// the profile the request wants to act as; withSync also reads the user's cached sync state.
+func (a *Authenticator) Authenticate(ctx context.Context, raw string, actingProfileID int64, withSync bool) (Principal, error) {
 	claims, err := a.signer.Parse(raw)
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
-	revoked, err := a.rdb.Exists(ctx, a.blacklistKey(claims.TokenID)).Result()
-	switch {
-	case err != nil:
-		// The session check below is authoritative for every revocation we make, so a Redis
-		// outage degrades to one check instead of locking every user out.
-		a.log.WarnContext(ctx, "token blacklist unavailable; relying on the session check", "err", err)
-	case revoked > 0:
+	p := Principal{UserID: claims.UserID, SessionID: claims.SessionID, TokenID: claims.TokenID, ExpiresAt: claims.ExpiresAt}
+	keys := []string{a.generationKey(claims.UserID), a.sessionKey(claims.UserID, claims.SessionID), a.blacklistKey(claims.UserID, claims.TokenID)}
+	if withSync {
+		keys = append(keys, SyncStateKey(a.prefix, claims.UserID))
+	}
+	vals, err := a.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		// PostgreSQL is authoritative for every revocation, so a Redis outage degrades to the
+		// database check instead of locking every user out; nothing is cached meanwhile.
+		a.log.WarnContext(ctx, "authentication cache unavailable; checking the session in PostgreSQL", "err", err)
+		return a.fromDatabase(ctx, p, actingProfileID, "")
+	}
+	if vals[2] != nil {
 		return Principal{}, fmt.Errorf("%w: token revoked", ErrUnauthenticated)
 	}
-	row, err := a.q.GetLiveSessionForAuth(ctx, db.GetLiveSessionForAuthParams{ID: claims.SessionID, UserID: claims.UserID, ActingProfileID: actingProfileID})
+	if withSync {
+		p.SyncState, p.SyncStateRead = str(vals[3]), true
+	}
+	gen, record := str(vals[0]), str(vals[1])
+	if gen != "" && len(record) > len(gen) && strings.HasPrefix(record, gen) && record[len(gen)] == sep[0] {
+		return fromRecord(p, record[len(gen)+1:], actingProfileID)
+	}
+	if gen == "" {
+		if gen, err = a.ensureGeneration(ctx, claims.UserID); err != nil {
+			a.log.WarnContext(ctx, "authentication cache unavailable; checking the session in PostgreSQL", "err", err)
+			gen = ""
+		}
+	}
+	return a.fromDatabase(ctx, p, actingProfileID, gen)
+}
+
+// fromRecord answers from a cached record: "-" (session ended) or "role|id,id,…".
+func fromRecord(p Principal, rec string, acting int64) (Principal, error) {
+	if rec == endedMark {
+		return Principal{}, fmt.Errorf("%w: session ended", ErrUnauthenticated)
+	}
+	role, ids, _ := strings.Cut(rec, sep)
+	p.Role = role
+	if acting != 0 && containsID(ids, acting) {
+		p.ActingProfileID = acting
+	}
+	return p, nil
+}
+
+// fromDatabase checks the session in PostgreSQL and, when gen is known, caches the answer under
+// it: a revocation committed meanwhile has written a newer generation, so the record is stale
+// from birth rather than wrong.
+func (a *Authenticator) fromDatabase(ctx context.Context, p Principal, acting int64, gen string) (Principal, error) {
+	row, err := a.q.GetSessionForAuthCache(ctx, db.GetSessionForAuthCacheParams{ID: p.SessionID, UserID: p.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
+		a.cache(ctx, p, gen, endedMark)
 		return Principal{}, fmt.Errorf("%w: session ended", ErrUnauthenticated)
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("load session: %w", err)
 	}
-	p := Principal{UserID: row.UserID, SessionID: row.ID, Role: row.Role, TokenID: claims.TokenID, ExpiresAt: claims.ExpiresAt}
-	if row.ActingOk {
-		p.ActingProfileID = actingProfileID
+	var b strings.Builder
+	b.WriteString(row.Role)
+	b.WriteString(sep)
+	for i, id := range row.ActingProfileIds {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
 	}
-	return p, nil
+	rec := b.String()
+	a.cache(ctx, p, gen, rec)
+	return fromRecord(p, rec, acting)
+}
+
+func (a *Authenticator) cache(ctx context.Context, p Principal, gen, rec string) {
+	if gen == "" {
+		return
+	}
+	ttl := min(recordTTL, time.Until(p.ExpiresAt)+10*time.Second)
+	if ttl <= 0 {
+		return
+	}
+	if err := a.rdb.Set(ctx, a.sessionKey(p.UserID, p.SessionID), gen+sep+rec, ttl).Err(); err != nil {
+		a.log.WarnContext(ctx, "cache session check", "err", err)
+	}
+}
+
+// ensureGeneration returns the user's generation, creating one when Redis has none.
+func (a *Authenticator) ensureGeneration(ctx context.Context, userID int64) (string, error) {
+	gen := rand.Text()
+	ok, err := a.rdb.SetNX(ctx, a.generationKey(userID), gen, generationTTL).Result()
+	if err != nil {
+		return "", err
+	}
+	if ok {
+		return gen, nil
+	}
+	return a.rdb.Get(ctx, a.generationKey(userID)).Result()
+}
+
+// UserChanged makes every cached session record of the user stale on every process.
+func (a *Authenticator) UserChanged(ctx context.Context, userID int64) error {
+	return ForgetUser(ctx, a.rdb, a.prefix, userID)
+}
+
+// ForgetUser writes a new generation for the user: what processes cached about the user's
+// sessions (liveness, role, acting profiles) is checked in PostgreSQL again. Tools that change
+// users outside the API (bcactl admin) call it too.
+func ForgetUser(ctx context.Context, rdb redis.UniversalClient, prefix string, userID int64) error {
+	if err := rdb.Set(ctx, UserKey(prefix, userID, "gen"), rand.Text(), generationTTL).Err(); err != nil {
+		return fmt.Errorf("invalidate cached sessions of user %d: %w", userID, err)
+	}
+	return nil
+}
+
+// Revoking runs change, which ends sessions of the user or alters what their records hold, in
+// PostgreSQL, between two generation writes. The first one makes sure Redis is writable before
+// anything changes: if it is not, the change does not happen and the caller gets a 503, never a
+// revocation that some process could miss. The second one (after the change is committed) makes
+// records stale that a concurrent request filled from the old rows; if only that one fails, the
+// records expire within recordTTL.
+func (a *Authenticator) Revoking(ctx context.Context, userID int64, change func() error) error {
+	if err := a.UserChanged(ctx, userID); err != nil {
+		a.log.ErrorContext(ctx, "session cache unavailable; refusing the change", "user_id", userID, "err", err)
+		e := bca.E(bca.KindUnavailable, "auth.cache_unavailable", "The session store is unavailable; try again shortly.")
+		e.RetryAfter = 5 * time.Second
+		return e
+	}
+	if err := change(); err != nil {
+		return err
+	}
+	if err := a.UserChanged(ctx, userID); err != nil {
+		a.log.ErrorContext(ctx, "invalidate session cache after the change", "user_id", userID, "err", err)
+	}
+	return nil
 }
 
 // Blacklist makes the access token unusable until it expires anyway.
-func (a *Authenticator) Blacklist(ctx context.Context, tokenID string, expiresAt time.Time) error {
+func (a *Authenticator) Blacklist(ctx context.Context, userID int64, tokenID string, expiresAt time.Time) error {
 	ttl := time.Until(expiresAt) + 10*time.Second // beyond the parser's leeway
 	if ttl <= 0 {
 		return nil
 	}
-	if err := a.rdb.Set(ctx, a.blacklistKey(tokenID), 1, ttl).Err(); err != nil {
+	if err := a.rdb.Set(ctx, a.blacklistKey(userID, tokenID), 1, ttl).Err(); err != nil {
 		return fmt.Errorf("blacklist token: %w", err)
 	}
 	return nil
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// containsID reports whether the comma-separated list holds id, without allocating.
+func containsID(list string, id int64) bool {
+	for list != "" {
+		field, rest, _ := strings.Cut(list, ",")
+		if n, err := strconv.ParseInt(field, 10, 64); err == nil && n == id {
+			return true
+		}
+		list = rest
+	}
+	return false
 }

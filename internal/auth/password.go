@@ -8,11 +8,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync/atomic"
+	"time"
 	"unicode"
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/config"
 )
 
@@ -23,7 +27,53 @@ type Hasher struct {
 	// dummy is a real hash of a random password: verifying against it when the account does
 	// not exist costs the same time as a real check, so timing does not reveal unknown ids.
 	dummy string
+	gate  *gate
 }
+
+// gate lets at most GOMAXPROCS hashes run at once (each holds MemoryKiB of memory and a CPU),
+// with a short queue behind them; beyond the queue, or after waiting too long, callers get
+// ErrBusy, which the API answers 503 with Retry-After. Memory stays bounded under a sign-in
+// storm instead of growing with the number of connections.
+type gate struct {
+	slots      chan struct{}
+	waiting    atomic.Int64
+	maxWaiting int64
+	maxWait    time.Duration
+}
+
+func newGate(parallel int) *gate {
+	return &gate{slots: make(chan struct{}, parallel), maxWaiting: int64(2 * parallel), maxWait: time.Second}
+}
+
+// ErrBusy says every password-hashing slot and the queue are taken.
+var ErrBusy = func() *bca.Error {
+	e := bca.E(bca.KindUnavailable, "auth.busy", "Too many password checks at once; try again shortly.")
+	e.RetryAfter = time.Second
+	return e
+}()
+
+func (g *gate) enter() error {
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if g.waiting.Add(1) > g.maxWaiting {
+		g.waiting.Add(-1)
+		return ErrBusy
+	}
+	defer g.waiting.Add(-1)
+	t := time.NewTimer(g.maxWait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return ErrBusy
+	}
+}
+
+func (g *gate) leave() { <-g.slots }
 
 const (
 	saltLen = 16
@@ -32,7 +82,7 @@ const (
 
 // NewHasher builds a Hasher with the given cost.
 func NewHasher(params config.PasswordHashing) (*Hasher, error) {
-	h := &Hasher{params: params}
+	h := &Hasher{params: params, gate: newGate(runtime.GOMAXPROCS(0))}
 	dummy, err := h.Hash(rand.Text())
 	if err != nil {
 		return nil, err
@@ -48,6 +98,10 @@ func (h *Hasher) Hash(password string) (string, error) {
 		return "", fmt.Errorf("salt: %w", err)
 	}
 	p := h.params
+	if err := h.gate.enter(); err != nil {
+		return "", err
+	}
+	defer h.gate.leave()
 	key := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Iterations, p.Parallelism,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
@@ -76,14 +130,23 @@ func (h *Hasher) Verify(encoded, password string) (ok, needsRehash bool, err err
 	if err != nil {
 		return false, false, fmt.Errorf("password hash: key: %w", err)
 	}
+	if err := h.gate.enter(); err != nil {
+		return false, false, err
+	}
+	defer h.gate.leave()
 	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(want)))
 	ok = subtle.ConstantTimeCompare(got, want) == 1
 	return ok, ok && p != h.params, nil
 }
 
-// VerifyDummy spends the time of one verification; used when no account matched.
-func (h *Hasher) VerifyDummy(password string) {
-	_, _, _ = h.Verify(h.dummy, password)
+// VerifyDummy spends the time of one verification; used when no account matched. Its only
+// error is ErrBusy, answered like for an existing account.
+func (h *Hasher) VerifyDummy(password string) error {
+	_, _, err := h.Verify(h.dummy, password)
+	if errors.Is(err, ErrBusy) {
+		return err
+	}
+	return nil
 }
 
 // PasswordProblems checks the password rules of PRODUCT §3 beyond length (the spec checks

@@ -98,6 +98,11 @@ func (s *Server) CreateProfile(ctx context.Context, req api.CreateProfileRequest
 	if err != nil {
 		return nil, err
 	}
+	// Refresh the acting set cached with the sessions; until then the new profile is checked in
+	// PostgreSQL (httpapi.viewer), so a failure here only costs speed.
+	if err := s.Authn.UserChanged(ctx, p.UserID); err != nil {
+		s.Log.WarnContext(ctx, "refresh cached sessions after a new profile", "err", err)
+	}
 	v := ownView(created)
 	return api.CreateProfile201JSONResponse{Body: profileOf(v), Headers: api.CreateProfile201ResponseHeaders{ETag: etag(v)}}, nil
 }
@@ -144,7 +149,10 @@ func (s *Server) DeleteProfile(ctx context.Context, req api.DeleteProfileRequest
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Profiles.Delete(ctx, p.UserID, req.ProfileId, req.Params.IfMatch); err != nil {
+	// The profile leaves the acting set cached with the caller's sessions on every process.
+	if err := s.Authn.Revoking(ctx, p.UserID, func() error {
+		return s.Profiles.Delete(ctx, p.UserID, req.ProfileId, req.Params.IfMatch)
+	}); err != nil {
 		return nil, err
 	}
 	return api.DeleteProfile204Response{}, nil

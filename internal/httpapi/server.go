@@ -180,7 +180,9 @@ func (s *Server) authenticate(next api.StrictHandlerFunc, operationID string) ap
 		if !hasToken {
 			return nil, bca.Unauthenticated("auth.missing_token", "Sign in and send Authorization: Bearer <access token>.")
 		}
-		p, err := s.Authn.Authenticate(ctx, raw, actingHeader(r))
+		// The sync poll reads the user's cached sync state in the same Redis round trip.
+		withSync := op == "headSyncFile" || op == "getSyncFile"
+		p, err := s.Authn.Authenticate(ctx, raw, actingHeader(r), withSync)
 		if err != nil {
 			s.Log.DebugContext(ctx, "authentication failed", "err", err)
 			if bca.IsKind(err, bca.KindInternal) || !isAuthFailure(err) {

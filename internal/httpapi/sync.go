@@ -15,13 +15,14 @@ func syncHeaders(f syncsvc.File) (etag, pending string) {
 }
 
 // HeadSyncFile answers the ETag of the caller's file from the stored state, without reading
-// the file (it is built first if the caller has none).
+// the file (it is built first if the caller has none). The state usually comes from the Redis
+// read that authenticated the request, so the poll needs no PostgreSQL (docs/sync.md §3).
 func (s *Server) HeadSyncFile(ctx context.Context, req api.HeadSyncFileRequestObject) (api.HeadSyncFileResponseObject, error) {
 	p, err := mustPrincipal(ctx)
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.Sync.Current(ctx, p.UserID)
+	f, err := s.Sync.CurrentCached(ctx, p.UserID, p.SyncState, p.SyncStateRead)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +41,7 @@ func (s *Server) GetSyncFile(ctx context.Context, req api.GetSyncFileRequestObje
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.Sync.Current(ctx, p.UserID)
+	f, err := s.Sync.CurrentCached(ctx, p.UserID, p.SyncState, p.SyncStateRead)
 	if err != nil {
 		return nil, err
 	}

@@ -114,6 +114,9 @@ type Service struct {
 	metrics *Metrics
 	log     *slog.Logger
 	set     Settings
+	// rdb and prefix hold the cached sync state of the poll (cache.go).
+	rdb    redis.UniversalClient
+	prefix string
 }
 
 // New returns a Service.
@@ -121,7 +124,7 @@ func New(d Deps, s Settings) *Service {
 	return &Service{
 		pool: d.Pool, q: db.New(d.Pool), store: d.Store, push: d.Push, limiter: d.Limiter,
 		locks:   &locker{rdb: d.Redis, prefix: d.KeyPrefix, ttl: s.LockTTL},
-		metrics: d.Metrics, log: d.Log, set: s,
+		metrics: d.Metrics, log: d.Log, set: s, rdb: d.Redis, prefix: d.KeyPrefix,
 	}
 }
 
@@ -376,6 +379,9 @@ func (s *Service) publish(ctx context.Context, st db.SyncState, snap Snapshot, s
 	})
 	if err != nil {
 		return false, 0, fmt.Errorf("publish sync file of user %d version %d: %w", st.UserID, snap.Version, err)
+	}
+	if ok {
+		s.ForgetState(ctx, st.UserID)
 	}
 	return ok, lag, nil
 }
