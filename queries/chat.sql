@@ -1,4 +1,4 @@
--- Chat rooms, participations and events (PRODUCT §8). Writers of a room lock its row first
+-- Chat rooms, participations and events (docs/product.md §8). Writers of a room lock its row first
 -- (LockChatRoom, or AppendChatEvent's UPDATE), so checks made after the lock hold until commit.
 
 -- name: CreateChatRoom :one

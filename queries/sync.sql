@@ -1,4 +1,4 @@
--- The sync pipeline (SYNC.md): what a user's file holds, the per-user build state, and the
+-- The sync pipeline (docs/sync.md): what a user's file holds, the per-user build state, and the
 -- worker's claims, retries and garbage.
 --
 -- "Locked" below always means the row, or the account owning it, is locked or deactivated
@@ -187,7 +187,7 @@ WHERE p.deleted_at IS NOT NULL
   AND s.built_version >= s.wanted_version;
 
 -- name: UsersWithOutdatedBuilder :many
--- Files written by an older builder (SYNC.md §1: a builder change triggers rebuilds), a batch at
+-- Files written by an older builder (docs/sync.md §1: a builder change triggers rebuilds), a batch at
 -- a time so a deploy does not rebuild everyone at once.
 SELECT user_id FROM sync_states
 WHERE builder_schema < sqlc.arg(builder_schema)::int AND built_version >= wanted_version

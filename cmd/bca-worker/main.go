@@ -1,4 +1,4 @@
-// Command bca-worker keeps users' sync files current (SYNC.md §4). It reads the same
+// Command bca-worker keeps users' sync files current (docs/sync.md §4). It reads the same
 // configuration as bca-api: with AWS_TASK_SQS_URL it consumes the SQS FIFO queue, otherwise it
 // claims stale users from PostgreSQL. It serves /metrics, /healthz and /readyz on HTTP_ADDR
 // (give it its own address when it runs next to the API). SIGINT/SIGTERM stop it gracefully:

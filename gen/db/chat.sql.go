@@ -157,7 +157,7 @@ type CreateChatRoomParams struct {
 	Private        bool
 }
 
-// Chat rooms, participations and events (PRODUCT §8). Writers of a room lock its row first
+// Chat rooms, participations and events (docs/product.md §8). Writers of a room lock its row first
 // (LockChatRoom, or AppendChatEvent's UPDATE), so checks made after the lock hold until commit.
 func (q *Queries) CreateChatRoom(ctx context.Context, arg CreateChatRoomParams) (ChatRoom, error) {
 	row := q.db.QueryRow(ctx, createChatRoom,

@@ -565,7 +565,7 @@ const syncSnapshotTime = `-- name: SyncSnapshotTime :one
 SELECT now()::timestamptz AS snapshot_at
 `
 
-// The sync pipeline (SYNC.md): what a user's file holds, the per-user build state, and the
+// The sync pipeline (docs/sync.md): what a user's file holds, the per-user build state, and the
 // worker's claims, retries and garbage.
 //
 // "Locked" below always means the row, or the account owning it, is locked or deactivated
@@ -712,7 +712,7 @@ type UsersWithOutdatedBuilderParams struct {
 	MaxUsers      int32
 }
 
-// Files written by an older builder (SYNC.md §1: a builder change triggers rebuilds), a batch at
+// Files written by an older builder (docs/sync.md §1: a builder change triggers rebuilds), a batch at
 // a time so a deploy does not rebuild everyone at once.
 func (q *Queries) UsersWithOutdatedBuilder(ctx context.Context, arg UsersWithOutdatedBuilderParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, usersWithOutdatedBuilder, arg.BuilderSchema, arg.MaxUsers)

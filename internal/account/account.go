@@ -1,5 +1,5 @@
 // Package account owns users and their sessions: sign-up, sign-in, refresh, sign-out, the email
-// flows and account changes. Every rule of PRODUCT §3 lives here; the HTTP layer only converts.
+// flows and account changes. Every rule of docs/product.md §3 lives here; the HTTP layer only converts.
 package account
 
 import (

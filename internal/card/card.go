@@ -1,4 +1,4 @@
-// Package card owns cards and subscriptions (saved cards): PRODUCT §6.
+// Package card owns cards and subscriptions (saved cards): docs/product.md §6.
 package card
 
 import (

@@ -66,7 +66,7 @@ func (s *Service) GetRelation(ctx context.Context, v access.Viewer, targetID int
 	return relationOf(r), nil
 }
 
-// SetRelation applies FOLLOW, HIDE or BLOCK from the acting profile to the target (PRODUCT §5).
+// SetRelation applies FOLLOW, HIDE or BLOCK from the acting profile to the target (docs/product.md §5).
 func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int64, want access.Status) (Relation, error) {
 	var out Relation
 	err := s.out.Write(ctx, func(t *outbox.Tx) error {

@@ -22,7 +22,7 @@ import (
 )
 
 // BenchmarkSyncLag measures the sync lag from the commit of a change to the publication of a
-// file holding it (SYNC.md §4: p50/p99) under a steady write load, on both queues, with one
+// file holding it (docs/sync.md §4: p50/p99) under a steady write load, on both queues, with one
 // worker of production options in this process. It asserts nothing; record the figures:
 //
 //	go run ./cmd/bcactl with-services -- go test -run '^$' -bench SyncLag -benchtime 1x ./internal/worker/

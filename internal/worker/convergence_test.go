@@ -20,7 +20,7 @@ import (
 	"github.com/bca-app/backend/internal/worker"
 )
 
-// TestSyncConvergence is SYNC.md §4's acceptance test: many random writes by several users while
+// TestSyncConvergence is docs/sync.md §4's acceptance test: many random writes by several users while
 // messages are dropped, duplicated and reordered, a worker is killed in the middle of a build,
 // storage fails now and then and Redis restarts; once the queue drains, every user's file holds
 // exactly the rows of a fresh full build. It runs on both queues.

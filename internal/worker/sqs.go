@@ -19,7 +19,7 @@ import (
 	"github.com/bca-app/backend/internal/syncsvc"
 )
 
-// SQSQueue is the SQS FIFO task queue of SYNC.md §4.2, both ends: the API's producer (an
+// SQSQueue is the SQS FIFO task queue of docs/sync.md §4.2, both ends: the API's producer (an
 // outbox.Notifier) and the worker's consumer. A message says "user U's file is owed version V";
 // the data always comes from PostgreSQL.
 type SQSQueue struct {
@@ -47,7 +47,7 @@ type message struct {
 // out is logged, and the sweeper re-sends the work.
 const notifyTimeout = 3 * time.Second
 
-// Notify sends one message per bump after commit (SYNC.md §4.2): group = user id, so one
+// Notify sends one message per bump after commit (docs/sync.md §4.2): group = user id, so one
 // user's messages are ordered and never processed in parallel while different users proceed
 // independently; deduplication id = user id and version, so a retried send is not a second
 // task. Failures are logged and counted, never returned: the request has already succeeded.

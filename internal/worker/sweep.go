@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// sweep runs the sweeper every SweepInterval until ctx ends (SYNC.md §4.4): it re-sends work for
+// sweep runs the sweeper every SweepInterval until ctx ends (docs/sync.md §4.4): it re-sends work for
 // users whose file lags too long (a lost message only delays an update), marks files that
 // changed with time (expired tombstones, an older builder), deletes replaced objects and sets
 // the backlog gauges. One worker sweeps per interval; the others skip.

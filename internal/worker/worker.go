@@ -1,4 +1,4 @@
-// Package worker keeps users' sync files current (SYNC.md §4): it takes "user U is owed a new
+// Package worker keeps users' sync files current (docs/sync.md §4): it takes "user U is owed a new
 // file" work from the SQS queue, or without SQS claims stale users from PostgreSQL, and has
 // syncsvc build them; failed builds are retried with back-off and eventually dead-lettered; a
 // sweeper re-sends work for users who lag too long, collects replaced objects and reports the
@@ -43,7 +43,7 @@ type Options struct {
 	Visibility, WaitTime time.Duration
 
 	// SweepInterval is how often the sweeper runs; LagThreshold is how long a user's file may
-	// lag before the sweeper sends the work again (SYNC.md §4.4).
+	// lag before the sweeper sends the work again (docs/sync.md §4.4).
 	SweepInterval, LagThreshold time.Duration
 	// GarbageBatch objects are deleted per round, RebuildBatch files of an older builder marked
 	// per sweep, and tombstones expired within TombstoneLookback are looked for.
