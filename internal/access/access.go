@@ -62,6 +62,17 @@ type ProfileFacts struct {
 	ToViewer   Status
 }
 
+// FactsOf is the one place rows become ProfileFacts: the profile's owner and privacy, whether
+// it is live (the live_profiles view: neither the profile nor its owner's account locked, the
+// account not deactivated), and the relations between it and the viewer's acting profile (0
+// when none, or no acting profile).
+func FactsOf(ownerUserID int64, private, live bool, fromViewer, toViewer int16) ProfileFacts {
+	return ProfileFacts{
+		OwnerUserID: ownerUserID, Private: private, Locked: !live,
+		FromViewer: Status(fromViewer), ToViewer: Status(toViewer),
+	}
+}
+
 // Visibility is how much of a profile a viewer may see.
 type Visibility int
 

@@ -152,7 +152,8 @@ func readContents(ctx context.Context, q *db.Queries, userID int64) (syncfile.Co
 			ImageFileID: p.ImageFileID, Private: p.Private, Version: p.Version, CreatedAt: p.CreatedAt,
 			ModifiedAt: p.ModifiedAt, DeletedAt: p.DeletedAt, WhyDeleted: p.WhyDeleted,
 		}
-		facts := access.ProfileFacts{OwnerUserID: p.UserID, Private: p.Private}
+		// Only live profiles reach the file; the relations are filled in per acting profile.
+		facts := access.FactsOf(p.UserID, p.Private, true, 0, 0)
 		if visibility(userID, liveIDs, p.ID, facts, fromViewer, toViewer) == access.Full {
 			c.Profiles = append(c.Profiles, fullProfile(row))
 		} else {
