@@ -33,8 +33,11 @@ vet: ## go vet and gofmt
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
 
-lint: vet ## vet, gofmt and staticcheck of the hand-written code
+lint: vet ## vet, gofmt, staticcheck and deadcode of the hand-written code
 	$(GO) tool staticcheck $$($(GO) list ./... | grep -v /gen/)
+	@dead=$$($(GO) tool deadcode -filter '^github.com/bca-app/backend/(cmd|internal)/' ./... \
+		| grep -vE '^internal/(testenv|e2e|syncsvc/synctest|push/fcmtest)/'); \
+	if [ -n "$$dead" ]; then echo "unreachable functions (deadcode):"; echo "$$dead"; exit 1; fi
 
 build: ## build the binaries into ./bin
 	$(GO) build -o bin/ ./cmd/...

@@ -8,7 +8,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 )
 
-// The operationIds PRODUCT.md §11 fixes: they become method names in every generated client.
+// The operationIds docs/product.md §11 fixes: they become method names in every generated client.
 var fixedOperationIDs = []string{
 	"ping", "signUp", "checkAvailability", "signIn", "refreshSession", "signOut", "signOutEverywhere",
 	"listSessions", "revokeSession", "getMyAccount", "updateMyAccount", "changePassword",
@@ -66,7 +66,7 @@ func TestContract(t *testing.T) {
 	}
 	for _, id := range fixedOperationIDs {
 		if !slices.Contains(ids, id) {
-			t.Errorf("operationId %s (fixed by PRODUCT §11) is missing", id)
+			t.Errorf("operationId %s (fixed by docs/product.md §11) is missing", id)
 		}
 	}
 }

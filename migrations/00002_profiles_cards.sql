@@ -1,6 +1,6 @@
 -- +goose Up
 -- Relations, cards, subscriptions, and the per-user sync state that every visible change bumps in
--- the same transaction (the outbox of SYNC.md §4).
+-- the same transaction (the outbox of docs/sync.md §4).
 
 -- One relation per ordered pair. Status numbers are the ones the sync file uses:
 -- 1 FOLLOW, 2 HIDE, 3 BLOCK, 4 FOLLOW_REQUESTED.

@@ -1,5 +1,5 @@
 -- +goose Up
--- Chat: rooms, participations and the ordered event log of each room (PRODUCT §8).
+-- Chat: rooms, participations and the ordered event log of each room (docs/product.md §8).
 --
 -- Ordering: every event of a room gets the next event_index of that room, allocated by
 -- `UPDATE chat_rooms SET last_event_index = last_event_index + 1 … RETURNING` in the transaction

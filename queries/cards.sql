@@ -9,13 +9,12 @@ RETURNING *;
 SELECT sqlc.embed(c),
        p.user_id AS owner_user_id,
        p.private AS profile_private,
-       (p.locked_at IS NOT NULL OR u.deactivated_at IS NOT NULL OR u.locked_at IS NOT NULL)::boolean AS profile_locked,
+       EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id)::boolean AS profile_live,
        coalesce(rf.status, 0)::smallint AS from_viewer,
        coalesce(rt.status, 0)::smallint AS to_viewer,
        EXISTS (SELECT 1 FROM card_subscriptions s WHERE s.card_id = c.id AND s.profile_id = sqlc.arg(viewer_profile_id))::boolean AS subscribed
 FROM cards c
 JOIN profiles p ON p.id = c.profile_id
-JOIN users u ON u.id = p.user_id
 LEFT JOIN relations rf ON rf.from_profile_id = sqlc.arg(viewer_profile_id) AND rf.to_profile_id = p.id
 LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = sqlc.arg(viewer_profile_id)
 WHERE c.id = sqlc.arg(card_id);

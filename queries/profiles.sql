@@ -11,14 +11,13 @@ WHERE p.id = sqlc.arg(profile_id) AND p.user_id = sqlc.arg(user_id)
   AND p.deleted_at IS NULL AND p.locked_at IS NULL;
 
 -- name: GetProfileView :one
--- A profile with what the visibility rules need: whether its owner can still be seen, and the
+-- A profile with what the visibility rules need: whether it is live, and the
 -- relations between it and the viewer's acting profile (0 when none, or no acting profile).
 SELECT sqlc.embed(p),
-       (u.deactivated_at IS NOT NULL OR u.locked_at IS NOT NULL)::boolean AS owner_gone,
+       EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id)::boolean AS live,
        coalesce(rf.status, 0)::smallint AS from_viewer,
        coalesce(rt.status, 0)::smallint AS to_viewer
 FROM profiles p
-JOIN users u ON u.id = p.user_id
 LEFT JOIN relations rf ON rf.from_profile_id = sqlc.arg(viewer_profile_id) AND rf.to_profile_id = p.id
 LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = sqlc.arg(viewer_profile_id)
 WHERE p.id = sqlc.arg(profile_id);

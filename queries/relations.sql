@@ -27,18 +27,16 @@ DELETE FROM relations WHERE from_profile_id = $1 AND to_profile_id = $2 AND stat
 SELECT sqlc.embed(p),
        r.created_at AS related_at,
        r.status AS relation_status,
-       (u.deactivated_at IS NOT NULL OR u.locked_at IS NOT NULL)::boolean AS owner_gone,
        coalesce(vf.status, 0)::smallint AS from_viewer,
        coalesce(vt.status, 0)::smallint AS to_viewer
 FROM relations r
 JOIN profiles p ON p.id = CASE WHEN sqlc.arg(incoming)::boolean THEN r.from_profile_id ELSE r.to_profile_id END
-JOIN users u ON u.id = p.user_id
+JOIN live_profiles lp ON lp.id = p.id
 LEFT JOIN relations vf ON vf.from_profile_id = sqlc.arg(viewer_profile_id) AND vf.to_profile_id = p.id
 LEFT JOIN relations vt ON vt.from_profile_id = p.id AND vt.to_profile_id = sqlc.arg(viewer_profile_id)
 WHERE (CASE WHEN sqlc.arg(incoming)::boolean THEN r.to_profile_id ELSE r.from_profile_id END) = sqlc.arg(profile_id)
   AND r.status = ANY(sqlc.arg(statuses)::smallint[])
   AND p.id > sqlc.arg(after_id)
-  AND p.locked_at IS NULL AND u.deactivated_at IS NULL AND u.locked_at IS NULL
   AND (sqlc.arg(include_deleted)::boolean OR p.deleted_at IS NULL)
 ORDER BY p.id
 LIMIT sqlc.arg(max_rows);

@@ -1,8 +1,9 @@
--- The sync pipeline (SYNC.md): what a user's file holds, the per-user build state, and the
+-- The sync pipeline (docs/sync.md): what a user's file holds, the per-user build state, and the
 -- worker's claims, retries and garbage.
 --
 -- "Locked" below always means the row, or the account owning it, is locked or deactivated
--- (access.ProfileFacts.Locked): such rows never reach anyone's file.
+-- (not in the live_profiles view; access.ProfileFacts.Locked): such rows never reach anyone's
+-- file.
 
 -- name: SyncSnapshotTime :one
 -- The first statement of a snapshot transaction; now() is the transaction's start.
@@ -13,19 +14,16 @@ SELECT now()::timestamptz AS snapshot_at;
 SELECT p.id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.version,
        p.created_at, p.modified_at, p.deleted_at, p.why_deleted
 FROM profiles p
-JOIN users u ON u.id = p.user_id
+JOIN live_profiles lp ON lp.id = p.id
 WHERE p.user_id = sqlc.arg(user_id)
-  AND p.locked_at IS NULL AND u.locked_at IS NULL AND u.deactivated_at IS NULL
   AND (p.deleted_at IS NULL OR p.deleted_at > now() - sqlc.arg(tombstone_ms)::bigint * interval '1 millisecond');
 
 -- name: SyncRelationsFrom :many
 -- Relations from the given profiles, any status, whose target is not locked.
 SELECT r.id, r.from_profile_id, r.to_profile_id, r.status, r.version, r.created_at, r.modified_at
 FROM relations r
-JOIN profiles tp ON tp.id = r.to_profile_id
-JOIN users tu ON tu.id = tp.user_id
-WHERE r.from_profile_id = ANY(sqlc.arg(profile_ids)::bigint[])
-  AND tp.locked_at IS NULL AND tu.locked_at IS NULL AND tu.deactivated_at IS NULL;
+JOIN live_profiles tp ON tp.id = r.to_profile_id
+WHERE r.from_profile_id = ANY(sqlc.arg(profile_ids)::bigint[]);
 
 -- name: SyncSubscriptionsOf :many
 -- Subscriptions of the given profiles whose card (and the card's profile and account) is not
@@ -33,10 +31,9 @@ WHERE r.from_profile_id = ANY(sqlc.arg(profile_ids)::bigint[])
 SELECT s.id, s.card_id, s.profile_id, c.profile_id AS card_profile_id, s.version, s.created_at, s.modified_at
 FROM card_subscriptions s
 JOIN cards c ON c.id = s.card_id
-JOIN profiles cp ON cp.id = c.profile_id
-JOIN users cu ON cu.id = cp.user_id
+JOIN live_profiles cp ON cp.id = c.profile_id
 WHERE s.profile_id = ANY(sqlc.arg(profile_ids)::bigint[])
-  AND c.locked_at IS NULL AND cp.locked_at IS NULL AND cu.locked_at IS NULL AND cu.deactivated_at IS NULL;
+  AND c.locked_at IS NULL;
 
 -- name: SyncCards :many
 -- The live, unlocked cards of the owner profiles, and the cards with the given ids (subscribed
@@ -187,7 +184,7 @@ WHERE p.deleted_at IS NOT NULL
   AND s.built_version >= s.wanted_version;
 
 -- name: UsersWithOutdatedBuilder :many
--- Files written by an older builder (SYNC.md §1: a builder change triggers rebuilds), a batch at
+-- Files written by an older builder (docs/sync.md §1: a builder change triggers rebuilds), a batch at
 -- a time so a deploy does not rebuild everyone at once.
 SELECT user_id FROM sync_states
 WHERE builder_schema < sqlc.arg(builder_schema)::int AND built_version >= wanted_version

@@ -55,13 +55,12 @@ const getCardView = `-- name: GetCardView :one
 SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at,
        p.user_id AS owner_user_id,
        p.private AS profile_private,
-       (p.locked_at IS NOT NULL OR u.deactivated_at IS NOT NULL OR u.locked_at IS NOT NULL)::boolean AS profile_locked,
+       EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id)::boolean AS profile_live,
        coalesce(rf.status, 0)::smallint AS from_viewer,
        coalesce(rt.status, 0)::smallint AS to_viewer,
        EXISTS (SELECT 1 FROM card_subscriptions s WHERE s.card_id = c.id AND s.profile_id = $1)::boolean AS subscribed
 FROM cards c
 JOIN profiles p ON p.id = c.profile_id
-JOIN users u ON u.id = p.user_id
 LEFT JOIN relations rf ON rf.from_profile_id = $1 AND rf.to_profile_id = p.id
 LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = $1
 WHERE c.id = $2
@@ -76,7 +75,7 @@ type GetCardViewRow struct {
 	Card           Card
 	OwnerUserID    int64
 	ProfilePrivate bool
-	ProfileLocked  bool
+	ProfileLive    bool
 	FromViewer     int16
 	ToViewer       int16
 	Subscribed     bool
@@ -102,7 +101,7 @@ func (q *Queries) GetCardView(ctx context.Context, arg GetCardViewParams) (GetCa
 		&i.Card.LockedAt,
 		&i.OwnerUserID,
 		&i.ProfilePrivate,
-		&i.ProfileLocked,
+		&i.ProfileLive,
 		&i.FromViewer,
 		&i.ToViewer,
 		&i.Subscribed,

@@ -157,7 +157,7 @@ type CreateChatRoomParams struct {
 	Private        bool
 }
 
-// Chat rooms, participations and events (PRODUCT §8). Writers of a room lock its row first
+// Chat rooms, participations and events (docs/product.md §8). Writers of a room lock its row first
 // (LockChatRoom, or AppendChatEvent's UPDATE), so checks made after the lock hold until commit.
 func (q *Queries) CreateChatRoom(ctx context.Context, arg CreateChatRoomParams) (ChatRoom, error) {
 	row := q.db.QueryRow(ctx, createChatRoom,
@@ -266,11 +266,10 @@ func (q *Queries) GetChatEvent(ctx context.Context, arg GetChatEventParams) (Cha
 
 const getChatInviteTargets = `-- name: GetChatInviteTargets :many
 SELECT p.id, p.user_id, p.name, p.can_anonymous_invite,
-       (p.deleted_at IS NULL AND p.locked_at IS NULL AND u.locked_at IS NULL AND u.deactivated_at IS NULL)::boolean AS alive,
+       (p.deleted_at IS NULL AND EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id))::boolean AS alive,
        coalesce(rf.status, 0)::smallint AS from_requester,
        coalesce(rt.status, 0)::smallint AS to_requester
 FROM profiles p
-JOIN users u ON u.id = p.user_id
 LEFT JOIN relations rf ON rf.from_profile_id = $1 AND rf.to_profile_id = p.id
 LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = $1
 WHERE p.id = ANY($2::bigint[])
@@ -616,9 +615,8 @@ SELECT p.id, p.room_id, p.profile_id, p.joined_at, p.left_at, p.kicked,
        pr.name, pr.image_file_id
 FROM chat_participants p
 JOIN profiles pr ON pr.id = p.profile_id
-JOIN users u ON u.id = pr.user_id
+JOIN live_profiles lp ON lp.id = pr.id
 WHERE p.room_id = ANY($1::bigint[])
-  AND pr.locked_at IS NULL AND u.locked_at IS NULL AND u.deactivated_at IS NULL
 ORDER BY p.room_id, p.joined_at, p.id
 `
 

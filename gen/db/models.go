@@ -96,6 +96,11 @@ type File struct {
 	CreatedAt   time.Time
 }
 
+type LiveProfile struct {
+	ID     int64
+	UserID int64
+}
+
 type Profile struct {
 	ID                 int64
 	UserID             int64

@@ -115,11 +115,10 @@ func (q *Queries) GetOwnProfile(ctx context.Context, arg GetOwnProfileParams) (P
 
 const getProfileView = `-- name: GetProfileView :one
 SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.can_anonymous_invite, p.is_follow_list_public, p.version, p.created_at, p.modified_at, p.deleted_at, p.why_deleted, p.locked_at,
-       (u.deactivated_at IS NOT NULL OR u.locked_at IS NOT NULL)::boolean AS owner_gone,
+       EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id)::boolean AS live,
        coalesce(rf.status, 0)::smallint AS from_viewer,
        coalesce(rt.status, 0)::smallint AS to_viewer
 FROM profiles p
-JOIN users u ON u.id = p.user_id
 LEFT JOIN relations rf ON rf.from_profile_id = $1 AND rf.to_profile_id = p.id
 LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = $1
 WHERE p.id = $2
@@ -132,12 +131,12 @@ type GetProfileViewParams struct {
 
 type GetProfileViewRow struct {
 	Profile    Profile
-	OwnerGone  bool
+	Live       bool
 	FromViewer int16
 	ToViewer   int16
 }
 
-// A profile with what the visibility rules need: whether its owner can still be seen, and the
+// A profile with what the visibility rules need: whether it is live, and the
 // relations between it and the viewer's acting profile (0 when none, or no acting profile).
 func (q *Queries) GetProfileView(ctx context.Context, arg GetProfileViewParams) (GetProfileViewRow, error) {
 	row := q.db.QueryRow(ctx, getProfileView, arg.ViewerProfileID, arg.ProfileID)
@@ -159,7 +158,7 @@ func (q *Queries) GetProfileView(ctx context.Context, arg GetProfileViewParams) 
 		&i.Profile.DeletedAt,
 		&i.Profile.WhyDeleted,
 		&i.Profile.LockedAt,
-		&i.OwnerGone,
+		&i.Live,
 		&i.FromViewer,
 		&i.ToViewer,
 	)

@@ -127,18 +127,16 @@ const listRelatedProfiles = `-- name: ListRelatedProfiles :many
 SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.can_anonymous_invite, p.is_follow_list_public, p.version, p.created_at, p.modified_at, p.deleted_at, p.why_deleted, p.locked_at,
        r.created_at AS related_at,
        r.status AS relation_status,
-       (u.deactivated_at IS NOT NULL OR u.locked_at IS NOT NULL)::boolean AS owner_gone,
        coalesce(vf.status, 0)::smallint AS from_viewer,
        coalesce(vt.status, 0)::smallint AS to_viewer
 FROM relations r
 JOIN profiles p ON p.id = CASE WHEN $1::boolean THEN r.from_profile_id ELSE r.to_profile_id END
-JOIN users u ON u.id = p.user_id
+JOIN live_profiles lp ON lp.id = p.id
 LEFT JOIN relations vf ON vf.from_profile_id = $2 AND vf.to_profile_id = p.id
 LEFT JOIN relations vt ON vt.from_profile_id = p.id AND vt.to_profile_id = $2
 WHERE (CASE WHEN $1::boolean THEN r.to_profile_id ELSE r.from_profile_id END) = $3
   AND r.status = ANY($4::smallint[])
   AND p.id > $5
-  AND p.locked_at IS NULL AND u.deactivated_at IS NULL AND u.locked_at IS NULL
   AND ($6::boolean OR p.deleted_at IS NULL)
 ORDER BY p.id
 LIMIT $7
@@ -158,7 +156,6 @@ type ListRelatedProfilesRow struct {
 	Profile        Profile
 	RelatedAt      time.Time
 	RelationStatus int16
-	OwnerGone      bool
 	FromViewer     int16
 	ToViewer       int16
 }
@@ -202,7 +199,6 @@ func (q *Queries) ListRelatedProfiles(ctx context.Context, arg ListRelatedProfil
 			&i.Profile.LockedAt,
 			&i.RelatedAt,
 			&i.RelationStatus,
-			&i.OwnerGone,
 			&i.FromViewer,
 			&i.ToViewer,
 		); err != nil {

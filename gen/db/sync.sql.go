@@ -363,9 +363,8 @@ const syncOwnProfiles = `-- name: SyncOwnProfiles :many
 SELECT p.id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.version,
        p.created_at, p.modified_at, p.deleted_at, p.why_deleted
 FROM profiles p
-JOIN users u ON u.id = p.user_id
+JOIN live_profiles lp ON lp.id = p.id
 WHERE p.user_id = $1
-  AND p.locked_at IS NULL AND u.locked_at IS NULL AND u.deactivated_at IS NULL
   AND (p.deleted_at IS NULL OR p.deleted_at > now() - $2::bigint * interval '1 millisecond')
 `
 
@@ -485,10 +484,8 @@ func (q *Queries) SyncProfilesByID(ctx context.Context, profileIds []int64) ([]S
 const syncRelationsFrom = `-- name: SyncRelationsFrom :many
 SELECT r.id, r.from_profile_id, r.to_profile_id, r.status, r.version, r.created_at, r.modified_at
 FROM relations r
-JOIN profiles tp ON tp.id = r.to_profile_id
-JOIN users tu ON tu.id = tp.user_id
+JOIN live_profiles tp ON tp.id = r.to_profile_id
 WHERE r.from_profile_id = ANY($1::bigint[])
-  AND tp.locked_at IS NULL AND tu.locked_at IS NULL AND tu.deactivated_at IS NULL
 `
 
 // Relations from the given profiles, any status, whose target is not locked.
@@ -565,11 +562,12 @@ const syncSnapshotTime = `-- name: SyncSnapshotTime :one
 SELECT now()::timestamptz AS snapshot_at
 `
 
-// The sync pipeline (SYNC.md): what a user's file holds, the per-user build state, and the
+// The sync pipeline (docs/sync.md): what a user's file holds, the per-user build state, and the
 // worker's claims, retries and garbage.
 //
 // "Locked" below always means the row, or the account owning it, is locked or deactivated
-// (access.ProfileFacts.Locked): such rows never reach anyone's file.
+// (not in the live_profiles view; access.ProfileFacts.Locked): such rows never reach anyone's
+// file.
 // The first statement of a snapshot transaction; now() is the transaction's start.
 func (q *Queries) SyncSnapshotTime(ctx context.Context) (time.Time, error) {
 	row := q.db.QueryRow(ctx, syncSnapshotTime)
@@ -582,10 +580,9 @@ const syncSubscriptionsOf = `-- name: SyncSubscriptionsOf :many
 SELECT s.id, s.card_id, s.profile_id, c.profile_id AS card_profile_id, s.version, s.created_at, s.modified_at
 FROM card_subscriptions s
 JOIN cards c ON c.id = s.card_id
-JOIN profiles cp ON cp.id = c.profile_id
-JOIN users cu ON cu.id = cp.user_id
+JOIN live_profiles cp ON cp.id = c.profile_id
 WHERE s.profile_id = ANY($1::bigint[])
-  AND c.locked_at IS NULL AND cp.locked_at IS NULL AND cu.locked_at IS NULL AND cu.deactivated_at IS NULL
+  AND c.locked_at IS NULL
 `
 
 type SyncSubscriptionsOfRow struct {
@@ -712,7 +709,7 @@ type UsersWithOutdatedBuilderParams struct {
 	MaxUsers      int32
 }
 
-// Files written by an older builder (SYNC.md §1: a builder change triggers rebuilds), a batch at
+// Files written by an older builder (docs/sync.md §1: a builder change triggers rebuilds), a batch at
 // a time so a deploy does not rebuild everyone at once.
 func (q *Queries) UsersWithOutdatedBuilder(ctx context.Context, arg UsersWithOutdatedBuilderParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, usersWithOutdatedBuilder, arg.BuilderSchema, arg.MaxUsers)

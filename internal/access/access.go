@@ -1,4 +1,4 @@
-// Package access holds the visibility and permission rules of PRODUCT §4–§6 as pure functions.
+// Package access holds the visibility and permission rules of docs/product.md §4–§6 as pure functions.
 // Every read path (profile read, card read, card lists, follower lists, vCard, chat, the sync
 // file) asks these functions, so a rule changes in one place.
 package access
@@ -62,6 +62,17 @@ type ProfileFacts struct {
 	ToViewer   Status
 }
 
+// FactsOf is the one place rows become ProfileFacts: the profile's owner and privacy, whether
+// it is live (the live_profiles view: neither the profile nor its owner's account locked, the
+// account not deactivated), and the relations between it and the viewer's acting profile (0
+// when none, or no acting profile).
+func FactsOf(ownerUserID int64, private, live bool, fromViewer, toViewer int16) ProfileFacts {
+	return ProfileFacts{
+		OwnerUserID: ownerUserID, Private: private, Locked: !live,
+		FromViewer: Status(fromViewer), ToViewer: Status(toViewer),
+	}
+}
+
 // Visibility is how much of a profile a viewer may see.
 type Visibility int
 
@@ -72,7 +83,7 @@ const (
 	Full
 )
 
-// Profile decides how much of a profile the viewer may see (PRODUCT §4). Deleted profiles
+// Profile decides how much of a profile the viewer may see (docs/product.md §4). Deleted profiles
 // follow the same rule: those who could see them before still can, with a deleted marker.
 func Profile(v Viewer, f ProfileFacts) Visibility {
 	switch {
@@ -98,7 +109,7 @@ type CardFacts struct {
 	Subscribed bool // the acting profile subscribes to this card
 }
 
-// CanReadCard decides whether the viewer may read the card (PRODUCT §6): owners and admins
+// CanReadCard decides whether the viewer may read the card (docs/product.md §6): owners and admins
 // always; others need a live, unlocked card of a profile they may fully read, and for a private
 // card an existing subscription. Subscribers keep seeing a deleted card, as a tombstone.
 func CanReadCard(v Viewer, c CardFacts) bool {

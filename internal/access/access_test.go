@@ -71,3 +71,14 @@ func TestStatusSpelling(t *testing.T) {
 		t.Error("unknown status parsed")
 	}
 }
+
+func TestFactsOf(t *testing.T) {
+	f := FactsOf(7, true, false, int16(Follow), int16(Block))
+	want := ProfileFacts{OwnerUserID: 7, Private: true, Locked: true, FromViewer: Follow, ToViewer: Block}
+	if f != want {
+		t.Fatalf("FactsOf = %+v, want %+v", f, want)
+	}
+	if FactsOf(7, false, true, 0, 0).Locked {
+		t.Fatal("a live profile reads as locked")
+	}
+}

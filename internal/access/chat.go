@@ -1,6 +1,6 @@
 package access
 
-// Chat rules (PRODUCT §8): who may be invited into a room, and what a profile may do with a room.
+// Chat rules (docs/product.md §8): who may be invited into a room, and what a profile may do with a room.
 
 // Reasons an invitation is refused. They are the codes of the failed-invitation report, so they
 // must not tell a requester more than it may know: a refusal for a BLOCK, for "does not follow

@@ -1,5 +1,5 @@
 // Package account owns users and their sessions: sign-up, sign-in, refresh, sign-out, the email
-// flows and account changes. Every rule of PRODUCT §3 lives here; the HTTP layer only converts.
+// flows and account changes. Every rule of docs/product.md §3 lives here; the HTTP layer only converts.
 package account
 
 import (
@@ -55,6 +55,8 @@ type Service struct {
 	// leaveChats ends a profile's chat participations inside the caller's transaction.
 	leaveChats func(ctx context.Context, tx pgx.Tx, profileID int64) error
 
+	now func() time.Time
+
 	// background holds mail sends that outlive their request, so shutdown can wait for them.
 	background sync.WaitGroup
 }
@@ -73,14 +75,21 @@ type Deps struct {
 	Notifier outbox.Notifier
 	// LeaveChats, when set, ends the chat participations of a deactivated user's profiles.
 	LeaveChats func(ctx context.Context, tx pgx.Tx, profileID int64) error
+	// Now is the clock the service compares times with (the sign-in lock); nil is time.Now.
+	// Tests move it instead of sleeping.
+	Now func() time.Time
 }
 
 // NewService wires a Service.
 func NewService(d Deps) *Service {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	return &Service{
 		pool: d.Pool, q: db.New(d.Pool), hasher: d.Hasher, signer: d.Signer, authn: d.Authn,
 		limiter: d.Limiter, mailer: d.Mailer, files: d.Files, settings: d.Settings, log: d.Log,
 		out: outbox.Writer{Pool: d.Pool, Notifier: d.Notifier}, leaveChats: d.LeaveChats,
+		now: d.Now,
 	}
 }
 
@@ -135,7 +144,7 @@ func (s *Service) limitAccount(ctx context.Context, action, key string) error {
 // newSession creates a session row and issues both tokens, inside the caller's transaction.
 func (s *Service) newSession(ctx context.Context, q *db.Queries, user db.User, c Client) (Session, error) {
 	secret, hash := auth.NewSecret()
-	now := time.Now()
+	now := s.now()
 	row, err := q.CreateSession(ctx, db.CreateSessionParams{
 		UserID: user.ID, RefreshHash: hash, DeviceToken: c.DeviceToken, UserAgent: truncated(c.UserAgent, 512),
 		ExpiresAt: now.Add(s.settings.RefreshTokenTTL),
@@ -194,7 +203,7 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, c Client) (SignUpR
 	var verifiedAt *time.Time
 	if !s.settings.MailEnabled {
 		// Without mail nobody could ever verify; the address is taken as given.
-		now := time.Now()
+		now := s.now()
 		verifiedAt = &now
 	}
 	var res SignUpResult
@@ -370,9 +379,9 @@ func (s *Service) usable(user db.User, checkSignInLock bool) error {
 		return bca.Forbidden("account.deactivated", "The account is deactivated.")
 	case user.LockedAt != nil:
 		return bca.Forbidden("account.locked", "The account is locked by an administrator.")
-	case checkSignInLock && user.SigninLockedUntil != nil && user.SigninLockedUntil.After(time.Now()):
+	case checkSignInLock && user.SigninLockedUntil != nil && user.SigninLockedUntil.After(s.now()):
 		e := bca.Forbidden("account.temporarily_locked", "Too many failed sign-ins; the account is locked for a while.")
-		e.RetryAfter = time.Until(*user.SigninLockedUntil)
+		e.RetryAfter = user.SigninLockedUntil.Sub(s.now())
 		return e
 	case s.settings.VerificationRequired && user.EmailVerifiedAt == nil:
 		return bca.Forbidden("account.email_not_verified", "Follow the link mailed to you before signing in.")
@@ -389,7 +398,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (S
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		row, err := q.RotateRefreshToken(ctx, db.RotateRefreshTokenParams{
-			NewHash: newHash, DeviceToken: c.DeviceToken, ExpiresAt: time.Now().Add(s.settings.RefreshTokenTTL), OldHash: hash,
+			NewHash: newHash, DeviceToken: c.DeviceToken, ExpiresAt: s.now().Add(s.settings.RefreshTokenTTL), OldHash: hash,
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errInvalidRefresh
@@ -407,7 +416,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (S
 		if err := s.usable(user, false); err != nil {
 			return err
 		}
-		session, err = s.issue(user, row, secret, time.Now())
+		session, err = s.issue(user, row, secret, s.now())
 		return err
 	})
 	if errors.Is(err, errInvalidRefresh) {

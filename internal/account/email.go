@@ -30,7 +30,7 @@ func (s *Service) newEmailToken(ctx context.Context, q *db.Queries, user db.User
 	}
 	secret, hash := auth.NewSecret()
 	_, err := q.CreateEmailToken(ctx, db.CreateEmailTokenParams{
-		UserID: user.ID, Purpose: purpose, TokenHash: hash, Email: user.Email, ExpiresAt: time.Now().Add(s.settings.EmailTokenTTL),
+		UserID: user.ID, Purpose: purpose, TokenHash: hash, Email: user.Email, ExpiresAt: s.now().Add(s.settings.EmailTokenTTL),
 	})
 	if err != nil {
 		return "", fmt.Errorf("create email token: %w", err)

@@ -123,7 +123,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Profiles: profiles, Cards: cards, Chat: a.Chat, Sync: a.Sync, PublicBaseURL: cfg.PublicBaseURL,
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, CORSOrigins: cfg.CORSOrigins,
 		FileRedirects: cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect, SecureCookies: isHTTPS(cfg.PublicBaseURL),
-		RefreshTokenTTL: cfg.RefreshTokenTTL,
 	})
 	if err != nil {
 		return nil, err

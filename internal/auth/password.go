@@ -149,7 +149,7 @@ func (h *Hasher) VerifyDummy(password string) error {
 	return nil
 }
 
-// PasswordProblems checks the password rules of PRODUCT §3 beyond length (the spec checks
+// PasswordProblems checks the password rules of docs/product.md §3 beyond length (the spec checks
 // 8–1024): at least two character classes and not equal to the id, nickname or email.
 // It returns a reason per failed rule; none means acceptable.
 func PasswordProblems(password string, others ...string) []string {

@@ -40,8 +40,6 @@ type Error struct {
 	Message    string
 	Fields     []FieldError
 	RetryAfter time.Duration // for KindRateLimited and temporary locks
-	// Extra is data that is safe to show to the caller (e.g. the existing 1:1 room).
-	Extra any
 }
 
 func (e *Error) Error() string {

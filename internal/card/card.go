@@ -1,4 +1,4 @@
-// Package card owns cards and subscriptions (saved cards): PRODUCT §6.
+// Package card owns cards and subscriptions (saved cards): docs/product.md §6.
 package card
 
 import (
@@ -113,8 +113,7 @@ func (s *Service) load(ctx context.Context, q *db.Queries, v access.Viewer, card
 		return row, access.CardFacts{}, fmt.Errorf("load card %d: %w", cardID, err)
 	}
 	facts := access.CardFacts{
-		Profile: access.ProfileFacts{OwnerUserID: row.OwnerUserID, Private: row.ProfilePrivate, Locked: row.ProfileLocked,
-			FromViewer: access.Status(row.FromViewer), ToViewer: access.Status(row.ToViewer)},
+		Profile: access.FactsOf(row.OwnerUserID, row.ProfilePrivate, row.ProfileLive, row.FromViewer, row.ToViewer),
 		Private: row.Card.Private, Deleted: row.Card.DeletedAt != nil, Locked: row.Card.LockedAt != nil, Subscribed: row.Subscribed,
 	}
 	return row, facts, nil

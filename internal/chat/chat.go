@@ -1,4 +1,4 @@
-// Package chat owns chat rooms (PRODUCT §8): rooms with an owner and soft-leaving participants,
+// Package chat owns chat rooms (docs/product.md §8): rooms with an owner and soft-leaving participants,
 // an ordered log of events per room, read markers, delivery of every committed event to the
 // participants' devices (push) and to live streams (Redis pub/sub fan-out across API replicas).
 //

@@ -158,7 +158,7 @@ func (s *Service) deliverAfter(xid string, events []Event) {
 // pushLimit keeps a push under FCM's 4 KB payload limit whatever the message length.
 const pushLimit = 1000
 
-// pushMessage is the FCM data message of an event: plain string values, the keys of PRODUCT §8
+// pushMessage is the FCM data message of an event: plain string values, the keys of docs/product.md §8
 // plus the ones the shipped Android client reads (uuid, caused_by_participant_id). A posted text
 // also shows a notification: the room's name and the text.
 func pushMessage(e Event, roomName string) push.Message {

@@ -28,7 +28,6 @@ var allowed = map[string]bool{"image/jpeg": true, "image/png": true, "image/webp
 
 // Service uploads and serves files.
 type Service struct {
-	pool     *pgxpool.Pool
 	q        *db.Queries
 	store    storage.Store
 	maxBytes int64
@@ -37,7 +36,7 @@ type Service struct {
 
 // NewService returns a Service storing objects in store, refusing uploads above maxBytes.
 func NewService(pool *pgxpool.Pool, store storage.Store, maxBytes int64, log *slog.Logger) *Service {
-	return &Service{pool: pool, q: db.New(pool), store: store, maxBytes: maxBytes, log: log}
+	return &Service{q: db.New(pool), store: store, maxBytes: maxBytes, log: log}
 }
 
 // ErrTooLarge is returned by the limited reader when the upload exceeds the limit.

@@ -13,7 +13,7 @@ import (
 	"github.com/bca-app/backend/internal/profile"
 )
 
-// profileOf renders a profile view. A redacted view carries only what SYNC.md §2 lets a viewer
+// profileOf renders a profile view. A redacted view carries only what docs/sync.md §2 lets a viewer
 // without access know: id, name, image, privacy and timestamps.
 func profileOf(v profile.View) api.Profile {
 	p := v.Profile

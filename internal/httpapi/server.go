@@ -53,9 +53,8 @@ type Deps struct {
 	// FileRedirects answers downloads with a presigned redirect where the store supports it.
 	FileRedirects bool
 	// SecureCookies marks the refresh cookie Secure (off only for plain-http local runs).
-	SecureCookies   bool
-	RefreshTokenTTL time.Duration
-	PublicBaseURL   string
+	SecureCookies bool
+	PublicBaseURL string
 }
 
 // Server implements api.StrictServerInterface.

@@ -9,7 +9,7 @@ import (
 )
 
 // syncHeaders are the headers every sync answer carries: the quoted MD5 of the file's bytes
-// (SYNC.md §3) and whether a newer build is already owed.
+// (docs/sync.md §3) and whether a newer build is already owed.
 func syncHeaders(f syncsvc.File) (etag, pending string) {
 	return strconv.Quote(f.ETag), strconv.FormatBool(f.Pending)
 }

@@ -1,5 +1,5 @@
 // Package outbox records, in the transaction of a change, which users' sync files the change
-// makes stale (SYNC.md §4.1), and hands the bumps to a Notifier after the commit.
+// makes stale (docs/sync.md §4.1), and hands the bumps to a Notifier after the commit.
 package outbox
 
 import (

@@ -84,6 +84,3 @@ func IsUniqueViolation(err error) (constraint string, ok bool) {
 	}
 	return "", false
 }
-
-// IsNoRows reports whether err says a query found no row.
-func IsNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

@@ -41,7 +41,7 @@ func (s *Service) target(ctx context.Context, q *db.Queries, v access.Viewer, ta
 		return row, bca.E(bca.KindInvalid, "relation.same_user", "A profile cannot relate to another profile of the same user.")
 	}
 	// Admins get no special powers over relations: the acting profile is an ordinary profile.
-	facts := Facts(row.Profile, row.OwnerGone, row.FromViewer, row.ToViewer)
+	facts := access.FactsOf(row.Profile.UserID, row.Profile.Private, row.Live, row.FromViewer, row.ToViewer)
 	if blocking && !facts.Locked {
 		return row, nil
 	}
@@ -66,7 +66,7 @@ func (s *Service) GetRelation(ctx context.Context, v access.Viewer, targetID int
 	return relationOf(r), nil
 }
 
-// SetRelation applies FOLLOW, HIDE or BLOCK from the acting profile to the target (PRODUCT §5).
+// SetRelation applies FOLLOW, HIDE or BLOCK from the acting profile to the target (docs/product.md §5).
 func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int64, want access.Status) (Relation, error) {
 	var out Relation
 	err := s.out.Write(ctx, func(t *outbox.Tx) error {
@@ -232,7 +232,8 @@ func (s *Service) related(ctx context.Context, v access.Viewer, profileID int64,
 	}
 	out := make([]Listed, 0, len(rows))
 	for _, r := range rows {
-		vis := access.Profile(v, Facts(r.Profile, r.OwnerGone, r.FromViewer, r.ToViewer))
+		// live: the query joins live_profiles.
+		vis := access.Profile(v, access.FactsOf(r.Profile.UserID, r.Profile.Private, true, r.FromViewer, r.ToViewer))
 		if vis == access.Hidden {
 			continue // e.g. the listed profile blocks the viewer
 		}

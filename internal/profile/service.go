@@ -22,7 +22,6 @@ type LeaveChatsFunc func(ctx context.Context, tx pgx.Tx, profileID int64) error
 
 // Service implements profiles and relations.
 type Service struct {
-	pool       *pgxpool.Pool
 	q          *db.Queries
 	out        outbox.Writer
 	files      *files.Service
@@ -31,7 +30,7 @@ type Service struct {
 
 // NewService wires a Service. leaveChats may be nil when chat is not wired.
 func NewService(pool *pgxpool.Pool, notifier outbox.Notifier, fileService *files.Service, leaveChats LeaveChatsFunc) *Service {
-	return &Service{pool: pool, q: db.New(pool), out: outbox.Writer{Pool: pool, Notifier: notifier}, files: fileService, leaveChats: leaveChats}
+	return &Service{q: db.New(pool), out: outbox.Writer{Pool: pool, Notifier: notifier}, files: fileService, leaveChats: leaveChats}
 }
 
 // View is a profile as one viewer may see it.
@@ -64,20 +63,12 @@ func (s *Service) view(ctx context.Context, v access.Viewer, profileID int64) (V
 	if err != nil {
 		return View{}, access.ProfileFacts{}, fmt.Errorf("load profile %d: %w", profileID, err)
 	}
-	facts := Facts(row.Profile, row.OwnerGone, row.FromViewer, row.ToViewer)
+	facts := access.FactsOf(row.Profile.UserID, row.Profile.Private, row.Live, row.FromViewer, row.ToViewer)
 	view := View{Profile: row.Profile, Mine: row.Profile.UserID == v.UserID, Visibility: access.Profile(v, facts)}
 	if view.Visibility == access.Hidden {
 		return View{}, facts, bca.NotFound("The profile")
 	}
 	return view, facts, nil
-}
-
-// Facts turns a loaded profile and its relations with the viewer into rule inputs.
-func Facts(p db.Profile, ownerGone bool, fromViewer, toViewer int16) access.ProfileFacts {
-	return access.ProfileFacts{
-		OwnerUserID: p.UserID, Private: p.Private, Locked: p.LockedAt != nil || ownerGone,
-		FromViewer: access.Status(fromViewer), ToViewer: access.Status(toViewer),
-	}
 }
 
 // ListMine pages through the caller's profiles, deleted ones included.

@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkBuild measures a full build (create, insert, foreign key check, fsync, close) against
-// the row count; SYNC.md asks for full-build time versus row count.
+// the row count; docs/sync.md asks for full-build time versus row count.
 func BenchmarkBuild(b *testing.B) {
 	for _, n := range []int{100, 1_000, 10_000} {
 		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {

@@ -13,9 +13,8 @@ import (
 	"testing"
 )
 
-// referenceDB is the Android app's own empty sync file. The repository keeps a copy in testdata so
-// the schema check runs in any clone; TestReferenceCopyIsCurrent fails when it drifts from
-// shared/reference/android-blank.sqlite next to the repository.
+// referenceDB is the Android app's own empty sync file (docs/sync.md §1), kept in testdata;
+// TestReferenceCopyIsPinned guards it.
 func referenceDB(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join("testdata", "android-blank.sqlite")
@@ -23,27 +22,6 @@ func referenceDB(t testing.TB) string {
 		t.Fatalf("reference file: %v", err)
 	}
 	return p
-}
-
-// sharedReference finds shared/reference/android-blank.sqlite by walking up from the working
-// directory; "" when the checkout does not sit next to shared/.
-func sharedReference(t testing.TB) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for dir := wd; ; {
-		p := filepath.Join(dir, "shared", "reference", "android-blank.sqlite")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
 
 // openRaw opens a file for the test's own queries, bypassing the package.

@@ -173,7 +173,7 @@ func relationTable() table[Relation] {
 // not make preview URLs unique, so keeping it would turn two visible cards sharing an image into
 // a failed build for every user who sees both (the predecessor's whole-rebuild 500s). Room
 // validates only explicitly created indexes (origin "c"), not the automatic index a UNIQUE
-// constraint creates, so the app accepts the file either way (SYNC.md §1).
+// constraint creates, so the app accepts the file either way (docs/sync.md §1).
 func cardTable() table[Card] {
 	return table[Card]{
 		name: "TB_CARD",

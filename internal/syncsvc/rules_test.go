@@ -16,7 +16,7 @@ const (
 	followRequested = 4
 )
 
-// scenario is a small world around user U exercising every rule of SYNC.md §2.
+// scenario is a small world around user U exercising every rule of docs/sync.md §2.
 type scenario struct {
 	u, v, gone int64 // U; another user V; a deactivated user
 

@@ -16,7 +16,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 var ctx = context.Background()
 
-// androidBlank is the app's own empty file (SYNC.md §1), kept next to the builder.
+// androidBlank is the app's own empty file (docs/sync.md §1), kept next to the builder.
 const androidBlank = "../syncfile/testdata/android-blank.sqlite"
 
 // TestSyncProducedFileHasTheAppSchema builds a file with rows in every table, the way the service

@@ -1,4 +1,4 @@
-// Package syncsvc keeps each user's sync file (SYNC.md): it computes what the file holds from
+// Package syncsvc keeps each user's sync file (docs/sync.md): it computes what the file holds from
 // PostgreSQL, builds it (in full, or by updating the current file), stores it with a
 // compare-and-set pointer switch, and answers the HTTP layer's reads. The worker (internal/worker)
 // decides when to build; this package decides how.
@@ -156,7 +156,7 @@ type Result struct {
 }
 
 // Sync brings userID's file up to the user's current wanted_version, if it is behind: the
-// worker's step for one message or claim (SYNC.md §4.3). It takes the user's lock, waiting at
+// worker's step for one message or claim (docs/sync.md §4.3). It takes the user's lock, waiting at
 // most SyncLockWait (ErrBusy when another builder keeps it), holds it while working, and returns Skipped
 // when the published file is already current. ctx is the worker's: cancelling it abandons the
 // build as a crash would, leaving the lock to expire.
@@ -398,7 +398,7 @@ func (s *Service) discard(ctx context.Context, key string) {
 	}
 }
 
-// announce tells the user's devices that a new file is there (SYNC.md §4.3). The etag is the
+// announce tells the user's devices that a new file is there (docs/sync.md §4.3). The etag is the
 // file's MD5 as plain lowercase hex, what the app compares with its local copy.
 func (s *Service) announce(ctx context.Context, userID int64, sum string) {
 	s.push.SendToUsers(context.WithoutCancel(ctx), []int64{userID}, 0, push.Message{

@@ -147,17 +147,19 @@ func TestSyncPoisonUserIsDeadLettered(t *testing.T) {
 		if n := counter(t, p.e.Svc.Metrics().DeadLetters); n != 1 {
 			t.Fatalf("dead letters metric %v", n)
 		}
-		if st := p.e.State(t, healthy); st.StorageKey == nil {
-			// The healthy user may still be in flight; give it a moment.
-			time.Sleep(2 * time.Second)
-			if st = p.e.State(t, healthy); st.StorageKey == nil {
+		// The healthy user may still be in flight: wait for its file, bounded.
+		for deadline := time.Now().Add(10 * time.Second); p.e.State(t, healthy).StorageKey == nil; {
+			if time.Now().After(deadline) {
 				t.Fatal("a poison user must not hold up the others")
 			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		if p.tq != nil {
-			time.Sleep(500 * time.Millisecond)
-			if n := p.tq.depth(t, p.tq.url); n != 0 {
-				t.Fatalf("the dead-lettered user's message is removed, %d left", n)
+			for deadline := time.Now().Add(10 * time.Second); p.tq.depth(t, p.tq.url) != 0; {
+				if time.Now().After(deadline) {
+					t.Fatalf("the dead-lettered user's message is removed, %d left", p.tq.depth(t, p.tq.url))
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 		}
 	})

@@ -1,0 +1,151 @@
+package account_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/account"
+	"github.com/bca-app/backend/internal/auth"
+	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/mail"
+	"github.com/bca-app/backend/internal/outbox"
+	"github.com/bca-app/backend/internal/postgres"
+	"github.com/bca-app/backend/internal/ratelimit"
+	"github.com/bca-app/backend/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// clock is a test clock the service reads instead of time.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// newService builds the account service on its own database and Redis prefix.
+func newService(t *testing.T, now func() time.Time) *account.Service {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, testenv.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	redisURL, prefix := testenv.Redis(t)
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	hasher, err := auth.NewHasher(config.PasswordHashing{MemoryKiB: 1024, Iterations: 1, Parallelism: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	signer := auth.NewSigner([]byte("0123456789abcdef0123456789abcdef"), 15*time.Minute)
+	s := account.NewService(account.Deps{
+		Pool: pool, Hasher: hasher, Signer: signer,
+		Authn:   auth.NewAuthenticator(signer, rdb, prefix, db.New(pool), log),
+		Limiter: ratelimit.New(rdb, prefix), Mailer: mail.LogSender{Log: log}, Log: log, Notifier: outbox.Nop{},
+		Settings: account.Settings{
+			AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, EmailTokenTTL: time.Hour,
+			PublicBaseURL: "http://127.0.0.1", PerAddressPerMinute: 1000, PerAccountPerMinute: 1000,
+		},
+		Now: now,
+	})
+	t.Cleanup(s.Wait)
+	return s
+}
+
+func code(err error) string {
+	var e *bca.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// TestSignInLockLapsesWithTheClock: five wrong passwords lock the account for a while
+// (docs/product.md §3), even against the right password; once the clock passes the lock, the
+// right password signs in and clears the count. The clock moves instead of the test sleeping.
+func TestSignInLockLapsesWithTheClock(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Now()}
+	s := newService(t, clk.Now)
+	c := account.Client{Address: "192.0.2.1"}
+	if _, err := s.SignUp(ctx, account.SignUpInput{LoginID: "lockme", Nickname: "Lock Me", Email: "lock@example.com", Password: "Correct-horse-1"}, c); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := s.SignIn(ctx, "lockme", "wrong-password-1", c); code(err) != "account.invalid_credentials" {
+			t.Fatalf("failure %d: %v", i+1, err)
+		}
+	}
+	_, err := s.SignIn(ctx, "lockme", "Correct-horse-1", c)
+	var e *bca.Error
+	if !errors.As(err, &e) || e.Code != "account.temporarily_locked" {
+		t.Fatalf("after five failures the right password must meet the lock: %v", err)
+	}
+	if e.RetryAfter <= 0 || e.RetryAfter > time.Hour {
+		t.Fatalf("Retry-After %v, want within (0, 1h]", e.RetryAfter)
+	}
+	// The lock is set by the database's clock; move ours beyond it.
+	clk.Advance(e.RetryAfter + time.Second)
+	if _, err := s.SignIn(ctx, "lockme", "Correct-horse-1", c); err != nil {
+		t.Fatalf("the lock lapsed, the right password signs in: %v", err)
+	}
+	// The success cleared the count: one more failure does not lock again.
+	if _, err := s.SignIn(ctx, "lockme", "wrong-password-1", c); code(err) != "account.invalid_credentials" {
+		t.Fatal(err)
+	}
+	if _, err := s.SignIn(ctx, "lockme", "Correct-horse-1", c); err != nil {
+		t.Fatalf("one failure after a success must not lock: %v", err)
+	}
+}
+
+// TestSignUpDuplicatesNameEveryField: id, nickname and email are unique case-insensitively, and
+// the 409 names every clashing field (docs/product.md §3).
+func TestSignUpDuplicatesNameEveryField(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, nil)
+	c := account.Client{Address: "192.0.2.2"}
+	if _, err := s.SignUp(ctx, account.SignUpInput{LoginID: "first", Nickname: "Nick", Email: "a@example.com", Password: "Correct-horse-1"}, c); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.SignUp(ctx, account.SignUpInput{LoginID: "FIRST", Nickname: "nick", Email: "A@Example.com", Password: "Correct-horse-1"}, c)
+	var e *bca.Error
+	if !errors.As(err, &e) || e.Kind != bca.KindConflict {
+		t.Fatalf("duplicate sign-up: %v", err)
+	}
+	fields := map[string]bool{}
+	for _, f := range e.Fields {
+		fields[f.Field] = true
+	}
+	for _, f := range []string{"id", "nickname", "email"} {
+		if !fields[f] {
+			t.Errorf("the conflict does not name %s: %+v", f, e.Fields)
+		}
+	}
+}
