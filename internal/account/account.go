@@ -22,6 +22,7 @@ import (
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // Settings are the account rules that come from configuration.
@@ -53,7 +54,7 @@ type Service struct {
 	log      *slog.Logger
 	out      outbox.Writer
 	// leaveChats ends a profile's chat participations inside the caller's transaction.
-	leaveChats func(ctx context.Context, tx pgx.Tx, profileID int64) error
+	leaveChats func(ctx context.Context, t *txn.Tx, profileID int64) error
 
 	// background holds mail sends that outlive their request, so shutdown can wait for them.
 	background sync.WaitGroup
@@ -72,7 +73,7 @@ type Deps struct {
 	Log      *slog.Logger
 	Notifier outbox.Notifier
 	// LeaveChats, when set, ends the chat participations of a deactivated user's profiles.
-	LeaveChats func(ctx context.Context, tx pgx.Tx, profileID int64) error
+	LeaveChats func(ctx context.Context, t *txn.Tx, profileID int64) error
 }
 
 // NewService wires a Service.
@@ -609,7 +610,7 @@ func (s *Service) Deactivate(ctx context.Context, p auth.Principal, password str
 		}
 		if s.leaveChats != nil {
 			for _, id := range ids {
-				if err := s.leaveChats(ctx, t.Raw, id); err != nil {
+				if err := s.leaveChats(ctx, t, id); err != nil {
 					return fmt.Errorf("leave chats of profile %d: %w", id, err)
 				}
 			}

@@ -31,7 +31,6 @@ import (
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/files"
-	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/push"
 )
 
@@ -304,8 +303,4 @@ func autoName(names []string) string {
 		return defaultRoomName
 	}
 	return n
-}
-
-func inTx(ctx context.Context, pool *pgxpool.Pool, fn func(q *db.Queries) error) error {
-	return postgres.InTx(ctx, pool, func(tx pgx.Tx) error { return fn(db.New(tx)) })
 }
