@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/auth"
@@ -56,6 +57,9 @@ type Service struct {
 	// leaveChats ends a profile's chat participations inside the caller's transaction.
 	leaveChats func(ctx context.Context, t *txn.Tx, profileID int64) error
 
+	rdb       redis.UniversalClient
+	keyPrefix string
+
 	// background holds mail sends that outlive their request, so shutdown can wait for them.
 	background sync.WaitGroup
 }
@@ -74,6 +78,10 @@ type Deps struct {
 	Notifier outbox.Notifier
 	// LeaveChats, when set, ends the chat participations of a deactivated user's profiles.
 	LeaveChats func(ctx context.Context, t *txn.Tx, profileID int64) error
+	// Redis, when set, carries the announcements of ended sessions (auth.SessionEnd) to every
+	// API process, so their live streams end at once.
+	Redis          redis.UniversalClient
+	RedisKeyPrefix string
 }
 
 // NewService wires a Service.
@@ -82,6 +90,19 @@ func NewService(d Deps) *Service {
 		pool: d.Pool, q: db.New(d.Pool), hasher: d.Hasher, signer: d.Signer, authn: d.Authn,
 		limiter: d.Limiter, mailer: d.Mailer, files: d.Files, settings: d.Settings, log: d.Log,
 		out: outbox.Writer{Pool: d.Pool, Notifier: d.Notifier}, leaveChats: d.LeaveChats,
+		rdb: d.Redis, keyPrefix: d.RedisKeyPrefix,
+	}
+}
+
+// sessionsEnded announces ended sessions to every API process (docs/product.md §3): their
+// live streams end within moments. The session rows are already revoked, so a failure is
+// logged, not answered.
+func (s *Service) sessionsEnded(ctx context.Context, e auth.SessionEnd) {
+	if s.rdb == nil {
+		return
+	}
+	if err := auth.PublishSessionEnd(context.WithoutCancel(ctx), s.rdb, s.keyPrefix, e); err != nil {
+		s.log.WarnContext(ctx, "announce ended sessions", "user_id", e.UserID, "err", err)
 	}
 }
 
@@ -111,13 +132,12 @@ var (
 	errInvalidRefresh     = bca.Unauthenticated("account.invalid_refresh_token", "The refresh token is unknown, expired or revoked.")
 )
 
-// limit applies a per-minute rate limit; a Redis failure lets the request through (logged),
-// because the database-side lockout still protects passwords.
+// limit applies a per-minute rate limit. It never fails open: when Redis is unavailable the
+// limiter counts in this process (logged).
 func (s *Service) limit(ctx context.Context, key string, perMinute int) error {
 	ok, retry, err := s.limiter.Allow(ctx, key, perMinute, time.Minute)
 	if err != nil {
-		s.log.WarnContext(ctx, "rate limiter unavailable", "key", key, "err", err)
-		return nil
+		s.log.WarnContext(ctx, "rate limiter unavailable; counting in process", "key", key, "err", err)
 	}
 	if !ok {
 		return bca.RateLimited(retry)
@@ -426,6 +446,7 @@ func (s *Service) handleReuse(ctx context.Context, hash []byte) error {
 	if err := s.q.RevokeSessionByID(ctx, db.RevokeSessionByIDParams{ID: sessionID, RevokeReason: ptr("refresh_token_reuse")}); err != nil {
 		return fmt.Errorf("revoke reused session: %w", err)
 	}
+
 	s.log.WarnContext(ctx, "refresh token reused; session revoked", "session_id", sessionID)
 	return bca.Unauthenticated("account.refresh_token_reused", "This refresh token was already used; the session has been ended.")
 }
@@ -435,6 +456,7 @@ func (s *Service) SignOut(ctx context.Context, p auth.Principal) error {
 	if _, err := s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: p.SessionID, UserID: p.UserID, RevokeReason: ptr("sign_out")}); err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
+	s.sessionsEnded(ctx, auth.SessionEnd{UserID: p.UserID, SessionID: p.SessionID})
 	return s.blacklist(ctx, p)
 }
 
@@ -443,6 +465,7 @@ func (s *Service) SignOutEverywhere(ctx context.Context, p auth.Principal) error
 	if _, err := s.q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: p.UserID, KeepSessionID: 0, Reason: ptr("sign_out_everywhere")}); err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}
+	s.sessionsEnded(ctx, auth.SessionEnd{UserID: p.UserID})
 	return s.blacklist(ctx, p)
 }
 
@@ -473,6 +496,7 @@ func (s *Service) RevokeSession(ctx context.Context, p auth.Principal, sessionID
 	if n == 0 {
 		return bca.NotFound("The session")
 	}
+	s.sessionsEnded(ctx, auth.SessionEnd{UserID: p.UserID, SessionID: sessionID})
 	if sessionID == p.SessionID {
 		return s.blacklist(ctx, p)
 	}
@@ -570,12 +594,14 @@ func (s *Service) ChangePassword(ctx context.Context, p auth.Principal, current,
 	if err != nil {
 		return err
 	}
-	return postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
-		if err := q.UpdateUserPasswordHash(ctx, db.UpdateUserPasswordHashParams{ID: user.ID, PasswordHash: hash}); err != nil {
+	return txn.Do(ctx, s.pool, func(t *txn.Tx) error {
+		if err := t.Q.UpdateUserPasswordHash(ctx, db.UpdateUserPasswordHashParams{ID: user.ID, PasswordHash: hash}); err != nil {
 			return fmt.Errorf("store password: %w", err)
 		}
-		_, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: p.SessionID, Reason: ptr("password_changed")})
+		t.AfterCommit(func(ctx context.Context) {
+			s.sessionsEnded(ctx, auth.SessionEnd{UserID: user.ID, KeepSessionID: p.SessionID})
+		})
+		_, err := t.Q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: p.SessionID, Reason: ptr("password_changed")})
 		return err
 	})
 }
@@ -600,6 +626,7 @@ func (s *Service) Deactivate(ctx context.Context, p auth.Principal, password str
 		if _, err := t.Q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: 0, Reason: ptr("deactivated")}); err != nil {
 			return fmt.Errorf("revoke sessions: %w", err)
 		}
+		t.AfterCommit(func(ctx context.Context) { s.sessionsEnded(ctx, auth.SessionEnd{UserID: user.ID}) })
 		// The user's profiles vanish from everyone's files and leave their chat rooms.
 		ids, err := t.Q.ListLiveProfileIDsOfUser(ctx, user.ID)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/mail"
+	"github.com/bca-app/backend/internal/txn"
 	"github.com/bca-app/backend/internal/postgres"
 )
 
@@ -167,8 +168,8 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string, 
 	if err := s.limitAddress(ctx, "reset", c); err != nil {
 		return err
 	}
-	return postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	return txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
+		q := tx.Q
 		t, err := q.ConsumeEmailToken(ctx, db.ConsumeEmailTokenParams{TokenHash: auth.HashSecret(token), Purpose: purposeReset})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errBadEmailToken
@@ -193,6 +194,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string, 
 		if _, err := q.MarkEmailVerified(ctx, db.MarkEmailVerifiedParams{ID: user.ID, EmailKey: bca.Key(t.Email)}); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("mark verified: %w", err)
 		}
+		tx.AfterCommit(func(ctx context.Context) { s.sessionsEnded(ctx, auth.SessionEnd{UserID: user.ID}) })
 		_, err = q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: 0, Reason: ptr("password_reset")})
 		return err
 	})
