@@ -12,8 +12,8 @@ import (
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/mail"
-	"github.com/bca-app/backend/internal/txn"
 	"github.com/bca-app/backend/internal/postgres"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // Purposes bind an email token to one use: a verification link cannot reset a password.
