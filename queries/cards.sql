@@ -66,16 +66,11 @@ WHERE c.id = sqlc.arg(id) AND p.user_id = sqlc.arg(user_id);
 SELECT * FROM card_subscriptions WHERE profile_id = $1 AND card_id = $2;
 
 -- name: Subscribe :one
--- Idempotent: a second subscribe finds the existing row.
-WITH ins AS (
-    INSERT INTO card_subscriptions (profile_id, card_id) VALUES ($1, $2)
-    ON CONFLICT (profile_id, card_id) DO NOTHING
-    RETURNING *, true AS created
-)
-SELECT id, card_id, profile_id, version, created_at, modified_at, created FROM ins
-UNION ALL
-SELECT id, card_id, profile_id, version, created_at, modified_at, false FROM card_subscriptions
-WHERE profile_id = $1 AND card_id = $2 AND NOT EXISTS (SELECT 1 FROM ins);
+-- Idempotent, also under concurrency: a second subscribe (or a concurrent one) finds the
+-- existing row through the conflict instead of a snapshot that may not see it yet.
+INSERT INTO card_subscriptions (profile_id, card_id) VALUES ($1, $2)
+ON CONFLICT (profile_id, card_id) DO UPDATE SET profile_id = excluded.profile_id
+RETURNING id, card_id, profile_id, version, created_at, modified_at, (xmax = 0)::boolean AS created;
 
 -- name: Unsubscribe :execrows
 DELETE FROM card_subscriptions WHERE profile_id = $1 AND card_id = $2;

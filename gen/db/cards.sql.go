@@ -293,15 +293,9 @@ func (q *Queries) SoftDeleteCardsOfProfile(ctx context.Context, profileID int64)
 }
 
 const subscribe = `-- name: Subscribe :one
-WITH ins AS (
-    INSERT INTO card_subscriptions (profile_id, card_id) VALUES ($1, $2)
-    ON CONFLICT (profile_id, card_id) DO NOTHING
-    RETURNING id, card_id, profile_id, version, created_at, modified_at, true AS created
-)
-SELECT id, card_id, profile_id, version, created_at, modified_at, created FROM ins
-UNION ALL
-SELECT id, card_id, profile_id, version, created_at, modified_at, false FROM card_subscriptions
-WHERE profile_id = $1 AND card_id = $2 AND NOT EXISTS (SELECT 1 FROM ins)
+INSERT INTO card_subscriptions (profile_id, card_id) VALUES ($1, $2)
+ON CONFLICT (profile_id, card_id) DO UPDATE SET profile_id = excluded.profile_id
+RETURNING id, card_id, profile_id, version, created_at, modified_at, (xmax = 0)::boolean AS created
 `
 
 type SubscribeParams struct {
@@ -319,7 +313,8 @@ type SubscribeRow struct {
 	Created    bool
 }
 
-// Idempotent: a second subscribe finds the existing row.
+// Idempotent, also under concurrency: a second subscribe (or a concurrent one) finds the
+// existing row through the conflict instead of a snapshot that may not see it yet.
 func (q *Queries) Subscribe(ctx context.Context, arg SubscribeParams) (SubscribeRow, error) {
 	row := q.db.QueryRow(ctx, subscribe, arg.ProfileID, arg.CardID)
 	var i SubscribeRow

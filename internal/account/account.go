@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/auth"
@@ -22,6 +23,7 @@ import (
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // Settings are the account rules that come from configuration.
@@ -53,7 +55,10 @@ type Service struct {
 	log      *slog.Logger
 	out      outbox.Writer
 	// leaveChats ends a profile's chat participations inside the caller's transaction.
-	leaveChats func(ctx context.Context, tx pgx.Tx, profileID int64) error
+	leaveChats func(ctx context.Context, t *txn.Tx, profileID int64) error
+
+	rdb       redis.UniversalClient
+	keyPrefix string
 
 	now func() time.Time
 
@@ -74,10 +79,14 @@ type Deps struct {
 	Log      *slog.Logger
 	Notifier outbox.Notifier
 	// LeaveChats, when set, ends the chat participations of a deactivated user's profiles.
-	LeaveChats func(ctx context.Context, tx pgx.Tx, profileID int64) error
+	LeaveChats func(ctx context.Context, t *txn.Tx, profileID int64) error
 	// Now is the clock the service compares times with (the sign-in lock); nil is time.Now.
 	// Tests move it instead of sleeping.
 	Now func() time.Time
+	// Redis, when set, carries the announcements of ended sessions (auth.SessionEnd) to every
+	// API process, so their live streams end at once.
+	Redis          redis.UniversalClient
+	RedisKeyPrefix string
 }
 
 // NewService wires a Service.
@@ -89,7 +98,19 @@ func NewService(d Deps) *Service {
 		pool: d.Pool, q: db.New(d.Pool), hasher: d.Hasher, signer: d.Signer, authn: d.Authn,
 		limiter: d.Limiter, mailer: d.Mailer, files: d.Files, settings: d.Settings, log: d.Log,
 		out: outbox.Writer{Pool: d.Pool, Notifier: d.Notifier}, leaveChats: d.LeaveChats,
-		now: d.Now,
+		now: d.Now, rdb: d.Redis, keyPrefix: d.RedisKeyPrefix,
+	}
+}
+
+// sessionsEnded announces ended sessions to every API process (docs/product.md §3): their
+// live streams end within moments. The session rows are already revoked, so a failure is
+// logged, not answered.
+func (s *Service) sessionsEnded(ctx context.Context, e auth.SessionEnd) {
+	if s.rdb == nil {
+		return
+	}
+	if err := auth.PublishSessionEnd(context.WithoutCancel(ctx), s.rdb, s.keyPrefix, e); err != nil {
+		s.log.WarnContext(ctx, "announce ended sessions", "user_id", e.UserID, "err", err)
 	}
 }
 
@@ -119,13 +140,12 @@ var (
 	errInvalidRefresh     = bca.Unauthenticated("account.invalid_refresh_token", "The refresh token is unknown, expired or revoked.")
 )
 
-// limit applies a per-minute rate limit; a Redis failure lets the request through (logged),
-// because the database-side lockout still protects passwords.
+// limit applies a per-minute rate limit. It never fails open: when Redis is unavailable the
+// limiter counts in this process (logged).
 func (s *Service) limit(ctx context.Context, key string, perMinute int) error {
 	ok, retry, err := s.limiter.Allow(ctx, key, perMinute, time.Minute)
 	if err != nil {
-		s.log.WarnContext(ctx, "rate limiter unavailable", "key", key, "err", err)
-		return nil
+		s.log.WarnContext(ctx, "rate limiter unavailable; counting in process", "key", key, "err", err)
 	}
 	if !ok {
 		return bca.RateLimited(retry)
@@ -344,6 +364,17 @@ func (s *Service) SignIn(ctx context.Context, login, password string, c Client) 
 	if err != nil {
 		return Session{}, err
 	}
+	// While the account is temporarily locked the answer is the same whether the password is
+	// right or wrong (docs/product.md §3), so the lock cannot be used to test passwords. A
+	// wrong one still counts (the back-off grows).
+	if user.SigninLockedUntil != nil && user.SigninLockedUntil.After(time.Now()) {
+		if !ok {
+			if _, err := s.q.RecordFailedSignIn(ctx, db.RecordFailedSignInParams{ID: user.ID, Threshold: failureThreshold}); err != nil {
+				return Session{}, fmt.Errorf("record failed sign-in: %w", err)
+			}
+		}
+		return Session{}, s.usable(db.User{SigninLockedUntil: user.SigninLockedUntil}, true)
+	}
 	if !ok {
 		if _, err := s.q.RecordFailedSignIn(ctx, db.RecordFailedSignInParams{ID: user.ID, Threshold: failureThreshold}); err != nil {
 			return Session{}, fmt.Errorf("record failed sign-in: %w", err)
@@ -442,6 +473,7 @@ func (s *Service) handleReuse(ctx context.Context, hash []byte) error {
 	}); err != nil {
 		return fmt.Errorf("revoke reused session: %w", err)
 	}
+
 	s.log.WarnContext(ctx, "refresh token reused; session revoked", "session_id", sessionID)
 	return bca.Unauthenticated("account.refresh_token_reused", "This refresh token was already used; the session has been ended.")
 }
@@ -454,6 +486,7 @@ func (s *Service) SignOut(ctx context.Context, p auth.Principal) error {
 	}); err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
+	s.sessionsEnded(ctx, auth.SessionEnd{UserID: p.UserID, SessionID: p.SessionID})
 	return s.blacklist(ctx, p)
 }
 
@@ -465,6 +498,7 @@ func (s *Service) SignOutEverywhere(ctx context.Context, p auth.Principal) error
 	}); err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}
+	s.sessionsEnded(ctx, auth.SessionEnd{UserID: p.UserID})
 	return s.blacklist(ctx, p)
 }
 
@@ -499,6 +533,7 @@ func (s *Service) RevokeSession(ctx context.Context, p auth.Principal, sessionID
 	if n == 0 {
 		return bca.NotFound("The session")
 	}
+	s.sessionsEnded(ctx, auth.SessionEnd{UserID: p.UserID, SessionID: sessionID})
 	if sessionID == p.SessionID {
 		return s.blacklist(ctx, p)
 	}
@@ -597,12 +632,14 @@ func (s *Service) ChangePassword(ctx context.Context, p auth.Principal, current,
 		return err
 	}
 	return s.authn.Revoking(ctx, user.ID, func() error {
-		return postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-			q := s.q.WithTx(tx)
-			if err := q.UpdateUserPasswordHash(ctx, db.UpdateUserPasswordHashParams{ID: user.ID, PasswordHash: hash}); err != nil {
+		return txn.Do(ctx, s.pool, func(t *txn.Tx) error {
+			if err := t.Q.UpdateUserPasswordHash(ctx, db.UpdateUserPasswordHashParams{ID: user.ID, PasswordHash: hash}); err != nil {
 				return fmt.Errorf("store password: %w", err)
 			}
-			_, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: p.SessionID, Reason: ptr("password_changed")})
+			t.AfterCommit(func(ctx context.Context) {
+				s.sessionsEnded(ctx, auth.SessionEnd{UserID: user.ID, KeepSessionID: p.SessionID})
+			})
+			_, err := t.Q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: p.SessionID, Reason: ptr("password_changed")})
 			return err
 		})
 	})
@@ -636,6 +673,7 @@ func (s *Service) deactivate(ctx context.Context, user db.User, reason *string) 
 		if _, err := t.Q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: 0, Reason: ptr("deactivated")}); err != nil {
 			return fmt.Errorf("revoke sessions: %w", err)
 		}
+		t.AfterCommit(func(ctx context.Context) { s.sessionsEnded(ctx, auth.SessionEnd{UserID: user.ID}) })
 		// The user's profiles vanish from everyone's files and leave their chat rooms.
 		ids, err := t.Q.ListLiveProfileIDsOfUser(ctx, user.ID)
 		if err != nil {
@@ -646,7 +684,7 @@ func (s *Service) deactivate(ctx context.Context, user db.User, reason *string) 
 		}
 		if s.leaveChats != nil {
 			for _, id := range ids {
-				if err := s.leaveChats(ctx, t.Raw, id); err != nil {
+				if err := s.leaveChats(ctx, t, id); err != nil {
 					return fmt.Errorf("leave chats of profile %d: %w", id, err)
 				}
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/mail"
 	"github.com/bca-app/backend/internal/postgres"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // Purposes bind an email token to one use: a verification link cannot reset a password.
@@ -168,8 +169,8 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string, 
 		return err
 	}
 	var resetUser int64
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err := txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
+		q := tx.Q
 		t, err := q.ConsumeEmailToken(ctx, db.ConsumeEmailTokenParams{TokenHash: auth.HashSecret(token), Purpose: purposeReset})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errBadEmailToken
@@ -194,6 +195,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string, 
 		if _, err := q.MarkEmailVerified(ctx, db.MarkEmailVerifiedParams{ID: user.ID, EmailKey: bca.Key(t.Email)}); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("mark verified: %w", err)
 		}
+		tx.AfterCommit(func(ctx context.Context) { s.sessionsEnded(ctx, auth.SessionEnd{UserID: user.ID}) })
 		if _, err = q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: user.ID, KeepSessionID: 0, Reason: ptr("password_reset")}); err != nil {
 			return err
 		}

@@ -98,7 +98,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	if a.Chat, err = chat.NewService(ctx, chat.Deps{
 		Pool: a.Pool, Redis: a.Redis, Push: a.Push, Files: fileService, Log: log.With("component", "chat"),
-		Settings: chat.Settings{RedisKeyPrefix: cfg.RedisKeyPrefix, Heartbeat: cfg.ChatHeartbeat, StreamsPerUser: cfg.ChatStreamsPerUser},
+		Settings: chat.Settings{RedisKeyPrefix: cfg.RedisKeyPrefix, Heartbeat: cfg.ChatHeartbeat, StreamsPerUser: cfg.ChatStreamsPerUser,
+			WriteTimeout: cfg.ChatWriteTimeout},
 	}); err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.Accounts = account.NewService(account.Deps{
 		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
 		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log, Notifier: notifier,
-		LeaveChats: a.Chat.LeaveAllRooms,
+		LeaveChats: a.Chat.LeaveAllRooms, Redis: a.Redis, RedisKeyPrefix: cfg.RedisKeyPrefix,
 		Settings: account.Settings{
 			AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, EmailTokenTTL: cfg.EmailTokenTTL,
 			VerificationRequired: cfg.VerificationRequired(), MailEnabled: cfg.MailEnable, PublicBaseURL: cfg.PublicBaseURL,
@@ -123,6 +124,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Profiles: profiles, Cards: cards, Chat: a.Chat, Sync: a.Sync, PublicBaseURL: cfg.PublicBaseURL,
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, CORSOrigins: cfg.CORSOrigins,
 		FileRedirects: cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect, SecureCookies: isHTTPS(cfg.PublicBaseURL),
+		RequestTimeout: cfg.RequestTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -156,6 +158,12 @@ func connect(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, 
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
+	// Every Redis call has a deadline: a Redis that hangs costs a request REDIS_TIMEOUT, not
+	// seconds. No automatic retries (a retry doubles the cost of a hung server); callers decide.
+	redisOpts.DialTimeout, redisOpts.ReadTimeout, redisOpts.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
+	redisOpts.PoolTimeout = 2 * cfg.RedisTimeout
+	redisOpts.ContextTimeoutEnabled = true
+	redisOpts.MaxRetries = -1
 	a.Redis = redis.NewClient(redisOpts)
 	if err := a.Redis.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("ping redis: %w", err)

@@ -34,3 +34,19 @@ func IfMatch(header *string) (int64, error) {
 
 // ErrVersionMismatch answers a conditional write whose version is no longer current.
 var ErrVersionMismatch = E(KindPreconditionFailed, "request.version_mismatch", "The resource changed since you read it; read it again.")
+
+// Conditional is the one conditional-write flow (If-Match) of profiles, cards and rooms. want is
+// what IfMatch returned; lock reads the row's current version under a row lock inside the
+// write's transaction (and explains absence, e.g. 404); write then changes the row at exactly
+// that version, which nobody can move before the commit. A stale tag is ErrVersionMismatch,
+// and "*" matches whatever version is current, so it never fails with 412 under concurrency.
+func Conditional(want int64, lock func() (current int64, err error), write func(version int64) error) error {
+	current, err := lock()
+	if err != nil {
+		return err
+	}
+	if want != AnyVersion && want != current {
+		return ErrVersionMismatch
+	}
+	return write(current)
+}

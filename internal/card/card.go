@@ -154,33 +154,30 @@ func (s *Service) Update(ctx context.Context, userID, cardID int64, ifMatch *str
 	var c db.Card
 	var previous *int64
 	err = s.out.Write(ctx, func(t *outbox.Tx) error {
-		cur, err := s.owned(ctx, t.Q, userID, cardID)
-		if err != nil {
-			return err
-		}
-		if version == bca.AnyVersion {
-			version = cur.Version
-		}
-		previous = cur.PreviewFileID
-		c, err = t.Q.UpdateCard(ctx, db.UpdateCardParams{ID: cardID, UserID: userID, Version: version,
-			Name: name, Data: data, Private: in.Private, PreviewFileID: in.PreviewFileID})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return bca.ErrVersionMismatch
-		}
-		if err != nil {
-			return fmt.Errorf("update card: %w", err)
-		}
-		return t.CardsChanged(ctx, c.ID)
+		return bca.Conditional(version, func() (int64, error) {
+			cur, err := s.lockOwned(ctx, t.Q, userID, cardID)
+			previous = cur.PreviewFileID
+			return cur.Version, err
+		}, func(current int64) error {
+			var err error
+			c, err = t.Q.UpdateCard(ctx, db.UpdateCardParams{ID: cardID, UserID: userID, Version: current,
+				Name: name, Data: data, Private: in.Private, PreviewFileID: in.PreviewFileID})
+			if err != nil {
+				return fmt.Errorf("update card: %w", err)
+			}
+			if prev := previous; prev != nil && in.PreviewFileID != nil && *prev != *in.PreviewFileID {
+				t.AfterCommit(func(ctx context.Context) { s.files.ReleaseAfterCommit(ctx, *prev) })
+			}
+			return t.CardsChanged(ctx, c.ID)
+		})
 	})
-	if err == nil && previous != nil && in.PreviewFileID != nil && *previous != *in.PreviewFileID {
-		s.files.ReleaseAfterCommit(ctx, *previous)
-	}
 	return c, err
 }
 
-// owned loads the caller's live card; absent, foreign and deleted cards are not found.
-func (s *Service) owned(ctx context.Context, q *db.Queries, userID, cardID int64) (db.Card, error) {
-	c, err := q.GetOwnedCard(ctx, db.GetOwnedCardParams{ID: cardID, UserID: userID})
+// lockOwned takes the row lock of the caller's live card for a conditional write; absent,
+// foreign and deleted cards are not found.
+func (s *Service) lockOwned(ctx context.Context, q *db.Queries, userID, cardID int64) (db.Card, error) {
+	c, err := q.LockOwnedCard(ctx, db.LockOwnedCardParams{ID: cardID, UserID: userID})
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && c.DeletedAt != nil) {
 		return db.Card{}, bca.NotFound("The card")
 	}
@@ -197,21 +194,16 @@ func (s *Service) Delete(ctx context.Context, userID, cardID int64, ifMatch *str
 		return err
 	}
 	return s.out.Write(ctx, func(t *outbox.Tx) error {
-		cur, err := s.owned(ctx, t.Q, userID, cardID)
-		if err != nil {
-			return err
-		}
-		if version == bca.AnyVersion {
-			version = cur.Version
-		}
-		c, err := t.Q.SoftDeleteCard(ctx, db.SoftDeleteCardParams{ID: cardID, UserID: userID, Version: version})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return bca.ErrVersionMismatch
-		}
-		if err != nil {
-			return fmt.Errorf("delete card: %w", err)
-		}
-		return t.CardsChanged(ctx, c.ID)
+		return bca.Conditional(version, func() (int64, error) {
+			cur, err := s.lockOwned(ctx, t.Q, userID, cardID)
+			return cur.Version, err
+		}, func(current int64) error {
+			c, err := t.Q.SoftDeleteCard(ctx, db.SoftDeleteCardParams{ID: cardID, UserID: userID, Version: current})
+			if err != nil {
+				return fmt.Errorf("delete card: %w", err)
+			}
+			return t.CardsChanged(ctx, c.ID)
+		})
 	})
 }
 
@@ -247,6 +239,15 @@ func (s *Service) GetSubscription(ctx context.Context, v access.Viewer, cardID i
 func (s *Service) Subscribe(ctx context.Context, v access.Viewer, cardID int64) (Subscription, error) {
 	var out Subscription
 	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+		card, _, err := s.load(ctx, t.Q, v, cardID)
+		if err != nil {
+			return err
+		}
+		// The pair lock orders this against a BLOCK between the two profiles; the card is read
+		// again under it, so a block committed meanwhile is seen.
+		if err := profile.LockPair(ctx, t.Q, v.ActingProfileID, card.Card.ProfileID); err != nil {
+			return err
+		}
 		_, facts, err := s.load(ctx, t.Q, v, cardID)
 		if err != nil {
 			return err

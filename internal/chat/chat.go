@@ -29,9 +29,9 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
+	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/files"
-	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/push"
 )
 
@@ -64,6 +64,8 @@ type Actor struct {
 	UserID    int64
 	ProfileID int64
 	SessionID int64
+	// SessionExpires is when the access token of the request ends; a live stream ends then.
+	SessionExpires time.Time
 }
 
 // Event is one entry of a room's log.
@@ -147,6 +149,9 @@ type Settings struct {
 	Heartbeat time.Duration
 	// StreamsPerUser bounds the live streams a user holds open at once, over all replicas.
 	StreamsPerUser int
+	// WriteTimeout bounds one write to a live stream's client: a client that stops reading is
+	// disconnected after it, and its stream slot freed.
+	WriteTimeout time.Duration
 	// PushWorkers send pushes in the background; PushQueue bounds the pushes waiting for them.
 	PushWorkers int
 	PushQueue   int
@@ -194,6 +199,9 @@ func NewService(ctx context.Context, d Deps) (*Service, error) {
 	if set.StreamsPerUser <= 0 {
 		set.StreamsPerUser = 5
 	}
+	if set.WriteTimeout <= 0 {
+		set.WriteTimeout = 10 * time.Second
+	}
 	if set.PushWorkers <= 0 {
 		set.PushWorkers = 8
 	}
@@ -205,7 +213,7 @@ func NewService(ctx context.Context, d Deps) (*Service, error) {
 		pushes: make(chan pushJob, set.PushQueue),
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
-	h, err := startHub(s.ctx, d.Redis, s.channel(), d.Log)
+	h, err := startHub(s.ctx, d.Redis, s.channel(), auth.SessionEndChannel(set.RedisKeyPrefix), d.Log)
 	if err != nil {
 		s.cancel()
 		return nil, err
@@ -230,6 +238,9 @@ func (s *Service) Close() {
 	s.hub.wait()
 	s.workers.Wait()
 }
+
+// WriteTimeout bounds one write to a live stream's client.
+func (s *Service) WriteTimeout() time.Duration { return s.set.WriteTimeout }
 
 // Heartbeat is the live streams' heartbeat interval.
 func (s *Service) Heartbeat() time.Duration { return s.set.Heartbeat }
@@ -304,8 +315,4 @@ func autoName(names []string) string {
 		return defaultRoomName
 	}
 	return n
-}
-
-func inTx(ctx context.Context, pool *pgxpool.Pool, fn func(q *db.Queries) error) error {
-	return postgres.InTx(ctx, pool, func(tx pgx.Tx) error { return fn(db.New(tx)) })
 }

@@ -117,44 +117,6 @@ func (s *Service) pushWorker() {
 	}
 }
 
-// deliverAfter delivers events written in another service's transaction once that transaction
-// has committed (and drops them if it rolls back). The transaction is known by its id; its
-// status is polled from PostgreSQL, with growing pauses.
-func (s *Service) deliverAfter(xid string, events []Event) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return
-	}
-	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
-		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
-		defer cancel()
-		pause := 5 * time.Millisecond
-		for {
-			status, err := s.q.TransactionStatus(ctx, xid)
-			switch {
-			case err != nil:
-				s.log.WarnContext(ctx, "chat events of another transaction not delivered", "xid", xid, "err", err)
-				return
-			case status == "committed":
-				s.deliver(ctx, 0, events)
-				return
-			case status != "in progress":
-				return // rolled back: the events never happened
-			}
-			select {
-			case <-ctx.Done():
-				s.log.WarnContext(ctx, "chat events of another transaction not delivered", "xid", xid, "err", ctx.Err())
-				return
-			case <-time.After(pause):
-			}
-			pause = min(2*pause, time.Second)
-		}
-	}()
-}
-
 // pushLimit keeps a push under FCM's 4 KB payload limit whatever the message length.
 const pushLimit = 1000
 

@@ -13,6 +13,7 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // errNotPosted rolls back a post whose author turned out not to be a live participant; the
@@ -25,15 +26,16 @@ var errNotPosted = errors.New("author is not a live participant")
 func (s *Service) post(ctx context.Context, a Actor, p db.AppendChatEventParams) (Event, error) {
 	p.CausedByProfileID = &a.ProfileID
 	var ev Event
-	err := inTx(ctx, s.pool, func(q *db.Queries) error {
-		var err error
-		ev, err = appendEvent(ctx, q, p)
+	err := txn.Do(ctx, s.pool, func(t *txn.Tx) error {
+		e, err := appendEvent(ctx, t.Q, p)
 		if err != nil {
 			return err
 		}
-		if ev.CausedByParticipantID == nil {
+		if e.CausedByParticipantID == nil {
 			return errNotPosted
 		}
+		ev = e
+		t.AfterCommit(func(ctx context.Context) { s.deliver(ctx, a.SessionID, []Event{e}) })
 		return nil
 	})
 	if errors.Is(err, errNotPosted) || errors.Is(err, errRoomNotFound) {
@@ -45,7 +47,6 @@ func (s *Service) post(ctx context.Context, a Actor, p db.AppendChatEventParams)
 	if err != nil {
 		return Event{}, err
 	}
-	s.deliver(ctx, a.SessionID, []Event{ev})
 	return ev, nil
 }
 
@@ -87,11 +88,8 @@ func (s *Service) PostImage(ctx context.Context, a Actor, roomID int64, upload U
 // DeleteMessage replaces the content of the acting profile's own message and records a
 // MESSAGE_DELETED event pointing at it. Deleting a deleted message again changes nothing.
 func (s *Service) DeleteMessage(ctx context.Context, a Actor, roomID, index int64) error {
-	var (
-		events   []Event
-		released *int64
-	)
-	err := inTx(ctx, s.pool, func(q *db.Queries) error {
+	return txn.Do(ctx, s.pool, func(t *txn.Tx) error {
+		q := t.Q
 		if _, err := lockRoom(ctx, q, roomID); err != nil {
 			return err
 		}
@@ -116,24 +114,22 @@ func (s *Service) DeleteMessage(ctx context.Context, a Actor, roomID, index int6
 		case target.DeletedAt != nil:
 			return nil
 		}
-		released, err = q.DeleteChatMessage(ctx, db.DeleteChatMessageParams{RoomID: roomID, EventIndex: index, Message: textDeleted})
+		released, err := q.DeleteChatMessage(ctx, db.DeleteChatMessageParams{RoomID: roomID, EventIndex: index, Message: textDeleted})
 		if err != nil {
 			return fmt.Errorf("delete chat message: %w", err)
 		}
 		ev, err := appendEvent(ctx, q, db.AppendChatEventParams{
 			RoomID: roomID, EventType: MessageDeleted, Message: textDeleted, CausedByProfileID: &a.ProfileID, TargetEventIndex: &index,
 		})
-		events = append(events, ev)
-		return err
+		if err != nil {
+			return err
+		}
+		if released != nil {
+			t.AfterCommit(func(ctx context.Context) { s.files.ReleaseAfterCommit(ctx, *released) })
+		}
+		t.AfterCommit(func(ctx context.Context) { s.deliver(ctx, a.SessionID, []Event{ev}) })
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if released != nil {
-		s.files.ReleaseAfterCommit(context.WithoutCancel(ctx), *released)
-	}
-	s.deliver(ctx, a.SessionID, events)
-	return nil
 }
 
 // EventPage selects events by event_index: After and Before are exclusive bounds (nil = none).

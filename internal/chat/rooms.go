@@ -12,6 +12,7 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // RoomPage is where a page of the room list starts: after the room last active at At with id
@@ -134,7 +135,10 @@ func (s *Service) CreateRoom(ctx context.Context, a Actor, in CreateInput) (Room
 		events   []Event
 		failed   []FailedInvitation
 	)
-	err = inTx(ctx, s.pool, func(q *db.Queries) error {
+	err = txn.Do(ctx, s.pool, func(t *txn.Tx) error {
+		q := t.Q
+		roomID, existing, events, failed = 0, 0, nil, nil // a retried attempt starts afresh
+		t.AfterCommit(func(ctx context.Context) { s.deliver(ctx, a.SessionID, events) })
 		if len(ids) == 1 && ids[0] != a.ProfileID {
 			if err := q.LockChatPair(ctx, db.LockChatPairParams{A: a.ProfileID, B: ids[0]}); err != nil {
 				return fmt.Errorf("lock 1:1 pair: %w", err)
@@ -195,7 +199,6 @@ func (s *Service) CreateRoom(ctx context.Context, a Actor, in CreateInput) (Room
 			Room: room,
 		}
 	}
-	s.deliver(ctx, a.SessionID, events)
 	room, err := s.loadRoom(ctx, s.q, a, roomID)
 	return room, failed, err
 }
@@ -324,7 +327,10 @@ func (s *Service) AddParticipants(ctx context.Context, a Actor, roomID int64, pr
 		events []Event
 		failed []FailedInvitation
 	)
-	err := inTx(ctx, s.pool, func(q *db.Queries) error {
+	err := txn.Do(ctx, s.pool, func(t *txn.Tx) error {
+		q := t.Q
+		events, failed = nil, nil // a retried attempt starts afresh
+		t.AfterCommit(func(ctx context.Context) { s.deliver(ctx, a.SessionID, events) })
 		room, err := lockRoom(ctx, q, roomID)
 		if err != nil {
 			return err
@@ -382,7 +388,6 @@ func (s *Service) AddParticipants(ctx context.Context, a Actor, roomID int64, pr
 	if err != nil {
 		return Room{}, nil, err
 	}
-	s.deliver(ctx, a.SessionID, events)
 	room, err := s.loadRoom(ctx, s.q, a, roomID)
 	return room, failed, err
 }
@@ -409,7 +414,10 @@ func enter(ctx context.Context, q *db.Queries, room db.ChatRoom, profileID int64
 // removes another participant.
 func (s *Service) RemoveParticipant(ctx context.Context, a Actor, roomID, profileID int64) error {
 	var events []Event
-	err := inTx(ctx, s.pool, func(q *db.Queries) error {
+	err := txn.Do(ctx, s.pool, func(t *txn.Tx) error {
+		q := t.Q
+		events = nil // a retried attempt starts afresh
+		t.AfterCommit(func(ctx context.Context) { s.deliver(ctx, a.SessionID, events) })
 		room, err := lockRoom(ctx, q, roomID)
 		if err != nil {
 			return err
@@ -439,11 +447,7 @@ func (s *Service) RemoveParticipant(ctx context.Context, a Actor, roomID, profil
 		events, err = leave(ctx, q, room, profileID, a.ProfileID, true)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	s.deliver(ctx, a.SessionID, events)
-	return nil
+	return err
 }
 
 // leave ends a live participation in a room whose row the transaction holds locked: a
@@ -501,10 +505,10 @@ func leave(ctx context.Context, q *db.Queries, room db.ChatRoom, profileID, caus
 
 // LeaveAllRooms ends every live participation of a profile, inside the caller's transaction
 // (profile deletion): each room gets a PARTICIPANT_OUT event, ownership moves on, rooms left
-// empty close. The events reach devices and streams once that transaction commits; nothing is
-// sent if it rolls back.
-func (s *Service) LeaveAllRooms(ctx context.Context, tx pgx.Tx, profileID int64) error {
-	q := db.New(tx)
+// empty close. The events reach devices and streams once that transaction commits (an
+// after-commit hook); nothing is sent if it rolls back.
+func (s *Service) LeaveAllRooms(ctx context.Context, t *txn.Tx, profileID int64) error {
+	q := t.Q
 	roomIDs, err := q.ListLiveChatRoomIDsOfProfile(ctx, profileID)
 	if err != nil {
 		return fmt.Errorf("list chat rooms of profile %d: %w", profileID, err)
@@ -521,14 +525,9 @@ func (s *Service) LeaveAllRooms(ctx context.Context, tx pgx.Tx, profileID int64)
 		}
 		events = append(events, evs...)
 	}
-	if len(events) == 0 {
-		return nil
+	if len(events) > 0 {
+		t.AfterCommit(func(ctx context.Context) { s.deliver(ctx, 0, events) })
 	}
-	xid, err := q.TransactionID(ctx)
-	if err != nil {
-		return fmt.Errorf("transaction id: %w", err)
-	}
-	s.deliverAfter(xid, events)
 	return nil
 }
 
@@ -571,19 +570,34 @@ func (s *Service) UpdateRoom(ctx context.Context, a Actor, roomID int64, ifMatch
 	}
 	params.NewOwnerProfileID = newOwner
 	var events []Event
-	err = inTx(ctx, s.pool, func(q *db.Queries) error {
-		params.Version = version
-		if version == bca.AnyVersion {
+	err = txn.Do(ctx, s.pool, func(t *txn.Tx) error {
+		q := t.Q
+		events = nil // a retried attempt starts afresh
+		t.AfterCommit(func(ctx context.Context) { s.deliver(ctx, a.SessionID, events) })
+		err := bca.Conditional(version, func() (int64, error) {
 			room, err := lockRoom(ctx, q, roomID)
 			if err != nil {
-				return err
+				return 0, err
 			}
-			params.Version = room.Version
-		}
-		if _, err := q.UpdateChatRoom(ctx, params); errors.Is(err, pgx.ErrNoRows) {
-			return s.whyNotUpdated(ctx, q, a, roomID)
-		} else if err != nil {
-			return fmt.Errorf("update chat room: %w", err)
+			_, f, _, err := s.standing(ctx, q, a, roomID)
+			switch {
+			case err != nil:
+				return 0, err
+			case !f.Live:
+				return 0, errNotParticipant
+			case !f.Owner:
+				return 0, errNotOwner
+			}
+			return room.Version, nil
+		}, func(current int64) error {
+			params.Version = current
+			if _, err := q.UpdateChatRoom(ctx, params); err != nil {
+				return fmt.Errorf("update chat room: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		text := textModified
 		if newOwner != nil {
@@ -608,20 +622,5 @@ func (s *Service) UpdateRoom(ctx context.Context, a Actor, roomID int64, ifMatch
 	if err != nil {
 		return Room{}, err
 	}
-	s.deliver(ctx, a.SessionID, events)
 	return s.loadRoom(ctx, s.q, a, roomID)
-}
-
-// whyNotUpdated explains a conditional update that matched nothing.
-func (s *Service) whyNotUpdated(ctx context.Context, q *db.Queries, a Actor, roomID int64) error {
-	_, f, _, err := s.standing(ctx, q, a, roomID)
-	switch {
-	case err != nil:
-		return err
-	case !f.Live:
-		return errNotParticipant
-	case !f.Owner:
-		return errNotOwner
-	}
-	return bca.ErrVersionMismatch
 }

@@ -14,9 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/bca"
 )
 
@@ -36,11 +38,13 @@ type hub struct {
 	done chan struct{}
 }
 
-func startHub(ctx context.Context, rdb redis.UniversalClient, channel string, log *slog.Logger) (*hub, error) {
-	ps := rdb.Subscribe(ctx, channel)
-	if _, err := ps.Receive(ctx); err != nil { // the subscription is confirmed before anyone streams
-		_ = ps.Close()
-		return nil, fmt.Errorf("subscribe to %s: %w", channel, err)
+func startHub(ctx context.Context, rdb redis.UniversalClient, channel, sessionChannel string, log *slog.Logger) (*hub, error) {
+	ps := rdb.Subscribe(ctx, channel, sessionChannel)
+	for range 2 { // both subscriptions are confirmed before anyone streams
+		if _, err := ps.Receive(ctx); err != nil {
+			_ = ps.Close()
+			return nil, fmt.Errorf("subscribe to %s: %w", channel, err)
+		}
 	}
 	h := &hub{log: log, subs: map[int64]map[*Stream]struct{}{}, done: make(chan struct{})}
 	go func() {
@@ -54,6 +58,10 @@ func startHub(ctx context.Context, rdb redis.UniversalClient, channel string, lo
 			case m, ok := <-ch:
 				if !ok {
 					return
+				}
+				if m.Channel == sessionChannel {
+					h.endSessions(m.Payload)
+					continue
 				}
 				h.dispatch(m.Payload)
 			}
@@ -75,6 +83,25 @@ func (h *hub) dispatch(payload string) {
 	for _, p := range w.To {
 		for st := range h.subs[p] {
 			st.offer(w.Event)
+		}
+	}
+}
+
+// endSessions ends the streams of sessions that ended (sign-out, revocation, password change,
+// deactivation) on this replica.
+func (h *hub) endSessions(payload string) {
+	var e auth.SessionEnd
+	if err := json.Unmarshal([]byte(payload), &e); err != nil {
+		h.log.Warn("undecodable session end on pub/sub", "err", err)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, streams := range h.subs {
+		for st := range streams {
+			if e.Ends(st.actor.UserID, st.actor.SessionID) {
+				st.end()
+			}
 		}
 	}
 }
@@ -103,8 +130,10 @@ type Stream struct {
 	actor Actor
 	lease string
 
-	in    chan Event
-	stale chan struct{} // signalled when in overflowed: catch up from the database
+	in      chan Event    // bounded: when full, events are dropped and read from the database
+	stale   chan struct{} // signalled when in overflowed: catch up from the database
+	ended   chan struct{} // closed when the stream's session ended
+	endOnce sync.Once
 
 	pos    map[int64]int64 // per room: the last index delivered (or known to be unreadable)
 	live   map[int64]bool  // per room: the profile takes part in it now
@@ -144,7 +173,7 @@ func (s *Service) OpenStream(ctx context.Context, a Actor, resume map[int64]int6
 	}
 	st := &Stream{
 		svc: s, actor: a, lease: lease,
-		in: make(chan Event, 256), stale: make(chan struct{}, 1),
+		in: make(chan Event, 256), stale: make(chan struct{}, 1), ended: make(chan struct{}),
 		pos: map[int64]int64{}, live: map[int64]bool{}, resume: map[int64]int64{},
 	}
 	// Subscribe before reading the positions: an event committed in between is either in the
@@ -182,6 +211,9 @@ func (st *Stream) offer(e Event) {
 	}
 }
 
+// end makes Run return: the stream's session ended.
+func (st *Stream) end() { st.endOnce.Do(func() { close(st.ended) }) }
+
 // Close unregisters the stream and gives back its slot. Run closes it too.
 func (st *Stream) Close() {
 	st.closeOnce.Do(func() {
@@ -202,11 +234,27 @@ func (st *Stream) Run(ctx context.Context, emit func(Event) error, heartbeat fun
 	}
 	ticker := time.NewTicker(st.svc.set.Heartbeat)
 	defer ticker.Stop()
+	// The stream ends with its access token (the client reconnects with a fresh one).
+	var expired <-chan time.Time
+	if !st.actor.SessionExpires.IsZero() {
+		timer := time.NewTimer(time.Until(st.actor.SessionExpires))
+		defer timer.Stop()
+		expired = timer.C
+	}
+	// The slot is renewed on its own clock, whatever the writes do; a client that stops
+	// reading is cut off by the write deadline and then its slot is given back.
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	defer stopRenew()
+	go st.renewLease(renewCtx)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-st.svc.ctx.Done():
+			return nil
+		case <-st.ended:
+			return nil
+		case <-expired:
 			return nil
 		case e := <-st.in:
 			if err := st.handle(ctx, e, emit); err != nil {
@@ -220,12 +268,47 @@ func (st *Stream) Run(ctx context.Context, emit func(Event) error, heartbeat fun
 			if err := heartbeat(); err != nil {
 				return nil //nolint:nilerr // the client went away
 			}
-			st.svc.renewStreamLease(ctx, st.actor.UserID, st.lease)
+			// Announcements of ended sessions can be lost (Redis reconnecting); the session
+			// row is the truth and is checked here too.
+			if !st.sessionLive(ctx) {
+				return nil
+			}
 			if err := st.reconcile(ctx, emit); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+func (st *Stream) renewLease(ctx context.Context) {
+	t := time.NewTicker(st.svc.leaseTTL() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			st.svc.renewStreamLease(ctx, st.actor.UserID, st.lease)
+		}
+	}
+}
+
+// sessionLive checks that the stream's session and acting profile are still usable; a failed
+// check (database unavailable) keeps the stream.
+func (st *Stream) sessionLive(ctx context.Context) bool {
+	if st.actor.SessionID == 0 {
+		return true
+	}
+	row, err := st.svc.q.GetLiveSessionForAuth(ctx, db.GetLiveSessionForAuthParams{
+		ID: st.actor.SessionID, UserID: st.actor.UserID, ActingProfileID: st.actor.ProfileID,
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	return row.ActingOk
 }
 
 func (st *Stream) handle(ctx context.Context, e Event, emit func(Event) error) error {

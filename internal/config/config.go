@@ -54,6 +54,11 @@ type Config struct {
 	// Sync tunes the sync pipeline: the worker and the API's background sender.
 	Sync SyncPipeline
 
+	// Deadlines of dependencies and requests (a dependency that hangs costs this much at most).
+	RedisTimeout     time.Duration // REDIS_TIMEOUT: dial, read and write timeout of every Redis call
+	RequestTimeout   time.Duration // REQUEST_TIMEOUT: budget of one request (streams excepted)
+	ChatWriteTimeout time.Duration // CHAT_WRITE_TIMEOUT: one write to a live stream; a stalled reader is cut off
+
 	// RunMigrations applies pending migrations at start (MIGRATE_ON_START): on by default for
 	// bca-api and make run, off by default for bca-worker (LoadWorker).
 	RunMigrations bool
@@ -124,6 +129,9 @@ func Defaults() Config {
 		RateLimit:                    RateLimits{PerAddress: 60, PerAccount: 20},
 		ChatHeartbeat:                15 * time.Second,
 		ChatStreamsPerUser:           5,
+		RedisTimeout:                 250 * time.Millisecond,
+		RequestTimeout:               10 * time.Second,
+		ChatWriteTimeout:             10 * time.Second,
 		RunMigrations:                true,
 		EmbeddedWorker:               true,
 		LogLevel:                     "info",
@@ -220,6 +228,9 @@ func fromLookup(lookup func(string) string, c Config) (Config, error) {
 	p.str("FCM_ENDPOINT", &c.FCMEndpoint)
 	p.duration("CHAT_HEARTBEAT", &c.ChatHeartbeat)
 	p.integer("CHAT_STREAMS_PER_USER", &c.ChatStreamsPerUser)
+	p.duration("REDIS_TIMEOUT", &c.RedisTimeout)
+	p.duration("REQUEST_TIMEOUT", &c.RequestTimeout)
+	p.duration("CHAT_WRITE_TIMEOUT", &c.ChatWriteTimeout)
 	p.integer("RATE_LIMIT_PER_ADDRESS", &c.RateLimit.PerAddress)
 	p.integer("RATE_LIMIT_PER_ACCOUNT", &c.RateLimit.PerAccount)
 	p.str("WORKER_HTTP_ADDR", &c.Sync.WorkerHTTPAddr)
@@ -292,6 +303,22 @@ func (c Config) Validate() error {
 	}
 	if c.ChatHeartbeat < 10*time.Millisecond || c.ChatHeartbeat > 5*time.Minute {
 		bad("CHAT_HEARTBEAT", "must be between 10ms and 5m")
+	}
+	if c.RedisTimeout < time.Millisecond || c.RedisTimeout > 30*time.Second {
+		bad("REDIS_TIMEOUT", "must be between 1ms and 30s")
+	}
+	if c.RequestTimeout < 100*time.Millisecond {
+		bad("REQUEST_TIMEOUT", "must be at least 100ms")
+	}
+	if c.ChatWriteTimeout < 10*time.Millisecond {
+		bad("CHAT_WRITE_TIMEOUT", "must be at least 10ms")
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "*" {
+			// The API answers with credentials allowed (the refresh cookie); any origin with
+			// credentials would let every web site act as a signed-in user.
+			bad("CORS_ORIGINS", "must list origins; * is refused because credentials are allowed")
+		}
 	}
 	if c.ChatStreamsPerUser < 1 {
 		bad("CHAT_STREAMS_PER_USER", "must be positive")

@@ -197,8 +197,10 @@ func TestFailedSignInsLockTemporarily(t *testing.T) {
 	if p := Problem(t, locked.Body); p.Code != "account.temporarily_locked" || locked.HTTPResponse.Header.Get("Retry-After") == "" {
 		t.Fatalf("lock must be reported with Retry-After: %s %v", locked.Body, locked.HTTPResponse.Header)
 	}
-	if r := signIn("Wrong horse 42"); r.StatusCode() != http.StatusUnauthorized {
-		t.Fatalf("a wrong password while locked reveals nothing: %d %s", r.StatusCode(), r.Body)
+	// Regression (issue 9): while locked, the answer must not tell a right password from a
+	// wrong one (it was 403 for the right one and 401 for a wrong one).
+	if r := signIn("Wrong horse 42"); r.StatusCode() != locked.StatusCode() || Problem(t, r.Body).Code != "account.temporarily_locked" {
+		t.Fatalf("a wrong password while locked gets the same answer as the right one: %d %s", r.StatusCode(), r.Body)
 	}
 	// The lock is temporary: once its time has passed, the right password works and clears it.
 	e.Exec(t, "UPDATE users SET signin_locked_until = now() - interval '1 second' WHERE login_id = $1", u.LoginID)

@@ -158,6 +158,15 @@ func TestManyFailedSignInsStayUnauthorized(t *testing.T) {
 	want := Problem(t, unknown.Body).Code
 	for i := range 64 {
 		r := signIn(t, e, u.LoginID, "Wrong horse 42")
+		if i >= 5 {
+			// Once locked, the answer is the lock's, whether the password is right or wrong
+			// (issue 9); failures keep counting.
+			Status(t, fmt.Sprintf("failed sign-in %d", i+1), r.StatusCode(), http.StatusForbidden, r.Body)
+			if p := Problem(t, r.Body); p.Code != "account.temporarily_locked" {
+				t.Fatalf("failed sign-in %d while locked answers %s", i+1, p.Code)
+			}
+			continue
+		}
 		Status(t, fmt.Sprintf("failed sign-in %d", i+1), r.StatusCode(), http.StatusUnauthorized, r.Body)
 		if p := Problem(t, r.Body); p.Code != want {
 			t.Fatalf("failed sign-in %d answers %s, unknown ids %s", i+1, p.Code, want)

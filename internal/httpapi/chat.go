@@ -28,7 +28,7 @@ func (s *Server) chatActor(ctx context.Context, profileID int64) (chat.Actor, er
 	if err != nil {
 		return chat.Actor{}, err
 	}
-	return chat.Actor{UserID: p.UserID, ProfileID: v.ActingProfileID, SessionID: p.SessionID}, nil
+	return chat.Actor{UserID: p.UserID, ProfileID: v.ActingProfileID, SessionID: p.SessionID, SessionExpires: p.ExpiresAt}, nil
 }
 
 func chatRoomOf(r chat.Room) api.ChatRoom {
@@ -302,7 +302,7 @@ func (s *Server) StreamChatEvents(ctx context.Context, req api.StreamChatEventsR
 	if err != nil {
 		return nil, err
 	}
-	return chatStream{ctx: ctx, stream: st, log: s.Log}, nil
+	return chatStream{ctx: ctx, stream: st, log: s.Log, writeTimeout: s.Chat.WriteTimeout()}, nil
 }
 
 // chatStream writes the stream as it happens; the generated response types only copy a body.
@@ -310,21 +310,26 @@ type chatStream struct {
 	ctx    context.Context
 	stream *chat.Stream
 	log    *slog.Logger
+	// writeTimeout bounds each write: a client that stops reading is disconnected.
+	writeTimeout time.Duration
 }
 
 func (c chatStream) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
 	defer c.stream.Close()
 	rc := http.NewResponseController(w)
 	// Whatever deadlines the server set for the request do not apply to a stream: it ends with
-	// the client or with the process.
+	// the client, its session or the process; each write has its own deadline.
 	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	send := func(frame string) error {
+		if err := rc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+			return err
+		}
 		if _, err := io.WriteString(w, frame); err != nil {
 			return err
 		}

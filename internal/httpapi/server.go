@@ -55,6 +55,9 @@ type Deps struct {
 	// SecureCookies marks the refresh cookie Secure (off only for plain-http local runs).
 	SecureCookies bool
 	PublicBaseURL string
+	// RequestTimeout is the budget of one request: every PostgreSQL and Redis call it makes
+	// runs under this deadline (live streams excepted). Zero means 10s.
+	RequestTimeout time.Duration
 }
 
 // Server implements api.StrictServerInterface.
@@ -100,7 +103,7 @@ func New(d Deps) (http.Handler, error) {
 	})
 
 	root := http.NewServeMux()
-	root.Handle("/api/v1/", s.limitBody(v.middleware(apiHandler)))
+	root.Handle("/api/v1/", s.budget(s.limitBody(v.middleware(apiHandler))))
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -163,6 +166,24 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
+	})
+}
+
+// budget gives each request a deadline, so a dependency that hangs costs the caller a bounded
+// time; live streams have none (they end with the client, their session or the process).
+func (s *Server) budget(next http.Handler) http.Handler {
+	limit := s.RequestTimeout
+	if limit <= 0 {
+		limit = 10 * time.Second
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/chats/stream" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), limit)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -242,13 +263,16 @@ func mustPrincipal(ctx context.Context) (auth.Principal, error) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	// Callers learn only up or down; the reason (addresses, driver errors) goes to the log.
 	checks := map[string]string{"postgres": "ok", "redis": "ok"}
 	status := http.StatusOK
 	if err := s.Pool.Ping(ctx); err != nil {
-		checks["postgres"], status = err.Error(), http.StatusServiceUnavailable
+		s.Log.WarnContext(ctx, "readiness: postgres", "err", err)
+		checks["postgres"], status = "unavailable", http.StatusServiceUnavailable
 	}
 	if err := s.Redis.Ping(ctx).Err(); err != nil {
-		checks["redis"], status = err.Error(), http.StatusServiceUnavailable
+		s.Log.WarnContext(ctx, "readiness: redis", "err", err)
+		checks["redis"], status = "unavailable", http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, checks)
 }

@@ -8,19 +8,15 @@ import (
 	"slices"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // Bump says user UserID's file must reach at least Version.
-type Bump struct {
-	UserID  int64
-	Version int64
-}
+type Bump = txn.Bump
 
 // Notifier delivers bumps after commit (to SQS, or nowhere when the worker polls the table).
 // It must not fail the request: a lost notification only delays the build (the sweeper).
-type Notifier interface {
-	Notify(ctx context.Context, bumps []Bump)
-}
+type Notifier = txn.Notifier
 
 // Nop drops notifications; the worker finds stale users in the table itself.
 type Nop struct{}

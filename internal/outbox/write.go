@@ -3,64 +3,28 @@ package outbox
 import (
 	"context"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/bca-app/backend/gen/db"
-	"github.com/bca-app/backend/internal/postgres"
+	"github.com/bca-app/backend/internal/txn"
 )
 
-// Writer runs a change and its outbox bumps in one transaction, then notifies after commit.
-// Every service that changes what sync files hold writes through it.
+// Writer runs a change and its sync bumps in one transaction, then notifies after commit. It is
+// txn.Runner under its older name; every service that changes what sync files hold writes
+// through it.
 type Writer struct {
 	Pool     *pgxpool.Pool
 	Notifier Notifier
 }
 
-// Tx is what a write function gets: queries bound to the transaction, the raw transaction for
-// helpers of other packages, and a place to record the bumps.
-type Tx struct {
-	Q     *db.Queries
-	Raw   pgx.Tx
-	bumps []Bump
-}
+// Tx is what a write function gets (see txn.Tx).
+type Tx = txn.Tx
 
-// Add records bumps made inside the transaction.
-func (t *Tx) Add(b []Bump) { t.bumps = append(t.bumps, b...) }
-
-// ProfilesChanged bumps the audience of the profiles.
-func (t *Tx) ProfilesChanged(ctx context.Context, profileIDs ...int64) error {
-	b, err := ProfilesChanged(ctx, t.Q, profileIDs...)
-	t.Add(b)
-	return err
-}
-
-// CardsChanged bumps the audience of the cards.
-func (t *Tx) CardsChanged(ctx context.Context, cardIDs ...int64) error {
-	b, err := CardsChanged(ctx, t.Q, cardIDs...)
-	t.Add(b)
-	return err
-}
-
-// OwnersChanged bumps the owners of the profiles.
-func (t *Tx) OwnersChanged(ctx context.Context, profileIDs ...int64) error {
-	b, err := OwnersChanged(ctx, t.Q, profileIDs...)
-	t.Add(b)
-	return err
-}
-
-// Write runs fn in a transaction; after a successful commit the recorded bumps are notified.
+// Write runs fn in a transaction with txn.Runner.Do: bounded retry of serialization failures
+// and deadlocks, sync bumps in one sorted statement before the commit, notification and
+// after-commit hooks after it.
 func (w Writer) Write(ctx context.Context, fn func(*Tx) error) error {
-	var t *Tx
-	err := postgres.InTx(ctx, w.Pool, func(tx pgx.Tx) error {
-		t = &Tx{Q: db.New(tx), Raw: tx}
-		return fn(t)
-	})
-	if err != nil {
-		return err
-	}
-	if len(t.bumps) > 0 && w.Notifier != nil {
-		w.Notifier.Notify(context.WithoutCancel(ctx), t.bumps)
-	}
-	return nil
+	return w.Runner().Do(ctx, fn)
 }
+
+// Runner is the transaction helper behind the Writer.
+func (w Writer) Runner() txn.Runner { return txn.Runner{Pool: w.Pool, Notifier: w.Notifier} }

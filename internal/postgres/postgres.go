@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -13,14 +14,23 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
+	"github.com/bca-app/backend/internal/txn"
 	"github.com/bca-app/backend/migrations"
 )
+
+// ConnectTimeout bounds opening one connection, unless DATABASE_URL sets connect_timeout.
+const ConnectTimeout = 2 * time.Second
 
 // Open connects a pool and checks that the server answers.
 func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A database that is down or unreachable costs a request this much at most; the
+		// statements themselves run under the request's context deadline.
+		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -60,20 +70,10 @@ func migrateDB(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// InTx runs fn in a transaction, committing when it returns nil and rolling back otherwise.
+// InTx runs fn in a transaction through txn.Do (bounded retry of serialization failures and
+// deadlocks, so fn may run more than once). New code uses txn directly.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return txn.Do(ctx, pool, func(t *txn.Tx) error { return fn(t.Raw) })
 }
 
 // IsUniqueViolation reports whether err is a unique-index violation, and of which constraint.

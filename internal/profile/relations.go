@@ -51,6 +51,18 @@ func (s *Service) target(ctx context.Context, q *db.Queries, v access.Viewer, ta
 	return row, nil
 }
 
+// LockPair takes the pair lock of two profiles, the first lock of every transaction that changes
+// something between them (relations either way, subscriptions across them): so FOLLOW, BLOCK
+// and subscribe on one pair run one after the other and lock the rest in one order.
+func LockPair(ctx context.Context, q *db.Queries, a, b int64) error {
+	if err := q.LockProfilePair(ctx, db.LockProfilePairParams{A: a, B: b}); err != nil {
+		return fmt.Errorf("lock profile pair: %w", err)
+	}
+	return nil
+}
+
+var lockPair = LockPair
+
 // GetRelation reads the acting profile's relation to the target.
 func (s *Service) GetRelation(ctx context.Context, v access.Viewer, targetID int64) (Relation, error) {
 	if _, err := s.target(ctx, s.q, v, targetID, false); err != nil {
@@ -70,6 +82,9 @@ func (s *Service) GetRelation(ctx context.Context, v access.Viewer, targetID int
 func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int64, want access.Status) (Relation, error) {
 	var out Relation
 	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+		if err := lockPair(ctx, t.Q, v.ActingProfileID, targetID); err != nil {
+			return err
+		}
 		target, err := s.target(ctx, t.Q, v, targetID, want == access.Block)
 		if err != nil {
 			return err
@@ -121,6 +136,9 @@ func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int
 // DeleteRelation removes the acting profile's relation (unfollow, unblock, cancel a request).
 func (s *Service) DeleteRelation(ctx context.Context, v access.Viewer, targetID int64) error {
 	return s.out.Write(ctx, func(t *outbox.Tx) error {
+		if err := lockPair(ctx, t.Q, v.ActingProfileID, targetID); err != nil {
+			return err
+		}
 		_, err := t.Q.DeleteRelation(ctx, db.DeleteRelationParams{FromProfileID: v.ActingProfileID, ToProfileID: targetID})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return bca.NotFound("The relation")
@@ -167,6 +185,9 @@ func (s *Service) ListFollowRequests(ctx context.Context, v access.Viewer, profi
 func (s *Service) AcceptFollowRequest(ctx context.Context, userID, profileID, requesterID int64) (Relation, error) {
 	var out Relation
 	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+		if err := lockPair(ctx, t.Q, requesterID, profileID); err != nil {
+			return err
+		}
 		if err := s.ownTarget(ctx, t.Q, userID, profileID); err != nil {
 			return err
 		}
@@ -186,6 +207,9 @@ func (s *Service) AcceptFollowRequest(ctx context.Context, userID, profileID, re
 // RejectFollowRequest removes a pending request.
 func (s *Service) RejectFollowRequest(ctx context.Context, userID, profileID, requesterID int64) error {
 	return s.out.Write(ctx, func(t *outbox.Tx) error {
+		if err := lockPair(ctx, t.Q, requesterID, profileID); err != nil {
+			return err
+		}
 		if err := s.ownTarget(ctx, t.Q, userID, profileID); err != nil {
 			return err
 		}

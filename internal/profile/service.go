@@ -15,10 +15,11 @@ import (
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/outbox"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // LeaveChatsFunc ends a profile's chat participations inside the deleting transaction.
-type LeaveChatsFunc func(ctx context.Context, tx pgx.Tx, profileID int64) error
+type LeaveChatsFunc func(ctx context.Context, t *txn.Tx, profileID int64) error
 
 // Service implements profiles and relations.
 type Service struct {
@@ -126,22 +127,14 @@ func (s *Service) Update(ctx context.Context, userID, profileID int64, ifMatch *
 	}
 	var p db.Profile
 	err = s.out.Write(ctx, func(t *outbox.Tx) error {
-		if version == bca.AnyVersion {
-			cur, err := t.Q.LockOwnProfileForUpdate(ctx, db.LockOwnProfileForUpdateParams{ID: profileID, UserID: userID})
-			if err != nil {
-				return s.ownError(err)
+		return bca.Conditional(version, func() (int64, error) { return s.lockOwn(ctx, t.Q, userID, profileID) }, func(current int64) error {
+			params.Version = current
+			var err error
+			if p, err = t.Q.UpdateProfile(ctx, params); err != nil {
+				return fmt.Errorf("update profile: %w", err)
 			}
-			params.Version = cur.Version
-		}
-		var err error
-		p, err = t.Q.UpdateProfile(ctx, params)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return s.whyNotWritable(ctx, t.Q, userID, profileID)
-		}
-		if err != nil {
-			return fmt.Errorf("update profile: %w", err)
-		}
-		return t.ProfilesChanged(ctx, p.ID)
+			return t.ProfilesChanged(ctx, p.ID)
+		})
 	})
 	return p, err
 }
@@ -161,17 +154,17 @@ func optionalText(v *string, clean bool) (bool, *string) {
 	return true, &s
 }
 
-// whyNotWritable explains a conditional write that matched nothing: absent, someone else's or
-// deleted (404), or a stale version (412).
-func (s *Service) whyNotWritable(ctx context.Context, q *db.Queries, userID, profileID int64) error {
-	p, err := q.GetOwnProfile(ctx, db.GetOwnProfileParams{ID: profileID, UserID: userID})
+// lockOwn takes the row lock of the caller's live profile for a conditional write and returns
+// its version; absent, someone else's or deleted is 404.
+func (s *Service) lockOwn(ctx context.Context, q *db.Queries, userID, profileID int64) (int64, error) {
+	cur, err := q.LockOwnProfileForUpdate(ctx, db.LockOwnProfileForUpdateParams{ID: profileID, UserID: userID})
 	if err != nil {
-		return s.ownError(err)
+		return 0, s.ownError(err)
 	}
-	if p.DeletedAt != nil {
-		return bca.NotFound("The profile")
+	if cur.DeletedAt != nil {
+		return 0, bca.NotFound("The profile")
 	}
-	return bca.ErrVersionMismatch
+	return cur.Version, nil
 }
 
 func (s *Service) ownError(err error) error {
@@ -189,19 +182,16 @@ func (s *Service) Delete(ctx context.Context, userID, profileID int64, ifMatch *
 		return err
 	}
 	return s.out.Write(ctx, func(t *outbox.Tx) error {
-		if version == bca.AnyVersion {
-			cur, err := t.Q.LockOwnProfileForUpdate(ctx, db.LockOwnProfileForUpdateParams{ID: profileID, UserID: userID})
-			if err != nil {
-				return s.ownError(err)
+		var p db.Profile
+		err := bca.Conditional(version, func() (int64, error) { return s.lockOwn(ctx, t.Q, userID, profileID) }, func(current int64) error {
+			var err error
+			if p, err = t.Q.SoftDeleteProfile(ctx, db.SoftDeleteProfileParams{ID: profileID, UserID: userID, Version: current}); err != nil {
+				return fmt.Errorf("delete profile: %w", err)
 			}
-			version = cur.Version
-		}
-		p, err := t.Q.SoftDeleteProfile(ctx, db.SoftDeleteProfileParams{ID: profileID, UserID: userID, Version: version})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return s.whyNotWritable(ctx, t.Q, userID, profileID)
-		}
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("delete profile: %w", err)
+			return err
 		}
 		cardIDs, err := t.Q.SoftDeleteCardsOfProfile(ctx, p.ID)
 		if err != nil {
@@ -213,7 +203,7 @@ func (s *Service) Delete(ctx context.Context, userID, profileID int64, ifMatch *
 			}
 		}
 		if s.leaveChats != nil {
-			if err := s.leaveChats(ctx, t.Raw, p.ID); err != nil {
+			if err := s.leaveChats(ctx, t, p.ID); err != nil {
 				return fmt.Errorf("leave chats: %w", err)
 			}
 		}
@@ -225,7 +215,6 @@ func (s *Service) Delete(ctx context.Context, userID, profileID int64, ifMatch *
 // image is released after the change commits.
 func (s *Service) SetImage(ctx context.Context, userID, profileID, fileID int64) (db.Profile, error) {
 	var p db.Profile
-	var previous *int64
 	err := s.out.Write(ctx, func(t *outbox.Tx) error {
 		cur, err := t.Q.LockOwnProfileForUpdate(ctx, db.LockOwnProfileForUpdateParams{ID: profileID, UserID: userID})
 		if err != nil {
@@ -234,7 +223,6 @@ func (s *Service) SetImage(ctx context.Context, userID, profileID, fileID int64)
 		if cur.DeletedAt != nil {
 			return bca.NotFound("The profile")
 		}
-		previous = cur.ImageFileID
 		var image *int64
 		if fileID > 0 {
 			image = &fileID
@@ -242,10 +230,10 @@ func (s *Service) SetImage(ctx context.Context, userID, profileID, fileID int64)
 		if p, err = t.Q.SetProfileImage(ctx, db.SetProfileImageParams{ID: profileID, UserID: userID, ImageFileID: image}); err != nil {
 			return fmt.Errorf("set profile image: %w", err)
 		}
+		if previous := cur.ImageFileID; previous != nil && *previous != fileID {
+			t.AfterCommit(func(ctx context.Context) { s.files.ReleaseAfterCommit(ctx, *previous) })
+		}
 		return t.ProfilesChanged(ctx, p.ID)
 	})
-	if err == nil && previous != nil && *previous != fileID {
-		s.files.ReleaseAfterCommit(ctx, *previous)
-	}
 	return p, err
 }

@@ -5,6 +5,7 @@ package push
 import (
 	"context"
 	"log/slog"
+	"slices"
 )
 
 // Message is one push. Data values are plain strings (FCM data messages); Title and Body, when
@@ -26,5 +27,12 @@ type LogSender struct{ Log *slog.Logger }
 
 // SendToUsers logs the message.
 func (l LogSender) SendToUsers(ctx context.Context, userIDs []int64, exceptSessionID int64, msg Message) {
-	l.Log.InfoContext(ctx, "push", "users", userIDs, "except_session", exceptSessionID, "data", msg.Data, "title", msg.Title)
+	// Metadata only: message text, titles and bodies never reach the log.
+	keys := make([]string, 0, len(msg.Data))
+	for k := range msg.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	l.Log.InfoContext(ctx, "push", "users", userIDs, "except_session", exceptSessionID, "type", msg.Data["type"],
+		"data_keys", keys, "has_notification", msg.Title != "" || msg.Body != "")
 }

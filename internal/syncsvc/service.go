@@ -450,8 +450,9 @@ func (s *Service) Rebuild(ctx context.Context, userID int64) (File, error) {
 	if s.limiter != nil {
 		ok, retry, err := s.limiter.Allow(ctx, "sync-rebuild:"+strconv.FormatInt(userID, 10), s.set.RebuildsPerMinute, time.Minute)
 		if err != nil {
-			s.log.WarnContext(ctx, "rebuild rate limit unavailable; allowing", "err", err)
-		} else if !ok {
+			s.log.WarnContext(ctx, "rebuild rate limit unavailable; counting in process", "err", err)
+		}
+		if !ok {
 			return File{}, bca.RateLimited(retry)
 		}
 	}
