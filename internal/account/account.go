@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -321,7 +322,15 @@ func (s *Service) SignIn(ctx context.Context, login, password string, c Client) 
 	if err := s.limitAccount(ctx, "signin", key); err != nil {
 		return Session{}, err
 	}
-	user, err := s.q.GetUserForSignIn(ctx, db.GetUserForSignInParams{LoginKey: key, EmailKey: key})
+	// A login with '@' is an email, anything else a login id, which cannot contain '@'
+	// (docs/product.md §3): a login names at most one account.
+	var user db.User
+	var err error
+	if strings.Contains(key, "@") {
+		user, err = s.q.GetUserByEmailKey(ctx, key)
+	} else {
+		user, err = s.q.GetUserByLoginKey(ctx, key)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		s.hasher.VerifyDummy(password)
 		return Session{}, errInvalidCredentials

@@ -78,6 +78,7 @@ type Event struct {
 	TargetProfileID       *int64    `json:"target_profile_id,omitempty"`
 	TargetEventIndex      *int64    `json:"target_event_index,omitempty"`
 	ImageFileID           *int64    `json:"image_file_id,omitempty"`
+	ImageFileKey          *string   `json:"image_file_key,omitempty"` // the public id in the image's URL
 	Deleted               bool      `json:"deleted,omitempty"`
 	CreatedAt             time.Time `json:"created_at"`
 }
@@ -86,7 +87,7 @@ func eventOf(e db.ChatEvent) Event {
 	return Event{
 		ID: e.ID, RoomID: e.RoomID, Index: e.EventIndex, Type: e.EventType, Message: e.Message,
 		CausedByProfileID: e.CausedByProfileID, CausedByParticipantID: e.CausedByParticipantID,
-		TargetProfileID: e.TargetProfileID, TargetEventIndex: e.TargetEventIndex, ImageFileID: e.ImageFileID,
+		TargetProfileID: e.TargetProfileID, TargetEventIndex: e.TargetEventIndex, ImageFileID: e.ImageFileID, ImageFileKey: e.ImageFileKey,
 		Deleted: e.DeletedAt != nil, CreatedAt: e.CreatedAt.UTC(),
 	}
 }
@@ -100,7 +101,8 @@ func (e Event) about(profileID int64) bool {
 type Participant struct {
 	ProfileID   int64
 	Name        string
-	ImageFileID *int64
+	ImageFileID  *int64
+	ImageFileKey *string
 	JoinedAt    time.Time
 	LeftAt      *time.Time
 	Kicked      bool

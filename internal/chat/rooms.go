@@ -63,7 +63,7 @@ func (s *Service) fillParticipants(ctx context.Context, q *db.Queries, rooms []R
 	byRoom := make(map[int64][]Participant, len(ids))
 	for _, p := range rows {
 		byRoom[p.RoomID] = append(byRoom[p.RoomID], Participant{
-			ProfileID: p.ProfileID, Name: p.Name, ImageFileID: p.ImageFileID, JoinedAt: p.JoinedAt, LeftAt: p.LeftAt, Kicked: p.Kicked,
+			ProfileID: p.ProfileID, Name: p.Name, ImageFileID: p.ImageFileID, ImageFileKey: p.ImageFileKey, JoinedAt: p.JoinedAt, LeftAt: p.LeftAt, Kicked: p.Kicked,
 		})
 	}
 	for i := range rooms {

@@ -51,6 +51,8 @@ type Config struct {
 
 	RateLimit RateLimits
 
+	Uploads Uploads
+
 	// RunMigrations applies pending migrations at start (MIGRATE_ON_START).
 	RunMigrations bool
 	// EmbeddedWorker runs the sync worker inside the API process (local default).
@@ -85,6 +87,14 @@ type RateLimits struct {
 	PerAccount int // RATE_LIMIT_PER_ACCOUNT: sign-in attempts and mails, per account
 }
 
+// Uploads bound what one account may upload (docs/product.md §7).
+type Uploads struct {
+	PerHour     int           // UPLOAD_RATE_PER_HOUR: uploads per account per hour (429 beyond)
+	QuotaBytes  int64         // UPLOAD_QUOTA_BYTES: bytes stored per account (413 beyond)
+	UnusedTTL   time.Duration // UPLOAD_UNUSED_TTL: an upload attached to nothing is removed after this
+	SweepPeriod time.Duration // UPLOAD_SWEEP_PERIOD: how often the sweeper looks for unused uploads
+}
+
 // Defaults are the local, one-machine settings; Load overrides them from the environment.
 func Defaults() Config {
 	return Config{
@@ -105,6 +115,7 @@ func Defaults() Config {
 		RateLimit:                    RateLimits{PerAddress: 60, PerAccount: 20},
 		ChatHeartbeat:                15 * time.Second,
 		ChatStreamsPerUser:           5,
+		Uploads:                      Uploads{PerHour: 120, QuotaBytes: 200 << 20, UnusedTTL: 24 * time.Hour, SweepPeriod: 10 * time.Minute},
 		RunMigrations:                true,
 		EmbeddedWorker:               true,
 		LogLevel:                     "info",
@@ -175,6 +186,10 @@ func FromLookup(lookup func(string) string) (Config, error) {
 	p.integer("CHAT_STREAMS_PER_USER", &c.ChatStreamsPerUser)
 	p.integer("RATE_LIMIT_PER_ADDRESS", &c.RateLimit.PerAddress)
 	p.integer("RATE_LIMIT_PER_ACCOUNT", &c.RateLimit.PerAccount)
+	p.integer("UPLOAD_RATE_PER_HOUR", &c.Uploads.PerHour)
+	p.int64("UPLOAD_QUOTA_BYTES", &c.Uploads.QuotaBytes)
+	p.duration("UPLOAD_UNUSED_TTL", &c.Uploads.UnusedTTL)
+	p.duration("UPLOAD_SWEEP_PERIOD", &c.Uploads.SweepPeriod)
 	p.boolean("MIGRATE_ON_START", &c.RunMigrations)
 	p.boolean("EMBEDDED_WORKER", &c.EmbeddedWorker)
 	p.str("LOG_LEVEL", &c.LogLevel)
@@ -240,6 +255,18 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit.PerAddress < 1 || c.RateLimit.PerAccount < 1 {
 		bad("RATE_LIMIT_*", "must be positive")
+	}
+	if c.Uploads.PerHour < 1 {
+		bad("UPLOAD_RATE_PER_HOUR", "must be positive")
+	}
+	if c.Uploads.QuotaBytes < c.MaxUploadBytes {
+		bad("UPLOAD_QUOTA_BYTES", "must be at least MAX_UPLOAD_BYTES")
+	}
+	if c.Uploads.UnusedTTL < time.Second {
+		bad("UPLOAD_UNUSED_TTL", "must be at least 1s")
+	}
+	if c.Uploads.SweepPeriod < 10*time.Millisecond {
+		bad("UPLOAD_SWEEP_PERIOD", "must be at least 10ms")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -22,8 +22,8 @@ func cardOf(c db.Card) api.Card {
 		PreviewFileId: c.PreviewFileID,
 	}
 	_ = json.Unmarshal(c.Data, &out.Data) // stored as a JSON object by construction
-	if c.PreviewFileID != nil {
-		url := files.URL(*c.PreviewFileID)
+	if c.PreviewFileKey != nil {
+		url := files.URL(*c.PreviewFileKey)
 		out.PreviewUrl = &url
 	}
 	out.DeletedAt = utc(c.DeletedAt)
