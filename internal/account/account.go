@@ -177,9 +177,10 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, c Client) (SignUpR
 	if err := s.limitAddress(ctx, "signup", c); err != nil {
 		return SignUpResult{}, err
 	}
-	loginID, nickname, email := bca.CleanName(in.LoginID), bca.CleanName(in.Nickname), bca.CleanName(in.Email)
-	if nickname == "" {
-		return SignUpResult{}, bca.Invalid("nickname", "must not be blank")
+	loginID, email := bca.CleanName(in.LoginID), bca.CleanName(in.Email)
+	nickname, err := bca.Name("nickname", in.Nickname, 48)
+	if err != nil {
+		return SignUpResult{}, err
 	}
 	if problems := auth.PasswordProblems(in.Password, loginID, nickname, email); len(problems) > 0 {
 		return SignUpResult{}, passwordError("password", problems)
@@ -517,9 +518,9 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, in UpdateInput) 
 	params := db.UpdateUserProfileFieldsParams{ID: user.ID, SetDescription: in.SetDescription, Description: in.Description}
 	var keys userKeys
 	if in.Nickname != nil {
-		nickname := bca.CleanName(*in.Nickname)
-		if nickname == "" {
-			return db.User{}, bca.Invalid("nickname", "must not be blank")
+		nickname, err := bca.Name("nickname", *in.Nickname, 48)
+		if err != nil {
+			return db.User{}, err
 		}
 		keys.nickname = ptr(bca.Key(nickname))
 		params.Nickname, params.NicknameKey = &nickname, keys.nickname

@@ -99,13 +99,13 @@ func (e Event) about(profileID int64) bool {
 
 // Participant is a participation as others see it.
 type Participant struct {
-	ProfileID   int64
-	Name        string
+	ProfileID    int64
+	Name         string
 	ImageFileID  *int64
 	ImageFileKey *string
-	JoinedAt    time.Time
-	LeftAt      *time.Time
-	Kicked      bool
+	JoinedAt     time.Time
+	LeftAt       *time.Time
+	Kicked       bool
 }
 
 // Room is a room as the acting profile sees it.

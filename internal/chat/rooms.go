@@ -212,9 +212,9 @@ func cleanRoomName(name *string) (*string, error) {
 	if name == nil {
 		return nil, nil
 	}
-	n := bca.CleanName(*name)
-	if n == "" {
-		return nil, bca.Invalid("name", "must not be blank")
+	n, err := bca.Name("name", *name, bca.MaxNameLength)
+	if err != nil {
+		return nil, err
 	}
 	return &n, nil
 }

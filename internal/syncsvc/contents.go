@@ -221,7 +221,6 @@ func redactedProfile(p profileRow) syncfile.Profile {
 // commitID is the row's version as the API's ETag carries it, without the quotes.
 func commitID(version int64) string { return strconv.FormatInt(version, 10) }
 
-
 // compactJSON writes stored JSON without insignificant whitespace (PostgreSQL's jsonb output
 // has spaces after separators). The value was validated on the way in; if it somehow is not
 // JSON, "{}" keeps the file readable.
