@@ -125,7 +125,10 @@ func TestUploadLimits(t *testing.T) {
 	})
 	t.Run("quota", func(t *testing.T) {
 		img := noisyPNG(t, 20, 20) // about 1.6 kB
-		e := New(t, func(c *config.Config) { c.MaxUploadBytes = int64(len(img)) + 100; c.Uploads.QuotaBytes = int64(len(img)) * 2 })
+		e := New(t, func(c *config.Config) {
+			c.MaxUploadBytes = int64(len(img)) + 100
+			c.Uploads.QuotaBytes = int64(len(img)) * 2
+		})
 		u := e.SignUp(t)
 		for range 2 {
 			r := upload(t, e, u.Token(), "file", "a.png", "image/png", img)
