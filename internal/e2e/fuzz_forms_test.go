@@ -36,7 +36,7 @@ func fuzzForm(f *testing.F, setup func(f *testing.F, e *Env) formSetup) {
 	f.Add("data", []byte(wideJSON(200)), "private", []byte("maybe"), "file", img)
 	f.Add("file", img, "file", img, "file", img)
 	f.Add("x", []byte("y"), "name", []byte("n"), "image", img)
-	f.Add("", nil, "", nil, "RAW", []byte("--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nxx"))
+	f.Add("", []byte(nil), "", []byte(nil), "RAW", []byte("--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nxx"))
 	f.Add("name", []byte("n"), "data", []byte(`{"a":1,"a":2}`), "file", []byte("GIF89a"))
 	f.Fuzz(func(t *testing.T, n1 string, v1 []byte, n2 string, v2 []byte, fileField string, file []byte) {
 		var body bytes.Buffer

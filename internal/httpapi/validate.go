@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -87,9 +88,10 @@ func (v *validator) middleware(next http.Handler) http.Handler {
 			return
 		}
 		opts := v.jsonOpts
-		if hasBody(r) {
+		// A body sent to an operation that takes none is ignored, as before.
+		if hasBody(r) && op.RequestBody != nil {
 			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-			if err != nil || op.RequestBody == nil || op.RequestBody.Value.Content.Get(mt) == nil || mt == "" {
+			if err != nil || op.RequestBody.Value.Content.Get(mt) == nil || mt == "" {
 				writeError(w, r, v.log, unsupportedMediaType(op))
 				return
 			}
@@ -226,8 +228,18 @@ func (emailFormat) Validate(v string) error {
 }
 
 // hasBody reports whether the request carries a body (or says it does).
+// A chunked body of unknown length is peeked at, so an empty one counts as none.
 func hasBody(r *http.Request) bool {
-	return r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
+	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
+		return r.ContentLength > 0
+	}
+	br := bufio.NewReader(r.Body)
+	_, err := br.Peek(1)
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	return err == nil
 }
 
 // unsupportedMediaType is the 415 of an operation sent a media type its spec does not list.
