@@ -40,7 +40,7 @@ LIMIT sqlc.arg(max_rows);
 -- image. Profiles that are locked, or whose account is locked or deactivated, are left out:
 -- locked things vanish for everyone else.
 SELECT p.id, p.room_id, p.profile_id, p.joined_at, p.left_at, p.kicked,
-       pr.name, pr.image_file_id
+       pr.name, pr.image_file_id, pr.image_file_key
 FROM chat_participants p
 JOIN profiles pr ON pr.id = p.profile_id
 JOIN live_profiles lp ON lp.id = pr.id

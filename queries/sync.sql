@@ -11,7 +11,7 @@ SELECT now()::timestamptz AS snapshot_at;
 
 -- name: SyncOwnProfiles :many
 -- P(U): the user's profiles that are not locked, deleted ones only while their tombstone lasts.
-SELECT p.id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.version,
+SELECT p.id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.image_file_key, p.private, p.version,
        p.created_at, p.modified_at, p.deleted_at, p.why_deleted
 FROM profiles p
 JOIN live_profiles lp ON lp.id = p.id
@@ -38,7 +38,7 @@ WHERE s.profile_id = ANY(sqlc.arg(profile_ids)::bigint[])
 -- name: SyncCards :many
 -- The live, unlocked cards of the owner profiles, and the cards with the given ids (subscribed
 -- cards, already filtered for locks; deleted ones come back as tombstones).
-SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version,
+SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.preview_file_key, c.private, c.version,
        c.created_at, c.modified_at, c.deleted_at, c.why_deleted
 FROM cards c
 WHERE (c.profile_id = ANY(sqlc.arg(owner_profile_ids)::bigint[]) AND c.deleted_at IS NULL AND c.locked_at IS NULL)
@@ -47,7 +47,7 @@ WHERE (c.profile_id = ANY(sqlc.arg(owner_profile_ids)::bigint[]) AND c.deleted_a
 -- name: SyncProfilesByID :many
 -- Other users' profiles the file refers to (relation targets, owners of subscribed cards), with
 -- their owner for the visibility rules. The callers have already left out locked ones.
-SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.version,
+SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.image_file_key, p.private, p.version,
        p.created_at, p.modified_at, p.deleted_at, p.why_deleted
 FROM profiles p
 WHERE p.id = ANY(sqlc.arg(profile_ids)::bigint[]);

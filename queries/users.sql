@@ -6,11 +6,6 @@ RETURNING *;
 -- name: GetUserByID :one
 SELECT * FROM users WHERE id = $1;
 
--- name: GetUserForSignIn :one
--- The login is matched against the normalised login id or email key.
-SELECT * FROM users WHERE login_key = sqlc.arg(login_key) OR email_key = sqlc.arg(email_key)
-LIMIT 1;
-
 -- name: GetUserByEmailKey :one
 SELECT * FROM users WHERE email_key = $1;
 

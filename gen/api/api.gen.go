@@ -227,7 +227,7 @@ type Card struct {
 	Name          string     `json:"name"`
 	PreviewFileId *int64     `json:"preview_file_id,omitempty"`
 
-	// PreviewUrl Example: /api/v1/files/42
+	// PreviewUrl Example: /api/v1/files/5f0c2a8e-7d1b-4c3e-9a42-1b2c3d4e5f60
 	PreviewUrl *string `json:"preview_url,omitempty"`
 	Private    bool    `json:"private"`
 	ProfileId  int64   `json:"profile_id"`
@@ -473,7 +473,7 @@ type File struct {
 	Id          int64     `json:"id"`
 	Size        int64     `json:"size"`
 
-	// Url Example: /api/v1/files/42
+	// Url Example: /api/v1/files/5f0c2a8e-7d1b-4c3e-9a42-1b2c3d4e5f60
 	Url string `json:"url"`
 }
 
@@ -570,7 +570,7 @@ type Profile struct {
 	// Id Example: 7
 	Id int64 `json:"id"`
 
-	// ImageUrl Example: /api/v1/files/42
+	// ImageUrl Example: /api/v1/files/5f0c2a8e-7d1b-4c3e-9a42-1b2c3d4e5f60
 	ImageUrl           *string `json:"image_url,omitempty"`
 	IsFollowListPublic bool    `json:"is_follow_list_public"`
 
@@ -1028,6 +1028,12 @@ type SetChatReadMarkerParams struct {
 	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
+// GetFileParams defines parameters for GetFile.
+type GetFileParams struct {
+	// XProfileId The acting profile, when reading as one of the caller's profiles.
+	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
 // ListMyProfilesParams defines parameters for ListMyProfiles.
 type ListMyProfilesParams struct {
 	// Cursor Opaque cursor from the previous page's `next_cursor`.
@@ -1324,7 +1330,7 @@ type ServerInterface interface {
 	UploadFile(w http.ResponseWriter, r *http.Request)
 	// GetFile Download an uploaded file (streamed, or a redirect to a short-lived URL)
 	// (GET /files/{file_id})
-	GetFile(w http.ResponseWriter, r *http.Request, fileId int64)
+	GetFile(w http.ResponseWriter, r *http.Request, fileId openapi_types.UUID, params GetFileParams)
 	// Ping Liveness of the API
 	// (GET /ping)
 	Ping(w http.ResponseWriter, r *http.Request)
@@ -3063,16 +3069,40 @@ func (siw *ServerInterfaceWrapper) GetFile(w http.ResponseWriter, r *http.Reques
 	_ = err
 
 	// ------------- Path parameter "file_id" -------------
-	var fileId int64
+	var fileId openapi_types.UUID
 
-	err = runtime.BindStyledParameterWithOptions("simple", "file_id", r.PathValue("file_id"), &fileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	err = runtime.BindStyledParameterWithOptions("simple", "file_id", r.PathValue("file_id"), &fileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
 	if err != nil {
 		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "file_id", Err: err})
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetFileParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileIdOptional
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = &XProfileId
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.GetFile(w, r, fileId)
+		siw.Handler.GetFile(w, r, fileId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -8184,7 +8214,8 @@ func (response UploadFiledefaultApplicationProblemPlusJSONResponse) VisitUploadF
 }
 
 type GetFileRequestObject struct {
-	FileId int64 `json:"file_id"`
+	FileId openapi_types.UUID `json:"file_id"`
+	Params GetFileParams
 }
 
 type GetFileResponseObject interface {
@@ -8192,8 +8223,10 @@ type GetFileResponseObject interface {
 }
 
 type GetFile200ResponseHeaders struct {
-	CacheControl *string
-	ETag         *string
+	CacheControl          *string
+	ContentDisposition    *string
+	ContentSecurityPolicy *string
+	ETag                  *string
 }
 
 type GetFile200ImageResponse struct {
@@ -8211,6 +8244,12 @@ func (response GetFile200ImageResponse) VisitGetFileResponse(w http.ResponseWrit
 	}
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
@@ -11888,10 +11927,11 @@ func (sh *strictHandler) UploadFile(w http.ResponseWriter, r *http.Request) {
 }
 
 // GetFile operation middleware
-func (sh *strictHandler) GetFile(w http.ResponseWriter, r *http.Request, fileId int64) {
+func (sh *strictHandler) GetFile(w http.ResponseWriter, r *http.Request, fileId openapi_types.UUID, params GetFileParams) {
 	var request GetFileRequestObject
 
 	request.FileId = fileId
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.GetFile(ctx, request.(GetFileRequestObject))
@@ -12499,201 +12539,206 @@ func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L39Uhu5mjh8K9p+typmT9sYQjITqK1dho9Z5oTAApmZOuO8WO6WbR26JY+khvikqNqr2QvbK/mVHqk/",
-	"rbbbxkCSw18JdlstPXq+P794AY8nnBGmpLf7xRsTHBIB/z26wiP9b0hkIOhEUc68Xe9SCc5GPvoz4YqE",
-	"6JYISTlDCo8QHyI1JkiQiSCSMIX1Tzqe78lgTGKs1yKfcTyJiLfr9bzXPc/zPTWd6D+lEpSNvPt737sg",
-	"Q0Hk+IDzG0pmN3AFr4BHkOI3hCEsEWbov5SanLFo6qNLEiSC+OgSx+SSKvLvl0rQQKEAVkQy4BMSIsXR",
-	"Jp7QzdutTRwEPGGqvNXZjV1OWXBOWKj/ntlWX4mE9NHdWG8IMXJHBBokNApTsAxpRBCVCEeC4HCK+B0J",
-	"99AdpgoNuYBHJokcI8qkIhh+NuFRRNmoAkKWxN7uH55+n+d7QxxJ4n2aBeS9702wwDFR9j4PsAhPDvX/",
-	"qN7wBKux53sMx/pnARbhNQ093xPkz4QKEnq7+g3FNw+5iLHydj3K1Nsdz/diymisd7OVvZ4yRUZEALwO",
-	"EiG5mAXV2QT/mRAUwNdoKHhsTi/ILeWJRBM8Iq8k6jPyWV2bp/oaBrDtPxMipoV9m3cUtxnjz+8JG6mx",
-	"t7v95q0Lw45iTKMrjTs10AC8mguLwku2tn8EUGR/v9WQV4oIvfD//8d++2+4/Y9u+911+9Nf/tWJ8ifD",
-	"U6yCsRvZNR2mSJSS24BQNkLBGLMRYBFVY54oRBU8hZnU6Ecl2tn+MYOcIe38kCfDtnnrvHO59vqBM5Lt",
-	"t25p/dCC9bvbO64XvKcxVdnSlfuO4MviiiEZ4iRS3u5219fLW4zsdhfi57ngmihraWJivl83WVxwHte+",
-	"U3Aer/uFvx9ElDCVIfwsioXklgaa5o4PTpEgIyqVAO5tOKyPpOKChIBngGGSSGmZuxMBfm+bd7avLCU5",
-	"MWCn++5tmXRc+PB7ek+he/M4UJoY7G3taSKIE6nQgCDOSEo5AY4iIl5JFNFbkj4s5xzAvrV9subLyE5z",
-	"BofAUZNT+UawaMmhP8XSebRlT7XqKe41QOSEM0lAsvyEwwvyZ0IkkG3AmSIM/osnk4gGgEmbE8EHEYn/",
-	"8nfJWUkV0L8IAffNGh3KbnEENBAShWmUCX34WrM1+4Q+JxGCa/n2xxdvSEkUerse0ewdLg3Du7wUHTBD",
-	"8B3CYSiIlN79J9+TCqtEamTs+p6iCrSTn3CI0iNlAMADnqjdQYTZjXdfhN6/CjL0dr3/bzPXpTbNt3Lz",
-	"3BzbQM2lyWSHinGkr0Hz8745VR/pe5OI4GCMBjhEcMKOfvkBZ8OIBg8DeKr3hIn5FSmC/JLHBN3iKCES",
-	"YUEyvUXhG8JqIM9ocAOoVgA+PF+B9Lsc0tlBngTMQYTlmEjDyMhnKoHIQqywG+jwvH4kh/wxFwMahoaV",
-	"NgT9g8/wgSuEo0jrjLCJD1wd84SFT7sHJJNgjASRPBEBQS0uEOMK3VJJBxHRGnXOjjbSfZ7ykA4pqWHe",
-	"AYiJVxIFfDLVVBAkQhCjiztsEdfW7WOb8My9Eewk4Cyk+j3HmEbkSeGkj5XqVpnCRiWACuBjTqg5OMCo",
-	"uNuLTM487X6NJokYISEYU9n+DXDtPs0ST7i1fYaAKH1r410cH6B3O29+QPZNKORBEgO63PveFefvsRiR",
-	"pwbegIeAupF+ubbkMCsR6xXnp5hNrTyRT7m9C6wIAp1ZixVBlJgiPFTE2JssiQdEaDVCAgpqwYr6F/qp",
-	"9r5+ql8hw8JX5e3Nqgj3vveR4USNuaD/eFqEPqVSUjbyUzXBR+TzRFMV4gIJcstvSIgCQULCFMWRhEv6",
-	"yGQymXChSHhKQoqv4ERPTIXmXUhDM+UYOAjIRAEmZcIQ7mLffqH/PxF8QoSiRh3DhW/sxQw4jwhmnlHd",
-	"Uh7zR/5o7kDgg7+TQGmQ7Bv1YPYFgSBYkfAaq5LuGGJF2oqC+K+o8ZXTfpn93ihtJRfR3zEj/2n/7AQ8",
-	"di0LP7u+JSKTMdUT+x4NZ9e9DrlzmzTGI3KdiMi5ydjKsqVOnilFpU38gpnzacGNipa6eRIJCjwOY8oc",
-	"bh4fHriuHHHLn9XoHbZIERPSZQBcflGTS9XpCqjtVv0iNpQh5MSpMDwYY3WOhaIBnWCmZMF0wKERgzg6",
-	"LyAcuLj8Cg7mxjn8SRWJ5dKWDDgMTsxPU49B+meujwqBp57vJYz+mRD7tTYDqyAsbsl59ltMIzygEVXT",
-	"WW3omAujc4KqibDUXAp0YTD+1JgIbdpSiYaCEM2YywDJCKiOAGY/L2Kmg1HMPUDTW4spK366VbvteXwT",
-	"HHb5SeY9+p6PKDs5rB5v3k8+pM85D32ARbgmFojVQgmh33aonwOWGRFVx9Tsl0ttwEBvIWdYlc+VMSn/",
-	"Ahy75O46daY120P6K8uLc86Zeu3B1bG5s+3ay0TQW23POkFX8Os124pV4hs9XeEJwExLjkTLVQEZ8o3O",
-	"YaP5+3OU+FSDqIcWxdwkaXxXM/GcJFCJ1o70lnKfkgh9dEMmSqveI3pLGGph9Mvl2QdkXrkBPoCiTyGe",
-	"YDbVWvvB6ZGXW/hHbEQZydhtcUNvd2rO8Z5Kh96RMfnsP4tIybuvsHGNp3lYwR3nKd0fvKkO3JfJoKTV",
-	"VHiEjak0Q7JVOMrSmCzNhgeNlMM8JlRC4MIaTriAKXmOpbzjIlxNuFsT+XpiV3FGDub6jfU135V+P1cv",
-	"T5+bAUF1I5V1awCgjm6tzVAkEJxIEl4PptfFa9t6U756b7u7/ba9tdXe/uGq+3a3293tdv+mKU2veE1Z",
-	"SD57uztb6Qf27adHl5f7Px9dn59dXh0dagZCpMTaFPYuCUFTniCs0A//AlqbiTDs/nA/A3bnDquKym9j",
-	"jkIaamWkhQdSGyzgnDZxAXFLhP3aN/4iLNEYQ9QUcf0lv2NEyDGdAAd5JMooyM5ZO8sCB91hieyDe4gq",
-	"mRlgVCJBJhEOCPiYZ0VI6TYaUV7xuhbwrRR/wARdbJOkN+06qSKflY9seHlEGBEakkhOpSIxfNtxGyEW",
-	"RxodTWExIuq6ApOKTW4R9PDo/dHV0eEubKjwi1Tu2OtIr6ghhtgdLMDa2OrPxsGM7sYcBTgmiDIfRWSo",
-	"NJw0SggS81sSZnBj5M4gbaPdVDhIHtArwqeED/kdlnB9Lm9xC8gxltcxFw5kOOXCwlsavzcakClnIVJj",
-	"aiLuiBoSDqkgAcT+wARx4/+SkjjjiDPi2Clu/fwgc4GQ+mhSW/l8/+Lq5ODkfP/D1fXJB88vfXD28ary",
-	"yV9PDv4KzHKGe5Y/uD453f/5qPCxRWLP9y7Ozk6vT88OT45Pjg6d5nnF2nV5axS9rdFU51M+ldeAlu7f",
-	"/p1TtiTT1ESwLpV/KcWk1pDO9eX8OH4KsjrcuOA8rsreiEu9ttU2mghcEJG+F2FZYW1a+JYMpLoVbND1",
-	"IKLxQEs/JejE8z24s7IOsA25OplHBGJqKV4YpT2/a/N34XYXvP4XzAg6BG9X+Z33fv1LLJyav+WvNEan",
-	"lMmk+po3958K5ph5jyA4LMP09TvfSxh8bn2O2wWza2tWU7H36UL8x/BONpaFs+hS5cTtrVxd0sIBjbFE",
-	"jFvm3FDgrddAn8XIZhZ6CWWXkAVFfugw0OYa77O402ivZeRa1uov3+CvNqaX5jtyHr+SSBKlKBtJ1NJw",
-	"9lHhNz6yR/KNHrGxBz88usKjVVSKIlucubqiS6F0QQ09DDMIXIHdPKZ7YF4wK+OGEIS9puyWmqzQ5vhi",
-	"4rcn2S9dCCMsw1+EdyAYXAoa5FHObHHeUdfioMi29HhOCriRAyzC0yRSVCPE7K5Tv6QjIIVF+EoaxxCW",
-	"qOT/qbceNCqWaGxAGYYkvlqWVDLuuwtt+wKHaJoOW4aYpR7Y6Xy4rebAWNbVuzIcZjyrMwF00CFNlm0y",
-	"iTgOj2nktqvmR0oKMM9SLu3ZF/iR4HBzoGzJYEVIlyX3ovxS3wMKJ9dfQ/xoHfif3YVRrRZchePw9Rdj",
-	"cwVXdOFhdo0ZZ9OYJ9Kw1Ua40yxMYreWR0rqkGC7u/Oj7zSdhjyK+N11RKW6niSDiAbNtucO5VoN+9Hu",
-	"0fcUwfH17Muts7364gbsz3XxhwQsAqxWvXXOhlTEDv+DTcHUp4PAgWHb+s9PrtM+xPObph42yjYv2Z25",
-	"lzc9iAtIR41SFTJGksbPS3UJLs4E6/5aSGWYH+DNfzgv/aFyxEL43qznPKBNjNRcuZD1haPobAi2aaMc",
-	"F796gIerabOb/XTvezMq4mwkBvJdZ0p2gjFWnZQXMq6uhzxhYR+1mE11zLKvucg8k1ygiAc3JNzwe8ws",
-	"kSuN14IME0n0Ghj99P7s4K8+ZPEYZgNOgDFBhhsKWBazKeIQ3Ief4mivx0wVlUZiyAIit0QgxaMQYa3A",
-	"bfjIvNZm5F4X1Px+p8eKYTmvZn9rCSbldJa/7wrciWYlFGCmDz9ITxx2vIUkWLRk4Nqy97gw9ZiSKDwS",
-	"wmjJFaPDJCUXd5eS4hyWkT9cmzW+6AzmxQv2bVTkGe6pilGCfC+gxG1O2Mi1+VUcHs0jhvQfpKmNvXyk",
-	"3mXZ6mX8MizsNha6xzVYP4KS60KHhlbJzG3W2AjHQNMFOelMUGqoyXj2rUQud5Nu8vEqiy3c/jrM2TI8",
-	"Hs+mTTN86nL6igVG5cq8neUK83zvw7zUvfr3uJSS84JCU7HRFIoIlgqpO474EEX8jggUYEl8lEwm2f9D",
-	"OqIKYRYiOY0HPNoDyUL+THCEFEc09FGa8aQFC/CsTlkYcCG05T7mQhIE9DhPt/pxzjEuiCRqNR1xmYyv",
-	"ClLUqyzn3BTlll9ViI3OnAToaTUqy8N18Lh7P1JpXebUPLoapArbL1XNLbQsavbr3Giu31VSx+tz7f1G",
-	"6tWlwoOIoBgHY8pIW+sq8IF+uoyXaUVJJ9PB3D56VacAp6VITTlVrjU42BRlUmEWuLHGstXrUkpl/nVa",
-	"4lRgFzvdHWfI2mRHFfnKB67Qcd3pZ3WCYp3UIgywUtS8NNum1bBq0CKVXhVulWp3HfRbGsYwFT8oxlPE",
-	"WTRFN4zfITXGUJAM0WaJWtbWBQaWq8RWjRYkxIHSejOVYCPCY7AY8DXwqGfR0MyfDk9pGpQKxxNTpzak",
-	"UURCowdXIq1Wf5s1TjFlqXaHWnpXUiHwfm84HZx1vo01xaJW8X+sOVO0cba+A5BGWW4AxkrS+g+NIl+l",
-	"kPhySaG1Tp9ZmMWU1WTUpLbNgEScjWS56M2dLPGgYJ3TzTRru425a8NwH/Bdk/tYEHczFOr+VrI6srr8",
-	"cAnpX1GjLZScXC4/x4PycGtTb130XIcvS2bqFiBn0WoOu52fvtuYJYB8myFj74AzhQNlCgykb6oNMENc",
-	"hESQEEmiQP/EA6JZqC3+3e2x/peewbCet4u+9Dy4QP3/ro96Hjxmv4n5gEYLHut5f/lxG2110f/9z//2",
-	"oFSs3+mxvzJ+x+zWgI8DG/EN9vpIMumnLHrPOEzMY6UU5Yr3o6Br2ljxlm/2oT+64+Km8FU3+8p483AQ",
-	"k066lGmnkhLZzC++2IO7l7PH3dp+vYPevP3hR1seV8mFfr09Hy+OU3fGEgpkFiEv9sUoNsboOgPf6aEe",
-	"iIa/wjqNTjoTpjCRZ7OTBQTz6/ztPgZglvQrNz7OOszwgkPhkQzwC4LDUyxuiMPptnxmxnK5pkvncTRM",
-	"x1yY45AfekWrdwFgMsxrby08RHEt916hPdZqG7W9ta5V2i6m2k9pkeXp2E5U55dfQT0eCh4vn6u0kg6W",
-	"W3NlQcqSKMqSuIQt1UXCHrMQ3vKOz96/P/vN873/Ojk88nwPQgKebz+/vjj6749HJudUr/nJh6W1lVyJ",
-	"AxY0JH79sOTKKvyqS2bHdmOWJCw0MSpTCf0kPiDnPtTDakzWUh+ysBjk0jRKchdpS5lT2cxFFx+4NgXs",
-	"cinsnSHk+U+s9A7bB2oJ/i2N1JgH7bTu3FWsnoGsHkDVk885Z+kAdnNzbvGEDfl6mJitK3IbU6tcxBjL",
-	"a9PFa+a+CytDch/U+Dz6JV/jUfmANWpG6QJKllVpsyWo5PBzHHzO/a1DvSqiwuOpWJdEpVJzNe5WcETO",
-	"FUULM+XmCINLOmInK+4v4iPqSK2loY/+k4ZZ/KLkJv5Pd5AHkikWJdqsnE5SAYfZd2HBOsB8nBRahZbP",
-	"vhQPTLM7gjR+nzcIyiDTKPXLNpJwr1Z/iifKyvuq2gCU8aWZYuA3Dfg6c+vc7qrZHhzz0S4tzF0mb3Vm",
-	"lY8TLQws/q2ry0MFH2a7PMUTNUUGHWz9nbT1gNmTHVe4ssap/ESoUYmY2QtEiqcNtfo07HcWhFmbGVHm",
-	"Wpa52YV38mw5yqtnHjfpUmIhtWRW8ZIYvBgRVwRXo1qcR4DXksm+ld41xm2b4f0e6mvs6qdV1IaW78Y8",
-	"IrZ6oIOqVB9EBAuJsgiAybkrU/+CO2oel3vWHOP6nOLV04cX5AsvTg+edchKEiSCqumlhocB8IBgQcR+",
-	"osb5X8cpcv7y21XaUxa2At/m9sFYqYnxo1NrRpVx6KfOAYbqbKj9JmxkG6grhAVPWIgGiaSMSAlVKbKD",
-	"PkoiJLK95jWCxZJERm4Inoyy7E3p9xgAX47NT30bezYBEIgl+EjiW1PvIiGoHIyxMiUvabi7x3rsgLNb",
-	"wqA6aNfUwlBmItWJ8qE74evXr9+hj1cHhai0j4BsEdWbhqwDE7moJlj0WJphIVGrX9dsrr9hmpdiJE1+",
-	"RT/gIel3kL4VvbcAKvw1WZgyJmjY2mP9fduLDz7dRT/B9aBe0u2+DowpbZo9wyekv1dcIuSMlKABi6J+",
-	"sZ+wTT3NOujq69w/PykExXa9rU630wUuNyEMT6i3673udDuvQbNRY8CxtBu//v+IwD/ZTk5Cb1d/eDpN",
-	"9eNKJ+LtbndO077lmvXlbojZDoNTlM0MuPe9ne5W3WLZ7jZL3RBhRZvwv+iHedNA35NJHGMxBWUDhyjO",
-	"9qEhj0fSukmMFxuUFdumvQzCBFh+GYrA93/i4bQBAAsRtkqIMaLxQJOTRkpR1GEhfk1J846+Tj30vqwo",
-	"2yqa50CBvGtqWMGF7uIrLTTMXhV9drqvF/8o71UMv3i3+BdZO+aHY+iB7SlrMaBUEWuy6EeUIRqiFoZ/",
-	"Sj1oYSCE1bQ3nMh972esYhNXOutNuHQwjmBMgptSE74H4L01WF2VH1ppyxNSGyO8q7ve2vB9dudWkaP5",
-	"sstv09mzt/A94sOanoYr08p2AySuNtxdGZetBuTt/vGpiNlXBOI/VGsPw3LirVYGbLWAIEgqGkXQr3Eh",
-	"CodZ5VU9AufPrIFxZ6VaxnuUm7WuNOG8lT6/hUZOrDlez9aUNcLqnVnpkq8UfuW89oGsMz9oQcSjVnpH",
-	"RkM19wf3u7GHyC0R03Quh2lgBY2OFyIeYGu76BYsImAlpZeOGAmhYRKULllTK58LYhd9JS0R2J5CAx5O",
-	"O2g/usNTiba72zDxKP+5SZ6D3hdlhBcz4cajbLbDuvl2Y3yuj4Hez47G2O5ur1MbMc2aXVwXRZTdQPuq",
-	"GMrhEB3CjBAqUdaI/Mno5ZmY9Jd7v2yj/vHpvsS4TzVO2jlK2e0ZyOERBsf+ssSy+QWspvtacwUenh5l",
-	"Dtx8JFdNIWX+yGZhUJU+yKPpueXKU3AHkM9qc6ziyNnnvThkbFYtLlXLaQRMi04tEu48Yl/1h+0cMIFK",
-	"lLAbxu+YjxJpKj5tA/nO2lUJUzSV1Ri2ZxGz9V9Xp++BYQ4Ev5NESN+4HvRH++cndoSGXKwlQ+q0YeoR",
-	"MXpGVb/Qn1vd4iQ2JS5fl3H1HIZ2zG9LcphayDgN7sTBAiRRM0CtE19x2qdlc8hF3E4dlc1AWqh/fLGU",
-	"M2m09bqRNDKzQ+AHb5q8xTEv4uHYdknUDKqhVoYU1pDqD2lE+ospvhirqrOJi916H2RPzPTsdRkS5awr",
-	"bwDlmFMkFZ5EBO28bq6GufsMr2papOukmPq1+3KeVMOqunTiaeabSQ0P08JgBfMjXaitdX1Vj6gWL0v1",
-	"p89rBzhLYRvh39OYBCemPV2qhxUKljBLGYyPcNVw+KY9M6DgY1RGKqtHYWN+muGoYIZuLImdRV2/DksL",
-	"eakPV/dXxO31MVlnnu3z89idxT/JJuR9LaipJTsMhs6wMw3kGSQ1s6xbkrJRRLTh8RCnjs14rffkzE7R",
-	"DnhMZD6NGYaatUxZ0wYqzmnuDwJ8bX/bT4dqt1LjZKPTY2aWFXxOpaniTQdNIcVHZpZN5jMy88VQ//f2",
-	"Rdqzov0bVeNdNAhw30eSI9xjgeBStiVVRBs+cdpbJpEEUdVB5yYMDMNRWTqrsi24wualNzA9VQNPlgbY",
-	"QsyySsNwtDRze1kiLk3bvffrGmFpKPYLnWDn3YWB5ZyprmXA1Y3bLdRd5YF/O4XYvCJfs3DHSw3Xfgjb",
-	"qiSse0Jdb/96d7rNu/j//ud/l2FapfIXp1dufZZPiidOp5wmd4tqe+Uh5+ULZxxp6azJgosbWRm7d0lU",
-	"Ox+HP28GZnl2Pmzpe3f6lZjs0WcbRcQVAIPDuXgdqDVLdoZdNPCk2DVkrdMvolJdpg8ty0Hs3HxNmwue",
-	"NKPSH9U1WEydd2dCpMDwNXiJ1DaqkE9r4j/QrNGH00YNjAZPj4NapqxgCXTY/JJXM9zPc7QZSVQrYRxz",
-	"4UtlEuuaRv6pidZ2YVSOJzaIl9TwHuzj02dMZ6rHOU4vvno6YpTVGwQSaiQeqEQ8RKjaQotS8cQ8F01j",
-	"KVuu/nhid+McoZvFKL9JIfqVe4LqbBs6Yogyo9NXa3ggWp3b5I1IiidqPk2dJY7cv53aiDVknKwTHZ5e",
-	"SB3BsJ58fHhJrSwmcCKp+ESCIgnmkEKcBaQp2Ns4ihaC/kjbpXdjIkijSzgqmbGEhaYT6Ld+G2Xr3E6D",
-	"kIBwbcqQLbhaDPVkMh/gHyfPKD8a57lVcz0XCZpSwdTsrJpC+rrpcX2/lGTKC9caSaatJzEHbVDHVrma",
-	"Vo6PIa3W6WEu1zIuPtUeogqlrXPTwD8aTM3AN5ubAg7ZARlyYQhG8ykNglUl7ZKJrV+FzDR1gAVfPGpB",
-	"JcHE1NxEU5hICLZUmnVfb4lA4cJca/R0egDPfNPGaDYa1m2J2uoOHoXPY4Y+eZ5garjiADyfFk1e2RKZ",
-	"AraYv01FwFJyxNZ3nIRwsTUx5GxYyoMKCWymg2tssJUDv3FxA0fzHGWFO9uFgihIbm4eSp6Z9gL9uR6S",
-	"ieEavPPEksjMP54lFDulqSJwjq7waJGogWe+dnto6eDQt5QekgoNoAJwas5QP2pBdhiYYhUigazdPJck",
-	"i8BAlsmGg11komXzix0Gfb84f8wyguUYzcnwFEqVmvmkDk1zxc7XjVfbTW6ZBJyZOlszxsLoJz8u99O0",
-	"8nwtqecatBqtAMVakg/VHjoZtuF+UMq+NpzCpa5ebyWUyGXPmdWJmmghJ8MPnJFaZOo+OntN56Y9iL++",
-	"bohtp7atmfd98eR11EbiVFN4qA6kL/rk0Og/88op18D3Vs33MOrRB3KHjPa0ZJFlWfN5UkfuXCqySaMP",
-	"pqbvSlv5JqVKnjhopEojeeLQPjal6XFT6CTjVkUSJovdcBq5KT/mvwlRC0eSm/wMqiA9jnG10XlhtI7c",
-	"eJghbzRSwWOnQSrxraVkubTmcFm880fmRaV31fClIg4iqbAiL2hRQosT6TBLCrQFPfMtyvzHGiW0v7Q/",
-	"w1mtMcM4VhPLzf3Vrr5dj5y11ATXL+u4oU2v01zxhSNW6jdwiR9iFyW0aEjiCdeXWCv2xlgV/bnlizlj",
-	"0RTGjksb/CstTyWiDDF+h1rmGapQRIYKKtIZVyiiUpFwo4P6xa7X/R6Df82aZho9wkNFhE1cS1m5gM4j",
-	"0ArblT6pV0+bb33r7ubisG8HgcARfRRzqZAgAWEqMpd9S/4ZvM9wfAd+K3xDJAIXE2W+cTMZTEMGw4pI",
-	"P8ZqfX7pWVld2dqAmNRa6LIGATgbYMlHaKZZ16Z9GIFwFk7/NJm5PZbmOmB0vn9xdXJwcr7/4er65IOh",
-	"mw76jaoxTxTqa9OsbzJ8OY+hUziOSVggLPse2ekx/StEPuNA4xEUb9s9mAwKSE/b2t0ySw2IuiM2e1jd",
-	"8bzbVVbhsNN9B7vsMZjFBL9qUYb6+n/9DUSZVPpS+NAE7yBbAIWJIRfSQce2kjyfiQ88xPAPRFmP9WfH",
-	"5vdRSxKCqkNZN/aM+CgA1xS56hUkTEkdQxhQ9lgxQAoMDg6kgbfTfY3qZ64yHOsloONIxg0Z6pvxYH0X",
-	"twpKI8gfEr9wzRX/Y2vb33rzKQtgQHskmAIr6MRbNj5R6Wj41OEE+3obPpgTWUAtyWNSQhtNQWMtGg2+",
-	"bHy35vy7tde2u4Yx1zSAKLIH69wvTOO1g9is8tZZZzQC3ujSdXyDBYVPHMw/U3g2pRIEx7V6zwdylyom",
-	"fGg5Cby6VguCkDpVwPBRSDSbTwQxZqrZ9oYP3LwwUsPMQ0ITIuABOyeJs4DkfP09lqp9pH/TPjk0eT+w",
-	"dW0OCiUt273TbHeMJxPCUlWKKsT1n2ap8jo+LGS5q1HdzEA7AfrFJMJTEvZYVhYSYoUHWJKCMIEpSGbA",
-	"lpYEKi0vsbsbcSIBT/YQtn0DYE5fj90QMjGaX4TTEV1Z9yaAcYAZksRw5BjhyOT1xVRKIlPu3UH7WkLG",
-	"et2IMtJjrf4umlA20uJGIujUiCUaEyzUgGCFWuYWt94giQZTZBFyA9qDpnkRwDxg/DUaaDVdA4El8YAI",
-	"vUNzNAlgTZPdUGtn+x0akClnWs+9yiFAWCjzqhtJxC0RSI4TJXss5HdsD4EDjJHAxsdKN+SSIGZhzR3h",
-	"Kek9RJfxXTpMn4b9NL0MbgeQFTROeqvZbd9OtdktYHF/A6J9UsMXR3acOaZC9pjUdACMejCF68IStbS6",
-	"kaL8hq9NdEFkEhOAgkb5EZ7IPZS9qr1lu7tOJcI9BigCmKmpDagAtbBEQyz0hRcsCLhOUAap2jAAdVY1",
-	"lQBfqkHKO8Jvbe/ubPlbb3bbW5WBvN13b8vDfrvtd5/+stv+D/Ofll/5YOPfHAOAGxgX0G0EwN7OmdcS",
-	"XUf2Leux+NlBR5rgzEdjLM3d/zty3rCP+vDnLnQr7WvFL+wx23n33xFGGVLqK/jl8uxDlT6dNKnv5CXl",
-	"2dWaQTOL9qWG11EmhVzOTsO7W0BA0KN1lpNszBODX+xt39dKwvPcXjH9aodcxFpoFT/PCM1Iuj0kOXyG",
-	"2VRTuymJMm2J4YEeayUsIlIijGA6hKZjzS8LpkaMChKViI0OOrejWHOBZaa7JmZXPWaG9XVQH3wNRQRG",
-	"NO/fq3dT2j1n0dTFb0dEldT1R7b965zA+rgvQan1RBG07DDTnW3aSgEPHu4r0Muv5h1Oo73l2++nwas+",
-	"CrAQ1FYUa4R4JZG+YNQCIUiU5gsS9W0D5P7GLtrZ/jGTqFT5aGdrG9SRHpMKR6TQFr1feGs/7Y5OVQf1",
-	"qy3i+zBg1VKkHNOJ6fEAdNdjBWCi1k63i+hQa6Ews0xrS0QrW+ji7Oz0+vTs8OT45OjQyh+oNw+0Nhy6",
-	"CDEp9dl/1sh3ya5G293tH5YOga9iXD8dt0lD4S9c53sJhc+0RLZDzYOpVtuNf7Jl/tGScFEKVq0KYZTT",
-	"+lhCNs8dVIWS858PQdBnDMT2vc/sT8MlwLc4gI77MO+dsh5LgAXpH+c2d0tLeIeaAs0lFEeM33XQWaIk",
-	"1SirX15RTkZEoZ3u63kxhzoLzBE+sWe0XtwIixERRS9ANY3cWil/JkRMcyMFLG+vWQWue7Bng83J2MzX",
-	"L+3O1lpP8IjUbc4UWDTcXde9Ode6EUReistmJPGm6+cjdbdLE3WbFSCvl6UCPtRFb6wOTxnCMjD1LUUQ",
-	"vwQ2ywVvGU+w7r7BtOQ0a9n1rZdCpci58ZwKnDMsdD5jZYCDKNN5Jokcp0kKxDY2KzKsV8g2BkCt44NT",
-	"8ML1WEykxCPipzTLuMr6eG6YSi9glrAoFbbVgHFddVD/97Yp2GtDxV7ftzohuPN8ZDQt60VJsnYV1iUU",
-	"4CjSuDunpY0GhKaHU7PLZywntHACc5qgKU8QVuiHf1mi61r5KM8YDAGKqFPYWOqq/t7YyDM5X/S1I4wU",
-	"+axQnGFxY/Vn80uBVzWpYSgRy7IFCS8yo1pLwO9Yem3GOLZUaGxMmBEW7iGMTo8uL/d/Pro+PHp/dJUZ",
-	"omZck3w2UeI7W7KUB8iv0pPFpXN9ciExFOgA9j2x5HSLka+si/ELW/8nq4IzwoDZ7sgZX1ncJXmOnCj5",
-	"HJ+e0OaoqHn20R4cOk+dAeYJuS8IQ3/EzHFPGSIUNNeQChKAf6HHoL5cf3pHZXHQUppmpHg6GS//VFjz",
-	"3DRwzId29Fghv6ODLvQ+cFRJEEKu/KAOurTW1mzY/pXsMS0raIgI0/AqOwHAieCMcwQ8JmiAgxsT18Ux",
-	"QXd4uuFShnEYajo/LzuZV9Zoywk/21ufmk9Smt3IM7sf5+T2pDGPauaauVQ/LyblDCwVrGyuz4tOVM6N",
-	"N3mEaTYManFhUL2C6QBPqzlVU1vCFXja5pccUSsKcPmi3xN8axLxkORDtWtHsRV8gEgqPJXpbB8b9xhT",
-	"qbiYZjl7hlDL4QeTZCIIBuovZMeQEN2N4Wim1KawdAf9lmZrgDe0xyKCb21yi2maKVUbApUAo8LrSsme",
-	"e3nWB+RQcEZQYSWbwRBEXEIqpqMrbMxvSYVeG9kG78lQaSZ6Q4ObF3KodrDQV4BaTkTfSKFWdIQ/qRGQ",
-	"yurlJbuLHDXit03i/FNqGElNarTZiWnPbAauD7m4w3a8GCO3IGelKlJ5nn40O6xL2sA8weGpOeRD2k4V",
-	"jKvdna0lev+mb38mUVo4fl35mOKCpBUUGb8URGr1lY1KqfIv3GJmOkolC854n2eLEMbYSBq3pDSZqLVd",
-	"1xKwPrUd+j1auXAuV70XIOZ3PJvnmXyX5pZzg7X1y/nRzz46//Czj34jg3Mt5n4+Od5Diw1Yg7cFHN78",
-	"UtTp6qpoLSYvbjOcdlN6zB7DVV4LQNn8tzL+Zi8ZUIYh+NhogJtNwBtMFak2UT/AwZi0DzhTgi+YDedn",
-	"SRVzMjmhS8e2q1+yMbnBaEZyzIVqR5Cn+/HifRqzMWP2jSio7PM9z6dwzn/999qN+ZDfsZRiDCcmITKV",
-	"kyZiRkwnI4zEPFjX0c1EQ7COWODLh05YzoNcEw7LKQrUtd3dftve2mpv/3DVfbvb7e52u39bJvJVj/f7",
-	"5ydp2df6ZxS+p7eEESlT5DVT/VPQyqlUJE5hmxZ5zG9FeJ7XgnzD5aH2FHMaEuY1ec/Wk3BNHQZzf4Xx",
-	"G4TWz8O5bzRZqHW23xUpL8MIsNPm9A+00FxHC8HJmDNbkwf2Q9f3bnGUGNqEiTbOL72//LiNtrpoa/v1",
-	"Dnrz9ocfLZ8tNqfFRgEN0oTDIEoG3gMbD9qTP1MoO4X7N94pcF2lbFmRvr3SYlWSG62LfG+Ol80VZs5x",
-	"/qVb3jfeLS/DG9MwD2LcWIQmIJLyzLR2AjxD0JRhQV5niXvWaferYtFX3mBvDmO6ysvJXtrsPXebvQzz",
-	"BQlxoMCXbz3tZrA/BOjAzSihn4LpgVCvJCyFxAUX7aIGfevhtiuHCa2GYMzpant7dEEkwUK/ZbnChVWU",
-	"hyej0bRsYR20+lK58PU08ctIvqnwqtWRGnSutzi2Wvv61WTcN9P0Pm02K6vsVpKXpnQOSxZXe+Tnej7Y",
-	"syClhlzk8WYf4TCmzFTZZq3hhNxYQ9+6ouyqpxCTktMWqUN6Hq0cw7OZ7/qbdq+UzlJHAHYwCUqh801N",
-	"f3hqEkiBZZO8UpghxQtMvYDXgkQmveepcHvzi/1fqb51wSjFv5OgjPcNM7YZfcnGmDFn2RThCn6gFrV5",
-	"2jG/LUv4NSGIO7/ahQrrDUy53ZEm03EBRq0zYcDAsE68Z5OzU2C/4GwJZ/dtYqoLa9MMsOOz9+/PfqvD",
-	"3EXsyZorC4SufuqfUDtdEATJYPOCtWVRnMZTDIqZbGgYlk/SbDcc3eGp3DMZ24WmVRrlTJ3iIKLBxjPI",
-	"63kB1JwgTCT1hSCcBJH5RF4Io4YwMnKw1V9fM1lACkvjcE9ePvU9eOW+58EGuVX0SprkrUdxWju70Gdx",
-	"na+s2u7FefxSqbdUwu4sETUp1WvkPE45+2LWm1lZTXwDhvpfnAOVNFZmJLGPEjaIeHCDuEABZgGJZqyv",
-	"WulbF8Ouv5+ns7RfDOz6MK+zzaWFVzbP5dE8iOspejFeAMQZhAGM17/QLtrWZeDUXXB9cfTfH48ur44O",
-	"UcIUjfKul9YnI501MCVMXjFYLBVWicy23DwmfJm//9nqX+YTmYXy90prS88ifyBxHluWPKYh0fzYMOZS",
-	"33dXX/alPWG3MEyxzugnn7XqYEnw17VN+2zYfjnbW94Y+qejn08+7P56sH9x2BM99uvRxeXJ2YfdnU5X",
-	"/3n8YReSOQ850X+eXfy8u39weqT/f/ThMP9ZqcdZo/qD2wOYVfgiP4qdwwA5ColCWCJsIIVaF8cH6O3r",
-	"N90NU/AMNcGzoez1W10a0+WUBbV9ES9tW3llq0r0rvtFtnjLwo78M6KKvO6bzfcPDGK2TRfyPhQppCUK",
-	"ErVed7c3kOI9Vi5VmAgi6YjZApHMn1EsEdHi6fI1hKDz9bAgKOBsSEeJIGEH7fdYjFUAU1T6J8P2B85I",
-	"2qi2dUfwDdJgwYJK05LMDIl53d3JGtIqnpif65fiEalpv3w5ZcHxaolUK6cOFqC9lkKhy/9+T5W52ZUN",
-	"S9/TkGjbqOqi3+hn00cfr3pomd03qzR68Cl33OXHZvzEK4kCPplqBA8SIWxh8XNcx3NknWeVTvEUaW5k",
-	"q5wMcpoBDkCfmifE0yqkSkU4LACOqI/nhrfhMW3KUCKJeCVnX+jDDA0zFgJas0wmhrFdQPf4jBMaLOwx",
-	"vY5vukgPc/buI8kR4+j3tuW37ROYNacvCTq+63X+TLgiIYLQUIAlQWPyGZ0evsnWLhby+anSmPFG2MYd",
-	"luhOUKUI27WszTSQSDuR5OuhiAc4Avh1emwfWB+x00rt2jDHM+OEaY+K9GV7aJDQSGnbAfrLTLhC1Cyt",
-	"oYDGWPYY44ygKVEd1C9i4i7SOncfxQQzLfkYuSMC1gs1ONJhivyOhLvoDlOVJSBNEjnusazLZNbpqP+l",
-	"B2Ta83ZRD+6+5/mo5xGFR+azXtLtvg7i8I0GLPxBet59eebXhEPfSBeT11j0qFzewQ4MTqcVnDFRWJ+5",
-	"WsRZkrBOxlVoX/uUvPyFy9UrgNAS//TwzYYdmJFxHj9XPcYEDbSdPMPTUk1tUxCgmWLVfhneP+mvCxqb",
-	"Ie9AQIIqzMM0jRYCDjOHzPyLnDOYpkUR5zear3A22jADVVJNKaI3BBXUnw6CaKJpFYvRkNwhu0UJk3Ri",
-	"yhJlhuoAj4CZRGYwVP+CKDFt7w8VEf0Nd7sZWKlAhM+oLJnNqBelqbHStHpo7HlaFBxSGaSdXyzqlXUS",
-	"xu98+61KBEPUoX1Uaoi/eAOCBRH7iebUf3zSssAM3DJiJBGRt+tt4gndvN0CSWHXy8Y62NLiez/7xI4E",
-	"K35krMHCB5mFWPgsd3IUPjRpu4UP4BzFB8ZYaVvx/wUAAP//",
+	"7L17c9u4ejj8VVC+nYncQ8nyJdnEnk7r9WXrc+LYtZ3dM13ltSASkrAmAS0A2lEznumn6QfrJ/kNHoBX",
+	"gRIlK3aS478SSxQIPHju1y9ewOMJZ4Qp6e198cYEh0TAf4+v8Uj/GxIZCDpRlDNvz7tSgrORj/5MuCIh",
+	"uiNCUs6QwiPEh0iNCRJkIogkTGH9k47nezIYkxjrtchnHE8i4u15PW+n53m+p6YT/adUgrKR9/Dge5dk",
+	"KIgcH3J+S8nsBq7hFfAIUvyWMIQlwgz9h1KTcxZNfXRFgkQQH13hmFxRRf71SgkaKBTAikgGfEJCpDja",
+	"xBO6ebe1iYOAJ0yVtzq7saspCy4IC/XfM9vqK5GQProf6w0hRu6JQIOERmEKliGNCKIS4UgQHE4Rvyfh",
+	"PrrHVKEhF/DIJJFjRJlUBMPPJjyKKBtVQMiS2Nv73dPv83xviCNJvE+zgHzwvQkWOCbK3uchFuHpkf4f",
+	"1RueYDX2fI/hWP8swCK8oaHne4L8mVBBQm9Pv6H45iEXMVbenkeZerPr+V5MGY31bray11OmyIgIgNdh",
+	"IiQXs6A6n+A/E4IC+BoNBY/N6QW5ozyRaIJH5JVEfUY+qxvzVF/DALb9Z0LEtLBv847iNmP8+T1hIzX2",
+	"9rZfv3Fh2HGMaXStcacGGoBXc2FReMnW9lsARfb3Gw15pYjQC///vx+0/wu3/7vbfnfT/vSXf3ai/Onw",
+	"DKtg7EZ2TYcpEqXkNiCUjVAwxmwEWETVmCcKUQVPYSY1+lGJdrffZpAzpJ0f8nTYNm+ddy7XXj9wRrL9",
+	"1i2tH1qwfnd71/WC9zSmKlu6ct8RfFlcMSRDnETK29vu+np5i5Hd7kL8vBBcE2UtTUzM9+smi0vO49p3",
+	"Cs7jdb/w74cRJUxlCD+LYiG5o4GmuZPDMyTIiEolgHsbDusjqbggIeAZYJgkUlrm7kSAv7fNO9vXlpKc",
+	"GLDbffemTDoufPh7ek+he/M4UJoY7G3tayKIE6nQgCDOSEo5AY4iIl5JFNE7kj4s5xzAvrV9uubLyE5z",
+	"DofAUZNT+UawaMmhP8XSebRlT7XqKR40QOSEM0lAsvyMw0vyZ0IkkG3AmSIM/osnk4gGgEmbE8EHEYn/",
+	"8ofkrKQK6F+EgPtmjQ5ldzgCGgiJwjTKhD58rdmafUKfkwjBtXz7/Ys3pCQKvT2PaPYOl4bhXV6KDpgh",
+	"+A7hMBRESu/hk+9JhVUiNTJ2fU9RBdrJzzhE6ZEyAOABT9TeIMLs1nsoQu+fBRl6e97/t5nrUpvmW7l5",
+	"YY5toObSZLJDxTjS16D5ed+cqo/0vUlEcDBGAxwiOGFHv/yQs2FEg8cBPNV7wsT8ihRBfsVjgu5wlBCJ",
+	"sCCZ3qLwLWE1kGc0uAVUKwAfnq9A+l0O6ewgTwLmIMJyTKRhZOQzlUBkIVbYDXR4Xj+SQ/6EiwENQ8NK",
+	"G4L+0Wf4wBXCUaR1RtjEB65OeMLCp90DkkkwRoJInoiAoBYXiHGF7qikg4hojTpnRxvpPs94SIeU1DDv",
+	"AMTEK4kCPplqKggSIYjRxR22iGvr9rFNeObBCHYScBZS/Z4TTCPypHDSx0p1q0xhoxJABfAxJ9QcHGBU",
+	"3O1lJmeedr9Gk0SMkBCMqWz/Brh2n2aJJ9zaAUNAlL618S5PDtG73dc/IfsmFPIgiQFdHnzvmvP3WIzI",
+	"UwNvwENA3Ui/XFtymJWI9ZrzM8ymVp7Ip9zeJVYEgc6sxYogSkwRHipi7E2WxAMitBohAQW1YEX9S/1U",
+	"+0A/1a+QYeGr8vZmVYQH3/vIcKLGXND/flqEPqNSUjbyUzXBR+TzRFMV4gIJcsdvSYgCQULCFMWRhEv6",
+	"yGQymXChSHhGQoqv4URPTIXmXUhDM+UYOAjIRAEmZcIQ7uLAfqH/PxF8QoSiRh3DhW/sxQw4jwhmnlHd",
+	"Uh7ze/5o7kDggz9IoDRIDox6MPuCQBCsSHiDVUl3DLEibUVB/FfU+Mppv8x+b5S2kovoD8zIv9s/OwGP",
+	"XcvCz27uiMhkTPXEvkfD2XVvQu7cJo3xiNwkInJuMraybKmTZ0pRaRN/xcz5tOBGRUvdPIkEBR6HMWUO",
+	"N48PD9xUjrjlz2r0DlukiAnpMgAuv6jJpep0BdR2q34RG8oQcuJUGB6OsbrAQtGATjBTsmA64NCIQRxd",
+	"FBAOXFx+BQdz4xz+pIrEcmlLBhwGp+anqccg/TPXR4XAU8/3Ekb/TIj9WpuBVRAWt+Q8+x2mER7QiKrp",
+	"rDZ0woXROUHVRFhqLgW6MBh/akyENm2pRENBiGbMZYBkBFRHALOfFzHTwSjmHqDprcWUFT/dqt32PL4J",
+	"Drv8JPMefc9HlJ0eVY837ycf0uechz7EIlwTC8RqoYTQbzvSzwHLjIiqY2r2y6U2YKC3kDOsyufKmJR/",
+	"AY5dcn+TOtOa7SH9leXFOedMvfbg6th8PewG2/gtaf8Ubg3au8EOab/Du9vtrcF2sBPuktfDN13XbieC",
+	"3mmL1wncguev2Watmt/o6QrXAHZbcjVavgvokm90DqPN358jzacaVD6ySOgmWuPdmon4JIFKtP6kt5R7",
+	"nUToo1syUVo5H9E7wlALo79enX9A5pUb4CUoeh3iCWZTrdcfnh17uQ/gmI0oIxlDLm7ozW7NOd5T6dBM",
+	"MjGQ/WcRsXkPFUavMTkPPLgjQaX7gzfVgfsqGZT0ngoXsVGXZki2Cs9ZGpOl2fCgkfqYR41KCFxYwwkX",
+	"MDYvsJT3XISriX9rRN9M7CrO2MJcz7K+5vvS7+dq7ulzMyCobqSybg0A1PGdtSqKBIITScKbwfSmeG1b",
+	"r8tX7213t9+0t7ba2z9dd9/sdbt73e5/aUrTK95QFpLP3t7uVvqBffvZ8dXVwS/HNxfnV9fHR5qBECmx",
+	"Npa9K0LQlCcIK/TTP4FeZ2IQez89zIDducOqKvPbmKOQhlpdaeGB1CYNuK9N5EDcEWG/9o1HCUs0xhBX",
+	"RVx/ye8ZEXJMJ8BBvhJlFKTrrCVmgYPusUT2wX1ElcxMNCqRIJMIBwS80LMipHQbjSiveF0L+FaKP2Ck",
+	"LrZa0pt2nVSRz8pHNgA9IowIDUkkp1KRGL7tuM0UiyONjqawGBF1U4FJxWq3CHp0/P74+vhoDzZU+EUq",
+	"d+x1pFfUEEPsDhZgbWw1bOOCRvdjjgIcE0SZjyIyVBpOGiUEifkdCTO4MXJvkLbRbiocJA/5FeFTwof8",
+	"Dku4Ppe3uAXkGMubmAsHMpxxYeEtjWccDciUsxCpMTUxeUQNCYdUkACig2CkuPF/SUmcccQZcewUt35+",
+	"kLlASL04qTV9cXB5fXp4enHw4frm9IPnlz44/3hd+eRvp4d/A2Y5wz3LH9ycnh38clz42CKx53uX5+dn",
+	"N2fnR6cnp8dHTgO+Yg+7/DmK3tVoqvMpn8obQEv3b//glC3JNDURrMsoWEoxqTW1c305P46fgqwONy45",
+	"j6uyN+JSr221jSYCF0Sk70VYVlibFr4lE6puBRuWPYxoPNDSTwk68XwP7qysA2xDNk/mM4GoW4oXRmnP",
+	"79r8XbjdBa//K2YEHYE/rPzOB7/+JRZOzd/yNxqjM8pkUn3N64dPBXPMvEcQHJZhuvPO9xIGn1uv5HbB",
+	"7Nqa1VTsfboQ/2v4LxvLwll0qXLi9lauLmnhgMZYIsYtc24o8NZrws9iZDMbvoSyS8iCIj90GGhzjfdZ",
+	"3Gm01zJyLWv1l2/wVxv1SzMiOY9fSSSJUpSNJGppOPuo8Bsf2SP5Ro/Y2IcfHl/j0SoqRZEtzlxd0aVQ",
+	"uqCGHoYZBK7Abh7TPTQvmJVxQwjT3lB2R03eaHN8MRHe0+yXLoQRluEvwjsQDC4FDTItZ7Y476hrcVBk",
+	"W/p6Tgq4kUMswrMkUlQjxOyuU8+lI2SFRfhKGscQlqjk/6m3HjQqlmhsQBmGNL9allQy7rsLbfsCh2ia",
+	"MFuGmKUe2Ol8uK3mwFjWGbwyHGZ8rzMhdtAhTR5uMok4Dk9o5Lar5sdSCjDPkjLt2Rf4keBwc6BsyWBF",
+	"SJcl96IMVN8DCic330KEaR34n92FUa0WXIXj8PUXY7MJV3ThYXaDGWfTmCfSsNVGuNMskGK3lsdS6pBg",
+	"u7v71neaTkMeRfz+JqJS3UySQUSDZttzB3uthv3V7tH3FMHxzezLrbO9+uIG7M918UcELAKsVr11zoZU",
+	"xA7/g03S1KeDwIFh2/rPT67TPsbzmyYnNspHL9mduZc3PYgLSMeNkhkyRpJG2EuVCy7OBOv+Wkh2mB8C",
+	"zn84L0GicsRCgN+s5zygTZ3UXLmQF4aj6HwItmmjLBi/eoDHq2mzm/304HszKuJsJAYyYmeKeoIxVp2U",
+	"FzKuboY8YWEftZhNhszys7nIPJNcoIgHtyTc8HvMLJErjTeCDBNJ9BoY/fz+/PBvPuT5GGYDToAxQYYb",
+	"ClgWsyniEP6Hn+Jov8dMnZVGYsgTIndEIMWjEGGtwG34yLzW5uzeFNT8fqfHimE5r2Z/awkm5XSWv+8a",
+	"3IlmJRRgpg8/SE8cdryFJFi0ZODasve4MPWEkig8FsJoyRWjw6QtF3eXkuIclpE/XJtXvugM5sUL9m1U",
+	"5BnuqYpRgnwvoMRtTtjItflVHB7NI4b0v0lTG/trxPJdtq9+kV+Glt3oQge6BvxHUINdCNPQbpm57xor",
+	"4gSoviBJnUlODXUdz76VyOXu2k1gXmWxhdtfh8FbhsfXs3rTLKG6vMBikVK5um93ueI+3/swL/2v/j0u",
+	"teWioPJUrDiFIoKlQuqeIz5EEb8nAgVYEh8lk0n2/5COqEKYhUhO4wGP9kH2kD8THCHFEQ19lGZNadED",
+	"XK1TFhdcCG3bj7mQBO1uVzXLivb1ds4xLokkajUtcpmssQpS1Cs1F9wU9pZfVYiezpwE6Gk1KssDevC4",
+	"ez9SaW3nzDy6GqQK2y9V3i20PWr269xorgFW0s/r8/X9RgrYlcKDiKAYB2PKSFtrM/CBfrqMl2lVSifT",
+	"0txefFWnIqflTE05Va5XONgUZVJhFrixxrLVm1JaZv51WiZVYBe73V1nUNvkTxX5ygeu0End6We1hmKt",
+	"1SIMsFLUvDTbptXBatAilV4VbpXqfx30WxroMFVDKMZTxFk0RbeM3yM1xlDUDPFoiVrWGgYGlivNVtEW",
+	"JMSB0po1lWBFwmOwGPA18Lln8dLM4w5PaRqUCscTU+s2pFFEQqMpV2KxVsObNV8xZan+h1p6V1Ih8I9v",
+	"OF2gdd6PNUWrVvGQrDnbtHHGvwOQRp1uAMZK4vtPjWJjpaD5uhNLax1Hs1CNKavJykntowGJOBvJcmmd",
+	"O+HiUQE/p6tq1v4bc9eG4cbguyY3tiB2Z2jY/a1kdYR39eEKUsiiRlsoOcpcvpJH5fLWpu+6KL4OX5bM",
+	"9i1AzqLVHIY8PwW4MdMACThD6N4hZwoHypQxSN/UNGCGuAiJICGSRIGGigdEM1lbYrzXY/0vPYNhPW8P",
+	"fel5cIH6/10f9Tx4zH4T8wGNFjzW8/7ydhttddH//c//9qAgrd/psb8xfs/s1oDTA6PxDfb6SDLpp0x8",
+	"3zhdzGOlNOeKB6Wgjdp485Zv9qE/uufitvBVN/vKeARxEJNOupRp2pIS2cwvvtiDu5ezx93a3tlFr9/8",
+	"9NYW4VXyqXe25+PFSeoSWULFzKLsxe4bxfYbXWfwPD3UI9HwV1in0UlnQh0mem12soBgfp2/3a8BmCV9",
+	"042Psw5DveBy+Eom+iXB4RkWt8ThuFs+u2O5fNWlc0EapnQuzJPID72iXbwAMBnmtbcWHqK4lnuv0IRr",
+	"tY3aDl43Km1KU+3atMg2dWwnqvPtr6BADwWPl893WkkHy+29siBlSRRliWDCFgQjYY9ZCJF5J+fv35//",
+	"5vnef5weHXu+B2EFz7ef31we/+fHY5O3qtf85MPS2o6uxBILGhK/eVyCZhV+1SWzY7sxSxIWmjiXqbd+",
+	"Ei+Rcx/qcXUqa6kxWVhQcmXaMblLwaXMqWzmoosP3JgyebkU9s4Q8vwnVnqH7Ta1BP+WRmrMg3Za3e4q",
+	"ic9AVg+g6snnnLN0ALu5Obd4yoZ8PUzM1ia5jalVLmKM5Y3pFTZz34WVIUEQ6oS++iXf4FH5gDVqRukC",
+	"SpZVabMlqOTwcxx8zv2tQ70qosLXU7GuiEql5mrcreCqnCuKFmbbzREGV3TETlfcX8RH1JGeS0Mf/TsN",
+	"swhHyZH87+4wECRkLErWWTklpQIOs+/CgnWA+TgpNCQtn30pHphmiARpDkDehiiDTKP0Mduuwr1a/Sme",
+	"KLPvm2o2UMaXZoqB3zQk7MzPc7urZjt9zEe7tLh3mdzXmVU+TrQwsPi3rl4SFXyY7SUVT9QUGXSwNXzS",
+	"1hRmT3ZcAc0at/MToUYlpmYvECmetu3q07DfWRCIbWZEmWtZ5mYX3smz5Tmvnr3cpBeKhdSSmclLYvBi",
+	"RFwRXI3qeb4CvJZMGK50yDFu2wzv91FfY1c/rcQ2tHw/5hGxFQgdVKX6ICJYSJRFAEzeXpn6F9xR88jd",
+	"s+Yp1+clr56CvCDneHGK8axDVpIgEVRNrzQ8DIAHBAsiDhI1zv86SZHzr79dp51rYSvwbW4fjJWaGD86",
+	"tWZUGYd+7hxiqPCG+nHCRrZNu0JY8ISFaJBIyoiUUNkiO+ijJEIi29FeI1gsSWTkhuDJKMsAlX6PAfDl",
+	"2PzUt9FpEwCBWIKPJL4zNTMSws7BGCtTNpMGxHusxw45uyMMKoz2TD0NZSaWnSgfeiDu7Oy8Qx+vDwtx",
+	"ax8B2SKqNw15CSZyUU3B6LE0B0OiVr+upV1/w7RIxUiaDIx+wEPS7yB9K3pvAXQJ0GRhSqGgLWyP9Q9s",
+	"xz/4dA/9DNeDekm3uxMYU9q0lIZPSH+/uETIGSlBAxZF/WLXYpu+mvXp1dd5cHFaCIrteVudbqcLXG5C",
+	"GJ5Qb8/b6XQ7O6DZqDHgWNrzX/9/ROCfbCenobenPzybpvpxpd/xdrc7pzXgci0BczfEbB/DKcomEzz4",
+	"3m53q26xbHebpZ6LsKItGlj0w7w1oe/JJI6xmIKygUMUZ/vQkMcjad0kxosNyoptBl8GYQIsvwxF4Ps/",
+	"83DaAICFCFslxBjReKDJSSOlKOqwEL+mpHnfYKce+lBWlG0lznOgQN6bNazgQnfxlRbacq+KPrvdncU/",
+	"yjsiwy/eLf5F1vT58Rh6aDvXWgwoVdWaTPwRZYiGqIXhn1KnWxg7YTXtDSdyP/gZq9jElf59Ey4djCMY",
+	"k+C21OrvEXhvDVZX9YhW2vKU1cYI7+rhtzZ8n925VeRovuzy23R2Bi58j/iwpnPiyrSy3QCJq219V8Zl",
+	"qwF5e79/KmL2NYH4D9Xaw7CcmquVAVtxIAiSikYRdIVciMJhVr1Vj8D5M2tg3Fm5l/Ee5WatK5E4b9jP",
+	"76AZFGuO17N1aY2wendWuuQrhd84r30k68wPWhDxqJXekdFQzf3B/W7sI3JHxDSd/mGaYEE75YWIB9ja",
+	"LroFiwhYSfqlI0ZCaLoE5U/W1Mqnj9hFX0lLBLYv0YCH0w46iO7xVKLt7jbMVcp/bpLnoH9GGeHFTLjx",
+	"OJsgsW6+3Rif62OgD7MDOLa72+vURkxLaBfXRRFlt9ACK4aSOkSHMImESpS1O38yenkmJv3lwS/bqL9/",
+	"eigx7jONk3ZaU3Z7BnJ4hMGxvyyxbH4Bq+mh1lyBh6fHmQM3H/xVU4yZP7JZGIelD/LV9Nxy9Sq4A8hn",
+	"tTlWceTsJl8cZTarFpcq7jQCpoWrFgl3v2L39sftHDCBSpSwW8bvmY8SaapGbZv6ztpVCVNWldUptmcR",
+	"s/Uf12fvgWEOBL+XREjfuB70RwcXp3ZQh1ysJUNytWHqETF6RlW/0J9b3eI0NkUw35Zx9RyGdszvSnKY",
+	"Wsg4De7EwQIkUTNArRNfcdrrZXPIRdxOHZXNQFqokHyxlDNptLXTSBqZCSXwg9dN3uKYSvF4bLsiagbV",
+	"UCtDCmtI9Yc0Iv3FFF+MVdXZxMWOv4+yJ2b6/roMiXLWlTeAgs0pkgpPIoJ2d5qrYe5exauaFuk6KaZ+",
+	"676cJ9Wwqi6deJr5ZlLDw7RBWMH8SBdqa11f1SOqxctSherz2gHOYtlG+Pc0JsGpaXGX6mGFgiXMUgbj",
+	"I1w1HL5rzwwo+BiVkcrqUdiYn2YEK5ihG0tiZ1HXr8PSQl7q49X9FXF7fUzWmWf7/Dx2d/FPsjl83wpq",
+	"askO46cz7EwDeQZJzcTslqRsFBFteDzGqWMzXus9ObOzugMeE5nPfIbRaS1T1rSBitOg+4MA39jf9tPR",
+	"3a3UONno9JiZmAWfU2nqfNNxVkjxkZmYk/mMzBQz1P97+zLtatH+jarxHhoEuO8jyRHusUBwKduSKqIN",
+	"nzjtT5NIgqjqoAsTBoYRrCydiNkWXGHz0luY0aqBJ0tjciFmWaVhOFqaub0sEZdm+j74dc20NBT7hW6y",
+	"8+7CwHLO7Ngy4OqG+hbqrvLAv511bF6Rr1m446VGeD+GbVUS1j2hbrZ/vT/b5l38f//zv8swrVL5i9Mr",
+	"tz7LJ8UTp1NOk7tFtf3yKPXyhTOOtHTWZMHFrawM97siqp0P3Z83abM8oR+29KM7/UpM9vizjSLiCoDB",
+	"4Vy8DtSaJTvDLhp4UuwastbpF1GprtKHluUgdjq/ps0FT5qB7F/VNVhMnXdnQqTA8DV4idQ2qpBPa+I/",
+	"0qzRh9NGDQwgT4+DWqasYAl02PySVzM8zHO0GUlUK2Ec0+dLZRLrmnn+qYnWdmlUjic2iJfU8B7t49Nn",
+	"TCe3xzlOL756OmKU1RsEEmokHqlEPEao2kKLUvHEPBdNYylbrv54YnfjHKGbxSi/SyH6jXuC6mwbOmKI",
+	"MqPTV2t4IFqd2+SNSIonaj5NnSeO3L/d2og1ZJysEx2eXkgdw8CffEh5Sa0sJnAiqfhEgiIJ5pBCnAWk",
+	"KdjbOIoWgv5Y26X3YyJIo0s4LpmxhIWmm+j3fhtl69xOlJCAcG3KkC24Wgz1ZDIf4B8nzyg/Gue5VXM9",
+	"FwmaUsHU7LybQvq66ZP9sJRkygvXGkmmrScxB21Qx1a5mmaPX0NardPDXK5lXHyqfUQVStvvpoF/NJia",
+	"oXE2NwUcsgMy5MIQjOZTGgSrStolE1u/CZlp6gALvnjUgkqCiam5iaYw1RBsqTTrvt4SgcKFudbo2fQQ",
+	"nvmujdFsvKzbErXVHTwKn8cMffI8wdRwxQF4Pi2avLIlMgVsMX+bioCl5Iit7zgN4WJrYsjZwJVHFRLY",
+	"TAfX6GErB37j4haO5jnKCne3CwVRkNzcPJQ8MzEG+nM9JhPDNbzniSWRmaE8Syh20lNF4Bxf49EiUQPP",
+	"fOv20NLBoe8pPSQVGkAF4NScoX7UguwwMMUqRAJZu3kuSRaBgSyTDQe7yETL5hc7UPphcf6YZQTLMZrT",
+	"4RmUKjXzSR2Z5oqdbxuvtpvcMgk4M3W2ZhSG0U/eLvfTtPJ8LannGrQarQDFWpIP1T46HbbhflDKvjac",
+	"wqWuXm8llMhlz7nViZpoIafDD5yRWmTqfnX2ms5eexR/3WmIbWe2rZn3Y/HkddRG4lRTeKwOpC/69Mjo",
+	"P/PKKdfA91bN9zDq0Qdyj4z2tGSRZVnzeVJH7lwqskmjj6amH0pb+S6lSp44aKRKI3ni0D42pelxU+gk",
+	"41ZFEiaL3XAauSk/5r8JUQtHkpv8DKogPY5xtdF5YbSO3HiYQ280UsFjp0Eq8Z2lZLm05nBVvPOvzItK",
+	"76rhS0UcRFJhRV7QooQWp9JhlhRoC3rmW5T5tzVKaH9pf4azWmOGcawmlpv7q119u75y1lITXL+q44Y2",
+	"vU5zxReOWKnfwCV+iF2U0KIhiSdcX2Kt2BtjVfTnli/mnEVTGF0ubfCvtDyViDLE+D1qmWeoQhEZKqhI",
+	"Z1yhiEpFwo0O6he7Xvd7DP41a5qJ9ggPFRE2cS1l5QI6j0ArbFf6pF49bb71vbubiwPDHQQCR/RRzKVC",
+	"ggSEqchc9h35R/A+w/Ed+K3wLZEIXEyU+cbNZDANGQwrIv0Yq/X5pWdldWVrA2JSa6HLGgTgbIAlH8OZ",
+	"Zl2b9mEEwlk4/dNk5vZYmuuA0cXB5fXp4enFwYfrm9MPhm466DeqxjxRqK9Ns77J8OU8hk7hOCZhgbDs",
+	"e2Snx/SvEPmMA41HULxt92AyKCA9bWtvyyw1IOqe2Oxhdc/zbldZhcNu9x3sssdgWhP8qkUZ6uv/9TcQ",
+	"ZVLpS+FDE7yDbAEUJoZcSAed2EryfK4+8BDDPxBlPdafHb3fRy1JCKoOdt3YN+KjAFxT5KpXkDBpdQxh",
+	"QNljxQApMDg4kAbebncH1c9tZTjWS0DHkYwbMtQ3A8T6Lm4VlMaYPyZ+4ZpN/vvWtr/1+lMWwID2SDBJ",
+	"VtCJt2x8otLR8KnDCfb1NnwwJ7KAWpLHpIQ2moLGWjQafNn4Yc35d2uvbXcNdK5pAFFkD9a5X5joa0e1",
+	"WeWts85oBLzRpev4BgsKnziYf6bwbEolCI5r9Z4P5D5VTPjQchJ4da0WBCF1qoDho5BoNp8IYsxUs+0N",
+	"H7h5YaSGmYeEJkTAA3ZOEmcByfn6eyxV+1j/pn16ZPJ+YOvaHBRKWrZ7r9nuGE8mhKWqFFWI6z/NUuV1",
+	"fFjIclejupmRdwL0i0mEpyTssawsJMQKD7AkBWECU5DMgC0tCVRaXmJ3N+JEAp7sI2z7BsAkvx67JWRi",
+	"NL8IpyO6su5NAOMAMySJ4cgxwpHJ64uplESm3LuDDrSEjPW6EWWkx1r9PTShbKTFjUTQqRFLNCZYqAHB",
+	"CrXMLW69RhINpsgi5Aa0B03zIoB5wAhtNNBqugYCS+IBEXqH5mgSwJomu6HW7vY7NCBTzrSee51DgLBQ",
+	"5lU3kog7IpAcJ0r2WMjv2T4CBxgjgY2PlW7IJUHMwpo7wlPSe4wu47t0mD4N+2l6GdwOICtonPROs9u+",
+	"nWqzV8Di/gZE+6SGL47sSHRMhewxqekAGPVgCteFJWppdSNF+Q1fm+iCyCQmAAWN8iM8kfsoe1V7y3Z3",
+	"nUqEewxQBDBTUxtQAWphiYZY6AsvWBBwnaAMUrVhAOqsaioBvlSDlHeE39re293yt17vtbcqI3u7796U",
+	"xwF32+8+/WWv/W/mPy2/8sHGvzhGBDcwLqDbCIC9nTOvJbqOHFjWY/Gzg441wZmPxliau/9X5LxhH/Xh",
+	"zz3oVtrXil/YY7bz7r8ijDKk1Ffw16vzD1X6dNKkvpOXlGdXawbNLNpXGl7HmRRyOTsN724BAUGP1llO",
+	"sjFPDH6xt/1QKwkvcnvF9KsdchFroVX8PCM0I+n2keTwGWZTTe2mJMq0JYYHeqyVsIhIiTCC6RCajjW/",
+	"LJgaMSpIVCI2OujCDmvNBZaZ/5qYXfWYGdbXQX3wNRQRGNG8f6/eTWn3nEVTF78dEVVS17+y7V/nBNbH",
+	"fQlKrSeKoGWHmf9s01YKePB4X4FefjXvcBrtLd9+Pw1e9VGAhaC2olgjxCuJ9AWjFghBojRfkKhvGyD3",
+	"N/bQ7vbbTKJS5aPdrW1QR3pMKhyRQlv0fuGt/bQ7OlUd1K+2iO/DgFVLkXJMJ6bHA9BdjxWAiVq73S6i",
+	"Q62FwswyrS0RrWyhy/Pzs5uz86PTk9PjIyt/oN480Npw6CLEpNRn/1kj3yW7Gm13t39aOgS+inH9dNwm",
+	"DYW/cJ0fJRQ+0xLZjj0PplptN/7JlvlHS8JFKVi1KoRRTutjCdnEd1AVSs5/PgRBnzEQ2/c+sz8NlwDf",
+	"4gA67sNEeMp6LAEWpH+c29wtLeEdago0l1AcMX7fQeeJklSjrH55RTkZEYV2uzvzYg51FpgjfGLPaL24",
+	"ERYjIopegGoaubVS/kyImOZGCljeXrMKXPdgzwabk7GZwF/ana21nuARqducKbBouLuue3OudSOIvBSX",
+	"zUjiddfPR+pulybqNitAXi9LBXyoi95YHZ4yhGVg6luKIH4JbJYL3jKeYN19g2nJaday61svhUqRc+M5",
+	"FThnWOhixsoAB1Gm80wSOU6TFIhtbFZkWK+QbQyAWieHZ+CF67GYSIlHxE9plnGV9fHcMJVewCxhUSps",
+	"qwHjuuqg/t/bpmCvDRV7fd/qhODO85HRtKwXJcnaVViXUICjSOPunJY2GhCaHs7MLp+xnNDCCcxpgqY8",
+	"QVihn/5pia5r5aM8YzAEKKJOYWOpq/pHYyPP5HzR144wUuSzQnGGxY3Vn80vBV7VpIahRCzLFiS8yIxq",
+	"LQG/Z+m1GePYUqGxMWFGWLiPMDo7vro6+OX45uj4/fF1ZoiacU3y2USJ72zJUh4gv0pPFpfO9cmFxFCg",
+	"A9j3xJLTLUa+sS7GL2z9H6wKzggDZrsjZ3xlcZfkOXKi5HN8ekKbo6Lm2Uf7cOg8dQaYJ+S+IAz9ETPH",
+	"PWWIUNBcQypIAP6FHoP6cv3pPZXFQUtpmpHi6WS8/FNhzXPTwDEf2tFjhfyODrrU+8BRJUEIufKDOujK",
+	"WluzYftXsse0rKAhIkzDq+wEACeCM84R8JigAQ5uTVwXxwTd4+mGSxnGYajp/KLsZF5Zoy0n/GxvfWo+",
+	"SWl2I8/sfpyT25PGPKqZa+ZS/byYlDOwVLCyuT4vOlE5N97kEabZMKjFhUH1CqYDPK3mVE1tCVfgaZtf",
+	"ckStKMDli35P8J1JxEOSD9WeHcVW8AEiqfBUprN9bNxjTKXiYprl7BlCLYcfTJKJIBiov5AdQ0J0P4aj",
+	"mVKbwtId9FuarQHe0B6LCL6zyS2maaZUbQhUAowKrysle+7nWR+QQ8EZQYWVbAZDEHEJqZiOrrAxvyMV",
+	"em1kG7wnQ6WZ6C0Nbl/IodrBQl8BajkRfSOFWtER/qRGQCqrl5fsLnLUiN82ifNPqWEkNanRZiemPbMZ",
+	"uD7k4h7b8WKM3IGclapI5Xn60eywLmkD8wSHZ+aQj2k7VTCu9na3luj9m779mURp4fh15WOKC5JWUGT8",
+	"UhCp1Vc2KqXKv3CLmekolSw4432eLUIYYyNp3JLSZKLWdl1LwPrUduiPaOXCuVz1XoCYP/BsnmfyXZpb",
+	"zg3W1l8vjn/x0cWHX3z0GxlcaDH3y+nJPlpswBq8LeDw5peiTueM8GqeQ0OtzwGfwSzkcapq0jDNhe4n",
+	"Iur7qA9bvNF/6G310w4y+oMOOkBZBudAq0yaTw2m6H7MQVrozyUhRrOjqjByZK8wOtwAwfr0yrVlPXZH",
+	"JTWzY/20y43dgo11iPCVRK2sRlNoZTGIkpCEG/ALeDW8IRdbJS0UCmQqA5ayfDawsA31Q3rMlCg7A47Z",
+	"hmzmSyh9OzB5dCSSBI2Ikmi3u6stYaPelsalt8qj0jcQUG9qKBXOL0iUVtqwsFRpLGuS4SyXWtxCOu2U",
+	"1chXmSTwZHF6wBvwXBb/rOTX4vbw05e3D+3s/7sP7d3sj52H9u9v3+HBp9In6f+3th9cCbj+Sl1iFoeV",
+	"4do3/6XMM7PDDyjDEPBuNDTQJn0OpkrbEpBSHiLKIL82jeBjFg74Z40Wh2YT7SvbFrB9wSMaTCtJPYc4",
+	"GJO2flbwBYMMfS9d8ojKCZc0bY3Q5CeVXSz6WZprNCfBGZrXbLvaiBtPFPiSkBxzodoRpK9/vHyfhjL5",
+	"4A/9CGhIFYi85/lw2vmv/1GblB/xe5YKEsuFQsOPWyaQTEyDL4zEPFjXiZOJhmBdB0n48rGDx/PY74TD",
+	"cooCY9rubr9pb221t3+67r7Z63b3ut3/WiYgXE+aBxenaTXk+kd3vqd3hBEpU+Q9uDgtgFZOpSJxCtu0",
+	"9ml+h86LvETqO66atqeY06czL1V9tlada2q8mbvxjDsttO5Pzn1j4EELAPtdkfIyjAD3xZy2mhaa6+is",
+	"ORlzZktVwazu+t4djhJDmzDoyfml95e322iri7a2d3bR6zc/vbV8ttizGRu7LEjzcIMoGXiP7MdpT/5M",
+	"GR4p3L/zBprrqvDMFFl7pcViPTdaF/neHOezK/six/mXJpLfeRPJDG9MH0lI/cAiNHHClGemJUXgMIVe",
+	"JQvSnUvcs6511KpY9I33nZzDmK5zW/ql++Rzd5/MMF+QEAcKQlw2ABWYfO4YT41fQRLjgtAStV5JWAqJ",
+	"C5GLRX0r18NtV46eWw3BeCKqUx/QJZEEC/2W5ep5VlEenoxG02qeddDqS0HPt9PbMiP5psKrVkdqMNDB",
+	"4thqUx1Wk3HfzSyItAezrLJbSV56NTosWVwdHZHr+WDPgpQacpGnYfgIhzEtu6kHRMiNNbRzLMquegox",
+	"AYS2SOM082jlBJ7NQjrftXuldJY6ArDzelAKne9qKMpTk0AKLJv7mMIMKV5g6gW8zmI0T4Xbm1/s/0pl",
+	"3wsmjP5BgjLeNyxkYPQlSWnGnGVThCv4gVrUli/E/K4s4deEIO6yAxcqrHcmrNsdaRKAF2DUOvNoDAzr",
+	"xHs2UD4F9gvOlnD2wOZru7A2TYw8OX///vy3OsxdxJ6subJA6Oqn/gG10wVBkAw2L1hbFsVpPMWgmCkS",
+	"oBKydW0SKI7u8VTum0KGQi83jXKmfHcQ0WDjGeT1vABqThAmkvpCEE6CyHwiL4RRQxgZOaQJVN8wWUCW",
+	"TeNwT15V+CN45X7keR+5VfRKmgy6r+K0dg5nyOI631gR6ovz+KWAdak89lkialLB2sh5nHL2xaw3s7Ka",
+	"+AYM9b84ByrZ3cxIYh8lbBDx4BZxgQLMAhLNWF+10rcuhl1/P09nab8Y2PVhXmf3VwuvbMzRV/MgrqcW",
+	"zHgBEGcQBjBe/0IXdVuuhFN3wc3l8X9+PL66Pj5CCVM0ypPnrU9GOkvDSpi8YrBYKqwSmW25eUz4Kn//",
+	"s5WFzScyC+UfldaWHtH/SOI8sSx5TEOi+bFhzKVxCK5xBUt7wu5gxmid0U8+a9XBkuCvaxuC27Areba3",
+	"vF/6z8e/nH7Y+/Xw4PKoJ3rs1+PLq9PzD3u7na7+8+TDHiRzHnGi/zy//GXv4PDsWP//+MNR/rNS679G",
+	"JRJ3hzDC80V+FBvqAXIUEoWgYAgghVqXJ4fozc7r7oapIIGCqtlQ9vqtLo3pcsqC2mKyKzttQdnCF73r",
+	"fpEt3rGwI/+MqCI7fbP5flpsYkqH+lCkkJYoSNTa6W5vIMV7rFyqMBFE0hGzBSKZP6NYIqLF09UOhKDz",
+	"9bAgKOBsSEeJIGEHHfRYjFUAw4X6p8P2B85I2r+5dU/wLdJgwYJK06nPzE7a6e5mfZoVT8zP9UvxiNQU",
+	"Yl1NWXCyWiLVyqmDBWivpZbp6j/fU2VudmXD0vc0JNo2qrroN/rZ9NGvVz20zO6bVRo9+pS77kpNM5Xl",
+	"lUQBn0w1ggeJELbe/jmu4zmyzrNKp3iKNDeyVU4GOc1cE6BPzRPiaRVSpSIcFgBH1Mdzw9vwmDZlKJFE",
+	"vJKzL/RhtIyZlgIdiyYTw9guYahCxgkNFvaYXsc3zdWHOXv3keSIcVSsA93ooL6+pH5anPtnwhUJEYSG",
+	"AiwJGpPP6OzodbZ2pdbQKI0Zb4Rt3GOJ7gVVirA9y9pMX5W0QU++Hop4gCOAH5SzatZHbEWwXRvG22ac",
+	"MG3dkr5sHw0SGiltO0DbpQlXiJqlNRTQGMseY5wRNCWqg/pFTNxDWufuo5hgpiUfI/dEwHpQq5zOGOX3",
+	"JNxD95iqLAFpkshxj2XNV7MGYP0vPSDTnreHenD3Pc9HPY8oPDKf9ZJudyeIw9casPAH6XkP5VF4Ew7t",
+	"VF1MXmPRV+XyDnZgcDotMo2JwvrM1XLRkoR1Mq5CV+en5OUvXK5eAYRJEWdHrzfsHJmM8/i56jEmaKDt",
+	"5Bmelmpqm4IAzRSbWZTh/bP+uqCxGfIOBCSowphY038k4DCKy4yFyTmDKVGPOL/VfIWz0YaZM5RqShG9",
+	"hfL3lDA6CKKJpoMyRkNyj+wWJQyYiilLlJk1BTwCRnWZeWn9S6LEtH0wVET0N9xdmGClAhE+o7JkNqNe",
+	"lKbGStPqobHn6dxxRGWQNkSyqFfWSRi/9+23KhEMUYf2Uakh/uINCBZEHCSaU//+ScsCM4fOiJFERN6e",
+	"t4kndPNuCySFXS+bdmJLix/87BPbzaL4kbEGCx9kFmLhs9zJUfjQpO0WPoBzFB8YY6Vtxf8XAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -219,7 +219,7 @@ type Card struct {
 	Name          string     `json:"name"`
 	PreviewFileId *int64     `json:"preview_file_id,omitempty"`
 
-	// PreviewUrl Example: /api/v1/files/42
+	// PreviewUrl Example: /api/v1/files/5f0c2a8e-7d1b-4c3e-9a42-1b2c3d4e5f60
 	PreviewUrl *string `json:"preview_url,omitempty"`
 	Private    bool    `json:"private"`
 	ProfileId  int64   `json:"profile_id"`
@@ -465,7 +465,7 @@ type File struct {
 	Id          int64     `json:"id"`
 	Size        int64     `json:"size"`
 
-	// Url Example: /api/v1/files/42
+	// Url Example: /api/v1/files/5f0c2a8e-7d1b-4c3e-9a42-1b2c3d4e5f60
 	Url string `json:"url"`
 }
 
@@ -562,7 +562,7 @@ type Profile struct {
 	// Id Example: 7
 	Id int64 `json:"id"`
 
-	// ImageUrl Example: /api/v1/files/42
+	// ImageUrl Example: /api/v1/files/5f0c2a8e-7d1b-4c3e-9a42-1b2c3d4e5f60
 	ImageUrl           *string `json:"image_url,omitempty"`
 	IsFollowListPublic bool    `json:"is_follow_list_public"`
 
@@ -1018,6 +1018,12 @@ type RemoveChatParticipantParams struct {
 type SetChatReadMarkerParams struct {
 	// XProfileId The acting profile; it must be one of the caller's live profiles.
 	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// GetFileParams defines parameters for GetFile.
+type GetFileParams struct {
+	// XProfileId The acting profile, when reading as one of the caller's profiles.
+	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
 }
 
 // ListMyProfilesParams defines parameters for ListMyProfiles.
@@ -1715,8 +1721,15 @@ type ClientInterface interface {
 
 	// GetFile Download an uploaded file (streamed, or a redirect to a short-lived URL)
 	//
+	// The id is the random public id from a `url`, `image_url` or `preview_url`. A file may be
+	// read by whoever may see what it belongs to: a profile image follows the profile's
+	// visibility, a card preview the card's (subscribers included), a chat image the room's
+	// participants, an account image its owner; an upload not yet used only its uploader.
+	// Anyone else gets 404. Reading as a profile (`X-Profile-Id`) applies that profile's
+	// relations and subscriptions.
+	//
 	// Corresponds with GET /files/{file_id} (the `GetFile` operationId).
-	GetFile(ctx context.Context, fileId int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetFile(ctx context.Context, fileId openapi_types.UUID, params *GetFileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Ping Liveness of the API
 	//
@@ -2888,9 +2901,16 @@ func (c *Client) UploadFileWithBody(ctx context.Context, contentType string, bod
 
 // GetFile Download an uploaded file (streamed, or a redirect to a short-lived URL)
 //
+// The id is the random public id from a `url`, `image_url` or `preview_url`. A file may be
+// read by whoever may see what it belongs to: a profile image follows the profile's
+// visibility, a card preview the card's (subscribers included), a chat image the room's
+// participants, an account image its owner; an upload not yet used only its uploader.
+// Anyone else gets 404. Reading as a profile (`X-Profile-Id`) applies that profile's
+// relations and subscriptions.
+//
 // Corresponds with GET /files/{file_id} (the `GetFile` operationId).
-func (c *Client) GetFile(ctx context.Context, fileId int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetFileRequest(c.Server, fileId)
+func (c *Client) GetFile(ctx context.Context, fileId openapi_types.UUID, params *GetFileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetFileRequest(c.Server, fileId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5279,12 +5299,12 @@ func NewUploadFileRequestWithBody(server string, contentType string, body io.Rea
 }
 
 // NewGetFileRequest constructs an http.Request for the GetFile method
-func NewGetFileRequest(server string, fileId int64) (*http.Request, error) {
+func NewGetFileRequest(server string, fileId openapi_types.UUID, params *GetFileParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
 
-	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "file_id", fileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "file_id", fileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
 	if err != nil {
 		return nil, err
 	}
@@ -5307,6 +5327,21 @@ func NewGetFileRequest(server string, fileId int64) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XProfileId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", *params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Profile-Id", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -6945,10 +6980,17 @@ type ClientWithResponsesInterface interface {
 
 	// GetFileWithResponse Download an uploaded file (streamed, or a redirect to a short-lived URL)
 	//
+	// The id is the random public id from a `url`, `image_url` or `preview_url`. A file may be
+	// read by whoever may see what it belongs to: a profile image follows the profile's
+	// visibility, a card preview the card's (subscribers included), a chat image the room's
+	// participants, an account image its owner; an upload not yet used only its uploader.
+	// Anyone else gets 404. Reading as a profile (`X-Profile-Id`) applies that profile's
+	// relations and subscriptions.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /files/{file_id} (the `GetFile` operationId).
-	GetFileWithResponse(ctx context.Context, fileId int64, reqEditors ...RequestEditorFn) (*GetFileResponse, error)
+	GetFileWithResponse(ctx context.Context, fileId openapi_types.UUID, params *GetFileParams, reqEditors ...RequestEditorFn) (*GetFileResponse, error)
 
 	// PingWithResponse Liveness of the API
 	//
@@ -10069,8 +10111,10 @@ func (r UploadFileResponse) ContentType() string {
 
 // GetFileResponse200Headers the declared response headers of an HTTP 200 response for GetFile
 type GetFileResponse200Headers struct {
-	CacheControl *string
-	ETag         *string
+	CacheControl          *string
+	ContentDisposition    *string
+	ContentSecurityPolicy *string
+	ETag                  *string
 }
 
 // GetFileResponse302Headers the declared response headers of an HTTP 302 response for GetFile
@@ -12545,11 +12589,18 @@ func (c *ClientWithResponses) UploadFileWithBodyWithResponse(ctx context.Context
 
 // GetFileWithResponse Download an uploaded file (streamed, or a redirect to a short-lived URL)
 //
+// The id is the random public id from a `url`, `image_url` or `preview_url`. A file may be
+// read by whoever may see what it belongs to: a profile image follows the profile's
+// visibility, a card preview the card's (subscribers included), a chat image the room's
+// participants, an account image its owner; an upload not yet used only its uploader.
+// Anyone else gets 404. Reading as a profile (`X-Profile-Id`) applies that profile's
+// relations and subscriptions.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /files/{file_id} (the `GetFile` operationId).
-func (c *ClientWithResponses) GetFileWithResponse(ctx context.Context, fileId int64, reqEditors ...RequestEditorFn) (*GetFileResponse, error) {
-	rsp, err := c.GetFile(ctx, fileId, reqEditors...)
+func (c *ClientWithResponses) GetFileWithResponse(ctx context.Context, fileId openapi_types.UUID, params *GetFileParams, reqEditors ...RequestEditorFn) (*GetFileResponse, error) {
+	rsp, err := c.GetFile(ctx, fileId, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -15452,6 +15503,20 @@ func ParseGetFileResponse(rsp *http.Response) (*GetFileResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
 		}
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
 			var value string

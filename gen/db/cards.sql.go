@@ -14,7 +14,7 @@ import (
 const createCard = `-- name: CreateCard :one
 INSERT INTO cards (profile_id, name, data, preview_file_id, private)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, profile_id, name, data, preview_file_id, private, version, created_at, modified_at, deleted_at, why_deleted, locked_at
+RETURNING id, profile_id, name, data, preview_file_id, private, version, created_at, modified_at, deleted_at, why_deleted, locked_at, preview_file_key
 `
 
 type CreateCardParams struct {
@@ -47,12 +47,13 @@ func (q *Queries) CreateCard(ctx context.Context, arg CreateCardParams) (Card, e
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.PreviewFileKey,
 	)
 	return i, err
 }
 
 const getCardView = `-- name: GetCardView :one
-SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at,
+SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at, c.preview_file_key,
        p.user_id AS owner_user_id,
        p.private AS profile_private,
        EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id)::boolean AS profile_live,
@@ -99,6 +100,7 @@ func (q *Queries) GetCardView(ctx context.Context, arg GetCardViewParams) (GetCa
 		&i.Card.DeletedAt,
 		&i.Card.WhyDeleted,
 		&i.Card.LockedAt,
+		&i.Card.PreviewFileKey,
 		&i.OwnerUserID,
 		&i.ProfilePrivate,
 		&i.ProfileLive,
@@ -110,7 +112,7 @@ func (q *Queries) GetCardView(ctx context.Context, arg GetCardViewParams) (GetCa
 }
 
 const getOwnedCard = `-- name: GetOwnedCard :one
-SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at FROM cards c JOIN profiles p ON p.id = c.profile_id
+SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at, c.preview_file_key FROM cards c JOIN profiles p ON p.id = c.profile_id
 WHERE c.id = $1 AND p.user_id = $2
 `
 
@@ -135,6 +137,7 @@ func (q *Queries) GetOwnedCard(ctx context.Context, arg GetOwnedCardParams) (Car
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.PreviewFileKey,
 	)
 	return i, err
 }
@@ -163,7 +166,7 @@ func (q *Queries) GetSubscription(ctx context.Context, arg GetSubscriptionParams
 }
 
 const listCardsOfProfile = `-- name: ListCardsOfProfile :many
-SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at FROM cards c
+SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at, c.preview_file_key FROM cards c
 WHERE c.profile_id = $1
   AND c.deleted_at IS NULL
   AND ($2::boolean OR c.locked_at IS NULL)
@@ -214,6 +217,7 @@ func (q *Queries) ListCardsOfProfile(ctx context.Context, arg ListCardsOfProfile
 			&i.DeletedAt,
 			&i.WhyDeleted,
 			&i.LockedAt,
+			&i.PreviewFileKey,
 		); err != nil {
 			return nil, err
 		}
@@ -231,7 +235,7 @@ SET deleted_at = now(), why_deleted = $1, version = c.version + 1, modified_at =
 FROM profiles p
 WHERE c.id = $2 AND p.id = c.profile_id AND p.user_id = $3
   AND c.version = $4 AND c.deleted_at IS NULL
-RETURNING c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at
+RETURNING c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at, c.preview_file_key
 `
 
 type SoftDeleteCardParams struct {
@@ -262,6 +266,7 @@ func (q *Queries) SoftDeleteCard(ctx context.Context, arg SoftDeleteCardParams) 
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.PreviewFileKey,
 	)
 	return i, err
 }
@@ -358,7 +363,7 @@ SET name            = coalesce($1, c.name),
 FROM profiles p
 WHERE c.id = $5 AND p.id = c.profile_id AND p.user_id = $6
   AND c.version = $7 AND c.deleted_at IS NULL
-RETURNING c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at
+RETURNING c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at, c.preview_file_key
 `
 
 type UpdateCardParams struct {
@@ -395,6 +400,7 @@ func (q *Queries) UpdateCard(ctx context.Context, arg UpdateCardParams) (Card, e
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.PreviewFileKey,
 	)
 	return i, err
 }

@@ -61,7 +61,7 @@ INSERT INTO chat_events (room_id, event_index, event_type, message, caused_by_pr
 SELECT slot.id, slot.last_event_index, $1, $2, $3,
        (SELECT reader.id FROM reader), $4, $5, $6
 FROM slot
-RETURNING id, room_id, event_index, event_type, message, caused_by_profile_id, caused_by_participant_id, target_profile_id, target_event_index, image_file_id, deleted_at, created_at
+RETURNING id, room_id, event_index, event_type, message, caused_by_profile_id, caused_by_participant_id, target_profile_id, target_event_index, image_file_id, deleted_at, created_at, image_file_key
 `
 
 type AppendChatEventParams struct {
@@ -102,6 +102,7 @@ func (q *Queries) AppendChatEvent(ctx context.Context, arg AppendChatEventParams
 		&i.ImageFileID,
 		&i.DeletedAt,
 		&i.CreatedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
@@ -236,7 +237,7 @@ func (q *Queries) FindOneToOneChatRoom(ctx context.Context, arg FindOneToOneChat
 }
 
 const getChatEvent = `-- name: GetChatEvent :one
-SELECT id, room_id, event_index, event_type, message, caused_by_profile_id, caused_by_participant_id, target_profile_id, target_event_index, image_file_id, deleted_at, created_at FROM chat_events WHERE room_id = $1 AND event_index = $2
+SELECT id, room_id, event_index, event_type, message, caused_by_profile_id, caused_by_participant_id, target_profile_id, target_event_index, image_file_id, deleted_at, created_at, image_file_key FROM chat_events WHERE room_id = $1 AND event_index = $2
 `
 
 type GetChatEventParams struct {
@@ -260,6 +261,7 @@ func (q *Queries) GetChatEvent(ctx context.Context, arg GetChatEventParams) (Cha
 		&i.ImageFileID,
 		&i.DeletedAt,
 		&i.CreatedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
@@ -489,7 +491,7 @@ func (q *Queries) ListChatAudience(ctx context.Context, arg ListChatAudiencePara
 }
 
 const listChatEventsAfter = `-- name: ListChatEventsAfter :many
-SELECT e.id, e.room_id, e.event_index, e.event_type, e.message, e.caused_by_profile_id, e.caused_by_participant_id, e.target_profile_id, e.target_event_index, e.image_file_id, e.deleted_at, e.created_at FROM chat_events e
+SELECT e.id, e.room_id, e.event_index, e.event_type, e.message, e.caused_by_profile_id, e.caused_by_participant_id, e.target_profile_id, e.target_event_index, e.image_file_id, e.deleted_at, e.created_at, e.image_file_key FROM chat_events e
 WHERE e.room_id = $1
   AND e.event_index > $2 AND e.event_index < $3
   AND EXISTS (SELECT 1 FROM chat_participants p
@@ -538,6 +540,7 @@ func (q *Queries) ListChatEventsAfter(ctx context.Context, arg ListChatEventsAft
 			&i.ImageFileID,
 			&i.DeletedAt,
 			&i.CreatedAt,
+			&i.ImageFileKey,
 		); err != nil {
 			return nil, err
 		}
@@ -550,7 +553,7 @@ func (q *Queries) ListChatEventsAfter(ctx context.Context, arg ListChatEventsAft
 }
 
 const listChatEventsBefore = `-- name: ListChatEventsBefore :many
-SELECT e.id, e.room_id, e.event_index, e.event_type, e.message, e.caused_by_profile_id, e.caused_by_participant_id, e.target_profile_id, e.target_event_index, e.image_file_id, e.deleted_at, e.created_at FROM chat_events e
+SELECT e.id, e.room_id, e.event_index, e.event_type, e.message, e.caused_by_profile_id, e.caused_by_participant_id, e.target_profile_id, e.target_event_index, e.image_file_id, e.deleted_at, e.created_at, e.image_file_key FROM chat_events e
 WHERE e.room_id = $1
   AND e.event_index > $2 AND e.event_index < $3
   AND EXISTS (SELECT 1 FROM chat_participants p
@@ -599,6 +602,7 @@ func (q *Queries) ListChatEventsBefore(ctx context.Context, arg ListChatEventsBe
 			&i.ImageFileID,
 			&i.DeletedAt,
 			&i.CreatedAt,
+			&i.ImageFileKey,
 		); err != nil {
 			return nil, err
 		}
@@ -612,7 +616,7 @@ func (q *Queries) ListChatEventsBefore(ctx context.Context, arg ListChatEventsBe
 
 const listChatParticipantsOfRooms = `-- name: ListChatParticipantsOfRooms :many
 SELECT p.id, p.room_id, p.profile_id, p.joined_at, p.left_at, p.kicked,
-       pr.name, pr.image_file_id
+       pr.name, pr.image_file_id, pr.image_file_key
 FROM chat_participants p
 JOIN profiles pr ON pr.id = p.profile_id
 JOIN live_profiles lp ON lp.id = pr.id
@@ -621,14 +625,15 @@ ORDER BY p.room_id, p.joined_at, p.id
 `
 
 type ListChatParticipantsOfRoomsRow struct {
-	ID          int64
-	RoomID      int64
-	ProfileID   int64
-	JoinedAt    time.Time
-	LeftAt      *time.Time
-	Kicked      bool
-	Name        string
-	ImageFileID *int64
+	ID           int64
+	RoomID       int64
+	ProfileID    int64
+	JoinedAt     time.Time
+	LeftAt       *time.Time
+	Kicked       bool
+	Name         string
+	ImageFileID  *int64
+	ImageFileKey *string
 }
 
 // Participations (live and former) of rooms, oldest first, with the profile's current name and
@@ -652,6 +657,7 @@ func (q *Queries) ListChatParticipantsOfRooms(ctx context.Context, roomIds []int
 			&i.Kicked,
 			&i.Name,
 			&i.ImageFileID,
+			&i.ImageFileKey,
 		); err != nil {
 			return nil, err
 		}

@@ -7,12 +7,13 @@ package db
 
 import (
 	"context"
+	"time"
 )
 
 const createFile = `-- name: CreateFile :one
 INSERT INTO files (owner_user_id, storage_key, content_type, size, md5)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, owner_user_id, storage_key, content_type, size, md5, created_at
+RETURNING id, owner_user_id, storage_key, content_type, size, md5, created_at, public_id
 `
 
 type CreateFileParams struct {
@@ -40,6 +41,7 @@ func (q *Queries) CreateFile(ctx context.Context, arg CreateFileParams) (File, e
 		&i.Size,
 		&i.Md5,
 		&i.CreatedAt,
+		&i.PublicID,
 	)
 	return i, err
 }
@@ -63,8 +65,62 @@ func (q *Queries) DeleteFileIfUnreferenced(ctx context.Context, id int64) (strin
 	return storage_key, err
 }
 
+const deleteUnattachedFiles = `-- name: DeleteUnattachedFiles :many
+DELETE FROM files f
+WHERE f.id IN (
+    SELECT g.id FROM files g
+    WHERE g.created_at < $1
+      AND NOT EXISTS (SELECT 1 FROM users u WHERE u.image_file_id = g.id)
+      AND NOT EXISTS (SELECT 1 FROM profiles p WHERE p.image_file_id = g.id)
+      AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.preview_file_id = g.id)
+      AND NOT EXISTS (SELECT 1 FROM chat_events e WHERE e.image_file_id = g.id)
+    ORDER BY g.created_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED)
+RETURNING f.storage_key
+`
+
+type DeleteUnattachedFilesParams struct {
+	Cutoff  time.Time
+	MaxRows int32
+}
+
+// The sweeper: removes uploads older than the cutoff that nothing refers to, a batch at a time,
+// and returns their storage keys so the objects can be removed after the commit.
+func (q *Queries) DeleteUnattachedFiles(ctx context.Context, arg DeleteUnattachedFilesParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, deleteUnattachedFiles, arg.Cutoff, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var storage_key string
+		if err := rows.Scan(&storage_key); err != nil {
+			return nil, err
+		}
+		items = append(items, storage_key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const fileUsageOfOwner = `-- name: FileUsageOfOwner :one
+SELECT coalesce(sum(size), 0)::bigint AS bytes FROM files WHERE owner_user_id = $1
+`
+
+// Bytes stored for an account's uploads, for the storage quota.
+func (q *Queries) FileUsageOfOwner(ctx context.Context, ownerUserID int64) (int64, error) {
+	row := q.db.QueryRow(ctx, fileUsageOfOwner, ownerUserID)
+	var bytes int64
+	err := row.Scan(&bytes)
+	return bytes, err
+}
+
 const getFile = `-- name: GetFile :one
-SELECT id, owner_user_id, storage_key, content_type, size, md5, created_at FROM files WHERE id = $1
+SELECT id, owner_user_id, storage_key, content_type, size, md5, created_at, public_id FROM files WHERE id = $1
 `
 
 func (q *Queries) GetFile(ctx context.Context, id int64) (File, error) {
@@ -78,12 +134,72 @@ func (q *Queries) GetFile(ctx context.Context, id int64) (File, error) {
 		&i.Size,
 		&i.Md5,
 		&i.CreatedAt,
+		&i.PublicID,
+	)
+	return i, err
+}
+
+const getFileForRead = `-- name: GetFileForRead :one
+SELECT f.id, f.owner_user_id, f.storage_key, f.content_type, f.size, f.md5, f.created_at, f.public_id,
+       EXISTS (SELECT 1 FROM users u WHERE u.image_file_id = f.id)::boolean AS account_image,
+       coalesce((SELECT array_agg(p.id ORDER BY p.id) FROM profiles p WHERE p.image_file_id = f.id), '{}')::bigint[] AS profile_ids,
+       coalesce((SELECT array_agg(c.id ORDER BY c.id) FROM cards c WHERE c.preview_file_id = f.id), '{}')::bigint[] AS card_ids,
+       EXISTS (SELECT 1 FROM chat_events e
+               JOIN chat_participants cp ON cp.room_id = e.room_id
+               JOIN profiles pr ON pr.id = cp.profile_id
+               WHERE e.image_file_id = f.id AND pr.user_id = $1
+                 AND pr.deleted_at IS NULL AND pr.locked_at IS NULL
+                 AND e.event_index >= cp.first_event_index
+                 AND (cp.left_event_index IS NULL OR e.event_index <= cp.left_event_index))::boolean AS in_viewers_chat
+FROM files f
+WHERE f.public_id = $2
+`
+
+type GetFileForReadParams struct {
+	ViewerUserID int64
+	PublicID     string
+}
+
+type GetFileForReadRow struct {
+	ID            int64
+	OwnerUserID   int64
+	StorageKey    string
+	ContentType   string
+	Size          int64
+	Md5           string
+	CreatedAt     time.Time
+	PublicID      string
+	AccountImage  bool
+	ProfileIds    []int64
+	CardIds       []int64
+	InViewersChat bool
+}
+
+// A file by its public id, with what it is attached to, for the read rule of docs/product.md §7:
+// a file may be read by whoever may see what it belongs to. in_viewers_chat: the file is an
+// image posted in a room while one of the viewer's live profiles took part in it.
+func (q *Queries) GetFileForRead(ctx context.Context, arg GetFileForReadParams) (GetFileForReadRow, error) {
+	row := q.db.QueryRow(ctx, getFileForRead, arg.ViewerUserID, arg.PublicID)
+	var i GetFileForReadRow
+	err := row.Scan(
+		&i.ID,
+		&i.OwnerUserID,
+		&i.StorageKey,
+		&i.ContentType,
+		&i.Size,
+		&i.Md5,
+		&i.CreatedAt,
+		&i.PublicID,
+		&i.AccountImage,
+		&i.ProfileIds,
+		&i.CardIds,
+		&i.InViewersChat,
 	)
 	return i, err
 }
 
 const getOwnedFile = `-- name: GetOwnedFile :one
-SELECT id, owner_user_id, storage_key, content_type, size, md5, created_at FROM files WHERE id = $1 AND owner_user_id = $2
+SELECT id, owner_user_id, storage_key, content_type, size, md5, created_at, public_id FROM files WHERE id = $1 AND owner_user_id = $2
 `
 
 type GetOwnedFileParams struct {
@@ -102,6 +218,7 @@ func (q *Queries) GetOwnedFile(ctx context.Context, arg GetOwnedFileParams) (Fil
 		&i.Size,
 		&i.Md5,
 		&i.CreatedAt,
+		&i.PublicID,
 	)
 	return i, err
 }

@@ -10,7 +10,7 @@ import (
 )
 
 const lockOwnedCard = `-- name: LockOwnedCard :one
-SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at FROM cards c JOIN profiles p ON p.id = c.profile_id
+SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version, c.created_at, c.modified_at, c.deleted_at, c.why_deleted, c.locked_at, c.preview_file_key FROM cards c JOIN profiles p ON p.id = c.profile_id
 WHERE c.id = $1 AND p.user_id = $2
 FOR NO KEY UPDATE OF c
 `
@@ -37,6 +37,7 @@ func (q *Queries) LockOwnedCard(ctx context.Context, arg LockOwnedCardParams) (C
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.PreviewFileKey,
 	)
 	return i, err
 }

@@ -10,18 +10,19 @@ import (
 )
 
 type Card struct {
-	ID            int64
-	ProfileID     int64
-	Name          string
-	Data          json.RawMessage
-	PreviewFileID *int64
-	Private       bool
-	Version       int64
-	CreatedAt     time.Time
-	ModifiedAt    time.Time
-	DeletedAt     *time.Time
-	WhyDeleted    *string
-	LockedAt      *time.Time
+	ID             int64
+	ProfileID      int64
+	Name           string
+	Data           json.RawMessage
+	PreviewFileID  *int64
+	Private        bool
+	Version        int64
+	CreatedAt      time.Time
+	ModifiedAt     time.Time
+	DeletedAt      *time.Time
+	WhyDeleted     *string
+	LockedAt       *time.Time
+	PreviewFileKey *string
 }
 
 type CardSubscription struct {
@@ -46,6 +47,7 @@ type ChatEvent struct {
 	ImageFileID           *int64
 	DeletedAt             *time.Time
 	CreatedAt             time.Time
+	ImageFileKey          *string
 }
 
 type ChatParticipant struct {
@@ -94,6 +96,7 @@ type File struct {
 	Size        int64
 	Md5         string
 	CreatedAt   time.Time
+	PublicID    string
 }
 
 type LiveProfile struct {
@@ -118,6 +121,7 @@ type Profile struct {
 	DeletedAt          *time.Time
 	WhyDeleted         *string
 	LockedAt           *time.Time
+	ImageFileKey       *string
 }
 
 type Relation struct {
@@ -190,4 +194,5 @@ type User struct {
 	LockedAt           *time.Time
 	CreatedAt          time.Time
 	ModifiedAt         time.Time
+	ImageFileKey       *string
 }

@@ -13,7 +13,7 @@ import (
 const createProfile = `-- name: CreateProfile :one
 INSERT INTO profiles (user_id, name, team_name, description, data, private, can_anonymous_invite, is_follow_list_public)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at
+RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at, image_file_key
 `
 
 type CreateProfileParams struct {
@@ -56,6 +56,7 @@ func (q *Queries) CreateProfile(ctx context.Context, arg CreateProfileParams) (P
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
@@ -81,7 +82,7 @@ func (q *Queries) GetActingProfile(ctx context.Context, arg GetActingProfilePara
 }
 
 const getOwnProfile = `-- name: GetOwnProfile :one
-SELECT id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at FROM profiles WHERE id = $1 AND user_id = $2
+SELECT id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at, image_file_key FROM profiles WHERE id = $1 AND user_id = $2
 `
 
 type GetOwnProfileParams struct {
@@ -109,12 +110,13 @@ func (q *Queries) GetOwnProfile(ctx context.Context, arg GetOwnProfileParams) (P
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
 
 const getProfileView = `-- name: GetProfileView :one
-SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.can_anonymous_invite, p.is_follow_list_public, p.version, p.created_at, p.modified_at, p.deleted_at, p.why_deleted, p.locked_at,
+SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.can_anonymous_invite, p.is_follow_list_public, p.version, p.created_at, p.modified_at, p.deleted_at, p.why_deleted, p.locked_at, p.image_file_key,
        EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id)::boolean AS live,
        coalesce(rf.status, 0)::smallint AS from_viewer,
        coalesce(rt.status, 0)::smallint AS to_viewer
@@ -158,6 +160,7 @@ func (q *Queries) GetProfileView(ctx context.Context, arg GetProfileViewParams) 
 		&i.Profile.DeletedAt,
 		&i.Profile.WhyDeleted,
 		&i.Profile.LockedAt,
+		&i.Profile.ImageFileKey,
 		&i.Live,
 		&i.FromViewer,
 		&i.ToViewer,
@@ -190,7 +193,7 @@ func (q *Queries) ListLiveProfileIDsOfUser(ctx context.Context, userID int64) ([
 }
 
 const listProfilesOfUser = `-- name: ListProfilesOfUser :many
-SELECT id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at FROM profiles
+SELECT id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at, image_file_key FROM profiles
 WHERE user_id = $1 AND id > $2
 ORDER BY id
 LIMIT $3
@@ -228,6 +231,7 @@ func (q *Queries) ListProfilesOfUser(ctx context.Context, arg ListProfilesOfUser
 			&i.DeletedAt,
 			&i.WhyDeleted,
 			&i.LockedAt,
+			&i.ImageFileKey,
 		); err != nil {
 			return nil, err
 		}
@@ -240,7 +244,7 @@ func (q *Queries) ListProfilesOfUser(ctx context.Context, arg ListProfilesOfUser
 }
 
 const lockOwnProfileForUpdate = `-- name: LockOwnProfileForUpdate :one
-SELECT id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at FROM profiles WHERE id = $1 AND user_id = $2 FOR UPDATE
+SELECT id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at, image_file_key FROM profiles WHERE id = $1 AND user_id = $2 FOR UPDATE
 `
 
 type LockOwnProfileForUpdateParams struct {
@@ -268,6 +272,7 @@ func (q *Queries) LockOwnProfileForUpdate(ctx context.Context, arg LockOwnProfil
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
@@ -275,7 +280,7 @@ func (q *Queries) LockOwnProfileForUpdate(ctx context.Context, arg LockOwnProfil
 const setProfileImage = `-- name: SetProfileImage :one
 UPDATE profiles SET image_file_id = $1, version = version + 1, modified_at = now()
 WHERE id = $2 AND user_id = $3 AND deleted_at IS NULL
-RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at
+RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at, image_file_key
 `
 
 type SetProfileImageParams struct {
@@ -305,6 +310,7 @@ func (q *Queries) SetProfileImage(ctx context.Context, arg SetProfileImageParams
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
@@ -313,7 +319,7 @@ const softDeleteProfile = `-- name: SoftDeleteProfile :one
 UPDATE profiles
 SET deleted_at = now(), why_deleted = $1, version = version + 1, modified_at = now()
 WHERE id = $2 AND user_id = $3 AND version = $4 AND deleted_at IS NULL
-RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at
+RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at, image_file_key
 `
 
 type SoftDeleteProfileParams struct {
@@ -348,6 +354,7 @@ func (q *Queries) SoftDeleteProfile(ctx context.Context, arg SoftDeleteProfilePa
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
@@ -364,7 +371,7 @@ SET name                  = coalesce($1, name),
     version               = version + 1,
     modified_at           = now()
 WHERE id = $10 AND user_id = $11 AND version = $12 AND deleted_at IS NULL
-RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at
+RETURNING id, user_id, name, team_name, description, data, image_file_id, private, can_anonymous_invite, is_follow_list_public, version, created_at, modified_at, deleted_at, why_deleted, locked_at, image_file_key
 `
 
 type UpdateProfileParams struct {
@@ -416,6 +423,7 @@ func (q *Queries) UpdateProfile(ctx context.Context, arg UpdateProfileParams) (P
 		&i.DeletedAt,
 		&i.WhyDeleted,
 		&i.LockedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }

@@ -124,7 +124,7 @@ func (q *Queries) GetRelation(ctx context.Context, arg GetRelationParams) (Relat
 }
 
 const listRelatedProfiles = `-- name: ListRelatedProfiles :many
-SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.can_anonymous_invite, p.is_follow_list_public, p.version, p.created_at, p.modified_at, p.deleted_at, p.why_deleted, p.locked_at,
+SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.can_anonymous_invite, p.is_follow_list_public, p.version, p.created_at, p.modified_at, p.deleted_at, p.why_deleted, p.locked_at, p.image_file_key,
        r.created_at AS related_at,
        r.status AS relation_status,
        coalesce(vf.status, 0)::smallint AS from_viewer,
@@ -197,6 +197,7 @@ func (q *Queries) ListRelatedProfiles(ctx context.Context, arg ListRelatedProfil
 			&i.Profile.DeletedAt,
 			&i.Profile.WhyDeleted,
 			&i.Profile.LockedAt,
+			&i.Profile.ImageFileKey,
 			&i.RelatedAt,
 			&i.RelationStatus,
 			&i.FromViewer,

@@ -299,7 +299,7 @@ func (q *Queries) SyncBacklog(ctx context.Context) (SyncBacklogRow, error) {
 }
 
 const syncCards = `-- name: SyncCards :many
-SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.version,
+SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.preview_file_key, c.private, c.version,
        c.created_at, c.modified_at, c.deleted_at, c.why_deleted
 FROM cards c
 WHERE (c.profile_id = ANY($1::bigint[]) AND c.deleted_at IS NULL AND c.locked_at IS NULL)
@@ -312,17 +312,18 @@ type SyncCardsParams struct {
 }
 
 type SyncCardsRow struct {
-	ID            int64
-	ProfileID     int64
-	Name          string
-	Data          json.RawMessage
-	PreviewFileID *int64
-	Private       bool
-	Version       int64
-	CreatedAt     time.Time
-	ModifiedAt    time.Time
-	DeletedAt     *time.Time
-	WhyDeleted    *string
+	ID             int64
+	ProfileID      int64
+	Name           string
+	Data           json.RawMessage
+	PreviewFileID  *int64
+	PreviewFileKey *string
+	Private        bool
+	Version        int64
+	CreatedAt      time.Time
+	ModifiedAt     time.Time
+	DeletedAt      *time.Time
+	WhyDeleted     *string
 }
 
 // The live, unlocked cards of the owner profiles, and the cards with the given ids (subscribed
@@ -342,6 +343,7 @@ func (q *Queries) SyncCards(ctx context.Context, arg SyncCardsParams) ([]SyncCar
 			&i.Name,
 			&i.Data,
 			&i.PreviewFileID,
+			&i.PreviewFileKey,
 			&i.Private,
 			&i.Version,
 			&i.CreatedAt,
@@ -360,7 +362,7 @@ func (q *Queries) SyncCards(ctx context.Context, arg SyncCardsParams) ([]SyncCar
 }
 
 const syncOwnProfiles = `-- name: SyncOwnProfiles :many
-SELECT p.id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.version,
+SELECT p.id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.image_file_key, p.private, p.version,
        p.created_at, p.modified_at, p.deleted_at, p.why_deleted
 FROM profiles p
 JOIN live_profiles lp ON lp.id = p.id
@@ -374,18 +376,19 @@ type SyncOwnProfilesParams struct {
 }
 
 type SyncOwnProfilesRow struct {
-	ID          int64
-	Name        string
-	TeamName    *string
-	Description *string
-	Data        json.RawMessage
-	ImageFileID *int64
-	Private     bool
-	Version     int64
-	CreatedAt   time.Time
-	ModifiedAt  time.Time
-	DeletedAt   *time.Time
-	WhyDeleted  *string
+	ID           int64
+	Name         string
+	TeamName     *string
+	Description  *string
+	Data         json.RawMessage
+	ImageFileID  *int64
+	ImageFileKey *string
+	Private      bool
+	Version      int64
+	CreatedAt    time.Time
+	ModifiedAt   time.Time
+	DeletedAt    *time.Time
+	WhyDeleted   *string
 }
 
 // P(U): the user's profiles that are not locked, deleted ones only while their tombstone lasts.
@@ -405,6 +408,7 @@ func (q *Queries) SyncOwnProfiles(ctx context.Context, arg SyncOwnProfilesParams
 			&i.Description,
 			&i.Data,
 			&i.ImageFileID,
+			&i.ImageFileKey,
 			&i.Private,
 			&i.Version,
 			&i.CreatedAt,
@@ -423,26 +427,27 @@ func (q *Queries) SyncOwnProfiles(ctx context.Context, arg SyncOwnProfilesParams
 }
 
 const syncProfilesByID = `-- name: SyncProfilesByID :many
-SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.version,
+SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.image_file_key, p.private, p.version,
        p.created_at, p.modified_at, p.deleted_at, p.why_deleted
 FROM profiles p
 WHERE p.id = ANY($1::bigint[])
 `
 
 type SyncProfilesByIDRow struct {
-	ID          int64
-	UserID      int64
-	Name        string
-	TeamName    *string
-	Description *string
-	Data        json.RawMessage
-	ImageFileID *int64
-	Private     bool
-	Version     int64
-	CreatedAt   time.Time
-	ModifiedAt  time.Time
-	DeletedAt   *time.Time
-	WhyDeleted  *string
+	ID           int64
+	UserID       int64
+	Name         string
+	TeamName     *string
+	Description  *string
+	Data         json.RawMessage
+	ImageFileID  *int64
+	ImageFileKey *string
+	Private      bool
+	Version      int64
+	CreatedAt    time.Time
+	ModifiedAt   time.Time
+	DeletedAt    *time.Time
+	WhyDeleted   *string
 }
 
 // Other users' profiles the file refers to (relation targets, owners of subscribed cards), with
@@ -464,6 +469,7 @@ func (q *Queries) SyncProfilesByID(ctx context.Context, profileIds []int64) ([]S
 			&i.Description,
 			&i.Data,
 			&i.ImageFileID,
+			&i.ImageFileKey,
 			&i.Private,
 			&i.Version,
 			&i.CreatedAt,

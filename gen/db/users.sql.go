@@ -23,7 +23,7 @@ func (q *Queries) ClearFailedSignIns(ctx context.Context, id int64) error {
 const createUser = `-- name: CreateUser :one
 INSERT INTO users (login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, email_verified_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at
+RETURNING id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at, image_file_key
 `
 
 type CreateUserParams struct {
@@ -71,6 +71,7 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 		&i.LockedAt,
 		&i.CreatedAt,
 		&i.ModifiedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
@@ -94,7 +95,7 @@ func (q *Queries) DeactivateUser(ctx context.Context, arg DeactivateUserParams) 
 }
 
 const getUserByEmailKey = `-- name: GetUserByEmailKey :one
-SELECT id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at FROM users WHERE email_key = $1
+SELECT id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at, image_file_key FROM users WHERE email_key = $1
 `
 
 func (q *Queries) GetUserByEmailKey(ctx context.Context, emailKey string) (User, error) {
@@ -120,12 +121,13 @@ func (q *Queries) GetUserByEmailKey(ctx context.Context, emailKey string) (User,
 		&i.LockedAt,
 		&i.CreatedAt,
 		&i.ModifiedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
 
 const getUserByID = `-- name: GetUserByID :one
-SELECT id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at FROM users WHERE id = $1
+SELECT id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at, image_file_key FROM users WHERE id = $1
 `
 
 func (q *Queries) GetUserByID(ctx context.Context, id int64) (User, error) {
@@ -151,44 +153,7 @@ func (q *Queries) GetUserByID(ctx context.Context, id int64) (User, error) {
 		&i.LockedAt,
 		&i.CreatedAt,
 		&i.ModifiedAt,
-	)
-	return i, err
-}
-
-const getUserForSignIn = `-- name: GetUserForSignIn :one
-SELECT id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at FROM users WHERE login_key = $1 OR email_key = $2
-LIMIT 1
-`
-
-type GetUserForSignInParams struct {
-	LoginKey string
-	EmailKey string
-}
-
-// The login is matched against the normalised login id or email key.
-func (q *Queries) GetUserForSignIn(ctx context.Context, arg GetUserForSignInParams) (User, error) {
-	row := q.db.QueryRow(ctx, getUserForSignIn, arg.LoginKey, arg.EmailKey)
-	var i User
-	err := row.Scan(
-		&i.ID,
-		&i.LoginID,
-		&i.LoginKey,
-		&i.Nickname,
-		&i.NicknameKey,
-		&i.Email,
-		&i.EmailKey,
-		&i.PasswordHash,
-		&i.Description,
-		&i.ImageFileID,
-		&i.Role,
-		&i.EmailVerifiedAt,
-		&i.FailedSignins,
-		&i.SigninLockedUntil,
-		&i.DeactivatedAt,
-		&i.DeactivationReason,
-		&i.LockedAt,
-		&i.CreatedAt,
-		&i.ModifiedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
@@ -233,7 +198,7 @@ func (q *Queries) ListTakenUserKeys(ctx context.Context, arg ListTakenUserKeysPa
 const markEmailVerified = `-- name: MarkEmailVerified :one
 UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), modified_at = now()
 WHERE id = $1 AND email_key = $2
-RETURNING id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at
+RETURNING id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at, image_file_key
 `
 
 type MarkEmailVerifiedParams struct {
@@ -264,6 +229,7 @@ func (q *Queries) MarkEmailVerified(ctx context.Context, arg MarkEmailVerifiedPa
 		&i.LockedAt,
 		&i.CreatedAt,
 		&i.ModifiedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }
@@ -397,7 +363,7 @@ SET nickname     = coalesce($1, nickname),
     description  = CASE WHEN $5::boolean THEN $6 ELSE description END,
     modified_at  = now()
 WHERE id = $7
-RETURNING id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at
+RETURNING id, login_id, login_key, nickname, nickname_key, email, email_key, password_hash, description, image_file_id, role, email_verified_at, failed_signins, signin_locked_until, deactivated_at, deactivation_reason, locked_at, created_at, modified_at, image_file_key
 `
 
 type UpdateUserProfileFieldsParams struct {
@@ -441,6 +407,7 @@ func (q *Queries) UpdateUserProfileFields(ctx context.Context, arg UpdateUserPro
 		&i.LockedAt,
 		&i.CreatedAt,
 		&i.ModifiedAt,
+		&i.ImageFileKey,
 	)
 	return i, err
 }

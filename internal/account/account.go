@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -205,9 +206,10 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, c Client) (SignUpR
 	if err := s.limitAddress(ctx, "signup", c); err != nil {
 		return SignUpResult{}, err
 	}
-	loginID, nickname, email := bca.CleanName(in.LoginID), bca.CleanName(in.Nickname), bca.CleanName(in.Email)
-	if nickname == "" {
-		return SignUpResult{}, bca.Invalid("nickname", "must not be blank")
+	loginID, email := bca.CleanName(in.LoginID), bca.CleanName(in.Email)
+	nickname, err := bca.Name("nickname", in.Nickname, 48)
+	if err != nil {
+		return SignUpResult{}, err
 	}
 	if problems := auth.PasswordProblems(in.Password, loginID, nickname, email); len(problems) > 0 {
 		return SignUpResult{}, passwordError("password", problems)
@@ -350,7 +352,15 @@ func (s *Service) SignIn(ctx context.Context, login, password string, c Client) 
 	if err := s.limitAccount(ctx, "signin", key); err != nil {
 		return Session{}, err
 	}
-	user, err := s.q.GetUserForSignIn(ctx, db.GetUserForSignInParams{LoginKey: key, EmailKey: key})
+	// A login with '@' is an email, anything else a login id, which cannot contain '@'
+	// (docs/product.md §3): a login names at most one account.
+	var user db.User
+	var err error
+	if strings.Contains(key, "@") {
+		user, err = s.q.GetUserByEmailKey(ctx, key)
+	} else {
+		user, err = s.q.GetUserByLoginKey(ctx, key)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		if err := s.hasher.VerifyDummy(password); err != nil {
 			return Session{}, err
@@ -570,9 +580,9 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, in UpdateInput) 
 	params := db.UpdateUserProfileFieldsParams{ID: user.ID, SetDescription: in.SetDescription, Description: in.Description}
 	var keys userKeys
 	if in.Nickname != nil {
-		nickname := bca.CleanName(*in.Nickname)
-		if nickname == "" {
-			return db.User{}, bca.Invalid("nickname", "must not be blank")
+		nickname, err := bca.Name("nickname", *in.Nickname, 48)
+		if err != nil {
+			return db.User{}, err
 		}
 		keys.nickname = ptr(bca.Key(nickname))
 		params.Nickname, params.NicknameKey = &nickname, keys.nickname

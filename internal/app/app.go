@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -49,6 +50,8 @@ type App struct {
 	Registry *prometheus.Registry
 	Accounts *account.Service
 	Handler  http.Handler
+	// Files stores uploads; the worker runs its sweeper of unused uploads.
+	Files *files.Service
 
 	// Push delivers to devices (FCM with FIREBASE_CERTIFICATE, otherwise the log); Chat runs
 	// rooms, events, pushes and live streams.
@@ -93,6 +96,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	signer := auth.NewSigner(cfg.SecretKey, cfg.AccessTokenTTL)
 	authn := auth.NewAuthenticator(signer, a.Redis, cfg.RedisKeyPrefix, db.New(a.Pool), log)
 	fileService := files.NewService(a.Pool, a.Store, cfg.MaxUploadBytes, log)
+	uploadLimiter := ratelimit.New(a.Redis, cfg.RedisKeyPrefix)
+	fileService.SetLimits(files.Limits{
+		QuotaBytes: cfg.Uploads.QuotaBytes,
+		Allow: func(ctx context.Context, userID int64) (bool, time.Duration, error) {
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			return uploadLimiter.Allow(ctx, "upload:"+strconv.FormatInt(userID, 10), cfg.Uploads.PerHour, time.Hour)
+		},
+	})
+	a.Files = fileService
 	if a.Push, err = newPusher(ctx, cfg, db.New(a.Pool), log); err != nil {
 		return nil, err
 	}
@@ -187,6 +200,7 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App
 			a.Close()
 		}
 	}()
+	a.Files = files.NewService(a.Pool, a.Store, cfg.MaxUploadBytes, log) // for the sweeper of unused uploads
 	if a.Push, err = newPusher(ctx, cfg, db.New(a.Pool), log); err != nil {
 		return nil, err
 	}
@@ -259,6 +273,9 @@ func (a *App) RunWorker(ctx context.Context) error {
 	hard, abort := context.WithCancel(context.WithoutCancel(ctx))
 	defer abort()
 	go func() { errc <- a.Worker.Run(hard) }()
+	if a.Files != nil {
+		go a.Files.RunSweeper(hard, a.Config.Uploads.SweepPeriod, a.Config.Uploads.UnusedTTL)
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -40,15 +40,21 @@ type Input struct {
 
 func (s *Service) cleanInput(ctx context.Context, userID int64, in Input) (name *string, data []byte, err error) {
 	if in.Name != nil {
-		n := bca.CleanName(*in.Name)
-		if n == "" {
-			return nil, nil, bca.Invalid("name", "must not be blank")
+		n, err := bca.Name("name", *in.Name, bca.MaxNameLength)
+		if err != nil {
+			return nil, nil, err
 		}
 		name = &n
 	}
-	if in.Data != nil {
-		if data, err = json.Marshal(in.Data); err != nil || len(data) == 0 || data[0] != '{' {
-			return nil, nil, bca.Invalid("data", "must be a JSON object")
+	switch d := in.Data.(type) {
+	case nil:
+	case json.RawMessage: // a multipart form's data field, as sent
+		if data, err = bca.JSONObject("data", d); err != nil {
+			return nil, nil, err
+		}
+	default:
+		if data, err = bca.JSONObjectOf("data", d); err != nil {
+			return nil, nil, err
 		}
 	}
 	if in.PreviewFileID != nil {

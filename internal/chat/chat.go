@@ -80,6 +80,7 @@ type Event struct {
 	TargetProfileID       *int64    `json:"target_profile_id,omitempty"`
 	TargetEventIndex      *int64    `json:"target_event_index,omitempty"`
 	ImageFileID           *int64    `json:"image_file_id,omitempty"`
+	ImageFileKey          *string   `json:"image_file_key,omitempty"` // the public id in the image's URL
 	Deleted               bool      `json:"deleted,omitempty"`
 	CreatedAt             time.Time `json:"created_at"`
 }
@@ -88,7 +89,7 @@ func eventOf(e db.ChatEvent) Event {
 	return Event{
 		ID: e.ID, RoomID: e.RoomID, Index: e.EventIndex, Type: e.EventType, Message: e.Message,
 		CausedByProfileID: e.CausedByProfileID, CausedByParticipantID: e.CausedByParticipantID,
-		TargetProfileID: e.TargetProfileID, TargetEventIndex: e.TargetEventIndex, ImageFileID: e.ImageFileID,
+		TargetProfileID: e.TargetProfileID, TargetEventIndex: e.TargetEventIndex, ImageFileID: e.ImageFileID, ImageFileKey: e.ImageFileKey,
 		Deleted: e.DeletedAt != nil, CreatedAt: e.CreatedAt.UTC(),
 	}
 }
@@ -100,12 +101,13 @@ func (e Event) about(profileID int64) bool {
 
 // Participant is a participation as others see it.
 type Participant struct {
-	ProfileID   int64
-	Name        string
-	ImageFileID *int64
-	JoinedAt    time.Time
-	LeftAt      *time.Time
-	Kicked      bool
+	ProfileID    int64
+	Name         string
+	ImageFileID  *int64
+	ImageFileKey *string
+	JoinedAt     time.Time
+	LeftAt       *time.Time
+	Kicked       bool
 }
 
 // Room is a room as the acting profile sees it.

@@ -3,13 +3,13 @@ package chat
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/push"
 )
 
@@ -146,8 +146,8 @@ func pushMessage(e Event, roomName string) push.Message {
 			data[k] = strconv.FormatInt(*v, 10)
 		}
 	}
-	if e.ImageFileID != nil {
-		data["image_url"] = fmt.Sprintf("/api/v1/files/%d", *e.ImageFileID)
+	if e.ImageFileKey != nil {
+		data["image_url"] = files.URL(*e.ImageFileKey)
 	}
 	m := push.Message{Data: data}
 	if e.Type == MessagePosted && roomName != "" && text != "" {

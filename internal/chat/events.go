@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -53,8 +52,8 @@ func (s *Service) post(ctx context.Context, a Actor, p db.AppendChatEventParams)
 // PostMessage posts a text message. deviceToken, when the client sends it, refreshes the
 // session's push token.
 func (s *Service) PostMessage(ctx context.Context, a Actor, roomID int64, text string, deviceToken *string) (Event, error) {
-	if strings.TrimSpace(text) == "" {
-		return Event{}, bca.Invalid("message", "must not be blank")
+	if _, err := bca.Text("message", text); err != nil {
+		return Event{}, err
 	}
 	if deviceToken != nil && a.SessionID != 0 {
 		if err := s.q.SetSessionDeviceToken(ctx, db.SetSessionDeviceTokenParams{ID: a.SessionID, DeviceToken: deviceToken}); err != nil {

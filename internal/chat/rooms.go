@@ -64,7 +64,7 @@ func (s *Service) fillParticipants(ctx context.Context, q *db.Queries, rooms []R
 	byRoom := make(map[int64][]Participant, len(ids))
 	for _, p := range rows {
 		byRoom[p.RoomID] = append(byRoom[p.RoomID], Participant{
-			ProfileID: p.ProfileID, Name: p.Name, ImageFileID: p.ImageFileID, JoinedAt: p.JoinedAt, LeftAt: p.LeftAt, Kicked: p.Kicked,
+			ProfileID: p.ProfileID, Name: p.Name, ImageFileID: p.ImageFileID, ImageFileKey: p.ImageFileKey, JoinedAt: p.JoinedAt, LeftAt: p.LeftAt, Kicked: p.Kicked,
 		})
 	}
 	for i := range rooms {
@@ -215,9 +215,9 @@ func cleanRoomName(name *string) (*string, error) {
 	if name == nil {
 		return nil, nil
 	}
-	n := bca.CleanName(*name)
-	if n == "" {
-		return nil, bca.Invalid("name", "must not be blank")
+	n, err := bca.Name("name", *name, bca.MaxNameLength)
+	if err != nil {
+		return nil, err
 	}
 	return &n, nil
 }

@@ -59,6 +59,8 @@ type Config struct {
 	RequestTimeout   time.Duration // REQUEST_TIMEOUT: budget of one request (streams excepted)
 	ChatWriteTimeout time.Duration // CHAT_WRITE_TIMEOUT: one write to a live stream; a stalled reader is cut off
 
+	Uploads Uploads
+
 	// RunMigrations applies pending migrations at start (MIGRATE_ON_START): on by default for
 	// bca-api and make run, off by default for bca-worker (LoadWorker).
 	RunMigrations bool
@@ -109,6 +111,14 @@ type RateLimits struct {
 	PerAccount int // RATE_LIMIT_PER_ACCOUNT: sign-in attempts and mails, per account
 }
 
+// Uploads bound what one account may upload (docs/product.md §7).
+type Uploads struct {
+	PerHour     int           // UPLOAD_RATE_PER_HOUR: uploads per account per hour (429 beyond)
+	QuotaBytes  int64         // UPLOAD_QUOTA_BYTES: bytes stored per account (413 beyond)
+	UnusedTTL   time.Duration // UPLOAD_UNUSED_TTL: an upload attached to nothing is removed after this
+	SweepPeriod time.Duration // UPLOAD_SWEEP_PERIOD: how often the sweeper looks for unused uploads
+}
+
 // Defaults are the local, one-machine settings; Load overrides them from the environment.
 func Defaults() Config {
 	return Config{
@@ -132,6 +142,7 @@ func Defaults() Config {
 		RedisTimeout:                 250 * time.Millisecond,
 		RequestTimeout:               10 * time.Second,
 		ChatWriteTimeout:             10 * time.Second,
+		Uploads:                      Uploads{PerHour: 120, QuotaBytes: 200 << 20, UnusedTTL: 24 * time.Hour, SweepPeriod: 10 * time.Minute},
 		RunMigrations:                true,
 		EmbeddedWorker:               true,
 		LogLevel:                     "info",
@@ -244,6 +255,10 @@ func fromLookup(lookup func(string) string, c Config) (Config, error) {
 	p.integer("SYNC_SEND_BUFFER", &c.Sync.SendBuffer)
 	p.integer("SYNC_SEND_CONCURRENCY", &c.Sync.SendConcurrency)
 	p.duration("SYNC_SEND_TIMEOUT", &c.Sync.SendTimeout)
+	p.integer("UPLOAD_RATE_PER_HOUR", &c.Uploads.PerHour)
+	p.int64("UPLOAD_QUOTA_BYTES", &c.Uploads.QuotaBytes)
+	p.duration("UPLOAD_UNUSED_TTL", &c.Uploads.UnusedTTL)
+	p.duration("UPLOAD_SWEEP_PERIOD", &c.Uploads.SweepPeriod)
 	p.boolean("MIGRATE_ON_START", &c.RunMigrations)
 	p.boolean("EMBEDDED_WORKER", &c.EmbeddedWorker)
 	p.str("LOG_LEVEL", &c.LogLevel)
@@ -327,6 +342,18 @@ func (c Config) Validate() error {
 		bad("RATE_LIMIT_*", "must be positive")
 	}
 	errs = append(errs, c.Sync.validate()...)
+	if c.Uploads.PerHour < 1 {
+		bad("UPLOAD_RATE_PER_HOUR", "must be positive")
+	}
+	if c.Uploads.QuotaBytes < c.MaxUploadBytes {
+		bad("UPLOAD_QUOTA_BYTES", "must be at least MAX_UPLOAD_BYTES")
+	}
+	if c.Uploads.UnusedTTL < time.Second {
+		bad("UPLOAD_UNUSED_TTL", "must be at least 1s")
+	}
+	if c.Uploads.SweepPeriod < 10*time.Millisecond {
+		bad("UPLOAD_SWEEP_PERIOD", "must be at least 10ms")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

@@ -52,6 +52,15 @@ const (
 // Handler does all its work up front; it panics only if the embedded files
 // are inconsistent, which the package tests catch.
 func Handler(specURL string) http.Handler {
+	return HandlerWithErrors(specURL, http.NotFound, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	})
+}
+
+// HandlerWithErrors is Handler answering unknown paths with notFound and other methods than GET
+// and HEAD with notAllowed (after setting Allow), so the server's error format holds under the
+// docs prefix too.
+func HandlerWithErrors(specURL string, notFound, notAllowed http.HandlerFunc) http.Handler {
 	assets := loadAssets()
 	var buf bytes.Buffer
 	if err := indexTmpl.Execute(&buf, page{SpecURL: specURL, assets: assets}); err != nil {
@@ -61,6 +70,9 @@ func Handler(specURL string) http.Handler {
 		assets: assets,
 		index:  newAsset(buf.Bytes(), "text/html; charset=utf-8"),
 		csp:    contentSecurityPolicy(specURL),
+
+		notFound:   notFound,
+		notAllowed: notAllowed,
 	}
 }
 
@@ -68,12 +80,14 @@ type handler struct {
 	assets map[string]asset
 	index  asset
 	csp    string
+
+	notFound, notAllowed http.HandlerFunc
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		h.notAllowed(w, r)
 		return
 	}
 	switch p := r.URL.Path; {
@@ -85,7 +99,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "/assets/"):
 		a, ok := h.assets[strings.TrimPrefix(p, "/assets/")]
 		if !ok {
-			http.NotFound(w, r)
+			h.notFound(w, r)
 			return
 		}
 		cache := cacheRevalidate
@@ -94,7 +108,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		a.serve(w, r, cache)
 	default:
-		http.NotFound(w, r)
+		h.notFound(w, r)
 	}
 }
 

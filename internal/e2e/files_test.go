@@ -17,12 +17,12 @@ import (
 	"net/http"
 	"net/textproto"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
 
 	"github.com/bca-app/backend/gen/apiclient"
 	"github.com/bca-app/backend/internal/app"
@@ -131,24 +131,32 @@ func setAccountImage(t testing.TB, e *Env, token string, data []byte) *apiclient
 	return r
 }
 
-func getFile(t testing.TB, e *Env, token string, id int64) *apiclient.GetFileResponse {
+// getFile downloads the file at url (an API file URL) as the holder of token, acting as a
+// profile when headers name one.
+func getFile(t testing.TB, e *Env, token, url string, headers ...string) *apiclient.GetFileResponse {
 	t.Helper()
-	r, err := e.As(token).GetFileWithResponse(ctx, id)
+	r, err := e.As(token, headers...).GetFileWithResponse(ctx, fileUUID(t, url), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
 
-// fileIDOf parses the id out of an API file URL (/api/v1/files/{id}).
-func fileIDOf(t testing.TB, url string) int64 {
+// fileUUID parses the public id out of an API file URL (/api/v1/files/{public id}).
+func fileUUID(t testing.TB, url string) uuid.UUID {
 	t.Helper()
-	id, err := strconv.ParseInt(strings.TrimPrefix(url, "/api/v1/files/"), 10, 64)
-	if err != nil || !strings.HasPrefix(url, "/api/v1/files/") {
-		t.Fatalf("not a file URL: %q", url)
+	id, err := uuid.Parse(strings.TrimPrefix(url, "/api/v1/files/"))
+	if err != nil || !strings.HasPrefix(url, "/api/v1/files/") || id.Version() != 4 {
+		t.Fatalf("not a file URL with a random id: %q", url)
 	}
 	return id
 }
+
+// fileIDOf is the public id of an API file URL.
+func fileIDOf(t testing.TB, url string) string { return fileUUID(t, url).String() }
+
+// unknownFileURL is a well-formed file URL of no file.
+func unknownFileURL() string { return "/api/v1/files/" + uuid.NewString() }
 
 // objectStore is one backend the upload tests run against.
 type objectStore struct {
@@ -267,7 +275,7 @@ func TestUploads(t *testing.T) {
 						r := upload(t, e, u.Token(), "file", tc.filename, tc.claimed, tc.data)
 						Status(t, "upload", r.StatusCode(), http.StatusCreated, r.Body)
 						f := r.JSON201
-						if f.Id <= 0 || f.Url != "/api/v1/files/"+strconv.FormatInt(f.Id, 10) || f.ContentType != tc.want || f.Size != int64(len(tc.data)) {
+						if f.Id <= 0 || fileIDOf(t, f.Url) == "" || f.ContentType != tc.want || f.Size != int64(len(tc.data)) {
 							t.Fatalf("file %+v, want %s of %d bytes", f, tc.want, len(tc.data))
 						}
 						if strings.Contains(string(r.Body), u.Email) {
@@ -277,7 +285,7 @@ func TestUploads(t *testing.T) {
 							t.Fatalf("objects: %d, want %d", got, objects+1)
 						}
 
-						got := getFile(t, e, u.Token(), f.Id)
+						got := getFile(t, e, u.Token(), f.Url)
 						Status(t, "get file", got.StatusCode(), http.StatusOK, got.Body)
 						sum := md5.Sum(tc.data)
 						h := got.HTTPResponse.Header
@@ -294,12 +302,12 @@ func TestUploads(t *testing.T) {
 			t.Run("download needs a session and an existing id", func(t *testing.T) {
 				r := upload(t, e, u.Token(), "file", "a.png", "image/png", encodePNG(t, pic))
 				Status(t, "upload", r.StatusCode(), http.StatusCreated, r.Body)
-				anon, err := e.Anon().GetFileWithResponse(ctx, r.JSON201.Id)
+				anon, err := e.Anon().GetFileWithResponse(ctx, fileUUID(t, r.JSON201.Url), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 				Status(t, "anonymous download", anon.StatusCode(), http.StatusUnauthorized, anon.Body)
-				missing := getFile(t, e, u.Token(), r.JSON201.Id+1000)
+				missing := getFile(t, e, u.Token(), unknownFileURL())
 				Status(t, "unknown id", missing.StatusCode(), http.StatusNotFound, missing.Body)
 				if p := Problem(t, missing.Body); p.Code != "resource.not_found" {
 					t.Fatalf("unknown id: %s", missing.Body)
@@ -373,7 +381,7 @@ func TestUploads(t *testing.T) {
 				if first.JSON200.ImageUrl == nil {
 					t.Fatalf("image_url after setting the image: %s", first.Body)
 				}
-				firstID := fileIDOf(t, *first.JSON200.ImageUrl)
+				firstID := *first.JSON200.ImageUrl
 				if img := getFile(t, e, owner.Token(), firstID); img.StatusCode() != http.StatusOK || img.HTTPResponse.Header.Get("Content-Type") != "image/png" {
 					t.Fatalf("the account image is served: %d", img.StatusCode())
 				}
@@ -383,11 +391,11 @@ func TestUploads(t *testing.T) {
 
 				second := setAccountImage(t, e, owner.Token(), encodeGIF(t, pic))
 				Status(t, "replace image", second.StatusCode(), http.StatusOK, second.Body)
-				secondID := fileIDOf(t, *second.JSON200.ImageUrl)
+				secondID := *second.JSON200.ImageUrl
 				if secondID == firstID {
 					t.Fatal("a new image is a new file")
 				}
-				if n := e.Count(t, "SELECT count(*) FROM files WHERE id = $1", firstID); n != 0 {
+				if n := e.Count(t, "SELECT count(*) FROM files WHERE public_id = $1", fileIDOf(t, firstID)); n != 0 {
 					t.Fatal("the replaced image's row is removed")
 				}
 				if got := store.objects(t, e); got != objects+1 {
@@ -411,7 +419,7 @@ func TestUploads(t *testing.T) {
 				if del.JSON200.ImageUrl != nil {
 					t.Fatalf("image_url after deleting: %s", del.Body)
 				}
-				if n := e.Count(t, "SELECT count(*) FROM files WHERE id = $1", secondID); n != 0 {
+				if n := e.Count(t, "SELECT count(*) FROM files WHERE public_id = $1", fileIDOf(t, secondID)); n != 0 {
 					t.Fatal("the deleted image's row is removed")
 				}
 				if got := store.objects(t, e); got != objects {
@@ -431,7 +439,7 @@ func TestDownloadRedirectsToS3(t *testing.T) {
 	up := upload(t, e, u.Token(), "file", "a.png", "image/png", data)
 	Status(t, "upload", up.StatusCode(), http.StatusCreated, up.Body)
 
-	r := getFile(t, e, u.Token(), up.JSON201.Id)
+	r := getFile(t, e, u.Token(), up.JSON201.Url)
 	Status(t, "download", r.StatusCode(), http.StatusFound, r.Body)
 	loc := r.HTTPResponse.Header.Get("Location")
 	if !strings.HasPrefix(loc, e.Config.AWS.EndpointURL+"/"+e.Config.AWS.S3Bucket+"/") || !strings.Contains(loc, "X-Amz-Signature=") {
@@ -450,8 +458,8 @@ func TestDownloadRedirectsToS3(t *testing.T) {
 		t.Fatalf("presigned URL: %d, %d bytes (want %d), Content-Type %q", resp.StatusCode, len(body), len(data), resp.Header.Get("Content-Type"))
 	}
 
-	anon, _ := e.Anon().GetFileWithResponse(ctx, up.JSON201.Id)
+	anon, _ := e.Anon().GetFileWithResponse(ctx, fileUUID(t, up.JSON201.Url), nil)
 	Status(t, "anonymous download", anon.StatusCode(), http.StatusUnauthorized, anon.Body)
-	missing := getFile(t, e, u.Token(), up.JSON201.Id+1000)
+	missing := getFile(t, e, u.Token(), unknownFileURL())
 	Status(t, "unknown id", missing.StatusCode(), http.StatusNotFound, missing.Body)
 }

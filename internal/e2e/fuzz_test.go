@@ -25,6 +25,7 @@ func fuzzEnv(f *testing.F) *Env {
 	return New(quietTB{f}, func(c *config.Config) {
 		c.RateLimit = config.RateLimits{PerAddress: 1 << 30, PerAccount: 1 << 30}
 		c.MaxBodyBytes = 4096
+		c.Uploads.PerHour = 1 << 30
 	})
 }
 

@@ -207,7 +207,7 @@ func TestProfileImage(t *testing.T) {
 	if second.ImageUrl == nil || *second.ImageUrl == *first.ImageUrl {
 		t.Fatal("image replaced")
 	}
-	if n := e.Count(t, "SELECT count(*) FROM files WHERE id = $1", firstID); n != 0 {
+	if n := e.Count(t, "SELECT count(*) FROM files WHERE public_id = $1", firstID); n != 0 {
 		t.Fatal("the replaced image is removed")
 	}
 	other := e.SignUp(t)
@@ -219,7 +219,7 @@ func TestProfileImage(t *testing.T) {
 	if p := decode[api.Profile](t, body); p.ImageUrl != nil {
 		t.Fatal("image removed")
 	}
-	if n := e.Count(t, "SELECT count(*) FROM files WHERE id = $1", fileIDOf(t, *second.ImageUrl)); n != 0 {
+	if n := e.Count(t, "SELECT count(*) FROM files WHERE public_id = $1", fileIDOf(t, *second.ImageUrl)); n != 0 {
 		t.Fatal("the deleted image's file is removed")
 	}
 }

@@ -1,6 +1,8 @@
 // Package files stores uploaded images: the type is sniffed from the bytes and checked against an
 // allow-list, the size limit is enforced while streaming, and nothing reaches the object store
-// or the database before both checks pass.
+// or the database before both checks pass. Each account has an upload rate and a storage quota;
+// uploads attached to nothing are swept after a while. A file is served only to those who may
+// see what it belongs to (docs/product.md §7), under a random public id.
 package files
 
 import (
@@ -12,13 +14,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/storage"
 )
@@ -31,13 +33,26 @@ type Service struct {
 	q        *db.Queries
 	store    storage.Store
 	maxBytes int64
+	limits   Limits
 	log      *slog.Logger
+}
+
+// Limits bound what one account may upload.
+type Limits struct {
+	// Allow reports whether the account may upload once more now; when not, after how long it
+	// may. Nil allows every upload.
+	Allow func(ctx context.Context, userID int64) (bool, time.Duration, error)
+	// QuotaBytes is what an account may keep stored; 0 means no quota.
+	QuotaBytes int64
 }
 
 // NewService returns a Service storing objects in store, refusing uploads above maxBytes.
 func NewService(pool *pgxpool.Pool, store storage.Store, maxBytes int64, log *slog.Logger) *Service {
 	return &Service{q: db.New(pool), store: store, maxBytes: maxBytes, log: log}
 }
+
+// SetLimits sets the per-account upload rate and quota.
+func (s *Service) SetLimits(l Limits) { s.limits = l }
 
 // ErrTooLarge is returned by the limited reader when the upload exceeds the limit.
 var errTooLarge = errors.New("upload exceeds the size limit")
@@ -60,6 +75,27 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 
 // Upload validates and stores one image owned by ownerUserID.
 func (s *Service) Upload(ctx context.Context, ownerUserID int64, body io.Reader) (db.File, error) {
+	if s.limits.Allow != nil {
+		ok, retry, err := s.limits.Allow(ctx, ownerUserID)
+		if err != nil {
+			// The quota still bounds what an account can store while the limiter is away.
+			s.log.WarnContext(ctx, "upload rate limit unavailable", "err", err)
+		} else if !ok {
+			e := bca.E(bca.KindRateLimited, "file.rate_limited", "Too many uploads; try again later.")
+			e.RetryAfter = retry
+			return db.File{}, e
+		}
+	}
+	used := int64(0)
+	if s.limits.QuotaBytes > 0 {
+		var err error
+		if used, err = s.q.FileUsageOfOwner(ctx, ownerUserID); err != nil {
+			return db.File{}, fmt.Errorf("file usage: %w", err)
+		}
+		if used >= s.limits.QuotaBytes {
+			return db.File{}, s.quotaError()
+		}
+	}
 	br := bufio.NewReaderSize(&limitedReader{r: body, max: s.maxBytes}, 512)
 	head, err := br.Peek(512)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
@@ -78,12 +114,23 @@ func (s *Service) Upload(ctx context.Context, ownerUserID int64, body io.Reader)
 	if err != nil {
 		return db.File{}, s.readError(err)
 	}
+	if s.limits.QuotaBytes > 0 && used+info.Size > s.limits.QuotaBytes {
+		// Checked again with the real size; two uploads racing may both pass, by one file at most.
+		s.removeObject(ctx, key)
+		return db.File{}, s.quotaError()
+	}
 	f, err := s.q.CreateFile(ctx, db.CreateFileParams{OwnerUserID: ownerUserID, StorageKey: key, ContentType: contentType, Size: info.Size, Md5: info.MD5})
 	if err != nil {
 		s.removeObject(ctx, key)
 		return db.File{}, fmt.Errorf("record file: %w", err)
 	}
 	return f, nil
+}
+
+func (s *Service) quotaError() error {
+	return bca.E(bca.KindTooLarge, "file.quota_exceeded",
+		fmt.Sprintf("Your uploads would take more than %d bytes; remove images you no longer use.", s.limits.QuotaBytes),
+		bca.FieldError{Field: "file", Reason: "storage quota exceeded"})
 }
 
 func (s *Service) readError(err error) error {
@@ -110,16 +157,36 @@ type Download struct {
 	RedirectURL string
 }
 
+// Guard answers whether a viewer may see what a file belongs to; the profile and card services
+// give the answers, so the file rule is the same rule as theirs (internal/access).
+type Guard struct {
+	CanSeeProfile func(ctx context.Context, v access.Viewer, profileID int64) (bool, error)
+	CanReadCard   func(ctx context.Context, v access.Viewer, cardID int64) (bool, error)
+}
+
 // Open returns the file's bytes, or a presigned URL when the store can give one and redirects
-// are preferred.
-func (s *Service) Open(ctx context.Context, fileID int64, preferRedirect bool) (Download, error) {
-	f, err := s.q.GetFile(ctx, fileID)
+// are preferred, if the viewer may read the file: its uploader; whoever may see a profile it is
+// the image of (a redacted profile shows its image too) or read a card it is the preview of;
+// a participant of a room it was posted in, for the events that participation may read.
+// An account image is shown to its owner only, who is its uploader. Anyone else is told the
+// file does not exist.
+func (s *Service) Open(ctx context.Context, v access.Viewer, publicID string, preferRedirect bool, g Guard) (Download, error) {
+	row, err := s.q.GetFileForRead(ctx, db.GetFileForReadParams{PublicID: publicID, ViewerUserID: v.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Download{}, bca.NotFound("The file")
 	}
 	if err != nil {
-		return Download{}, fmt.Errorf("load file %d: %w", fileID, err)
+		return Download{}, fmt.Errorf("load file: %w", err)
 	}
+	ok, err := mayRead(ctx, v, row, g)
+	if err != nil {
+		return Download{}, err
+	}
+	if !ok {
+		return Download{}, bca.NotFound("The file")
+	}
+	f := db.File{ID: row.ID, OwnerUserID: row.OwnerUserID, StorageKey: row.StorageKey, ContentType: row.ContentType,
+		Size: row.Size, Md5: row.Md5, CreatedAt: row.CreatedAt, PublicID: row.PublicID}
 	if preferRedirect {
 		if url, ok, err := s.store.PresignGet(ctx, f.StorageKey, presignTTL); err != nil {
 			return Download{}, err
@@ -132,9 +199,68 @@ func (s *Service) Open(ctx context.Context, fileID int64, preferRedirect bool) (
 		return Download{}, bca.NotFound("The file")
 	}
 	if err != nil {
-		return Download{}, fmt.Errorf("open file %d: %w", fileID, err)
+		return Download{}, fmt.Errorf("open file %d: %w", f.ID, err)
 	}
 	return Download{File: f, Body: body}, nil
+}
+
+func mayRead(ctx context.Context, v access.Viewer, row db.GetFileForReadRow, g Guard) (bool, error) {
+	if row.OwnerUserID == v.UserID || row.InViewersChat {
+		return true, nil
+	}
+	for _, id := range row.ProfileIds {
+		if ok, err := g.CanSeeProfile(ctx, v, id); err != nil || ok {
+			return ok, err
+		}
+	}
+	for _, id := range row.CardIds {
+		if ok, err := g.CanReadCard(ctx, v, id); err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// Sweep removes uploads older than unusedFor that nothing refers to, from the database and the
+// object store, and returns how many it removed. It works in bounded batches.
+func (s *Service) Sweep(ctx context.Context, unusedFor time.Duration) (int, error) {
+	removed := 0
+	for range 100 {
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		keys, err := s.q.DeleteUnattachedFiles(qctx, db.DeleteUnattachedFilesParams{Cutoff: time.Now().Add(-unusedFor), MaxRows: 100})
+		cancel()
+		if err != nil {
+			return removed, fmt.Errorf("sweep unused uploads: %w", err)
+		}
+		for _, key := range keys {
+			s.removeObject(ctx, key)
+		}
+		removed += len(keys)
+		if len(keys) < 100 {
+			break
+		}
+	}
+	return removed, nil
+}
+
+// RunSweeper sweeps every period until ctx ends.
+func (s *Service) RunSweeper(ctx context.Context, period, unusedFor time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.Sweep(ctx, unusedFor)
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "sweep unused uploads", "err", err)
+		}
+		if n > 0 {
+			s.log.InfoContext(ctx, "removed unused uploads", "count", n)
+		}
+	}
 }
 
 // ReleaseAfterCommit removes the rows and objects of files nothing refers to any more. Call it
@@ -164,5 +290,15 @@ func (s *Service) removeObject(ctx context.Context, key string) {
 const presignTTL = 5 * time.Minute
 
 // URL is where the API serves a file: the image_url and preview_url of accounts, profiles, cards,
-// chat images and sync file rows.
-func URL(id int64) string { return "/api/v1/files/" + strconv.FormatInt(id, 10) }
+// chat images and sync file rows. The public id is random, so a URL tells nothing about other
+// files.
+func URL(publicID string) string { return "/api/v1/files/" + publicID }
+
+// OptionalURL is URL of an optional file.
+func OptionalURL(publicID *string) *string {
+	if publicID == nil {
+		return nil
+	}
+	u := URL(*publicID)
+	return &u
+}

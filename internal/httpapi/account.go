@@ -48,8 +48,8 @@ func accountOf(u db.User) api.Account {
 		UserId: u.ID, Id: u.LoginID, Nickname: u.Nickname, Email: u.Email, EmailVerified: u.EmailVerifiedAt != nil,
 		Description: u.Description, Role: api.AccountRole(u.Role), CreatedAt: u.CreatedAt.UTC(), ModifiedAt: u.ModifiedAt.UTC(),
 	}
-	if u.ImageFileID != nil {
-		url := files.URL(*u.ImageFileID)
+	if u.ImageFileKey != nil {
+		url := files.URL(*u.ImageFileKey)
 		a.ImageUrl = &url
 	}
 	return a
@@ -352,6 +352,7 @@ func (s *Server) SetAccountImage(ctx context.Context, req api.SetAccountImageReq
 	}
 	u, err := s.Accounts.SetImage(ctx, p, f.ID)
 	if err != nil {
+		s.Files.ReleaseAfterCommit(ctx, f.ID)
 		return nil, err
 	}
 	return api.SetAccountImage200JSONResponse(accountOf(u)), nil

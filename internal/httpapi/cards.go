@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"mime/multipart"
-	"strconv"
 
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/gen/db"
@@ -22,8 +21,8 @@ func cardOf(c db.Card) api.Card {
 		PreviewFileId: c.PreviewFileID,
 	}
 	_ = json.Unmarshal(c.Data, &out.Data) // stored as a JSON object by construction
-	if c.PreviewFileID != nil {
-		url := files.URL(*c.PreviewFileID)
+	if c.PreviewFileKey != nil {
+		url := files.URL(*c.PreviewFileKey)
 		out.PreviewUrl = &url
 	}
 	out.DeletedAt = utc(c.DeletedAt)
@@ -129,6 +128,7 @@ func (s *Server) cardForm(ctx context.Context, userID int64, mr *multipart.Reade
 			uploaded = 0
 		}
 	}()
+	seen := map[string]bool{}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -157,22 +157,32 @@ func (s *Server) cardForm(ctx context.Context, userID int64, mr *multipart.Reade
 		if len(value) > maxFormField {
 			return in, uploaded, bca.Invalid(name, "is too long")
 		}
+		// The fields follow the rules of the JSON fields they mirror (CreateCardMultipart and
+		// CreateCardRequest in openapi.yaml), checked by the same domain values.
+		if seen[name] {
+			return in, uploaded, bca.Invalid(name, "is given twice")
+		}
+		seen[name] = true
 		switch name {
 		case "name":
-			v := string(value)
-			if len([]rune(v)) > 100 {
-				return in, uploaded, bca.Invalid("name", "must be at most 100 characters")
+			v, err := bca.Name("name", string(value), bca.MaxNameLength)
+			if err != nil {
+				return in, uploaded, err
 			}
 			in.Name = &v
 		case "data":
-			var data map[string]any
-			if err := json.Unmarshal(value, &data); err != nil || data == nil {
-				return in, uploaded, bca.Invalid("data", "must be a JSON object")
+			data, err := bca.JSONObject("data", value)
+			if err != nil {
+				return in, uploaded, err
 			}
 			in.Data = data
 		case "private":
-			b, err := strconv.ParseBool(string(value))
-			if err != nil {
+			var b bool
+			switch string(value) {
+			case "true":
+				b = true
+			case "false":
+			default:
 				return in, uploaded, bca.Invalid("private", "must be true or false")
 			}
 			in.Private = &b

@@ -39,8 +39,8 @@ func chatRoomOf(r chat.Room) api.ChatRoom {
 			ProfileId: p.ProfileID, Name: p.Name, JoinedAt: p.JoinedAt.UTC(), LeftAt: utc(p.LeftAt),
 			Active: p.LeftAt == nil, IsOwner: &owner,
 		}
-		if p.ImageFileID != nil {
-			url := files.URL(*p.ImageFileID)
+		if p.ImageFileKey != nil {
+			url := files.URL(*p.ImageFileKey)
 			parts[i].ImageUrl = &url
 		}
 	}
@@ -58,8 +58,8 @@ func chatEventOf(e chat.Event) api.ChatEvent {
 		CausedByProfileId: e.CausedByProfileID, TargetProfileId: e.TargetProfileID, TargetEventIndex: e.TargetEventIndex,
 		CreatedAt: e.CreatedAt.UTC(),
 	}
-	if e.ImageFileID != nil {
-		url := files.URL(*e.ImageFileID)
+	if e.ImageFileKey != nil {
+		url := files.URL(*e.ImageFileKey)
 		out.ImageUrl = &url
 	}
 	if e.Deleted {

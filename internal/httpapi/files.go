@@ -4,18 +4,21 @@ import (
 	"context"
 	"errors"
 	"io"
+	"mime"
 	"mime/multipart"
 	"strconv"
+	"strings"
 
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/files"
 )
 
 // upload streams the multipart field "file" into the file store. The form has that one part:
-// another field is refused, so a client learns about a misspelt field name instead of silently
-// uploading nothing.
+// another field, or a second part after the file, is refused (and the stored file released),
+// so a client learns about a misspelt field name or a second image instead of silently losing it.
 func (s *Server) upload(ctx context.Context, ownerUserID int64, mr *multipart.Reader) (db.File, error) {
 	part, err := mr.NextPart()
 	if errors.Is(err, io.EOF) {
@@ -32,6 +35,14 @@ func (s *Server) upload(ctx context.Context, ownerUserID int64, mr *multipart.Re
 	if err != nil {
 		return db.File{}, multipartError(err)
 	}
+	if extra, err := mr.NextPart(); !errors.Is(err, io.EOF) {
+		s.Files.ReleaseAfterCommit(ctx, f.ID)
+		if err != nil {
+			return db.File{}, multipartError(err)
+		}
+		extra.Close()
+		return db.File{}, bca.Invalid(extra.FormName(), "only one part, the field \"file\", is accepted")
+	}
 	return f, nil
 }
 
@@ -46,7 +57,7 @@ func multipartError(err error) error {
 }
 
 func fileOf(f db.File) api.File {
-	return api.File{Id: f.ID, Url: files.URL(f.ID), ContentType: f.ContentType, Size: f.Size, CreatedAt: f.CreatedAt.UTC()}
+	return api.File{Id: f.ID, Url: files.URL(f.PublicID), ContentType: f.ContentType, Size: f.Size, CreatedAt: f.CreatedAt.UTC()}
 }
 
 // UploadFile stores an image for later use (card previews, chat images).
@@ -62,9 +73,38 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 	return api.UploadFile201JSONResponse(fileOf(f)), nil
 }
 
-// GetFile streams a file, or redirects to a presigned URL of the object store.
+// fileGuard lets the file service ask the profile and card rules whether a viewer may see what
+// a file belongs to.
+func (s *Server) fileGuard() files.Guard {
+	return files.Guard{
+		CanSeeProfile: func(ctx context.Context, v access.Viewer, id int64) (bool, error) {
+			return visible(s.Profiles.Get(ctx, v, id))
+		},
+		CanReadCard: func(ctx context.Context, v access.Viewer, id int64) (bool, error) {
+			return visible(s.Cards.Get(ctx, v, id))
+		},
+	}
+}
+
+func visible[T any](_ T, err error) (bool, error) {
+	if bca.IsKind(err, bca.KindNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// fileCSP keeps a served file from running anything, should a browser ever render it as more
+// than an image.
+const fileCSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+
+// GetFile streams a file, or redirects to a presigned URL of the object store, to a caller who
+// may see what the file belongs to.
 func (s *Server) GetFile(ctx context.Context, req api.GetFileRequestObject) (api.GetFileResponseObject, error) {
-	d, err := s.Files.Open(ctx, req.FileId, s.FileRedirects)
+	v, err := s.viewer(ctx, req.Params.XProfileId)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.Files.Open(ctx, v, req.FileId.String(), s.FileRedirects, s.fileGuard())
 	if err != nil {
 		return nil, err
 	}
@@ -73,8 +113,18 @@ func (s *Server) GetFile(ctx context.Context, req api.GetFileRequestObject) (api
 	}
 	cache := "private, max-age=86400, immutable" // a file id never changes content
 	etag := strconv.Quote(d.File.Md5)
+	disposition := mime.FormatMediaType("inline", map[string]string{"filename": d.File.PublicID + extension(d.File.ContentType)})
+	csp := fileCSP
 	return api.GetFile200ImageResponse{
 		Body: d.Body /* closed by the generated response */, ContentType: d.File.ContentType, ContentLength: d.File.Size,
-		Headers: api.GetFile200ResponseHeaders{CacheControl: &cache, ETag: &etag},
+		Headers: api.GetFile200ResponseHeaders{CacheControl: &cache, ETag: &etag, ContentDisposition: &disposition, ContentSecurityPolicy: &csp},
 	}, nil
+}
+
+func extension(contentType string) string {
+	_, ext, _ := strings.Cut(contentType, "/")
+	if ext == "jpeg" {
+		ext = "jpg"
+	}
+	return "." + ext
 }

@@ -22,8 +22,8 @@ func profileOf(v profile.View) api.Profile {
 		Version: p.Version, Deleted: p.DeletedAt != nil, Redacted: v.Visibility != access.Full, Mine: v.Mine,
 		Data: api.ProfileData{},
 	}
-	if p.ImageFileID != nil {
-		url := files.URL(*p.ImageFileID)
+	if p.ImageFileKey != nil {
+		url := files.URL(*p.ImageFileKey)
 		out.ImageUrl = &url
 	}
 	if p.DeletedAt != nil {

@@ -87,6 +87,7 @@ func New(d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	v.authenticate, v.maxBody, v.maxUpload = s.authenticateRequest, d.MaxBodyBytes, d.MaxUploadBytes
 	strict := api.NewStrictHandlerWithOptions(s, []api.StrictMiddlewareFunc{s.authenticate}, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, r, d.Log, bca.E(bca.KindInvalid, "request.invalid", "The request body could not be read.", bca.FieldError{Field: "body", Reason: err.Error()}))
@@ -103,7 +104,7 @@ func New(d Deps) (http.Handler, error) {
 	})
 
 	root := http.NewServeMux()
-	root.Handle("/api/v1/", s.budget(s.limitBody(v.middleware(apiHandler))))
+	root.Handle("/api/v1/", s.budget(v.middleware(apiHandler)))
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -113,7 +114,9 @@ func New(d Deps) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(backend.OpenAPISpec)
 	})
-	docsHandler := http.StripPrefix("/docs", docs.Handler("/openapi.yaml"))
+	docsHandler := http.StripPrefix("/docs", docs.HandlerWithErrors("/openapi.yaml", notFound, func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusMethodNotAllowed, problemOf(r, http.StatusMethodNotAllowed, "request.method_not_allowed", "This path does not accept "+r.Method+"."))
+	}))
 	root.Handle("/docs", docsHandler)
 	root.Handle("/docs/", docsHandler)
 	root.HandleFunc("/", notFound)
@@ -153,20 +156,33 @@ func securityModes(spec *openapi3.T) map[string]securityMode {
 	return modes
 }
 
-// limitBody caps JSON bodies; uploads get their own, larger limit enforced while streaming.
-func (s *Server) limitBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit := s.MaxBodyBytes
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
-			limit = s.MaxUploadBytes + 64<<10 // room for the multipart framing
+// authenticateRequest runs before the request is validated, so an anonymous call to a
+// protected operation is a 401 whatever else is wrong with it: operations whose spec requires a
+// bearer token get a verified principal in the context or a 401.
+func (s *Server) authenticateRequest(r *http.Request, operationID string) (*http.Request, error) {
+	ctx := r.Context()
+	mode := s.security[operationID]
+	raw, hasToken := bearerToken(r)
+	if mode == securityNone || (mode == securityOptional && !hasToken) {
+		return r, nil
+	}
+	if !hasToken {
+		return r, bca.Unauthenticated("auth.missing_token", "Sign in and send Authorization: Bearer <access token>.")
+	}
+	// The sync poll reads the user's cached sync state in the same Redis round trip.
+	withSync := operationID == "headSyncFile" || operationID == "getSyncFile"
+	p, err := s.Authn.Authenticate(ctx, raw, actingHeader(r), withSync)
+	if err != nil {
+		s.Log.DebugContext(ctx, "authentication failed", "err", err)
+		if bca.IsKind(err, bca.KindInternal) || !isAuthFailure(err) {
+			return r, err
 		}
-		if r.ContentLength > limit {
-			writeError(w, r, s.Log, bca.E(bca.KindTooLarge, "request.too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit)))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		next.ServeHTTP(w, r)
-	})
+		return r, bca.Unauthenticated("auth.invalid_token", "The access token is invalid, expired or revoked.")
+	}
+	if info := infoFrom(ctx); info != nil {
+		info.Principal = &p
+	}
+	return r.WithContext(withPrincipal(ctx, p)), nil
 }
 
 // budget gives each request a deadline, so a dependency that hangs costs the caller a bounded
@@ -187,33 +203,16 @@ func (s *Server) budget(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate runs before every generated handler: operations whose spec requires a bearer
-// token get a verified principal in the context or a 401.
+// authenticate runs before every generated handler. The validator has authenticated the request
+// already (authenticateRequest); this only refuses, as a second line, a protected operation
+// that reached a handler without a principal.
 func (s *Server) authenticate(next api.StrictHandlerFunc, operationID string) api.StrictHandlerFunc {
 	op := strings.ToLower(operationID[:1]) + operationID[1:]
 	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error) {
-		mode := s.security[op]
-		raw, hasToken := bearerToken(r)
-		if mode == securityNone || (mode == securityOptional && !hasToken) {
-			return next(ctx, w, r, request)
-		}
-		if !hasToken {
+		if _, ok := principal(ctx); !ok && s.security[op] == securityRequired {
 			return nil, bca.Unauthenticated("auth.missing_token", "Sign in and send Authorization: Bearer <access token>.")
 		}
-		// The sync poll reads the user's cached sync state in the same Redis round trip.
-		withSync := op == "headSyncFile" || op == "getSyncFile"
-		p, err := s.Authn.Authenticate(ctx, raw, actingHeader(r), withSync)
-		if err != nil {
-			s.Log.DebugContext(ctx, "authentication failed", "err", err)
-			if bca.IsKind(err, bca.KindInternal) || !isAuthFailure(err) {
-				return nil, err
-			}
-			return nil, bca.Unauthenticated("auth.invalid_token", "The access token is invalid, expired or revoked.")
-		}
-		if info := infoFrom(ctx); info != nil {
-			info.Principal = &p
-		}
-		return next(withPrincipal(ctx, p), w, r, request)
+		return next(ctx, w, r, request)
 	}
 }
 

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -20,15 +22,25 @@ import (
 	"github.com/bca-app/backend/internal/bca"
 )
 
-// validator checks every /api/v1 request against openapi.yaml before a handler sees it: path,
-// method, parameters and JSON bodies (types, formats, lengths, enums, required and unknown
-// fields). Wrong types are rejected, never coerced. Multipart bodies are checked by the upload
-// code while streaming, so they are not buffered here.
+// validator checks every /api/v1 request against openapi.yaml before a handler sees it, in this
+// order: the route; the body limit of the operation (the upload limit only where a file is
+// taken); authentication (an anonymous call to a protected operation is a 401, whatever else
+// is wrong with it); the media type (only those the operation lists, else 415); then
+// parameters and body. A JSON body is checked by bca.CheckJSON (UTF-8, no NUL, one value, no
+// duplicate keys, the one depth and key limit) and against its schema (types, formats,
+// lengths, patterns, enums, required and unknown fields; wrong types are rejected, never
+// coerced). Multipart bodies are streamed: their parts are checked by the form readers
+// against the same schema (formField).
 type validator struct {
 	router   routers.Router
 	jsonOpts *openapi3filter.Options
 	fileOpts *openapi3filter.Options
 	log      *slog.Logger
+	// authenticate verifies the caller of a protected operation and returns the request with
+	// the principal in its context.
+	authenticate func(r *http.Request, operationID string) (*http.Request, error)
+	maxBody      int64
+	maxUpload    int64
 }
 
 func newValidator(spec *openapi3.T, log *slog.Logger) (*validator, error) {
@@ -59,15 +71,38 @@ func (v *validator) middleware(next http.Handler) http.Handler {
 		if info := infoFrom(r.Context()); info != nil {
 			info.OperationID = route.Operation.OperationID
 		}
+		op := route.Operation
+		takesFile := op.RequestBody != nil && op.RequestBody.Value.Content.Get("multipart/form-data") != nil
+		limit := v.maxBody
+		if takesFile {
+			limit = v.maxUpload + 64<<10 // room for the multipart framing and the text fields
+		}
+		if r.ContentLength > limit {
+			writeError(w, r, v.log, bca.E(bca.KindTooLarge, "request.too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit)))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		r, err = v.authenticate(r, op.OperationID)
+		if err != nil {
+			writeError(w, r, v.log, err)
+			return
+		}
 		opts := v.jsonOpts
-		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		switch {
-		case strings.HasPrefix(mt, "multipart/"):
-			opts = v.fileOpts
-		case r.Body != nil && r.Body != http.NoBody:
-			if err := rejectNUL(r); err != nil {
-				writeError(w, r, v.log, err)
+		// A body sent to an operation that takes none is ignored, as before.
+		if hasBody(r) && op.RequestBody != nil {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || op.RequestBody.Value.Content.Get(mt) == nil || mt == "" {
+				writeError(w, r, v.log, unsupportedMediaType(op))
 				return
+			}
+			switch {
+			case strings.HasPrefix(mt, "multipart/"):
+				opts = v.fileOpts
+			default:
+				if err := checkJSONBody(r); err != nil {
+					writeError(w, r, v.log, err)
+					return
+				}
 			}
 		}
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: opts}
@@ -192,17 +227,48 @@ func (emailFormat) Validate(v string) error {
 	return nil
 }
 
-// rejectNUL refuses JSON bodies with a NUL character anywhere: PostgreSQL text cannot hold it,
-// and no field of this API has a use for it. The body is already size-limited; it is read once
-// here and handed on unchanged.
-func rejectNUL(r *http.Request) error {
+// hasBody reports whether the request carries a body (or says it does).
+// A chunked body of unknown length is peeked at, so an empty one counts as none.
+func hasBody(r *http.Request) bool {
+	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
+		return r.ContentLength > 0
+	}
+	br := bufio.NewReader(r.Body)
+	_, err := br.Peek(1)
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	return err == nil
+}
+
+// unsupportedMediaType is the 415 of an operation sent a media type its spec does not list.
+func unsupportedMediaType(op *openapi3.Operation) error {
+	var types []string
+	if op.RequestBody != nil {
+		for mt := range op.RequestBody.Value.Content {
+			types = append(types, mt)
+		}
+	}
+	slices.Sort(types)
+	accepted := "no body"
+	if len(types) > 0 {
+		accepted = strings.Join(types, ", ")
+	}
+	return bca.E(bca.KindUnsupportedMediaType, "request.unsupported_media_type", "This operation accepts "+accepted+".",
+		bca.FieldError{Field: "Content-Type", Reason: "is not accepted here"})
+}
+
+// checkJSONBody reads a JSON body (already size-limited) once, checks it with bca.CheckJSON and
+// hands it on unchanged. An empty body is left to the schema's "required".
+func checkJSONBody(r *http.Request) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return validationError(err)
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if bytes.Contains(body, []byte{0}) || bytes.Contains(bytes.ToLower(body), []byte(`\u0000`)) {
-		return bca.Invalid("body", "must not contain NUL characters")
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
 	}
-	return nil
+	return bca.CheckJSON("body", body)
 }

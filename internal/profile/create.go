@@ -24,19 +24,15 @@ type CreateInput struct {
 // Create inserts a profile of userID using q, which may be bound to the caller's transaction
 // (sign-up creates the first profile in the same transaction as the account).
 func Create(ctx context.Context, q *db.Queries, userID int64, in CreateInput) (db.Profile, error) {
-	name := bca.CleanName(in.Name)
-	if name == "" {
-		return db.Profile{}, bca.Invalid("name", "must not be blank")
+	name, err := bca.Name("name", in.Name, bca.MaxNameLength)
+	if err != nil {
+		return db.Profile{}, err
 	}
-	raw := []byte("{}")
+	raw := json.RawMessage("{}")
 	if in.Data != nil {
-		var err error
-		if raw, err = json.Marshal(in.Data); err != nil {
-			return db.Profile{}, bca.Invalid("data", "must be a JSON object")
+		if raw, err = bca.JSONObjectOf("data", in.Data); err != nil {
+			return db.Profile{}, err
 		}
-	}
-	if len(raw) == 0 || raw[0] != '{' {
-		return db.Profile{}, bca.Invalid("data", "must be a JSON object")
 	}
 	p, err := q.CreateProfile(ctx, db.CreateProfileParams{
 		UserID:             userID,

@@ -2,7 +2,6 @@ package profile
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -110,18 +109,18 @@ func (s *Service) Update(ctx context.Context, userID, profileID int64, ifMatch *
 	params := db.UpdateProfileParams{ID: profileID, UserID: userID, Version: version,
 		Private: in.Private, CanAnonymousInvite: in.CanAnonymousInvite, IsFollowListPublic: in.IsFollowListPublic}
 	if in.Name != nil {
-		name := bca.CleanName(*in.Name)
-		if name == "" {
-			return db.Profile{}, bca.Invalid("name", "must not be blank")
+		name, err := bca.Name("name", *in.Name, bca.MaxNameLength)
+		if err != nil {
+			return db.Profile{}, err
 		}
 		params.Name = &name
 	}
 	params.SetTeamName, params.TeamName = optionalText(in.TeamName, true)
 	params.SetDescription, params.Description = optionalText(in.Description, false)
 	if in.Data != nil {
-		raw, err := json.Marshal(in.Data)
-		if err != nil || len(raw) == 0 || raw[0] != '{' {
-			return db.Profile{}, bca.Invalid("data", "must be a JSON object")
+		raw, err := bca.JSONObjectOf("data", in.Data)
+		if err != nil {
+			return db.Profile{}, err
 		}
 		params.Data = raw
 	}

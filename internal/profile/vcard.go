@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/bca-app/backend/internal/access"
+	"github.com/bca-app/backend/internal/files"
 )
 
 // VCard renders what the viewer may see of a profile as a vCard 4.0 (RFC 6350): the name always,
@@ -24,8 +25,8 @@ func VCard(v View, baseURL string) string {
 	line("VERSION", "4.0")
 	line("FN", escape(p.Name))
 	line("N", escape(p.Name)+";;;;")
-	if p.ImageFileID != nil {
-		line("PHOTO", baseURL+"/api/v1/files/"+strconv.FormatInt(*p.ImageFileID, 10))
+	if p.ImageFileKey != nil {
+		line("PHOTO", baseURL+files.URL(*p.ImageFileKey))
 	}
 	if v.Visibility == access.Full {
 		if p.TeamName != nil {

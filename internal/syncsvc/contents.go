@@ -82,7 +82,7 @@ func readContents(ctx context.Context, q *db.Queries, userID int64) (syncfile.Co
 		}
 		c.Profiles = append(c.Profiles, fullProfile(profileRow{
 			ID: p.ID, Name: p.Name, TeamName: p.TeamName, Description: p.Description, Data: p.Data,
-			ImageFileID: p.ImageFileID, Private: p.Private, Version: p.Version, CreatedAt: p.CreatedAt,
+			ImageFileKey: p.ImageFileKey, Private: p.Private, Version: p.Version, CreatedAt: p.CreatedAt,
 			ModifiedAt: p.ModifiedAt, DeletedAt: p.DeletedAt, WhyDeleted: p.WhyDeleted,
 		}))
 	}
@@ -127,7 +127,7 @@ func readContents(ctx context.Context, q *db.Queries, userID int64) (syncfile.Co
 	}
 	for _, k := range cards {
 		c.Cards = append(c.Cards, syncfile.Card{
-			ID: k.ID, Name: k.Name, Data: compactJSON(k.Data), PreviewURL: valueOr(fileURL(k.PreviewFileID), ""),
+			ID: k.ID, Name: k.Name, Data: compactJSON(k.Data), PreviewURL: valueOr(files.OptionalURL(k.PreviewFileKey), ""),
 			CommitID: commitID(k.Version), CreatedAt: k.CreatedAt.Unix(), ModifiedAt: k.ModifiedAt.Unix(),
 			DeletedAt: unixOrNil(k.DeletedAt), WhyDeleted: k.WhyDeleted, Private: k.Private, ProfileID: k.ProfileID,
 		})
@@ -149,7 +149,7 @@ func readContents(ctx context.Context, q *db.Queries, userID int64) (syncfile.Co
 	for _, p := range others {
 		row := profileRow{
 			ID: p.ID, Name: p.Name, TeamName: p.TeamName, Description: p.Description, Data: p.Data,
-			ImageFileID: p.ImageFileID, Private: p.Private, Version: p.Version, CreatedAt: p.CreatedAt,
+			ImageFileKey: p.ImageFileKey, Private: p.Private, Version: p.Version, CreatedAt: p.CreatedAt,
 			ModifiedAt: p.ModifiedAt, DeletedAt: p.DeletedAt, WhyDeleted: p.WhyDeleted,
 		}
 		// Only live profiles reach the file; the relations are filled in per acting profile.
@@ -192,7 +192,7 @@ type profileRow struct {
 	Name                  string
 	TeamName, Description *string
 	Data                  []byte
-	ImageFileID           *int64
+	ImageFileKey          *string
 	Private               bool
 	Version               int64
 	CreatedAt, ModifiedAt time.Time
@@ -204,7 +204,7 @@ func fullProfile(p profileRow) syncfile.Profile {
 	main := profile.MainContacts(p.Data)
 	return syncfile.Profile{
 		ID: p.ID, Name: p.Name, TeamName: p.TeamName, Description: p.Description, Data: compactJSON(p.Data),
-		ImageURL: fileURL(p.ImageFileID), Email: main.Email, Phone: main.Phone, SNS: main.SNS, Address: main.Address,
+		ImageURL: files.OptionalURL(p.ImageFileKey), Email: main.Email, Phone: main.Phone, SNS: main.SNS, Address: main.Address,
 		CommitID: commitID(p.Version), CreatedAt: p.CreatedAt.Unix(), ModifiedAt: p.ModifiedAt.Unix(),
 		DeletedAt: unixOrNil(p.DeletedAt), WhyDeleted: p.WhyDeleted, Private: p.Private,
 	}
@@ -214,22 +214,13 @@ func fullProfile(p profileRow) syncfile.Profile {
 // exists, its name, image and timestamps, and that it is private.
 func redactedProfile(p profileRow) syncfile.Profile {
 	return syncfile.Profile{
-		ID: p.ID, Name: p.Name, Data: "{}", ImageURL: fileURL(p.ImageFileID), CommitID: commitID(p.Version),
+		ID: p.ID, Name: p.Name, Data: "{}", ImageURL: files.OptionalURL(p.ImageFileKey), CommitID: commitID(p.Version),
 		CreatedAt: p.CreatedAt.Unix(), ModifiedAt: p.ModifiedAt.Unix(), DeletedAt: unixOrNil(p.DeletedAt), Private: true,
 	}
 }
 
 // commitID is the row's version as the API's ETag carries it, without the quotes.
 func commitID(version int64) string { return strconv.FormatInt(version, 10) }
-
-// fileURL is the API's image_url / preview_url of an optional file.
-func fileURL(id *int64) *string {
-	if id == nil {
-		return nil
-	}
-	u := files.URL(*id)
-	return &u
-}
 
 // compactJSON writes stored JSON without insignificant whitespace (PostgreSQL's jsonb output
 // has spaces after separators). The value was validated on the way in; if it somehow is not
