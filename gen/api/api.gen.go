@@ -245,6 +245,37 @@ type CardList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// CardShare defines model for CardShare.
+type CardShare struct {
+	// Active Not revoked, not expired, not used up.
+	Active bool `json:"active"`
+
+	// AppUrl Example: bca://cards/share/3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
+	AppUrl    string     `json:"app_url"`
+	CardId    int64      `json:"card_id"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Id        int64      `json:"id"`
+	MaxUses   *int       `json:"max_uses,omitempty"`
+	QrPngUrl  string     `json:"qr_png_url"`
+	QrSvgUrl  string     `json:"qr_svg_url"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+
+	// Token The link's token (absent when it cannot be recovered, e.g. after a SECRET_KEY change).
+	Token *string `json:"token,omitempty"`
+
+	// Url Example: https://bca.example/c/3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
+	Url      string `json:"url"`
+	UseCount int    `json:"use_count"`
+	VcardUrl string `json:"vcard_url"`
+}
+
+// CardShareList defines model for CardShareList.
+type CardShareList struct {
+	Items      []CardShare `json:"items"`
+	NextCursor *string     `json:"next_cursor,omitempty"`
+}
+
 // CardSubscription defines model for CardSubscription.
 type CardSubscription struct {
 	CardId     int64      `json:"card_id"`
@@ -365,6 +396,15 @@ type CreateCardRequest struct {
 	// PreviewFileId An image from uploadFile.
 	PreviewFileId *int64 `json:"preview_file_id,omitempty"`
 	Private       *bool  `json:"private,omitempty"`
+}
+
+// CreateCardShareRequest defines model for CreateCardShareRequest.
+type CreateCardShareRequest struct {
+	// ExpiresAt The link stops working then (in the future, at most a year ahead).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// MaxUses Saves through the link it allows.
+	MaxUses *int `json:"max_uses,omitempty"`
 }
 
 // CreateChatRoomRequest defines model for CreateChatRoomRequest.
@@ -697,6 +737,22 @@ type SetRelationRequest struct {
 // SetRelationRequestStatus defines model for SetRelationRequest.Status.
 type SetRelationRequestStatus string
 
+// SharedCard defines model for SharedCard.
+type SharedCard struct {
+	Card Card `json:"card"`
+
+	// Own The card belongs to the caller (it cannot be saved).
+	Own     *bool `json:"own,omitempty"`
+	Profile struct {
+		Id       int64   `json:"id"`
+		ImageUrl *string `json:"image_url,omitempty"`
+		Name     string  `json:"name"`
+	} `json:"profile"`
+
+	// Subscribed The acting profile has already saved this card.
+	Subscribed bool `json:"subscribed"`
+}
+
 // SignInRequest defines model for SignInRequest.
 type SignInRequest struct {
 	// Login id, @id or email
@@ -735,7 +791,12 @@ type SignUpRequest struct {
 }
 
 // SubscribeCardRequest defines model for SubscribeCardRequest.
-type SubscribeCardRequest = map[string]interface{}
+type SubscribeCardRequest struct {
+	// ShareToken The token of a live share link of this card. Needed for a private card; using it
+	// counts one use when the card is newly saved. A revoked, expired or used-up link is
+	// refused with 410.
+	ShareToken *string `json:"share_token,omitempty"`
+}
 
 // UpdateAccountRequest defines model for UpdateAccountRequest.
 type UpdateAccountRequest struct {
@@ -810,8 +871,20 @@ type Limit = int
 // ProfileID defines model for ProfileID.
 type ProfileID = int64
 
+// PublicShareToken defines model for PublicShareToken.
+type PublicShareToken = string
+
+// QRSize defines model for QRSize.
+type QRSize = int
+
 // RoomID defines model for RoomID.
 type RoomID = int64
+
+// ShareID defines model for ShareID.
+type ShareID = int64
+
+// ShareToken defines model for ShareToken.
+type ShareToken = string
 
 // XClientToken defines model for XClientToken.
 type XClientToken = string
@@ -830,6 +903,9 @@ type Conflict = Problem
 
 // Forbidden RFC 9457 problem document.
 type Forbidden = Problem
+
+// Gone RFC 9457 problem document.
+type Gone = Problem
 
 // NotFound RFC 9457 problem document.
 type NotFound = Problem
@@ -914,6 +990,28 @@ type GetCardParams struct {
 type UpdateCardParams struct {
 	// IfMatch The ETag of the version being changed; without it the answer is 428.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListCardSharesParams defines parameters for ListCardShares.
+type ListCardSharesParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// CreateCardShareParams defines parameters for CreateCardShare.
+type CreateCardShareParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// RevokeCardShareParams defines parameters for RevokeCardShare.
+type RevokeCardShareParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
 // UnsubscribeCardParams defines parameters for UnsubscribeCard.
@@ -1115,6 +1213,12 @@ type ExportProfileVCardParams struct {
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
 }
 
+// GetCardShareParams defines parameters for GetCardShare.
+type GetCardShareParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
 // GetSyncFileParams defines parameters for GetSyncFile.
 type GetSyncFileParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
@@ -1166,6 +1270,9 @@ type CreateCardMultipartRequestBody = CreateCardMultipart
 
 // UpdateCardJSONRequestBody defines body for UpdateCard for application/json ContentType.
 type UpdateCardJSONRequestBody = UpdateCardRequest
+
+// CreateCardShareJSONRequestBody defines body for CreateCardShare for application/json ContentType.
+type CreateCardShareJSONRequestBody = CreateCardShareRequest
 
 // SubscribeCardJSONRequestBody defines body for SubscribeCard for application/json ContentType.
 type SubscribeCardJSONRequestBody = SubscribeCardRequest
@@ -1274,6 +1381,15 @@ type ServerInterface interface {
 	// UpdateCard Change my card (If-Match required)
 	// (PATCH /cards/{card_id})
 	UpdateCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UpdateCardParams)
+	// ListCardShares List the share links of my card (newest first; revoked and expired ones too)
+	// (GET /cards/{card_id}/shares)
+	ListCardShares(w http.ResponseWriter, r *http.Request, cardId CardID, params ListCardSharesParams)
+	// CreateCardShare Make a share link (and QR code) for my card
+	// (POST /cards/{card_id}/shares)
+	CreateCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, params CreateCardShareParams)
+	// RevokeCardShare Revoke a share link of my card (idempotent)
+	// (DELETE /cards/{card_id}/shares/{share_id})
+	RevokeCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, shareId ShareID, params RevokeCardShareParams)
 	// UnsubscribeCard Remove this card from my acting profile's saved cards
 	// (DELETE /cards/{card_id}/subscription)
 	UnsubscribeCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UnsubscribeCardParams)
@@ -1379,6 +1495,9 @@ type ServerInterface interface {
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	// (GET /profiles/{profile_id}/vcard)
 	ExportProfileVCard(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ExportProfileVCardParams)
+	// GetCardShare The card a share link opens, as the app renders it
+	// (GET /shares/{token})
+	GetCardShare(w http.ResponseWriter, r *http.Request, token ShareToken, params GetCardShareParams)
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	// (GET /sync)
 	GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams)
@@ -2110,6 +2229,203 @@ func (siw *ServerInterfaceWrapper) UpdateCard(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.UpdateCard(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListCardShares operation middleware
+func (siw *ServerInterfaceWrapper) ListCardShares(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCardSharesParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListCardShares(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateCardShare operation middleware
+func (siw *ServerInterfaceWrapper) CreateCardShare(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCardShareParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateCardShare(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeCardShare operation middleware
+func (siw *ServerInterfaceWrapper) RevokeCardShare(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "share_id" -------------
+	var shareId ShareID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "share_id", r.PathValue("share_id"), &shareId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "share_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RevokeCardShareParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeCardShare(w, r, cardId, shareId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3942,6 +4258,60 @@ func (siw *ServerInterfaceWrapper) ExportProfileVCard(w http.ResponseWriter, r *
 	handler.ServeHTTP(w, r)
 }
 
+// GetCardShare operation middleware
+func (siw *ServerInterfaceWrapper) GetCardShare(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "token" -------------
+	var token ShareToken
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", r.PathValue("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "token", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetCardShareParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetCardShare(w, r, token, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetSyncFile operation middleware
 func (siw *ServerInterfaceWrapper) GetSyncFile(w http.ResponseWriter, r *http.Request) {
 
@@ -4204,6 +4574,10 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.UnsubscribeCard)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.GetCardSubscription)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.SubscribeCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards/{card_id}/shares", wrapper.ListCardShares)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/cards/{card_id}/shares", wrapper.CreateCardShare)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}/shares/{share_id}", wrapper.RevokeCardShare)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/shares/{token}", wrapper.GetCardShare)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/sync", wrapper.GetSyncFile)
 	m.HandleFunc(http.MethodHead+" "+options.BaseURL+"/sync", wrapper.HeadSyncFile)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/sync/rebuild", wrapper.RebuildSyncFile)
@@ -4229,6 +4603,8 @@ type ConflictApplicationProblemPlusJSONResponse Problem
 
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
+type GoneApplicationProblemPlusJSONResponse Problem
+
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type NotModifiedResponseHeaders struct {
@@ -4236,6 +4612,28 @@ type NotModifiedResponseHeaders struct {
 }
 type NotModifiedResponse struct {
 	Headers NotModifiedResponseHeaders
+}
+
+type PageGoneTexthtmlResponse struct {
+	Body io.Reader
+
+	ContentLength int64
+}
+
+type PageNotFoundTexthtmlResponse struct {
+	Body io.Reader
+
+	ContentLength int64
+}
+
+type PageTooManyRequestsResponseHeaders struct {
+	RetryAfter *int
+}
+type PageTooManyRequestsTexthtmlResponse struct {
+	Body io.Reader
+
+	Headers       PageTooManyRequestsResponseHeaders
+	ContentLength int64
 }
 
 type PreconditionFailedApplicationProblemPlusJSONResponse Problem
@@ -6386,6 +6784,403 @@ func (response UpdateCarddefaultApplicationProblemPlusJSONResponse) VisitUpdateC
 	return err
 }
 
+type ListCardSharesRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params ListCardSharesParams
+}
+
+type ListCardSharesResponseObject interface {
+	VisitListCardSharesResponse(w http.ResponseWriter) error
+}
+
+type ListCardShares200JSONResponse CardShareList
+
+func (response ListCardShares200JSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardShares400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListCardShares400ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardShares401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListCardShares401ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardShares403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListCardShares403ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardShares404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListCardShares404ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardShares429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCardShares429ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardSharesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListCardSharesdefaultApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShareRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params CreateCardShareParams
+	Body   *CreateCardShareJSONRequestBody
+}
+
+type CreateCardShareResponseObject interface {
+	VisitCreateCardShareResponse(w http.ResponseWriter) error
+}
+
+type CreateCardShare201JSONResponse CardShare
+
+func (response CreateCardShare201JSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare400ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare401ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare403ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare404ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare413ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare415ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare429ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardSharedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateCardSharedefaultApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardShareRequestObject struct {
+	CardId  CardID  `json:"card_id"`
+	ShareId ShareID `json:"share_id"`
+	Params  RevokeCardShareParams
+}
+
+type RevokeCardShareResponseObject interface {
+	VisitRevokeCardShareResponse(w http.ResponseWriter) error
+}
+
+type RevokeCardShare204Response struct {
+}
+
+func (response RevokeCardShare204Response) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RevokeCardShare400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeCardShare400ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardShare401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeCardShare401ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardShare403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeCardShare403ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardShare404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeCardShare404ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardShare429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeCardShare429ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardSharedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RevokeCardSharedefaultApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UnsubscribeCardRequestObject struct {
 	CardId CardID `json:"card_id"`
 	Params UnsubscribeCardParams
@@ -6672,6 +7467,22 @@ func (response SubscribeCard404ApplicationProblemPlusJSONResponse) VisitSubscrib
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard410ApplicationProblemPlusJSONResponse struct {
+	GoneApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard410ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10174,6 +10985,145 @@ func (response ExportProfileVCarddefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type GetCardShareRequestObject struct {
+	Token  ShareToken `json:"token"`
+	Params GetCardShareParams
+}
+
+type GetCardShareResponseObject interface {
+	VisitGetCardShareResponse(w http.ResponseWriter) error
+}
+
+type GetCardShare200JSONResponse SharedCard
+
+func (response GetCardShare200JSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare400ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare401ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare403ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare404ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare410ApplicationProblemPlusJSONResponse struct {
+	GoneApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare410ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare429ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardSharedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetCardSharedefaultApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSyncFileRequestObject struct {
 	Params GetSyncFileParams
 }
@@ -10558,6 +11508,15 @@ type StrictServerInterface interface {
 	// UpdateCard Change my card (If-Match required)
 	// (PATCH /cards/{card_id})
 	UpdateCard(ctx context.Context, request UpdateCardRequestObject) (UpdateCardResponseObject, error)
+	// ListCardShares List the share links of my card (newest first; revoked and expired ones too)
+	// (GET /cards/{card_id}/shares)
+	ListCardShares(ctx context.Context, request ListCardSharesRequestObject) (ListCardSharesResponseObject, error)
+	// CreateCardShare Make a share link (and QR code) for my card
+	// (POST /cards/{card_id}/shares)
+	CreateCardShare(ctx context.Context, request CreateCardShareRequestObject) (CreateCardShareResponseObject, error)
+	// RevokeCardShare Revoke a share link of my card (idempotent)
+	// (DELETE /cards/{card_id}/shares/{share_id})
+	RevokeCardShare(ctx context.Context, request RevokeCardShareRequestObject) (RevokeCardShareResponseObject, error)
 	// UnsubscribeCard Remove this card from my acting profile's saved cards
 	// (DELETE /cards/{card_id}/subscription)
 	UnsubscribeCard(ctx context.Context, request UnsubscribeCardRequestObject) (UnsubscribeCardResponseObject, error)
@@ -10663,6 +11622,9 @@ type StrictServerInterface interface {
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	// (GET /profiles/{profile_id}/vcard)
 	ExportProfileVCard(ctx context.Context, request ExportProfileVCardRequestObject) (ExportProfileVCardResponseObject, error)
+	// GetCardShare The card a share link opens, as the app renders it
+	// (GET /shares/{token})
+	GetCardShare(ctx context.Context, request GetCardShareRequestObject) (GetCardShareResponseObject, error)
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	// (GET /sync)
 	GetSyncFile(ctx context.Context, request GetSyncFileRequestObject) (GetSyncFileResponseObject, error)
@@ -11393,6 +12355,98 @@ func (sh *strictHandler) UpdateCard(w http.ResponseWriter, r *http.Request, card
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(UpdateCardResponseObject); ok {
 		if err := validResponse.VisitUpdateCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListCardShares operation middleware
+func (sh *strictHandler) ListCardShares(w http.ResponseWriter, r *http.Request, cardId CardID, params ListCardSharesParams) {
+	var request ListCardSharesRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListCardShares(ctx, request.(ListCardSharesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListCardShares")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListCardSharesResponseObject); ok {
+		if err := validResponse.VisitListCardSharesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateCardShare operation middleware
+func (sh *strictHandler) CreateCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, params CreateCardShareParams) {
+	var request CreateCardShareRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	var body CreateCardShareJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateCardShare(ctx, request.(CreateCardShareRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateCardShare")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateCardShareResponseObject); ok {
+		if err := validResponse.VisitCreateCardShareResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RevokeCardShare operation middleware
+func (sh *strictHandler) RevokeCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, shareId ShareID, params RevokeCardShareParams) {
+	var request RevokeCardShareRequestObject
+
+	request.CardId = cardId
+	request.ShareId = shareId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeCardShare(ctx, request.(RevokeCardShareRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeCardShare")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeCardShareResponseObject); ok {
+		if err := validResponse.VisitRevokeCardShareResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -12418,6 +13472,33 @@ func (sh *strictHandler) ExportProfileVCard(w http.ResponseWriter, r *http.Reque
 	}
 }
 
+// GetCardShare operation middleware
+func (sh *strictHandler) GetCardShare(w http.ResponseWriter, r *http.Request, token ShareToken, params GetCardShareParams) {
+	var request GetCardShareRequestObject
+
+	request.Token = token
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCardShare(ctx, request.(GetCardShareRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCardShare")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetCardShareResponseObject); ok {
+		if err := validResponse.VisitGetCardShareResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetSyncFile operation middleware
 func (sh *strictHandler) GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams) {
 	var request GetSyncFileRequestObject
@@ -12499,201 +13580,228 @@ func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L39Uhu5mjh8K9p+typmT9sYQjITqK1dho9Z5oTAApmZOuO8WO6WbR26JY+khvikqNqr2QvbK/mVHqk/",
-	"rbbbxkCSw18JdlstPXq+P794AY8nnBGmpLf7xRsTHBIB/z26wiP9b0hkIOhEUc68Xe9SCc5GPvoz4YqE",
-	"6JYISTlDCo8QHyI1JkiQiSCSMIX1Tzqe78lgTGKs1yKfcTyJiLfr9bzXPc/zPTWd6D+lEpSNvPt737sg",
-	"Q0Hk+IDzG0pmN3AFr4BHkOI3hCEsEWbov5SanLFo6qNLEiSC+OgSx+SSKvLvl0rQQKEAVkQy4BMSIsXR",
-	"Jp7QzdutTRwEPGGqvNXZjV1OWXBOWKj/ntlWX4mE9NHdWG8IMXJHBBokNApTsAxpRBCVCEeC4HCK+B0J",
-	"99AdpgoNuYBHJokcI8qkIhh+NuFRRNmoAkKWxN7uH55+n+d7QxxJ4n2aBeS9702wwDFR9j4PsAhPDvX/",
-	"qN7wBKux53sMx/pnARbhNQ093xPkz4QKEnq7+g3FNw+5iLHydj3K1Nsdz/diymisd7OVvZ4yRUZEALwO",
-	"EiG5mAXV2QT/mRAUwNdoKHhsTi/ILeWJRBM8Iq8k6jPyWV2bp/oaBrDtPxMipoV9m3cUtxnjz+8JG6mx",
-	"t7v95q0Lw45iTKMrjTs10AC8mguLwku2tn8EUGR/v9WQV4oIvfD//8d++2+4/Y9u+911+9Nf/tWJ8ifD",
-	"U6yCsRvZNR2mSJSS24BQNkLBGLMRYBFVY54oRBU8hZnU6Ecl2tn+MYOcIe38kCfDtnnrvHO59vqBM5Lt",
-	"t25p/dCC9bvbO64XvKcxVdnSlfuO4MviiiEZ4iRS3u5219fLW4zsdhfi57ngmihraWJivl83WVxwHte+",
-	"U3Aer/uFvx9ElDCVIfwsioXklgaa5o4PTpEgIyqVAO5tOKyPpOKChIBngGGSSGmZuxMBfm+bd7avLCU5",
-	"MWCn++5tmXRc+PB7ek+he/M4UJoY7G3taSKIE6nQgCDOSEo5AY4iIl5JFNFbkj4s5xzAvrV9subLyE5z",
-	"BofAUZNT+UawaMmhP8XSebRlT7XqKe41QOSEM0lAsvyEwwvyZ0IkkG3AmSIM/osnk4gGgEmbE8EHEYn/",
-	"8nfJWUkV0L8IAffNGh3KbnEENBAShWmUCX34WrM1+4Q+JxGCa/n2xxdvSEkUerse0ewdLg3Du7wUHTBD",
-	"8B3CYSiIlN79J9+TCqtEamTs+p6iCrSTn3CI0iNlAMADnqjdQYTZjXdfhN6/CjL0dr3/bzPXpTbNt3Lz",
-	"3BzbQM2lyWSHinGkr0Hz8745VR/pe5OI4GCMBjhEcMKOfvkBZ8OIBg8DeKr3hIn5FSmC/JLHBN3iKCES",
-	"YUEyvUXhG8JqIM9ocAOoVgA+PF+B9Lsc0tlBngTMQYTlmEjDyMhnKoHIQqywG+jwvH4kh/wxFwMahoaV",
-	"NgT9g8/wgSuEo0jrjLCJD1wd84SFT7sHJJNgjASRPBEBQS0uEOMK3VJJBxHRGnXOjjbSfZ7ykA4pqWHe",
-	"AYiJVxIFfDLVVBAkQhCjiztsEdfW7WOb8My9Eewk4Cyk+j3HmEbkSeGkj5XqVpnCRiWACuBjTqg5OMCo",
-	"uNuLTM487X6NJokYISEYU9n+DXDtPs0ST7i1fYaAKH1r410cH6B3O29+QPZNKORBEgO63PveFefvsRiR",
-	"pwbegIeAupF+ubbkMCsR6xXnp5hNrTyRT7m9C6wIAp1ZixVBlJgiPFTE2JssiQdEaDVCAgpqwYr6F/qp",
-	"9r5+ql8hw8JX5e3Nqgj3vveR4USNuaD/eFqEPqVSUjbyUzXBR+TzRFMV4gIJcstvSIgCQULCFMWRhEv6",
-	"yGQymXChSHhKQoqv4ERPTIXmXUhDM+UYOAjIRAEmZcIQ7mLffqH/PxF8QoSiRh3DhW/sxQw4jwhmnlHd",
-	"Uh7zR/5o7kDgg7+TQGmQ7Bv1YPYFgSBYkfAaq5LuGGJF2oqC+K+o8ZXTfpn93ihtJRfR3zEj/2n/7AQ8",
-	"di0LP7u+JSKTMdUT+x4NZ9e9DrlzmzTGI3KdiMi5ydjKsqVOnilFpU38gpnzacGNipa6eRIJCjwOY8oc",
-	"bh4fHriuHHHLn9XoHbZIERPSZQBcflGTS9XpCqjtVv0iNpQh5MSpMDwYY3WOhaIBnWCmZMF0wKERgzg6",
-	"LyAcuLj8Cg7mxjn8SRWJ5dKWDDgMTsxPU49B+meujwqBp57vJYz+mRD7tTYDqyAsbsl59ltMIzygEVXT",
-	"WW3omAujc4KqibDUXAp0YTD+1JgIbdpSiYaCEM2YywDJCKiOAGY/L2Kmg1HMPUDTW4spK366VbvteXwT",
-	"HHb5SeY9+p6PKDs5rB5v3k8+pM85D32ARbgmFojVQgmh33aonwOWGRFVx9Tsl0ttwEBvIWdYlc+VMSn/",
-	"Ahy75O46daY120P6K8uLc86Zeu3B1bG5s+3ay0TQW23POkFX8Os124pV4hs9XeEJwExLjkTLVQEZ8o3O",
-	"YaP5+3OU+FSDqIcWxdwkaXxXM/GcJFCJ1o70lnKfkgh9dEMmSqveI3pLGGph9Mvl2QdkXrkBPoCiTyGe",
-	"YDbVWvvB6ZGXW/hHbEQZydhtcUNvd2rO8Z5Kh96RMfnsP4tIybuvsHGNp3lYwR3nKd0fvKkO3JfJoKTV",
-	"VHiEjak0Q7JVOMrSmCzNhgeNlMM8JlRC4MIaTriAKXmOpbzjIlxNuFsT+XpiV3FGDub6jfU135V+P1cv",
-	"T5+bAUF1I5V1awCgjm6tzVAkEJxIEl4PptfFa9t6U756b7u7/ba9tdXe/uGq+3a3293tdv+mKU2veE1Z",
-	"SD57uztb6Qf27adHl5f7Px9dn59dXh0dagZCpMTaFPYuCUFTniCs0A//AlqbiTDs/nA/A3bnDquKym9j",
-	"jkIaamWkhQdSGyzgnDZxAXFLhP3aN/4iLNEYQ9QUcf0lv2NEyDGdAAd5JMooyM5ZO8sCB91hieyDe4gq",
-	"mRlgVCJBJhEOCPiYZ0VI6TYaUV7xuhbwrRR/wARdbJOkN+06qSKflY9seHlEGBEakkhOpSIxfNtxGyEW",
-	"RxodTWExIuq6ApOKTW4R9PDo/dHV0eEubKjwi1Tu2OtIr6ghhtgdLMDa2OrPxsGM7sYcBTgmiDIfRWSo",
-	"NJw0SggS81sSZnBj5M4gbaPdVDhIHtArwqeED/kdlnB9Lm9xC8gxltcxFw5kOOXCwlsavzcakClnIVJj",
-	"aiLuiBoSDqkgAcT+wARx4/+SkjjjiDPi2Clu/fwgc4GQ+mhSW/l8/+Lq5ODkfP/D1fXJB88vfXD28ary",
-	"yV9PDv4KzHKGe5Y/uD453f/5qPCxRWLP9y7Ozk6vT88OT45Pjg6d5nnF2nV5axS9rdFU51M+ldeAlu7f",
-	"/p1TtiTT1ESwLpV/KcWk1pDO9eX8OH4KsjrcuOA8rsreiEu9ttU2mghcEJG+F2FZYW1a+JYMpLoVbND1",
-	"IKLxQEs/JejE8z24s7IOsA25OplHBGJqKV4YpT2/a/N34XYXvP4XzAg6BG9X+Z33fv1LLJyav+WvNEan",
-	"lMmk+po3958K5ph5jyA4LMP09TvfSxh8bn2O2wWza2tWU7H36UL8x/BONpaFs+hS5cTtrVxd0sIBjbFE",
-	"jFvm3FDgrddAn8XIZhZ6CWWXkAVFfugw0OYa77O402ivZeRa1uov3+CvNqaX5jtyHr+SSBKlKBtJ1NJw",
-	"9lHhNz6yR/KNHrGxBz88usKjVVSKIlucubqiS6F0QQ09DDMIXIHdPKZ7YF4wK+OGEIS9puyWmqzQ5vhi",
-	"4rcn2S9dCCMsw1+EdyAYXAoa5FHObHHeUdfioMi29HhOCriRAyzC0yRSVCPE7K5Tv6QjIIVF+EoaxxCW",
-	"qOT/qbceNCqWaGxAGYYkvlqWVDLuuwtt+wKHaJoOW4aYpR7Y6Xy4rebAWNbVuzIcZjyrMwF00CFNlm0y",
-	"iTgOj2nktqvmR0oKMM9SLu3ZF/iR4HBzoGzJYEVIlyX3ovxS3wMKJ9dfQ/xoHfif3YVRrRZchePw9Rdj",
-	"cwVXdOFhdo0ZZ9OYJ9Kw1Ua40yxMYreWR0rqkGC7u/Oj7zSdhjyK+N11RKW6niSDiAbNtucO5VoN+9Hu",
-	"0fcUwfH17Muts7364gbsz3XxhwQsAqxWvXXOhlTEDv+DTcHUp4PAgWHb+s9PrtM+xPObph42yjYv2Z25",
-	"lzc9iAtIR41SFTJGksbPS3UJLs4E6/5aSGWYH+DNfzgv/aFyxEL43qznPKBNjNRcuZD1haPobAi2aaMc",
-	"F796gIerabOb/XTvezMq4mwkBvJdZ0p2gjFWnZQXMq6uhzxhYR+1mE11zLKvucg8k1ygiAc3JNzwe8ws",
-	"kSuN14IME0n0Ghj99P7s4K8+ZPEYZgNOgDFBhhsKWBazKeIQ3Ief4mivx0wVlUZiyAIit0QgxaMQYa3A",
-	"bfjIvNZm5F4X1Px+p8eKYTmvZn9rCSbldJa/7wrciWYlFGCmDz9ITxx2vIUkWLRk4Nqy97gw9ZiSKDwS",
-	"wmjJFaPDJCUXd5eS4hyWkT9cmzW+6AzmxQv2bVTkGe6pilGCfC+gxG1O2Mi1+VUcHs0jhvQfpKmNvXyk",
-	"3mXZ6mX8MizsNha6xzVYP4KS60KHhlbJzG3W2AjHQNMFOelMUGqoyXj2rUQud5Nu8vEqiy3c/jrM2TI8",
-	"Hs+mTTN86nL6igVG5cq8neUK83zvw7zUvfr3uJSS84JCU7HRFIoIlgqpO474EEX8jggUYEl8lEwm2f9D",
-	"OqIKYRYiOY0HPNoDyUL+THCEFEc09FGa8aQFC/CsTlkYcCG05T7mQhIE9DhPt/pxzjEuiCRqNR1xmYyv",
-	"ClLUqyzn3BTlll9ViI3OnAToaTUqy8N18Lh7P1JpXebUPLoapArbL1XNLbQsavbr3Giu31VSx+tz7f1G",
-	"6tWlwoOIoBgHY8pIW+sq8IF+uoyXaUVJJ9PB3D56VacAp6VITTlVrjU42BRlUmEWuLHGstXrUkpl/nVa",
-	"4lRgFzvdHWfI2mRHFfnKB67Qcd3pZ3WCYp3UIgywUtS8NNum1bBq0CKVXhVulWp3HfRbGsYwFT8oxlPE",
-	"WTRFN4zfITXGUJAM0WaJWtbWBQaWq8RWjRYkxIHSejOVYCPCY7AY8DXwqGfR0MyfDk9pGpQKxxNTpzak",
-	"UURCowdXIq1Wf5s1TjFlqXaHWnpXUiHwfm84HZx1vo01xaJW8X+sOVO0cba+A5BGWW4AxkrS+g+NIl+l",
-	"kPhySaG1Tp9ZmMWU1WTUpLbNgEScjWS56M2dLPGgYJ3TzTRru425a8NwH/Bdk/tYEHczFOr+VrI6srr8",
-	"cAnpX1GjLZScXC4/x4PycGtTb130XIcvS2bqFiBn0WoOu52fvtuYJYB8myFj74AzhQNlCgykb6oNMENc",
-	"hESQEEmiQP/EA6JZqC3+3e2x/peewbCet4u+9Dy4QP3/ro96Hjxmv4n5gEYLHut5f/lxG2110f/9z//2",
-	"oFSs3+mxvzJ+x+zWgI8DG/EN9vpIMumnLHrPOEzMY6UU5Yr3o6Br2ljxlm/2oT+64+Km8FU3+8p483AQ",
-	"k066lGmnkhLZzC++2IO7l7PH3dp+vYPevP3hR1seV8mFfr09Hy+OU3fGEgpkFiEv9sUoNsboOgPf6aEe",
-	"iIa/wjqNTjoTpjCRZ7OTBQTz6/ztPgZglvQrNz7OOszwgkPhkQzwC4LDUyxuiMPptnxmxnK5pkvncTRM",
-	"x1yY45AfekWrdwFgMsxrby08RHEt916hPdZqG7W9ta5V2i6m2k9pkeXp2E5U55dfQT0eCh4vn6u0kg6W",
-	"W3NlQcqSKMqSuIQt1UXCHrMQ3vKOz96/P/vN873/Ojk88nwPQgKebz+/vjj6749HJudUr/nJh6W1lVyJ",
-	"AxY0JH79sOTKKvyqS2bHdmOWJCw0MSpTCf0kPiDnPtTDakzWUh+ysBjk0jRKchdpS5lT2cxFFx+4NgXs",
-	"cinsnSHk+U+s9A7bB2oJ/i2N1JgH7bTu3FWsnoGsHkDVk885Z+kAdnNzbvGEDfl6mJitK3IbU6tcxBjL",
-	"a9PFa+a+CytDch/U+Dz6JV/jUfmANWpG6QJKllVpsyWo5PBzHHzO/a1DvSqiwuOpWJdEpVJzNe5WcETO",
-	"FUULM+XmCINLOmInK+4v4iPqSK2loY/+k4ZZ/KLkJv5Pd5AHkikWJdqsnE5SAYfZd2HBOsB8nBRahZbP",
-	"vhQPTLM7gjR+nzcIyiDTKPXLNpJwr1Z/iifKyvuq2gCU8aWZYuA3Dfg6c+vc7qrZHhzz0S4tzF0mb3Vm",
-	"lY8TLQws/q2ry0MFH2a7PMUTNUUGHWz9nbT1gNmTHVe4ssap/ESoUYmY2QtEiqcNtfo07HcWhFmbGVHm",
-	"Wpa52YV38mw5yqtnHjfpUmIhtWRW8ZIYvBgRVwRXo1qcR4DXksm+ld41xm2b4f0e6mvs6qdV1IaW78Y8",
-	"IrZ6oIOqVB9EBAuJsgiAybkrU/+CO2oel3vWHOP6nOLV04cX5AsvTg+edchKEiSCqumlhocB8IBgQcR+",
-	"osb5X8cpcv7y21XaUxa2At/m9sFYqYnxo1NrRpVx6KfOAYbqbKj9JmxkG6grhAVPWIgGiaSMSAlVKbKD",
-	"PkoiJLK95jWCxZJERm4Inoyy7E3p9xgAX47NT30bezYBEIgl+EjiW1PvIiGoHIyxMiUvabi7x3rsgLNb",
-	"wqA6aNfUwlBmItWJ8qE74evXr9+hj1cHhai0j4BsEdWbhqwDE7moJlj0WJphIVGrX9dsrr9hmpdiJE1+",
-	"RT/gIel3kL4VvbcAKvw1WZgyJmjY2mP9fduLDz7dRT/B9aBe0u2+DowpbZo9wyekv1dcIuSMlKABi6J+",
-	"sZ+wTT3NOujq69w/PykExXa9rU630wUuNyEMT6i3673udDuvQbNRY8CxtBu//v+IwD/ZTk5Cb1d/eDpN",
-	"9eNKJ+LtbndO077lmvXlbojZDoNTlM0MuPe9ne5W3WLZ7jZL3RBhRZvwv+iHedNA35NJHGMxBWUDhyjO",
-	"9qEhj0fSukmMFxuUFdumvQzCBFh+GYrA93/i4bQBAAsRtkqIMaLxQJOTRkpR1GEhfk1J846+Tj30vqwo",
-	"2yqa50CBvGtqWMGF7uIrLTTMXhV9drqvF/8o71UMv3i3+BdZO+aHY+iB7SlrMaBUEWuy6EeUIRqiFoZ/",
-	"Sj1oYSCE1bQ3nMh972esYhNXOutNuHQwjmBMgptSE74H4L01WF2VH1ppyxNSGyO8q7ve2vB9dudWkaP5",
-	"sstv09mzt/A94sOanoYr08p2AySuNtxdGZetBuTt/vGpiNlXBOI/VGsPw3LirVYGbLWAIEgqGkXQr3Eh",
-	"CodZ5VU9AufPrIFxZ6VaxnuUm7WuNOG8lT6/hUZOrDlez9aUNcLqnVnpkq8UfuW89oGsMz9oQcSjVnpH",
-	"RkM19wf3u7GHyC0R03Quh2lgBY2OFyIeYGu76BYsImAlpZeOGAmhYRKULllTK58LYhd9JS0R2J5CAx5O",
-	"O2g/usNTiba72zDxKP+5SZ6D3hdlhBcz4cajbLbDuvl2Y3yuj4Hez47G2O5ur1MbMc2aXVwXRZTdQPuq",
-	"GMrhEB3CjBAqUdaI/Mno5ZmY9Jd7v2yj/vHpvsS4TzVO2jlK2e0ZyOERBsf+ssSy+QWspvtacwUenh5l",
-	"Dtx8JFdNIWX+yGZhUJU+yKPpueXKU3AHkM9qc6ziyNnnvThkbFYtLlXLaQRMi04tEu48Yl/1h+0cMIFK",
-	"lLAbxu+YjxJpKj5tA/nO2lUJUzSV1Ri2ZxGz9V9Xp++BYQ4Ev5NESN+4HvRH++cndoSGXKwlQ+q0YeoR",
-	"MXpGVb/Qn1vd4iQ2JS5fl3H1HIZ2zG9LcphayDgN7sTBAiRRM0CtE19x2qdlc8hF3E4dlc1AWqh/fLGU",
-	"M2m09bqRNDKzQ+AHb5q8xTEv4uHYdknUDKqhVoYU1pDqD2lE+ospvhirqrOJi916H2RPzPTsdRkS5awr",
-	"bwDlmFMkFZ5EBO28bq6GufsMr2papOukmPq1+3KeVMOqunTiaeabSQ0P08JgBfMjXaitdX1Vj6gWL0v1",
-	"p89rBzhLYRvh39OYBCemPV2qhxUKljBLGYyPcNVw+KY9M6DgY1RGKqtHYWN+muGoYIZuLImdRV2/DksL",
-	"eakPV/dXxO31MVlnnu3z89idxT/JJuR9LaipJTsMhs6wMw3kGSQ1s6xbkrJRRLTh8RCnjs14rffkzE7R",
-	"DnhMZD6NGYaatUxZ0wYqzmnuDwJ8bX/bT4dqt1LjZKPTY2aWFXxOpaniTQdNIcVHZpZN5jMy88VQ//f2",
-	"Rdqzov0bVeNdNAhw30eSI9xjgeBStiVVRBs+cdpbJpEEUdVB5yYMDMNRWTqrsi24wualNzA9VQNPlgbY",
-	"QsyySsNwtDRze1kiLk3bvffrGmFpKPYLnWDn3YWB5ZyprmXA1Y3bLdRd5YF/O4XYvCJfs3DHSw3Xfgjb",
-	"qiSse0Jdb/96d7rNu/j//ud/l2FapfIXp1dufZZPiidOp5wmd4tqe+Uh5+ULZxxp6azJgosbWRm7d0lU",
-	"Ox+HP28GZnl2Pmzpe3f6lZjs0WcbRcQVAIPDuXgdqDVLdoZdNPCk2DVkrdMvolJdpg8ty0Hs3HxNmwue",
-	"NKPSH9U1WEydd2dCpMDwNXiJ1DaqkE9r4j/QrNGH00YNjAZPj4NapqxgCXTY/JJXM9zPc7QZSVQrYRxz",
-	"4UtlEuuaRv6pidZ2YVSOJzaIl9TwHuzj02dMZ6rHOU4vvno6YpTVGwQSaiQeqEQ8RKjaQotS8cQ8F01j",
-	"KVuu/nhid+McoZvFKL9JIfqVe4LqbBs6Yogyo9NXa3ggWp3b5I1IiidqPk2dJY7cv53aiDVknKwTHZ5e",
-	"SB3BsJ58fHhJrSwmcCKp+ESCIgnmkEKcBaQp2Ns4ihaC/kjbpXdjIkijSzgqmbGEhaYT6Ld+G2Xr3E6D",
-	"kIBwbcqQLbhaDPVkMh/gHyfPKD8a57lVcz0XCZpSwdTsrJpC+rrpcX2/lGTKC9caSaatJzEHbVDHVrma",
-	"Vo6PIa3W6WEu1zIuPtUeogqlrXPTwD8aTM3AN5ubAg7ZARlyYQhG8ykNglUl7ZKJrV+FzDR1gAVfPGpB",
-	"JcHE1NxEU5hICLZUmnVfb4lA4cJca/R0egDPfNPGaDYa1m2J2uoOHoXPY4Y+eZ5garjiADyfFk1e2RKZ",
-	"AraYv01FwFJyxNZ3nIRwsTUx5GxYyoMKCWymg2tssJUDv3FxA0fzHGWFO9uFgihIbm4eSp6Z9gL9uR6S",
-	"ieEavPPEksjMP54lFDulqSJwjq7waJGogWe+dnto6eDQt5QekgoNoAJwas5QP2pBdhiYYhUigazdPJck",
-	"i8BAlsmGg11komXzix0Gfb84f8wyguUYzcnwFEqVmvmkDk1zxc7XjVfbTW6ZBJyZOlszxsLoJz8u99O0",
-	"8nwtqecatBqtAMVakg/VHjoZtuF+UMq+NpzCpa5ebyWUyGXPmdWJmmghJ8MPnJFaZOo+OntN56Y9iL++",
-	"bohtp7atmfd98eR11EbiVFN4qA6kL/rk0Og/88op18D3Vs33MOrRB3KHjPa0ZJFlWfN5UkfuXCqySaMP",
-	"pqbvSlv5JqVKnjhopEojeeLQPjal6XFT6CTjVkUSJovdcBq5KT/mvwlRC0eSm/wMqiA9jnG10XlhtI7c",
-	"eJghbzRSwWOnQSrxraVkubTmcFm880fmRaV31fClIg4iqbAiL2hRQosT6TBLCrQFPfMtyvzHGiW0v7Q/",
-	"w1mtMcM4VhPLzf3Vrr5dj5y11ATXL+u4oU2v01zxhSNW6jdwiR9iFyW0aEjiCdeXWCv2xlgV/bnlizlj",
-	"0RTGjksb/CstTyWiDDF+h1rmGapQRIYKKtIZVyiiUpFwo4P6xa7X/R6Df82aZho9wkNFhE1cS1m5gM4j",
-	"0ArblT6pV0+bb33r7ubisG8HgcARfRRzqZAgAWEqMpd9S/4ZvM9wfAd+K3xDJAIXE2W+cTMZTEMGw4pI",
-	"P8ZqfX7pWVld2dqAmNRa6LIGATgbYMlHaKZZ16Z9GIFwFk7/NJm5PZbmOmB0vn9xdXJwcr7/4er65IOh",
-	"mw76jaoxTxTqa9OsbzJ8OY+hUziOSVggLPse2ekx/StEPuNA4xEUb9s9mAwKSE/b2t0ySw2IuiM2e1jd",
-	"8bzbVVbhsNN9B7vsMZjFBL9qUYb6+n/9DUSZVPpS+NAE7yBbAIWJIRfSQce2kjyfiQ88xPAPRFmP9WfH",
-	"5vdRSxKCqkNZN/aM+CgA1xS56hUkTEkdQxhQ9lgxQAoMDg6kgbfTfY3qZ64yHOsloONIxg0Z6pvxYH0X",
-	"twpKI8gfEr9wzRX/Y2vb33rzKQtgQHskmAIr6MRbNj5R6Wj41OEE+3obPpgTWUAtyWNSQhtNQWMtGg2+",
-	"bHy35vy7tde2u4Yx1zSAKLIH69wvTOO1g9is8tZZZzQC3ujSdXyDBYVPHMw/U3g2pRIEx7V6zwdylyom",
-	"fGg5Cby6VguCkDpVwPBRSDSbTwQxZqrZ9oYP3LwwUsPMQ0ITIuABOyeJs4DkfP09lqp9pH/TPjk0eT+w",
-	"dW0OCiUt273TbHeMJxPCUlWKKsT1n2ap8jo+LGS5q1HdzEA7AfrFJMJTEvZYVhYSYoUHWJKCMIEpSGbA",
-	"lpYEKi0vsbsbcSIBT/YQtn0DYE5fj90QMjGaX4TTEV1Z9yaAcYAZksRw5BjhyOT1xVRKIlPu3UH7WkLG",
-	"et2IMtJjrf4umlA20uJGIujUiCUaEyzUgGCFWuYWt94giQZTZBFyA9qDpnkRwDxg/DUaaDVdA4El8YAI",
-	"vUNzNAlgTZPdUGtn+x0akClnWs+9yiFAWCjzqhtJxC0RSI4TJXss5HdsD4EDjJHAxsdKN+SSIGZhzR3h",
-	"Kek9RJfxXTpMn4b9NL0MbgeQFTROeqvZbd9OtdktYHF/A6J9UsMXR3acOaZC9pjUdACMejCF68IStbS6",
-	"kaL8hq9NdEFkEhOAgkb5EZ7IPZS9qr1lu7tOJcI9BigCmKmpDagAtbBEQyz0hRcsCLhOUAap2jAAdVY1",
-	"lQBfqkHKO8Jvbe/ubPlbb3bbW5WBvN13b8vDfrvtd5/+stv+D/Ofll/5YOPfHAOAGxgX0G0EwN7OmdcS",
-	"XUf2Leux+NlBR5rgzEdjLM3d/zty3rCP+vDnLnQr7WvFL+wx23n33xFGGVLqK/jl8uxDlT6dNKnv5CXl",
-	"2dWaQTOL9qWG11EmhVzOTsO7W0BA0KN1lpNszBODX+xt39dKwvPcXjH9aodcxFpoFT/PCM1Iuj0kOXyG",
-	"2VRTuymJMm2J4YEeayUsIlIijGA6hKZjzS8LpkaMChKViI0OOrejWHOBZaa7JmZXPWaG9XVQH3wNRQRG",
-	"NO/fq3dT2j1n0dTFb0dEldT1R7b965zA+rgvQan1RBG07DDTnW3aSgEPHu4r0Muv5h1Oo73l2++nwas+",
-	"CrAQ1FYUa4R4JZG+YNQCIUiU5gsS9W0D5P7GLtrZ/jGTqFT5aGdrG9SRHpMKR6TQFr1feGs/7Y5OVQf1",
-	"qy3i+zBg1VKkHNOJ6fEAdNdjBWCi1k63i+hQa6Ews0xrS0QrW+ji7Oz0+vTs8OT45OjQyh+oNw+0Nhy6",
-	"CDEp9dl/1sh3ya5G293tH5YOga9iXD8dt0lD4S9c53sJhc+0RLZDzYOpVtuNf7Jl/tGScFEKVq0KYZTT",
-	"+lhCNs8dVIWS858PQdBnDMT2vc/sT8MlwLc4gI77MO+dsh5LgAXpH+c2d0tLeIeaAs0lFEeM33XQWaIk",
-	"1SirX15RTkZEoZ3u63kxhzoLzBE+sWe0XtwIixERRS9ANY3cWil/JkRMcyMFLG+vWQWue7Bng83J2MzX",
-	"L+3O1lpP8IjUbc4UWDTcXde9Ode6EUReistmJPGm6+cjdbdLE3WbFSCvl6UCPtRFb6wOTxnCMjD1LUUQ",
-	"vwQ2ywVvGU+w7r7BtOQ0a9n1rZdCpci58ZwKnDMsdD5jZYCDKNN5Jokcp0kKxDY2KzKsV8g2BkCt44NT",
-	"8ML1WEykxCPipzTLuMr6eG6YSi9glrAoFbbVgHFddVD/97Yp2GtDxV7ftzohuPN8ZDQt60VJsnYV1iUU",
-	"4CjSuDunpY0GhKaHU7PLZywntHACc5qgKU8QVuiHf1mi61r5KM8YDAGKqFPYWOqq/t7YyDM5X/S1I4wU",
-	"+axQnGFxY/Vn80uBVzWpYSgRy7IFCS8yo1pLwO9Yem3GOLZUaGxMmBEW7iGMTo8uL/d/Pro+PHp/dJUZ",
-	"omZck3w2UeI7W7KUB8iv0pPFpXN9ciExFOgA9j2x5HSLka+si/ELW/8nq4IzwoDZ7sgZX1ncJXmOnCj5",
-	"HJ+e0OaoqHn20R4cOk+dAeYJuS8IQ3/EzHFPGSIUNNeQChKAf6HHoL5cf3pHZXHQUppmpHg6GS//VFjz",
-	"3DRwzId29Fghv6ODLvQ+cFRJEEKu/KAOurTW1mzY/pXsMS0raIgI0/AqOwHAieCMcwQ8JmiAgxsT18Ux",
-	"QXd4uuFShnEYajo/LzuZV9Zoywk/21ufmk9Smt3IM7sf5+T2pDGPauaauVQ/LyblDCwVrGyuz4tOVM6N",
-	"N3mEaTYManFhUL2C6QBPqzlVU1vCFXja5pccUSsKcPmi3xN8axLxkORDtWtHsRV8gEgqPJXpbB8b9xhT",
-	"qbiYZjl7hlDL4QeTZCIIBuovZMeQEN2N4Wim1KawdAf9lmZrgDe0xyKCb21yi2maKVUbApUAo8LrSsme",
-	"e3nWB+RQcEZQYSWbwRBEXEIqpqMrbMxvSYVeG9kG78lQaSZ6Q4ObF3KodrDQV4BaTkTfSKFWdIQ/qRGQ",
-	"yurlJbuLHDXit03i/FNqGElNarTZiWnPbAauD7m4w3a8GCO3IGelKlJ5nn40O6xL2sA8weGpOeRD2k4V",
-	"jKvdna0lev+mb38mUVo4fl35mOKCpBUUGb8URGr1lY1KqfIv3GJmOkolC854n2eLEMbYSBq3pDSZqLVd",
-	"1xKwPrUd+j1auXAuV70XIOZ3PJvnmXyX5pZzg7X1y/nRzz46//Czj34jg3Mt5n4+Od5Diw1Yg7cFHN78",
-	"UtTp6qpoLSYvbjOcdlN6zB7DVV4LQNn8tzL+Zi8ZUIYh+NhogJtNwBtMFak2UT/AwZi0DzhTgi+YDedn",
-	"SRVzMjmhS8e2q1+yMbnBaEZyzIVqR5Cn+/HifRqzMWP2jSio7PM9z6dwzn/999qN+ZDfsZRiDCcmITKV",
-	"kyZiRkwnI4zEPFjX0c1EQ7COWODLh05YzoNcEw7LKQrUtd3dftve2mpv/3DVfbvb7e52u39bJvJVj/f7",
-	"5ydp2df6ZxS+p7eEESlT5DVT/VPQyqlUJE5hmxZ5zG9FeJ7XgnzD5aH2FHMaEuY1ec/Wk3BNHQZzf4Xx",
-	"G4TWz8O5bzRZqHW23xUpL8MIsNPm9A+00FxHC8HJmDNbkwf2Q9f3bnGUGNqEiTbOL72//LiNtrpoa/v1",
-	"Dnrz9ocfLZ8tNqfFRgEN0oTDIEoG3gMbD9qTP1MoO4X7N94pcF2lbFmRvr3SYlWSG62LfG+Ol80VZs5x",
-	"/qVb3jfeLS/DG9MwD2LcWIQmIJLyzLR2AjxD0JRhQV5niXvWaferYtFX3mBvDmO6ysvJXtrsPXebvQzz",
-	"BQlxoMCXbz3tZrA/BOjAzSihn4LpgVCvJCyFxAUX7aIGfevhtiuHCa2GYMzpant7dEEkwUK/ZbnChVWU",
-	"hyej0bRsYR20+lK58PU08ctIvqnwqtWRGnSutzi2Wvv61WTcN9P0Pm02K6vsVpKXpnQOSxZXe+Tnej7Y",
-	"syClhlzk8WYf4TCmzFTZZq3hhNxYQ9+6ouyqpxCTktMWqUN6Hq0cw7OZ7/qbdq+UzlJHAHYwCUqh801N",
-	"f3hqEkiBZZO8UpghxQtMvYDXgkQmveepcHvzi/1fqb51wSjFv5OgjPcNM7YZfcnGmDFn2RThCn6gFrV5",
-	"2jG/LUv4NSGIO7/ahQrrDUy53ZEm03EBRq0zYcDAsE68Z5OzU2C/4GwJZ/dtYqoLa9MMsOOz9+/PfqvD",
-	"3EXsyZorC4SufuqfUDtdEATJYPOCtWVRnMZTDIqZbGgYlk/SbDcc3eGp3DMZ24WmVRrlTJ3iIKLBxjPI",
-	"63kB1JwgTCT1hSCcBJH5RF4Io4YwMnKw1V9fM1lACkvjcE9ePvU9eOW+58EGuVX0SprkrUdxWju70Gdx",
-	"na+s2u7FefxSqbdUwu4sETUp1WvkPE45+2LWm1lZTXwDhvpfnAOVNFZmJLGPEjaIeHCDuEABZgGJZqyv",
-	"WulbF8Ouv5+ns7RfDOz6MK+zzaWFVzbP5dE8iOspejFeAMQZhAGM17/QLtrWZeDUXXB9cfTfH48ur44O",
-	"UcIUjfKul9YnI501MCVMXjFYLBVWicy23DwmfJm//9nqX+YTmYXy90prS88ifyBxHluWPKYh0fzYMOZS",
-	"33dXX/alPWG3MEyxzugnn7XqYEnw17VN+2zYfjnbW94Y+qejn08+7P56sH9x2BM99uvRxeXJ2YfdnU5X",
-	"/3n8YReSOQ850X+eXfy8u39weqT/f/ThMP9ZqcdZo/qD2wOYVfgiP4qdwwA5ColCWCJsIIVaF8cH6O3r",
-	"N90NU/AMNcGzoez1W10a0+WUBbV9ES9tW3llq0r0rvtFtnjLwo78M6KKvO6bzfcPDGK2TRfyPhQppCUK",
-	"ErVed7c3kOI9Vi5VmAgi6YjZApHMn1EsEdHi6fI1hKDz9bAgKOBsSEeJIGEH7fdYjFUAU1T6J8P2B85I",
-	"2qi2dUfwDdJgwYJK05LMDIl53d3JGtIqnpif65fiEalpv3w5ZcHxaolUK6cOFqC9lkKhy/9+T5W52ZUN",
-	"S9/TkGjbqOqi3+hn00cfr3pomd03qzR68Cl33OXHZvzEK4kCPplqBA8SIWxh8XNcx3NknWeVTvEUaW5k",
-	"q5wMcpoBDkCfmifE0yqkSkU4LACOqI/nhrfhMW3KUCKJeCVnX+jDDA0zFgJas0wmhrFdQPf4jBMaLOwx",
-	"vY5vukgPc/buI8kR4+j3tuW37ROYNacvCTq+63X+TLgiIYLQUIAlQWPyGZ0evsnWLhby+anSmPFG2MYd",
-	"luhOUKUI27WszTSQSDuR5OuhiAc4Avh1emwfWB+x00rt2jDHM+OEaY+K9GV7aJDQSGnbAfrLTLhC1Cyt",
-	"oYDGWPYY44ygKVEd1C9i4i7SOncfxQQzLfkYuSMC1gs1ONJhivyOhLvoDlOVJSBNEjnusazLZNbpqP+l",
-	"B2Ta83ZRD+6+5/mo5xGFR+azXtLtvg7i8I0GLPxBet59eebXhEPfSBeT11j0qFzewQ4MTqcVnDFRWJ+5",
-	"WsRZkrBOxlVoX/uUvPyFy9UrgNAS//TwzYYdmJFxHj9XPcYEDbSdPMPTUk1tUxCgmWLVfhneP+mvCxqb",
-	"Ie9AQIIqzMM0jRYCDjOHzPyLnDOYpkUR5zear3A22jADVVJNKaI3BBXUnw6CaKJpFYvRkNwhu0UJk3Ri",
-	"yhJlhuoAj4CZRGYwVP+CKDFt7w8VEf0Nd7sZWKlAhM+oLJnNqBelqbHStHpo7HlaFBxSGaSdXyzqlXUS",
-	"xu98+61KBEPUoX1Uaoi/eAOCBRH7iebUf3zSssAM3DJiJBGRt+tt4gndvN0CSWHXy8Y62NLiez/7xI4E",
-	"K35krMHCB5mFWPgsd3IUPjRpu4UP4BzFB8ZYaVvx/wUAAP//",
+	"7H2Lcts4luivYHm3KvIOJcuPpLud2tp1O06vZ+JH20733GnlWhAJSRiTgAKAVjSpVO3X7Iftl9zCAfgU",
+	"KFGybCcZT01VxxIFAgfn/fzsBTyecEaYkt7BZ29McEgE/PP4Go/0f0MiA0EninLmHXhXSnA28tHHhCsS",
+	"ojsiJOUMKTxCfIjUmCBBJoJIwhTWP+l4vieDMYmxXot8wvEkIt6B1/P2ep7ne2o20X9KJSgbeV+++N4l",
+	"GQoix0ec31Iyv4FreAU8ghS/JQxhiTBD/6XU5JxFMx9dkSARxEdXOCZXVJF/v1KCBgoFsCKSAZ+QECmO",
+	"tvGEbt/tbOMg4AlT5a3Ob+xqxoILwkL999y2+kokpI+mY70hxMiUCDRIaBSmYBnSiCAqEY4EweEM8SkJ",
+	"X6MppgoNuYBHJokcI8qkIhh+NuFRRNmoAkKWxN7BH55+n+d7QxxJ4n2YB+QX35tggWOi7H0eYRGevNH/",
+	"onrDE6zGnu8xHOufBViENzT0fE+QjwkVJPQO9BuKbx5yEWPlHXiUqVf7nu/FlNFY72Ynez1lioyIAHgd",
+	"JUJyMQ+q8wn+mBAUwNdoKHhsTi/IHeWJRBM8Ii8k6jPySd2Yp/oaBrDtjwkRs8K+zTuK24zxp3eEjdTY",
+	"O9h9+cqFYccxptG1xp0aaABeLYRF4SU7uz8CKLK/X2nIK0WEXvj//XHY/htu/6Pb/umm/eFP/+pE+ZPh",
+	"KVbB2I3smg5TJErJbUAoG6FgjNkIsIiqMU8Uogqewkxq9KMS7e/+mEHOkHZ+yJNh27x10blcez3jjGT7",
+	"rVtaP7Rk/e7uvusF72hMVbZ05b4j+LK4YkiGOImUd7Db9fXyFiO73aX4eSG4JspampiY7zdNFhfJIKLB",
+	"1RgLkuHg/K0b1saHCCOpH0URZbcddMhmaqzvnkTSsBO4axKi/e5+dtWrYvP8Jfx6eUX/4eC+v9NQjRFm",
+	"IRoTOhorRBma0E8kkqh1cfbLFuICJZIIlDCqJGpd/fbLVh3tSv0G51W+3Nkt3OVud//HAlRf7TvBesl5",
+	"XHuVgvN40/cIN1j7Rri0B3nlqkiDWponRFgqJMkoJkzpJ/Tt9BMR9bfWxpoCLe/vlVig/nNFFvjXo4gS",
+	"phYcLiR3NNCC4e3RKRJkRKUSoGKYY/tIKq4JQTNDYIOSSGk1ECeX+mvbvLN9bY/qPlr3p1dl/u7cfspM",
+	"QvfmcaA01VqW8lpz6jiRCg0I4oyk7D3AUUTEC4kiekfSh+WCA9i3tk82i2f5ac7hEDhqcirfaD9avdGf",
+	"Yuk82qqnWvcUXzRA5IQzSUD9+RmHl+RjQiTIloAzRRj8E08mEQ0Ak7Yngg8iEv/p75Kzkr6qfxECJzFr",
+	"dCi7wxGQd0gUplGmmcLXmjPbJ/Q5iRBcK2F/fPaGlEShd+ARrYPApWF4l5eiA2YIvkM4DAWR0vvywfek",
+	"wiqRGhm7vqeoAhX6Zxyi9EgZAPCAJ+pgEGF2630pQu9fBRl6B97/2c4V/m3zrdy+MMc2UHOp29mhYhzp",
+	"a9BKR9+cqo/0vUlEcDBGAxwiOGFHv/yIs2FEg/sBPFXOw8T8ihRBfsVjgu5wlBCJNL9LlWuFbwmrgTyj",
+	"wS2gWgH48HwF0j/lkM4O8ihgDiIsx0QaRkY+UQlEFmKF3UCH5/UjOeTfcjGgYWhYaUPQ3/sMZ1whHEXa",
+	"sIFN/MIZecz3axiCwJtiiQS547ck9NEYS0Q+TTRj1MoJlVo/CVEy8eFPJZG2ffTnI84IbPyMq7c8YeHj",
+	"Ag/JJBgjQSRPREBQiwvEuEJ3VNJBpGV7gY9upfs85SEdUlIjdQKQby8kCvhkpo8YJEIQY+k6LH3X1u1j",
+	"2/AM7PsCj4jjahX5pLbHKo7K4HCYpQ90a3pfNTe37t7es1vGp0y/MmN8VqfCYKaC6T4QfCqJkD6yWIH+",
+	"fHV+Zl0B8paE+qmtbI/XnJ9iNrOcW25oq5dYaTjGVJEQTYiwd59KkddIECVmCA8VEah/qf9oH+o/+kiS",
+	"gLNQVpCi8IhzKwVJC7YULEL1bt5iGpHwsSk/NWczG5lKoB8gGoP2KEOVwm4vM63pcfdrjHfECAnBf5Xt",
+	"39yB3adZ4hG3dsgQiBjfutUu3x6hn/Zf/pDhdsiDJAYe8sX3rjl/h8Xo0dn8gIfAzyL9coHUGLOS6FlM",
+	"Yw+6vSIhlqlOYyJL4gERWim2VKcN6BI53osM3zOcqDEX9B+Pi9CnVErKRn6q9PpF5m2ZOgoECQlTFEcS",
+	"Luk9k8lkwoUi4SkJKb6GEz0yFZp3IQ3NlGPgICATBZiUqXZwF4f2C/3vieATIhQ1xgUufGMvZsB5RDDz",
+	"jCGS8pg/8kdzny0f/J0ESoPk0Ci78y8IBMGKhDdYlSyhECvSVhSU2YqIqJz28/z3xgQpeeX/jhn5T/tn",
+	"J+Cxa1n42c0dEZniUT2x79Fwft2bkDu3SWM8IjeJiJybjK2Cs9LJMxW/tIk/Y+Z8WnBjcKSe9USCOYrD",
+	"mDKHZ92HB24qR9zx5+1Th2VdxIR0GQCXX7RLUuOwAmq7Vb+IDWUIOXEqDI/GWF1goWhAJ5gpWTCEcWjE",
+	"II4uCggHUQW/goO5PxT+pIrEcmW7HPx6J+anqZM2/TO3roTAM8/3EkY/JsR+rURCqiAsbsl59jtMIzyg",
+	"EVWzeRX5LRfGggLDyepqYNmBK0ONiVY1NVsYCkI0Yy4DJCOgOgKY/7yImQ5GsfAATW8tpqz46U7tthfx",
+	"TYiR5CdZ9Og7PqLs5E31eIt+cpY+5zz0ERbhhlggVkslhH7bG/0csMyIqDqmZr9caQMGeks5w7p8roxJ",
+	"+RcQSyPTmzR+0WwP6a8sL845ZxooBcfd9v6uay8TQe+wIm7QFUIpzbZilfhGT1d4AjDTUuzGclVAhnyj",
+	"C9ho/v4cJT7UIOobi2JukjSe2LkQehKoRGtHeku5h1SEProlE6VV7xG9I0ybmWBLmleCq77kIYsnmM20",
+	"1n50euzl/qpjNqKMZOy2uKFC9KR8jndUOvSOjMln/1hGSt6XChvXeJpHct3hptL9wZvqwA0hEJcCpuid",
+	"I151xlXuVNDKndVLzR/Wp9DJkaqAs3gymaeEQYAPtrf1VcltCLFs733cbf8wPWzyPxfZpIH3ZmSxDg80",
+	"J5YPxLbwp5vEetjnv/0obiZsVKvbfRQ38q7+a3tvK21c1cePIspuX0gbI2vhgdR6PzhpqEIBZhohBgQJ",
+	"EvA7AihCOqOOtd0wujo+ujy+vvnL8f+1pvtWx7WBOYwZKzWRB9vbgwB37KfbwX2xJpHkJrMUHNwTsMoN",
+	"Vxe3zLM/9G9K91a6peLKOYFUGGm+Nz8ly4XEvCnGYzjDA3OfZFCyqSoayoPT8spyVJoNDxqZpjkalMRn",
+	"YQ0nXIAaLrCUUy7C9UwL66C7mdhVnKkiC2Ow+pqnpd8v9Aqkz82BoLqRyro1AFDHd9ZjURTPWMuXm8Hs",
+	"pnhtOy/LV+/tdndftXd22rs/XHdfHXS7B93u37Sc1yveUBaST97B/k76gX376fHV1eEvxzcX51fXx2+0",
+	"+kKkxCP91RUhaMYThBX64V/AZjS5Dwc/fJkDu3OHczkfY45CGmo2WWKbJsYu7oiwX/smhIElGmNIk0Oa",
+	"kyI+ZUTIMZ0Ax3wgyiho7vOs3wIHQgz2wdcmiGDdP1QiQSYRDkjoVgZKt9GI8orXtYR5pfgDDrDlHpH0",
+	"pp0ZIOSTghCJvpwRYURoSCI5k4rE8G3H7QKxONLoaAqLEVE3FZhUPIIWQd8cvzu+Pn5zABsq/CLVeu11",
+	"pFfUEEPsDpZgbWytdxOsRdMxRwGOCaLMRxEZKg0nE3WK+Z0W+BZujEwN0jbaTYWD5KlGRfiU8CG/wxKu",
+	"L+Qtbik5xvIm5sKBDKdcWHhLE0NGAzLjLERqTE2KJaKGhEMqSAB5NOAAceP/iuI444hz4tgpbv38IAuB",
+	"kHqIU0/dxeHl9cnRycXh2fXNyZnnlz44f39d+eQvJ0d/AWY5xz3LH9ycnB7+clz42CKx53uX5+enN6fn",
+	"b07enhy/cToHK762RaaKA8wLKZ/KG0BL92//zilbkWlqItiUw2ElxaTWjZdb6/lxFquRY6wuOY+rsjfi",
+	"Uq9ttY0mAhdEpO9FWFZYmxa+JfdM3Qo2gekoovFASz8l6MTzPbizsg6wC8nZmT8W8lNSvDAug/yuzd+F",
+	"213y+j9jRtAb8LWX3/nFr3+JhVPzt/yFxuiUMplUX/Pyy4eCM8i8RxAclmG695PvJQw+t3bMbsHpszOv",
+	"qdj7dCH+Q8RGGsvCeXSpcuL2Tq4uaeEAuQ2MW+bcUOBt1j04j5HN/IMllF1BFhT5ocNAW+g6nMedRnst",
+	"I9eqPsfyDf5mMwrSAhfO4xcSSaIUZSOJWhrOPir8xkf2SL7RI7Zeww+Pr/FoHZWiyBbnrq7o0CxdUEP/",
+	"5hwCV2C3iOkemRfMy7ghpIDcUHZHTRlQc3wx2SMn2S9dCCMsw1+GdyAYXAoaFM7MbXHRUTfipci29HBO",
+	"CriRIyzC0yRSVCPE/K7TqIgjHI5F+EIatzSWqOR9rrceNCqWaGxAGYZM/1qWVDLuu0tt+wKHaFr/VIaY",
+	"pR7Y6WK4refAWDXQtDYc5uI6c+k7oEOasqpkEnEcvqWR265aHKctwDwrzLBnX+JHgsMthjI469YDddmf",
+	"XZNMKBWfSDTl4hYUMS1/W9beGSYKygOxQjGXCmE0I1ggPCY4LHsoFgrXoue7Et/Bd0QiNRY8GZlKBNgS",
+	"tdmxIPKLhUr6f0tT8utgaVnKmlhb1oKWFWf5HnBLcvM1ZAJsgpdkeG3U1CVo7Th8PZLbGoY13aGY3WDG",
+	"2SzmiTQiqhEdNgt4263lMe86JDCFVy4zdMg1Jt9EVKqbCdSzNdueOynHWisPdo++pwiOb+ZfbsOm1Rc3",
+	"ECWui39DwLrCat1b52xIRezw5djSEH06CAEbEaj//OA67X286GlJRKNSzZINn3vM04O4gHTcKOksYyRp",
+	"JlSpqNfFmWDd3wpJaYtTdfIfLkpkqxyxkIhl1nMe0BZsaK5cyN/FUXQ+BDu/UbaiXz3A/VXe+c1++OJ7",
+	"c+r2fFQL6nDm6t2DMVadlBcyrm6GPGFhH7WYrWTIqsK4yLy8XKCIB7ck3PJ7zCyRK+A3ggwTSfQaGP38",
+	"7vzoLyZKb5iNlePIcEMBy2I2QxzStOCnOHrdY6YFgUZiyOckd0QgxaMQYa0Mb/nIvNZWCt0UTKZ+p8eK",
+	"CRZezf42EpjL6Sx/3zW4Zs1KhYi0OXHY8ZaSYNEqhGvL3uPC1LeUROGxEMbiqBhwpliquLuUFBewjPzh",
+	"2mq2ZWcwL16y74i40BRCOVnEJd8LKMTbEzZy5l+s4TxqHn21NdRN/BWr51y5vAQ2Hl+EhZ8WWi8JNWiw",
+	"vgeDwYUODS28udussbfeAk0X5KQz1bShJuPZtxK52k26ycerLLZ0+5twDZTh8XD+gTRXsy47u1j4XG5r",
+	"sb9aSbfvnS1Kwq5/j0spuSgoNBV7V6GIYKmQmnLEhyjiUyJQgCXxUTKZZP8O6UjbXyxEchYPePTaJIN9",
+	"THCEFEc09FGau6oFC/CsTlkYcCFIoNCYC0kQ0OMi3erHBce4JJKoNY3fFXJ3K0hRr7JccNPRpvyqQpx5",
+	"Ps2KxmRNKstDn/C4ez9SaV3m1Dy6HqQK2y9V8y+1LGr269xort9VioDqq6b8RurVlcKDiKAYB2PKSFvr",
+	"KvCBfrqMl2nBaCfTwdzxDlWnAKcl0k05Va41ONgUZVJhFpCahD64yJtScnz+dVp6XWAX+919Z/jf5LkW",
+	"+coZV+ht3enndYJi/fYyDLBS1Lw026bVsGrQIpVeFW6Vancd9HsaEjIFvSjGM8RZNEO3jE+RGmPo5gOR",
+	"e4la1tYFBparxFaNFiTEgdJ6M5VgI8JjsBjwNYhOZJHlLDYBT2kalArHE1M/P6RRREKjB1ei1lZ/mzdO",
+	"MWWpdodaeldSIYgkuBMk63wbG4rrreP/2HDOf+O6KwcgjbLcAIyV8qMfGkURS+kFq6X31zp95mEWU1aT",
+	"nZTaNgMScTaS5Zp2d+LJvQKfTjfTvO025q4Nw33Ad03uY0kM01Co+1vJ6sjq6uwKUumiRlsoOblcfo57",
+	"VVTUFlG46LkOX1asuShAzqLVAna7uBCjMUsA+TZHxt4RZwoHypSKSd/UjWGGuAih/ZYk0FYpwgOiWaht",
+	"SnLQY/3PPYNhPe8Afe55cIH6310f9Tx4zH4T8wGNljzW8/704y7a6aL//e//6UHRb7/TY3+BLgVma8DH",
+	"gY34Bnt9JJn080YA4DAxj5WKTSrej4KuaePuO77Zh/5oysVt4atu9pXx5uEgJmm2u+1FmBLZ3C8+24O7",
+	"l7PH3dnd20cvX/3woy10rlS17O0uxou3qTtjBQUyyzYoxWoKMY2uM4kgPdQ90fA3WKfRSefCFCaKb3ay",
+	"hGB+W7zdhwDMin7lxsfZhBlecCg8kAF+SXB4isUtcTjdVs9yWS1vd+WcmIaprUvzRfJDr2n1LgFMhnnt",
+	"naWHKK7l3iv0ll1vo7Yx7U1WhlRtRrrM8nRsJ6rzy6+hHg8Fj1fP+1pLB8utubIgZUkUZQlxwjZdQMIe",
+	"sxDe8t6ev3t3/rvne/918ubY8z0ICXi+/fzm8vjX98cmf1ev+cGHpbWVXIkDFqvDbu6XqFqFX3XJ7Nhu",
+	"zJKEhSZGZXpaPIoPyLkPdb96nY3U2iwtrLkyDRzd7TakzKls7qKLD9ysUwA5R8iLn1jrHbY/5Qr8Wxqp",
+	"sQjaaQcRV9uRDGT1AKqefME5Swewm1twiydsyDfDxGyNltuYWucixljemO6ic/ddWBkSJaFe6sEv+QaP",
+	"ygesUTNKF1CyrEqbLUElh5/j4AvubxPqVREVHk7FuiIqlZrrcbeCI3KhKFqadbhAGEACXFjT6QIv56pp",
+	"qT2fsvpUTrejBbVKBc8S35Fwy+19KcThKvfeFJ0XV7TUeCtq/Q8uSJZLXJc1qYXs+7RNKBzdVERpcLlg",
+	"4CiRzSselhfHXtERO1kTDSM+oo7LpaGP/pOGWZiqFA34T3csD3JmluVTrZ01VIGR2XdhwTrAvJ8UximU",
+	"z76SqEuTeII0TSPv6JdBplGGn+385F6t/hSPlHz5VfXtKeNLM/3PbxrXd6ZQurnCfNOsxWiXkuv6qd6m",
+	"s7tq1IUd+ngXWrFDBUnKbdAZIaHpDopwFpXRX71GidQ8i6oeAxw3rbQTSfJSorT/KSPTyHKyDjrMm50U",
+	"GvBpPaCdTGwasuwxm8hkOgzv73SN62+j/dznIP9+ovUkS7ObamVVoaH5VpbxRM2Q2ZYt85W27Dh7suOK",
+	"5NfEWx6JnCrBZIv0WorbrqF9GvY7SzIQdla4llWoYemdPFkpxPoFDk1asVlIrZhwvyIGL0fENcHVqOTv",
+	"AeC1Yh58pUGfiWhkeP8a9TV29dNmDYaWp2MeEVuk1EFVqg8igoVEWXDMpKOWqX/JHTUPWT9p+n19uv36",
+	"mfVLUumXZ87PxyokCRJB1exKw8MAeECwIOIwUeP8r7cpcv759+t0DARsBb7NZc5YqYkJMVHrYSjj0M+d",
+	"IwxNIKDFBGEjO5hLISx4wkI00LKWSCOUZQe9l0RIZGeYaQSLJYmKFT3pBAu/xwD4cmx+6tu0DBMbhDCb",
+	"D4LZfA35FsEYK1NZl2aC9FiPHXF2RxgUIR6YkjvKTBJHonxowby3t/cTen99VEjY8BGQLaJ605CQY4J6",
+	"1dyjHkuTjyRq9es66va3jDaAkTSpR/2Ah6TfQfpW9N4CaCSiycJUS8KMhR7rH9qGw/DpAfoZrgf1km53",
+	"LzBeJqMQwSek/7q4RKi1miI0YFHUL44AsVnZ2dALfZ2HFyeFePGBt9PpdrrA5SaE4Qn1Dry9TrezB9qg",
+	"GgOOpVPe9L9HBP6T7eQk9A70h6ez1KaoDA/Z7XYXdCZerSNx7qGbb6M8Q9ksui++t9/dqVss2912qeUz",
+	"rGhrYZb9MO+MrK3YOMZiBsoGDlGc7UNDHo+k9SCaAA8oK3b8VxmECbD8MhSB7//Mw1kDABaCz5Xoe0Tj",
+	"gSYnjZSiqPdDagclzYdwOPXQL2XjwhaYPQUK5K3hwwoudJdfaWHGzbros9/dW/6jfLwI/OKn5b/IJqjc",
+	"H0OPbON8iwGlwntTYDKiDNEQtTD8p9RoHwYNWk17y4ncX/yMVWzjSvvgCZcOxhGMSXBb6jR8D7y3Rr6r",
+	"KEorbXmudmOEd7UQ3hi+z+/cKnI0X3b1bToHExS+13a0u3Hz2rSy2wCJq1MF1sZlqwF5B398KGL2NYHQ",
+	"KNXaw7Cck66VAVtIIwiSikYRNKVeisJhVpRYj8D5Mxtg3FkVo/G45WatK4M+n37F76BfHGuO1/Pllo2w",
+	"en9euuQrhV85r70n68wPWhDxqJXekdFQzf3B/W69RuSOiFk6Ss/0yQMH01LEA2xtF12pRQSsZLvTESMh",
+	"9GWDqj5rauWj/OyiL6QlAlvKP+DhrIMOoymeSbTb3TWutOznJtwB9fZlhBdzkfjjbBzbpvl2Y3yuTw/4",
+	"Mj/Nbre7u0ltxEykcHHdfDZTDJWiiA7BF0klyqatPBq9PBGT/vzFL9uof3z4UmLcpxon7Xze7PYM5PAI",
+	"QzBkVWLZ/gxW05dacwUenh1nTu981HNNjXH+yHZhALI+yIPpueWibHAH3GNKWKmQVCNgWo9tkXD/AYfH",
+	"+Pefb0YlSsw8Md80HuciddJ3Nq5KmHrCrPy2PY+Yrf+6Pn1XmV8Grgf90eHFiR0gJpdryRDiNUw9IkbP",
+	"qOoX+nOrW5zEpvrr6zKunsLQjvldSQ5TCxmnwZ04WIAkag6odeIrTttBbQ+5iNupo7IZSAulwc+WciaN",
+	"dvYaSSMzIA1+8LLJWxxDse6PbVdEzaEaamVIYQ2p/pBGpL+c4ouxqjqbuNgU/F72xFxrcJchUU5I9AYQ",
+	"rJwhqfAkImh/r7ka5m5nvq5pka6TYurX7st5VA2r6tKJZ5lvJjU8THePNcyPdKG21vVVPaJavCyVZj+t",
+	"HeCsEm+Ef49jEpyYLpipHlZIMcMsZTA+5D6UDIdv2jMDCj5GZaRKJ8Ea8xMzOSUCzNCtFbGzqOvXYWkh",
+	"Zfv+6v6auL05JutMQX96Hru//CfZhOGvBTW1ZMfQsj5z49hAnkFSO+9GUjaKIIXoPk4dmwxe78kxc8zh",
+	"IfvmgMdEmnaUqcsGtUzF35Y2gbJv+oMA39jf9lHA+S0lqJUaJ1udHjMDO+FzKk2BezpNEyk+MgP7Mp+R",
+	"GaKK+n9tX6btXNq/UzU+QIMA930kOcI9FgguZVtSBbOc4zQvNpEEUdVBFyYMTNkIuJvJG20LrrB5qT6h",
+	"AZ608zAApiZmWaVhOFpa1LAqEf/1COwxS8Z+XY84DcV+oeH0orswsOx4vkf1EgZgeYvvKuC8InUXIv+F",
+	"ksQ88P/ZrGleka9ZuOO65aBOqrrefdhWpZbDE+pm97fp6S7v4v/97/9ZhWmVKsOcXrnNWT4pnjidcprc",
+	"LaqZ1tKQDcUTWblwxpGWzposuLitjvi+Iqp9ZC5oyfR3e3T7MGzpe3f6lZjs8ScbRcQVAJvczcJ1oNY8",
+	"2Rl20cCTYteQtU6/iEp1lT60Kgc5MpUVmjaXPPmOxlQ9rGuwWFXizoRIgeFr8BKpbVQhH9fEv6dZow+n",
+	"jRqTBWyPg1qm4mYFdNj+nBf6fFnkaDOSqFbCAEeeYODklh+XKojKuleRLa6UKejAm31XViuoHI9sEK+o",
+	"4d3bx6fPCPESPtSYIHPaXXL1dMQoqzcIJNSV3FOJuI9QtcUppYKTRS6axlK2XDHzyO7GBUI3i1F+k0L0",
+	"K/cE1dk2dMQQZUanr9Y9QbQ6t8kbkRRP1GKaOk8cuX/7tRFryDjZJDo8vpA6hplgBFk/a1mtLCZwVnrq",
+	"Y4U4C0hTsLdxFC0F/bG2S6djIkijSzgumbGEhaZJ7rd+G2Xr3A6dkYBwbcqQLVJbDvVkshjg7ydPKD8a",
+	"57lVcz2XCZpSkdn8SKxC+rpp//5lJcmUF/s1kkw7j2IO2qCOLQA3XU4fQlpt0sNcrv9cfqrXiCqUdpVO",
+	"A/9oMDNzJW1uCjhkB2TIhSEYqKFj66uYKya2fhUy09ROFnzxqAWVBBNTcxPNYPAp2FJp1n29JRKUXNMr",
+	"sYoLqEuBMvecXZhxseb3UBPubZs29PmbOnfB8PHetv1RdCa2APmeL1xuVv96eUX/QZo8eTI844ycQpb9",
+	"CieRd9/ySbAIF3s+TmdH8Mw37fjQR1jg9bCVRDwKn8bl8eg5qamTpNym4YUtxypwJvO3qT5ZSWextUQn",
+	"IVxsTb5CNpnqXkUrNqsmLVY6ZiPKiKmetDrH71zcoqyLRKWEdX+3UHwHifTN0xbmBphBm8T7ZP24Zsk9",
+	"stZjupzME4odPFhRbo6v8WiZWgPPfO2298qByG8pFSlVUEwHgyEX89SPWpCJCGZ/hUggQzzPW8qifZDR",
+	"tOVgF5lo2f6s/7PMhWo+t4xgNUZzMszFXJOiA+hx2/m68Wq3yS2TgDNT022mCRld+MfVfpp2OdhImYMG",
+	"rUYrQLGW5EP1Gp0M23A/KGVfW07hUlcbuhZK5LLn3Orf6+hMD6qL1KZW2oZIa/PXvYbYdmq7S3rfF0/e",
+	"RB0uTjWF++pA+qJP3hj9Z1Hp7gb43rq5RUY9OiNTZLSnFQt6y5rPowYNFlKRTVC+NzV9V9rKNylV8iRV",
+	"I1UayROH9rEN/aCKlm4Zbc5ZNMs6PL2QiE9ZUTWK8QxpYxjcOBFlt476Nv19NmX3O7CX4Rx1RvM5I2iC",
+	"RxBitfD4zujlaZKywTCH0EPWv0zaMLYhgGJaxus0hdBUKqe9xxiRSHFepAy9GmWjewgxf12Tv6YwK8BC",
+	"UCIRRgKzkMdo9+Wr9oDa1EnfzpAMiaB3JDTZc9Bz5Rry/YT+UiouSJqS2GNjLE0Jt0KtSZTopQM+mSFJ",
+	"cJS2XVPZr19IJEkgiNoySYkwfn2AJUERwbcwAEQinijEeI+l4Te9c7MF01huQphE/UREMD3TNAUy96Rp",
+	"Y8tH/Y/iZsJGN/qRbf2HvDN/oNavlz0W8JDA9cIaW3CN/TvgWfqDDgKlGmq0zQzPdB4nvOOWRpG0gSvY",
+	"j+KIKlcWZFAeAX6vVPtCq19vt7v7qr2z297bue52D+D/f/OKU7p3umv4Ukpjyp0JfzubZ3SLqgi/O972",
+	"qJ6LJ+Kkp/iWIFzsAwkhmV8voZ3NVuoDqej6OaOsVyK2P5tulHNOjUZj8W0I32aQ4hHx0z2ZZlV3GiVt",
+	"YQO0iXTkNGumX6bmholfqIUjyU2mMozGNy15p1huPQvwjaCdzT7DlQakmfymIYknXDOux5bPgCxriHIn",
+	"IZiOroUeoG7HXsJksfdrI1R9n/+miq9TLBHj6rvD1c1UNWdNbo265ArvmN7b9UGeRX64q+KdP7TtUXxX",
+	"jWQu4iCSCivyjBYltDiRDid/gbagP71Fmf/YoL9rdVMhcVgKZxwilHzKLOfc7/60ZWbT4/nR9vCM/Raq",
+	"i5CdZt9Bh6Uuz9CK2ZABGA6ZWdAvtJju1zaSpsoIbpPKAX0m0w6VuMeMZZP3joYfSKR1YZdaPs8b11PK",
+	"mydTuRpxP3BJTRNyvqpj+N+1grLT4Ci/cLaRTgS4JB+wizPUqCYlp9oYqyU+NMF5LG0aa2l5KhFliPEp",
+	"aplnqEIRGSrorabpNqJSkXCrg/rF0Wb9rBk75JzdQUdVPFRE2BKsVLQJ6KEJ885ctAbeOdtG+lt3ztlj",
+	"1Pnm4Ig+irlUSJCAMBWZy74j/wy5LXB8B34rfEskggA2Zb5h/AbTLMsuIv0Yq81lvSwdjzIgpkgU+oWD",
+	"FWhTBbFQNKATzFRaP2waYRNIzMTpn6bGtMfSrH2MLg4vr0+OTi4Oz65vTs4M3XTQ71SNeaJQn+GY9E2t",
+	"KucxTDTAMQkLhGXfo+WW/hUin3Cg8QjakNk9mFoAkJI7BztmqQFRU2LrYNWU532bs1r9/e5PsMseg4Hb",
+	"8KsWZaiv/9XfQpRJpS+FD00aKhjNKEwMuZAOemt7ould2J7GRkRr/oEo67H+EB65KTzSRy1JiP3tSfb5",
+	"1msjawrANe2a9AoSFIoxJLTKHium+gKDMzY61UfaQ32NM518hRs776GvQauXgN6ZGTdkqG9mwPcXOOws",
+	"od/HX2fuqtCDXiPyzq6/8/JDlh4FjX7BtSjoxFvVY1fpzf/YyUr29TY5aUHeEmpJHpMS2mgKGmvRaPBl",
+	"67sNFv608S5tx5+o1KSpYZ/zYWcrwyJ7sOo2lRkl2Gn7VtPrbDLXCd7o0nV8gwWFTxzMP1N4tqUSBMe1",
+	"es8ZmaaKCR9aTgKvrtWCwBOpLQNt3YREs/lEEGO2m21v+cDNC3NTzdBrNCECHrDDsDkLSM7X32Gp2sf6",
+	"N+2TNybYAVvX5rFQ0rLdqWa7YzyB6IXh+FSZYIZZqryODwtZ7mpUN81ujYSCmRAzEvZY1uAgC6TkwgRG",
+	"XZsp6loSqLRRgt3diBMJePIaYdsBD2nZ0GO3hEyM5hfhdA571ocYYBxghiQxHDlGODIVajGVksiUe2sb",
+	"MOBxrNeNKCM91uofoAllIy1uJIKZA1iiMcFCDQhWqGVuceclkmgwQxYht2DQRZrhD8yDR1oEDrROr4HA",
+	"knhAhN6hOZoEsKY+X9Ta3/0JDciMM63nXucQICyUef+INL41TpTssZBP2WsE4XVGApt9V7ohp20JC2vu",
+	"CE9J7z66jO/SYfo07KeFUnA7gKygcULMrtW3o4sPCljc34JcQqnhiyMkEy0TMRXaKNd0AIx6MIPrwhK1",
+	"tLqRovyWjxRHgsgkJgAFjfIjPJGvUfaq9o6dUzKT2iAHFDHBQyUNFaAWlmiIhb7wggUB1wnKIFVbBqDO",
+	"/hwlwJe6aeTz4HZ2D/Z3/J2XB+2dyoSn7k+vykOduu2fPvzpoP0f5h8tv/LB1r+5Bj0tNy6gbyaAvZ0z",
+	"rxX6Zx5a1mPxs4OONcGZj8ZYmrv/d+S8YR/14c8DmLvR14pf2GN2hsy/I4wypNRX8Oer87MqfTppUt/J",
+	"c/Guq8mgZhbtKw2v40wKuZy/hne3gIBg2sg8J9laJAY/29v+UisJL3J7xQSzhlzEWmgVP88IzUi610hy",
+	"+AyzmaZ2O5jNxNL1Az3WSlhEcpeepmPNLwumRowKEpWIrQ66sD6/XGAxrtAQhs8MuegxaHInO6gPvoYi",
+	"AiOaT6LRuyntnrNo5uK3I6JK6voD2/51TnF93OeUt81EVbTsCInCNLJJ8QU8uL+vQC+/nrc8zSUt334/",
+	"TY3rZ7k1qX3/QiJ9wagFQpAozRck6ttRPv2tA7S/+2MmUany0f7OLqgjPSYVjkhhwFe/8NZ+OueLqg7q",
+	"V4ed9dMkGv25HNOJ6VYIdNdjBWCi1n63iyhk7sBgeq0tEa1socvz89Ob0/M3J29Pjt9Y+QOd0wKtDYcu",
+	"QkxKE+OeNK+2ZFej3e7uDysn2K5jXD8et0kTbZ+5zveSaDs33Mc30bNgptV2459smf9oSbiswKNWhTDK",
+	"aX0s4TDTy7V4Ljn/bVAtYyB2gltmfxouAb7FAUTmFDAW1mPJxKTIyYLN3dIS3qGmQJtExRHj0w46T5Sk",
+	"GmVNXLCknIyIQvvdvUUxhzoLzBE+sWe0XtwIixERRS9AtUjVWikfEyJmuZEClrfXrJdU29VMym+wORmb",
+	"weal3dn01AkekbrNmVYBDXfXdW/OtW4EkZfishlJvOyCGWaW3LXDGFdppbVZlgr4UBe9sTo8ZQjLwHRq",
+	"KIL4Oceh3Lol4wnW3TeYlZxmLbu+9VKoFDm3nlKBc4aFLuasDHAQZTrPJJHjNGmD2BbdRYb1AtkWd6j1",
+	"9ugUvHA9FhMpIcXQ0izjKptIYdKNzbxNWJQKm/FgXFcd1P9r27SeaUOPgr5vdUJw5/nIaFrWi5JkjRet",
+	"SyjAUaRxd0FzVg0ITQ+nZpdP2BjHwgnMaYJmPEFYoR/+ZYX+4eWjPGEwBCiiTmFjqav6OdtzI84Xfe0I",
+	"I0U+KRRnWNxY/dn+XOBVTSqkS8Syarnzs8yoVirzKUuvzRjHlgqNjQnTrsPXCKPT46urw1+Ob94cvzu+",
+	"zgxRM3hYPpko8Z3NRQsYtWZ3UZfO9cGFxFD+L1dvfnNvyekWI1/ZPJ5ntv5P1mPDCANm5/xkfGX5vJ8F",
+	"cqLkc3x8QlugoubZR6/h0HnqDDBPyH2p5OJqo4ZQ0FxDKkgA/oUeg05p+tMplcWRwWmakeLpjPf8U2HN",
+	"czOKIB8/2WOF/I4OutT7wFElQQi58oM66MpaW/Nh+xeyx7SsoCEiTMOr7AQAJ4IzzhHwmKABDm5NXBfH",
+	"BE3xbMulDOMw1HR+UXYyr63RlhN+dnc+NJ8JPL+RJ3Y/LsjtSWMe1cw1c6l+nt5tqmLHWNlcn2edqFwr",
+	"YPII02wY1OLCoHoF0wGeVnOqpraEa/C07c85oi6spntH8J1JxEOSD9WBLZ8r+ACRVHgm0ym1Nu4xplJx",
+	"Mcty9gyhlsMPJslEEAzUX8iOISGajuFopvSosHQH/Z5ma4A3tMcigu9scosZ/yBVGwKVAKPC60rJnq/z",
+	"rA/IoeAMCpDTlWwGQxDxmhICAaU/FXptZBu8I0OlmegtDW6fyaFahq+vALWciL6VQq3oCH9UIyCV1WvW",
+	"8lXIUSN+2yTOP6aGkdSkRpudmOIcjdtS0+wU20HZpi3ABNsuCZbK8/Sj+WpZaQPzBIen5pD3qX4vGFcH",
+	"+zsrTLFJ3/5EorRw/LpyOsUFSSsoMn4piNTqKxuVUuWfucXcnM9KFpzxPs8XIYyxkTRuSWkyUWv7hydg",
+	"fWo79Hu0cuFcruIwQMzveMrsE/kuzS3nBmvrzxfHv/jo4uwXH/1OBhdazP1y8vY1Wm7AGrwt4PD256JO",
+	"V1dVbDF5+cCctFfrQ07LqfJaAMr2v5XxN3vJgDIMwcdGo8htAt5gpkh1HNgRDsakfcSZEnzJlHM/S6pY",
+	"kMkJPQB3XQ0gjMkNRjOSYy5UO4I83feX79KYDR/8XT8CoqCyz3fcEPXy13+vc4Xe8ClLKcZwYhIiUzlp",
+	"ImbE9EnFSCyCdR3dTKjpiO4kFvhyLfXAGeSacFhOUaAu08Vnp737w3X3VdrFZ4XIVz3eH16cpGVfm5+2",
+	"/47eEUakTJH38OKk2FFjJhWJU9imRR6LG51f5LUg33B5qD3FgnbneU3ek3U831D/8txfkXUEsN3PfKPJ",
+	"Qq2z/a5IeRlGgJ22oDu5heYmGpRPxpzZmjywH7q+d4ejxNAmzGZ1fun96cddtNNFO7t7++jlqx9+tHy2",
+	"OGYFGwU0SBMOgygZePdsa25P/kSh7BTu33gf8k2VsmVF+mkvi0JVkhuti3xvgZfNFWbOcf65F/c33os7",
+	"wxvTjhti3FiEJiCS8sy0dgI8Q9CUYUleZ4l71mn362LRV96+ewFjus7LyZ6beD91E+8M8wUJcaDAl289",
+	"7YFJXI3xzLgZJfRTMD0Q6pWE1eb75C7aZe2/N8Nt1w4TWg3BmNPVQW3okkiChX7LaoUL6ygPj0ajadnC",
+	"Jmj1uXLh62kRnpF8U+FVqyM1mItlcWy94VjrybhvZqRWOspCVtmtJM9N+hyWLK5O4Mr1fLBnQUoNucjj",
+	"zT7CYUyZqbLN+sgJubWBPn5F2VVPISYlpy1Sh/QiWnkLz2a+62/avVI6Sx0B2BGbKIXONzVb7rFJIAWW",
+	"TfJKYYYULzD1Al4LEpn0nsfC7e3P9l+l+taFhrQgfydBGe8bZmwz+pyNMWfOshnCFfxALWrztGN+V5bw",
+	"G0IQd361CxU2G5hyuyNNpuMSjNpkwoCBYZ14N9shIUqB/YyzJZw9tImpLqxNM8Denr97d/57HeYuY0/W",
+	"XFkidPVT/4Ta6ZIgSAabZ6wti+I0nmJQzGRDU9PM2Ga74WiKZ/K1ydguNK0y45GkzRbdegJ5vSiAmhOE",
+	"iaQ+E4STIDKfyDNh1BBGRg62+utrJgtIYWkc7snLp74Hr9z3POght4peSJO89SBO68TBR2UW1/nKqu2e",
+	"ncfPlXorJezOE1GTUr1GzuOUsy9nvZmV1WyGE1i6z5K5nMbKjCT2UcIGEQ9uERcowCwg0Zz1VSt962LY",
+	"9ffzeJb2s4FdH+Z1trm08Mrm2zyYB3EzRS/GC4A4gzCA8foX2kXbugycugtuLo9/fX98dX38BiVM0Sjv",
+	"eml9MtJZA1PC5DWDxVJhlchsy81jwlf5+5+s/mUxkVkof6+0ZjvAL/7BEWfDiAZqA8T51rLkMQ2J5seG",
+	"MZf6vrv6sq/sCYNZqbVGP/mkVQdLgr+tNWbdZfk3bL+c7S1vDP3z8S8nZwe/HR1evumJHvvt+PLq5Pzs",
+	"YL/T1X++PTuAZM43nOg/zy9/OTg8Oj3W/z4+e5P/rNTjrFH9AcyUfJYf5c5hgByFRCEsEbbTN1uXb4/Q",
+	"q72X3S1T8Aw1wfOh7M1bXRrT0yGj0E2rvtfyWxsOxpPJC4l6dsQTRz93jnDPQzIQhDDU6g8CfLBtBzjC",
+	"0unKfWhnb2aypDOFfS1NoNdBWaYyHJtxL6AoQ0tvNB0TaOXgmHIwxtlABztyEOYSwxap7WDfL00/65vZ",
+	"x8UZbB10aUuyQ256+ZviQ4RRIkldD+b6qaibEybwghD4SZ04gScApP/UY8ueqLQtzT+pjGGdECb9tO8/",
+	"nkyQIAy6elK1kVmsgBe2G90ahdlyxoJacr+y8ySULSfTx+gXUfiOhR35MaKK7PUthR0ZZG+b8QN9qE5K",
+	"a5Mkau11d7eQ4j1WrlGaCCLpiNnKsMyRWawN03rp1R6QbL6ehnPA2ZCOEkHCDjrssRirAMYn9U+G7TPO",
+	"SNqhujUl+BZpuGBBpelFaDjRXnc/60SteGJ+rl+KR3U0fzVjwdv1MijXzhkuQHsjFYJXv76jytzs2h4l",
+	"39OQaNt0imW/0c+mjz5c2eAqu29WYnjvU+67+w6YuTMvJAr4ZKYRPEiEsB0FnuI6nqLcJCtxjGdIcyNb",
+	"3miQ00xuAfrUPCGeVSFVqr5jATBQfTw3vA2PaVOmpbl4Iedf6APHNvNgUo4NjO0SxkZknNBgYY/pdcwI",
+	"WNOlOZ31JDliHP21bflt+wSGTOpLglEPep2PCVckRBATDrAkaEw+odM3L7O1ixW8fmotZrwRtjHFEk0F",
+	"VYqwA8vacm1HP5WvhyIe4Ajg1+kxo4QRO7bZrg0DjTNOmDanSV/2Gg0SGinE7cCgCVeImqU1FLQC1mOM",
+	"M4JmRHVQv4iJB0gb230UE8y0ysvIlAhYL9TgSPU2PiXhAZpiqrLMw0kixz2WtZfNWpz1P/eATHveAerB",
+	"3fc8H/U8ovDIfNZLut29IA5fasDCH6TnfSkP+5twaBjrYvIaix6UyzvYgcHptHQ7JgrrM1ert0sS1sm4",
+	"Cn2rH5OXP3O5essPZmGcvnm5ZSflZJzHz1WPMUEDHs7meVqqqW0LAjRTbNdRhvfP+uuCxmbIOxCQmQ6D",
+	"cE2HlYDDsDEz+CbnDKZbWcT5reYrnI22zCSlVFOK6C1BBfWngyCNwPSIxmhIpshuUcIIrZiyRJlpWsAj",
+	"YBiZmQjXvyRKzNqHQ0VEf8vdZwpWKhDhEypLZjPqWWlqrDStHxN/GgPuDZVB2vLJol5ZJ2F86ttvVSJY",
+	"xYKzlFpuHvDZGxAsiDhMNKf+44OWBWbSnhEjiYi8A28bT+j23Q5ICrteNs/F9hTQtl06aMHMAix+ZNxA",
+	"hQ8y11Dhs9y7WfjQ5OsXPoBzFB8YY+UYxneVmbjQCwGWMcCRpmceNsZwOqieM0C49CXW3J1f98L0/Zvg",
+	"EZFphbmkZqaWQi3GQYdrU7ZV1NRkYTd6D79eooCHpu9JChFYWFu9/z8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

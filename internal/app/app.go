@@ -121,6 +121,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	notifier := a.SyncNotifier
 	profiles := profile.NewService(a.Pool, notifier, fileService, a.Chat.LeaveAllRooms)
 	cards := card.NewService(a.Pool, notifier, fileService)
+	shares, err := card.NewShares(a.Pool, cards, cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
 	a.Accounts = account.NewService(account.Deps{
 		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
 		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log, Notifier: notifier,
@@ -137,6 +141,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, CORSOrigins: cfg.CORSOrigins,
 		FileRedirects: cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect, SecureCookies: isHTTPS(cfg.PublicBaseURL),
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
+		Shares:          shares, ShareLimiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), SharePagePerMinute: cfg.SharePagePerMinute,
 	})
 	if err != nil {
 		return nil, err

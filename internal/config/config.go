@@ -51,6 +51,10 @@ type Config struct {
 
 	RateLimit RateLimits
 
+	// SharePagePerMinute bounds requests per client address to the public share pages, QR codes
+	// and vCards under /c/ (RATE_LIMIT_SHARE_PAGE, per minute).
+	SharePagePerMinute int
+
 	// RunMigrations applies pending migrations at start (MIGRATE_ON_START).
 	RunMigrations bool
 	// EmbeddedWorker runs the sync worker inside the API process (local default).
@@ -105,6 +109,7 @@ func Defaults() Config {
 		RateLimit:                    RateLimits{PerAddress: 60, PerAccount: 20},
 		ChatHeartbeat:                15 * time.Second,
 		ChatStreamsPerUser:           5,
+		SharePagePerMinute:           120,
 		RunMigrations:                true,
 		EmbeddedWorker:               true,
 		LogLevel:                     "info",
@@ -175,6 +180,7 @@ func FromLookup(lookup func(string) string) (Config, error) {
 	p.integer("CHAT_STREAMS_PER_USER", &c.ChatStreamsPerUser)
 	p.integer("RATE_LIMIT_PER_ADDRESS", &c.RateLimit.PerAddress)
 	p.integer("RATE_LIMIT_PER_ACCOUNT", &c.RateLimit.PerAccount)
+	p.integer("RATE_LIMIT_SHARE_PAGE", &c.SharePagePerMinute)
 	p.boolean("MIGRATE_ON_START", &c.RunMigrations)
 	p.boolean("EMBEDDED_WORKER", &c.EmbeddedWorker)
 	p.str("LOG_LEVEL", &c.LogLevel)
@@ -240,6 +246,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit.PerAddress < 1 || c.RateLimit.PerAccount < 1 {
 		bad("RATE_LIMIT_*", "must be positive")
+	}
+	if c.SharePagePerMinute < 1 {
+		bad("RATE_LIMIT_SHARE_PAGE", "must be positive")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -30,6 +30,7 @@ import (
 	"github.com/bca-app/backend/internal/docs"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/profile"
+	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/syncsvc"
 )
 
@@ -44,6 +45,7 @@ type Deps struct {
 	Files    *files.Service
 	Profiles *profile.Service
 	Cards    *card.Service
+	Shares   *card.Shares
 	Chat     *chat.Service
 	Sync     *syncsvc.Service
 
@@ -56,6 +58,11 @@ type Deps struct {
 	SecureCookies   bool
 	RefreshTokenTTL time.Duration
 	PublicBaseURL   string
+
+	// ShareLimiter and SharePagePerMinute bound requests per client address to the public share
+	// pages (/c/…).
+	ShareLimiter       *ratelimit.Limiter
+	SharePagePerMinute int
 }
 
 // Server implements api.StrictServerInterface.
@@ -114,6 +121,11 @@ func New(d Deps) (http.Handler, error) {
 	docsHandler := http.StripPrefix("/docs", docs.Handler("/openapi.yaml"))
 	root.Handle("/docs", docsHandler)
 	root.Handle("/docs/", docsHandler)
+	sharePages, err := s.sharePages()
+	if err != nil {
+		return nil, err
+	}
+	root.Handle("/c/", sharePages)
 	root.HandleFunc("/", notFound)
 
 	m := newMetrics(d.Registry)
