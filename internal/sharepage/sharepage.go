@@ -206,7 +206,8 @@ type cardView struct {
 	Lang, Title, Description, CardName, ProfileName, Initial string
 	T                                                        texts
 	NoIndex                                                  bool
-	PageURL, OGImage, AppURL, VCardURL, QRURL                string
+	PageURL, OGImage, VCardURL, QRURL                        string
+	AppURL                                                   template.URL // bca: is not a scheme html/template trusts
 	CardImageURL, ProfileImageURL                            string
 	Fields                                                   []fieldView
 }
@@ -217,7 +218,7 @@ func (h *Handler) cardPage(w http.ResponseWriter, r *http.Request, token string,
 	v := cardView{
 		Lang: lang, T: t, Title: s.Card.Name, CardName: s.Card.Name, ProfileName: s.ProfileName,
 		Description: fmt.Sprintf(t.Description, s.Card.Name, s.ProfileName),
-		NoIndex:     !s.Public, PageURL: h.abs(token, ""), AppURL: AppLinkPrefix + token,
+		NoIndex:     !s.Public, PageURL: h.abs(token, ""), AppURL: template.URL(AppLinkPrefix + token), // token is base64url by Resolve
 		VCardURL: "/c/" + token + ".vcf", QRURL: "/c/" + token + "/qr.svg?size=160", OGImage: h.abs(token, "/qr.png"),
 	}
 	if r, size := utf8.DecodeRuneInString(s.ProfileName); size > 0 {
