@@ -164,6 +164,10 @@ func TestSharePageContent(t *testing.T) {
 	if hdr.Get("X-Robots-Tag") == "" {
 		t.Fatalf("private card without X-Robots-Tag")
 	}
+	status, h304, b304 := e.Raw(t, "GET", "/c/"+tok, "", nil, "Accept-Language", "en-US,en;q=0.9", "If-None-Match", hdr.Get("ETag"))
+	if hdr.Get("ETag") == "" || status != http.StatusNotModified || len(b304) != 0 || h304.Get("ETag") != hdr.Get("ETag") {
+		t.Fatalf("conditional page: %d %v", status, h304)
+	}
 	// Fields in their index order: phone (0), email (1), title (2), address (3).
 	if a, b, c, d := strings.Index(page, "+82 10"), strings.Index(page, "jane@acme"), strings.Index(page, "Head of"), strings.Index(page, "1 Main"); !(a < b && b < c && c < d) {
 		t.Fatalf("fields out of index order: %d %d %d %d", a, b, c, d)

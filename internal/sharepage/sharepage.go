@@ -245,11 +245,21 @@ func (h *Handler) cardPage(w http.ResponseWriter, r *http.Request, token string,
 	if v.NoIndex {
 		hd.Set("X-Robots-Tag", "noindex, nofollow")
 	}
+	// no-cache: a revoked link must stop showing the card; the ETag makes revalidation cheap.
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("Vary", "Accept-Language")
+	sum := sha256.Sum256(buf.Bytes())
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	hd.Set("ETag", etag)
+	if matchesETag(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	hd.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(buf.Bytes())
+	}
 }
 
 func fieldLabel(t texts, f vcard.Field) string {
