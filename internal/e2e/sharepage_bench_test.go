@@ -24,7 +24,12 @@ func benchSharePage(b *testing.B, path string, conditional bool, want int) {
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	etag := ""
 	if conditional {
-		resp, err := client.Get(url)
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Accept-Language", "ko-KR,ko;q=0.9")
+		resp, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}

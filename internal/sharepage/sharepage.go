@@ -66,6 +66,7 @@ type Deps struct {
 type Handler struct {
 	Deps
 	card, page *template.Template
+	qrs        *qrCache
 }
 
 // New parses the templates.
@@ -85,7 +86,7 @@ func New(d Deps) (*Handler, error) {
 	if d.Route == nil {
 		d.Route = func(*http.Request, string) {}
 	}
-	return &Handler{Deps: d, card: cardT, page: errT}, nil
+	return &Handler{Deps: d, card: cardT, page: errT, qrs: newQRCache(1024)}, nil
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -385,15 +386,23 @@ func (h *Handler) qr(w http.ResponseWriter, r *http.Request, token, format strin
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	var body []byte
-	var err error
 	if format == "png" {
-		body, err = qrPNG(content, size)
 		hd.Set("Content-Type", "image/png")
 	} else {
-		body, err = qrSVG(content, size)
 		hd.Set("Content-Type", "image/svg+xml")
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		hd.Set("Content-Security-Policy", "default-src 'none'")
+	}
+	body, cached := h.qrs.get(etag)
+	var err error
+	if !cached {
+		if format == "png" {
+			body, err = qrPNG(content, size)
+		} else {
+			body, err = qrSVG(content, size)
+		}
+		if err == nil {
+			h.qrs.put(etag, body)
+		}
 	}
 	if err != nil {
 		hd.Del("ETag")
