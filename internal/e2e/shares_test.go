@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,4 +317,48 @@ func TestCardShareRejectsBadInput(t *testing.T) {
 	status, _, body := e.call(t, "", 0, "GET", "/api/v1/shares/"+*f.share.Token, nil, "X-Profile-Id", "1")
 	Status(t, "anonymous getCardShare", status, http.StatusUnauthorized, body)
 	assertUnchanged(t, e, before)
+}
+
+// Concurrent saves through a one-use link: exactly one wins, the link's count never passes its
+// limit.
+func TestCardShareUseLimitUnderConcurrency(t *testing.T) {
+	e := New(t)
+	f := e.newShareFixture(t, true, map[string]any{"max_uses": 1})
+	const savers = 6
+	users := make([]User, savers)
+	profiles := make([]int64, savers)
+	for i := range users {
+		users[i] = e.SignUp(t)
+		profiles[i] = e.FirstProfile(t, users[i])
+	}
+	statuses := make(chan int, savers)
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := apiclient.SubscribeCardJSONRequestBody{ShareToken: f.share.Token}
+			r, err := e.As(users[i].Token()).SubscribeCardWithResponse(ctx, f.card.Id, &apiclient.SubscribeCardParams{XProfileId: profiles[i]}, body)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			statuses <- r.StatusCode()
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	if counts[http.StatusOK] != 1 || counts[http.StatusGone] != savers-1 {
+		t.Fatalf("statuses %v, want one 200 and %d 410", counts, savers-1)
+	}
+	if n := e.Count(t, "SELECT use_count FROM card_shares WHERE id = $1", f.share.Id); n != 1 {
+		t.Fatalf("use_count %d", n)
+	}
+	if n := e.Count(t, "SELECT count(*) FROM card_subscriptions WHERE card_id = $1", f.card.Id); n != 1 {
+		t.Fatalf("%d subscriptions", n)
+	}
 }
