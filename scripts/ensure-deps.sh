@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the programs behind the project's private local services are
 # installed: PostgreSQL and Redis from Debian's packages, and moto_server,
-# which is not packaged by Debian and must already be on PATH.
+# which is not packaged by Debian and must already be on PATH. For the tests
+# also chromium, zbar-tools and librsvg2-bin (the share page's browser and QR
+# tests).
 #
 # `make run` and `make test` call this before starting anything, so it is
 # idempotent and prints nothing when everything is present. It never starts
@@ -27,30 +29,40 @@ if [ "${1:-}" = test ] && ! command -v moto_server >/dev/null 2>&1; then
 	exit 1
 fi
 
-if have_postgres && have_redis; then
+# What is missing, as Debian package names. The tests also need a browser and a QR decoder for
+# the share pages (chromium, zbarimg, and rsvg-convert to rasterise the SVG code).
+missing=()
+have_postgres || missing+=(postgresql)
+have_redis || missing+=(redis-server)
+if [ "${1:-}" = test ]; then
+	command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+	command -v zbarimg >/dev/null 2>&1 || missing+=(zbar-tools)
+	command -v rsvg-convert >/dev/null 2>&1 || missing+=(librsvg2-bin)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi
 
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
 	if ! command -v sudo >/dev/null 2>&1; then
-		echo "ensure-deps: PostgreSQL or Redis is missing and installing it needs root (no sudo found)" >&2
+		echo "ensure-deps: ${missing[*]} missing and installing needs root (no sudo found)" >&2
 		exit 1
 	fi
 	sudo=(sudo)
 fi
 
-echo "ensure-deps: installing postgresql and redis-server from Debian packages" >&2
+echo "ensure-deps: installing ${missing[*]} from Debian packages" >&2
 # apt's chatter is shown only when it fails.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if ! {
 	"${sudo[@]}" apt-get update -qq &&
 		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends postgresql redis-server
+			apt-get install -y -qq --no-install-recommends "${missing[@]}"
 } >"$log" 2>&1; then
 	cat "$log" >&2
-	echo "ensure-deps: installing postgresql and redis-server failed" >&2
+	echo "ensure-deps: installing ${missing[*]} failed" >&2
 	exit 1
 fi
 
@@ -61,4 +73,12 @@ fi
 if ! have_redis; then
 	echo "ensure-deps: redis-server installed but not found on PATH" >&2
 	exit 1
+fi
+if [ "${1:-}" = test ]; then
+	for cmd in chromium zbarimg rsvg-convert; do
+		if ! command -v "$cmd" >/dev/null 2>&1; then
+			echo "ensure-deps: $cmd installed but not found on PATH" >&2
+			exit 1
+		fi
+	done
 fi

@@ -245,6 +245,37 @@ type CardList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// CardShare defines model for CardShare.
+type CardShare struct {
+	// Active Not revoked, not expired, not used up.
+	Active bool `json:"active"`
+
+	// AppUrl Example: bca://cards/share/3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
+	AppUrl    string     `json:"app_url"`
+	CardId    int64      `json:"card_id"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Id        int64      `json:"id"`
+	MaxUses   *int       `json:"max_uses,omitempty"`
+	QrPngUrl  string     `json:"qr_png_url"`
+	QrSvgUrl  string     `json:"qr_svg_url"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+
+	// Token The link's token (absent when it cannot be recovered, e.g. after a SECRET_KEY change).
+	Token *string `json:"token,omitempty"`
+
+	// Url Example: https://bca.example/c/3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
+	Url      string `json:"url"`
+	UseCount int    `json:"use_count"`
+	VcardUrl string `json:"vcard_url"`
+}
+
+// CardShareList defines model for CardShareList.
+type CardShareList struct {
+	Items      []CardShare `json:"items"`
+	NextCursor *string     `json:"next_cursor,omitempty"`
+}
+
 // CardSubscription defines model for CardSubscription.
 type CardSubscription struct {
 	CardId     int64      `json:"card_id"`
@@ -365,6 +396,15 @@ type CreateCardRequest struct {
 	// PreviewFileId An image from uploadFile.
 	PreviewFileId *int64 `json:"preview_file_id,omitempty"`
 	Private       *bool  `json:"private,omitempty"`
+}
+
+// CreateCardShareRequest defines model for CreateCardShareRequest.
+type CreateCardShareRequest struct {
+	// ExpiresAt The link stops working then (in the future, at most a year ahead).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// MaxUses Saves through the link it allows.
+	MaxUses *int `json:"max_uses,omitempty"`
 }
 
 // CreateChatRoomRequest defines model for CreateChatRoomRequest.
@@ -697,6 +737,22 @@ type SetRelationRequest struct {
 // SetRelationRequestStatus defines model for SetRelationRequest.Status.
 type SetRelationRequestStatus string
 
+// SharedCard defines model for SharedCard.
+type SharedCard struct {
+	Card Card `json:"card"`
+
+	// Own The card belongs to the caller (it cannot be saved).
+	Own     *bool `json:"own,omitempty"`
+	Profile struct {
+		Id       int64   `json:"id"`
+		ImageUrl *string `json:"image_url,omitempty"`
+		Name     string  `json:"name"`
+	} `json:"profile"`
+
+	// Subscribed The acting profile has already saved this card.
+	Subscribed bool `json:"subscribed"`
+}
+
 // SignInRequest defines model for SignInRequest.
 type SignInRequest struct {
 	// Login id, @id or email
@@ -735,7 +791,12 @@ type SignUpRequest struct {
 }
 
 // SubscribeCardRequest defines model for SubscribeCardRequest.
-type SubscribeCardRequest = map[string]interface{}
+type SubscribeCardRequest struct {
+	// ShareToken The token of a live share link of this card. Needed for a private card; using it
+	// counts one use when the card is newly saved. A revoked, expired or used-up link is
+	// refused with 410.
+	ShareToken *string `json:"share_token,omitempty"`
+}
 
 // UpdateAccountRequest defines model for UpdateAccountRequest.
 type UpdateAccountRequest struct {
@@ -810,8 +871,20 @@ type Limit = int
 // ProfileID defines model for ProfileID.
 type ProfileID = int64
 
+// PublicShareToken defines model for PublicShareToken.
+type PublicShareToken = string
+
+// QRSize defines model for QRSize.
+type QRSize = int
+
 // RoomID defines model for RoomID.
 type RoomID = int64
+
+// ShareID defines model for ShareID.
+type ShareID = int64
+
+// ShareToken defines model for ShareToken.
+type ShareToken = string
 
 // XClientToken defines model for XClientToken.
 type XClientToken = string
@@ -830,6 +903,9 @@ type Conflict = Problem
 
 // Forbidden RFC 9457 problem document.
 type Forbidden = Problem
+
+// Gone RFC 9457 problem document.
+type Gone = Problem
 
 // NotFound RFC 9457 problem document.
 type NotFound = Problem
@@ -914,6 +990,28 @@ type GetCardParams struct {
 type UpdateCardParams struct {
 	// IfMatch The ETag of the version being changed; without it the answer is 428.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListCardSharesParams defines parameters for ListCardShares.
+type ListCardSharesParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// CreateCardShareParams defines parameters for CreateCardShare.
+type CreateCardShareParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// RevokeCardShareParams defines parameters for RevokeCardShare.
+type RevokeCardShareParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
 // UnsubscribeCardParams defines parameters for UnsubscribeCard.
@@ -1121,6 +1219,12 @@ type ExportProfileVCardParams struct {
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
 }
 
+// GetCardShareParams defines parameters for GetCardShare.
+type GetCardShareParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
 // GetSyncFileParams defines parameters for GetSyncFile.
 type GetSyncFileParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
@@ -1172,6 +1276,9 @@ type CreateCardMultipartRequestBody = CreateCardMultipart
 
 // UpdateCardJSONRequestBody defines body for UpdateCard for application/json ContentType.
 type UpdateCardJSONRequestBody = UpdateCardRequest
+
+// CreateCardShareJSONRequestBody defines body for CreateCardShare for application/json ContentType.
+type CreateCardShareJSONRequestBody = CreateCardShareRequest
 
 // SubscribeCardJSONRequestBody defines body for SubscribeCard for application/json ContentType.
 type SubscribeCardJSONRequestBody = SubscribeCardRequest
@@ -1280,6 +1387,15 @@ type ServerInterface interface {
 	// UpdateCard Change my card (If-Match required)
 	// (PATCH /cards/{card_id})
 	UpdateCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UpdateCardParams)
+	// ListCardShares List the share links of my card (newest first; revoked and expired ones too)
+	// (GET /cards/{card_id}/shares)
+	ListCardShares(w http.ResponseWriter, r *http.Request, cardId CardID, params ListCardSharesParams)
+	// CreateCardShare Make a share link (and QR code) for my card
+	// (POST /cards/{card_id}/shares)
+	CreateCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, params CreateCardShareParams)
+	// RevokeCardShare Revoke a share link of my card (idempotent)
+	// (DELETE /cards/{card_id}/shares/{share_id})
+	RevokeCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, shareId ShareID, params RevokeCardShareParams)
 	// UnsubscribeCard Remove this card from my acting profile's saved cards
 	// (DELETE /cards/{card_id}/subscription)
 	UnsubscribeCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UnsubscribeCardParams)
@@ -1385,6 +1501,9 @@ type ServerInterface interface {
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	// (GET /profiles/{profile_id}/vcard)
 	ExportProfileVCard(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ExportProfileVCardParams)
+	// GetCardShare The card a share link opens, as the app renders it
+	// (GET /shares/{token})
+	GetCardShare(w http.ResponseWriter, r *http.Request, token ShareToken, params GetCardShareParams)
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	// (GET /sync)
 	GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams)
@@ -2116,6 +2235,203 @@ func (siw *ServerInterfaceWrapper) UpdateCard(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.UpdateCard(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListCardShares operation middleware
+func (siw *ServerInterfaceWrapper) ListCardShares(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCardSharesParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListCardShares(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateCardShare operation middleware
+func (siw *ServerInterfaceWrapper) CreateCardShare(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCardShareParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateCardShare(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeCardShare operation middleware
+func (siw *ServerInterfaceWrapper) RevokeCardShare(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "share_id" -------------
+	var shareId ShareID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "share_id", r.PathValue("share_id"), &shareId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "share_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RevokeCardShareParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeCardShare(w, r, cardId, shareId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3972,6 +4288,60 @@ func (siw *ServerInterfaceWrapper) ExportProfileVCard(w http.ResponseWriter, r *
 	handler.ServeHTTP(w, r)
 }
 
+// GetCardShare operation middleware
+func (siw *ServerInterfaceWrapper) GetCardShare(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "token" -------------
+	var token ShareToken
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", r.PathValue("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "token", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetCardShareParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetCardShare(w, r, token, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetSyncFile operation middleware
 func (siw *ServerInterfaceWrapper) GetSyncFile(w http.ResponseWriter, r *http.Request) {
 
@@ -4234,6 +4604,10 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.UnsubscribeCard)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.GetCardSubscription)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.SubscribeCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards/{card_id}/shares", wrapper.ListCardShares)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/cards/{card_id}/shares", wrapper.CreateCardShare)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}/shares/{share_id}", wrapper.RevokeCardShare)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/shares/{token}", wrapper.GetCardShare)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/sync", wrapper.GetSyncFile)
 	m.HandleFunc(http.MethodHead+" "+options.BaseURL+"/sync", wrapper.HeadSyncFile)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/sync/rebuild", wrapper.RebuildSyncFile)
@@ -4259,6 +4633,8 @@ type ConflictApplicationProblemPlusJSONResponse Problem
 
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
+type GoneApplicationProblemPlusJSONResponse Problem
+
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type NotModifiedResponseHeaders struct {
@@ -4266,6 +4642,28 @@ type NotModifiedResponseHeaders struct {
 }
 type NotModifiedResponse struct {
 	Headers NotModifiedResponseHeaders
+}
+
+type PageGoneTexthtmlResponse struct {
+	Body io.Reader
+
+	ContentLength int64
+}
+
+type PageNotFoundTexthtmlResponse struct {
+	Body io.Reader
+
+	ContentLength int64
+}
+
+type PageTooManyRequestsResponseHeaders struct {
+	RetryAfter *int
+}
+type PageTooManyRequestsTexthtmlResponse struct {
+	Body io.Reader
+
+	Headers       PageTooManyRequestsResponseHeaders
+	ContentLength int64
 }
 
 type PreconditionFailedApplicationProblemPlusJSONResponse Problem
@@ -6416,6 +6814,403 @@ func (response UpdateCarddefaultApplicationProblemPlusJSONResponse) VisitUpdateC
 	return err
 }
 
+type ListCardSharesRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params ListCardSharesParams
+}
+
+type ListCardSharesResponseObject interface {
+	VisitListCardSharesResponse(w http.ResponseWriter) error
+}
+
+type ListCardShares200JSONResponse CardShareList
+
+func (response ListCardShares200JSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardShares400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListCardShares400ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardShares401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListCardShares401ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardShares403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListCardShares403ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardShares404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListCardShares404ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardShares429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCardShares429ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCardSharesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListCardSharesdefaultApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShareRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params CreateCardShareParams
+	Body   *CreateCardShareJSONRequestBody
+}
+
+type CreateCardShareResponseObject interface {
+	VisitCreateCardShareResponse(w http.ResponseWriter) error
+}
+
+type CreateCardShare201JSONResponse CardShare
+
+func (response CreateCardShare201JSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare400ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare401ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare403ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare404ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare413ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare415ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardShare429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCardShare429ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCardSharedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateCardSharedefaultApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardShareRequestObject struct {
+	CardId  CardID  `json:"card_id"`
+	ShareId ShareID `json:"share_id"`
+	Params  RevokeCardShareParams
+}
+
+type RevokeCardShareResponseObject interface {
+	VisitRevokeCardShareResponse(w http.ResponseWriter) error
+}
+
+type RevokeCardShare204Response struct {
+}
+
+func (response RevokeCardShare204Response) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RevokeCardShare400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeCardShare400ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardShare401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeCardShare401ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardShare403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeCardShare403ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardShare404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeCardShare404ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardShare429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeCardShare429ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeCardSharedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RevokeCardSharedefaultApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UnsubscribeCardRequestObject struct {
 	CardId CardID `json:"card_id"`
 	Params UnsubscribeCardParams
@@ -6702,6 +7497,22 @@ func (response SubscribeCard404ApplicationProblemPlusJSONResponse) VisitSubscrib
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard410ApplicationProblemPlusJSONResponse struct {
+	GoneApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard410ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10213,6 +11024,145 @@ func (response ExportProfileVCarddefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type GetCardShareRequestObject struct {
+	Token  ShareToken `json:"token"`
+	Params GetCardShareParams
+}
+
+type GetCardShareResponseObject interface {
+	VisitGetCardShareResponse(w http.ResponseWriter) error
+}
+
+type GetCardShare200JSONResponse SharedCard
+
+func (response GetCardShare200JSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare400ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare401ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare403ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare404ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare410ApplicationProblemPlusJSONResponse struct {
+	GoneApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare410ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardShare429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardShare429ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardSharedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetCardSharedefaultApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSyncFileRequestObject struct {
 	Params GetSyncFileParams
 }
@@ -10597,6 +11547,15 @@ type StrictServerInterface interface {
 	// UpdateCard Change my card (If-Match required)
 	// (PATCH /cards/{card_id})
 	UpdateCard(ctx context.Context, request UpdateCardRequestObject) (UpdateCardResponseObject, error)
+	// ListCardShares List the share links of my card (newest first; revoked and expired ones too)
+	// (GET /cards/{card_id}/shares)
+	ListCardShares(ctx context.Context, request ListCardSharesRequestObject) (ListCardSharesResponseObject, error)
+	// CreateCardShare Make a share link (and QR code) for my card
+	// (POST /cards/{card_id}/shares)
+	CreateCardShare(ctx context.Context, request CreateCardShareRequestObject) (CreateCardShareResponseObject, error)
+	// RevokeCardShare Revoke a share link of my card (idempotent)
+	// (DELETE /cards/{card_id}/shares/{share_id})
+	RevokeCardShare(ctx context.Context, request RevokeCardShareRequestObject) (RevokeCardShareResponseObject, error)
 	// UnsubscribeCard Remove this card from my acting profile's saved cards
 	// (DELETE /cards/{card_id}/subscription)
 	UnsubscribeCard(ctx context.Context, request UnsubscribeCardRequestObject) (UnsubscribeCardResponseObject, error)
@@ -10702,6 +11661,9 @@ type StrictServerInterface interface {
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	// (GET /profiles/{profile_id}/vcard)
 	ExportProfileVCard(ctx context.Context, request ExportProfileVCardRequestObject) (ExportProfileVCardResponseObject, error)
+	// GetCardShare The card a share link opens, as the app renders it
+	// (GET /shares/{token})
+	GetCardShare(ctx context.Context, request GetCardShareRequestObject) (GetCardShareResponseObject, error)
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	// (GET /sync)
 	GetSyncFile(ctx context.Context, request GetSyncFileRequestObject) (GetSyncFileResponseObject, error)
@@ -11432,6 +12394,98 @@ func (sh *strictHandler) UpdateCard(w http.ResponseWriter, r *http.Request, card
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(UpdateCardResponseObject); ok {
 		if err := validResponse.VisitUpdateCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListCardShares operation middleware
+func (sh *strictHandler) ListCardShares(w http.ResponseWriter, r *http.Request, cardId CardID, params ListCardSharesParams) {
+	var request ListCardSharesRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListCardShares(ctx, request.(ListCardSharesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListCardShares")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListCardSharesResponseObject); ok {
+		if err := validResponse.VisitListCardSharesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateCardShare operation middleware
+func (sh *strictHandler) CreateCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, params CreateCardShareParams) {
+	var request CreateCardShareRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	var body CreateCardShareJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateCardShare(ctx, request.(CreateCardShareRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateCardShare")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateCardShareResponseObject); ok {
+		if err := validResponse.VisitCreateCardShareResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RevokeCardShare operation middleware
+func (sh *strictHandler) RevokeCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, shareId ShareID, params RevokeCardShareParams) {
+	var request RevokeCardShareRequestObject
+
+	request.CardId = cardId
+	request.ShareId = shareId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeCardShare(ctx, request.(RevokeCardShareRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeCardShare")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeCardShareResponseObject); ok {
+		if err := validResponse.VisitRevokeCardShareResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -12458,6 +13512,33 @@ func (sh *strictHandler) ExportProfileVCard(w http.ResponseWriter, r *http.Reque
 	}
 }
 
+// GetCardShare operation middleware
+func (sh *strictHandler) GetCardShare(w http.ResponseWriter, r *http.Request, token ShareToken, params GetCardShareParams) {
+	var request GetCardShareRequestObject
+
+	request.Token = token
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCardShare(ctx, request.(GetCardShareRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCardShare")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetCardShareResponseObject); ok {
+		if err := validResponse.VisitGetCardShareResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetSyncFile operation middleware
 func (sh *strictHandler) GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams) {
 	var request GetSyncFileRequestObject
@@ -12539,206 +13620,234 @@ func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L17c9u4ejj8VVC+nYncQ8nyJdnEnk7r9WXrc+LYtZ3dM13ltSASkrAmAS0A2lEznumn6QfrJ/kNHoBX",
-	"gRIlK3aS478SSxQIPHju1y9ewOMJZ4Qp6e198cYEh0TAf4+v8Uj/GxIZCDpRlDNvz7tSgrORj/5MuCIh",
-	"uiNCUs6QwiPEh0iNCRJkIogkTGH9k47nezIYkxjrtchnHE8i4u15PW+n53m+p6YT/adUgrKR9/Dge5dk",
-	"KIgcH3J+S8nsBq7hFfAIUvyWMIQlwgz9h1KTcxZNfXRFgkQQH13hmFxRRf71SgkaKBTAikgGfEJCpDja",
-	"xBO6ebe1iYOAJ0yVtzq7saspCy4IC/XfM9vqK5GQProf6w0hRu6JQIOERmEKliGNCKIS4UgQHE4Rvyfh",
-	"PrrHVKEhF/DIJJFjRJlUBMPPJjyKKBtVQMiS2Nv73dPv83xviCNJvE+zgHzwvQkWOCbK3uchFuHpkf4f",
-	"1RueYDX2fI/hWP8swCK8oaHne4L8mVBBQm9Pv6H45iEXMVbenkeZerPr+V5MGY31bray11OmyIgIgNdh",
-	"IiQXs6A6n+A/E4IC+BoNBY/N6QW5ozyRaIJH5JVEfUY+qxvzVF/DALb9Z0LEtLBv847iNmP8+T1hIzX2",
-	"9rZfv3Fh2HGMaXStcacGGoBXc2FReMnW9lsARfb3Gw15pYjQC///vx+0/wu3/7vbfnfT/vSXf3ai/Onw",
-	"DKtg7EZ2TYcpEqXkNiCUjVAwxmwEWETVmCcKUQVPYSY1+lGJdrffZpAzpJ0f8nTYNm+ddy7XXj9wRrL9",
-	"1i2tH1qwfnd71/WC9zSmKlu6ct8RfFlcMSRDnETK29vu+np5i5Hd7kL8vBBcE2UtTUzM9+smi0vO49p3",
-	"Cs7jdb/w74cRJUxlCD+LYiG5o4GmuZPDMyTIiEolgHsbDusjqbggIeAZYJgkUlrm7kSAv7fNO9vXlpKc",
-	"GLDbffemTDoufPh7ek+he/M4UJoY7G3tayKIE6nQgCDOSEo5AY4iIl5JFNE7kj4s5xzAvrV9uubLyE5z",
-	"DofAUZNT+UawaMmhP8XSebRlT7XqKR40QOSEM0lAsvyMw0vyZ0IkkG3AmSIM/osnk4gGgEmbE8EHEYn/",
-	"8ofkrKQK6F+EgPtmjQ5ldzgCGgiJwjTKhD58rdmafUKfkwjBtXz7/Ys3pCQKvT2PaPYOl4bhXV6KDpgh",
-	"+A7hMBRESu/hk+9JhVUiNTJ2fU9RBdrJzzhE6ZEyAOABT9TeIMLs1nsoQu+fBRl6e97/t5nrUpvmW7l5",
-	"YY5toObSZLJDxTjS16D5ed+cqo/0vUlEcDBGAxwiOGFHv/yQs2FEg8cBPNV7wsT8ihRBfsVjgu5wlBCJ",
-	"sCCZ3qLwLWE1kGc0uAVUKwAfnq9A+l0O6ewgTwLmIMJyTKRhZOQzlUBkIVbYDXR4Xj+SQ/6EiwENQ8NK",
-	"G4L+0Wf4wBXCUaR1RtjEB65OeMLCp90DkkkwRoJInoiAoBYXiHGF7qikg4hojTpnRxvpPs94SIeU1DDv",
-	"AMTEK4kCPplqKggSIYjRxR22iGvr9rFNeObBCHYScBZS/Z4TTCPypHDSx0p1q0xhoxJABfAxJ9QcHGBU",
-	"3O1lJmeedr9Gk0SMkBCMqWz/Brh2n2aJJ9zaAUNAlL618S5PDtG73dc/IfsmFPIgiQFdHnzvmvP3WIzI",
-	"UwNvwENA3Ui/XFtymJWI9ZrzM8ymVp7Ip9zeJVYEgc6sxYogSkwRHipi7E2WxAMitBohAQW1YEX9S/1U",
-	"+0A/1a+QYeGr8vZmVYQH3/vIcKLGXND/flqEPqNSUjbyUzXBR+TzRFMV4gIJcsdvSYgCQULCFMWRhEv6",
-	"yGQymXChSHhGQoqv4URPTIXmXUhDM+UYOAjIRAEmZcIQ7uLAfqH/PxF8QoSiRh3DhW/sxQw4jwhmnlHd",
-	"Uh7ze/5o7kDggz9IoDRIDox6MPuCQBCsSHiDVUl3DLEibUVB/FfU+Mppv8x+b5S2kovoD8zIv9s/OwGP",
-	"XcvCz27uiMhkTPXEvkfD2XVvQu7cJo3xiNwkInJuMraybKmTZ0pRaRN/xcz5tOBGRUvdPIkEBR6HMWUO",
-	"N48PD9xUjrjlz2r0DlukiAnpMgAuv6jJpep0BdR2q34RG8oQcuJUGB6OsbrAQtGATjBTsmA64NCIQRxd",
-	"FBAOXFx+BQdz4xz+pIrEcmlLBhwGp+anqccg/TPXR4XAU8/3Ekb/TIj9WpuBVRAWt+Q8+x2mER7QiKrp",
-	"rDZ0woXROUHVRFhqLgW6MBh/akyENm2pRENBiGbMZYBkBFRHALOfFzHTwSjmHqDprcWUFT/dqt32PL4J",
-	"Drv8JPMefc9HlJ0eVY837ycf0uechz7EIlwTC8RqoYTQbzvSzwHLjIiqY2r2y6U2YKC3kDOsyufKmJR/",
-	"AY5dcn+TOtOa7SH9leXFOedMvfbg6th8PewG2/gtaf8Ubg3au8EOab/Du9vtrcF2sBPuktfDN13XbieC",
-	"3mmL1wncguev2Watmt/o6QrXAHZbcjVavgvokm90DqPN358jzacaVD6ySOgmWuPdmon4JIFKtP6kt5R7",
-	"nUToo1syUVo5H9E7wlALo79enX9A5pUb4CUoeh3iCWZTrdcfnh17uQ/gmI0oIxlDLm7ozW7NOd5T6dBM",
-	"MjGQ/WcRsXkPFUavMTkPPLgjQaX7gzfVgfsqGZT0ngoXsVGXZki2Cs9ZGpOl2fCgkfqYR41KCFxYwwkX",
-	"MDYvsJT3XISriX9rRN9M7CrO2MJcz7K+5vvS7+dq7ulzMyCobqSybg0A1PGdtSqKBIITScKbwfSmeG1b",
-	"r8tX7213t9+0t7ba2z9dd9/sdbt73e5/aUrTK95QFpLP3t7uVvqBffvZ8dXVwS/HNxfnV9fHR5qBECmx",
-	"Npa9K0LQlCcIK/TTP4FeZ2IQez89zIDducOqKvPbmKOQhlpdaeGB1CYNuK9N5EDcEWG/9o1HCUs0xhBX",
-	"RVx/ye8ZEXJMJ8BBvhJlFKTrrCVmgYPusUT2wX1ElcxMNCqRIJMIBwS80LMipHQbjSiveF0L+FaKP2Ck",
-	"LrZa0pt2nVSRz8pHNgA9IowIDUkkp1KRGL7tuM0UiyONjqawGBF1U4FJxWq3CHp0/P74+vhoDzZU+EUq",
-	"d+x1pFfUEEPsDhZgbWw1bOOCRvdjjgIcE0SZjyIyVBpOGiUEifkdCTO4MXJvkLbRbiocJA/5FeFTwof8",
-	"Dku4Ppe3uAXkGMubmAsHMpxxYeEtjWccDciUsxCpMTUxeUQNCYdUkACig2CkuPF/SUmcccQZcewUt35+",
-	"kLlASL04qTV9cXB5fXp4enHw4frm9IPnlz44/3hd+eRvp4d/A2Y5wz3LH9ycnh38clz42CKx53uX5+dn",
-	"N2fnR6cnp8dHTgO+Yg+7/DmK3tVoqvMpn8obQEv3b//glC3JNDURrMsoWEoxqTW1c305P46fgqwONy45",
-	"j6uyN+JSr221jSYCF0Sk70VYVlibFr4lE6puBRuWPYxoPNDSTwk68XwP7qysA2xDNk/mM4GoW4oXRmnP",
-	"79r8XbjdBa//K2YEHYE/rPzOB7/+JRZOzd/yNxqjM8pkUn3N64dPBXPMvEcQHJZhuvPO9xIGn1uv5HbB",
-	"7Nqa1VTsfboQ/2v4LxvLwll0qXLi9lauLmnhgMZYIsYtc24o8NZrws9iZDMbvoSyS8iCIj90GGhzjfdZ",
-	"3Gm01zJyLWv1l2/wVxv1SzMiOY9fSSSJUpSNJGppOPuo8Bsf2SP5Ro/Y2IcfHl/j0SoqRZEtzlxd0aVQ",
-	"uqCGHoYZBK7Abh7TPTQvmJVxQwjT3lB2R03eaHN8MRHe0+yXLoQRluEvwjsQDC4FDTItZ7Y476hrcVBk",
-	"W/p6Tgq4kUMswrMkUlQjxOyuU8+lI2SFRfhKGscQlqjk/6m3HjQqlmhsQBmGNL9allQy7rsLbfsCh2ia",
-	"MFuGmKUe2Ol8uK3mwFjWGbwyHGZ8rzMhdtAhTR5uMok4Dk9o5Lar5sdSCjDPkjLt2Rf4keBwc6BsyWBF",
-	"SJcl96IMVN8DCic330KEaR34n92FUa0WXIXj8PUXY7MJV3ThYXaDGWfTmCfSsNVGuNMskGK3lsdS6pBg",
-	"u7v71neaTkMeRfz+JqJS3UySQUSDZttzB3uthv3V7tH3FMHxzezLrbO9+uIG7M918UcELAKsVr11zoZU",
-	"xA7/g03S1KeDwIFh2/rPT67TPsbzmyYnNspHL9mduZc3PYgLSMeNkhkyRpJG2EuVCy7OBOv+Wkh2mB8C",
-	"zn84L0GicsRCgN+s5zygTZ3UXLmQF4aj6HwItmmjLBi/eoDHq2mzm/304HszKuJsJAYyYmeKeoIxVp2U",
-	"FzKuboY8YWEftZhNhszys7nIPJNcoIgHtyTc8HvMLJErjTeCDBNJ9BoY/fz+/PBvPuT5GGYDToAxQYYb",
-	"ClgWsyniEP6Hn+Jov8dMnZVGYsgTIndEIMWjEGGtwG34yLzW5uzeFNT8fqfHimE5r2Z/awkm5XSWv+8a",
-	"3IlmJRRgpg8/SE8cdryFJFi0ZODasve4MPWEkig8FsJoyRWjw6QtF3eXkuIclpE/XJtXvugM5sUL9m1U",
-	"5BnuqYpRgnwvoMRtTtjItflVHB7NI4b0v0lTG/trxPJdtq9+kV+Glt3oQge6BvxHUINdCNPQbpm57xor",
-	"4gSoviBJnUlODXUdz76VyOXu2k1gXmWxhdtfh8FbhsfXs3rTLKG6vMBikVK5um93ueI+3/swL/2v/j0u",
-	"teWioPJUrDiFIoKlQuqeIz5EEb8nAgVYEh8lk0n2/5COqEKYhUhO4wGP9kH2kD8THCHFEQ19lGZNadED",
-	"XK1TFhdcCG3bj7mQBO1uVzXLivb1ds4xLokkajUtcpmssQpS1Cs1F9wU9pZfVYiezpwE6Gk1KssDevC4",
-	"ez9SaW3nzDy6GqQK2y9V3i20PWr269xorgFW0s/r8/X9RgrYlcKDiKAYB2PKSFtrM/CBfrqMl2lVSifT",
-	"0txefFWnIqflTE05Va5XONgUZVJhFrixxrLVm1JaZv51WiZVYBe73V1nUNvkTxX5ygeu0End6We1hmKt",
-	"1SIMsFLUvDTbptXBatAilV4VbpXqfx30WxroMFVDKMZTxFk0RbeM3yM1xlDUDPFoiVrWGgYGlivNVtEW",
-	"JMSB0po1lWBFwmOwGPA18Lln8dLM4w5PaRqUCscTU+s2pFFEQqMpV2KxVsObNV8xZan+h1p6V1Ih8I9v",
-	"OF2gdd6PNUWrVvGQrDnbtHHGvwOQRp1uAMZK4vtPjWJjpaD5uhNLax1Hs1CNKavJykntowGJOBvJcmmd",
-	"O+HiUQE/p6tq1v4bc9eG4cbguyY3tiB2Z2jY/a1kdYR39eEKUsiiRlsoOcpcvpJH5fLWpu+6KL4OX5bM",
-	"9i1AzqLVHIY8PwW4MdMACThD6N4hZwoHypQxSN/UNGCGuAiJICGSRIGGigdEM1lbYrzXY/0vPYNhPW8P",
-	"fel5cIH6/10f9Tx4zH4T8wGNFjzW8/7ydhttddH//c//9qAgrd/psb8xfs/s1oDTA6PxDfb6SDLpp0x8",
-	"3zhdzGOlNOeKB6Wgjdp485Zv9qE/uufitvBVN/vKeARxEJNOupRp2pIS2cwvvtiDu5ezx93a3tlFr9/8",
-	"9NYW4VXyqXe25+PFSeoSWULFzKLsxe4bxfYbXWfwPD3UI9HwV1in0UlnQh0mem12soBgfp2/3a8BmCV9",
-	"042Psw5DveBy+Eom+iXB4RkWt8ThuFs+u2O5fNWlc0EapnQuzJPID72iXbwAMBnmtbcWHqK4lnuv0IRr",
-	"tY3aDl43Km1KU+3atMg2dWwnqvPtr6BADwWPl893WkkHy+29siBlSRRliWDCFgQjYY9ZCJF5J+fv35//",
-	"5vnef5weHXu+B2EFz7ef31we/+fHY5O3qtf85MPS2o6uxBILGhK/eVyCZhV+1SWzY7sxSxIWmjiXqbd+",
-	"Ei+Rcx/qcXUqa6kxWVhQcmXaMblLwaXMqWzmoosP3JgyebkU9s4Q8vwnVnqH7Ta1BP+WRmrMg3Za3e4q",
-	"ic9AVg+g6snnnLN0ALu5Obd4yoZ8PUzM1ia5jalVLmKM5Y3pFTZz34WVIUEQ6oS++iXf4FH5gDVqRukC",
-	"SpZVabMlqOTwcxx8zv2tQ70qosLXU7GuiEql5mrcreCqnCuKFmbbzREGV3TETlfcX8RH1JGeS0Mf/TsN",
-	"swhHyZH87+4wECRkLErWWTklpQIOs+/CgnWA+TgpNCQtn30pHphmiARpDkDehiiDTKP0Mduuwr1a/Sme",
-	"KLPvm2o2UMaXZoqB3zQk7MzPc7urZjt9zEe7tLh3mdzXmVU+TrQwsPi3rl4SFXyY7SUVT9QUGXSwNXzS",
-	"1hRmT3ZcAc0at/MToUYlpmYvECmetu3q07DfWRCIbWZEmWtZ5mYX3smz5Tmvnr3cpBeKhdSSmclLYvBi",
-	"RFwRXI3qeb4CvJZMGK50yDFu2wzv91FfY1c/rcQ2tHw/5hGxFQgdVKX6ICJYSJRFAEzeXpn6F9xR88jd",
-	"s+Yp1+clr56CvCDneHGK8axDVpIgEVRNrzQ8DIAHBAsiDhI1zv86SZHzr79dp51rYSvwbW4fjJWaGD86",
-	"tWZUGYd+7hxiqPCG+nHCRrZNu0JY8ISFaJBIyoiUUNkiO+ijJEIi29FeI1gsSWTkhuDJKMsAlX6PAfDl",
-	"2PzUt9FpEwCBWIKPJL4zNTMSws7BGCtTNpMGxHusxw45uyMMKoz2TD0NZSaWnSgfeiDu7Oy8Qx+vDwtx",
-	"ax8B2SKqNw15CSZyUU3B6LE0B0OiVr+upV1/w7RIxUiaDIx+wEPS7yB9K3pvAXQJ0GRhSqGgLWyP9Q9s",
-	"xz/4dA/9DNeDekm3uxMYU9q0lIZPSH+/uETIGSlBAxZF/WLXYpu+mvXp1dd5cHFaCIrteVudbqcLXG5C",
-	"GJ5Qb8/b6XQ7O6DZqDHgWNrzX/9/ROCfbCenobenPzybpvpxpd/xdrc7pzXgci0BczfEbB/DKcomEzz4",
-	"3m53q26xbHebpZ6LsKItGlj0w7w1oe/JJI6xmIKygUMUZ/vQkMcjad0kxosNyoptBl8GYQIsvwxF4Ps/",
-	"83DaAICFCFslxBjReKDJSSOlKOqwEL+mpHnfYKce+lBWlG0lznOgQN6bNazgQnfxlRbacq+KPrvdncU/",
-	"yjsiwy/eLf5F1vT58Rh6aDvXWgwoVdWaTPwRZYiGqIXhn1KnWxg7YTXtDSdyP/gZq9jElf59Ey4djCMY",
-	"k+C21OrvEXhvDVZX9YhW2vKU1cYI7+rhtzZ8n925VeRovuzy23R2Bi58j/iwpnPiyrSy3QCJq219V8Zl",
-	"qwF5e79/KmL2NYH4D9Xaw7CcmquVAVtxIAiSikYRdIVciMJhVr1Vj8D5M2tg3Fm5l/Ee5WatK5E4b9jP",
-	"76AZFGuO17N1aY2wendWuuQrhd84r30k68wPWhDxqJXekdFQzf3B/W7sI3JHxDSd/mGaYEE75YWIB9ja",
-	"LroFiwhYSfqlI0ZCaLoE5U/W1Mqnj9hFX0lLBLYv0YCH0w46iO7xVKLt7jbMVcp/bpLnoH9GGeHFTLjx",
-	"OJsgsW6+3Rif62OgD7MDOLa72+vURkxLaBfXRRFlt9ACK4aSOkSHMImESpS1O38yenkmJv3lwS/bqL9/",
-	"eigx7jONk3ZaU3Z7BnJ4hMGxvyyxbH4Bq+mh1lyBh6fHmQM3H/xVU4yZP7JZGIelD/LV9Nxy9Sq4A8hn",
-	"tTlWceTsJl8cZTarFpcq7jQCpoWrFgl3v2L39sftHDCBSpSwW8bvmY8SaapGbZv6ztpVCVNWldUptmcR",
-	"s/Uf12fvgWEOBL+XREjfuB70RwcXp3ZQh1ysJUNytWHqETF6RlW/0J9b3eI0NkUw35Zx9RyGdszvSnKY",
-	"Wsg4De7EwQIkUTNArRNfcdrrZXPIRdxOHZXNQFqokHyxlDNptLXTSBqZCSXwg9dN3uKYSvF4bLsiagbV",
-	"UCtDCmtI9Yc0Iv3FFF+MVdXZxMWOv4+yJ2b6/roMiXLWlTeAgs0pkgpPIoJ2d5qrYe5exauaFuk6KaZ+",
-	"676cJ9Wwqi6deJr5ZlLDw7RBWMH8SBdqa11f1SOqxctSherz2gHOYtlG+Pc0JsGpaXGX6mGFgiXMUgbj",
-	"I1w1HL5rzwwo+BiVkcrqUdiYn2YEK5ihG0tiZ1HXr8PSQl7q49X9FXF7fUzWmWf7/Dx2d/FPsjl83wpq",
-	"askO46cz7EwDeQZJzcTslqRsFBFteDzGqWMzXus9ObOzugMeE5nPfIbRaS1T1rSBitOg+4MA39jf9tPR",
-	"3a3UONno9JiZmAWfU2nqfNNxVkjxkZmYk/mMzBQz1P97+zLtatH+jarxHhoEuO8jyRHusUBwKduSKqIN",
-	"nzjtT5NIgqjqoAsTBoYRrCydiNkWXGHz0luY0aqBJ0tjciFmWaVhOFqaub0sEZdm+j74dc20NBT7hW6y",
-	"8+7CwHLO7Ngy4OqG+hbqrvLAv511bF6Rr1m446VGeD+GbVUS1j2hbrZ/vT/b5l38f//zv8swrVL5i9Mr",
-	"tz7LJ8UTp1NOk7tFtf3yKPXyhTOOtHTWZMHFrawM97siqp0P3Z83abM8oR+29KM7/UpM9vizjSLiCoDB",
-	"4Vy8DtSaJTvDLhp4UuwastbpF1GprtKHluUgdjq/ps0FT5qB7F/VNVhMnXdnQqTA8DV4idQ2qpBPa+I/",
-	"0qzRh9NGDQwgT4+DWqasYAl02PySVzM8zHO0GUlUK2Ec0+dLZRLrmnn+qYnWdmlUjic2iJfU8B7t49Nn",
-	"TCe3xzlOL756OmKU1RsEEmokHqlEPEao2kKLUvHEPBdNYylbrv54YnfjHKGbxSi/SyH6jXuC6mwbOmKI",
-	"MqPTV2t4IFqd2+SNSIonaj5NnSeO3L/d2og1ZJysEx2eXkgdw8CffEh5Sa0sJnAiqfhEgiIJ5pBCnAWk",
-	"KdjbOIoWgv5Y26X3YyJIo0s4LpmxhIWmm+j3fhtl69xOlJCAcG3KkC24Wgz1ZDIf4B8nzyg/Gue5VXM9",
-	"FwmaUsHU7LybQvq66ZP9sJRkygvXGkmmrScxB21Qx1a5mmaPX0NardPDXK5lXHyqfUQVStvvpoF/NJia",
-	"oXE2NwUcsgMy5MIQjOZTGgSrStolE1u/CZlp6gALvnjUgkqCiam5iaYw1RBsqTTrvt4SgcKFudbo2fQQ",
-	"nvmujdFsvKzbErXVHTwKn8cMffI8wdRwxQF4Pi2avLIlMgVsMX+bioCl5Iit7zgN4WJrYsjZwJVHFRLY",
-	"TAfX6GErB37j4haO5jnKCne3CwVRkNzcPJQ8MzEG+nM9JhPDNbzniSWRmaE8Syh20lNF4Bxf49EiUQPP",
-	"fOv20NLBoe8pPSQVGkAF4NScoX7UguwwMMUqRAJZu3kuSRaBgSyTDQe7yETL5hc7UPphcf6YZQTLMZrT",
-	"4RmUKjXzSR2Z5oqdbxuvtpvcMgk4M3W2ZhSG0U/eLvfTtPJ8LannGrQarQDFWpIP1T46HbbhflDKvjac",
-	"wqWuXm8llMhlz7nViZpoIafDD5yRWmTqfnX2ms5eexR/3WmIbWe2rZn3Y/HkddRG4lRTeKwOpC/69Mjo",
-	"P/PKKdfA91bN9zDq0Qdyj4z2tGSRZVnzeVJH7lwqskmjj6amH0pb+S6lSp44aKRKI3ni0D42pelxU+gk",
-	"41ZFEiaL3XAauSk/5r8JUQtHkpv8DKogPY5xtdF5YbSO3HiYQ280UsFjp0Eq8Z2lZLm05nBVvPOvzItK",
-	"76rhS0UcRFJhRV7QooQWp9JhlhRoC3rmW5T5tzVKaH9pf4azWmOGcawmlpv7q119u75y1lITXL+q44Y2",
-	"vU5zxReOWKnfwCV+iF2U0KIhiSdcX2Kt2BtjVfTnli/mnEVTGF0ubfCvtDyViDLE+D1qmWeoQhEZKqhI",
-	"Z1yhiEpFwo0O6he7Xvd7DP41a5qJ9ggPFRE2cS1l5QI6j0ArbFf6pF49bb71vbubiwPDHQQCR/RRzKVC",
-	"ggSEqchc9h35R/A+w/Ed+K3wLZEIXEyU+cbNZDANGQwrIv0Yq/X5pWdldWVrA2JSa6HLGgTgbIAlH8OZ",
-	"Zl2b9mEEwlk4/dNk5vZYmuuA0cXB5fXp4enFwYfrm9MPhm466DeqxjxRqK9Ns77J8OU8hk7hOCZhgbDs",
-	"e2Snx/SvEPmMA41HULxt92AyKCA9bWtvyyw1IOqe2Oxhdc/zbldZhcNu9x3sssdgWhP8qkUZ6uv/9TcQ",
-	"ZVLpS+FDE7yDbAEUJoZcSAed2EryfK4+8BDDPxBlPdafHb3fRy1JCKoOdt3YN+KjAFxT5KpXkDBpdQxh",
-	"QNljxQApMDg4kAbebncH1c9tZTjWS0DHkYwbMtQ3A8T6Lm4VlMaYPyZ+4ZpN/vvWtr/1+lMWwID2SDBJ",
-	"VtCJt2x8otLR8KnDCfb1NnwwJ7KAWpLHpIQ2moLGWjQafNn4Yc35d2uvbXcNdK5pAFFkD9a5X5joa0e1",
-	"WeWts85oBLzRpev4BgsKnziYf6bwbEolCI5r9Z4P5D5VTPjQchJ4da0WBCF1qoDho5BoNp8IYsxUs+0N",
-	"H7h5YaSGmYeEJkTAA3ZOEmcByfn6eyxV+1j/pn16ZPJ+YOvaHBRKWrZ7r9nuGE8mhKWqFFWI6z/NUuV1",
-	"fFjIclejupmRdwL0i0mEpyTssawsJMQKD7AkBWECU5DMgC0tCVRaXmJ3N+JEAp7sI2z7BsAkvx67JWRi",
-	"NL8IpyO6su5NAOMAMySJ4cgxwpHJ64uplESm3LuDDrSEjPW6EWWkx1r9PTShbKTFjUTQqRFLNCZYqAHB",
-	"CrXMLW69RhINpsgi5Aa0B03zIoB5wAhtNNBqugYCS+IBEXqH5mgSwJomu6HW7vY7NCBTzrSee51DgLBQ",
-	"5lU3kog7IpAcJ0r2WMjv2T4CBxgjgY2PlW7IJUHMwpo7wlPSe4wu47t0mD4N+2l6GdwOICtonPROs9u+",
-	"nWqzV8Di/gZE+6SGL47sSHRMhewxqekAGPVgCteFJWppdSNF+Q1fm+iCyCQmAAWN8iM8kfsoe1V7y3Z3",
-	"nUqEewxQBDBTUxtQAWphiYZY6AsvWBBwnaAMUrVhAOqsaioBvlSDlHeE39re293yt17vtbcqI3u7796U",
-	"xwF32+8+/WWv/W/mPy2/8sHGvzhGBDcwLqDbCIC9nTOvJbqOHFjWY/Gzg441wZmPxliau/9X5LxhH/Xh",
-	"zz3oVtrXil/YY7bz7r8ijDKk1Ffw16vzD1X6dNKkvpOXlGdXawbNLNpXGl7HmRRyOTsN724BAUGP1llO",
-	"sjFPDH6xt/1QKwkvcnvF9KsdchFroVX8PCM0I+n2keTwGWZTTe2mJMq0JYYHeqyVsIhIiTCC6RCajjW/",
-	"LJgaMSpIVCI2OujCDmvNBZaZ/5qYXfWYGdbXQX3wNRQRGNG8f6/eTWn3nEVTF78dEVVS17+y7V/nBNbH",
-	"fQlKrSeKoGWHmf9s01YKePB4X4FefjXvcBrtLd9+Pw1e9VGAhaC2olgjxCuJ9AWjFghBojRfkKhvGyD3",
-	"N/bQ7vbbTKJS5aPdrW1QR3pMKhyRQlv0fuGt/bQ7OlUd1K+2iO/DgFVLkXJMJ6bHA9BdjxWAiVq73S6i",
-	"Q62FwswyrS0RrWyhy/Pzs5uz86PTk9PjIyt/oN480Npw6CLEpNRn/1kj3yW7Gm13t39aOgS+inH9dNwm",
-	"DYW/cJ0fJRQ+0xLZjj0PplptN/7JlvlHS8JFKVi1KoRRTutjCdnEd1AVSs5/PgRBnzEQ2/c+sz8NlwDf",
-	"4gA67sNEeMp6LAEWpH+c29wtLeEdago0l1AcMX7fQeeJklSjrH55RTkZEYV2uzvzYg51FpgjfGLPaL24",
-	"ERYjIopegGoaubVS/kyImOZGCljeXrMKXPdgzwabk7GZwF/ana21nuARqducKbBouLuue3OudSOIvBSX",
-	"zUjiddfPR+pulybqNitAXi9LBXyoi95YHZ4yhGVg6luKIH4JbJYL3jKeYN19g2nJaday61svhUqRc+M5",
-	"FThnWOhixsoAB1Gm80wSOU6TFIhtbFZkWK+QbQyAWieHZ+CF67GYSIlHxE9plnGV9fHcMJVewCxhUSps",
-	"qwHjuuqg/t/bpmCvDRV7fd/qhODO85HRtKwXJcnaVViXUICjSOPunJY2GhCaHs7MLp+xnNDCCcxpgqY8",
-	"QVihn/5pia5r5aM8YzAEKKJOYWOpq/pHYyPP5HzR144wUuSzQnGGxY3Vn80vBV7VpIahRCzLFiS8yIxq",
-	"LQG/Z+m1GePYUqGxMWFGWLiPMDo7vro6+OX45uj4/fF1ZoiacU3y2USJ72zJUh4gv0pPFpfO9cmFxFCg",
-	"A9j3xJLTLUa+sS7GL2z9H6wKzggDZrsjZ3xlcZfkOXKi5HN8ekKbo6Lm2Uf7cOg8dQaYJ+S+IAz9ETPH",
-	"PWWIUNBcQypIAP6FHoP6cv3pPZXFQUtpmpHi6WS8/FNhzXPTwDEf2tFjhfyODrrU+8BRJUEIufKDOujK",
-	"WluzYftXsse0rKAhIkzDq+wEACeCM84R8JigAQ5uTVwXxwTd4+mGSxnGYajp/KLsZF5Zoy0n/GxvfWo+",
-	"SWl2I8/sfpyT25PGPKqZa+ZS/byYlDOwVLCyuT4vOlE5N97kEabZMKjFhUH1CqYDPK3mVE1tCVfgaZtf",
-	"ckStKMDli35P8J1JxEOSD9WeHcVW8AEiqfBUprN9bNxjTKXiYprl7BlCLYcfTJKJIBiov5AdQ0J0P4aj",
-	"mVKbwtId9FuarQHe0B6LCL6zyS2maaZUbQhUAowKrysle+7nWR+QQ8EZQYWVbAZDEHEJqZiOrrAxvyMV",
-	"em1kG7wnQ6WZ6C0Nbl/IodrBQl8BajkRfSOFWtER/qRGQCqrl5fsLnLUiN82ifNPqWEkNanRZiemPbMZ",
-	"uD7k4h7b8WKM3IGclapI5Xn60eywLmkD8wSHZ+aQj2k7VTCu9na3luj9m779mURp4fh15WOKC5JWUGT8",
-	"UhCp1Vc2KqXKv3CLmekolSw4432eLUIYYyNp3JLSZKLWdl1LwPrUduiPaOXCuVz1XoCYP/BsnmfyXZpb",
-	"zg3W1l8vjn/x0cWHX3z0GxlcaDH3y+nJPlpswBq8LeDw5peiTueM8GqeQ0OtzwGfwSzkcapq0jDNhe4n",
-	"Iur7qA9bvNF/6G310w4y+oMOOkBZBudAq0yaTw2m6H7MQVrozyUhRrOjqjByZK8wOtwAwfr0yrVlPXZH",
-	"JTWzY/20y43dgo11iPCVRK2sRlNoZTGIkpCEG/ALeDW8IRdbJS0UCmQqA5ayfDawsA31Q3rMlCg7A47Z",
-	"hmzmSyh9OzB5dCSSBI2Ikmi3u6stYaPelsalt8qj0jcQUG9qKBXOL0iUVtqwsFRpLGuS4SyXWtxCOu2U",
-	"1chXmSTwZHF6wBvwXBb/rOTX4vbw05e3D+3s/7sP7d3sj52H9u9v3+HBp9In6f+3th9cCbj+Sl1iFoeV",
-	"4do3/6XMM7PDDyjDEPBuNDTQJn0OpkrbEpBSHiLKIL82jeBjFg74Z40Wh2YT7SvbFrB9wSMaTCtJPYc4",
-	"GJO2flbwBYMMfS9d8ojKCZc0bY3Q5CeVXSz6WZprNCfBGZrXbLvaiBtPFPiSkBxzodoRpK9/vHyfhjL5",
-	"4A/9CGhIFYi85/lw2vmv/1GblB/xe5YKEsuFQsOPWyaQTEyDL4zEPFjXiZOJhmBdB0n48rGDx/PY74TD",
-	"cooCY9rubr9pb221t3+67r7Z63b3ut3/WiYgXE+aBxenaTXk+kd3vqd3hBEpU+Q9uDgtgFZOpSJxCtu0",
-	"9ml+h86LvETqO66atqeY06czL1V9tlada2q8mbvxjDsttO5Pzn1j4EELAPtdkfIyjAD3xZy2mhaa6+is",
-	"ORlzZktVwazu+t4djhJDmzDoyfml95e322iri7a2d3bR6zc/vbV8ttizGRu7LEjzcIMoGXiP7MdpT/5M",
-	"GR4p3L/zBprrqvDMFFl7pcViPTdaF/neHOezK/six/mXJpLfeRPJDG9MH0lI/cAiNHHClGemJUXgMIVe",
-	"JQvSnUvcs6511KpY9I33nZzDmK5zW/ql++Rzd5/MMF+QEAcKQlw2ABWYfO4YT41fQRLjgtAStV5JWAqJ",
-	"C5GLRX0r18NtV46eWw3BeCKqUx/QJZEEC/2W5ep5VlEenoxG02qeddDqS0HPt9PbMiP5psKrVkdqMNDB",
-	"4thqUx1Wk3HfzSyItAezrLJbSV56NTosWVwdHZHr+WDPgpQacpGnYfgIhzEtu6kHRMiNNbRzLMquegox",
-	"AYS2SOM082jlBJ7NQjrftXuldJY6ArDzelAKne9qKMpTk0AKLJv7mMIMKV5g6gW8zmI0T4Xbm1/s/0pl",
-	"3wsmjP5BgjLeNyxkYPQlSWnGnGVThCv4gVrUli/E/K4s4deEIO6yAxcqrHcmrNsdaRKAF2DUOvNoDAzr",
-	"xHs2UD4F9gvOlnD2wOZru7A2TYw8OX///vy3OsxdxJ6subJA6Oqn/gG10wVBkAw2L1hbFsVpPMWgmCkS",
-	"oBKydW0SKI7u8VTum0KGQi83jXKmfHcQ0WDjGeT1vABqThAmkvpCEE6CyHwiL4RRQxgZOaQJVN8wWUCW",
-	"TeNwT15V+CN45X7keR+5VfRKmgy6r+K0dg5nyOI631gR6ovz+KWAdak89lkialLB2sh5nHL2xaw3s7Ka",
-	"+AYM9b84ByrZ3cxIYh8lbBDx4BZxgQLMAhLNWF+10rcuhl1/P09nab8Y2PVhXmf3VwuvbMzRV/MgrqcW",
-	"zHgBEGcQBjBe/0IXdVuuhFN3wc3l8X9+PL66Pj5CCVM0ypPnrU9GOkvDSpi8YrBYKqwSmW25eUz4Kn//",
-	"s5WFzScyC+UfldaWHtH/SOI8sSx5TEOi+bFhzKVxCK5xBUt7wu5gxmid0U8+a9XBkuCvaxuC27Areba3",
-	"vF/6z8e/nH7Y+/Xw4PKoJ3rs1+PLq9PzD3u7na7+8+TDHiRzHnGi/zy//GXv4PDsWP//+MNR/rNS679G",
-	"JRJ3hzDC80V+FBvqAXIUEoWgYAgghVqXJ4fozc7r7oapIIGCqtlQ9vqtLo3pcsqC2mKyKzttQdnCF73r",
-	"fpEt3rGwI/+MqCI7fbP5flpsYkqH+lCkkJYoSNTa6W5vIMV7rFyqMBFE0hGzBSKZP6NYIqLF09UOhKDz",
-	"9bAgKOBsSEeJIGEHHfRYjFUAw4X6p8P2B85I2r+5dU/wLdJgwYJK06nPzE7a6e5mfZoVT8zP9UvxiNQU",
-	"Yl1NWXCyWiLVyqmDBWivpZbp6j/fU2VudmXD0vc0JNo2qrroN/rZ9NGvVz20zO6bVRo9+pS77kpNM5Xl",
-	"lUQBn0w1ggeJELbe/jmu4zmyzrNKp3iKNDeyVU4GOc1cE6BPzRPiaRVSpSIcFgBH1Mdzw9vwmDZlKJFE",
-	"vJKzL/RhtIyZlgIdiyYTw9guYahCxgkNFvaYXsc3zdWHOXv3keSIcVSsA93ooL6+pH5anPtnwhUJEYSG",
-	"AiwJGpPP6OzodbZ2pdbQKI0Zb4Rt3GOJ7gVVirA9y9pMX5W0QU++Hop4gCOAH5SzatZHbEWwXRvG22ac",
-	"MG3dkr5sHw0SGiltO0DbpQlXiJqlNRTQGMseY5wRNCWqg/pFTNxDWufuo5hgpiUfI/dEwHpQq5zOGOX3",
-	"JNxD95iqLAFpkshxj2XNV7MGYP0vPSDTnreHenD3Pc9HPY8oPDKf9ZJudyeIw9casPAH6XkP5VF4Ew7t",
-	"VF1MXmPRV+XyDnZgcDotMo2JwvrM1XLRkoR1Mq5CV+en5OUvXK5eAYRJEWdHrzfsHJmM8/i56jEmaKDt",
-	"5Bmelmpqm4IAzRSbWZTh/bP+uqCxGfIOBCSowphY038k4DCKy4yFyTmDKVGPOL/VfIWz0YaZM5RqShG9",
-	"hfL3lDA6CKKJpoMyRkNyj+wWJQyYiilLlJk1BTwCRnWZeWn9S6LEtH0wVET0N9xdmGClAhE+o7JkNqNe",
-	"lKbGStPqobHn6dxxRGWQNkSyqFfWSRi/9+23KhEMUYf2Uakh/uINCBZEHCSaU//+ScsCM4fOiJFERN6e",
-	"t4kndPNuCySFXS+bdmJLix/87BPbzaL4kbEGCx9kFmLhs9zJUfjQpO0WPoBzFB8YY6Vtxf8XAAD//w==",
+	"7H2Jchs5kuivYOtthKmdIkUddttybOyqZblXM5atluTuedP0E8EqkMSoCNAASjTHoYj9mv2w/ZIXSAB1",
+	"EcVLlGR71NERFutAAYnMRN75NYj4aMwZYUoGB1+DIcExEfDn8SUe6H9jIiNBx4pyFhwEF0pwNgjR55Qr",
+	"EqMbIiTlDCk8QLyP1JAgQcaCSMIU1q+0gjCQ0ZCMsB6LfMGjcUKCg6AT7HWCIAzUdKx/SiUoGwS3t2Fw",
+	"TvqCyOER59eUzE7gEj4BjyDFrwlDWCLM0H8pNf7AkmmILkiUChKiCzwiF1SRf79QgkYKRTAikhEfkxgp",
+	"jrbxmG7f7GzjKOIpU+Wpzk7sYsqiM8Ji/XtmWl0lUtJFk6GeEGJkQgTqpTSJHVj6NCGISoQTQXA8RXxC",
+	"4tdogqlCfS7gkXEqh4gyqQiG18Y8SSgbVEDI0lFw8EegvxeEQR8nkgSfZgF5GwZjLPCIKLufR1jEJ2/0",
+	"X1RPeIzVMAgDhkf6tQiL+IrGQRgI8jmlgsTBgf5C8ct9LkZYBQcBZerFfhAGI8roSM9mJ/s8ZYoMiAB4",
+	"HaVCcjELqg9j/DklKILbqC/4yKxekBvKU4nGeECeSdRl5Iu6Mk91NQxg2p9TIqaFeZtvFKc5wl/eETZQ",
+	"w+Bg9/kLH4YdjzBNLjXu1EAD8GouLAof2dl9CaDIfr/QkFeKCD3w//vjsPk33PxHu/nqqvnpT//qRfmT",
+	"/ilW0dCP7JoOHRI5cusRygYoGmI2ACyiashThaiCpzCTGv2oRPu7LzPIGdLOF3nSb5qvzluXb67vOSPZ",
+	"fOuG1g8tGL+9u+/7wDs6oioburLfCdwsjhiTPk4TFRzstkM9vMXIdnshfp4JromylibG5v6myeIs7SU0",
+	"uhhiQTIcnN11w9p4H2Ek9aMooey6hQ7ZVA313pNEGnYCe01itN/ez7Z6VWye3YRfzy/oPzzc93caqyHC",
+	"LEZDQgdDhShDY/qFJBI1zt7/soW4QKkkAqWMKokaF7/9slVHu1J/wbuVz3d2C3u5295/WYDqi30vWM85",
+	"H9VupeB8tOl9hB2s/SJs2r18clWkQQ3NExIsFZJkMCJM6Sf07nRTkXS31saaAi3v75VYoP65Igv861FC",
+	"CVNzFheTGxrpg+Ht0SkSZEClEiBimGWHSCquCUEzQ2CDkkhpJRAvl/pr03yzeWmX6l9a+9WLMn/3Tt8x",
+	"k9g/eRwpTbWWpbzWnHqUSoV6BHFGHHuPcJIQ8UyihN4Q97CcswD71ebJZvEsX80HWAROlllVaKQfLd7o",
+	"q1h6l7bqqtZdxa0GiBxzJgmIPz/j+Jx8TomEsyXiTBEGf+LxOKERYNL2WPBeQkZ/+rvkrCSv6jdi4CRm",
+	"jBZlNzgB8o6JwjTJJFO4rTmzfUKvkwjBtRD2x9egT0kSBwcB0TIIbBqGbwUOHTBDcA/hOBZEyuD2UxhI",
+	"hVUqNTK2w0BRBSL0zzhGbkkZAHCPp+qgl2B2HdwWofevgvSDg+D/bOcC/7a5K7fPzLIN1HzidraoEU70",
+	"Nmiho2tW1UV63yQiOBqiHo4RrLClP37EWT+h0d0A7oTzODVvkSLIL/iIoBucpEQize+ccK3wNWE1kGc0",
+	"ugZUKwAfnq9A+lUO6WwhDwLmKMFySKRhZOQLlUBkMVbYD3R4Xj+SQ/4tFz0ax4aVLgn6O6/hPVcIJ4lW",
+	"bGASv3BGHvL7GoZw4E2wRILc8GsSh2iIJSJfxpoxauGESi2fxCgdh/BTSaR1H319wBmBib/n6i1PWfyw",
+	"wEMyjYZIEMlTERHU4AIxrtANlbSX6LO9wEe33DxPeUz7lNScOhGcb88kivh4qpcYpUIQo+l6NH3f1O1j",
+	"2/AMzPsMD4hnaxX5oraHapSUweFRS+9p1/S8anZu3bl9ZNeMT5j+ZMb4rEyFQU0F1b0n+EQSIUNksQL9",
+	"+eLDe2sKkNck1k9tZXO85PwUs6nl3HJDUz3HSsNxRBWJ0ZgIu/fuFHmNBFFiinBfEYG65/pH81D/6CJJ",
+	"Is5iWUGKwiPeqRROWtClYBCqZ/MW04TED035Tp3NdGQqgX6AaAzaowxVCrM9z6Smh52vUd4RIyQG+1U2",
+	"f7MHdp5miAec2iFDcMSE1qx2/vYIvdp//lOG2zGP0hHwkNswuOT8HRaDB2fzPR4DP0v0xwVSQ8xKR898",
+	"GrvX6RUJsUx1GhNZOuoRoYViS3VagS6R453I8CPDqRpyQf/xsAh9SqWkbBA6oTcsMm/L1FEkSEyYojiR",
+	"sEkfmUzHYy4UiU9JTPElrOiBqdB8C2loOo6Bo4iMFWBSJtrBXhzaG/rvseBjIhQ1ygUu3LEb0+M8IZgF",
+	"RhFxPOaP/NHcZst7fyeR0iA5NMLu7AciQbAi8RVWJU0oxoo0FQVhtnJEVFb7dfa+UUFKVvm/Y0b+0/5s",
+	"RXzkGxZeu7ohIhM8qisOAxrPjnsVc+806QgPyFUqEu8kR1bAWWnlmYhfmsSfMfM+LbhROJxlPZWgjuJ4",
+	"RJnHsh7CA1eVJe6Es/qpR7MuYoIbBsAVFvUSpxxWQG2nGhaxoQwhL07F8dEQqzMsFI3oGDMlC4owjs0x",
+	"iJOzAsKBVyGs4GBuD4WfVJGRXFkvB7veiXnVGWndz1y7EgJPgzBIGf2cEntbiZRUQVicknftN5gmuEcT",
+	"qqazIvJbLowGBYqTldVAswNThhoSLWpqttAXhGjGXAZIRkB1BDB7vYiZHkYxdwHL7tqIsuLVndppz+Ob",
+	"4CPJVzLv0Xd8QNnJm+ry5r3y3j3nXfQRFvGGWCBWC08I/bU3+jlgmQlRdUzN3lxpAgZ6CznDunyujEn5",
+	"DfClkcmV818sNwf3luXFOed0jlIw3G0/77ejXfySNH+Kd3rN/WiPNF/h/d3mTm832ov3yfP+i7ZvtmNB",
+	"b7AifuAWnC3LTdaK+Us9XeEawG5L3h3LdwFd8onOYbT593Ok+VSDym8sEvqJ1thqZ5zsaaRSLT/pKeU2",
+	"VBGH6JqMlRbOB/SGMK2IgrZpPgnG/JINbTTGbKrl+qPT4yC3aB2zAWUkY8jFCRX8K+V1vKPSI5lkx0D2",
+	"xyJiC24rjF5jcu7r9TukSvsHX6oDNzhJfCKaojcej9Z7rnKzgxb/rORqflirQytHqgLO4vF4llZ6ET7Y",
+	"3tZbJbfBCbO993m3+dPkcJn/fGTjXPPLkcU6XNKsWN4TY8NfrlJrg5+9+1lcjdmgVvr7LK7kTf1tu28r",
+	"TVzVe5gSyq6fSetFa+Ce1JoBmHGoQhFmGiF6BAkS8RsCKEJag5bV7jC6OD46P768+svx/7XK/VbLN4EZ",
+	"jBkqNZYH29u9CLfs1e3orliTSnKV6RIe7glY5Yerj1vm8SH6ndK+lXapOHJOIBVGms8tdGQ5l5g3xXgM",
+	"Z7hn7pP2SlpXRYa5d1pe+RyVZsK9pZTXHA1Kx2dhDC9cgBrOsJQTLuL1lA9rwrsa21G8wSRzvbR6myel",
+	"9+faDdxzMyCoTqQybg0A1PGNtWkUj2esz5er3vSquG07z8tbH+y2d180d3aauz9dtl8ctNsH7fbf9Dmv",
+	"R7yiLCZfgoP9HXfBfv30+OLi8Jfjq7MPF5fHb7T4QqTEA33rghA05SnCCv30L6BVmuiIg59uZ8DuneFM",
+	"VMiQo5jGmk2W2KbxwosbIuzt0Dg5sERDDIF0SHNSxCeMCDmkY+CY90QZBdl+lvVb4IATwj742rgZrIGI",
+	"SiTIOMERif3CQGk3lqK84nYtYF4Of8BEtthm4nbaGyNCvihwoujNGRBGhIYkklOpyAjutvxGEosjSy1N",
+	"YTEg6qoCk4rN0CLom+N3x5fHbw5gQoU3nNRrt8Nt0ZIYYmewAGtHVr837lw0GXIU4RFBlIUoIX2l4WT8",
+	"UiN+ow98CzdGJgZpl5pNhYPkwUhF+JTwId/DEq7P5S3+U3KI5dWICw8ynHJh4S2Nlxn1yJSzGKkhNUGY",
+	"iBoSjqkgEUTagInEj/8rHscZR5w5jr3HbZgvZC4QnA3Z2fLODs8vT45Ozg7fX16dvA/C0oUPHy8rV/5y",
+	"cvQXYJYz3LN84erk9PCX48Jli8RBGJx/+HB6dfrhzcnbk+M3XvNhxRo3T1XxgHku5VN5BWjpf/fvnLIV",
+	"maYmgk2ZJFYSTGoNfbm2ni9nvhg5xOqc81H17E241GNbaWOZAxeOyDBIsKywNn34lgw4dSPYEKejhI56",
+	"+vRTgo6DMIA9K8sAuxC+nVlsIYLF4YUxGeR7bX4XdnfB5/+MGUFvwBpf/uZtWP8RC6flv/IXOkKnlMm0",
+	"+pnnt58KxiDzHUFwXIbp3qswSBlct3rMbsHoszMrqdj99CH+fXhPlj4LZ9GlyombO7m4pA8HiH5g3DLn",
+	"JQ+8zRoQZzFyOQtiCWVXOAuK/NCjoM01Hc7izlJzLSPXqjbH8g7+ZmMOXAoM56NnEkmiFGUDiRoaziEq",
+	"vBMiu6TQyBFbr+HF40s8WEekKLLFma0rGjRLG7SkfXMGgSuwm8d0j8wHZs+4PgSJXFF2Q02i0PL4YuJL",
+	"TrI3fQgjLMNfhHdwMPgENEitmZnivKVuxEqRTen+jBSwI0dYxKdpoqhGiNlZO7+Jx2GORfxMGrM0lqhk",
+	"fa7XHjQqlmisRxmGXIBallRS7tsLdfsCh1g2Q6oMMUs9MNP5cFvPgLGqK2ptOMx4fmYCfECGNIlX6Tjh",
+	"OH5LE79eNd+TW4B5lrph177AjgSLmw9lMNatB+qyPbsm3FAqPpZowsU1CGL6/G1YfaefKkggxAqNuFQI",
+	"oynBAuEhwXHZQjH3cC1aviv+HXxDJFJDwdOByVWAKVEbPwtHfjGVSf+3MGi/DpaWpayJtWUpaFH6VhgA",
+	"tyRX30KswCZ4SYbXRkxdgNaexdcjuc1yWNMcitkVZpxNRzyV5ohaig6Xc4nbqeVe8TokMKlZPjW0zzUm",
+	"XyVUqqsxZLwtNz1/2I7VVu5tH8NAETy6mv24dZtWP7zEUeLb+DcEtCus1t11zvpUjDy2HJs8olcHLmBz",
+	"BOqfn3yrvYsV3SVNLJXMWdLhc4u5W4gPSMdLhaVljMTFSpXSfn2cCcb9rRC2Nj+YJ39xXqhbZYmFUC0z",
+	"nneBNqVDc+VChC9Okg990POXimcMqwu4u8g7O9lPt2EwI27PerUgU2cmIz4aYtVyvJBxddXnKYu7qMFs",
+	"rkOWN8ZFZuXlAiU8uibxVthhZohcAL8SpJ9KosfA6Od3H47+Yrz0htnYcxwZbihgWMymiEMgF7yKk9cd",
+	"ZooUaCSGiE9yQwRSPIkR1sLwVojMZ20u0VVBZeq2OqwYYBHUzG8jjrmczvLvXYJp1oxU8EibFcetYCEJ",
+	"FrVC2LbsOz5MfUtJEh8LYTSOigJn0qmKs3OkOIdl5A/X5rstWoP58IJ5J8SHpuDKyTwu+VxAIN4es4E3",
+	"/mIN49Hy3lebZb2MveI+orJ8dgTrsS9CK3TJ2gucERrwH0Gl8CHMkjrgzH7XaGRvgeoLJ6k3XHVJWSew",
+	"XyVytb32E1hQGWzh9DdhPCjD4/4sCC7esy7Cu5g8XS6Nsb9aWngYvJ8XyF3/HZ/YclYQeSoasUIJwVIh",
+	"NeGI91HCJ0SgCEsSonQ8zv6O6UBraCxGcjrq8eS1CRf7nOIEKY5oHCIX/6qPHuBqrfJxwYUgkUJDLiRB",
+	"+7tVybIifb2cs4xzIolaUz1eIf63ghT1Qs0ZN1Vxyp8qeKJnA7HoiKxJZblzFB73z0cqLe2cmkfXg1Rh",
+	"+qWKAAt1j5r5eieaS4CVRKL6zKtwKQHsQuFeQtAIR0PKSFNLM3BBP13GS5d02sqkNL9HRNWJyC7NellO",
+	"lcsVHjZFmVSYRaQm5A828qoUYJ/fdunbBXax3973BgiYSNgiX3nPFXpbt/pZqaGYA74IA+wpaj6aTdPK",
+	"YDVo4U6vCrdy8l8L/e6cRiYpGI3wFHGWTNE14xOkhhgqAoFvX6KG1YaBgeVCsxW0BYlxpLRkTSVokfAY",
+	"DAZ8DfwXme85817AU5oGpcKjscnB79MkIbGRlCt+bSvhzaqvmDIn/6GGnpVUCHwN/hDKOuvHhjx/61hI",
+	"Npw3sHTulgeQRpxeAoyVFKaflvIzlgIQNp0iUGs4moXqiLKaCCenH/VIwtlAljPn/cErd3Keek1Vs/rf",
+	"kPsmDDsG95bZsQV+UEPD/ruS1RHexfsLCMdLlppCyVDms5XcKSujNhHDR/F1+LJi3kYBchat5jDk+ckc",
+	"SzMNOAFnCD044kzhSJmENBma7DTMEBcxFPmSBIo3JbhHNJO1pU8OOqz7tWMwrBMcoK+dADZQ/90OUSeA",
+	"x+ydEe/RZMFjneBPL3fRThv973//TwdSi7utDvsL1EIwUwNOD4wmNNgbIslkmJcbAKOLeayUsFKxoBSk",
+	"Ueu73wnNPPSlCRfXhVvt7JaxCOJoRFzEvK146Ihs5o2vduH+4exyd3b39tHzFz+9tOnUlcyYvd35ePHW",
+	"mURWEDGziIWSv6fgF2l7AxHcou6Ihr/BOEutdMbVYSIBzEwWEMxv86d7H4BZ0Ta99HI2oagXTA73pKKf",
+	"ExyfYnFNPIa71SNlVov9XTmuZsnw2IUxJ/mi19SLFwAmw7zmzsJFFMfyzxUq2K43UVv+9ipLZaqWPF2k",
+	"m3qmk9TZ9tcQoPuCj1aPHVtLBsv1vfJBytIkyYLqhC3tgIRdZsFFFrz98O7dh9+DMPivkzfHQRiAWyEI",
+	"7fWr8+NfPx6bGGA95qcQhtZ6dMWXWMwwu7pbsGsVftUhs2X7MUsSFhs/l6mc8SBWIu881N1yfjaSr7Mw",
+	"OefClIn0F/WQMqeymY0uPnC1ThLlDCHPf2Ktb9gqmCvwb2lOjXnQdnVKfMVNMpDVA6i68jnrLC3ATm7O",
+	"Lp6wPt8ME7N5Xn5lap2NGGJ5ZWqYzux3YWQItoScq3vf5Cs8KC+wRswobUBJsypNtgSVHH6ehc/Zv02I",
+	"V0VUuD8R64Iod2qux90Kpsq5R9HCyMU5hwEE0cU19TTwYq7q0vX5hNWHg/oNLahRSpqW+IbEW37rS8FT",
+	"V9n3ZdF5flZMjbWi1v7gg2Q5TXZRKVyI4HfFSGHpJqtKg8sHA0+abZ41sTjB9oIO2MmaaJjwAfVsLo1D",
+	"9J80zhxZJX/Bf/q9fRB3sygma+3IowqMzLwLA9YB5uO40LShvPaVjjoXCBS5UI+8bmAGmaWiBG19Kf9o",
+	"9at4oADOb6o6UBlflpP/wmU9/94wTD9XmC3NNR/tHLmuHy5u6serpWq9Q7XwQsF3yEJx3Aa9JyQ2NUgR",
+	"zvw2+tZrlErNs6jqMMBxU7A7lSRPR3JVVhmZJJaTtdBhXjClUOZPywHNdGxDmWWH2WAoU8d4f6dtTH8b",
+	"rRo/A/mPYy0nWZrdVMGsCg3NFswcjdUUmWnZVGFpU5ezJ1s+X3+NR+aByKnibrZIr09xW5u0S+Nua0GM",
+	"ws4K27IKNSzck0dLp1g/SWKZgm8WUisG7a+IwYsRcU1wLZU2eA/wWjGWvlIG0Hg0Mrx/jboau7qu4IOh",
+	"5cmQJ8QmOrVQleqjhGAhUeYcMyGtZepfsEfLO7UfNYS/PmR//ej8BeH4i6PvZ30VkkSpoGp6oeFhANwj",
+	"WBBxmKph/uutQ84//37pmk3AVOBufuYMlRobFxO1FoYyDv3cOsJQSALKVBA2sO2/FMKCpyxGPX3WEmkO",
+	"ZdlCHyUREtlOaRrBRpIkxawg1ycj7DAAvhyaV0MbuGF8g+BmC+FgNrchIiMaYmWy81ysSId12BFnN4RB",
+	"IuOBSdujzIR5pCqEQs97e3uv0MfLo0JIR4iAbBHVk4aQHePUq0YndZgLT5Ko0a2r29vdMtIARtIEJ3Uj",
+	"HpNuC+ld0XOLoBiJJguTcQmdHDqse2jLGsPVA/QzbA/qpO32XmSsTEYggiuk+7o4RKylmiI0YFDULTYa",
+	"sZHdWWsNvZ2HZycFf/FBsNNqt9rA5caE4TENDoK9Vru1B9KgGgKOuV5y+u8BgX+ymZzEwYG+eDp1OkWl",
+	"Rcluuz2n/vFqdY9zC91sseYpyjre3YbBfnunbrBsdtulwtIwos2nWfRiXn9Za7GjERZTEDZwjEbZPDTk",
+	"8UBaC6Jx8ICwYpuMlUGYAssvQxH4/s88ni4BwILzueJ9T+iop8lJI6Uoyv0Q2kHJ8q0+vHLobVm5sElq",
+	"j4ECeQH6uIIL7cVbWuiksy767Lf3Fr+UNzGBN14tfiPr03J3DD2y5fktBpSS902SyoAyRGPUwPBPqZw/",
+	"tDO0kvaWF7lvw4xVbONKkeIxlx7GEQ1JdF2qZ3wHvLdKvi+xSgtteTT30gjvK1S8MXyfnbkV5Gg+7OrT",
+	"9LY/KNzXerS/PPTatLK7BBJXexesjctWAgoO/vhUxOxLAq5RqqWHfjlqXQsDNhlHECQVTRIofb0QheMs",
+	"sbEegfNnNsC4s0xIY3HL1VpfjH3eY4vfQM05tjxez6ZsLoXV+7OnSz5S/I3z2juyznyhhSMeNdweGQnV",
+	"7B/s79ZrRG6ImLqGfabWHhiYFiIeYGuzaEotImAlHp4OGImhthtkBlpVK28YaAd9Ji0R2HIAPR5PW+gw",
+	"meCpRLvtXWNKy1437g7I2S8jvJjxxB9nTd82zbeXxuf68IDb2Z55u+3dTUojpu+Fj+vmHaBGkG2KaB9s",
+	"kVSirKfLg9HLIzHpr7dhWUf949NtiXGfapy0XYCz3TOQwwMMzpBViWX7K2hNt7XqCjw8Pc6M3nlD6Zo8",
+	"5fyR7UKbZb2Qe5Nzy4ndYA64Qy+yUjKqRkCX022RcP8eW9SEd++iRiVKTdey0BQv58IZ6VsbFyVMxmGW",
+	"wtucRczGf12evqt0SQPTg750eHZi25TJxVIyuHgNU0+IkTOq8oW+bmWLk5HJD/u2lKvHULRH/KZ0DlML",
+	"Ga/CnXpYgCRqBqh1x9fIlZTa7nMxajpD5XIgLSQPP2nK2Wm0s7fUaWTasMELz5f5iqf11t2x7YKoGVRD",
+	"jQwprCLV7dOEdBdTfNFXVacTFwuL30mfmCkv7lMkygGJQQ+clVMkFR4nBO3vLS+G+Uuir6tauHEcpn7r",
+	"tpwHlbCqJp3RNLPNOMXDVAhZQ/1wAzW1rK/qEdXiZSl5+3H1AG8e+VL49zAqwYmppOnksEKIGWaOwYQQ",
+	"+1BSHL5rywwI+BiVkcr1mzXqJ2ZyQgSooVsrYmdR1q/D0kLI9t3F/TVxe3NM1huC/vg8dn/xK1kf428F",
+	"NfXJjqHsfWbGsY48g6S2Z46kbJBACNFdjDo2GLzekmO6pcND9ssRHxFpSlo6kw1qmIy/La0CZXe6vQhf",
+	"2Xe7KOL8mhLUcMrJVqvDTFtQuE6lSYF3PTuR4gPTFjCzGZlWraj71+a5K/jS/J2q4QHqRbgbIskR7rBI",
+	"cCmbkiroGD1ycbGpJIiqFjozbmDKBsDdTNxoU3CFzUf1Cg3wpO2pATA1PssqDcPSXFLDqkT81yPQxywZ",
+	"h3V15jQUu4Wi1fP2wsCyFYQB1UMYgOVlwquAC4rUXfD8F1ISc8f/VzOm+UQ+ZmGP64aDPKnqeHdhW5Vc",
+	"jkCoq93fJqe7vI3/97//ZxWmVcoM81rlNqf5ODzxGuU0uVtUM+WpIRqKp7Ky4YwjfTprsuDiutpI/IKo",
+	"5pHZoAU95u3S7cMwpR/d6FdissdfrBcRVwBsYjcL24Eas2Rn2MUSlhQ7hqw1+iVUqgv30Koc5MhkVmja",
+	"XPDkOzqi6n5Ng8WsEn8khANGqMFLpNZRhXxYFf+Oao1enFZqTBSwXQ5qmIybFdBh+2ue6HM7z9BmTqLa",
+	"EwY48hgDJ7f8uJRBVJa9imxxpUhBD97s+6JaQeR4YIV4RQnvzjY+vUbwl/C+xgSZ0+6CracDRlm9QiAh",
+	"r+SOQsRdDlWbnFJKOJlnoln6lC1nzDywuXHOoZv5KL/LQ/QbtwTV6TZ0wBBlRqav5j2BtzrXyZciKZ6q",
+	"+TT1IfXE/u3Xeqwh4mST6PDwh9Qx9BUjyNpZy2JlMYCzUpcfK8RZRJYFexMnyULQH2u9dDIkgiy1Cccl",
+	"NZaw2BTa/d53o6yd28Y1EhCuSRmySWqLoZ6O5wP84/gRz4+l49yqsZ6LDppSktlsW61C+LopIX+70smU",
+	"J/stdTLtPIg6aJ06NgHc1EG9j9Nqkxbmcv7n4lW9RlQhV5naOf5Rb2p6U9rYFDDI9kifC0MwkEPH1hcx",
+	"Vwxs/SbOTJM7WbDFowZkEoxNzk0yheapoEu5qPt6TSQqmaZXYhVnkJcCae65zWrBOyf995yRUwguhwgb",
+	"6FBrPgcp5MG2qXyfT6x1E/U3MbnlvraNb7DC4puFRh6L8W1O77NojW26973P79fzC/oPco8rkTff80qw",
+	"iOfbmU6nR/DMd21m0kuYY2OyeVs8iR/HwPTgEcDOJFUuivHMJr8VzgHz2+T6rCQh2sytkxg2tiY6JOsl",
+	"dqcUIRvD5FLDjtmAMmJyVa2E9zsX1yir2VFJGN7fLaQ6QtrC8kEiMy3noCjlXWKsfN3/HljGNDVlZgnF",
+	"toqsiJLHl3iwSIiEZ751S8fKbt/vKfDLiYOmXkSfi1nqRw2I+wQjS4VIIB4/jxLLfKsgZmx52EV2tGx/",
+	"1f8sMlib65YRrMZoTvr5MbdMigdUFG5923i1u8wuk4gzk0Fv+j8ZzePlaq+6mhIbSSrRoNVoBSjWkLyv",
+	"XqOTfhP2Bzn2teU9XOoycddCifzs+WC1nXVkpnuVRWoDWW35qbX5696S2HZqa3kGPxZP3kTWM3aSwl1l",
+	"IL3RJ2+M/DMvUXoDfG/dSC4jHr0nE2SkpxXTp8uSz4O6aOZSkQ0HvzM1/VDSynd5quQhweZUWeo88Ugf",
+	"21B9q6jpltHmA0umWT2tZxLxCSuKRiM8RVoZBqNZQtm1J5tQ38/6Iv8A+jKso05p/sAIGuMBOLQtPH4w",
+	"enmcEHhQzMHRk1WLkzZowBBAMQjmtQvYNHnhrtIbIxIpzouUoUejbHCHQyxcV+WvSYOLsBCUSISRwCzm",
+	"I7T7/EWzR22gami7fsZE0BsSm1hFqHBzCdGVQt+UigviAkA7bIilSZhXqDFOUj10xMdTJAlOXJE7lb39",
+	"TCJJIkHUlgkBhYb5PSwJSgi+hnYrEvFUIcY7zDk79czNFEwZvzFhEnVTkUC/U1OCyeyTpo2tEHU/i6sx",
+	"G1zpR7b1D3ljfqDGr+cdFvGYwPbCGFuwjd0b4Fn6QguBUA0Z8abrquugCt+4pkkirZsQ5qM4osoXcxqV",
+	"m7bfKbGhUFg52G3vvmju7Db3di7b7QP4/29Bsa/6TnsNW0qpsbw3vHJn84xuXs7mD8fbHtRy8Uic9BRf",
+	"E4SLVTfBAfbrORQP2nI2kIqsnzPKeiFi+6up/Tlj1Khhdd6ACRuviwckdHMypcFuNEraNBIoyumJINdM",
+	"v0zNS4bZoQZOJDdx4VRlBZAnWG49HeAbQTsb64cr5V6z85vGZDTmmnE99PkMyLLGUe4lBFM/t1Bx1W/Y",
+	"S5ksVtpdClU/5u9U8XWCJWJc/XC4upkc8qyksBGXfO4dU+m83skzzw53Udzz+9Y9it+qOZmLOIikwoo8",
+	"oUUJLU6kx8hfoC3oBmBR5j82aO9aXVVIPZrCew4eSj5hlnPut19thdAYFSPbGdCJxRan7V3I5UIYQXeG",
+	"Fjos1dSGwteGDEBxyNSCbqGgd7e2bDdV5uA2gTNQ1dPVA8UdZjSbvFI3vCCRloV9Yvksb1xPKF8+dM1X",
+	"9vyeE5iWIeeLOob/QwsoO0ss5RfONlL3AZfOB+zjDDWiScmoNsRqgQ1NcD6SNmi4NDyViDLE+AQ1zDNU",
+	"oYT0FVSy03SbUKlIvNVC3WIjuW5W+h4i/G6gfi3uKyJswps72gRULIXucj5aA+ucLdr9vRvn7DLqbHOw",
+	"xBCNuFRIkIgwlZjNviH/DLEtsHwPfit8TSQCBzZloWH8BtMsyy4i/RCrzUW9LGxG0yMmJReqs4MWaAMz",
+	"sVA0omPMlMvWNmXHCYTBYvfTZPR2mMuRwOjs8Pzy5Ojk7PD95dXJe0M3LfQ7VUOeKtRleES6JjOY8xH0",
+	"j8AjEhcIy35Hn1v6LUS+4EjjERR9s3MwmRdwSu4c7JihekRNiM06VhOeV8nOKiPst1/BLDsMGqDDWw3K",
+	"UFf/1d1ClEmlN4X3TdAvKM0oTg25kBZ6ayvQ6VnYCtLmiNb8A1HWYd0+PHJVeKSLGpIQ++5Jdn3rtTlr",
+	"CsA1xbH0CBIEiiGED8sOKwZWA4MzOjrVS9pDXY0zrXyEK9tdo6tBq4eASqUZN2Soa3ryd+cY7Cyh38Ve",
+	"Z/aqUPFfI/LObrjz/FMWHgVllcG0KOg4WNViV+mE8NDBSvbzNjhpTtwSakg+IiW00RQ01EejwZetH9ZZ",
+	"+GrjNfGOv1CpSVPDPufD3sKRRfZgxW0qM0ogeqCsF1drk7FO8EWfrBMaLChc8TD/TODZlkoQPKqVe96T",
+	"iRNMeN9yEvh0rRQElkitGWjtJiaazaeCGLXdTHsrBG5e6FJrWoyjMRHwgG09zllEcr7+DkvVPNbvNE/e",
+	"GGcHTF2rx0JJy3Ynmu0O8Ri8F4bjU2WcGWao8jghDGS5qxHdNLs1JxR04JiSuMOychKZIyU/TKCxuOlZ",
+	"r08C5cpS2NkNOJGAJ68RtvUGkT4bOuyakLGR/BLsut5nVZ8BxhFmSBLDkUcIJyYfcESlJNJxb60DRnw0",
+	"0uMmlJEOa3QP0JiygT5uJIIOD1iiIcFC9QhWqGF2cec5kqg3RRYht6CtiMunAObBE30E9rRMr4HA0lGP",
+	"CD1DszQJYHU2X9TY332FemTKmZZzL3MIEBbLvFqH828NUyU7LOYT9hqBe52RyEbflXbIq1vCwJo7wlMy",
+	"uIssE/pkmC6Nuy4tDXYHkBUkTvDZNbq2UfRBAYu7WxBLKDV8cYJkqs9ETIVWyjUdAKPuTWG7sEQNLW44",
+	"lN8KkeJIEJmOCEBBo/wAj+VrlH2quWO7wkylVsgBRYzzUElDBaiBJepjoTe8oEHAdoIwSNWWAai3GkoJ",
+	"8KXaJXn3vZ3dg/2dcOf5QXOn0k+r/epFuYVWu/nq058Omv9h/miElQtb/+Zrq7VYuYAqpQD2Zs68VqhW",
+	"emhZj8XPFjrWBGcuDbE0e//vyLvDIerCzwPoctLVgl/cYbZjz78jjDKk1Fvw54sP76v06aVJvSdPqdK+",
+	"ko6aWTQvNLyOs1PIZ/w1vLsBBAS9XWY5yda8Y/Cr3e3b2pPwLNdXjDOrz8VIH1rF6xmhmZPuNZIcrmE2",
+	"1dRu2+AZX7p+oMMaKUtIbtLTdKz5ZUHVGKHCiUrEVgudWZtffmAxrlAfWv30uegwKCkoW6gLtoYiAiOa",
+	"9/3RsynNnrNk6uO3A6JK4vo96/51RnG93KeQt814VfTZEROFaWKD4gt4cHdbgR5+PWu5iyUt737XhcZ1",
+	"s9gap98/k0hvMGrAIUiU5gsSdW3jpO7WAdrffZmdqFSFaH9nF8SRDpMKJ6TQTq1b+GrXdVWjqoW61dZy",
+	"XRdEo6/LIR2b2pBAdx1WACZq7LfbiELkDgWhDXFGtLCFzj98OL06/fDm5O3J8Rt7/kCdukhLw7GPENNS",
+	"f75Hjast6dVot73708oBtuso1w/HbVyg7RPX+VECbWdaKYXGexZNtdhu7JMN848+CRcleNSKEEY4rfcl",
+	"HGZyuT6eS8Z/61TLGIjtl5fpn4ZLgG2xB545BYyFdVg6NiFysqBzN/QJ7xFToCil4ojxSQt9SJWkGmWN",
+	"X7AknAyIQvvtvXk+hzoNzOM+sWu0VtwEiwERRStANUnVaimfUyKmuZICmnewXOWupq90V7jE5OTItJEv",
+	"zc6Gp47xgNRNzhRmWHJ2bf/kfOMm4HkpDpuRxPM2qGFmyF3b+nKVwmWbZamAD3XeGyvDU4awjExdjCKI",
+	"n2IcyoVyMp5gzX29aclo1rDjWyuFcsi59ZgCnNctdDajZYCBKJN5xqkcuqANYguiFxnWM2QLCqLG26NT",
+	"sMJ12IhICSGGlmYZV1n/DxNubLqbwqBU2IgHY7pqoe5fm6bQTxNqFHRDKxOCOS9ERtKyVpQ0K3NpTUIR",
+	"ThKNu3NK4WpAaHo4NbN8xDJEFk6gThM05SnCCv30LytUay8v5RGdIUARdQIbc6bqp2jPjRhf9LYjjBT5",
+	"otAow+KlxZ/trwVetUyGdIlYVk13fjozqpnKfMLcthnl2FKh0TGht3j8GmF0enxxcfjL8dWb43fHl5ki",
+	"ato8y0c7SkJvKdcCRq1Zy9Unc33yITGk/8vVi9/c+eT0HyPfWPejJ7b+T1ZjwxwGzHZVyvjK4u5Kc86J",
+	"ks3x4QltjoiaRx+9hkXnoTPAPCH2pRKLq5UaQkFyjakgEdgXOgzq0umrEyqLDZpdmJHirqN+flVY9dw0",
+	"fsibfXZYIb6jhc71PHBSCRBCvvigFrqw2tas2/6Z7DB9VtAYEabhVTYCgBHB6+eI+IigHo6ujV8Xjwia",
+	"4OmWTxjGcazp/KxsZF5boi0H/OzufFq+A/PsRB7Z/Dgntsf5PKqRa2ZTwzy822TFDrGysT5PMlE5V8DE",
+	"EbpoGNTgwqB6BdMBnlZyqoa2xGvwtO2vOaLOzaZ7R/CNCcRDkvfVgU2fK9gAkVR4Kl1PYOv3GFKpuJhm",
+	"MXuGUMvuBxNkIggG6i9Ex5AYTYawNJN6VBi6hX530RpgDe2whOAbG9ximm1I1QRHJcCo8LlSsOfrPOoD",
+	"Yig4gwRkN5KNYIgSXpNCICD1p0KvS+kG70hfaSZ6TaPrJ3KopuHrLUANL6JvOagVDeEPqgS4s3rNXL4K",
+	"OWrEb5rA+YeUMNKa0GgzE5Oco3FbapqdYNuW3JQFGGNbJcFSeR5+NJstK61jnuD41CzyLtnvBeXqYH9n",
+	"hZ5B7uuPdJQWll+XTqe4IC6DIuOXgkgtvrJBKVT+iVvMdFWtRMEZ6/NsEsIQm5PGf1KaSNTaau0paJ9a",
+	"D/0RtVxYly85DBDzB+7p+0i2S7PLucLa+PPZ8S8hOnv/S4h+J70zfcz9cvL2NVqswBq8LeDw9teiTOf1",
+	"8GqeQ2MtzwGfMUVgrKhJYxcLDYVRQtSFKZrKKVygrqtPaaqkHKIsgrOnRSbNp3pTNBlyOC30dUmIkeyo",
+	"KrQqPdDSrRNfAQjWplfOLeuwGyppjyZUTUNXQ9NOoVg0qpEldAotLEZJGpN4C96AT8MX8mOrJIVCgkyl",
+	"MXMWzwYatqF+CI+ZEmV7xzNbyN3chNS3QxNHRxJJ0IAoifbb+1oTNuItloU1N7p/bdpjuXkSd7cQUK9T",
+	"lArrFyRxmTYsLmVey5pgOMulFreecnV4l7JVpik8Wew6+AIsl8Wflfha3Ox/+vrytpn9vX/b3M9+7N02",
+	"/3j5Cvc+la64v3d2b30BuOFaNSgXu5Vh27f/rcwzs8X3KMPg8F4YvnsJGcoQ9NmbKq1LQEh5jCiD+Frn",
+	"wccs7vEvGi2OzCSaF7adQPOMJzSaVoJ6jnA0JE39rODJ/JDiMHBDvqFyzCV1pSKWeaUyi0WvuVijOQHO",
+	"UBpz11cXxViiwJaE5JAL1UwgfP3j+TvnyuS9v+tHQEKqQOQdN2fd4s//qM3N3vAJcweJ5UKx4ccN40gm",
+	"pnwwRmIerOuOkzE1jQK8lSng5lpSs9f3O+YwnKLAmExxq53m7k+X7ReuuNUKDuF60jw8O3HZkK2NN/54",
+	"R28II1I65D08OykWmplKRUYOti73aX79/7M8Reo7zpq2q5jTBSBPVX20RgAbKuufm/GyQhm2KGBoFDwo",
+	"AWDvFSkvwwgwX8wp2m+huYm6/eMhZzZVFdTqdhjc4CQ1tAkNor03gz+93EU7bbSzu7ePnr/46aXls8Ve",
+	"T9joZZGLw42StBfcsdq/XfkjRXg4uH/n5fk3leGZCbKuxEshWc+P1kW+N8f47Iu+yHH+qUT9d16iPsMb",
+	"U6UeQj+wiI2f0PFMl1IEBlOoVbIg3LnEPetKaa2LRd94Vfs5jOky16Wfats/dm37DPMFiXGkwMVlHVCR",
+	"iece4amxK0hiTBD6RK0XElZre5V7LhZVxd8Mt13be24lBGOJqHaLROdEEiz0V1bL51lHeHgwGnXZPJug",
+	"1aeEnm+ncn5G8sseXrUy0hLt4iyOrdczbr0z7rvpNOc6vMgqu5XkqXalR5PF1cZ0uZwP+iycUn0u8jCM",
+	"EOF4RMtm6h4RcmsD5S2LZ1c9hRgHQlM4P808WnkLz2Yune/avFJaSx0B2D6/yEHnu2q5+NAk4IBlYx8d",
+	"zJDiBaZewOvMR/NQuL391f5VSvueq0gL8ncSlfF+yUQGRp+ClGbUWTZFuIIfqEFt+sKI35RP+A0hiD/t",
+	"wIcKa+Yf1KRk+s2RJgB4AUZtMo7GwLDueDfTITFywH7C2RLOHtp4bR/WusDItx/evfvwex3mLmJPVl1Z",
+	"cOjqp/4JpdMFTpAMNk9YWz6KnT/FoJhJEqCmxrcNAsXJBE/la5PIUKjlZrqGSRvZsvUI5/U8B2pOEMaT",
+	"+kQQXoLIbCJPhFFDGBk5uACqb5gsIMpmaXdPnlX4I1jlfuT+J7lW9EyaCLp7MVqnHj4qM7/ON5aE+mQ8",
+	"fkpgXSmOfZaIlslgXcp47Dj7YtabaVnLtTYDTffpZC5HdzNzEocoZb2ER9eICxRhFpFkRvuqPX3rfNj1",
+	"+/NwmvaTgl3v5vVWf7Xwyto+3ZsFcTO5YMYKgDgDN4Cx+heqqNt0JezMBVfnx79+PL64PH6DUqZokgfP",
+	"W5uM9KaGlTB5TWexVFilMpvy8j7hi/z7j5YWNp/ILJR/VFqzjRHmv3DEWT+hkdoAcb61LHlIY6L5sWHM",
+	"pXYIvnYFK1vCoIVwrdJPvmjRwZLgb7b32N01/yWrkmdzy+ul/3z8y8n7g9+ODs/fdESH/XZ8fnHy4f3B",
+	"fqutf759fwDBnG840T8/nP9ycHh0eqz/Pn7/Jn+tVPpvqRQJaLX6dH6UC+oBchQChSBhyDSlbZy/PUIv",
+	"9p63t0wGCSRUzbqyN691aUx3vXehyFx9Wtlb6w7G4/EziTq28xlHP7eOcCdAMhKEMNTo9iJ8sG37msLQ",
+	"buQudHkwrYpcbleoTxMoAVI+UxkemS5IIChDpXs0GRKocOJp/jHEWZ8T24kT2nXDFKlt7NAtNQXsmpbg",
+	"xdaEeSpXzE2LC5OTizBKJakrTV7fLHhzhwl8IAZ+UnecwBMA0n/qbn6PlPHp4k8q3YnHhMnQtcPA4zES",
+	"hEGxW6o20qIY8MIWaVyjXoGcsqiW3C9smxVlM970MrpFFL5hcUt+Tqgie11LYS7LzOQMdiE7yeUmSdTY",
+	"a+9uIcU7rJyjNBZE0gGzmWGZIbOYG6bl0os9INl8PA3niLM+HaSCxC102GEjrCLoKtY96Tffc0Zc4fbG",
+	"hOBrpOGCBZWmRKfhRHvt/axAu+KpeV1/FA/qaP5iyqK360VQrh0zXID2RpIYL359R5XZ2bUtSmGgIdG0",
+	"4RSL3tHPukfvL21wldkvl2J451Xu+1O0TTumZxJFfDzVCB6lQthCG4+xHY+RbpKlOI6mSHMjm95okNM0",
+	"NAL61DxhNK1CqpR9xyJgoHp5fngbHtOkTJ/m4pmc/WAIHNu0SXIcGxjbOXRTyTihwcIO0+OYzsimeLlr",
+	"gSY5YhwVE8C3WqirN6nrsvI/p1yRGIFPOMKSoCH5gk7fPM/GriQZG20x440wjQmWaCKoUoQdWNaWSzv6",
+	"qXw8lPAIJwA/yGPXrI/YUgB2bOjznXFCV7PJfew16qU0UYjbPlpjrhA1Q2soaAGswxhnBE2JaqFuERMP",
+	"kFa2u2hEMNMiLyMTImA8KFLg5DY+IfEBmmCqssjDcSqHHZZVXc4q/3W/doBMO8EB6sDed4IQdQKi8MBc",
+	"66Tt9l40ip9rwMIP0gluyz0wxxzqKPuYvMaie+XyHnZgcNpll4+IwnrN1Tzx0gnrZVyFcu4PycufuFy9",
+	"5gctYk7fPN+yDaQyzhPmoseQoB6Pp7M8zUlq24IAzRSr2JTh/bO+XZDYDHlHAiLToT+0KTwUcejBZ/pB",
+	"5ZzB1KZIOL/WfIWzwZZpMOYkpYReQ90LRxgtBGEEpnQ6Rn0yQXaKEjrLjShLlWkyBzwCevSZRondc6LE",
+	"tHnYV0R0t/zl12CkAhE+orBkJqOehKalhab1feKPo8C9oTJyldAs6pVlEsYnob2rUsEqGpyl1HLxgK9B",
+	"j2BBxGGqOfUfn/RZYBpQmmMkFUlwEGzjMd2+2YGTwo6XtTmyNQW0buf6j5gyNsVLxgxUuJCZhgrXcutm",
+	"4aKJ1y9cgHUUHxhi5elReZGpuFALAYYxwJGmlKQt5KOG0CUGcQYI5z5i1d3Zcc9MjaIxHhDpMswlNa3m",
+	"FGowDjJck7KtoqQmC7PRc/j1HEU8JrLwSRMLo7Xe/x8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

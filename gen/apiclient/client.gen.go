@@ -237,6 +237,37 @@ type CardList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// CardShare defines model for CardShare.
+type CardShare struct {
+	// Active Not revoked, not expired, not used up.
+	Active bool `json:"active"`
+
+	// AppUrl Example: bca://cards/share/3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
+	AppUrl    string     `json:"app_url"`
+	CardId    int64      `json:"card_id"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Id        int64      `json:"id"`
+	MaxUses   *int       `json:"max_uses,omitempty"`
+	QrPngUrl  string     `json:"qr_png_url"`
+	QrSvgUrl  string     `json:"qr_svg_url"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+
+	// Token The link's token (absent when it cannot be recovered, e.g. after a SECRET_KEY change).
+	Token *string `json:"token,omitempty"`
+
+	// Url Example: https://bca.example/c/3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
+	Url      string `json:"url"`
+	UseCount int    `json:"use_count"`
+	VcardUrl string `json:"vcard_url"`
+}
+
+// CardShareList defines model for CardShareList.
+type CardShareList struct {
+	Items      []CardShare `json:"items"`
+	NextCursor *string     `json:"next_cursor,omitempty"`
+}
+
 // CardSubscription defines model for CardSubscription.
 type CardSubscription struct {
 	CardId     int64      `json:"card_id"`
@@ -357,6 +388,15 @@ type CreateCardRequest struct {
 	// PreviewFileId An image from uploadFile.
 	PreviewFileId *int64 `json:"preview_file_id,omitempty"`
 	Private       *bool  `json:"private,omitempty"`
+}
+
+// CreateCardShareRequest defines model for CreateCardShareRequest.
+type CreateCardShareRequest struct {
+	// ExpiresAt The link stops working then (in the future, at most a year ahead).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// MaxUses Saves through the link it allows.
+	MaxUses *int `json:"max_uses,omitempty"`
 }
 
 // CreateChatRoomRequest defines model for CreateChatRoomRequest.
@@ -689,6 +729,22 @@ type SetRelationRequest struct {
 // SetRelationRequestStatus defines model for SetRelationRequest.Status.
 type SetRelationRequestStatus string
 
+// SharedCard defines model for SharedCard.
+type SharedCard struct {
+	Card Card `json:"card"`
+
+	// Own The card belongs to the caller (it cannot be saved).
+	Own     *bool `json:"own,omitempty"`
+	Profile struct {
+		Id       int64   `json:"id"`
+		ImageUrl *string `json:"image_url,omitempty"`
+		Name     string  `json:"name"`
+	} `json:"profile"`
+
+	// Subscribed The acting profile has already saved this card.
+	Subscribed bool `json:"subscribed"`
+}
+
 // SignInRequest defines model for SignInRequest.
 type SignInRequest struct {
 	// Login id, @id or email
@@ -727,7 +783,12 @@ type SignUpRequest struct {
 }
 
 // SubscribeCardRequest defines model for SubscribeCardRequest.
-type SubscribeCardRequest = map[string]interface{}
+type SubscribeCardRequest struct {
+	// ShareToken The token of a live share link of this card. Needed for a private card; using it
+	// counts one use when the card is newly saved. A revoked, expired or used-up link is
+	// refused with 410.
+	ShareToken *string `json:"share_token,omitempty"`
+}
 
 // UpdateAccountRequest defines model for UpdateAccountRequest.
 type UpdateAccountRequest struct {
@@ -802,8 +863,20 @@ type Limit = int
 // ProfileID defines model for ProfileID.
 type ProfileID = int64
 
+// PublicShareToken defines model for PublicShareToken.
+type PublicShareToken = string
+
+// QRSize defines model for QRSize.
+type QRSize = int
+
 // RoomID defines model for RoomID.
 type RoomID = int64
+
+// ShareID defines model for ShareID.
+type ShareID = int64
+
+// ShareToken defines model for ShareToken.
+type ShareToken = string
 
 // XClientToken defines model for XClientToken.
 type XClientToken = string
@@ -822,6 +895,9 @@ type Conflict = Problem
 
 // Forbidden RFC 9457 problem document.
 type Forbidden = Problem
+
+// Gone RFC 9457 problem document.
+type Gone = Problem
 
 // NotFound RFC 9457 problem document.
 type NotFound = Problem
@@ -906,6 +982,28 @@ type GetCardParams struct {
 type UpdateCardParams struct {
 	// IfMatch The ETag of the version being changed; without it the answer is 428.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListCardSharesParams defines parameters for ListCardShares.
+type ListCardSharesParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// CreateCardShareParams defines parameters for CreateCardShare.
+type CreateCardShareParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// RevokeCardShareParams defines parameters for RevokeCardShare.
+type RevokeCardShareParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
 // UnsubscribeCardParams defines parameters for UnsubscribeCard.
@@ -1113,6 +1211,12 @@ type ExportProfileVCardParams struct {
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
 }
 
+// GetCardShareParams defines parameters for GetCardShare.
+type GetCardShareParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
 // GetSyncFileParams defines parameters for GetSyncFile.
 type GetSyncFileParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
@@ -1164,6 +1268,9 @@ type CreateCardMultipartRequestBody = CreateCardMultipart
 
 // UpdateCardJSONRequestBody defines body for UpdateCard for application/json ContentType.
 type UpdateCardJSONRequestBody = UpdateCardRequest
+
+// CreateCardShareJSONRequestBody defines body for CreateCardShare for application/json ContentType.
+type CreateCardShareJSONRequestBody = CreateCardShareRequest
 
 // SubscribeCardJSONRequestBody defines body for SubscribeCard for application/json ContentType.
 type SubscribeCardJSONRequestBody = SubscribeCardRequest
@@ -1512,6 +1619,44 @@ type ClientInterface interface {
 	// Corresponds with PATCH /cards/{card_id} (the `UpdateCard` operationId).
 	UpdateCard(ctx context.Context, cardId CardID, params *UpdateCardParams, body UpdateCardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListCardShares List the share links of my card (newest first; revoked and expired ones too)
+	//
+	// Only the card's owning profile may list its links.
+	//
+	// Corresponds with GET /cards/{card_id}/shares (the `ListCardShares` operationId).
+	ListCardShares(ctx context.Context, cardId CardID, params *ListCardSharesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCardShareWithBody Make a share link (and QR code) for my card
+	//
+	// The link carries a random 256-bit token, never derived from ids. The server stores only a
+	// hash of it (plus a copy sealed with the server's secret), so a database leak hands out no
+	// working link. The link opens `url` (a public card page), `qr_png_url`/`qr_svg_url` (QR
+	// codes of `url`) and `vcard_url`. Deleting or locking the card kills every link to it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
+	CreateCardShareWithBody(ctx context.Context, cardId CardID, params *CreateCardShareParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCardShare Make a share link (and QR code) for my card
+	//
+	// The link carries a random 256-bit token, never derived from ids. The server stores only a
+	// hash of it (plus a copy sealed with the server's secret), so a database leak hands out no
+	// working link. The link opens `url` (a public card page), `qr_png_url`/`qr_svg_url` (QR
+	// codes of `url`) and `vcard_url`. Deleting or locking the card kills every link to it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
+	CreateCardShare(ctx context.Context, cardId CardID, params *CreateCardShareParams, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeCardShare Revoke a share link of my card (idempotent)
+	//
+	// The link stops working at once; the page, QR codes and vCard answer 410.
+	//
+	// Corresponds with DELETE /cards/{card_id}/shares/{share_id} (the `RevokeCardShare` operationId).
+	RevokeCardShare(ctx context.Context, cardId CardID, shareId ShareID, params *RevokeCardShareParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// UnsubscribeCard Remove this card from my acting profile's saved cards
 	//
 	// Corresponds with DELETE /cards/{card_id}/subscription (the `UnsubscribeCard` operationId).
@@ -1524,12 +1669,20 @@ type ClientInterface interface {
 
 	// SubscribeCardWithBody Save this card as my acting profile (idempotent)
 	//
+	// Not my own card (409), not a deleted or locked card, not across a BLOCK. A private card is
+	// saved only with the `share_token` of a live share link of it; the first save through a
+	// link counts one of its uses.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PUT /cards/{card_id}/subscription (the `SubscribeCard` operationId).
 	SubscribeCardWithBody(ctx context.Context, cardId CardID, params *SubscribeCardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SubscribeCard Save this card as my acting profile (idempotent)
+	//
+	// Not my own card (409), not a deleted or locked card, not across a BLOCK. A private card is
+	// saved only with the `share_token` of a live share link of it; the first save through a
+	// link counts one of its uses.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1853,6 +2006,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /profiles/{profile_id}/vcard (the `ExportProfileVCard` operationId).
 	ExportProfileVCard(ctx context.Context, profileId ProfileID, params *ExportProfileVCardParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCardShare The card a share link opens, as the app renders it
+	//
+	// For the app's "Save to B.Ca" screen (`bca://cards/share/{token}`). Answers the card, its
+	// owning profile's name and image, and whether the acting profile has already saved it.
+	// Save it with `subscribeCard` and `share_token`. Reading does not count a use.
+	//
+	// Corresponds with GET /shares/{token} (the `GetCardShare` operationId).
+	GetCardShare(ctx context.Context, token ShareToken, params *GetCardShareParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	//
@@ -2472,6 +2634,84 @@ func (c *Client) UpdateCard(ctx context.Context, cardId CardID, params *UpdateCa
 	return c.Client.Do(req)
 }
 
+// ListCardShares List the share links of my card (newest first; revoked and expired ones too)
+//
+// Only the card's owning profile may list its links.
+//
+// Corresponds with GET /cards/{card_id}/shares (the `ListCardShares` operationId).
+func (c *Client) ListCardShares(ctx context.Context, cardId CardID, params *ListCardSharesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCardSharesRequest(c.Server, cardId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCardShareWithBody Make a share link (and QR code) for my card
+//
+// The link carries a random 256-bit token, never derived from ids. The server stores only a
+// hash of it (plus a copy sealed with the server's secret), so a database leak hands out no
+// working link. The link opens `url` (a public card page), `qr_png_url`/`qr_svg_url` (QR
+// codes of `url`) and `vcard_url`. Deleting or locking the card kills every link to it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
+func (c *Client) CreateCardShareWithBody(ctx context.Context, cardId CardID, params *CreateCardShareParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCardShareRequestWithBody(c.Server, cardId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCardShare Make a share link (and QR code) for my card
+//
+// The link carries a random 256-bit token, never derived from ids. The server stores only a
+// hash of it (plus a copy sealed with the server's secret), so a database leak hands out no
+// working link. The link opens `url` (a public card page), `qr_png_url`/`qr_svg_url` (QR
+// codes of `url`) and `vcard_url`. Deleting or locking the card kills every link to it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
+func (c *Client) CreateCardShare(ctx context.Context, cardId CardID, params *CreateCardShareParams, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCardShareRequest(c.Server, cardId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeCardShare Revoke a share link of my card (idempotent)
+//
+// The link stops working at once; the page, QR codes and vCard answer 410.
+//
+// Corresponds with DELETE /cards/{card_id}/shares/{share_id} (the `RevokeCardShare` operationId).
+func (c *Client) RevokeCardShare(ctx context.Context, cardId CardID, shareId ShareID, params *RevokeCardShareParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeCardShareRequest(c.Server, cardId, shareId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // UnsubscribeCard Remove this card from my acting profile's saved cards
 //
 // Corresponds with DELETE /cards/{card_id}/subscription (the `UnsubscribeCard` operationId).
@@ -2504,6 +2744,10 @@ func (c *Client) GetCardSubscription(ctx context.Context, cardId CardID, params 
 
 // SubscribeCardWithBody Save this card as my acting profile (idempotent)
 //
+// Not my own card (409), not a deleted or locked card, not across a BLOCK. A private card is
+// saved only with the `share_token` of a live share link of it; the first save through a
+// link counts one of its uses.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PUT /cards/{card_id}/subscription (the `SubscribeCard` operationId).
@@ -2520,6 +2764,10 @@ func (c *Client) SubscribeCardWithBody(ctx context.Context, cardId CardID, param
 }
 
 // SubscribeCard Save this card as my acting profile (idempotent)
+//
+// Not my own card (409), not a deleted or locked card, not across a BLOCK. A private card is
+// saved only with the `share_token` of a live share link of it; the first save through a
+// link counts one of its uses.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3244,6 +3492,25 @@ func (c *Client) SetRelation(ctx context.Context, profileId ProfileID, params *S
 // Corresponds with GET /profiles/{profile_id}/vcard (the `ExportProfileVCard` operationId).
 func (c *Client) ExportProfileVCard(ctx context.Context, profileId ProfileID, params *ExportProfileVCardParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewExportProfileVCardRequest(c.Server, profileId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCardShare The card a share link opens, as the app renders it
+//
+// For the app's "Save to B.Ca" screen (`bca://cards/share/{token}`). Answers the card, its
+// owning profile's name and image, and whether the acting profile has already saved it.
+// Save it with `subscribeCard` and `share_token`. Reading does not count a use.
+//
+// Corresponds with GET /shares/{token} (the `GetCardShare` operationId).
+func (c *Client) GetCardShare(ctx context.Context, token ShareToken, params *GetCardShareParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCardShareRequest(c.Server, token, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4362,6 +4629,206 @@ func NewUpdateCardRequestWithBody(server string, cardId CardID, params *UpdateCa
 
 			req.Header.Set("If-Match", headerParam0)
 		}
+
+	}
+
+	return req, nil
+}
+
+// NewListCardSharesRequest constructs an http.Request for the ListCardShares method
+func NewListCardSharesRequest(server string, cardId CardID, params *ListCardSharesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "card_id", cardId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/cards/%s/shares", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-Profile-Id", headerParam0)
+
+	}
+
+	return req, nil
+}
+
+// NewCreateCardShareRequest calls the generic CreateCardShare builder with application/json body
+func NewCreateCardShareRequest(server string, cardId CardID, params *CreateCardShareParams, body CreateCardShareJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateCardShareRequestWithBody(server, cardId, params, "application/json", bodyReader)
+}
+
+// NewCreateCardShareRequestWithBody constructs an http.Request for the CreateCardShare method, with any body, and a specified content type
+func NewCreateCardShareRequestWithBody(server string, cardId CardID, params *CreateCardShareParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "card_id", cardId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/cards/%s/shares", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-Profile-Id", headerParam0)
+
+	}
+
+	return req, nil
+}
+
+// NewRevokeCardShareRequest constructs an http.Request for the RevokeCardShare method
+func NewRevokeCardShareRequest(server string, cardId CardID, shareId ShareID, params *RevokeCardShareParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "card_id", cardId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "share_id", shareId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/cards/%s/shares/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-Profile-Id", headerParam0)
 
 	}
 
@@ -6343,6 +6810,53 @@ func NewExportProfileVCardRequest(server string, profileId ProfileID, params *Ex
 	return req, nil
 }
 
+// NewGetCardShareRequest constructs an http.Request for the GetCardShare method
+func NewGetCardShareRequest(server string, token ShareToken, params *GetCardShareParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/shares/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-Profile-Id", headerParam0)
+
+	}
+
+	return req, nil
+}
+
 // NewGetSyncFileRequest constructs an http.Request for the GetSyncFile method
 func NewGetSyncFileRequest(server string, params *GetSyncFileParams) (*http.Request, error) {
 	var err error
@@ -6755,6 +7269,48 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PATCH /cards/{card_id} (the `UpdateCard` operationId).
 	UpdateCardWithResponse(ctx context.Context, cardId CardID, params *UpdateCardParams, body UpdateCardJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCardResponse, error)
 
+	// ListCardSharesWithResponse List the share links of my card (newest first; revoked and expired ones too)
+	//
+	// Only the card's owning profile may list its links.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /cards/{card_id}/shares (the `ListCardShares` operationId).
+	ListCardSharesWithResponse(ctx context.Context, cardId CardID, params *ListCardSharesParams, reqEditors ...RequestEditorFn) (*ListCardSharesResponse, error)
+
+	// CreateCardShareWithBodyWithResponse Make a share link (and QR code) for my card
+	//
+	// The link carries a random 256-bit token, never derived from ids. The server stores only a
+	// hash of it (plus a copy sealed with the server's secret), so a database leak hands out no
+	// working link. The link opens `url` (a public card page), `qr_png_url`/`qr_svg_url` (QR
+	// codes of `url`) and `vcard_url`. Deleting or locking the card kills every link to it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
+	CreateCardShareWithBodyWithResponse(ctx context.Context, cardId CardID, params *CreateCardShareParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error)
+
+	// CreateCardShareWithResponse Make a share link (and QR code) for my card
+	//
+	// The link carries a random 256-bit token, never derived from ids. The server stores only a
+	// hash of it (plus a copy sealed with the server's secret), so a database leak hands out no
+	// working link. The link opens `url` (a public card page), `qr_png_url`/`qr_svg_url` (QR
+	// codes of `url`) and `vcard_url`. Deleting or locking the card kills every link to it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
+	CreateCardShareWithResponse(ctx context.Context, cardId CardID, params *CreateCardShareParams, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error)
+
+	// RevokeCardShareWithResponse Revoke a share link of my card (idempotent)
+	//
+	// The link stops working at once; the page, QR codes and vCard answer 410.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /cards/{card_id}/shares/{share_id} (the `RevokeCardShare` operationId).
+	RevokeCardShareWithResponse(ctx context.Context, cardId CardID, shareId ShareID, params *RevokeCardShareParams, reqEditors ...RequestEditorFn) (*RevokeCardShareResponse, error)
+
 	// UnsubscribeCardWithResponse Remove this card from my acting profile's saved cards
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -6771,12 +7327,20 @@ type ClientWithResponsesInterface interface {
 
 	// SubscribeCardWithBodyWithResponse Save this card as my acting profile (idempotent)
 	//
+	// Not my own card (409), not a deleted or locked card, not across a BLOCK. A private card is
+	// saved only with the `share_token` of a live share link of it; the first save through a
+	// link counts one of its uses.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /cards/{card_id}/subscription (the `SubscribeCard` operationId).
 	SubscribeCardWithBodyWithResponse(ctx context.Context, cardId CardID, params *SubscribeCardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubscribeCardResponse, error)
 
 	// SubscribeCardWithResponse Save this card as my acting profile (idempotent)
+	//
+	// Not my own card (409), not a deleted or locked card, not across a BLOCK. A private card is
+	// saved only with the `share_token` of a live share link of it; the first save through a
+	// link counts one of its uses.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7142,6 +7706,17 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /profiles/{profile_id}/vcard (the `ExportProfileVCard` operationId).
 	ExportProfileVCardWithResponse(ctx context.Context, profileId ProfileID, params *ExportProfileVCardParams, reqEditors ...RequestEditorFn) (*ExportProfileVCardResponse, error)
+
+	// GetCardShareWithResponse The card a share link opens, as the app renders it
+	//
+	// For the app's "Save to B.Ca" screen (`bca://cards/share/{token}`). Answers the card, its
+	// owning profile's name and image, and whether the acting profile has already saved it.
+	// Save it with `subscribeCard` and `share_token`. Reading does not count a use.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /shares/{token} (the `GetCardShare` operationId).
+	GetCardShareWithResponse(ctx context.Context, token ShareToken, params *GetCardShareParams, reqEditors ...RequestEditorFn) (*GetCardShareResponse, error)
 
 	// GetSyncFileWithResponse Download my sync file (SQLite), or 304 when my copy is current
 	//
@@ -8844,6 +9419,283 @@ func (r UpdateCardResponse) ContentType() string {
 	return ""
 }
 
+// ListCardSharesResponse429Headers the declared response headers of an HTTP 429 response for ListCardShares
+type ListCardSharesResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListCardSharesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CardShareList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListCardSharesResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCardSharesResponse) GetJSON200() *CardShareList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListCardSharesResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListCardSharesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListCardSharesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListCardSharesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListCardSharesResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListCardSharesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCardSharesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCardSharesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCardSharesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCardSharesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateCardShareResponse429Headers the declared response headers of an HTTP 429 response for CreateCardShare
+type CreateCardShareResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CreateCardShareResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *CardShare
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateCardShareResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateCardShareResponse) GetJSON201() *CardShare {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateCardShareResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateCardShareResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateCardShareResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreateCardShareResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateCardShareResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateCardShareResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateCardShareResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateCardShareResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateCardShareResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateCardShareResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateCardShareResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateCardShareResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokeCardShareResponse429Headers the declared response headers of an HTTP 429 response for RevokeCardShare
+type RevokeCardShareResponse429Headers struct {
+	RetryAfter *int
+}
+
+type RevokeCardShareResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RevokeCardShareResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RevokeCardShareResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokeCardShareResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevokeCardShareResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeCardShareResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RevokeCardShareResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RevokeCardShareResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeCardShareResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeCardShareResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeCardShareResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeCardShareResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type UnsubscribeCardResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9002,6 +9854,8 @@ type SubscribeCardResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 }
@@ -9029,6 +9883,11 @@ func (r SubscribeCardResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r SubscribeCardResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r SubscribeCardResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -11549,6 +12408,103 @@ func (r ExportProfileVCardResponse) ContentType() string {
 	return ""
 }
 
+// GetCardShareResponse429Headers the declared response headers of an HTTP 429 response for GetCardShare
+type GetCardShareResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetCardShareResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SharedCard
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCardShareResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCardShareResponse) GetJSON200() *SharedCard {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCardShareResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCardShareResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCardShareResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCardShareResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r GetCardShareResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCardShareResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetCardShareResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCardShareResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCardShareResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCardShareResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCardShareResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetSyncFileResponse200Headers the declared response headers of an HTTP 200 response for GetSyncFile
 type GetSyncFileResponse200Headers struct {
 	ETag        *string
@@ -12232,6 +13188,72 @@ func (c *ClientWithResponses) UpdateCardWithResponse(ctx context.Context, cardId
 	return ParseUpdateCardResponse(rsp)
 }
 
+// ListCardSharesWithResponse List the share links of my card (newest first; revoked and expired ones too)
+//
+// Only the card's owning profile may list its links.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /cards/{card_id}/shares (the `ListCardShares` operationId).
+func (c *ClientWithResponses) ListCardSharesWithResponse(ctx context.Context, cardId CardID, params *ListCardSharesParams, reqEditors ...RequestEditorFn) (*ListCardSharesResponse, error) {
+	rsp, err := c.ListCardShares(ctx, cardId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCardSharesResponse(rsp)
+}
+
+// CreateCardShareWithBodyWithResponse Make a share link (and QR code) for my card
+//
+// The link carries a random 256-bit token, never derived from ids. The server stores only a
+// hash of it (plus a copy sealed with the server's secret), so a database leak hands out no
+// working link. The link opens `url` (a public card page), `qr_png_url`/`qr_svg_url` (QR
+// codes of `url`) and `vcard_url`. Deleting or locking the card kills every link to it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
+func (c *ClientWithResponses) CreateCardShareWithBodyWithResponse(ctx context.Context, cardId CardID, params *CreateCardShareParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error) {
+	rsp, err := c.CreateCardShareWithBody(ctx, cardId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCardShareResponse(rsp)
+}
+
+// CreateCardShareWithResponse Make a share link (and QR code) for my card
+//
+// The link carries a random 256-bit token, never derived from ids. The server stores only a
+// hash of it (plus a copy sealed with the server's secret), so a database leak hands out no
+// working link. The link opens `url` (a public card page), `qr_png_url`/`qr_svg_url` (QR
+// codes of `url`) and `vcard_url`. Deleting or locking the card kills every link to it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
+func (c *ClientWithResponses) CreateCardShareWithResponse(ctx context.Context, cardId CardID, params *CreateCardShareParams, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error) {
+	rsp, err := c.CreateCardShare(ctx, cardId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCardShareResponse(rsp)
+}
+
+// RevokeCardShareWithResponse Revoke a share link of my card (idempotent)
+//
+// The link stops working at once; the page, QR codes and vCard answer 410.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /cards/{card_id}/shares/{share_id} (the `RevokeCardShare` operationId).
+func (c *ClientWithResponses) RevokeCardShareWithResponse(ctx context.Context, cardId CardID, shareId ShareID, params *RevokeCardShareParams, reqEditors ...RequestEditorFn) (*RevokeCardShareResponse, error) {
+	rsp, err := c.RevokeCardShare(ctx, cardId, shareId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeCardShareResponse(rsp)
+}
+
 // UnsubscribeCardWithResponse Remove this card from my acting profile's saved cards
 //
 // Returns a wrapper object for the known response body format(s).
@@ -12260,6 +13282,10 @@ func (c *ClientWithResponses) GetCardSubscriptionWithResponse(ctx context.Contex
 
 // SubscribeCardWithBodyWithResponse Save this card as my acting profile (idempotent)
 //
+// Not my own card (409), not a deleted or locked card, not across a BLOCK. A private card is
+// saved only with the `share_token` of a live share link of it; the first save through a
+// link counts one of its uses.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /cards/{card_id}/subscription (the `SubscribeCard` operationId).
@@ -12272,6 +13298,10 @@ func (c *ClientWithResponses) SubscribeCardWithBodyWithResponse(ctx context.Cont
 }
 
 // SubscribeCardWithResponse Save this card as my acting profile (idempotent)
+//
+// Not my own card (409), not a deleted or locked card, not across a BLOCK. A private card is
+// saved only with the `share_token` of a live share link of it; the first save through a
+// link counts one of its uses.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12882,6 +13912,23 @@ func (c *ClientWithResponses) ExportProfileVCardWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseExportProfileVCardResponse(rsp)
+}
+
+// GetCardShareWithResponse The card a share link opens, as the app renders it
+//
+// For the app's "Save to B.Ca" screen (`bca://cards/share/{token}`). Answers the card, its
+// owning profile's name and image, and whether the acting profile has already saved it.
+// Save it with `subscribeCard` and `share_token`. Reading does not count a use.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /shares/{token} (the `GetCardShare` operationId).
+func (c *ClientWithResponses) GetCardShareWithResponse(ctx context.Context, token ShareToken, params *GetCardShareParams, reqEditors ...RequestEditorFn) (*GetCardShareResponse, error) {
+	rsp, err := c.GetCardShare(ctx, token, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCardShareResponse(rsp)
 }
 
 // GetSyncFileWithResponse Download my sync file (SQLite), or 304 when my copy is current
@@ -14377,6 +15424,259 @@ func ParseUpdateCardResponse(rsp *http.Response) (*UpdateCardResponse, error) {
 	return response, nil
 }
 
+// ParseListCardSharesResponse parses an HTTP response from a ListCardSharesWithResponse call
+func ParseListCardSharesResponse(rsp *http.Response) (*ListCardSharesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCardSharesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CardShareList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListCardSharesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateCardShareResponse parses an HTTP response from a CreateCardShareWithResponse call
+func ParseCreateCardShareResponse(rsp *http.Response) (*CreateCardShareResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateCardShareResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest CardShare
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreateCardShareResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeCardShareResponse parses an HTTP response from a RevokeCardShareWithResponse call
+func ParseRevokeCardShareResponse(rsp *http.Response) (*RevokeCardShareResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeCardShareResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RevokeCardShareResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseUnsubscribeCardResponse parses an HTTP response from a UnsubscribeCardWithResponse call
 func ParseUnsubscribeCardResponse(rsp *http.Response) (*UnsubscribeCardResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14543,6 +15843,13 @@ func ParseSubscribeCardResponse(rsp *http.Response) (*SubscribeCardResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -16672,6 +17979,94 @@ func ParseExportProfileVCardResponse(rsp *http.Response) (*ExportProfileVCardRes
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseGetCardShareResponse parses an HTTP response from a GetCardShareWithResponse call
+func ParseGetCardShareResponse(rsp *http.Response) (*GetCardShareResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCardShareResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SharedCard
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetCardShareResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil

@@ -25,6 +25,19 @@ type Card struct {
 	PreviewFileKey *string
 }
 
+type CardShare struct {
+	ID              int64
+	CardID          int64
+	TokenHash       []byte
+	TokenSealed     []byte
+	CreatedByUserID int64
+	CreatedAt       time.Time
+	ExpiresAt       *time.Time
+	MaxUses         *int32
+	UseCount        int32
+	RevokedAt       *time.Time
+}
+
 type CardSubscription struct {
 	ID         int64
 	CardID     int64

@@ -144,6 +144,21 @@ func SubscribeRefusal(v Viewer, c CardFacts) string {
 	return ""
 }
 
+// SubscribeThroughLinkRefusal is SubscribeRefusal for a caller holding a live share link of the
+// card (docs/product.md §6 "Sharing"): the owner handed the card out, so a private card, or a card
+// of a profile the caller may not read, may be saved; own, deleted and locked cards and a BLOCK
+// in either direction still refuse.
+func SubscribeThroughLinkRefusal(v Viewer, c CardFacts) string {
+	switch r := SubscribeRefusal(v, c); r {
+	case "", "card.own_card":
+		return r
+	}
+	if c.Deleted || c.Locked || c.Profile.Locked || c.Profile.FromViewer == Block || c.Profile.ToViewer == Block {
+		return "card.not_found"
+	}
+	return ""
+}
+
 // FollowListVisible decides whether the viewer may see a profile's followers or following
 // list: the owner always, others only when the list is public and the profile fully readable.
 func FollowListVisible(v Viewer, f ProfileFacts, listPublic bool) bool {

@@ -25,6 +25,7 @@ const (
 	KindUnsupportedMediaType
 	KindRateLimited
 	KindUnavailable
+	KindGone // a link that existed and no longer works (revoked, expired, used up)
 )
 
 // FieldError names one bad input field and why it is bad.

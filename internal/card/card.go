@@ -241,10 +241,20 @@ func (s *Service) GetSubscription(ctx context.Context, v access.Viewer, cardID i
 }
 
 // Subscribe saves the card for the acting profile; subscribing twice is not an error. It never
-// creates follows.
-func (s *Service) Subscribe(ctx context.Context, v access.Viewer, cardID int64) (Subscription, error) {
+// creates follows. shareToken ("" for none) is the token of a share link of the card: with a live
+// one a private card may be saved too, and a new save counts one use of the link
+// (docs/product.md §6 "Sharing").
+func (s *Service) Subscribe(ctx context.Context, v access.Viewer, cardID int64, shareToken string) (Subscription, error) {
 	var out Subscription
 	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+		var shareID int64
+		if shareToken != "" {
+			id, err := liveShareInTx(ctx, t.Q, shareToken, cardID)
+			if err != nil {
+				return err
+			}
+			shareID = id
+		}
 		card, _, err := s.load(ctx, t.Q, v, cardID)
 		if err != nil {
 			return err
@@ -258,7 +268,11 @@ func (s *Service) Subscribe(ctx context.Context, v access.Viewer, cardID int64) 
 		if err != nil {
 			return err
 		}
-		switch access.SubscribeRefusal(v, facts) {
+		refusal := access.SubscribeRefusal(v, facts)
+		if shareID != 0 {
+			refusal = access.SubscribeThroughLinkRefusal(v, facts)
+		}
+		switch refusal {
 		case "":
 		case "card.own_card":
 			return bca.E(bca.KindConflict, "card.own_card", "You cannot subscribe to a card of your own.")
@@ -275,6 +289,15 @@ func (s *Service) Subscribe(ctx context.Context, v access.Viewer, cardID int64) 
 		out = Subscription{CardID: cardID, ProfileID: v.ActingProfileID, Subscribed: true, Row: &sub}
 		if !row.Created {
 			return nil
+		}
+		if shareID != 0 {
+			n, err := t.Q.CountCardShareUse(ctx, shareID)
+			if err != nil {
+				return fmt.Errorf("count share use: %w", err)
+			}
+			if n == 0 { // cannot happen under the row lock; refuse rather than over-use the link
+				return ErrShareGone
+			}
 		}
 		return t.OwnersChanged(ctx, v.ActingProfileID)
 	})

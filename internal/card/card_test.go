@@ -106,14 +106,14 @@ func TestSubscribeRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.cards.Subscribe(ctx, owner, pub.ID); code(err) != "card.own_card" {
+	if _, err := w.cards.Subscribe(ctx, owner, pub.ID, ""); code(err) != "card.own_card" {
 		t.Fatalf("own card: %v", err)
 	}
-	if _, err := w.cards.Subscribe(ctx, fan, secret.ID); code(err) != "resource.not_found" {
+	if _, err := w.cards.Subscribe(ctx, fan, secret.ID, ""); code(err) != "resource.not_found" {
 		t.Fatalf("private card without a share: %v", err)
 	}
 	for range 2 {
-		if _, err := w.cards.Subscribe(ctx, fan, pub.ID); err != nil {
+		if _, err := w.cards.Subscribe(ctx, fan, pub.ID, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,7 +127,7 @@ func TestSubscribeRules(t *testing.T) {
 	if err := w.pool.QueryRow(ctx, `SELECT count(*) FROM card_subscriptions WHERE card_id = $1`, pub.ID).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("a block removes the subscription: %d rows, %v", n, err)
 	}
-	if _, err := w.cards.Subscribe(ctx, fan, pub.ID); code(err) != "resource.not_found" {
+	if _, err := w.cards.Subscribe(ctx, fan, pub.ID, ""); code(err) != "resource.not_found" {
 		t.Fatalf("subscribing across a block: %v", err)
 	}
 }

@@ -61,6 +61,10 @@ type Config struct {
 
 	Uploads Uploads
 
+	// SharePagePerMinute bounds requests per client address to the public share pages, QR codes
+	// and vCards under /c/ (RATE_LIMIT_SHARE_PAGE, per minute).
+	SharePagePerMinute int
+
 	// RunMigrations applies pending migrations at start (MIGRATE_ON_START): on by default for
 	// bca-api and make run, off by default for bca-worker (LoadWorker).
 	RunMigrations bool
@@ -143,6 +147,7 @@ func Defaults() Config {
 		RequestTimeout:               10 * time.Second,
 		ChatWriteTimeout:             10 * time.Second,
 		Uploads:                      Uploads{PerHour: 120, QuotaBytes: 200 << 20, UnusedTTL: 24 * time.Hour, SweepPeriod: 10 * time.Minute},
+		SharePagePerMinute:           120,
 		RunMigrations:                true,
 		EmbeddedWorker:               true,
 		LogLevel:                     "info",
@@ -259,6 +264,7 @@ func fromLookup(lookup func(string) string, c Config) (Config, error) {
 	p.int64("UPLOAD_QUOTA_BYTES", &c.Uploads.QuotaBytes)
 	p.duration("UPLOAD_UNUSED_TTL", &c.Uploads.UnusedTTL)
 	p.duration("UPLOAD_SWEEP_PERIOD", &c.Uploads.SweepPeriod)
+	p.integer("RATE_LIMIT_SHARE_PAGE", &c.SharePagePerMinute)
 	p.boolean("MIGRATE_ON_START", &c.RunMigrations)
 	p.boolean("EMBEDDED_WORKER", &c.EmbeddedWorker)
 	p.str("LOG_LEVEL", &c.LogLevel)
@@ -353,6 +359,9 @@ func (c Config) Validate() error {
 	}
 	if c.Uploads.SweepPeriod < 10*time.Millisecond {
 		bad("UPLOAD_SWEEP_PERIOD", "must be at least 10ms")
+	}
+	if c.SharePagePerMinute < 1 {
+		bad("RATE_LIMIT_SHARE_PAGE", "must be positive")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -187,6 +187,25 @@ func (s *Service) Open(ctx context.Context, v access.Viewer, publicID string, pr
 	}
 	f := db.File{ID: row.ID, OwnerUserID: row.OwnerUserID, StorageKey: row.StorageKey, ContentType: row.ContentType,
 		Size: row.Size, Md5: row.Md5, CreatedAt: row.CreatedAt, PublicID: row.PublicID}
+	return s.download(ctx, f, preferRedirect)
+}
+
+// OpenShared returns the bytes of a file that a live share link shows (the card's preview or
+// its profile's image). The caller has checked the link; there is no viewer to check here.
+func (s *Service) OpenShared(ctx context.Context, fileID int64) (Download, error) {
+	f, err := s.q.GetFile(ctx, fileID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Download{}, bca.NotFound("The file")
+	}
+	if err != nil {
+		return Download{}, fmt.Errorf("load file: %w", err)
+	}
+	return s.download(ctx, f, false)
+}
+
+// download opens a file whose reading is allowed: a presigned URL when preferred and possible,
+// otherwise the bytes.
+func (s *Service) download(ctx context.Context, f db.File, preferRedirect bool) (Download, error) {
 	if preferRedirect {
 		if url, ok, err := s.store.PresignGet(ctx, f.StorageKey, presignTTL); err != nil {
 			return Download{}, err

@@ -273,7 +273,11 @@ func (s *Server) SubscribeCard(ctx context.Context, req api.SubscribeCardRequest
 	if err != nil {
 		return nil, err
 	}
-	sub, err := s.Cards.Subscribe(ctx, v, req.CardId)
+	token := ""
+	if req.Body != nil && req.Body.ShareToken != nil {
+		token = *req.Body.ShareToken
+	}
+	sub, err := s.Cards.Subscribe(ctx, v, req.CardId, token)
 	if err != nil {
 		return nil, err
 	}

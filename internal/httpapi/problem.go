@@ -42,6 +42,7 @@ var statusOf = map[bca.Kind]int{
 	bca.KindUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	bca.KindRateLimited:          http.StatusTooManyRequests,
 	bca.KindUnavailable:          http.StatusServiceUnavailable,
+	bca.KindGone:                 http.StatusGone,
 	bca.KindInternal:             http.StatusInternalServerError,
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/bca-app/backend/internal/docs"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/profile"
+	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/syncsvc"
 )
 
@@ -44,6 +45,7 @@ type Deps struct {
 	Files    *files.Service
 	Profiles *profile.Service
 	Cards    *card.Service
+	Shares   *card.Shares
 	Chat     *chat.Service
 	Sync     *syncsvc.Service
 
@@ -58,6 +60,11 @@ type Deps struct {
 	// RequestTimeout is the budget of one request: every PostgreSQL and Redis call it makes
 	// runs under this deadline (live streams excepted). Zero means 10s.
 	RequestTimeout time.Duration
+
+	// ShareLimiter and SharePagePerMinute bound requests per client address to the public share
+	// pages (/c/…).
+	ShareLimiter       *ratelimit.Limiter
+	SharePagePerMinute int
 }
 
 // Server implements api.StrictServerInterface.
@@ -119,6 +126,11 @@ func New(d Deps) (http.Handler, error) {
 	}))
 	root.Handle("/docs", docsHandler)
 	root.Handle("/docs/", docsHandler)
+	sharePages, err := s.sharePages()
+	if err != nil {
+		return nil, err
+	}
+	root.Handle("/c/", sharePages)
 	root.HandleFunc("/", notFound)
 
 	m := newMetrics(d.Registry)
