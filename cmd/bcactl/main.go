@@ -15,6 +15,10 @@ const usage = `usage:
   bcactl migrate                  apply pending migrations to DATABASE_URL
   bcactl admin grant LOGIN_ID     give the admin role to an account
   bcactl admin revoke LOGIN_ID    take the admin role away
+  bcactl lock user|profile|card ID REASON...    lock a row (audited; DATABASE_URL, REDIS_URL)
+  bcactl unlock user|profile|card ID REASON...  unlock it
+  bcactl revoke-sessions USER_ID REASON...      end every session of a user
+  bcactl rebuild USER_ID REASON...              owe a user a fresh sync file
   bcactl dev                      run API + worker with private PostgreSQL and Redis under ./.data
   bcactl with-services -- CMD...  run CMD with throw-away PostgreSQL, Redis and moto (BCA_TEST_*)
 `
@@ -43,6 +47,8 @@ func run(ctx context.Context, args []string) error {
 			return errUsage
 		}
 		return setAdmin(ctx, args[2], args[1] == "grant")
+	case "lock", "unlock", "revoke-sessions", "rebuild":
+		return moderate(ctx, args[0], args[1:])
 	case "dev":
 		return dev(ctx)
 	case "with-services":

@@ -28,16 +28,97 @@ import (
 
 // Defines values for AccountRole.
 const (
-	Admin AccountRole = "admin"
-	User  AccountRole = "user"
+	AccountRoleAdmin AccountRole = "admin"
+	AccountRoleUser  AccountRole = "user"
 )
 
 // Valid indicates whether the value is a known member of the AccountRole enum.
 func (e AccountRole) Valid() bool {
 	switch e {
-	case Admin:
+	case AccountRoleAdmin:
 		return true
-	case User:
+	case AccountRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminReportResolutionAction.
+const (
+	AdminReportResolutionActionDismiss    AdminReportResolutionAction = "dismiss"
+	AdminReportResolutionActionLockTarget AdminReportResolutionAction = "lock_target"
+	AdminReportResolutionActionLockUser   AdminReportResolutionAction = "lock_user"
+)
+
+// Valid indicates whether the value is a known member of the AdminReportResolutionAction enum.
+func (e AdminReportResolutionAction) Valid() bool {
+	switch e {
+	case AdminReportResolutionActionDismiss:
+		return true
+	case AdminReportResolutionActionLockTarget:
+		return true
+	case AdminReportResolutionActionLockUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminReportStatus.
+const (
+	AdminReportStatusClosed AdminReportStatus = "closed"
+	AdminReportStatusOpen   AdminReportStatus = "open"
+)
+
+// Valid indicates whether the value is a known member of the AdminReportStatus enum.
+func (e AdminReportStatus) Valid() bool {
+	switch e {
+	case AdminReportStatusClosed:
+		return true
+	case AdminReportStatusOpen:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminUserRole.
+const (
+	AdminUserRoleAdmin AdminUserRole = "admin"
+	AdminUserRoleUser  AdminUserRole = "user"
+)
+
+// Valid indicates whether the value is a known member of the AdminUserRole enum.
+func (e AdminUserRole) Valid() bool {
+	switch e {
+	case AdminUserRoleAdmin:
+		return true
+	case AdminUserRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditEntryTargetKind.
+const (
+	AuditEntryTargetKindCard    AuditEntryTargetKind = "card"
+	AuditEntryTargetKindProfile AuditEntryTargetKind = "profile"
+	AuditEntryTargetKindReport  AuditEntryTargetKind = "report"
+	AuditEntryTargetKindUser    AuditEntryTargetKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the AuditEntryTargetKind enum.
+func (e AuditEntryTargetKind) Valid() bool {
+	switch e {
+	case AuditEntryTargetKindCard:
+		return true
+	case AuditEntryTargetKindProfile:
+		return true
+	case AuditEntryTargetKindReport:
+		return true
+	case AuditEntryTargetKindUser:
 		return true
 	default:
 		return false
@@ -110,6 +191,45 @@ func (e DeactivateRequestConfirm) Valid() bool {
 	}
 }
 
+// Defines values for LockStateKind.
+const (
+	LockStateKindCard    LockStateKind = "card"
+	LockStateKindProfile LockStateKind = "profile"
+	LockStateKindUser    LockStateKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the LockStateKind enum.
+func (e LockStateKind) Valid() bool {
+	switch e {
+	case LockStateKindCard:
+		return true
+	case LockStateKindProfile:
+		return true
+	case LockStateKindUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MyReportStatus.
+const (
+	MyReportStatusClosed MyReportStatus = "closed"
+	MyReportStatusOpen   MyReportStatus = "open"
+)
+
+// Valid indicates whether the value is a known member of the MyReportStatus enum.
+func (e MyReportStatus) Valid() bool {
+	switch e {
+	case MyReportStatusClosed:
+		return true
+	case MyReportStatusOpen:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RelationStatus.
 const (
 	RelationStatusBLOCK           RelationStatus = "BLOCK"
@@ -137,6 +257,78 @@ func (e RelationStatus) Valid() bool {
 	}
 }
 
+// Defines values for ReportKind.
+const (
+	ReportKindCard        ReportKind = "card"
+	ReportKindChatMessage ReportKind = "chat_message"
+	ReportKindProfile     ReportKind = "profile"
+)
+
+// Valid indicates whether the value is a known member of the ReportKind enum.
+func (e ReportKind) Valid() bool {
+	switch e {
+	case ReportKindCard:
+		return true
+	case ReportKindChatMessage:
+		return true
+	case ReportKindProfile:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReportReason.
+const (
+	Harassment    ReportReason = "harassment"
+	Illegal       ReportReason = "illegal"
+	Impersonation ReportReason = "impersonation"
+	Inappropriate ReportReason = "inappropriate"
+	Other         ReportReason = "other"
+	Spam          ReportReason = "spam"
+)
+
+// Valid indicates whether the value is a known member of the ReportReason enum.
+func (e ReportReason) Valid() bool {
+	switch e {
+	case Harassment:
+		return true
+	case Illegal:
+		return true
+	case Impersonation:
+		return true
+	case Inappropriate:
+		return true
+	case Other:
+		return true
+	case Spam:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResolveReportRequestAction.
+const (
+	ResolveReportRequestActionDismiss    ResolveReportRequestAction = "dismiss"
+	ResolveReportRequestActionLockTarget ResolveReportRequestAction = "lock_target"
+	ResolveReportRequestActionLockUser   ResolveReportRequestAction = "lock_user"
+)
+
+// Valid indicates whether the value is a known member of the ResolveReportRequestAction enum.
+func (e ResolveReportRequestAction) Valid() bool {
+	switch e {
+	case ResolveReportRequestActionDismiss:
+		return true
+	case ResolveReportRequestActionLockTarget:
+		return true
+	case ResolveReportRequestActionLockUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SetRelationRequestStatus.
 const (
 	SetRelationRequestStatusBLOCK  SetRelationRequestStatus = "BLOCK"
@@ -152,6 +344,48 @@ func (e SetRelationRequestStatus) Valid() bool {
 	case SetRelationRequestStatusFOLLOW:
 		return true
 	case SetRelationRequestStatusHIDE:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListAuditLogParamsTargetKind.
+const (
+	ListAuditLogParamsTargetKindCard    ListAuditLogParamsTargetKind = "card"
+	ListAuditLogParamsTargetKindProfile ListAuditLogParamsTargetKind = "profile"
+	ListAuditLogParamsTargetKindReport  ListAuditLogParamsTargetKind = "report"
+	ListAuditLogParamsTargetKindUser    ListAuditLogParamsTargetKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the ListAuditLogParamsTargetKind enum.
+func (e ListAuditLogParamsTargetKind) Valid() bool {
+	switch e {
+	case ListAuditLogParamsTargetKindCard:
+		return true
+	case ListAuditLogParamsTargetKindProfile:
+		return true
+	case ListAuditLogParamsTargetKindReport:
+		return true
+	case ListAuditLogParamsTargetKindUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListReportsParamsStatus.
+const (
+	ListReportsParamsStatusClosed ListReportsParamsStatus = "closed"
+	ListReportsParamsStatusOpen   ListReportsParamsStatus = "open"
+)
+
+// Valid indicates whether the value is a known member of the ListReportsParamsStatus enum.
+func (e ListReportsParamsStatus) Valid() bool {
+	switch e {
+	case ListReportsParamsStatusClosed:
+		return true
+	case ListReportsParamsStatusOpen:
 		return true
 	default:
 		return false
@@ -191,6 +425,122 @@ type AccountRole string
 // AddChatParticipantsRequest defines model for AddChatParticipantsRequest.
 type AddChatParticipantsRequest struct {
 	ProfileIds []int64 `json:"profile_ids"`
+}
+
+// AdminActionRequest defines model for AdminActionRequest.
+type AdminActionRequest struct {
+	// Reason Why; kept in the audit log.
+	Reason string `json:"reason"`
+}
+
+// AdminProfile defines model for AdminProfile.
+type AdminProfile struct {
+	CreatedAt   time.Time  `json:"created_at"`
+	Deleted     bool       `json:"deleted"`
+	DeletedAt   *time.Time `json:"deleted_at,omitempty"`
+	Description *string    `json:"description,omitempty"`
+	Id          int64      `json:"id"`
+	Locked      bool       `json:"locked"`
+	LockedAt    *time.Time `json:"locked_at,omitempty"`
+	ModifiedAt  time.Time  `json:"modified_at"`
+	Name        string     `json:"name"`
+	Private     bool       `json:"private"`
+	TeamName    *string    `json:"team_name,omitempty"`
+	UserId      int64      `json:"user_id"`
+	Version     int64      `json:"version"`
+	WhyDeleted  *string    `json:"why_deleted,omitempty"`
+}
+
+// AdminProfileList defines model for AdminProfileList.
+type AdminProfileList struct {
+	Items      []AdminProfile `json:"items"`
+	NextCursor *string        `json:"next_cursor,omitempty"`
+}
+
+// AdminReport defines model for AdminReport.
+type AdminReport struct {
+	CreatedAt time.Time `json:"created_at"`
+	Details   *string   `json:"details,omitempty"`
+
+	// Evidence The reported message as it was when reported.
+	Evidence          *ChatMessageEvidence         `json:"evidence,omitempty"`
+	Id                int64                        `json:"id"`
+	Kind              ReportKind                   `json:"kind"`
+	Reason            ReportReason                 `json:"reason"`
+	ReporterProfileId int64                        `json:"reporter_profile_id"`
+	ReporterUserId    int64                        `json:"reporter_user_id"`
+	ResolutionAction  *AdminReportResolutionAction `json:"resolution_action,omitempty"`
+	ResolutionNote    *string                      `json:"resolution_note,omitempty"`
+	ResolvedAt        *time.Time                   `json:"resolved_at,omitempty"`
+	ResolvedByUserId  *int64                       `json:"resolved_by_user_id,omitempty"`
+	Status            AdminReportStatus            `json:"status"`
+	TargetCardId      *int64                       `json:"target_card_id,omitempty"`
+	TargetEventIndex  *int64                       `json:"target_event_index,omitempty"`
+	TargetProfileId   int64                        `json:"target_profile_id"`
+	TargetRoomId      *int64                       `json:"target_room_id,omitempty"`
+	TargetUserId      int64                        `json:"target_user_id"`
+}
+
+// AdminReportResolutionAction defines model for AdminReport.ResolutionAction.
+type AdminReportResolutionAction string
+
+// AdminReportStatus defines model for AdminReport.Status.
+type AdminReportStatus string
+
+// AdminReportList defines model for AdminReportList.
+type AdminReportList struct {
+	Items      []AdminReport `json:"items"`
+	NextCursor *string       `json:"next_cursor,omitempty"`
+}
+
+// AdminUser defines model for AdminUser.
+type AdminUser struct {
+	CreatedAt     time.Time     `json:"created_at"`
+	Deactivated   bool          `json:"deactivated"`
+	DeactivatedAt *time.Time    `json:"deactivated_at,omitempty"`
+	Email         string        `json:"email"`
+	EmailVerified bool          `json:"email_verified"`
+	Id            string        `json:"id"`
+	Locked        bool          `json:"locked"`
+	LockedAt      *time.Time    `json:"locked_at,omitempty"`
+	Nickname      string        `json:"nickname"`
+	Role          AdminUserRole `json:"role"`
+	UserId        int64         `json:"user_id"`
+}
+
+// AdminUserRole defines model for AdminUser.Role.
+type AdminUserRole string
+
+// AdminUserList defines model for AdminUserList.
+type AdminUserList struct {
+	Items      []AdminUser `json:"items"`
+	NextCursor *string     `json:"next_cursor,omitempty"`
+}
+
+// AuditEntry defines model for AuditEntry.
+type AuditEntry struct {
+	// Action Example: lock_profile
+	Action string `json:"action"`
+
+	// Actor `user:<id>` for an admin, `bcactl:<os user>` for a shell.
+	Actor       string                  `json:"actor"`
+	ActorUserId *int64                  `json:"actor_user_id,omitempty"`
+	At          time.Time               `json:"at"`
+	Details     *map[string]interface{} `json:"details,omitempty"`
+	Id          int64                   `json:"id"`
+	Reason      *string                 `json:"reason,omitempty"`
+	RequestId   *string                 `json:"request_id,omitempty"`
+	TargetId    int64                   `json:"target_id"`
+	TargetKind  AuditEntryTargetKind    `json:"target_kind"`
+}
+
+// AuditEntryTargetKind defines model for AuditEntry.TargetKind.
+type AuditEntryTargetKind string
+
+// AuditList defines model for AuditList.
+type AuditList struct {
+	Items      []AuditEntry `json:"items"`
+	NextCursor *string      `json:"next_cursor,omitempty"`
 }
 
 // Availability For each field asked about, whether it is free.
@@ -295,6 +645,17 @@ type ChatEventList struct {
 
 // ChatEventType defines model for ChatEventType.
 type ChatEventType string
+
+// ChatMessageEvidence The reported message as it was when reported.
+type ChatMessageEvidence struct {
+	AuthorProfileId int64     `json:"author_profile_id"`
+	CreatedAt       time.Time `json:"created_at"`
+	EventIndex      int64     `json:"event_index"`
+	EventType       string    `json:"event_type"`
+	ImageFileId     *int64    `json:"image_file_id,omitempty"`
+	Message         string    `json:"message"`
+	RoomId          int64     `json:"room_id"`
+}
 
 // ChatParticipant defines model for ChatParticipant.
 type ChatParticipant struct {
@@ -496,8 +857,46 @@ type FollowRequestList struct {
 	NextCursor *string         `json:"next_cursor,omitempty"`
 }
 
+// LockState defines model for LockState.
+type LockState struct {
+	// Changed false when the row already was in the asked state (nothing was done or logged).
+	Changed  bool          `json:"changed"`
+	Id       int64         `json:"id"`
+	Kind     LockStateKind `json:"kind"`
+	Locked   bool          `json:"locked"`
+	LockedAt *time.Time    `json:"locked_at,omitempty"`
+}
+
+// LockStateKind defines model for LockState.Kind.
+type LockStateKind string
+
 // LoginID Example: jane_doe
 type LoginID = string
+
+// MyReport A report as its reporter sees it.
+type MyReport struct {
+	CreatedAt         time.Time      `json:"created_at"`
+	Details           *string        `json:"details,omitempty"`
+	Id                int64          `json:"id"`
+	Kind              ReportKind     `json:"kind"`
+	Reason            ReportReason   `json:"reason"`
+	ReporterProfileId int64          `json:"reporter_profile_id"`
+	ResolvedAt        *time.Time     `json:"resolved_at,omitempty"`
+	Status            MyReportStatus `json:"status"`
+	TargetCardId      *int64         `json:"target_card_id,omitempty"`
+	TargetEventIndex  *int64         `json:"target_event_index,omitempty"`
+	TargetProfileId   int64          `json:"target_profile_id"`
+	TargetRoomId      *int64         `json:"target_room_id,omitempty"`
+}
+
+// MyReportStatus defines model for MyReport.Status.
+type MyReportStatus string
+
+// MyReportList defines model for MyReportList.
+type MyReportList struct {
+	Items      []MyReport `json:"items"`
+	NextCursor *string    `json:"next_cursor,omitempty"`
+}
 
 // Nickname Example: Jane
 type Nickname = string
@@ -511,6 +910,36 @@ type Password = string
 type PasswordResetRequest struct {
 	// Email Example: jane@example.com
 	Email Email `json:"email"`
+}
+
+// PipelineFigures defines model for PipelineFigures.
+type PipelineFigures struct {
+	// DeadLettered Users parked after too many failed builds.
+	DeadLettered int64 `json:"dead_lettered"`
+
+	// Lag Sync lag (commit → new file) of the files published in the window.
+	Lag struct {
+		P50Seconds    *float64 `json:"p50_seconds,omitempty"`
+		P99Seconds    *float64 `json:"p99_seconds,omitempty"`
+		Samples       int      `json:"samples"`
+		WindowMinutes int      `json:"window_minutes"`
+	} `json:"lag"`
+
+	// OldestPendingSeconds Age of the oldest change not yet in its file.
+	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
+
+	// OutboxDepth Users whose file lags what they are owed.
+	OutboxDepth int64 `json:"outbox_depth"`
+
+	// QueueDepth Of those
+	QueueDepth int64 `json:"queue_depth"`
+
+	// Workers Sync workers that reported in the last ten minutes.
+	Workers []struct {
+		AgeSeconds float64   `json:"age_seconds"`
+		Id         string    `json:"id"`
+		LastSeen   time.Time `json:"last_seen"`
+	} `json:"workers"`
 }
 
 // Pong defines model for Pong.
@@ -629,6 +1058,14 @@ type ReadMarkerRequest struct {
 	EventIndex int64 `json:"event_index"`
 }
 
+// RebuildQueued defines model for RebuildQueued.
+type RebuildQueued struct {
+	// Rebuilt The immediate rebuild succeeded (otherwise the worker does it).
+	Rebuilt       bool  `json:"rebuilt"`
+	UserId        int64 `json:"user_id"`
+	WantedVersion int64 `json:"wanted_version"`
+}
+
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken *string `json:"refresh_token,omitempty"`
@@ -648,6 +1085,18 @@ type Relation struct {
 // RelationStatus null when there is no relation.
 type RelationStatus string
 
+// ReportKind defines model for ReportKind.
+type ReportKind string
+
+// ReportReason defines model for ReportReason.
+type ReportReason string
+
+// ReportRequest defines model for ReportRequest.
+type ReportRequest struct {
+	Details *string      `json:"details,omitempty"`
+	Reason  ReportReason `json:"reason"`
+}
+
 // ResendVerificationRequest defines model for ResendVerificationRequest.
 type ResendVerificationRequest struct {
 	// Email Example: jane@example.com
@@ -660,6 +1109,21 @@ type ResetPasswordRequest struct {
 	//
 	// Example: correct horse 42
 	NewPassword Password `json:"new_password"`
+}
+
+// ResolveReportRequest defines model for ResolveReportRequest.
+type ResolveReportRequest struct {
+	Action ResolveReportRequestAction `json:"action"`
+	Note   *string                    `json:"note,omitempty"`
+}
+
+// ResolveReportRequestAction defines model for ResolveReportRequest.Action.
+type ResolveReportRequestAction string
+
+// RevokedSessions defines model for RevokedSessions.
+type RevokedSessions struct {
+	Revoked int   `json:"revoked"`
+	UserId  int64 `json:"user_id"`
 }
 
 // Session defines model for Session.
@@ -810,8 +1274,14 @@ type Limit = int
 // ProfileID defines model for ProfileID.
 type ProfileID = int64
 
+// ReportID defines model for ReportID.
+type ReportID = int64
+
 // RoomID defines model for RoomID.
 type RoomID = int64
+
+// UserID defines model for UserID.
+type UserID = int64
 
 // XClientToken defines model for XClientToken.
 type XClientToken = string
@@ -852,6 +1322,9 @@ type Unauthorized = Problem
 // UnsupportedMediaType RFC 9457 problem document.
 type UnsupportedMediaType = Problem
 
+// AdminAction defines model for AdminAction.
+type AdminAction = AdminActionRequest
+
 // RefreshSessionParams defines parameters for RefreshSession.
 type RefreshSessionParams struct {
 	// XClientToken The device's FCM registration token, stored with the session.
@@ -879,6 +1352,56 @@ type SignInParams struct {
 type SignUpParams struct {
 	// XClientToken The device's FCM registration token, stored with the session.
 	XClientToken *XClientToken `json:"X-Client-Token,omitempty"`
+}
+
+// ListAuditLogParams defines parameters for ListAuditLog.
+type ListAuditLogParams struct {
+	ActorUserId *int64                        `form:"actor_user_id,omitempty" json:"actor_user_id,omitempty"`
+	Action      *string                       `form:"action,omitempty" json:"action,omitempty"`
+	TargetKind  *ListAuditLogParamsTargetKind `form:"target_kind,omitempty" json:"target_kind,omitempty"`
+	TargetId    *int64                        `form:"target_id,omitempty" json:"target_id,omitempty"`
+
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListAuditLogParamsTargetKind defines parameters for ListAuditLog.
+type ListAuditLogParamsTargetKind string
+
+// GetPipelineFiguresParams defines parameters for GetPipelineFigures.
+type GetPipelineFiguresParams struct {
+	// Minutes The window of the sync lag percentiles.
+	Minutes *int `form:"minutes,omitempty" json:"minutes,omitempty"`
+}
+
+// ListReportsParams defines parameters for ListReports.
+type ListReportsParams struct {
+	Status *ListReportsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+	Kind   *ReportKind              `form:"kind,omitempty" json:"kind,omitempty"`
+
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListReportsParamsStatus defines parameters for ListReports.
+type ListReportsParamsStatus string
+
+// SearchUsersParams defines parameters for SearchUsers.
+type SearchUsersParams struct {
+	Q string `form:"q" json:"q"`
+
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListUserProfilesParams defines parameters for ListUserProfiles.
+type ListUserProfilesParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // ListMyCardsParams defines parameters for ListMyCards.
@@ -914,6 +1437,12 @@ type GetCardParams struct {
 type UpdateCardParams struct {
 	// IfMatch The ETag of the version being changed; without it the answer is 428.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ReportCardParams defines parameters for ReportCard.
+type ReportCardParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
 // UnsubscribeCardParams defines parameters for UnsubscribeCard.
@@ -1000,6 +1529,12 @@ type PostChatMessageParams struct {
 
 // DeleteChatMessageParams defines parameters for DeleteChatMessage.
 type DeleteChatMessageParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// ReportChatMessageParams defines parameters for ReportChatMessage.
+type ReportChatMessageParams struct {
 	// XProfileId The acting profile; it must be one of the caller's live profiles.
 	XProfileId XProfileId `json:"X-Profile-Id"`
 }
@@ -1109,10 +1644,23 @@ type SetRelationParams struct {
 	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
+// ReportProfileParams defines parameters for ReportProfile.
+type ReportProfileParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
 // ExportProfileVCardParams defines parameters for ExportProfileVCard.
 type ExportProfileVCardParams struct {
 	// XProfileId The acting profile, when reading as one of the caller's profiles.
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
+// ListMyReportsParams defines parameters for ListMyReports.
+type ListMyReportsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // GetSyncFileParams defines parameters for GetSyncFile.
@@ -1158,6 +1706,33 @@ type SignInJSONRequestBody = SignInRequest
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = SignUpRequest
 
+// LockCardJSONRequestBody defines body for LockCard for application/json ContentType.
+type LockCardJSONRequestBody = AdminActionRequest
+
+// UnlockCardJSONRequestBody defines body for UnlockCard for application/json ContentType.
+type UnlockCardJSONRequestBody = AdminActionRequest
+
+// LockProfileJSONRequestBody defines body for LockProfile for application/json ContentType.
+type LockProfileJSONRequestBody = AdminActionRequest
+
+// UnlockProfileJSONRequestBody defines body for UnlockProfile for application/json ContentType.
+type UnlockProfileJSONRequestBody = AdminActionRequest
+
+// ResolveReportJSONRequestBody defines body for ResolveReport for application/json ContentType.
+type ResolveReportJSONRequestBody = ResolveReportRequest
+
+// LockUserJSONRequestBody defines body for LockUser for application/json ContentType.
+type LockUserJSONRequestBody = AdminActionRequest
+
+// RevokeUserSessionsJSONRequestBody defines body for RevokeUserSessions for application/json ContentType.
+type RevokeUserSessionsJSONRequestBody = AdminActionRequest
+
+// RebuildUserSyncJSONRequestBody defines body for RebuildUserSync for application/json ContentType.
+type RebuildUserSyncJSONRequestBody = AdminActionRequest
+
+// UnlockUserJSONRequestBody defines body for UnlockUser for application/json ContentType.
+type UnlockUserJSONRequestBody = AdminActionRequest
+
 // CreateCardJSONRequestBody defines body for CreateCard for application/json ContentType.
 type CreateCardJSONRequestBody = CreateCardRequest
 
@@ -1166,6 +1741,9 @@ type CreateCardMultipartRequestBody = CreateCardMultipart
 
 // UpdateCardJSONRequestBody defines body for UpdateCard for application/json ContentType.
 type UpdateCardJSONRequestBody = UpdateCardRequest
+
+// ReportCardJSONRequestBody defines body for ReportCard for application/json ContentType.
+type ReportCardJSONRequestBody = ReportRequest
 
 // SubscribeCardJSONRequestBody defines body for SubscribeCard for application/json ContentType.
 type SubscribeCardJSONRequestBody = SubscribeCardRequest
@@ -1178,6 +1756,9 @@ type UpdateChatRoomJSONRequestBody = UpdateChatRoomRequest
 
 // PostChatMessageJSONRequestBody defines body for PostChatMessage for application/json ContentType.
 type PostChatMessageJSONRequestBody = PostChatMessageRequest
+
+// ReportChatMessageJSONRequestBody defines body for ReportChatMessage for application/json ContentType.
+type ReportChatMessageJSONRequestBody = ReportRequest
 
 // PostChatImageMultipartRequestBody defines body for PostChatImage for multipart/form-data ContentType.
 type PostChatImageMultipartRequestBody = FileUpload
@@ -1202,6 +1783,9 @@ type SetProfileImageMultipartRequestBody = FileUpload
 
 // SetRelationJSONRequestBody defines body for SetRelation for application/json ContentType.
 type SetRelationJSONRequestBody = SetRelationRequest
+
+// ReportProfileJSONRequestBody defines body for ReportProfile for application/json ContentType.
+type ReportProfileJSONRequestBody = ReportRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -1259,6 +1843,54 @@ type ServerInterface interface {
 	// SignUp Create an account (and optionally its first profile)
 	// (POST /account/signup)
 	SignUp(w http.ResponseWriter, r *http.Request, params SignUpParams)
+	// ListAuditLog Admin: the audit log of admin actions and role changes, newest first
+	// (GET /admin/audit)
+	ListAuditLog(w http.ResponseWriter, r *http.Request, params ListAuditLogParams)
+	// LockCard Admin: lock a card
+	// (POST /admin/cards/{card_id}/lock)
+	LockCard(w http.ResponseWriter, r *http.Request, cardId CardID)
+	// UnlockCard Admin: unlock a card
+	// (POST /admin/cards/{card_id}/unlock)
+	UnlockCard(w http.ResponseWriter, r *http.Request, cardId CardID)
+	// GetPipelineFigures Admin: sync pipeline figures (the same numbers are on /metrics)
+	// (GET /admin/pipeline)
+	GetPipelineFigures(w http.ResponseWriter, r *http.Request, params GetPipelineFiguresParams)
+	// LockProfile Admin: lock a profile
+	// (POST /admin/profiles/{profile_id}/lock)
+	LockProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID)
+	// UnlockProfile Admin: unlock a profile
+	// (POST /admin/profiles/{profile_id}/unlock)
+	UnlockProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID)
+	// ListReports Admin: the moderation queue, newest first
+	// (GET /admin/reports)
+	ListReports(w http.ResponseWriter, r *http.Request, params ListReportsParams)
+	// GetReport Admin: read one report with its evidence
+	// (GET /admin/reports/{report_id})
+	GetReport(w http.ResponseWriter, r *http.Request, reportId ReportID)
+	// ResolveReport Admin: close a report with an action and a note
+	// (POST /admin/reports/{report_id}/resolution)
+	ResolveReport(w http.ResponseWriter, r *http.Request, reportId ReportID)
+	// SearchUsers Admin: find users by a prefix of login id, nickname or email (case-insensitive)
+	// (GET /admin/users)
+	SearchUsers(w http.ResponseWriter, r *http.Request, params SearchUsersParams)
+	// GetAdminUser Admin: read one user
+	// (GET /admin/users/{user_id})
+	GetAdminUser(w http.ResponseWriter, r *http.Request, userId UserID)
+	// LockUser Admin: lock a user
+	// (POST /admin/users/{user_id}/lock)
+	LockUser(w http.ResponseWriter, r *http.Request, userId UserID)
+	// ListUserProfiles Admin: a user's profiles, locked and deleted ones included
+	// (GET /admin/users/{user_id}/profiles)
+	ListUserProfiles(w http.ResponseWriter, r *http.Request, userId UserID, params ListUserProfilesParams)
+	// RevokeUserSessions Admin: end every session of a user
+	// (POST /admin/users/{user_id}/sessions/revoke)
+	RevokeUserSessions(w http.ResponseWriter, r *http.Request, userId UserID)
+	// RebuildUserSync Admin: rebuild a user's sync file from scratch
+	// (POST /admin/users/{user_id}/sync/rebuild)
+	RebuildUserSync(w http.ResponseWriter, r *http.Request, userId UserID)
+	// UnlockUser Admin: unlock a user
+	// (POST /admin/users/{user_id}/unlock)
+	UnlockUser(w http.ResponseWriter, r *http.Request, userId UserID)
 	// ListMyCards List my acting profile's cards
 	// (GET /cards)
 	ListMyCards(w http.ResponseWriter, r *http.Request, params ListMyCardsParams)
@@ -1274,6 +1906,9 @@ type ServerInterface interface {
 	// UpdateCard Change my card (If-Match required)
 	// (PATCH /cards/{card_id})
 	UpdateCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UpdateCardParams)
+	// ReportCard Report a card to the moderators
+	// (POST /cards/{card_id}/reports)
+	ReportCard(w http.ResponseWriter, r *http.Request, cardId CardID, params ReportCardParams)
 	// UnsubscribeCard Remove this card from my acting profile's saved cards
 	// (DELETE /cards/{card_id}/subscription)
 	UnsubscribeCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UnsubscribeCardParams)
@@ -1307,6 +1942,9 @@ type ServerInterface interface {
 	// DeleteChatMessage Delete my own message (its content is replaced; a MESSAGE_DELETED event follows)
 	// (DELETE /chats/{room_id}/events/{event_index})
 	DeleteChatMessage(w http.ResponseWriter, r *http.Request, roomId RoomID, eventIndex int64, params DeleteChatMessageParams)
+	// ReportChatMessage Report a chat message to the moderators
+	// (POST /chats/{room_id}/events/{event_index}/reports)
+	ReportChatMessage(w http.ResponseWriter, r *http.Request, roomId RoomID, eventIndex int64, params ReportChatMessageParams)
 	// PostChatImage Post an image message (multipart field `file`)
 	// (POST /chats/{room_id}/images)
 	PostChatImage(w http.ResponseWriter, r *http.Request, roomId RoomID, params PostChatImageParams)
@@ -1376,9 +2014,15 @@ type ServerInterface interface {
 	// SetRelation Follow, hide or block this profile as my acting profile
 	// (PUT /profiles/{profile_id}/relation)
 	SetRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params SetRelationParams)
+	// ReportProfile Report a profile to the moderators
+	// (POST /profiles/{profile_id}/reports)
+	ReportProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ReportProfileParams)
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	// (GET /profiles/{profile_id}/vcard)
 	ExportProfileVCard(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ExportProfileVCardParams)
+	// ListMyReports List the reports I made (from any of my profiles), newest first
+	// (GET /reports)
+	ListMyReports(w http.ResponseWriter, r *http.Request, params ListMyReportsParams)
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	// (GET /sync)
 	GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams)
@@ -1834,6 +2478,609 @@ func (siw *ServerInterfaceWrapper) SignUp(w http.ResponseWriter, r *http.Request
 	handler.ServeHTTP(w, r)
 }
 
+// ListAuditLog operation middleware
+func (siw *ServerInterfaceWrapper) ListAuditLog(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAuditLogParams
+
+	// ------------- Optional query parameter "actor_user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "actor_user_id", r.URL.Query(), &params.ActorUserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "actor_user_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "actor_user_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", r.URL.Query(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "action"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "action", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "target_kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "target_kind", r.URL.Query(), &params.TargetKind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "target_kind"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "target_kind", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "target_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "target_id", r.URL.Query(), &params.TargetId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "target_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "target_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAuditLog(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// LockCard operation middleware
+func (siw *ServerInterfaceWrapper) LockCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.LockCard(w, r, cardId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UnlockCard operation middleware
+func (siw *ServerInterfaceWrapper) UnlockCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UnlockCard(w, r, cardId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetPipelineFigures operation middleware
+func (siw *ServerInterfaceWrapper) GetPipelineFigures(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetPipelineFiguresParams
+
+	// ------------- Optional query parameter "minutes" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "minutes", r.URL.Query(), &params.Minutes, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "minutes"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "minutes", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetPipelineFigures(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// LockProfile operation middleware
+func (siw *ServerInterfaceWrapper) LockProfile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.LockProfile(w, r, profileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UnlockProfile operation middleware
+func (siw *ServerInterfaceWrapper) UnlockProfile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UnlockProfile(w, r, profileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListReports operation middleware
+func (siw *ServerInterfaceWrapper) ListReports(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListReportsParams
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "kind", r.URL.Query(), &params.Kind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "kind"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "kind", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListReports(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetReport operation middleware
+func (siw *ServerInterfaceWrapper) GetReport(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "report_id" -------------
+	var reportId ReportID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "report_id", r.PathValue("report_id"), &reportId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "report_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetReport(w, r, reportId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ResolveReport operation middleware
+func (siw *ServerInterfaceWrapper) ResolveReport(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "report_id" -------------
+	var reportId ReportID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "report_id", r.PathValue("report_id"), &reportId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "report_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ResolveReport(w, r, reportId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SearchUsers operation middleware
+func (siw *ServerInterfaceWrapper) SearchUsers(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SearchUsersParams
+
+	// ------------- Required query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "q", r.URL.Query(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "q"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "q", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SearchUsers(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetAdminUser operation middleware
+func (siw *ServerInterfaceWrapper) GetAdminUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetAdminUser(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// LockUser operation middleware
+func (siw *ServerInterfaceWrapper) LockUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.LockUser(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListUserProfiles operation middleware
+func (siw *ServerInterfaceWrapper) ListUserProfiles(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListUserProfilesParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListUserProfiles(w, r, userId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeUserSessions operation middleware
+func (siw *ServerInterfaceWrapper) RevokeUserSessions(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeUserSessions(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RebuildUserSync operation middleware
+func (siw *ServerInterfaceWrapper) RebuildUserSync(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RebuildUserSync(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UnlockUser operation middleware
+func (siw *ServerInterfaceWrapper) UnlockUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UnlockUser(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListMyCards operation middleware
 func (siw *ServerInterfaceWrapper) ListMyCards(w http.ResponseWriter, r *http.Request) {
 
@@ -2110,6 +3357,60 @@ func (siw *ServerInterfaceWrapper) UpdateCard(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.UpdateCard(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ReportCard operation middleware
+func (siw *ServerInterfaceWrapper) ReportCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReportCardParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ReportCard(w, r, cardId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2808,6 +4109,69 @@ func (siw *ServerInterfaceWrapper) DeleteChatMessage(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.DeleteChatMessage(w, r, roomId, eventIndex, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ReportChatMessage operation middleware
+func (siw *ServerInterfaceWrapper) ReportChatMessage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "event_index" -------------
+	var eventIndex int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "event_index", r.PathValue("event_index"), &eventIndex, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "event_index", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReportChatMessageParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ReportChatMessage(w, r, roomId, eventIndex, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3892,6 +5256,60 @@ func (siw *ServerInterfaceWrapper) SetRelation(w http.ResponseWriter, r *http.Re
 	handler.ServeHTTP(w, r)
 }
 
+// ReportProfile operation middleware
+func (siw *ServerInterfaceWrapper) ReportProfile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReportProfileParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ReportProfile(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ExportProfileVCard operation middleware
 func (siw *ServerInterfaceWrapper) ExportProfileVCard(w http.ResponseWriter, r *http.Request) {
 
@@ -3933,6 +5351,52 @@ func (siw *ServerInterfaceWrapper) ExportProfileVCard(w http.ResponseWriter, r *
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ExportProfileVCard(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListMyReports operation middleware
+func (siw *ServerInterfaceWrapper) ListMyReports(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMyReportsParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListMyReports(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4219,6 +5683,26 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/chats/{room_id}/images", wrapper.PostChatImage)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/chats/{room_id}/events/{event_index}", wrapper.DeleteChatMessage)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/chats/{room_id}/read-marker", wrapper.SetChatReadMarker)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/profiles/{profile_id}/reports", wrapper.ReportProfile)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/cards/{card_id}/reports", wrapper.ReportCard)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/chats/{room_id}/events/{event_index}/reports", wrapper.ReportChatMessage)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/reports", wrapper.ListMyReports)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/reports", wrapper.ListReports)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/reports/{report_id}", wrapper.GetReport)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/reports/{report_id}/resolution", wrapper.ResolveReport)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/users", wrapper.SearchUsers)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/users/{user_id}", wrapper.GetAdminUser)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/users/{user_id}/profiles", wrapper.ListUserProfiles)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/users/{user_id}/lock", wrapper.LockUser)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/users/{user_id}/unlock", wrapper.UnlockUser)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/users/{user_id}/sessions/revoke", wrapper.RevokeUserSessions)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/users/{user_id}/sync/rebuild", wrapper.RebuildUserSync)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/profiles/{profile_id}/lock", wrapper.LockProfile)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/profiles/{profile_id}/unlock", wrapper.UnlockProfile)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/cards/{card_id}/lock", wrapper.LockCard)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/cards/{card_id}/unlock", wrapper.UnlockCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/pipeline", wrapper.GetPipelineFigures)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/audit", wrapper.ListAuditLog)
 
 	return m
 }
@@ -4228,6 +5712,8 @@ type BadRequestApplicationProblemPlusJSONResponse Problem
 type ConflictApplicationProblemPlusJSONResponse Problem
 
 type ForbiddenApplicationProblemPlusJSONResponse Problem
+
+type LockStateJSONResponse LockState
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
@@ -5767,6 +7253,1712 @@ func (response SignUpdefaultApplicationProblemPlusJSONResponse) VisitSignUpRespo
 	return err
 }
 
+type ListAuditLogRequestObject struct {
+	Params ListAuditLogParams
+}
+
+type ListAuditLogResponseObject interface {
+	VisitListAuditLogResponse(w http.ResponseWriter) error
+}
+
+type ListAuditLog200JSONResponse AuditList
+
+func (response ListAuditLog200JSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLog400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditLog400ApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLog401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditLog401ApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLog404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditLog404ApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLogdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListAuditLogdefaultApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Body   *LockCardJSONRequestBody
+}
+
+type LockCardResponseObject interface {
+	VisitLockCardResponse(w http.ResponseWriter) error
+}
+
+type LockCard200JSONResponse struct{ LockStateJSONResponse }
+
+func (response LockCard200JSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response LockCard400ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response LockCard401ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response LockCard404ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response LockCard413ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response LockCard415ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response LockCarddefaultApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Body   *UnlockCardJSONRequestBody
+}
+
+type UnlockCardResponseObject interface {
+	VisitUnlockCardResponse(w http.ResponseWriter) error
+}
+
+type UnlockCard200JSONResponse struct{ LockStateJSONResponse }
+
+func (response UnlockCard200JSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockCard400ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockCard401ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockCard404ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockCard413ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockCard415ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UnlockCarddefaultApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineFiguresRequestObject struct {
+	Params GetPipelineFiguresParams
+}
+
+type GetPipelineFiguresResponseObject interface {
+	VisitGetPipelineFiguresResponse(w http.ResponseWriter) error
+}
+
+type GetPipelineFigures200JSONResponse PipelineFigures
+
+func (response GetPipelineFigures200JSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineFigures400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipelineFigures400ApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineFigures401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipelineFigures401ApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineFigures404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipelineFigures404ApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineFiguresdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetPipelineFiguresdefaultApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfileRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Body      *LockProfileJSONRequestBody
+}
+
+type LockProfileResponseObject interface {
+	VisitLockProfileResponse(w http.ResponseWriter) error
+}
+
+type LockProfile200JSONResponse struct{ LockStateJSONResponse }
+
+func (response LockProfile200JSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response LockProfile400ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response LockProfile401ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfile404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response LockProfile404ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfile413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response LockProfile413ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response LockProfile415ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response LockProfiledefaultApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfileRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Body      *UnlockProfileJSONRequestBody
+}
+
+type UnlockProfileResponseObject interface {
+	VisitUnlockProfileResponse(w http.ResponseWriter) error
+}
+
+type UnlockProfile200JSONResponse struct{ LockStateJSONResponse }
+
+func (response UnlockProfile200JSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockProfile400ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockProfile401ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfile404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockProfile404ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfile413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockProfile413ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockProfile415ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UnlockProfiledefaultApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReportsRequestObject struct {
+	Params ListReportsParams
+}
+
+type ListReportsResponseObject interface {
+	VisitListReportsResponse(w http.ResponseWriter) error
+}
+
+type ListReports200JSONResponse AdminReportList
+
+func (response ListReports200JSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReports400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListReports400ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReports401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListReports401ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReports404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListReports404ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReportsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListReportsdefaultApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportRequestObject struct {
+	ReportId ReportID `json:"report_id"`
+}
+
+type GetReportResponseObject interface {
+	VisitGetReportResponse(w http.ResponseWriter) error
+}
+
+type GetReport200JSONResponse AdminReport
+
+func (response GetReport200JSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReport400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetReport400ApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReport401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetReport401ApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReport404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetReport404ApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetReportdefaultApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReportRequestObject struct {
+	ReportId ReportID `json:"report_id"`
+	Body     *ResolveReportJSONRequestBody
+}
+
+type ResolveReportResponseObject interface {
+	VisitResolveReportResponse(w http.ResponseWriter) error
+}
+
+type ResolveReport200JSONResponse AdminReport
+
+func (response ResolveReport200JSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport400ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport401ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport404ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport409ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport413ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport415ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReportdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ResolveReportdefaultApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchUsersRequestObject struct {
+	Params SearchUsersParams
+}
+
+type SearchUsersResponseObject interface {
+	VisitSearchUsersResponse(w http.ResponseWriter) error
+}
+
+type SearchUsers200JSONResponse AdminUserList
+
+func (response SearchUsers200JSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchUsers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SearchUsers400ApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchUsers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SearchUsers401ApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchUsers404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SearchUsers404ApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchUsersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response SearchUsersdefaultApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminUserRequestObject struct {
+	UserId UserID `json:"user_id"`
+}
+
+type GetAdminUserResponseObject interface {
+	VisitGetAdminUserResponse(w http.ResponseWriter) error
+}
+
+type GetAdminUser200JSONResponse AdminUser
+
+func (response GetAdminUser200JSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminUser400ApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminUser401ApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminUser404ApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetAdminUserdefaultApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUserRequestObject struct {
+	UserId UserID `json:"user_id"`
+	Body   *LockUserJSONRequestBody
+}
+
+type LockUserResponseObject interface {
+	VisitLockUserResponse(w http.ResponseWriter) error
+}
+
+type LockUser200JSONResponse struct{ LockStateJSONResponse }
+
+func (response LockUser200JSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response LockUser400ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response LockUser401ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response LockUser404ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUser413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response LockUser413ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response LockUser415ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response LockUserdefaultApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserProfilesRequestObject struct {
+	UserId UserID `json:"user_id"`
+	Params ListUserProfilesParams
+}
+
+type ListUserProfilesResponseObject interface {
+	VisitListUserProfilesResponse(w http.ResponseWriter) error
+}
+
+type ListUserProfiles200JSONResponse AdminProfileList
+
+func (response ListUserProfiles200JSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserProfiles400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListUserProfiles400ApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserProfiles401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListUserProfiles401ApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserProfiles404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListUserProfiles404ApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserProfilesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListUserProfilesdefaultApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessionsRequestObject struct {
+	UserId UserID `json:"user_id"`
+	Body   *RevokeUserSessionsJSONRequestBody
+}
+
+type RevokeUserSessionsResponseObject interface {
+	VisitRevokeUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type RevokeUserSessions200JSONResponse RevokedSessions
+
+func (response RevokeUserSessions200JSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions400ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions401ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions404ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions413ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions415ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RevokeUserSessionsdefaultApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSyncRequestObject struct {
+	UserId UserID `json:"user_id"`
+	Body   *RebuildUserSyncJSONRequestBody
+}
+
+type RebuildUserSyncResponseObject interface {
+	VisitRebuildUserSyncResponse(w http.ResponseWriter) error
+}
+
+type RebuildUserSync202JSONResponse RebuildQueued
+
+func (response RebuildUserSync202JSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSync400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildUserSync400ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSync401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildUserSync401ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSync404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildUserSync404ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSync413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildUserSync413ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSync415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildUserSync415ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSyncdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RebuildUserSyncdefaultApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUserRequestObject struct {
+	UserId UserID `json:"user_id"`
+	Body   *UnlockUserJSONRequestBody
+}
+
+type UnlockUserResponseObject interface {
+	VisitUnlockUserResponse(w http.ResponseWriter) error
+}
+
+type UnlockUser200JSONResponse struct{ LockStateJSONResponse }
+
+func (response UnlockUser200JSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser400ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser401ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser404ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser413ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser415ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UnlockUserdefaultApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListMyCardsRequestObject struct {
 	Params ListMyCardsParams
 }
@@ -6375,6 +9567,162 @@ type UpdateCarddefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response UpdateCarddefaultApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params ReportCardParams
+	Body   *ReportCardJSONRequestBody
+}
+
+type ReportCardResponseObject interface {
+	VisitReportCardResponse(w http.ResponseWriter) error
+}
+
+type ReportCard202JSONResponse MyReport
+
+func (response ReportCard202JSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard400ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard401ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard403ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard404ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard413ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard415ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard429ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ReportCarddefaultApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -7604,6 +10952,163 @@ type DeleteChatMessagedefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response DeleteChatMessagedefaultApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessageRequestObject struct {
+	RoomId     RoomID `json:"room_id"`
+	EventIndex int64  `json:"event_index"`
+	Params     ReportChatMessageParams
+	Body       *ReportChatMessageJSONRequestBody
+}
+
+type ReportChatMessageResponseObject interface {
+	VisitReportChatMessageResponse(w http.ResponseWriter) error
+}
+
+type ReportChatMessage202JSONResponse MyReport
+
+func (response ReportChatMessage202JSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage400ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage401ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage403ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage404ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage413ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage415ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage429ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessagedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ReportChatMessagedefaultApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -10064,6 +13569,162 @@ func (response SetRelationdefaultApplicationProblemPlusJSONResponse) VisitSetRel
 	return err
 }
 
+type ReportProfileRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ReportProfileParams
+	Body      *ReportProfileJSONRequestBody
+}
+
+type ReportProfileResponseObject interface {
+	VisitReportProfileResponse(w http.ResponseWriter) error
+}
+
+type ReportProfile202JSONResponse MyReport
+
+func (response ReportProfile202JSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile400ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile401ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile403ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile404ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile413ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile415ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile429ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ReportProfiledefaultApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ExportProfileVCardRequestObject struct {
 	ProfileId ProfileID `json:"profile_id"`
 	Params    ExportProfileVCardParams
@@ -10163,6 +13824,77 @@ type ExportProfileVCarddefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response ExportProfileVCarddefaultApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyReportsRequestObject struct {
+	Params ListMyReportsParams
+}
+
+type ListMyReportsResponseObject interface {
+	VisitListMyReportsResponse(w http.ResponseWriter) error
+}
+
+type ListMyReports200JSONResponse MyReportList
+
+func (response ListMyReports200JSONResponse) VisitListMyReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyReports400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyReports400ApplicationProblemPlusJSONResponse) VisitListMyReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyReports401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyReports401ApplicationProblemPlusJSONResponse) VisitListMyReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyReportsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListMyReportsdefaultApplicationProblemPlusJSONResponse) VisitListMyReportsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -10543,6 +14275,54 @@ type StrictServerInterface interface {
 	// SignUp Create an account (and optionally its first profile)
 	// (POST /account/signup)
 	SignUp(ctx context.Context, request SignUpRequestObject) (SignUpResponseObject, error)
+	// ListAuditLog Admin: the audit log of admin actions and role changes, newest first
+	// (GET /admin/audit)
+	ListAuditLog(ctx context.Context, request ListAuditLogRequestObject) (ListAuditLogResponseObject, error)
+	// LockCard Admin: lock a card
+	// (POST /admin/cards/{card_id}/lock)
+	LockCard(ctx context.Context, request LockCardRequestObject) (LockCardResponseObject, error)
+	// UnlockCard Admin: unlock a card
+	// (POST /admin/cards/{card_id}/unlock)
+	UnlockCard(ctx context.Context, request UnlockCardRequestObject) (UnlockCardResponseObject, error)
+	// GetPipelineFigures Admin: sync pipeline figures (the same numbers are on /metrics)
+	// (GET /admin/pipeline)
+	GetPipelineFigures(ctx context.Context, request GetPipelineFiguresRequestObject) (GetPipelineFiguresResponseObject, error)
+	// LockProfile Admin: lock a profile
+	// (POST /admin/profiles/{profile_id}/lock)
+	LockProfile(ctx context.Context, request LockProfileRequestObject) (LockProfileResponseObject, error)
+	// UnlockProfile Admin: unlock a profile
+	// (POST /admin/profiles/{profile_id}/unlock)
+	UnlockProfile(ctx context.Context, request UnlockProfileRequestObject) (UnlockProfileResponseObject, error)
+	// ListReports Admin: the moderation queue, newest first
+	// (GET /admin/reports)
+	ListReports(ctx context.Context, request ListReportsRequestObject) (ListReportsResponseObject, error)
+	// GetReport Admin: read one report with its evidence
+	// (GET /admin/reports/{report_id})
+	GetReport(ctx context.Context, request GetReportRequestObject) (GetReportResponseObject, error)
+	// ResolveReport Admin: close a report with an action and a note
+	// (POST /admin/reports/{report_id}/resolution)
+	ResolveReport(ctx context.Context, request ResolveReportRequestObject) (ResolveReportResponseObject, error)
+	// SearchUsers Admin: find users by a prefix of login id, nickname or email (case-insensitive)
+	// (GET /admin/users)
+	SearchUsers(ctx context.Context, request SearchUsersRequestObject) (SearchUsersResponseObject, error)
+	// GetAdminUser Admin: read one user
+	// (GET /admin/users/{user_id})
+	GetAdminUser(ctx context.Context, request GetAdminUserRequestObject) (GetAdminUserResponseObject, error)
+	// LockUser Admin: lock a user
+	// (POST /admin/users/{user_id}/lock)
+	LockUser(ctx context.Context, request LockUserRequestObject) (LockUserResponseObject, error)
+	// ListUserProfiles Admin: a user's profiles, locked and deleted ones included
+	// (GET /admin/users/{user_id}/profiles)
+	ListUserProfiles(ctx context.Context, request ListUserProfilesRequestObject) (ListUserProfilesResponseObject, error)
+	// RevokeUserSessions Admin: end every session of a user
+	// (POST /admin/users/{user_id}/sessions/revoke)
+	RevokeUserSessions(ctx context.Context, request RevokeUserSessionsRequestObject) (RevokeUserSessionsResponseObject, error)
+	// RebuildUserSync Admin: rebuild a user's sync file from scratch
+	// (POST /admin/users/{user_id}/sync/rebuild)
+	RebuildUserSync(ctx context.Context, request RebuildUserSyncRequestObject) (RebuildUserSyncResponseObject, error)
+	// UnlockUser Admin: unlock a user
+	// (POST /admin/users/{user_id}/unlock)
+	UnlockUser(ctx context.Context, request UnlockUserRequestObject) (UnlockUserResponseObject, error)
 	// ListMyCards List my acting profile's cards
 	// (GET /cards)
 	ListMyCards(ctx context.Context, request ListMyCardsRequestObject) (ListMyCardsResponseObject, error)
@@ -10558,6 +14338,9 @@ type StrictServerInterface interface {
 	// UpdateCard Change my card (If-Match required)
 	// (PATCH /cards/{card_id})
 	UpdateCard(ctx context.Context, request UpdateCardRequestObject) (UpdateCardResponseObject, error)
+	// ReportCard Report a card to the moderators
+	// (POST /cards/{card_id}/reports)
+	ReportCard(ctx context.Context, request ReportCardRequestObject) (ReportCardResponseObject, error)
 	// UnsubscribeCard Remove this card from my acting profile's saved cards
 	// (DELETE /cards/{card_id}/subscription)
 	UnsubscribeCard(ctx context.Context, request UnsubscribeCardRequestObject) (UnsubscribeCardResponseObject, error)
@@ -10591,6 +14374,9 @@ type StrictServerInterface interface {
 	// DeleteChatMessage Delete my own message (its content is replaced; a MESSAGE_DELETED event follows)
 	// (DELETE /chats/{room_id}/events/{event_index})
 	DeleteChatMessage(ctx context.Context, request DeleteChatMessageRequestObject) (DeleteChatMessageResponseObject, error)
+	// ReportChatMessage Report a chat message to the moderators
+	// (POST /chats/{room_id}/events/{event_index}/reports)
+	ReportChatMessage(ctx context.Context, request ReportChatMessageRequestObject) (ReportChatMessageResponseObject, error)
 	// PostChatImage Post an image message (multipart field `file`)
 	// (POST /chats/{room_id}/images)
 	PostChatImage(ctx context.Context, request PostChatImageRequestObject) (PostChatImageResponseObject, error)
@@ -10660,9 +14446,15 @@ type StrictServerInterface interface {
 	// SetRelation Follow, hide or block this profile as my acting profile
 	// (PUT /profiles/{profile_id}/relation)
 	SetRelation(ctx context.Context, request SetRelationRequestObject) (SetRelationResponseObject, error)
+	// ReportProfile Report a profile to the moderators
+	// (POST /profiles/{profile_id}/reports)
+	ReportProfile(ctx context.Context, request ReportProfileRequestObject) (ReportProfileResponseObject, error)
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	// (GET /profiles/{profile_id}/vcard)
 	ExportProfileVCard(ctx context.Context, request ExportProfileVCardRequestObject) (ExportProfileVCardResponseObject, error)
+	// ListMyReports List the reports I made (from any of my profiles), newest first
+	// (GET /reports)
+	ListMyReports(ctx context.Context, request ListMyReportsRequestObject) (ListMyReportsResponseObject, error)
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	// (GET /sync)
 	GetSyncFile(ctx context.Context, request GetSyncFileRequestObject) (GetSyncFileResponseObject, error)
@@ -11242,6 +15034,486 @@ func (sh *strictHandler) SignUp(w http.ResponseWriter, r *http.Request, params S
 	}
 }
 
+// ListAuditLog operation middleware
+func (sh *strictHandler) ListAuditLog(w http.ResponseWriter, r *http.Request, params ListAuditLogParams) {
+	var request ListAuditLogRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAuditLog(ctx, request.(ListAuditLogRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAuditLog")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAuditLogResponseObject); ok {
+		if err := validResponse.VisitListAuditLogResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// LockCard operation middleware
+func (sh *strictHandler) LockCard(w http.ResponseWriter, r *http.Request, cardId CardID) {
+	var request LockCardRequestObject
+
+	request.CardId = cardId
+
+	var body LockCardJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.LockCard(ctx, request.(LockCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "LockCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(LockCardResponseObject); ok {
+		if err := validResponse.VisitLockCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UnlockCard operation middleware
+func (sh *strictHandler) UnlockCard(w http.ResponseWriter, r *http.Request, cardId CardID) {
+	var request UnlockCardRequestObject
+
+	request.CardId = cardId
+
+	var body UnlockCardJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UnlockCard(ctx, request.(UnlockCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnlockCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UnlockCardResponseObject); ok {
+		if err := validResponse.VisitUnlockCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetPipelineFigures operation middleware
+func (sh *strictHandler) GetPipelineFigures(w http.ResponseWriter, r *http.Request, params GetPipelineFiguresParams) {
+	var request GetPipelineFiguresRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPipelineFigures(ctx, request.(GetPipelineFiguresRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPipelineFigures")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetPipelineFiguresResponseObject); ok {
+		if err := validResponse.VisitGetPipelineFiguresResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// LockProfile operation middleware
+func (sh *strictHandler) LockProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID) {
+	var request LockProfileRequestObject
+
+	request.ProfileId = profileId
+
+	var body LockProfileJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.LockProfile(ctx, request.(LockProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "LockProfile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(LockProfileResponseObject); ok {
+		if err := validResponse.VisitLockProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UnlockProfile operation middleware
+func (sh *strictHandler) UnlockProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID) {
+	var request UnlockProfileRequestObject
+
+	request.ProfileId = profileId
+
+	var body UnlockProfileJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UnlockProfile(ctx, request.(UnlockProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnlockProfile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UnlockProfileResponseObject); ok {
+		if err := validResponse.VisitUnlockProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListReports operation middleware
+func (sh *strictHandler) ListReports(w http.ResponseWriter, r *http.Request, params ListReportsParams) {
+	var request ListReportsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListReports(ctx, request.(ListReportsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListReports")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListReportsResponseObject); ok {
+		if err := validResponse.VisitListReportsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetReport operation middleware
+func (sh *strictHandler) GetReport(w http.ResponseWriter, r *http.Request, reportId ReportID) {
+	var request GetReportRequestObject
+
+	request.ReportId = reportId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetReport(ctx, request.(GetReportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetReport")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetReportResponseObject); ok {
+		if err := validResponse.VisitGetReportResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ResolveReport operation middleware
+func (sh *strictHandler) ResolveReport(w http.ResponseWriter, r *http.Request, reportId ReportID) {
+	var request ResolveReportRequestObject
+
+	request.ReportId = reportId
+
+	var body ResolveReportJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ResolveReport(ctx, request.(ResolveReportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResolveReport")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ResolveReportResponseObject); ok {
+		if err := validResponse.VisitResolveReportResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SearchUsers operation middleware
+func (sh *strictHandler) SearchUsers(w http.ResponseWriter, r *http.Request, params SearchUsersParams) {
+	var request SearchUsersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SearchUsers(ctx, request.(SearchUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SearchUsers")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SearchUsersResponseObject); ok {
+		if err := validResponse.VisitSearchUsersResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetAdminUser operation middleware
+func (sh *strictHandler) GetAdminUser(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request GetAdminUserRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAdminUser(ctx, request.(GetAdminUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAdminUser")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetAdminUserResponseObject); ok {
+		if err := validResponse.VisitGetAdminUserResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// LockUser operation middleware
+func (sh *strictHandler) LockUser(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request LockUserRequestObject
+
+	request.UserId = userId
+
+	var body LockUserJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.LockUser(ctx, request.(LockUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "LockUser")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(LockUserResponseObject); ok {
+		if err := validResponse.VisitLockUserResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListUserProfiles operation middleware
+func (sh *strictHandler) ListUserProfiles(w http.ResponseWriter, r *http.Request, userId UserID, params ListUserProfilesParams) {
+	var request ListUserProfilesRequestObject
+
+	request.UserId = userId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListUserProfiles(ctx, request.(ListUserProfilesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListUserProfiles")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListUserProfilesResponseObject); ok {
+		if err := validResponse.VisitListUserProfilesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RevokeUserSessions operation middleware
+func (sh *strictHandler) RevokeUserSessions(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request RevokeUserSessionsRequestObject
+
+	request.UserId = userId
+
+	var body RevokeUserSessionsJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeUserSessions(ctx, request.(RevokeUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeUserSessions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeUserSessionsResponseObject); ok {
+		if err := validResponse.VisitRevokeUserSessionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RebuildUserSync operation middleware
+func (sh *strictHandler) RebuildUserSync(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request RebuildUserSyncRequestObject
+
+	request.UserId = userId
+
+	var body RebuildUserSyncJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RebuildUserSync(ctx, request.(RebuildUserSyncRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RebuildUserSync")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RebuildUserSyncResponseObject); ok {
+		if err := validResponse.VisitRebuildUserSyncResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UnlockUser operation middleware
+func (sh *strictHandler) UnlockUser(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request UnlockUserRequestObject
+
+	request.UserId = userId
+
+	var body UnlockUserJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UnlockUser(ctx, request.(UnlockUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnlockUser")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UnlockUserResponseObject); ok {
+		if err := validResponse.VisitUnlockUserResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListMyCards operation middleware
 func (sh *strictHandler) ListMyCards(w http.ResponseWriter, r *http.Request, params ListMyCardsParams) {
 	var request ListMyCardsRequestObject
@@ -11393,6 +15665,40 @@ func (sh *strictHandler) UpdateCard(w http.ResponseWriter, r *http.Request, card
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(UpdateCardResponseObject); ok {
 		if err := validResponse.VisitUpdateCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ReportCard operation middleware
+func (sh *strictHandler) ReportCard(w http.ResponseWriter, r *http.Request, cardId CardID, params ReportCardParams) {
+	var request ReportCardRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	var body ReportCardJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ReportCard(ctx, request.(ReportCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReportCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ReportCardResponseObject); ok {
+		if err := validResponse.VisitReportCardResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -11719,6 +16025,41 @@ func (sh *strictHandler) DeleteChatMessage(w http.ResponseWriter, r *http.Reques
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(DeleteChatMessageResponseObject); ok {
 		if err := validResponse.VisitDeleteChatMessageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ReportChatMessage operation middleware
+func (sh *strictHandler) ReportChatMessage(w http.ResponseWriter, r *http.Request, roomId RoomID, eventIndex int64, params ReportChatMessageParams) {
+	var request ReportChatMessageRequestObject
+
+	request.RoomId = roomId
+	request.EventIndex = eventIndex
+	request.Params = params
+
+	var body ReportChatMessageJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ReportChatMessage(ctx, request.(ReportChatMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReportChatMessage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ReportChatMessageResponseObject); ok {
+		if err := validResponse.VisitReportChatMessageResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -12391,6 +16732,40 @@ func (sh *strictHandler) SetRelation(w http.ResponseWriter, r *http.Request, pro
 	}
 }
 
+// ReportProfile operation middleware
+func (sh *strictHandler) ReportProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ReportProfileParams) {
+	var request ReportProfileRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	var body ReportProfileJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ReportProfile(ctx, request.(ReportProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReportProfile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ReportProfileResponseObject); ok {
+		if err := validResponse.VisitReportProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ExportProfileVCard operation middleware
 func (sh *strictHandler) ExportProfileVCard(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ExportProfileVCardParams) {
 	var request ExportProfileVCardRequestObject
@@ -12411,6 +16786,32 @@ func (sh *strictHandler) ExportProfileVCard(w http.ResponseWriter, r *http.Reque
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(ExportProfileVCardResponseObject); ok {
 		if err := validResponse.VisitExportProfileVCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListMyReports operation middleware
+func (sh *strictHandler) ListMyReports(w http.ResponseWriter, r *http.Request, params ListMyReportsParams) {
+	var request ListMyReportsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMyReports(ctx, request.(ListMyReportsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMyReports")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListMyReportsResponseObject); ok {
+		if err := validResponse.VisitListMyReportsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -12499,201 +16900,253 @@ func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L39Uhu5mjh8K9p+typmT9sYQjITqK1dho9Z5oTAApmZOuO8WO6WbR26JY+khvikqNqr2QvbK/mVHqk/",
-	"rbbbxkCSw18JdlstPXq+P794AY8nnBGmpLf7xRsTHBIB/z26wiP9b0hkIOhEUc68Xe9SCc5GPvoz4YqE",
-	"6JYISTlDCo8QHyI1JkiQiSCSMIX1Tzqe78lgTGKs1yKfcTyJiLfr9bzXPc/zPTWd6D+lEpSNvPt737sg",
-	"Q0Hk+IDzG0pmN3AFr4BHkOI3hCEsEWbov5SanLFo6qNLEiSC+OgSx+SSKvLvl0rQQKEAVkQy4BMSIsXR",
-	"Jp7QzdutTRwEPGGqvNXZjV1OWXBOWKj/ntlWX4mE9NHdWG8IMXJHBBokNApTsAxpRBCVCEeC4HCK+B0J",
-	"99AdpgoNuYBHJokcI8qkIhh+NuFRRNmoAkKWxN7uH55+n+d7QxxJ4n2aBeS9702wwDFR9j4PsAhPDvX/",
-	"qN7wBKux53sMx/pnARbhNQ093xPkz4QKEnq7+g3FNw+5iLHydj3K1Nsdz/diymisd7OVvZ4yRUZEALwO",
-	"EiG5mAXV2QT/mRAUwNdoKHhsTi/ILeWJRBM8Iq8k6jPyWV2bp/oaBrDtPxMipoV9m3cUtxnjz+8JG6mx",
-	"t7v95q0Lw45iTKMrjTs10AC8mguLwku2tn8EUGR/v9WQV4oIvfD//8d++2+4/Y9u+911+9Nf/tWJ8ifD",
-	"U6yCsRvZNR2mSJSS24BQNkLBGLMRYBFVY54oRBU8hZnU6Ecl2tn+MYOcIe38kCfDtnnrvHO59vqBM5Lt",
-	"t25p/dCC9bvbO64XvKcxVdnSlfuO4MviiiEZ4iRS3u5219fLW4zsdhfi57ngmihraWJivl83WVxwHte+",
-	"U3Aer/uFvx9ElDCVIfwsioXklgaa5o4PTpEgIyqVAO5tOKyPpOKChIBngGGSSGmZuxMBfm+bd7avLCU5",
-	"MWCn++5tmXRc+PB7ek+he/M4UJoY7G3taSKIE6nQgCDOSEo5AY4iIl5JFNFbkj4s5xzAvrV9subLyE5z",
-	"BofAUZNT+UawaMmhP8XSebRlT7XqKe41QOSEM0lAsvyEwwvyZ0IkkG3AmSIM/osnk4gGgEmbE8EHEYn/",
-	"8nfJWUkV0L8IAffNGh3KbnEENBAShWmUCX34WrM1+4Q+JxGCa/n2xxdvSEkUerse0ewdLg3Du7wUHTBD",
-	"8B3CYSiIlN79J9+TCqtEamTs+p6iCrSTn3CI0iNlAMADnqjdQYTZjXdfhN6/CjL0dr3/bzPXpTbNt3Lz",
-	"3BzbQM2lyWSHinGkr0Hz8745VR/pe5OI4GCMBjhEcMKOfvkBZ8OIBg8DeKr3hIn5FSmC/JLHBN3iKCES",
-	"YUEyvUXhG8JqIM9ocAOoVgA+PF+B9Lsc0tlBngTMQYTlmEjDyMhnKoHIQqywG+jwvH4kh/wxFwMahoaV",
-	"NgT9g8/wgSuEo0jrjLCJD1wd84SFT7sHJJNgjASRPBEBQS0uEOMK3VJJBxHRGnXOjjbSfZ7ykA4pqWHe",
-	"AYiJVxIFfDLVVBAkQhCjiztsEdfW7WOb8My9Eewk4Cyk+j3HmEbkSeGkj5XqVpnCRiWACuBjTqg5OMCo",
-	"uNuLTM487X6NJokYISEYU9n+DXDtPs0ST7i1fYaAKH1r410cH6B3O29+QPZNKORBEgO63PveFefvsRiR",
-	"pwbegIeAupF+ubbkMCsR6xXnp5hNrTyRT7m9C6wIAp1ZixVBlJgiPFTE2JssiQdEaDVCAgpqwYr6F/qp",
-	"9r5+ql8hw8JX5e3Nqgj3vveR4USNuaD/eFqEPqVSUjbyUzXBR+TzRFMV4gIJcstvSIgCQULCFMWRhEv6",
-	"yGQymXChSHhKQoqv4ERPTIXmXUhDM+UYOAjIRAEmZcIQ7mLffqH/PxF8QoSiRh3DhW/sxQw4jwhmnlHd",
-	"Uh7zR/5o7kDgg7+TQGmQ7Bv1YPYFgSBYkfAaq5LuGGJF2oqC+K+o8ZXTfpn93ihtJRfR3zEj/2n/7AQ8",
-	"di0LP7u+JSKTMdUT+x4NZ9e9DrlzmzTGI3KdiMi5ydjKsqVOnilFpU38gpnzacGNipa6eRIJCjwOY8oc",
-	"bh4fHriuHHHLn9XoHbZIERPSZQBcflGTS9XpCqjtVv0iNpQh5MSpMDwYY3WOhaIBnWCmZMF0wKERgzg6",
-	"LyAcuLj8Cg7mxjn8SRWJ5dKWDDgMTsxPU49B+meujwqBp57vJYz+mRD7tTYDqyAsbsl59ltMIzygEVXT",
-	"WW3omAujc4KqibDUXAp0YTD+1JgIbdpSiYaCEM2YywDJCKiOAGY/L2Kmg1HMPUDTW4spK366VbvteXwT",
-	"HHb5SeY9+p6PKDs5rB5v3k8+pM85D32ARbgmFojVQgmh33aonwOWGRFVx9Tsl0ttwEBvIWdYlc+VMSn/",
-	"Ahy75O46daY120P6K8uLc86Zeu3B1bG5s+3ay0TQW23POkFX8Os124pV4hs9XeEJwExLjkTLVQEZ8o3O",
-	"YaP5+3OU+FSDqIcWxdwkaXxXM/GcJFCJ1o70lnKfkgh9dEMmSqveI3pLGGph9Mvl2QdkXrkBPoCiTyGe",
-	"YDbVWvvB6ZGXW/hHbEQZydhtcUNvd2rO8Z5Kh96RMfnsP4tIybuvsHGNp3lYwR3nKd0fvKkO3JfJoKTV",
-	"VHiEjak0Q7JVOMrSmCzNhgeNlMM8JlRC4MIaTriAKXmOpbzjIlxNuFsT+XpiV3FGDub6jfU135V+P1cv",
-	"T5+bAUF1I5V1awCgjm6tzVAkEJxIEl4PptfFa9t6U756b7u7/ba9tdXe/uGq+3a3293tdv+mKU2veE1Z",
-	"SD57uztb6Qf27adHl5f7Px9dn59dXh0dagZCpMTaFPYuCUFTniCs0A//AlqbiTDs/nA/A3bnDquKym9j",
-	"jkIaamWkhQdSGyzgnDZxAXFLhP3aN/4iLNEYQ9QUcf0lv2NEyDGdAAd5JMooyM5ZO8sCB91hieyDe4gq",
-	"mRlgVCJBJhEOCPiYZ0VI6TYaUV7xuhbwrRR/wARdbJOkN+06qSKflY9seHlEGBEakkhOpSIxfNtxGyEW",
-	"RxodTWExIuq6ApOKTW4R9PDo/dHV0eEubKjwi1Tu2OtIr6ghhtgdLMDa2OrPxsGM7sYcBTgmiDIfRWSo",
-	"NJw0SggS81sSZnBj5M4gbaPdVDhIHtArwqeED/kdlnB9Lm9xC8gxltcxFw5kOOXCwlsavzcakClnIVJj",
-	"aiLuiBoSDqkgAcT+wARx4/+SkjjjiDPi2Clu/fwgc4GQ+mhSW/l8/+Lq5ODkfP/D1fXJB88vfXD28ary",
-	"yV9PDv4KzHKGe5Y/uD453f/5qPCxRWLP9y7Ozk6vT88OT45Pjg6d5nnF2nV5axS9rdFU51M+ldeAlu7f",
-	"/p1TtiTT1ESwLpV/KcWk1pDO9eX8OH4KsjrcuOA8rsreiEu9ttU2mghcEJG+F2FZYW1a+JYMpLoVbND1",
-	"IKLxQEs/JejE8z24s7IOsA25OplHBGJqKV4YpT2/a/N34XYXvP4XzAg6BG9X+Z33fv1LLJyav+WvNEan",
-	"lMmk+po3958K5ph5jyA4LMP09TvfSxh8bn2O2wWza2tWU7H36UL8x/BONpaFs+hS5cTtrVxd0sIBjbFE",
-	"jFvm3FDgrddAn8XIZhZ6CWWXkAVFfugw0OYa77O402ivZeRa1uov3+CvNqaX5jtyHr+SSBKlKBtJ1NJw",
-	"9lHhNz6yR/KNHrGxBz88usKjVVSKIlucubqiS6F0QQ09DDMIXIHdPKZ7YF4wK+OGEIS9puyWmqzQ5vhi",
-	"4rcn2S9dCCMsw1+EdyAYXAoa5FHObHHeUdfioMi29HhOCriRAyzC0yRSVCPE7K5Tv6QjIIVF+EoaxxCW",
-	"qOT/qbceNCqWaGxAGYYkvlqWVDLuuwtt+wKHaJoOW4aYpR7Y6Xy4rebAWNbVuzIcZjyrMwF00CFNlm0y",
-	"iTgOj2nktqvmR0oKMM9SLu3ZF/iR4HBzoGzJYEVIlyX3ovxS3wMKJ9dfQ/xoHfif3YVRrRZchePw9Rdj",
-	"cwVXdOFhdo0ZZ9OYJ9Kw1Ua40yxMYreWR0rqkGC7u/Oj7zSdhjyK+N11RKW6niSDiAbNtucO5VoN+9Hu",
-	"0fcUwfH17Muts7364gbsz3XxhwQsAqxWvXXOhlTEDv+DTcHUp4PAgWHb+s9PrtM+xPObph42yjYv2Z25",
-	"lzc9iAtIR41SFTJGksbPS3UJLs4E6/5aSGWYH+DNfzgv/aFyxEL43qznPKBNjNRcuZD1haPobAi2aaMc",
-	"F796gIerabOb/XTvezMq4mwkBvJdZ0p2gjFWnZQXMq6uhzxhYR+1mE11zLKvucg8k1ygiAc3JNzwe8ws",
-	"kSuN14IME0n0Ghj99P7s4K8+ZPEYZgNOgDFBhhsKWBazKeIQ3Ief4mivx0wVlUZiyAIit0QgxaMQYa3A",
-	"bfjIvNZm5F4X1Px+p8eKYTmvZn9rCSbldJa/7wrciWYlFGCmDz9ITxx2vIUkWLRk4Nqy97gw9ZiSKDwS",
-	"wmjJFaPDJCUXd5eS4hyWkT9cmzW+6AzmxQv2bVTkGe6pilGCfC+gxG1O2Mi1+VUcHs0jhvQfpKmNvXyk",
-	"3mXZ6mX8MizsNha6xzVYP4KS60KHhlbJzG3W2AjHQNMFOelMUGqoyXj2rUQud5Nu8vEqiy3c/jrM2TI8",
-	"Hs+mTTN86nL6igVG5cq8neUK83zvw7zUvfr3uJSS84JCU7HRFIoIlgqpO474EEX8jggUYEl8lEwm2f9D",
-	"OqIKYRYiOY0HPNoDyUL+THCEFEc09FGa8aQFC/CsTlkYcCG05T7mQhIE9DhPt/pxzjEuiCRqNR1xmYyv",
-	"ClLUqyzn3BTlll9ViI3OnAToaTUqy8N18Lh7P1JpXebUPLoapArbL1XNLbQsavbr3Giu31VSx+tz7f1G",
-	"6tWlwoOIoBgHY8pIW+sq8IF+uoyXaUVJJ9PB3D56VacAp6VITTlVrjU42BRlUmEWuLHGstXrUkpl/nVa",
-	"4lRgFzvdHWfI2mRHFfnKB67Qcd3pZ3WCYp3UIgywUtS8NNum1bBq0CKVXhVulWp3HfRbGsYwFT8oxlPE",
-	"WTRFN4zfITXGUJAM0WaJWtbWBQaWq8RWjRYkxIHSejOVYCPCY7AY8DXwqGfR0MyfDk9pGpQKxxNTpzak",
-	"UURCowdXIq1Wf5s1TjFlqXaHWnpXUiHwfm84HZx1vo01xaJW8X+sOVO0cba+A5BGWW4AxkrS+g+NIl+l",
-	"kPhySaG1Tp9ZmMWU1WTUpLbNgEScjWS56M2dLPGgYJ3TzTRru425a8NwH/Bdk/tYEHczFOr+VrI6srr8",
-	"cAnpX1GjLZScXC4/x4PycGtTb130XIcvS2bqFiBn0WoOu52fvtuYJYB8myFj74AzhQNlCgykb6oNMENc",
-	"hESQEEmiQP/EA6JZqC3+3e2x/peewbCet4u+9Dy4QP3/ro96Hjxmv4n5gEYLHut5f/lxG2110f/9z//2",
-	"oFSs3+mxvzJ+x+zWgI8DG/EN9vpIMumnLHrPOEzMY6UU5Yr3o6Br2ljxlm/2oT+64+Km8FU3+8p483AQ",
-	"k066lGmnkhLZzC++2IO7l7PH3dp+vYPevP3hR1seV8mFfr09Hy+OU3fGEgpkFiEv9sUoNsboOgPf6aEe",
-	"iIa/wjqNTjoTpjCRZ7OTBQTz6/ztPgZglvQrNz7OOszwgkPhkQzwC4LDUyxuiMPptnxmxnK5pkvncTRM",
-	"x1yY45AfekWrdwFgMsxrby08RHEt916hPdZqG7W9ta5V2i6m2k9pkeXp2E5U55dfQT0eCh4vn6u0kg6W",
-	"W3NlQcqSKMqSuIQt1UXCHrMQ3vKOz96/P/vN873/Ojk88nwPQgKebz+/vjj6749HJudUr/nJh6W1lVyJ",
-	"AxY0JH79sOTKKvyqS2bHdmOWJCw0MSpTCf0kPiDnPtTDakzWUh+ysBjk0jRKchdpS5lT2cxFFx+4NgXs",
-	"cinsnSHk+U+s9A7bB2oJ/i2N1JgH7bTu3FWsnoGsHkDVk885Z+kAdnNzbvGEDfl6mJitK3IbU6tcxBjL",
-	"a9PFa+a+CytDch/U+Dz6JV/jUfmANWpG6QJKllVpsyWo5PBzHHzO/a1DvSqiwuOpWJdEpVJzNe5WcETO",
-	"FUULM+XmCINLOmInK+4v4iPqSK2loY/+k4ZZ/KLkJv5Pd5AHkikWJdqsnE5SAYfZd2HBOsB8nBRahZbP",
-	"vhQPTLM7gjR+nzcIyiDTKPXLNpJwr1Z/iifKyvuq2gCU8aWZYuA3Dfg6c+vc7qrZHhzz0S4tzF0mb3Vm",
-	"lY8TLQws/q2ry0MFH2a7PMUTNUUGHWz9nbT1gNmTHVe4ssap/ESoUYmY2QtEiqcNtfo07HcWhFmbGVHm",
-	"Wpa52YV38mw5yqtnHjfpUmIhtWRW8ZIYvBgRVwRXo1qcR4DXksm+ld41xm2b4f0e6mvs6qdV1IaW78Y8",
-	"IrZ6oIOqVB9EBAuJsgiAybkrU/+CO2oel3vWHOP6nOLV04cX5AsvTg+edchKEiSCqumlhocB8IBgQcR+",
-	"osb5X8cpcv7y21XaUxa2At/m9sFYqYnxo1NrRpVx6KfOAYbqbKj9JmxkG6grhAVPWIgGiaSMSAlVKbKD",
-	"PkoiJLK95jWCxZJERm4Inoyy7E3p9xgAX47NT30bezYBEIgl+EjiW1PvIiGoHIyxMiUvabi7x3rsgLNb",
-	"wqA6aNfUwlBmItWJ8qE74evXr9+hj1cHhai0j4BsEdWbhqwDE7moJlj0WJphIVGrX9dsrr9hmpdiJE1+",
-	"RT/gIel3kL4VvbcAKvw1WZgyJmjY2mP9fduLDz7dRT/B9aBe0u2+DowpbZo9wyekv1dcIuSMlKABi6J+",
-	"sZ+wTT3NOujq69w/PykExXa9rU630wUuNyEMT6i3673udDuvQbNRY8CxtBu//v+IwD/ZTk5Cb1d/eDpN",
-	"9eNKJ+LtbndO077lmvXlbojZDoNTlM0MuPe9ne5W3WLZ7jZL3RBhRZvwv+iHedNA35NJHGMxBWUDhyjO",
-	"9qEhj0fSukmMFxuUFdumvQzCBFh+GYrA93/i4bQBAAsRtkqIMaLxQJOTRkpR1GEhfk1J846+Tj30vqwo",
-	"2yqa50CBvGtqWMGF7uIrLTTMXhV9drqvF/8o71UMv3i3+BdZO+aHY+iB7SlrMaBUEWuy6EeUIRqiFoZ/",
-	"Sj1oYSCE1bQ3nMh972esYhNXOutNuHQwjmBMgptSE74H4L01WF2VH1ppyxNSGyO8q7ve2vB9dudWkaP5",
-	"sstv09mzt/A94sOanoYr08p2AySuNtxdGZetBuTt/vGpiNlXBOI/VGsPw3LirVYGbLWAIEgqGkXQr3Eh",
-	"CodZ5VU9AufPrIFxZ6VaxnuUm7WuNOG8lT6/hUZOrDlez9aUNcLqnVnpkq8UfuW89oGsMz9oQcSjVnpH",
-	"RkM19wf3u7GHyC0R03Quh2lgBY2OFyIeYGu76BYsImAlpZeOGAmhYRKULllTK58LYhd9JS0R2J5CAx5O",
-	"O2g/usNTiba72zDxKP+5SZ6D3hdlhBcz4cajbLbDuvl2Y3yuj4Hez47G2O5ur1MbMc2aXVwXRZTdQPuq",
-	"GMrhEB3CjBAqUdaI/Mno5ZmY9Jd7v2yj/vHpvsS4TzVO2jlK2e0ZyOERBsf+ssSy+QWspvtacwUenh5l",
-	"Dtx8JFdNIWX+yGZhUJU+yKPpueXKU3AHkM9qc6ziyNnnvThkbFYtLlXLaQRMi04tEu48Yl/1h+0cMIFK",
-	"lLAbxu+YjxJpKj5tA/nO2lUJUzSV1Ri2ZxGz9V9Xp++BYQ4Ev5NESN+4HvRH++cndoSGXKwlQ+q0YeoR",
-	"MXpGVb/Qn1vd4iQ2JS5fl3H1HIZ2zG9LcphayDgN7sTBAiRRM0CtE19x2qdlc8hF3E4dlc1AWqh/fLGU",
-	"M2m09bqRNDKzQ+AHb5q8xTEv4uHYdknUDKqhVoYU1pDqD2lE+ospvhirqrOJi916H2RPzPTsdRkS5awr",
-	"bwDlmFMkFZ5EBO28bq6GufsMr2papOukmPq1+3KeVMOqunTiaeabSQ0P08JgBfMjXaitdX1Vj6gWL0v1",
-	"p89rBzhLYRvh39OYBCemPV2qhxUKljBLGYyPcNVw+KY9M6DgY1RGKqtHYWN+muGoYIZuLImdRV2/DksL",
-	"eakPV/dXxO31MVlnnu3z89idxT/JJuR9LaipJTsMhs6wMw3kGSQ1s6xbkrJRRLTh8RCnjs14rffkzE7R",
-	"DnhMZD6NGYaatUxZ0wYqzmnuDwJ8bX/bT4dqt1LjZKPTY2aWFXxOpaniTQdNIcVHZpZN5jMy88VQ//f2",
-	"Rdqzov0bVeNdNAhw30eSI9xjgeBStiVVRBs+cdpbJpEEUdVB5yYMDMNRWTqrsi24wualNzA9VQNPlgbY",
-	"QsyySsNwtDRze1kiLk3bvffrGmFpKPYLnWDn3YWB5ZyprmXA1Y3bLdRd5YF/O4XYvCJfs3DHSw3Xfgjb",
-	"qiSse0Jdb/96d7rNu/j//ud/l2FapfIXp1dufZZPiidOp5wmd4tqe+Uh5+ULZxxp6azJgosbWRm7d0lU",
-	"Ox+HP28GZnl2Pmzpe3f6lZjs0WcbRcQVAIPDuXgdqDVLdoZdNPCk2DVkrdMvolJdpg8ty0Hs3HxNmwue",
-	"NKPSH9U1WEydd2dCpMDwNXiJ1DaqkE9r4j/QrNGH00YNjAZPj4NapqxgCXTY/JJXM9zPc7QZSVQrYRxz",
-	"4UtlEuuaRv6pidZ2YVSOJzaIl9TwHuzj02dMZ6rHOU4vvno6YpTVGwQSaiQeqEQ8RKjaQotS8cQ8F01j",
-	"KVuu/nhid+McoZvFKL9JIfqVe4LqbBs6Yogyo9NXa3ggWp3b5I1IiidqPk2dJY7cv53aiDVknKwTHZ5e",
-	"SB3BsJ58fHhJrSwmcCKp+ESCIgnmkEKcBaQp2Ns4ihaC/kjbpXdjIkijSzgqmbGEhaYT6Ld+G2Xr3E6D",
-	"kIBwbcqQLbhaDPVkMh/gHyfPKD8a57lVcz0XCZpSwdTsrJpC+rrpcX2/lGTKC9caSaatJzEHbVDHVrma",
-	"Vo6PIa3W6WEu1zIuPtUeogqlrXPTwD8aTM3AN5ubAg7ZARlyYQhG8ykNglUl7ZKJrV+FzDR1gAVfPGpB",
-	"JcHE1NxEU5hICLZUmnVfb4lA4cJca/R0egDPfNPGaDYa1m2J2uoOHoXPY4Y+eZ5garjiADyfFk1e2RKZ",
-	"AraYv01FwFJyxNZ3nIRwsTUx5GxYyoMKCWymg2tssJUDv3FxA0fzHGWFO9uFgihIbm4eSp6Z9gL9uR6S",
-	"ieEavPPEksjMP54lFDulqSJwjq7waJGogWe+dnto6eDQt5QekgoNoAJwas5QP2pBdhiYYhUigazdPJck",
-	"i8BAlsmGg11komXzix0Gfb84f8wyguUYzcnwFEqVmvmkDk1zxc7XjVfbTW6ZBJyZOlszxsLoJz8u99O0",
-	"8nwtqecatBqtAMVakg/VHjoZtuF+UMq+NpzCpa5ebyWUyGXPmdWJmmghJ8MPnJFaZOo+OntN56Y9iL++",
-	"bohtp7atmfd98eR11EbiVFN4qA6kL/rk0Og/88op18D3Vs33MOrRB3KHjPa0ZJFlWfN5UkfuXCqySaMP",
-	"pqbvSlv5JqVKnjhopEojeeLQPjal6XFT6CTjVkUSJovdcBq5KT/mvwlRC0eSm/wMqiA9jnG10XlhtI7c",
-	"eJghbzRSwWOnQSrxraVkubTmcFm880fmRaV31fClIg4iqbAiL2hRQosT6TBLCrQFPfMtyvzHGiW0v7Q/",
-	"w1mtMcM4VhPLzf3Vrr5dj5y11ATXL+u4oU2v01zxhSNW6jdwiR9iFyW0aEjiCdeXWCv2xlgV/bnlizlj",
-	"0RTGjksb/CstTyWiDDF+h1rmGapQRIYKKtIZVyiiUpFwo4P6xa7X/R6Df82aZho9wkNFhE1cS1m5gM4j",
-	"0ArblT6pV0+bb33r7ubisG8HgcARfRRzqZAgAWEqMpd9S/4ZvM9wfAd+K3xDJAIXE2W+cTMZTEMGw4pI",
-	"P8ZqfX7pWVld2dqAmNRa6LIGATgbYMlHaKZZ16Z9GIFwFk7/NJm5PZbmOmB0vn9xdXJwcr7/4er65IOh",
-	"mw76jaoxTxTqa9OsbzJ8OY+hUziOSVggLPse2ekx/StEPuNA4xEUb9s9mAwKSE/b2t0ySw2IuiM2e1jd",
-	"8bzbVVbhsNN9B7vsMZjFBL9qUYb6+n/9DUSZVPpS+NAE7yBbAIWJIRfSQce2kjyfiQ88xPAPRFmP9WfH",
-	"5vdRSxKCqkNZN/aM+CgA1xS56hUkTEkdQxhQ9lgxQAoMDg6kgbfTfY3qZ64yHOsloONIxg0Z6pvxYH0X",
-	"twpKI8gfEr9wzRX/Y2vb33rzKQtgQHskmAIr6MRbNj5R6Wj41OEE+3obPpgTWUAtyWNSQhtNQWMtGg2+",
-	"bHy35vy7tde2u4Yx1zSAKLIH69wvTOO1g9is8tZZZzQC3ujSdXyDBYVPHMw/U3g2pRIEx7V6zwdylyom",
-	"fGg5Cby6VguCkDpVwPBRSDSbTwQxZqrZ9oYP3LwwUsPMQ0ITIuABOyeJs4DkfP09lqp9pH/TPjk0eT+w",
-	"dW0OCiUt273TbHeMJxPCUlWKKsT1n2ap8jo+LGS5q1HdzEA7AfrFJMJTEvZYVhYSYoUHWJKCMIEpSGbA",
-	"lpYEKi0vsbsbcSIBT/YQtn0DYE5fj90QMjGaX4TTEV1Z9yaAcYAZksRw5BjhyOT1xVRKIlPu3UH7WkLG",
-	"et2IMtJjrf4umlA20uJGIujUiCUaEyzUgGCFWuYWt94giQZTZBFyA9qDpnkRwDxg/DUaaDVdA4El8YAI",
-	"vUNzNAlgTZPdUGtn+x0akClnWs+9yiFAWCjzqhtJxC0RSI4TJXss5HdsD4EDjJHAxsdKN+SSIGZhzR3h",
-	"Kek9RJfxXTpMn4b9NL0MbgeQFTROeqvZbd9OtdktYHF/A6J9UsMXR3acOaZC9pjUdACMejCF68IStbS6",
-	"kaL8hq9NdEFkEhOAgkb5EZ7IPZS9qr1lu7tOJcI9BigCmKmpDagAtbBEQyz0hRcsCLhOUAap2jAAdVY1",
-	"lQBfqkHKO8Jvbe/ubPlbb3bbW5WBvN13b8vDfrvtd5/+stv+D/Ofll/5YOPfHAOAGxgX0G0EwN7OmdcS",
-	"XUf2Leux+NlBR5rgzEdjLM3d/zty3rCP+vDnLnQr7WvFL+wx23n33xFGGVLqK/jl8uxDlT6dNKnv5CXl",
-	"2dWaQTOL9qWG11EmhVzOTsO7W0BA0KN1lpNszBODX+xt39dKwvPcXjH9aodcxFpoFT/PCM1Iuj0kOXyG",
-	"2VRTuymJMm2J4YEeayUsIlIijGA6hKZjzS8LpkaMChKViI0OOrejWHOBZaa7JmZXPWaG9XVQH3wNRQRG",
-	"NO/fq3dT2j1n0dTFb0dEldT1R7b965zA+rgvQan1RBG07DDTnW3aSgEPHu4r0Muv5h1Oo73l2++nwas+",
-	"CrAQ1FYUa4R4JZG+YNQCIUiU5gsS9W0D5P7GLtrZ/jGTqFT5aGdrG9SRHpMKR6TQFr1feGs/7Y5OVQf1",
-	"qy3i+zBg1VKkHNOJ6fEAdNdjBWCi1k63i+hQa6Ews0xrS0QrW+ji7Oz0+vTs8OT45OjQyh+oNw+0Nhy6",
-	"CDEp9dl/1sh3ya5G293tH5YOga9iXD8dt0lD4S9c53sJhc+0RLZDzYOpVtuNf7Jl/tGScFEKVq0KYZTT",
-	"+lhCNs8dVIWS858PQdBnDMT2vc/sT8MlwLc4gI77MO+dsh5LgAXpH+c2d0tLeIeaAs0lFEeM33XQWaIk",
-	"1SirX15RTkZEoZ3u63kxhzoLzBE+sWe0XtwIixERRS9ANY3cWil/JkRMcyMFLG+vWQWue7Bng83J2MzX",
-	"L+3O1lpP8IjUbc4UWDTcXde9Ode6EUReistmJPGm6+cjdbdLE3WbFSCvl6UCPtRFb6wOTxnCMjD1LUUQ",
-	"vwQ2ywVvGU+w7r7BtOQ0a9n1rZdCpci58ZwKnDMsdD5jZYCDKNN5Jokcp0kKxDY2KzKsV8g2BkCt44NT",
-	"8ML1WEykxCPipzTLuMr6eG6YSi9glrAoFbbVgHFddVD/97Yp2GtDxV7ftzohuPN8ZDQt60VJsnYV1iUU",
-	"4CjSuDunpY0GhKaHU7PLZywntHACc5qgKU8QVuiHf1mi61r5KM8YDAGKqFPYWOqq/t7YyDM5X/S1I4wU",
-	"+axQnGFxY/Vn80uBVzWpYSgRy7IFCS8yo1pLwO9Yem3GOLZUaGxMmBEW7iGMTo8uL/d/Pro+PHp/dJUZ",
-	"omZck3w2UeI7W7KUB8iv0pPFpXN9ciExFOgA9j2x5HSLka+si/ELW/8nq4IzwoDZ7sgZX1ncJXmOnCj5",
-	"HJ+e0OaoqHn20R4cOk+dAeYJuS8IQ3/EzHFPGSIUNNeQChKAf6HHoL5cf3pHZXHQUppmpHg6GS//VFjz",
-	"3DRwzId29Fghv6ODLvQ+cFRJEEKu/KAOurTW1mzY/pXsMS0raIgI0/AqOwHAieCMcwQ8JmiAgxsT18Ux",
-	"QXd4uuFShnEYajo/LzuZV9Zoywk/21ufmk9Smt3IM7sf5+T2pDGPauaauVQ/LyblDCwVrGyuz4tOVM6N",
-	"N3mEaTYManFhUL2C6QBPqzlVU1vCFXja5pccUSsKcPmi3xN8axLxkORDtWtHsRV8gEgqPJXpbB8b9xhT",
-	"qbiYZjl7hlDL4QeTZCIIBuovZMeQEN2N4Wim1KawdAf9lmZrgDe0xyKCb21yi2maKVUbApUAo8LrSsme",
-	"e3nWB+RQcEZQYSWbwRBEXEIqpqMrbMxvSYVeG9kG78lQaSZ6Q4ObF3KodrDQV4BaTkTfSKFWdIQ/qRGQ",
-	"yurlJbuLHDXit03i/FNqGElNarTZiWnPbAauD7m4w3a8GCO3IGelKlJ5nn40O6xL2sA8weGpOeRD2k4V",
-	"jKvdna0lev+mb38mUVo4fl35mOKCpBUUGb8URGr1lY1KqfIv3GJmOkolC854n2eLEMbYSBq3pDSZqLVd",
-	"1xKwPrUd+j1auXAuV70XIOZ3PJvnmXyX5pZzg7X1y/nRzz46//Czj34jg3Mt5n4+Od5Diw1Yg7cFHN78",
-	"UtTp6qpoLSYvbjOcdlN6zB7DVV4LQNn8tzL+Zi8ZUIYh+NhogJtNwBtMFak2UT/AwZi0DzhTgi+YDedn",
-	"SRVzMjmhS8e2q1+yMbnBaEZyzIVqR5Cn+/HifRqzMWP2jSio7PM9z6dwzn/999qN+ZDfsZRiDCcmITKV",
-	"kyZiRkwnI4zEPFjX0c1EQ7COWODLh05YzoNcEw7LKQrUtd3dftve2mpv/3DVfbvb7e52u39bJvJVj/f7",
-	"5ydp2df6ZxS+p7eEESlT5DVT/VPQyqlUJE5hmxZ5zG9FeJ7XgnzD5aH2FHMaEuY1ec/Wk3BNHQZzf4Xx",
-	"G4TWz8O5bzRZqHW23xUpL8MIsNPm9A+00FxHC8HJmDNbkwf2Q9f3bnGUGNqEiTbOL72//LiNtrpoa/v1",
-	"Dnrz9ocfLZ8tNqfFRgEN0oTDIEoG3gMbD9qTP1MoO4X7N94pcF2lbFmRvr3SYlWSG62LfG+Ol80VZs5x",
-	"/qVb3jfeLS/DG9MwD2LcWIQmIJLyzLR2AjxD0JRhQV5niXvWaferYtFX3mBvDmO6ysvJXtrsPXebvQzz",
-	"BQlxoMCXbz3tZrA/BOjAzSihn4LpgVCvJCyFxAUX7aIGfevhtiuHCa2GYMzpant7dEEkwUK/ZbnChVWU",
-	"hyej0bRsYR20+lK58PU08ctIvqnwqtWRGnSutzi2Wvv61WTcN9P0Pm02K6vsVpKXpnQOSxZXe+Tnej7Y",
-	"syClhlzk8WYf4TCmzFTZZq3hhNxYQ9+6ouyqpxCTktMWqUN6Hq0cw7OZ7/qbdq+UzlJHAHYwCUqh801N",
-	"f3hqEkiBZZO8UpghxQtMvYDXgkQmveepcHvzi/1fqb51wSjFv5OgjPcNM7YZfcnGmDFn2RThCn6gFrV5",
-	"2jG/LUv4NSGIO7/ahQrrDUy53ZEm03EBRq0zYcDAsE68Z5OzU2C/4GwJZ/dtYqoLa9MMsOOz9+/PfqvD",
-	"3EXsyZorC4SufuqfUDtdEATJYPOCtWVRnMZTDIqZbGgYlk/SbDcc3eGp3DMZ24WmVRrlTJ3iIKLBxjPI",
-	"63kB1JwgTCT1hSCcBJH5RF4Io4YwMnKw1V9fM1lACkvjcE9ePvU9eOW+58EGuVX0SprkrUdxWju70Gdx",
-	"na+s2u7FefxSqbdUwu4sETUp1WvkPE45+2LWm1lZTXwDhvpfnAOVNFZmJLGPEjaIeHCDuEABZgGJZqyv",
-	"WulbF8Ouv5+ns7RfDOz6MK+zzaWFVzbP5dE8iOspejFeAMQZhAGM17/QLtrWZeDUXXB9cfTfH48ur44O",
-	"UcIUjfKul9YnI501MCVMXjFYLBVWicy23DwmfJm//9nqX+YTmYXy90prS88ifyBxHluWPKYh0fzYMOZS",
-	"33dXX/alPWG3MEyxzugnn7XqYEnw17VN+2zYfjnbW94Y+qejn08+7P56sH9x2BM99uvRxeXJ2YfdnU5X",
-	"/3n8YReSOQ850X+eXfy8u39weqT/f/ThMP9ZqcdZo/qD2wOYVfgiP4qdwwA5ColCWCJsIIVaF8cH6O3r",
-	"N90NU/AMNcGzoez1W10a0+WUBbV9ES9tW3llq0r0rvtFtnjLwo78M6KKvO6bzfcPDGK2TRfyPhQppCUK",
-	"ErVed7c3kOI9Vi5VmAgi6YjZApHMn1EsEdHi6fI1hKDz9bAgKOBsSEeJIGEH7fdYjFUAU1T6J8P2B85I",
-	"2qi2dUfwDdJgwYJK05LMDIl53d3JGtIqnpif65fiEalpv3w5ZcHxaolUK6cOFqC9lkKhy/9+T5W52ZUN",
-	"S9/TkGjbqOqi3+hn00cfr3pomd03qzR68Cl33OXHZvzEK4kCPplqBA8SIWxh8XNcx3NknWeVTvEUaW5k",
-	"q5wMcpoBDkCfmifE0yqkSkU4LACOqI/nhrfhMW3KUCKJeCVnX+jDDA0zFgJas0wmhrFdQPf4jBMaLOwx",
-	"vY5vukgPc/buI8kR4+j3tuW37ROYNacvCTq+63X+TLgiIYLQUIAlQWPyGZ0evsnWLhby+anSmPFG2MYd",
-	"luhOUKUI27WszTSQSDuR5OuhiAc4Avh1emwfWB+x00rt2jDHM+OEaY+K9GV7aJDQSGnbAfrLTLhC1Cyt",
-	"oYDGWPYY44ygKVEd1C9i4i7SOncfxQQzLfkYuSMC1gs1ONJhivyOhLvoDlOVJSBNEjnusazLZNbpqP+l",
-	"B2Ta83ZRD+6+5/mo5xGFR+azXtLtvg7i8I0GLPxBet59eebXhEPfSBeT11j0qFzewQ4MTqcVnDFRWJ+5",
-	"WsRZkrBOxlVoX/uUvPyFy9UrgNAS//TwzYYdmJFxHj9XPcYEDbSdPMPTUk1tUxCgmWLVfhneP+mvCxqb",
-	"Ie9AQIIqzMM0jRYCDjOHzPyLnDOYpkUR5zear3A22jADVVJNKaI3BBXUnw6CaKJpFYvRkNwhu0UJk3Ri",
-	"yhJlhuoAj4CZRGYwVP+CKDFt7w8VEf0Nd7sZWKlAhM+oLJnNqBelqbHStHpo7HlaFBxSGaSdXyzqlXUS",
-	"xu98+61KBEPUoX1Uaoi/eAOCBRH7iebUf3zSssAM3DJiJBGRt+tt4gndvN0CSWHXy8Y62NLiez/7xI4E",
-	"K35krMHCB5mFWPgsd3IUPjRpu4UP4BzFB8ZYaVvx/wUAAP//",
+	"7L3tchs3mih8Kzi9W2XpTEuiZNmJpTp1VpHljGYs2yPZSWpDLwl2gyRG3QADoEVzXa7aX+8FvBexF7ZX",
+	"cgoPgP4immxSlGQ7+pNYZBMNPHi+Pz8HEU8nnBGmZHD0ORgTHBMB/zx7j0f6/zGRkaATRTkLjoIrJTgb",
+	"heiPjCsSoxsiJOUMKTxCfIjUmCBBJoJIwhTWP9kNwkBGY5JivRb5hNNJQoKjoBs87QZBGKjZRP8plaBs",
+	"FHz5EgaXZCiIHJ9yfk3J/AbewyvgEaT4NWEIS4QZ+qtSk7csmYXoikSZICG6wim5oor8nyslaKRQBCsi",
+	"GfEJiZHiaA9P6N7N/h6OIp4xVd3q/MauZix6R1is/57bVl+JjPTRdKw3hBiZEoEGGU1iB5YhTQiiEuFE",
+	"EBzPEJ+S+BhNMVVoyAU8MsnkGFEmFcHwswlPEspGNRCyLA2Ofg/0+4IwGOJEkuDjPCC/hMEEC5wSZe/z",
+	"FIv4/KX+F9UbnmA1DsKA4VT/LMIi7tE4CANB/sioIHFwpN9QfvOQixSr4CigTD0/DMIgpYymejf7+esp",
+	"U2REBMDrNBOSi3lQvZ3gPzKCIvgaDQVPzekFuaE8k2iCR+SJRH1GPqmeeaqvYQDb/iMjYlbat3lHeZsp",
+	"/vSasJEaB0cHz577MOwsxTR5r3GnARqAVwthUXrJ/sGPAIr87+ca8koRoRf+j99Pdv4d7/xnZ+dFb+fj",
+	"X/7Vi/LnwwusorEf2TUdOiRy5DYglI1QNMZsBFhE1ZhnClEFT2EmNfpRiQ4PfswhZ0i7OOT5cMe8ddG5",
+	"fHt9wxnJ99u0tH5oyfqdg0PfC17TlKp86dp9J/BlecWYDHGWqODooBPq5S1GdjpL8fOd4JooG2liYr7f",
+	"NFlckgkXqvGtAr7e+Es5T5tfyXm66Rd+kEQ0vjCTRGz6hb+dJpQwlZP1PCHF5IZGmrO8Or1AgoyoVAJk",
+	"lJEjIZKKCxIDNQEdSSKlFWFeNP9tx7xz573lF148P+y8eF5lED6s/81hY+zfPI6UJnmLk8ea1NNMKjQg",
+	"iDPi+EOEk4SIJxIl9Ia4h+WCA9i37pxv+DLy07yFQ+CkzalCIz61fNSfYuk92qqnWvcUXwxAiFQ/8ZgS",
+	"kKEncUrZSWROoHUnpggDZoUnk4RGgE57/5Tm61zb+RwIgqXRnyY4RYbGJfqX/QOEWYz+Zf8w+FLe6b8K",
+	"MgyOgn/ZK7SzPfOt3Cvt4dLsr9hscXvmEznhTJqt/4Rj93jzzieCDxKS/sVzgojHhj3BGruU3eAESDgm",
+	"CtMk18zgay177BP6mogQXCshv38OhpQkcXAUEC2DAecsYBw2Y4bgO4TjWBApgy8fw0AqrDKpaakTBooq",
+	"UCF/wjFyR8rvDw94po4GCWbX7UH6zhzbwNGnbuaHSnGisUgL3b45VR9ptJOI4GiMBjhGcMJd/fJTzoYJ",
+	"jW4HcKecxpn5FSmD/IqnBN3gJCMSYUFy5VLha8IaIM9odA2UUgI+PF+D9IsC0vlB7gXMUYLlmEjDh8kn",
+	"KoFHxFhhP9Dhef1IAflXXAxoHBO2AuhvfYY3XCGcJFqxh0285tH1ldI3tpxVtHt5sWITCPlUM38eXSN9",
+	"kQThoSLCmmWGcPXO3nD1imcsvl/oIJlFYySI5JmICNriAjGu0A2VdJAQbZAVfH7b7fOCx3RISYNUjED+",
+	"PpEo4pOZps8oE4IYU85jyvq2bh/bg2e+GL2QRJzFVL/nFaYJuVc46WM51TzX96kEUAF8zAm1aAQYlXd7",
+	"mYuA+92vMUQQIyQGWzzfvwGu3adZ4h63dsIQsIvQugguX52iF4fPfkD2TSjmUZYCunwJg/ecv8ZiRO4b",
+	"eAMeA+om+uWaVjGrsJH3nF9gNrOSTt7n9i41CwGTSws8QZSYlTgKy9IBEVo/k4CCWuSj/qV+audEP9Wv",
+	"kWHpq+r25nUvbUEwnKkxF/Q/7xehL6iUlI1Cp8CEiHyaaKpCXCBBbvg1iVEkSEyYojiRcEkfmMwmWqkj",
+	"8QWJKX4PJ7pnKjTvQhqajmPgKCITBZiUi2mjydov9L8ngk+IUFbHxaVv7MUMOE8IZkFVzfy9eLTwP/HB",
+	"P0mkNEhOjOIy/4JIEKxI3MOqopTHWJEdRUExqdlHtdN+nv/eqJMVD+M/MSP/Zv/cjXjqWxZ+1rshIpcx",
+	"9ROHAY3n1+3F3LtNmuIR6WUi8W4ytbJspZPn6lplE3/DzPu04EZ5dF5CbWkHYYC1zeDxEoa5KV5efT+c",
+	"N5U8Rl4ZEwqLHv5T0jGdol8Dtd1qWMaGKoS8OBXHp2Os3mGhaEQnmClZMmpwbMQgTt6VEA48pGENBwvf",
+	"DvxJFUnlyiYi+JvOzU+dw8n9WWjKQuBZEAYZo39kxH5dWGgFCMtb8p99zu5b7cxO268rUr+OZ8fomkyU",
+	"5t/gP8xiqlDCwfNc8mQ8s2dc6MgoH8m+sfE01k7fFItIiGoiYvvlRnmOoZqllBIGWh9v2pj5bqV9rcdG",
+	"LAuZ+2Ii6I21UeZ3pwhOe40/LfGOFlCwumzLp6fjWW/+RhvwDHhOwYIs53EnK169gNsU+JPf1zK0fU2l",
+	"R7rlrCT/x1JnjiODLzWmoa+tiIG0AAO8sXHbxvG8KWJTmCbSL4tvaExYRJadXXPyCyIlHpEz95NVyOqa",
+	"Ggt20TvMmf+un/wSljjg8t9cmmfhV6DYiV4pINBuh/kvV6MUbSInmeY7PZz7Gp1Ej6lMqZQWTXtKWw3K",
+	"/QXi3ifmS0syrvzkDM/crIgI+Y8GsxVP6TxNxdH4BLzoUcJlhfyKt5nT9ly0st2L7I/IDWGqR1lMPq32",
+	"w5Wv3f7OhVVW+tEqMPRxQSAKD+b50dh3xrmt5HST31mFjy7hNxvjkpZ93TGT/CCNcboJFqmJV0ugRp0k",
+	"f2ClhXNb5xbmzNxPN6yjlK2WjRopmzdMrB0yZ59YiFQvsh3mayTaGN4DRt4h1mtl/4wpMfO5AnLpk1ue",
+	"IGcsu/DdPI6UL+mjry/iqJt1Ok8jGsP/SR8yXzBDcPMh6g8iHKnEPsUl0r+pPIrkmCTJbuN7VxRBa2o8",
+	"fpvLxEzn4LuC1HfKiUfIgr3Xa6Bdy69XFTVOf6qRYXG3WszmgsOXY+SRP6BKGxwIHf5U31jebyNCboR6",
+	"Csy+Q/K5wTTBA5pQNZvH+ldcmBgVhKYQltckRhA7g1i3GhOBKAQWh4KQ3aBustdZfRMfL33u4bxl993C",
+	"A7T1KxibJf90v3Hbi64HsrCKkyyOe40oO39ZP96in7xxz3kPfaoxezNSHqulflv9tpf6ubvwUrSm+k27",
+	"DcgNJdPeapqx+5X1kBZSxaViQmbH3uGBby8LPRUrK+mruCN8jK6iMVuVApCh7HhY4G4ofBIOJT42IOpL",
+	"i2KLxM5ckm4WqUyQGMLmRQqNiEPj6cMSjegNYWgLo79dvX2DzCu3IWegnIOQTjCbBUfByenFWVBkBJyx",
+	"EWUkd4KWN/T8sOEcm+DpQLh3x8318lfZoOL3q/GIlUzPdTjKypgszYYHrUI2RaJvBYFLa3jhAgHed1jK",
+	"KRfxeu5nG7juTewq3nTQhd5lfc3Tyu8XRsvcc3MgqG+ktm4DANTZjY3klQkEZ9I4P8rXtv+sevXBQefg",
+	"+c7+/s7BD+87z486naNO5981pZVdEof77gP79ouzq6uTn896795evT97qRmIcZZpAicEzXiGsEI//C+w",
+	"Yayr4Ycvc2D37nA+BsBRTGOtjGzhgSRMmVw8kwYpboiwX4cmiwNLNMaQCo+4/pJPGRFyTCfAQe6IMkqy",
+	"cz76aYGDplgi++AxokrmYVEqkSCTBEckLhkQJRGyuoOofF3LfZ2APxAYXh4pdDftO6kin1SIbM3AiDAi",
+	"NCSRnElFUvh21x8aXMMdVYNJLVJuEfTl2euz92cvj2BDpV84uWOvw11RSwzxet/msDa1+rNJSEPTMUcR",
+	"TgnS9mRChkrDSaOEICm/IXEON0amBmlb7aYe18oTpsvwqeBDcYdLXQY5bvgF5BjLXsqFBxkuuLDwliZP",
+	"Dg3IjLMYqTE1ZRQuohdTQcAWMyaIH/9XlMQ5R5wTx15xGxYHWQgElznhrNJ3J5fvz0/P3528ed87fxOE",
+	"lQ/efnhf++Tv56d/B2Y5xz2rH/TOL05+Pit9bJE4CIPLt28vehdvX56/Oj976fVH+SIXDYVKJick505Y",
+	"anzVCGlTnc3385afyX1Z3fe8Dl+9LeNrSINYbeMllncr1nU7Up0HeyvyLSUk+L1oNw1my2IxQGUPeJT/",
+	"t//klK1405ojbsr+WwkxG3MdCuOpOE7oQNYE7kvO07oiZoJGTvVso32BvhQGCZY1Oac1sYq13LSCLTg4",
+	"TWg60KqQEnQShAHcWVUhPIBqvDxpBRKyHV4YC664a/N36XaXvP5vmBH0kpOqTn+0f/AlbH6JhVP7t/yd",
+	"puiCMpnVX/Psy8eSbW7eIwiOqzB9+iIMMgaf27Swg5INvj+vttr79CH+XSSQtU/mmEOXOuPf2S90Z81+",
+	"0BhLxLiV1C21n816a+Yxsp27poKyKygGZX7osdYXenLmcafVXqvItaoLqHqDv9i0a1fRzHn6RCJJlKJs",
+	"JNGWhnOISr8JkT1SaJTK7WP44dl7PFpHvyyzxbmrK/uXKhfU0t00h8A12C1iuqfmBfMybgh58j3Kbqip",
+	"+26PLybF/jz/pQ9hhGX4y/AOBINPBYBK6bktLjrqRrxV+ZbuzmMFN3KKRXyRJYpqhJjftXNSe3KGsYif",
+	"SOMlxBJVnIHNpqRL2svxekAZhjLdRpZU8fR0ljp6ShyibcF7FWKWemCni+G2njdrVb//2nCYc7PP1TiA",
+	"Dmnq6LNJwnH8iiZ+I3txMmsJ5nlRtT37EqciHG4BlC0ZrAnpquReVkEeBkDhpPc1pPhuAv/zu6gEmJuu",
+	"wnP45ouxiYdr+nMx62HG2SzlmTRstRXutIuZ2a0VYbMmJDjoHP4Yek2nIU8SPu0lVKreJBskNGq3PX+2",
+	"vdWw7+wea8m2xctt5KX+4hbsz3fxL/NkljVvnbMhFanHGWXrd/XpIIpk2Lb+86PvtLcJAxSpEi36SVTs",
+	"zsLl7w7iA9JZq2qSnJG4TKJK5xEfZ4J1fymlZy2O9hc/XJTSVTtiKYPJrOc9oK2q1Vy5VJiHk+TtEGzT",
+	"VmVIYf0At1fT5jf78UsYzKmI82E5KJaeSzqKxljtOl7IuOoNecbiPtpitho17zzARe6m5gKZ3K/tsMvM",
+	"EoXS2BNkmEmi18Dop9dvT/8eQqGVYTbgBBgTZLihgGUxmyEOmR7wU5wcd5kpyNVIDIVa5IYIpHgSI6wV",
+	"uO0Qmdfacu5eSc3v73ZZOUYbNOxvI5HFgs6K970H37JZCUWY6cMP3Inj3WApCVZca/rawkV1Iq8oSeIz",
+	"IbgnK9NWtJd350hxAcsoHm5sObDsDObFS/btrWsxsajcc1rsBZS4vQkb+Ta/jsOjffiY/idpa2Ovnrbh",
+	"rdQQiWHAquSDhW0sdbZqsH4AJdeHDi2tkrnbbLARXgFNl+Skt4aspSZTyuNb6Sb95BPUFlu6/U2Ys1V4",
+	"3J1NW2mcUCMg0/JqntWDslL2u03zZhhTLPPKNkjAM60RthhX0DYCIsbQaUYz/tGIxNsNAbJVK1MWZ1b6",
+	"IksbTcOuAdxmX9JKcrMDqP8eTNpdU/lruclRtQfa4Wot0MLgYlZUJ9UMXBskM6Ez6UJmAklC9CfzobNN",
+	"1zN9VwVJa5T4PBbqrFhzs7TAZuV6Gkcem+DiOandHQN/s6hmvZlr+Ey9dyUzscYYFEoIlgqpKUd8iBI+",
+	"JQJFWJIQZZNJ/u+YjqiCNltylg54cgz6OvkjwwlSHNE4RC6pWEsA0AR3qyo2F4JECo25kASBlrPIYv1x",
+	"wTEuiSRqPct7laTq2k01G4Lv6IQklJFXdJSJXK2peN9w3EuI5uU+sftBEiHRBAtIbDetQThHqTZ6jMPd",
+	"dEFtG/ZKvD1nZyxCCR6hrYinKVXof/6//x8SeDRFbZcbrEoEjh45JrET+VPKYj6dlxKTZ52e7VtSZYU8",
+	"G5QrW0yXEzCfXrxY8RcSMEj6WpyEgdlYL6UsU/5nardY+0GxvO9ieRITqXoT06+2vO8aFY3yDnvmJ3kz",
+	"H67QjEBPAC12h3WfcvOpeaYG/FMvJhM1bsKY6ZhL2xM3wSP9N4b2RjNoY2Z637RCmD8ykpGmd73VB+OS",
+	"eJcaQ+dEiTCacnFNBEqxaZyGmMaXI5YlibcyHZ6WDWhqv0VKHyhP/7G4mAC7IgzZO4QWho5n15JGRmRF",
+	"ZGsq7MNS9SQhbE2t0aiL+SJhZWc+zFuYC1bBjertNeJsWGNChksUF+Hla9w0aa4CdVGOEQBjPRAV6UPw",
+	"uH8/UpWyxtaTAKXtV/qLrtqWw63j3WjhDaz1gmpunhW2csZdKTxICEpxNKaM7GjbDD7QT1flrWsRt5t7",
+	"7JpVdn8drO162NauLXxMHp2IMqmwzfBbtTKvpDq70x12Dr2qqCmsKOtLb7hCr5pOP+9BKrdkXIYB1udi",
+	"XlpWQ/XNNaCF83XUzTOr2e6iX53xbVr4AT/lLJmha8anhiFSZRJVJdqykRFQzAoHqnW6ChLjSJG4j6iE",
+	"iAI8BouBvgb5F3nuXJ59AU9pGpQKpxPTEnNIk4TExmtaY7HW2zcfysCUOV8g2tK7kloOxuTTtjcc3hQJ",
+	"21Dm0jrRsntuhZPrph5AGtdqCzDWulD90Er+VxIoV6snawwRzsMspawhw9d5wgck4Wwkq10s/W6kW6V2",
+	"eYOS857+MfdtGO4DvmtzH0uytAyF+r+VrImsrt5cQeVI0moLi/sP3baEr7Fqz0fPTfiyYpFfCXIWrRaw",
+	"28WVf61ZAsi3OTIOTjlTOFKmNlmGplAZM8RFrPUsJIkCuxoPiGahts/wUZf1P3cNhnWDI/S5G8AF6n93",
+	"QtQN4DH7TcoHNFnyWDf4y48HaL+D/ue//rsLvR/7u132d8anzG4N+DiwkdBgb4gkk6Fj0ccmvGYeq1Q3",
+	"1mJlJRvaepf2Q7MP/ZFWJ0tfdfKvTOwXRynZdUuZ8RqOyOZ+8dke3L+cPe7+wdND9Oz5Dz/afpe1Msqn",
+	"B4vx4pULfq2gQOY+tfKchPKghI43TdId6pZo+Aus0+qkc0ktJk/R7GQJwfyyeLt3AZgVsxBaH2cT7r67",
+	"by52SXB8gbUt5klpWNmXu1qZ2spZvy3LQ5ZmxBaHXtObtwQwOebt7C89RHkt/17BB/cPbWx74qYCvlZ+",
+	"/YamKYmp1q3NYzGSWRQREpMYbQHfnVJJjKfNuFFiDnGZhhjaag1apphpyXoLQV/0/6mtFebn9oMMJkyt",
+	"22gTftxTbhZJfSTRMmPds52kKfFlDYtiKHi6erBkLbW1MICrqMWyJMmjtcK2K0bCHrOUPxa8evv69dtf",
+	"gzD46/nLsyAMIOcmCO3nvcuzf3w4MxV+es2PISyNBwmpJdqVlEreu131Uh1+9SXzY/sxKw8AliJqc013",
+	"ojFWvXlHTXGKSlCwtJKc4BSKLQWWMiVMwZgUPNFoI6hRcGk6IUJyhm17Hm0ij3AShAFQ9ML3rZfCm0dX",
+	"q2mMnYWZOu1jou37zl4SSVhscvBMM+57icZ496Fu11BhI80QlnY+uDQh49tc/6aaWLrOlZXs3+W5sPb1",
+	"/sNBO/crM+hJ+mQjPOCP4GykLZ17g297dl/+Hu1SFgLG0w2teKBn+tfLFft61mTY4ifWeoedr7WCtmeb",
+	"My7s+mXbzvt61ecgawZQ/eQLzlk5gN3cgls8Z0O+GfltG5j4XS/rXMQYy56ZjjZ33+X8IyyhKWh895fc",
+	"w6PqARtIu3IBFT9MZbMVqBTw8xx8wf1twhgro8LdGWRXRDmFcT2GPZ/x49fCllZhLdCDruiIna+5v4SP",
+	"qKdsk8Yh+jca51kclaDSv/kT1yBRf1kRx9qlCjVwmH2XFmwCzIdJadBs9ewr8UBXORC53PBiPlAOmVZl",
+	"RTaD0b9a8ynuqeLrq+o3WMWXdkpZ2DaZ2Fu35Xduz3e6XYx2rgPYKjWRc6t8mGhhYPFvU+0ka/gwP+Qp",
+	"nagZMuhgG/1I23gof3LXl7TVEIK6J9SoxdftBSLFXQpOn8b93SXJZu38B+ZaVrnZpXfyYPWv61e1tmmH",
+	"aiG1YsXqihi8HBHXBFerPg93AK8VC0lrTXJNkCfH+2PU19jVd+3aDC1PxzwhtjJ9F9WpPkoIFhLl8UJT",
+	"z1Wl/iV31D6K/6D1q831quuXpi6pRV1eejofvpEkygRVsysNDwPgAcGCiJPMZOqZv1455Pzbr+/drF7Y",
+	"Cnxb2AdjpSYm6katGVXFoZ92TzG0gYNOW4SN7Ph9hbDgGYvRIJOUESmh44HcRTZxVRDodajGJJUkMXJD",
+	"8GyUVwbKsMtsTqn5aWgzVUy4FPxlIZL4xvRSkJCCEo2xMu0UXHJMl3XZKWc3hEHniSPTZ4Eyk9eSqRCG",
+	"Ez59+vQF+vD+tJTDEiIgW0T1piFHycQ56+lYXebysSTa6jfNmutvm6mqGEmTjdWPeEz6u0jfit5bBK0E",
+	"NVmYFhmQENll/RM7ig8+PUI/wfUg06jdmNJmiLbt1n5cXgJqa8rQMFmW/fKcZlvWmI/21dd58u68FEI/",
+	"CvZ3O7sd4HITwvCEBkfB093O7lPQbNQYcGwPF1PnRgT+l+/kPA6O9IcXM6cf10YkH3Q6GxvVWrgh5gcM",
+	"zpAb6qtPc9jZb1os391eZRgirGiLyZf9sJgZGAYyS1MsZqBs4Bil+T6gTGEkrZvExLxAWbFD/qsgzIDl",
+	"V6Ho5mTPVhuLXUtISGg60OSkkVKUdVjIdqGk/ahhrx7qG5P9MChQDE2Na7jQWX6lpUne66LPYefp8h8V",
+	"Q5ThFy+W/yKfE317DD21WegWAyrdlmyhHmWIxmgLw/8qI2i1vuA07W0vcn8Jc1axh2st/CdcehhHNCbR",
+	"daXb/y3w3hqsvq4CWmkriuzaT4X3tPHfGL7P79wqcrRYdvVtekf2lr5HfNgwPGFtWjlogcT1ebtr47LV",
+	"gIKj3z+WMfs9gdAn1drDsFp+pJUBW4kuCJKKJgkMhliKwsWImmYELp7ZAOPO24AY71Fh1vqKpYoZ//wG",
+	"Okaz9ng936+kFVYfzkuXYqX4K+e1t2SdxUFLIh5tuTsyGqq5P7jf7WNEboiYIetNN52yTVRqGeIBtu6U",
+	"3YJlBKwVANARg1oY2xbDmlpGI4XqbLPoE2mJwFbNDHg820UnyRTPJDroHNipQe7nJtUWammqCC/mQr1n",
+	"buTTxvl2a3xujj9/sYhdweODTWojZlazj+uihLJrKIRPTdEeHSKttVOJ8jnk90YvD8SkP38Jqzbq7x+/",
+	"VBj3hcZJjZBldDeQwyNM2RrEsvcZrKYvjeYKPDw7yx24AqdEQfVZQ5Oe4hHj8H4PYS19kDvTc6tdjcAd",
+	"QD6pvbFKE++Y99xv4FWLK51YNAK6hkYWCQ/vcKz67XYOmEAlytg141MWokyabkJ2fvzuxlUJ05Aj71+z",
+	"M4+YW399f/EaGOZA8KkkQobG9aA/Onl3jqKE6hcv15Kh0MIw9YQYPaOuX+jPrW5xnpqCuK/LuHoIQzvl",
+	"NxU5TC1kvAZ35mEBkqg5oDaJr9T1AN0bcpHuOEdlO5CWeus8Wsq5NNp/2koavcZiRMwPnrV5i8wmpjb4",
+	"gsQUu6kgt8S2K6LmUA1t5UhhDan+kCakv5ziy7GqJpu4PBboVvbE3HAgnyFRzXgLBtBiZoakwpOEoMOn",
+	"7dUw/0CjdU0Lt47D1K/dl3OvGlbdpZPOct+MMzxMe7w1zA+30I7W9VUzolq8rHTheFg7wNsQpBX+3Y9J",
+	"cG56Qjg9rFTeiJljMCHCdcPhm/bMgIKPURWprB6FjfmJmZwSAWbo9orYWdb1m7C0lBN8e3V/TdzeHJP1",
+	"5jg/PI89XP6TN1yZyvuvBTW1ZMfQ8yZ349hAnkFSQC20JSkbJUQbHrdx6tiM12ZPjhltBA/ZN0c8JdL0",
+	"IHcuG7RliiC3tQmUf9MfRLhnf9tHEefXlKAtZ5xs73YZaHzmcypNzT+2jAopPjJDc3Of0ZjgmAjU/23n",
+	"0vVD3PmVqvERGkS4HyLJEe6ySHApdyRVRBs+qetbmkmCqNpF70wYmLIRcDfTN3BHcIXNS69hVJMGnrQT",
+	"8QCmJmZZp2E4msvcXpWIfzsFe8yScdjUZFlDsV/qdrjoLgwsodWMXsIArJjrUgdcUKbuUuS/VKVZBP4/",
+	"mzXNK4o1S3fctBzUQdXXuw3bqiWsB0L1Dn6ZXhzwDv6f//rvVZhWpfLL65XbnOXj8MTrlNPkblHNzBOB",
+	"bCieydqFM460dNZkwcU1eELNLcN2r4jaOTUX1LAZ+7A7un0YtvS9O/0qTPbsk40i4hqAzez50nWgrXmy",
+	"M+yihSdFlqpNvE6/hEqVl6SsykFOTfq4ps0lT76mKVV36xosp877MyEcMEINXiK1jSrk/Zr4tzRr9OG0",
+	"UZPQm1wySLRlygpWQIe9z0U1w5dFjjYjiRolDHDkCQZObvlxpUyiqnuV2eJKmYIevDn0ZbWCynHPBvGK",
+	"Gt6tfXz6jBAv4UONCbKg3SVXT0eMsmaDQEKNxC2ViNsIVVtoUSmeWOSiaS1lq9Uf9+xuXCB08xjlNylE",
+	"v3JPUJNtQ0cMUWZ0+noND0SrC5u8FUnxTC2mqbeZJ/fvsDFiDRknm0SH+xdSZzAVmCDrZ62qleUETiQV",
+	"n0hQJMEcUoiziLQF+w5OkqWgP9N26XRMBGl1CWcVM5aw2PQG/dZvo2qd2xasEhBuhzJkC66WQz2bLAb4",
+	"h8kDyo/WeW71XM9lgqZSMDU/B7WUvm7mJ31ZSTIVhWutJNP+vZiDNqhjq1xNQ+u7kFab9DBXaxmXn+oY",
+	"UYXcWBYX+EeDmZksb3NTwCE7IEMuDMFoPqVBsK6kXTGx9auQmaYOsOSLR1tQSTAxNTfJzDZtFlK5rPsF",
+	"lkicUraHs5iW8+Y9CQ58BDUWkwlh8Q5nyewYMV6k+lvXrNTC25XhYc2ylZjNp2dpK/dEv/M1HzVYMX9k",
+	"BOa3WErGkeKiV7ROWNdyCRuXNwaV12H1fHndnX9ZOwDADgko1l48HMSNE/DWWC980W1B8y35Fwz+NHgX",
+	"3jKCJtj0N9c4SIn8ru3QE03GR0aj03ABeuVDBOSNDHab+iTBE5dVUXO8lHmE/lmFQ0CB095nO9Tjy17C",
+	"I+iYuKKDCov4/CXghV9r0cueYl8+gR8q7hFK5B7A4CRyc4R9iLcYtMXsoa8ZU76prBSLl/paEUaWu7XH",
+	"sozdEZ6ZhR8x7bvDNHOxbXBtYsefLCoXrI9ImVNV5hUlM6kjN+rc+JIJERFhiiZ28oNHhpeGe+QCMAfK",
+	"s7DoT/q8s7J7dnNitw6Shry9ofn6zyB04Y4dNrmDmyiRxClBZkyHKd3lDO2lRAkaVaMD89hpS5D3PhcV",
+	"/etKXVtqu1TwvqvPF3zkiN+P7C1sjFWRbl0h3AbtzNqPiPddi+I2qGcsXtnogzCeYGPOFE6HouTXfKON",
+	"m2OTqDjjjCCSuP7E0EHEvAvJTAxxRPKEvsPOod9FcWk31cpDkQ9SmTfzl81MbLLq5/wGbadLfnO2vL6X",
+	"0pjDJRa9RZY/i0Wf8tghPAzNWsFst5Da+2z+4dILmvRdOx3yfm66SXU0W/0zXK4gOIbcATvm1kRBlUTk",
+	"hsakFnuzd7tqQMfAGoTwQrTYg/mwWV7Gu+5Lwoa80b7t+9vPPcVuBrNm0seoX+oG3AelRdr8RjtHzzWQ",
+	"4QJsO7QFmVldBg13bLfsEKBn7vZJPqp+262eSSLKazv/+YCMqQ2Smg3YVFT9ZGhipwmXJkU0LjnZwLtt",
+	"9XqClMBMGlfbLjpBhtu7q6VazLzwZ42WmizfpjDBtVqu9VU2nZODqwlOQ1f7TWwKMYxPhaRaJ39XSfCe",
+	"7w1937Vjy5lJ5Ra+bp6yejTqG1QK4T4gybLgeNh5qG3CB2DsIqmm6bg5hVISLKIxNPlqp7n9sTAzrtpx",
+	"vEUg6JtTvDSoGtM0sYqAS2emgNhqHo5z3n/G5gOJ6qEWEAADNJiBTUOG9JOZPW26EXlGSaOtCEuyQ5kk",
+	"TFJFb8j2crze+2yjnAs1tfzigvvAjibuqnf6p1LU6qk5ayplGqY1lax292u6+vKFwwXlO454sUtFMnoY",
+	"VYhPmUQ3mFE5hsR3+DY3pPXzUFpi85dmLIIxzsddptWuPP+ZMJOioj8E7UwqQXAqHfM3eWUh4syuJAhg",
+	"qE870mDI0fzRN/SdOSUbyKmZKpyHcmH9hMaXd+7Bb7qGAqBVHgjXwIfzhqVukPufRi4bHCpsPRkCbtkk",
+	"OTt50wx7pyxKspjE98O/89IOU7KxEVbuqwXRj5UKhu6CSW4ElevjdjyY/Fc+RSlms4ok+doLSL5F7kt8",
+	"OchrcGOtAezZ2YB3pKuAy4dKlGKhiVoqnBATW7UjB6c0SZCZTkjVtrUgh1mS5EMLqURYKZJCFbFVPnwd",
+	"4+BpIKcZizZPSgcbJKXyTMdGL2p++vtv4/ZnICIH4FwC5fqwUZJlJKCH8ioEtW6odamsMAs/KtLfb5B1",
+	"AfOGrLqFGvPF7BSe+aaVZX2EBdXGtoP/AyrI99wL1hUn4wi6W1gF+Ykdg1DCFfP36lrwby7DI17AeUx1",
+	"hz/TcoVm8babnRsScMZGlBEztcR6cX/l4tpl/c2Njjk8KA29gAbW7duF5Qcoz1y6Vbe9YskLt8x9VxvB",
+	"hXgIxWytXmV39h6PlpUTwTNfe83rdy0SXGGQiY8OuZinfrQFHUAh7FIjEujMXPQLzLvsQCfBbQ+7yEVL",
+	"kbC9vEeoZQSrMZrzIYQhgnZ9B14ao3/368argza3TCLOzCylV1D/ZmrQflztp2662Ebai2vQarQyIXjJ",
+	"h+oYnQ934H6QY1/bXuHSFMpYCyUK2fPW1r210ULOh284I43I1Llz9gohaSxux1+ftsS2Czu1Pfi+ePIm",
+	"5t/M1QesqwOVK00WjczZAN9bt6efUY/ekCky2tOKg3Sqms+95ncspCLbGPjW1PRdaSvfpFQpmsMaqdJK",
+	"nni0j3IS8XpUHK5r89STJmKYemZyzCr6F8ywcSoaVSjCDKLLx4jGJJ1wTTRoOoZEtwlhx0holS7R1jOJ",
+	"0YSIohP2vAdTn/62llY+sIWmEyIkZ9i5fVZJQ36grrYXszappYhKk0hrlORSii0Xcjd4tGDWt2AeqL20",
+	"uXVHVorX7rTEPhyL8DMQaQYhl8YN+22ZjMnyyORWvWw+FL+J0RZOJDdNPKmCHsqMq+3dR03NM0BBjam0",
+	"Jq3gqdejJfGNVQXkyqbHVfnO71iZqbyrgUeVcRBJhRV5RIsKWpxLj1+jRFtA/hZl/u8GVfzVlQPvSI85",
+	"xrGeoG7f1Mg33P2OW9u2wfWrJm5oezBrrvjIEWtDPnCFH2IfJWwVimSj3jzGC0rt3rJkhgTnqVeBpRJR",
+	"hhifoi3zDFUoIUMFZRCMK5RQqUi8vYv6GdMX2QN1td9l8H+zJrmBYcV4qIiw3Y0dK4dUS4j2C28+IJXK",
+	"TWj/1uNV9hhNMSs4YohSLhUSJCJMJeayb8ifIXwFx/fgt8LXRCLwUVMWGj+1wTRkMKyM9GOsNhfY8mXS",
+	"VrY2IKb/OoziN+mypgsXFopGdIKZcq35zYx5Aj3PsPvTtG/vMtcQE6N3J5fvz0/P3528ed87f2PoZhf9",
+	"StVYm5F9hlPSN2VSnKeaNvUncYmw7HvkbpfpXyHyCUcaj2DCn92DyZmBHsb7R/tmqQFRU2JbzKspL6XX",
+	"FVWzL2CXXabGWJlfbVGG+vpf/W1EmVSQNj00Hd6gfArFmSEXsote2XGDehd2XLjmIYZ/IMq6rD+ER3ql",
+	"R/poSxJif3uef759bMRHCbimYFKvIMO81ozKLit30QMGBwcyFVpPUV/jzG6xQk+QYSZJ3NeghXI1HI0L",
+	"bshQn8Bk9r6PW9ngpyX025jl5q56RV2+RuT9g3D/2cc8AgoztPUWlaCTYNUAp93kA3U/dK+38ccFoUm0",
+	"JXlKKmijKWisRaPBl+3v1h/4YuMDEM8+UalJU8O+4MPeKaFl9mCjgzTPu0VELySd8ra7yXAmvNGn64QG",
+	"C0qfeJh/rvDsmTKERr3nDZk6xYQPXWUCt5M0vFrQlqty4FOGYqLZfCZs+pfZ9nYI3ByW7VEWk0+Ii5gI",
+	"8OTpB0LDTyAnMefrr7FUO2f6NzvnL00fIdi6NgeFkpbtTjXbHUNHRqdKUQVeQ2mWqq5jClktdzWqm2a3",
+	"RkIJMknwjMRdls8OibHCAyxJSZiM6I1W0fUxtCRQbgaJ3d2IEwl4coywHS6JtGzosmtCJkbzS7BUyALC",
+	"jvgGGEeYIUkMR04RTkzz55RKWVQKQ1UtT1O9bkIZ6bKt/hGaUDbS4kbq3yuNJ2OChRoQrNCWucX9ZwjK",
+	"tixCbu+ik6J5JjAPDol8A62mayCYlj16h650RYPVJY+ircODF2hAZpxpPfd9AQHCYlmMZpFE3BCB5DhT",
+	"sstiPmXHCDzojEQ2wF65IZ8EMQtr7ghPyeA2ukzo02H6NO67dlVwO4CsoHHSG81uQaD3aHxUwuL+NqQL",
+	"SA1fnCCZaZmIqZBdJjUdAKMezOC6sERbWt1wKL8dahNdEJmlBKCgUX6EJ/IY5a/a2e9bnJQIdxmgCGAm",
+	"FBppKkBbWKIhFs7P7ihTXycog1RtG4B6R99UAF9t2uGEbrB/cHS4H+4/O9rZD8JyHehh58VziPcpIvTi",
+	"//F7Z+fFx78c7fxf84+tsPbB9v/+16Bh5M1C4wJG0gLYdwrmtcJo2hPLeix+7qIzTXDmozGW5u7/D/Le",
+	"cIj68OcR1HD1teIXd1lfswX9G4xypNRX8Lert2/q9OmlSX0nj33xffM7NbPYudLwOsulkM/ZaXj3FhAQ",
+	"HiTEw0m2F4nBz/a2vzRKwneFvWKahg65SLXQKn+eE5qRdMdIcvjMtt4xc3Mm2SChETzQZVsZS4iUCKOf",
+	"Xr89/bumY80vS6ZGikoSlYjtXfTOJO2VBBbjCg01o9av6DJoXyB3UR98DWUERqCdwHQv2E1l95wlMx+/",
+	"HRFVUdfv2PZvDFRxnj5GtTcTRdCyIyYK08TmvZXw4Pa+Ar38et5hly5S65Piot99FGEhqB07pxHiiUT6",
+	"gtGWqbZVmi9I1L8hQlLO+ttH6PDgx1yiUhWiw/0DUEe6DApnQO8h6UTNUL/01j6KEoKFhHl4faC8kqHZ",
+	"R2MgU/hcjunE9NcCuuuyEjDR1mGng+hQa6EUlDbEGdHKFrp8+/aid/H25fmr87OXVv7AUMJIa8OxjxBt",
+	"2kxBiw+XOlOxq9FB5+CHlXNo1jGu74/buFyaR67zveTSaMwNUemmQwTp79FMq+3GP7ll/md6+S/OuWlU",
+	"IYxy2hxLOMn1ci2eK85/PgRBnzMQcOUcFbMrDZcA3+JA8Gw0VsBYWJdlwIL0jwubG7pBedQUmECqOGJ8",
+	"uoveZkpSjbKm3rGinIyIQoedp4tiDk0WmCd8Ys9ovbgJFiMiyl6Aeh2KvyMwWN4tO/rvNLT0X7o5meIk",
+	"qe/OtnmZ4BFp2pyZwtFyd532oxgg16mhCXKn1AXZNeN5mDbIOT40RW+sDk8ZwjIyQ1DKIH4MbFanIuU8",
+	"wbr7BrOK02zLrm+9FMoh5/ZDKnDesNC7OSsDHES5zjPJ5JjkOUqm+VqZYT1Bdnok2np1egFeuC7L29tZ",
+	"mmVc0aFFXFPzDFaOWZQKO4/SuK52Uf+3HTPVaQfGOvVDqxOCOy9ERtOyXpQsn2lqXUIRThKNuwvmHmtA",
+	"aHq4MLt8wJlTFk5gThM04xnCCv3wv1YYzV89ygMGQ4AimhQ25lzV31224sM4X/S1I4wU+ZS3klxF/dn7",
+	"XOJVbYqgKsSyakXTo8yoFyPxKXPXZoxjS4XGxpwkOCLxMcLo4uzq6uTns97Ls9dn73NDdMiThE/lg4mS",
+	"0Du3t4RRaw7u9elcH9si8fq59CUg3Nux7i9v36FZKXXfCPj8C419E0pihGWXuUa+RdMzWU9ORtKkgRCI",
+	"rQ1LHWxt+yKJqDoGVcJ0OZdd5l5tzKOIT2a76HzF+gFvK1qoIKhxp9sWEoyxwFKmIM4eqwgeqwi+gSqC",
+	"UkvpVaoJanwVKqdvx0E30YHBqefn6TKKvlVTg1c0IR8mCcfxo7r82J6gUclmpqFAoa8VLQeGlCQx6muE",
+	"7rd0P1ZiOfdPaAtM/yKr8xgOXaQkglIKOYUIR4KXAqKUIULBIxBTQaDfUthlMNxVfzqlkpRGnrj0TcWt",
+	"Clv6VFi3J44iMtFQ52yW8gxyS/O8uV10qfeBk1riJfLlXe6iK+vFmteOnsgu0zo4jRFhCmZdlZ2r4Jz1",
+	"xo8jnhI0wNE1yqdlTfFs26eb4DjWdP6uGrxbWzupJlIe7H9srZqczG/kgcM6C3ImXSy5nhFsLjUsunxA",
+	"h0zQJs3dP9qa1Zojk5/tsgzRFhcG1WuYDvC0Fmk9ZTBeg6dVJnFVHQvVi35N8I1JcEaSD5UZHFOJrSCp",
+	"8Awc0qV48phKxcUsz4U2hFoN65rkPW1u6BeUsg5JbC0NW8JYWnoX/eqy4CDK1GUJwTc2aRAlnI2IVDuQ",
+	"AAIwKr2ukkR/XGTTQW4aZwSVVrKZYdBXWvotmpTfkBq9tvK5vCZDpZnoNY2uH8mh3lpMXwHa8iL6toNa",
+	"OcB4r86V0uC5FSW7jxw14u+YgqT71DCyhpITsxPjDjBj1odcTKEajMWIkRuQs1KVqbxI65zvGiBtwhPB",
+	"8YU55C2katm7c3S4v4K5797+QKK0dPymslzFBXGVaTm/FERq9ZWNKiVIj9yiltqo6tnFJqo3X9w1xkbS",
+	"+CVl3vq9ockpWJ+vvJMkv30rF87lq6MFxLxflPszeIPMLRcG69bf3p39HKJ3b34O0a9k8E6LuZ/PXx2j",
+	"5QaswdsSDu99Lut0Td0JLCb7JhhVnequzeV6DvX1UicAKHv/u4q/+UsGlGFI6liaou6afD+RaDBTZjp2",
+	"Kf/sFEdjsnPKmRI8WZz9HubJagsy5KF92sG8aL0kxuQGoxnJMRdqJ4H6hw+Xr10snA/+qR8BUVDb52tu",
+	"iHr567/XgQwv+ZQ5ijGcmMSmHfaWyUQgpsUkRmIRrJvoZqIh2EQs8OVa6oE3eWDCYTlFgboOOgfPd/b3",
+	"dw5+eN95ftTpHHU6/75KRkEz3p+8O3fltLcomCNRJqiaBUe/f6y2/70hjEjpkPfk3XkJtHImFUkdbNtM",
+	"VbmYfR8zVZaMU7mYfQ3TVDbU+rnwV1QmoSjOQzdRAUs3JaVMeTlGgJ22oLFz4+ju1Xs7T8ac2VpnsB86",
+	"YXCDk8zQJh/QxP9l8JcfD9B+B+0fPD1Ez57/8KPls1Y2/g0ziL6aKZ42kTtKskFwy47Q9uQPlCLk4P6N",
+	"t3DeVIlw3vzEXmm52tOP1mW+t8DL5kvfKXD+sY3xN97GOMcb08kYcoewiE1AxPHM8iw7Cc1uluTLV7hn",
+	"k3a/LhZ95Z2PFzCm0qSyx/7HD93/OMd8QWIcKfDlW097ZAoCUjwzbkaToGR6yzQrCSshcclFu6xz8ma4",
+	"7dphQqshGHNaEZz2rGJxcnpxhi6JmTa8akHYOsrDvdGoKwfbBK0+VoR9Pd2Vc5JvK7wadaQWI4Usjq03",
+	"V2g9GffNTCNyUwBknd1K8tjs02PJ4vrwokLPB3sWpJRLwoSgY2hTZU1tjOs0KeT2BvqBlmVXM4WYlJwd",
+	"4RzSi2jlFTyb+66/afdK5SxNBPDOphI56HxTY7numwQcsGySl4MZUrzE1CtJqYlJ77kv3N77bP9V6Ruw",
+	"0JAW5J8kquJ9y0oYRh+zMebMWTZDuIYfaIva+peU31Ql/IYQxF/g4UOFzQam/O5Ik+m4BKM2mTCQ4EVd",
+	"vM12SIwcsB9xtjq+0iam+rDWZYC9evv69dtfmzB3GXuy5soSoUvEn1I7XRIEyWHziLVVUeziKQbFTDY0",
+	"lZCWaLPdcDLFM3lsMrZLzQA1ypn670FCo+0HkNeLAqgFQZhI6iNBeAki94k8EkYDYeTkYKtqv2aygBSW",
+	"1uGeonzqe/DKfc8DYwqr6Ik0yVt34rT2TvfI4zpfWbXdo/P4sVJvpYTdeSJqU6rXynnsOPty1ptbWW18",
+	"A4b6H50DtTRWZiRxiDI2SHh0jbhAEWYRSeasr0bp2xTDbr6f+7O0Hw3s5jCvt32whVc+J+vOPIibKXox",
+	"XgDEGYQBjNe/1Ibf1mVg5y7oXZ7948PZ1fuzlyhjiiZFN2Hrk5HeGpgKJq8ZLJYKq0zmW24fE74q3v9g",
+	"9S+LicxC+XulNTtZY/EPTjkbJjRSGyDOV5Ylj2lMND82jLkyT8M372JlT9jaTXxuRcXr9tbJqVrZcRBk",
+	"F5meHK7sHCrE85+NMGVdZkpQoXjVjbKw3VnMzAY7rshWOmP3wC66XLkzziaSXaERtQQli9kAMJwKxzdE",
+	"QEo8zKzgzLzG9tCRE5w+ds95VP6/he45+aC21o1z/MzrBkb0N3ksyacSRf6y1nh9n9uy5UyOfG/FtJCf",
+	"zn4+f3P0y+nJ5cuu6LJfzi6vzt++OTrc7eg/X705gkz0l5zoP99e/nx0cnpxpv999uZl8bNK49tWxVM3",
+	"pzAB/1H5LbeT/VTDRSwRNpBCW5evTtHzp88620YmQEOD+TyczbuMNKaXBPKCQptL+9Q3nQjijrGg0MZC",
+	"45urrFG5GJPoHKVas9kyQ7/YzE5tcTiznffSBu2kkQXKGYsau6hf2SFUytZKanTul2/mhsW78o+EKvK0",
+	"b7C6f2rucMfMLOpD6Z0rvJNo62nnYBsp3mXVAryJIJKOmC17zL305cJHLbmvnkJiVbEeFgRFnA3pKBMk",
+	"3kUnXZZiFcHMxf75cOcNZ8SNtdiaEnyNNMyxoNI0MDY62tPOYT6+QvHM/Fy/FI9Iw7CWqxmLXq2XHrx2",
+	"QnwJ2hspf736x2uqzM2u7S4NAw2JHZsrtOw3+ln36N3VxK6y+3b1s7c+5aG/qYYZVvcEWnfOoIVnJoRt",
+	"l/EQ1/EQnC2v301nSHMjW7trkNOMewP61DwhndUhVSktZRGISn08P7wNj9mhDGWSiCdy/oUhWG9miByY",
+	"jJOJYWyXMGsq54QGC7tMrxOamTPDQu5Du1XG0W87VhDvnMNkan1JMB9Kr/NHxrUFCAkPEZYEjckndPHy",
+	"Wb52uTw9dK6QnDfCNqZYoqmgShF2ZFmbaYvk+msV66GERzgxTVu77ARYn7aCtPywa8PU/5wTus5L7mXH",
+	"aJDRRCFupwxOuELULK2hgMZYdhnjjKAZUbuoX8bEI6TNvz5KCWZaJdKyScB6sQaHG73OpyQ+QlNMVW6d",
+	"TTI57rK8J33ev6//uQtk2g2OUBfuvhuEqBsQhUfms27W6TyN0viZBiz8QbrBl+qE4AmHLvM+Jq+x6E65",
+	"vIcdGJx2fQlSorA+c701QUXCehlXqUPxffLyRy7XbBnAAK2Ll8+2raKWc56wUD3GBA14PJvnaU5T2xME",
+	"aKbci6YK75/01yWNzZB3JKDsAqbnGyUy4jCh1EzLKziD8VQlnF9rvsLZaNuMX3SaUkKvCSqpP7votXVk",
+	"gawekimyW5Tg2kopy5QZwQk8AiaYmjGy/UuixGznZKiI6G/7nV+wUokIH1BZMptRj0pTa6Vp/YSPh3Ek",
+	"vaQycv3MLOpVdRLGp6H9VmWCIerRPmqdMT4HA4IFESeZ5tS/f9SywIznNWIkE0lwFOzhCd272QdJYdfL",
+	"h8DZhhnatnbTmYy7uPyRcROUPshdB6XPCtd96UNTjFL6AM5RfmCMlWeCr3UVGP6iSVvO+912y9nZxuic",
+	"X+jCPE45A9DmHEAeu1IaqLLZct5pRBIJLEiiw87hdukd8Hjw5eOX/xcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -28,6 +28,7 @@ import (
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/httpapi"
 	"github.com/bca-app/backend/internal/mail"
+	"github.com/bca-app/backend/internal/moderation"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
@@ -131,7 +132,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 			PerAddressPerMinute: cfg.RateLimit.PerAddress, PerAccountPerMinute: cfg.RateLimit.PerAccount,
 		},
 	})
+	mod := moderation.New(moderation.Deps{
+		Pool: a.Pool, Notifier: notifier, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Sync: a.Sync, Log: log.With("component", "moderation"),
+	})
+	a.Registry.MustRegister(moderation.NewCollector(mod))
+	reports := moderation.NewReporter(mod, moderation.ReportDeps{
+		Profiles: profiles, Cards: cards, Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), PerMinute: cfg.RateLimit.PerAccount,
+	})
 	a.Handler, err = httpapi.New(httpapi.Deps{
+		Moderation: mod, Reports: reports,
 		Log: log, Pool: a.Pool, Redis: a.Redis, Registry: a.Registry, Authn: authn, Accounts: a.Accounts, Files: fileService,
 		Profiles: profiles, Cards: cards, Chat: a.Chat, Sync: a.Sync, PublicBaseURL: cfg.PublicBaseURL,
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, CORSOrigins: cfg.CORSOrigins,

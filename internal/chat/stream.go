@@ -70,6 +70,10 @@ func (h *hub) dispatch(payload string) {
 		h.log.Warn("undecodable chat event on pub/sub", "err", err)
 		return
 	}
+	if w.End != nil {
+		h.end(*w.End)
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, p := range w.To {
@@ -111,6 +115,9 @@ type Stream struct {
 	resume map[int64]int64 // rooms to replay from, given by Last-Event-ID
 
 	closeOnce sync.Once
+	// ended is closed when an admin action ends the stream (end.go).
+	ended   chan struct{}
+	endOnce sync.Once
 }
 
 // ParseLastEventID reads a Last-Event-ID: one or more "room_id:event_index" pairs separated
@@ -144,7 +151,7 @@ func (s *Service) OpenStream(ctx context.Context, a Actor, resume map[int64]int6
 	}
 	st := &Stream{
 		svc: s, actor: a, lease: lease,
-		in: make(chan Event, 256), stale: make(chan struct{}, 1),
+		in: make(chan Event, 256), stale: make(chan struct{}, 1), ended: make(chan struct{}),
 		pos: map[int64]int64{}, live: map[int64]bool{}, resume: map[int64]int64{},
 	}
 	// Subscribe before reading the positions: an event committed in between is either in the
@@ -207,6 +214,8 @@ func (st *Stream) Run(ctx context.Context, emit func(Event) error, heartbeat fun
 		case <-ctx.Done():
 			return nil
 		case <-st.svc.ctx.Done():
+			return nil
+		case <-st.ended:
 			return nil
 		case e := <-st.in:
 			if err := st.handle(ctx, e, emit); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/bca-app/backend/internal/chat"
 	"github.com/bca-app/backend/internal/docs"
 	"github.com/bca-app/backend/internal/files"
+	"github.com/bca-app/backend/internal/moderation"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/syncsvc"
 )
@@ -46,6 +47,9 @@ type Deps struct {
 	Cards    *card.Service
 	Chat     *chat.Service
 	Sync     *syncsvc.Service
+	// Moderation is the admin API; Reports the users' reports (docs/product.md §9).
+	Moderation *moderation.Service
+	Reports    *moderation.Reporter
 
 	MaxBodyBytes   int64
 	MaxUploadBytes int64
@@ -102,6 +106,7 @@ func New(d Deps) (http.Handler, error) {
 
 	root := http.NewServeMux()
 	root.Handle("/api/v1/", s.limitBody(v.middleware(apiHandler)))
+	root.Handle("/api/v1/admin/", s.adminGate(s.limitBody(v.middleware(apiHandler))))
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

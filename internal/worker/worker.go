@@ -127,6 +127,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.Log.InfoContext(ctx, "sync worker started", "queue", mode, "concurrency", w.opts.Concurrency)
 	var wg sync.WaitGroup
 	wg.Go(func() { w.sweep(take) })
+	wg.Go(func() { w.heartbeat(take) })
 	if w.Queue != nil {
 		for range w.opts.Concurrency {
 			wg.Go(func() { w.consumeSQS(ctx, take) })
