@@ -923,7 +923,7 @@ type PipelineFigures struct {
 	// OutboxDepth Users whose file lags what they are owed.
 	OutboxDepth int64 `json:"outbox_depth"`
 
-	// QueueDepth Of those
+	// QueueDepth Of those, the ones a worker may take now.
 	QueueDepth int64 `json:"queue_depth"`
 
 	// Workers Sync workers that reported in the last ten minutes.
