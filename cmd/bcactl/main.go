@@ -18,6 +18,10 @@ const usage = `usage:
                                   (idempotent; AWS_S3_BUCKET_NAME, AWS_TASK_SQS_URL, AWS_ENDPOINT_URL…)
   bcactl admin grant LOGIN_ID     give the admin role to an account
   bcactl admin revoke LOGIN_ID    take the admin role away
+  bcactl lock user|profile|card ID REASON...    lock a row (audited; DATABASE_URL, REDIS_URL)
+  bcactl unlock user|profile|card ID REASON...  unlock it
+  bcactl revoke-sessions USER_ID REASON...      end every session of a user
+  bcactl rebuild USER_ID REASON...              owe a user a fresh sync file
   bcactl dev                      run API + worker with private PostgreSQL and Redis under ./.data
   bcactl with-services -- CMD...  run CMD with throw-away PostgreSQL, Redis and moto (BCA_TEST_*)
 `
@@ -48,6 +52,8 @@ func run(ctx context.Context, args []string) error {
 		return setAdmin(ctx, args[2], args[1] == "grant")
 	case "provision":
 		return provision(ctx, args[1:])
+	case "lock", "unlock", "revoke-sessions", "rebuild":
+		return moderate(ctx, args[0], args[1:])
 	case "dev":
 		return dev(ctx)
 	case "with-services":

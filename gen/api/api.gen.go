@@ -28,16 +28,97 @@ import (
 
 // Defines values for AccountRole.
 const (
-	Admin AccountRole = "admin"
-	User  AccountRole = "user"
+	AccountRoleAdmin AccountRole = "admin"
+	AccountRoleUser  AccountRole = "user"
 )
 
 // Valid indicates whether the value is a known member of the AccountRole enum.
 func (e AccountRole) Valid() bool {
 	switch e {
-	case Admin:
+	case AccountRoleAdmin:
 		return true
-	case User:
+	case AccountRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminReportResolutionAction.
+const (
+	AdminReportResolutionActionDismiss    AdminReportResolutionAction = "dismiss"
+	AdminReportResolutionActionLockTarget AdminReportResolutionAction = "lock_target"
+	AdminReportResolutionActionLockUser   AdminReportResolutionAction = "lock_user"
+)
+
+// Valid indicates whether the value is a known member of the AdminReportResolutionAction enum.
+func (e AdminReportResolutionAction) Valid() bool {
+	switch e {
+	case AdminReportResolutionActionDismiss:
+		return true
+	case AdminReportResolutionActionLockTarget:
+		return true
+	case AdminReportResolutionActionLockUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminReportStatus.
+const (
+	AdminReportStatusClosed AdminReportStatus = "closed"
+	AdminReportStatusOpen   AdminReportStatus = "open"
+)
+
+// Valid indicates whether the value is a known member of the AdminReportStatus enum.
+func (e AdminReportStatus) Valid() bool {
+	switch e {
+	case AdminReportStatusClosed:
+		return true
+	case AdminReportStatusOpen:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminUserRole.
+const (
+	AdminUserRoleAdmin AdminUserRole = "admin"
+	AdminUserRoleUser  AdminUserRole = "user"
+)
+
+// Valid indicates whether the value is a known member of the AdminUserRole enum.
+func (e AdminUserRole) Valid() bool {
+	switch e {
+	case AdminUserRoleAdmin:
+		return true
+	case AdminUserRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditEntryTargetKind.
+const (
+	AuditEntryTargetKindCard    AuditEntryTargetKind = "card"
+	AuditEntryTargetKindProfile AuditEntryTargetKind = "profile"
+	AuditEntryTargetKindReport  AuditEntryTargetKind = "report"
+	AuditEntryTargetKindUser    AuditEntryTargetKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the AuditEntryTargetKind enum.
+func (e AuditEntryTargetKind) Valid() bool {
+	switch e {
+	case AuditEntryTargetKindCard:
+		return true
+	case AuditEntryTargetKindProfile:
+		return true
+	case AuditEntryTargetKindReport:
+		return true
+	case AuditEntryTargetKindUser:
 		return true
 	default:
 		return false
@@ -110,6 +191,45 @@ func (e DeactivateRequestConfirm) Valid() bool {
 	}
 }
 
+// Defines values for LockStateKind.
+const (
+	LockStateKindCard    LockStateKind = "card"
+	LockStateKindProfile LockStateKind = "profile"
+	LockStateKindUser    LockStateKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the LockStateKind enum.
+func (e LockStateKind) Valid() bool {
+	switch e {
+	case LockStateKindCard:
+		return true
+	case LockStateKindProfile:
+		return true
+	case LockStateKindUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MyReportStatus.
+const (
+	MyReportStatusClosed MyReportStatus = "closed"
+	MyReportStatusOpen   MyReportStatus = "open"
+)
+
+// Valid indicates whether the value is a known member of the MyReportStatus enum.
+func (e MyReportStatus) Valid() bool {
+	switch e {
+	case MyReportStatusClosed:
+		return true
+	case MyReportStatusOpen:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RelationStatus.
 const (
 	RelationStatusBLOCK           RelationStatus = "BLOCK"
@@ -137,6 +257,78 @@ func (e RelationStatus) Valid() bool {
 	}
 }
 
+// Defines values for ReportKind.
+const (
+	ReportKindCard        ReportKind = "card"
+	ReportKindChatMessage ReportKind = "chat_message"
+	ReportKindProfile     ReportKind = "profile"
+)
+
+// Valid indicates whether the value is a known member of the ReportKind enum.
+func (e ReportKind) Valid() bool {
+	switch e {
+	case ReportKindCard:
+		return true
+	case ReportKindChatMessage:
+		return true
+	case ReportKindProfile:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReportReason.
+const (
+	Harassment    ReportReason = "harassment"
+	Illegal       ReportReason = "illegal"
+	Impersonation ReportReason = "impersonation"
+	Inappropriate ReportReason = "inappropriate"
+	Other         ReportReason = "other"
+	Spam          ReportReason = "spam"
+)
+
+// Valid indicates whether the value is a known member of the ReportReason enum.
+func (e ReportReason) Valid() bool {
+	switch e {
+	case Harassment:
+		return true
+	case Illegal:
+		return true
+	case Impersonation:
+		return true
+	case Inappropriate:
+		return true
+	case Other:
+		return true
+	case Spam:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResolveReportRequestAction.
+const (
+	ResolveReportRequestActionDismiss    ResolveReportRequestAction = "dismiss"
+	ResolveReportRequestActionLockTarget ResolveReportRequestAction = "lock_target"
+	ResolveReportRequestActionLockUser   ResolveReportRequestAction = "lock_user"
+)
+
+// Valid indicates whether the value is a known member of the ResolveReportRequestAction enum.
+func (e ResolveReportRequestAction) Valid() bool {
+	switch e {
+	case ResolveReportRequestActionDismiss:
+		return true
+	case ResolveReportRequestActionLockTarget:
+		return true
+	case ResolveReportRequestActionLockUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SetRelationRequestStatus.
 const (
 	SetRelationRequestStatusBLOCK  SetRelationRequestStatus = "BLOCK"
@@ -152,6 +344,48 @@ func (e SetRelationRequestStatus) Valid() bool {
 	case SetRelationRequestStatusFOLLOW:
 		return true
 	case SetRelationRequestStatusHIDE:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListAuditLogParamsTargetKind.
+const (
+	ListAuditLogParamsTargetKindCard    ListAuditLogParamsTargetKind = "card"
+	ListAuditLogParamsTargetKindProfile ListAuditLogParamsTargetKind = "profile"
+	ListAuditLogParamsTargetKindReport  ListAuditLogParamsTargetKind = "report"
+	ListAuditLogParamsTargetKindUser    ListAuditLogParamsTargetKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the ListAuditLogParamsTargetKind enum.
+func (e ListAuditLogParamsTargetKind) Valid() bool {
+	switch e {
+	case ListAuditLogParamsTargetKindCard:
+		return true
+	case ListAuditLogParamsTargetKindProfile:
+		return true
+	case ListAuditLogParamsTargetKindReport:
+		return true
+	case ListAuditLogParamsTargetKindUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListReportsParamsStatus.
+const (
+	ListReportsParamsStatusClosed ListReportsParamsStatus = "closed"
+	ListReportsParamsStatusOpen   ListReportsParamsStatus = "open"
+)
+
+// Valid indicates whether the value is a known member of the ListReportsParamsStatus enum.
+func (e ListReportsParamsStatus) Valid() bool {
+	switch e {
+	case ListReportsParamsStatusClosed:
+		return true
+	case ListReportsParamsStatusOpen:
 		return true
 	default:
 		return false
@@ -191,6 +425,122 @@ type AccountRole string
 // AddChatParticipantsRequest defines model for AddChatParticipantsRequest.
 type AddChatParticipantsRequest struct {
 	ProfileIds []int64 `json:"profile_ids"`
+}
+
+// AdminActionRequest defines model for AdminActionRequest.
+type AdminActionRequest struct {
+	// Reason Why; kept in the audit log.
+	Reason string `json:"reason"`
+}
+
+// AdminProfile defines model for AdminProfile.
+type AdminProfile struct {
+	CreatedAt   time.Time  `json:"created_at"`
+	Deleted     bool       `json:"deleted"`
+	DeletedAt   *time.Time `json:"deleted_at,omitempty"`
+	Description *string    `json:"description,omitempty"`
+	Id          int64      `json:"id"`
+	Locked      bool       `json:"locked"`
+	LockedAt    *time.Time `json:"locked_at,omitempty"`
+	ModifiedAt  time.Time  `json:"modified_at"`
+	Name        string     `json:"name"`
+	Private     bool       `json:"private"`
+	TeamName    *string    `json:"team_name,omitempty"`
+	UserId      int64      `json:"user_id"`
+	Version     int64      `json:"version"`
+	WhyDeleted  *string    `json:"why_deleted,omitempty"`
+}
+
+// AdminProfileList defines model for AdminProfileList.
+type AdminProfileList struct {
+	Items      []AdminProfile `json:"items"`
+	NextCursor *string        `json:"next_cursor,omitempty"`
+}
+
+// AdminReport defines model for AdminReport.
+type AdminReport struct {
+	CreatedAt time.Time `json:"created_at"`
+	Details   *string   `json:"details,omitempty"`
+
+	// Evidence The reported message as it was when reported.
+	Evidence          *ChatMessageEvidence         `json:"evidence,omitempty"`
+	Id                int64                        `json:"id"`
+	Kind              ReportKind                   `json:"kind"`
+	Reason            ReportReason                 `json:"reason"`
+	ReporterProfileId int64                        `json:"reporter_profile_id"`
+	ReporterUserId    int64                        `json:"reporter_user_id"`
+	ResolutionAction  *AdminReportResolutionAction `json:"resolution_action,omitempty"`
+	ResolutionNote    *string                      `json:"resolution_note,omitempty"`
+	ResolvedAt        *time.Time                   `json:"resolved_at,omitempty"`
+	ResolvedByUserId  *int64                       `json:"resolved_by_user_id,omitempty"`
+	Status            AdminReportStatus            `json:"status"`
+	TargetCardId      *int64                       `json:"target_card_id,omitempty"`
+	TargetEventIndex  *int64                       `json:"target_event_index,omitempty"`
+	TargetProfileId   int64                        `json:"target_profile_id"`
+	TargetRoomId      *int64                       `json:"target_room_id,omitempty"`
+	TargetUserId      int64                        `json:"target_user_id"`
+}
+
+// AdminReportResolutionAction defines model for AdminReport.ResolutionAction.
+type AdminReportResolutionAction string
+
+// AdminReportStatus defines model for AdminReport.Status.
+type AdminReportStatus string
+
+// AdminReportList defines model for AdminReportList.
+type AdminReportList struct {
+	Items      []AdminReport `json:"items"`
+	NextCursor *string       `json:"next_cursor,omitempty"`
+}
+
+// AdminUser defines model for AdminUser.
+type AdminUser struct {
+	CreatedAt     time.Time     `json:"created_at"`
+	Deactivated   bool          `json:"deactivated"`
+	DeactivatedAt *time.Time    `json:"deactivated_at,omitempty"`
+	Email         string        `json:"email"`
+	EmailVerified bool          `json:"email_verified"`
+	Id            string        `json:"id"`
+	Locked        bool          `json:"locked"`
+	LockedAt      *time.Time    `json:"locked_at,omitempty"`
+	Nickname      string        `json:"nickname"`
+	Role          AdminUserRole `json:"role"`
+	UserId        int64         `json:"user_id"`
+}
+
+// AdminUserRole defines model for AdminUser.Role.
+type AdminUserRole string
+
+// AdminUserList defines model for AdminUserList.
+type AdminUserList struct {
+	Items      []AdminUser `json:"items"`
+	NextCursor *string     `json:"next_cursor,omitempty"`
+}
+
+// AuditEntry defines model for AuditEntry.
+type AuditEntry struct {
+	// Action Example: lock_profile
+	Action string `json:"action"`
+
+	// Actor `user:<id>` for an admin, `bcactl:<os user>` for a shell.
+	Actor       string                  `json:"actor"`
+	ActorUserId *int64                  `json:"actor_user_id,omitempty"`
+	At          time.Time               `json:"at"`
+	Details     *map[string]interface{} `json:"details,omitempty"`
+	Id          int64                   `json:"id"`
+	Reason      *string                 `json:"reason,omitempty"`
+	RequestId   *string                 `json:"request_id,omitempty"`
+	TargetId    int64                   `json:"target_id"`
+	TargetKind  AuditEntryTargetKind    `json:"target_kind"`
+}
+
+// AuditEntryTargetKind defines model for AuditEntry.TargetKind.
+type AuditEntryTargetKind string
+
+// AuditList defines model for AuditList.
+type AuditList struct {
+	Items      []AuditEntry `json:"items"`
+	NextCursor *string      `json:"next_cursor,omitempty"`
 }
 
 // Availability For each field asked about, whether it is free.
@@ -326,6 +676,17 @@ type ChatEventList struct {
 
 // ChatEventType defines model for ChatEventType.
 type ChatEventType string
+
+// ChatMessageEvidence The reported message as it was when reported.
+type ChatMessageEvidence struct {
+	AuthorProfileId int64     `json:"author_profile_id"`
+	CreatedAt       time.Time `json:"created_at"`
+	EventIndex      int64     `json:"event_index"`
+	EventType       string    `json:"event_type"`
+	ImageFileId     *int64    `json:"image_file_id,omitempty"`
+	Message         string    `json:"message"`
+	RoomId          int64     `json:"room_id"`
+}
 
 // ChatParticipant defines model for ChatParticipant.
 type ChatParticipant struct {
@@ -536,8 +897,46 @@ type FollowRequestList struct {
 	NextCursor *string         `json:"next_cursor,omitempty"`
 }
 
+// LockState defines model for LockState.
+type LockState struct {
+	// Changed false when the row already was in the asked state (nothing was done or logged).
+	Changed  bool          `json:"changed"`
+	Id       int64         `json:"id"`
+	Kind     LockStateKind `json:"kind"`
+	Locked   bool          `json:"locked"`
+	LockedAt *time.Time    `json:"locked_at,omitempty"`
+}
+
+// LockStateKind defines model for LockState.Kind.
+type LockStateKind string
+
 // LoginID Example: jane_doe
 type LoginID = string
+
+// MyReport A report as its reporter sees it.
+type MyReport struct {
+	CreatedAt         time.Time      `json:"created_at"`
+	Details           *string        `json:"details,omitempty"`
+	Id                int64          `json:"id"`
+	Kind              ReportKind     `json:"kind"`
+	Reason            ReportReason   `json:"reason"`
+	ReporterProfileId int64          `json:"reporter_profile_id"`
+	ResolvedAt        *time.Time     `json:"resolved_at,omitempty"`
+	Status            MyReportStatus `json:"status"`
+	TargetCardId      *int64         `json:"target_card_id,omitempty"`
+	TargetEventIndex  *int64         `json:"target_event_index,omitempty"`
+	TargetProfileId   int64          `json:"target_profile_id"`
+	TargetRoomId      *int64         `json:"target_room_id,omitempty"`
+}
+
+// MyReportStatus defines model for MyReport.Status.
+type MyReportStatus string
+
+// MyReportList defines model for MyReportList.
+type MyReportList struct {
+	Items      []MyReport `json:"items"`
+	NextCursor *string    `json:"next_cursor,omitempty"`
+}
 
 // Nickname Example: Jane
 type Nickname = string
@@ -551,6 +950,36 @@ type Password = string
 type PasswordResetRequest struct {
 	// Email Example: jane@example.com
 	Email Email `json:"email"`
+}
+
+// PipelineFigures defines model for PipelineFigures.
+type PipelineFigures struct {
+	// DeadLettered Users parked after too many failed builds.
+	DeadLettered int64 `json:"dead_lettered"`
+
+	// Lag Sync lag (commit → new file) of the files published in the window.
+	Lag struct {
+		P50Seconds    *float64 `json:"p50_seconds,omitempty"`
+		P99Seconds    *float64 `json:"p99_seconds,omitempty"`
+		Samples       int      `json:"samples"`
+		WindowMinutes int      `json:"window_minutes"`
+	} `json:"lag"`
+
+	// OldestPendingSeconds Age of the oldest change not yet in its file.
+	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
+
+	// OutboxDepth Users whose file lags what they are owed.
+	OutboxDepth int64 `json:"outbox_depth"`
+
+	// QueueDepth Of those, the ones a worker may take now.
+	QueueDepth int64 `json:"queue_depth"`
+
+	// Workers Sync workers that reported in the last ten minutes.
+	Workers []struct {
+		AgeSeconds float64   `json:"age_seconds"`
+		Id         string    `json:"id"`
+		LastSeen   time.Time `json:"last_seen"`
+	} `json:"workers"`
 }
 
 // Pong defines model for Pong.
@@ -669,6 +1098,14 @@ type ReadMarkerRequest struct {
 	EventIndex int64 `json:"event_index"`
 }
 
+// RebuildQueued defines model for RebuildQueued.
+type RebuildQueued struct {
+	// Rebuilt The immediate rebuild succeeded (otherwise the worker does it).
+	Rebuilt       bool  `json:"rebuilt"`
+	UserId        int64 `json:"user_id"`
+	WantedVersion int64 `json:"wanted_version"`
+}
+
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken *string `json:"refresh_token,omitempty"`
@@ -688,6 +1125,18 @@ type Relation struct {
 // RelationStatus null when there is no relation.
 type RelationStatus string
 
+// ReportKind defines model for ReportKind.
+type ReportKind string
+
+// ReportReason defines model for ReportReason.
+type ReportReason string
+
+// ReportRequest defines model for ReportRequest.
+type ReportRequest struct {
+	Details *string      `json:"details,omitempty"`
+	Reason  ReportReason `json:"reason"`
+}
+
 // ResendVerificationRequest defines model for ResendVerificationRequest.
 type ResendVerificationRequest struct {
 	// Email Example: jane@example.com
@@ -700,6 +1149,21 @@ type ResetPasswordRequest struct {
 	//
 	// Example: correct horse 42
 	NewPassword Password `json:"new_password"`
+}
+
+// ResolveReportRequest defines model for ResolveReportRequest.
+type ResolveReportRequest struct {
+	Action ResolveReportRequestAction `json:"action"`
+	Note   *string                    `json:"note,omitempty"`
+}
+
+// ResolveReportRequestAction defines model for ResolveReportRequest.Action.
+type ResolveReportRequestAction string
+
+// RevokedSessions defines model for RevokedSessions.
+type RevokedSessions struct {
+	Revoked int   `json:"revoked"`
+	UserId  int64 `json:"user_id"`
 }
 
 // Session defines model for Session.
@@ -877,6 +1341,9 @@ type PublicShareToken = string
 // QRSize defines model for QRSize.
 type QRSize = int
 
+// ReportID defines model for ReportID.
+type ReportID = int64
+
 // RoomID defines model for RoomID.
 type RoomID = int64
 
@@ -885,6 +1352,9 @@ type ShareID = int64
 
 // ShareToken defines model for ShareToken.
 type ShareToken = string
+
+// UserID defines model for UserID.
+type UserID = int64
 
 // XClientToken defines model for XClientToken.
 type XClientToken = string
@@ -928,6 +1398,9 @@ type Unauthorized = Problem
 // UnsupportedMediaType RFC 9457 problem document.
 type UnsupportedMediaType = Problem
 
+// AdminAction defines model for AdminAction.
+type AdminAction = AdminActionRequest
+
 // RefreshSessionParams defines parameters for RefreshSession.
 type RefreshSessionParams struct {
 	// XClientToken The device's FCM registration token, stored with the session.
@@ -955,6 +1428,56 @@ type SignInParams struct {
 type SignUpParams struct {
 	// XClientToken The device's FCM registration token, stored with the session.
 	XClientToken *XClientToken `json:"X-Client-Token,omitempty"`
+}
+
+// ListAuditLogParams defines parameters for ListAuditLog.
+type ListAuditLogParams struct {
+	ActorUserId *int64                        `form:"actor_user_id,omitempty" json:"actor_user_id,omitempty"`
+	Action      *string                       `form:"action,omitempty" json:"action,omitempty"`
+	TargetKind  *ListAuditLogParamsTargetKind `form:"target_kind,omitempty" json:"target_kind,omitempty"`
+	TargetId    *int64                        `form:"target_id,omitempty" json:"target_id,omitempty"`
+
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListAuditLogParamsTargetKind defines parameters for ListAuditLog.
+type ListAuditLogParamsTargetKind string
+
+// GetPipelineFiguresParams defines parameters for GetPipelineFigures.
+type GetPipelineFiguresParams struct {
+	// Minutes The window of the sync lag percentiles.
+	Minutes *int `form:"minutes,omitempty" json:"minutes,omitempty"`
+}
+
+// ListReportsParams defines parameters for ListReports.
+type ListReportsParams struct {
+	Status *ListReportsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+	Kind   *ReportKind              `form:"kind,omitempty" json:"kind,omitempty"`
+
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListReportsParamsStatus defines parameters for ListReports.
+type ListReportsParamsStatus string
+
+// SearchUsersParams defines parameters for SearchUsers.
+type SearchUsersParams struct {
+	Q string `form:"q" json:"q"`
+
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListUserProfilesParams defines parameters for ListUserProfiles.
+type ListUserProfilesParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // ListMyCardsParams defines parameters for ListMyCards.
@@ -990,6 +1513,12 @@ type GetCardParams struct {
 type UpdateCardParams struct {
 	// IfMatch The ETag of the version being changed; without it the answer is 428.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ReportCardParams defines parameters for ReportCard.
+type ReportCardParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
 // ListCardSharesParams defines parameters for ListCardShares.
@@ -1098,6 +1627,12 @@ type PostChatMessageParams struct {
 
 // DeleteChatMessageParams defines parameters for DeleteChatMessage.
 type DeleteChatMessageParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// ReportChatMessageParams defines parameters for ReportChatMessage.
+type ReportChatMessageParams struct {
 	// XProfileId The acting profile; it must be one of the caller's live profiles.
 	XProfileId XProfileId `json:"X-Profile-Id"`
 }
@@ -1213,10 +1748,23 @@ type SetRelationParams struct {
 	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
+// ReportProfileParams defines parameters for ReportProfile.
+type ReportProfileParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
 // ExportProfileVCardParams defines parameters for ExportProfileVCard.
 type ExportProfileVCardParams struct {
 	// XProfileId The acting profile, when reading as one of the caller's profiles.
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
+// ListMyReportsParams defines parameters for ListMyReports.
+type ListMyReportsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // GetCardShareParams defines parameters for GetCardShare.
@@ -1268,6 +1816,33 @@ type SignInJSONRequestBody = SignInRequest
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = SignUpRequest
 
+// LockCardJSONRequestBody defines body for LockCard for application/json ContentType.
+type LockCardJSONRequestBody = AdminActionRequest
+
+// UnlockCardJSONRequestBody defines body for UnlockCard for application/json ContentType.
+type UnlockCardJSONRequestBody = AdminActionRequest
+
+// LockProfileJSONRequestBody defines body for LockProfile for application/json ContentType.
+type LockProfileJSONRequestBody = AdminActionRequest
+
+// UnlockProfileJSONRequestBody defines body for UnlockProfile for application/json ContentType.
+type UnlockProfileJSONRequestBody = AdminActionRequest
+
+// ResolveReportJSONRequestBody defines body for ResolveReport for application/json ContentType.
+type ResolveReportJSONRequestBody = ResolveReportRequest
+
+// LockUserJSONRequestBody defines body for LockUser for application/json ContentType.
+type LockUserJSONRequestBody = AdminActionRequest
+
+// RevokeUserSessionsJSONRequestBody defines body for RevokeUserSessions for application/json ContentType.
+type RevokeUserSessionsJSONRequestBody = AdminActionRequest
+
+// RebuildUserSyncJSONRequestBody defines body for RebuildUserSync for application/json ContentType.
+type RebuildUserSyncJSONRequestBody = AdminActionRequest
+
+// UnlockUserJSONRequestBody defines body for UnlockUser for application/json ContentType.
+type UnlockUserJSONRequestBody = AdminActionRequest
+
 // CreateCardJSONRequestBody defines body for CreateCard for application/json ContentType.
 type CreateCardJSONRequestBody = CreateCardRequest
 
@@ -1276,6 +1851,9 @@ type CreateCardMultipartRequestBody = CreateCardMultipart
 
 // UpdateCardJSONRequestBody defines body for UpdateCard for application/json ContentType.
 type UpdateCardJSONRequestBody = UpdateCardRequest
+
+// ReportCardJSONRequestBody defines body for ReportCard for application/json ContentType.
+type ReportCardJSONRequestBody = ReportRequest
 
 // CreateCardShareJSONRequestBody defines body for CreateCardShare for application/json ContentType.
 type CreateCardShareJSONRequestBody = CreateCardShareRequest
@@ -1291,6 +1869,9 @@ type UpdateChatRoomJSONRequestBody = UpdateChatRoomRequest
 
 // PostChatMessageJSONRequestBody defines body for PostChatMessage for application/json ContentType.
 type PostChatMessageJSONRequestBody = PostChatMessageRequest
+
+// ReportChatMessageJSONRequestBody defines body for ReportChatMessage for application/json ContentType.
+type ReportChatMessageJSONRequestBody = ReportRequest
 
 // PostChatImageMultipartRequestBody defines body for PostChatImage for multipart/form-data ContentType.
 type PostChatImageMultipartRequestBody = FileUpload
@@ -1315,6 +1896,9 @@ type SetProfileImageMultipartRequestBody = FileUpload
 
 // SetRelationJSONRequestBody defines body for SetRelation for application/json ContentType.
 type SetRelationJSONRequestBody = SetRelationRequest
+
+// ReportProfileJSONRequestBody defines body for ReportProfile for application/json ContentType.
+type ReportProfileJSONRequestBody = ReportRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -1372,6 +1956,54 @@ type ServerInterface interface {
 	// SignUp Create an account (and optionally its first profile)
 	// (POST /account/signup)
 	SignUp(w http.ResponseWriter, r *http.Request, params SignUpParams)
+	// ListAuditLog Admin: the audit log of admin actions and role changes, newest first
+	// (GET /admin/audit)
+	ListAuditLog(w http.ResponseWriter, r *http.Request, params ListAuditLogParams)
+	// LockCard Admin: lock a card
+	// (POST /admin/cards/{card_id}/lock)
+	LockCard(w http.ResponseWriter, r *http.Request, cardId CardID)
+	// UnlockCard Admin: unlock a card
+	// (POST /admin/cards/{card_id}/unlock)
+	UnlockCard(w http.ResponseWriter, r *http.Request, cardId CardID)
+	// GetPipelineFigures Admin: sync pipeline figures (the same numbers are on /metrics)
+	// (GET /admin/pipeline)
+	GetPipelineFigures(w http.ResponseWriter, r *http.Request, params GetPipelineFiguresParams)
+	// LockProfile Admin: lock a profile
+	// (POST /admin/profiles/{profile_id}/lock)
+	LockProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID)
+	// UnlockProfile Admin: unlock a profile
+	// (POST /admin/profiles/{profile_id}/unlock)
+	UnlockProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID)
+	// ListReports Admin: the moderation queue, newest first
+	// (GET /admin/reports)
+	ListReports(w http.ResponseWriter, r *http.Request, params ListReportsParams)
+	// GetReport Admin: read one report with its evidence
+	// (GET /admin/reports/{report_id})
+	GetReport(w http.ResponseWriter, r *http.Request, reportId ReportID)
+	// ResolveReport Admin: close a report with an action and a note
+	// (POST /admin/reports/{report_id}/resolution)
+	ResolveReport(w http.ResponseWriter, r *http.Request, reportId ReportID)
+	// SearchUsers Admin: find users by a prefix of login id, nickname or email (case-insensitive)
+	// (GET /admin/users)
+	SearchUsers(w http.ResponseWriter, r *http.Request, params SearchUsersParams)
+	// GetAdminUser Admin: read one user
+	// (GET /admin/users/{user_id})
+	GetAdminUser(w http.ResponseWriter, r *http.Request, userId UserID)
+	// LockUser Admin: lock a user
+	// (POST /admin/users/{user_id}/lock)
+	LockUser(w http.ResponseWriter, r *http.Request, userId UserID)
+	// ListUserProfiles Admin: a user's profiles, locked and deleted ones included
+	// (GET /admin/users/{user_id}/profiles)
+	ListUserProfiles(w http.ResponseWriter, r *http.Request, userId UserID, params ListUserProfilesParams)
+	// RevokeUserSessions Admin: end every session of a user
+	// (POST /admin/users/{user_id}/sessions/revoke)
+	RevokeUserSessions(w http.ResponseWriter, r *http.Request, userId UserID)
+	// RebuildUserSync Admin: rebuild a user's sync file from scratch
+	// (POST /admin/users/{user_id}/sync/rebuild)
+	RebuildUserSync(w http.ResponseWriter, r *http.Request, userId UserID)
+	// UnlockUser Admin: unlock a user
+	// (POST /admin/users/{user_id}/unlock)
+	UnlockUser(w http.ResponseWriter, r *http.Request, userId UserID)
 	// ListMyCards List my acting profile's cards
 	// (GET /cards)
 	ListMyCards(w http.ResponseWriter, r *http.Request, params ListMyCardsParams)
@@ -1387,6 +2019,9 @@ type ServerInterface interface {
 	// UpdateCard Change my card (If-Match required)
 	// (PATCH /cards/{card_id})
 	UpdateCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UpdateCardParams)
+	// ReportCard Report a card to the moderators
+	// (POST /cards/{card_id}/reports)
+	ReportCard(w http.ResponseWriter, r *http.Request, cardId CardID, params ReportCardParams)
 	// ListCardShares List the share links of my card (newest first; revoked and expired ones too)
 	// (GET /cards/{card_id}/shares)
 	ListCardShares(w http.ResponseWriter, r *http.Request, cardId CardID, params ListCardSharesParams)
@@ -1429,6 +2064,9 @@ type ServerInterface interface {
 	// DeleteChatMessage Delete my own message (its content is replaced; a MESSAGE_DELETED event follows)
 	// (DELETE /chats/{room_id}/events/{event_index})
 	DeleteChatMessage(w http.ResponseWriter, r *http.Request, roomId RoomID, eventIndex int64, params DeleteChatMessageParams)
+	// ReportChatMessage Report a chat message to the moderators
+	// (POST /chats/{room_id}/events/{event_index}/reports)
+	ReportChatMessage(w http.ResponseWriter, r *http.Request, roomId RoomID, eventIndex int64, params ReportChatMessageParams)
 	// PostChatImage Post an image message (multipart field `file`)
 	// (POST /chats/{room_id}/images)
 	PostChatImage(w http.ResponseWriter, r *http.Request, roomId RoomID, params PostChatImageParams)
@@ -1498,9 +2136,15 @@ type ServerInterface interface {
 	// SetRelation Follow, hide or block this profile as my acting profile
 	// (PUT /profiles/{profile_id}/relation)
 	SetRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params SetRelationParams)
+	// ReportProfile Report a profile to the moderators
+	// (POST /profiles/{profile_id}/reports)
+	ReportProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ReportProfileParams)
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	// (GET /profiles/{profile_id}/vcard)
 	ExportProfileVCard(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ExportProfileVCardParams)
+	// ListMyReports List the reports I made (from any of my profiles), newest first
+	// (GET /reports)
+	ListMyReports(w http.ResponseWriter, r *http.Request, params ListMyReportsParams)
 	// GetCardShare The card a share link opens, as the app renders it
 	// (GET /shares/{token})
 	GetCardShare(w http.ResponseWriter, r *http.Request, token ShareToken, params GetCardShareParams)
@@ -1959,6 +2603,609 @@ func (siw *ServerInterfaceWrapper) SignUp(w http.ResponseWriter, r *http.Request
 	handler.ServeHTTP(w, r)
 }
 
+// ListAuditLog operation middleware
+func (siw *ServerInterfaceWrapper) ListAuditLog(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAuditLogParams
+
+	// ------------- Optional query parameter "actor_user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "actor_user_id", r.URL.Query(), &params.ActorUserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "actor_user_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "actor_user_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", r.URL.Query(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "action"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "action", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "target_kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "target_kind", r.URL.Query(), &params.TargetKind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "target_kind"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "target_kind", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "target_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "target_id", r.URL.Query(), &params.TargetId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "target_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "target_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAuditLog(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// LockCard operation middleware
+func (siw *ServerInterfaceWrapper) LockCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.LockCard(w, r, cardId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UnlockCard operation middleware
+func (siw *ServerInterfaceWrapper) UnlockCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UnlockCard(w, r, cardId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetPipelineFigures operation middleware
+func (siw *ServerInterfaceWrapper) GetPipelineFigures(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetPipelineFiguresParams
+
+	// ------------- Optional query parameter "minutes" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "minutes", r.URL.Query(), &params.Minutes, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "minutes"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "minutes", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetPipelineFigures(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// LockProfile operation middleware
+func (siw *ServerInterfaceWrapper) LockProfile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.LockProfile(w, r, profileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UnlockProfile operation middleware
+func (siw *ServerInterfaceWrapper) UnlockProfile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UnlockProfile(w, r, profileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListReports operation middleware
+func (siw *ServerInterfaceWrapper) ListReports(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListReportsParams
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "kind", r.URL.Query(), &params.Kind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "kind"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "kind", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListReports(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetReport operation middleware
+func (siw *ServerInterfaceWrapper) GetReport(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "report_id" -------------
+	var reportId ReportID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "report_id", r.PathValue("report_id"), &reportId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "report_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetReport(w, r, reportId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ResolveReport operation middleware
+func (siw *ServerInterfaceWrapper) ResolveReport(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "report_id" -------------
+	var reportId ReportID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "report_id", r.PathValue("report_id"), &reportId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "report_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ResolveReport(w, r, reportId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SearchUsers operation middleware
+func (siw *ServerInterfaceWrapper) SearchUsers(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SearchUsersParams
+
+	// ------------- Required query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "q", r.URL.Query(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "q"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "q", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SearchUsers(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetAdminUser operation middleware
+func (siw *ServerInterfaceWrapper) GetAdminUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetAdminUser(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// LockUser operation middleware
+func (siw *ServerInterfaceWrapper) LockUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.LockUser(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListUserProfiles operation middleware
+func (siw *ServerInterfaceWrapper) ListUserProfiles(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListUserProfilesParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListUserProfiles(w, r, userId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeUserSessions operation middleware
+func (siw *ServerInterfaceWrapper) RevokeUserSessions(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeUserSessions(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RebuildUserSync operation middleware
+func (siw *ServerInterfaceWrapper) RebuildUserSync(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RebuildUserSync(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UnlockUser operation middleware
+func (siw *ServerInterfaceWrapper) UnlockUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UnlockUser(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListMyCards operation middleware
 func (siw *ServerInterfaceWrapper) ListMyCards(w http.ResponseWriter, r *http.Request) {
 
@@ -2235,6 +3482,60 @@ func (siw *ServerInterfaceWrapper) UpdateCard(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.UpdateCard(w, r, cardId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ReportCard operation middleware
+func (siw *ServerInterfaceWrapper) ReportCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "card_id" -------------
+	var cardId CardID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "card_id", r.PathValue("card_id"), &cardId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "card_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReportCardParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ReportCard(w, r, cardId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3130,6 +4431,69 @@ func (siw *ServerInterfaceWrapper) DeleteChatMessage(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.DeleteChatMessage(w, r, roomId, eventIndex, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ReportChatMessage operation middleware
+func (siw *ServerInterfaceWrapper) ReportChatMessage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "room_id" -------------
+	var roomId RoomID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "room_id", r.PathValue("room_id"), &roomId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "room_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "event_index" -------------
+	var eventIndex int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "event_index", r.PathValue("event_index"), &eventIndex, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "event_index", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReportChatMessageParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ReportChatMessage(w, r, roomId, eventIndex, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4238,6 +5602,60 @@ func (siw *ServerInterfaceWrapper) SetRelation(w http.ResponseWriter, r *http.Re
 	handler.ServeHTTP(w, r)
 }
 
+// ReportProfile operation middleware
+func (siw *ServerInterfaceWrapper) ReportProfile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReportProfileParams
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ReportProfile(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ExportProfileVCard operation middleware
 func (siw *ServerInterfaceWrapper) ExportProfileVCard(w http.ResponseWriter, r *http.Request) {
 
@@ -4279,6 +5697,52 @@ func (siw *ServerInterfaceWrapper) ExportProfileVCard(w http.ResponseWriter, r *
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ExportProfileVCard(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListMyReports operation middleware
+func (siw *ServerInterfaceWrapper) ListMyReports(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMyReportsParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListMyReports(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4623,6 +6087,26 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/chats/{room_id}/images", wrapper.PostChatImage)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/chats/{room_id}/events/{event_index}", wrapper.DeleteChatMessage)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/chats/{room_id}/read-marker", wrapper.SetChatReadMarker)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/profiles/{profile_id}/reports", wrapper.ReportProfile)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/cards/{card_id}/reports", wrapper.ReportCard)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/chats/{room_id}/events/{event_index}/reports", wrapper.ReportChatMessage)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/reports", wrapper.ListMyReports)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/reports", wrapper.ListReports)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/reports/{report_id}", wrapper.GetReport)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/reports/{report_id}/resolution", wrapper.ResolveReport)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/users", wrapper.SearchUsers)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/users/{user_id}", wrapper.GetAdminUser)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/users/{user_id}/profiles", wrapper.ListUserProfiles)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/users/{user_id}/lock", wrapper.LockUser)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/users/{user_id}/unlock", wrapper.UnlockUser)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/users/{user_id}/sessions/revoke", wrapper.RevokeUserSessions)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/users/{user_id}/sync/rebuild", wrapper.RebuildUserSync)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/profiles/{profile_id}/lock", wrapper.LockProfile)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/profiles/{profile_id}/unlock", wrapper.UnlockProfile)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/cards/{card_id}/lock", wrapper.LockCard)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/admin/cards/{card_id}/unlock", wrapper.UnlockCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/pipeline", wrapper.GetPipelineFigures)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/admin/audit", wrapper.ListAuditLog)
 
 	return m
 }
@@ -4634,6 +6118,8 @@ type ConflictApplicationProblemPlusJSONResponse Problem
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
 type GoneApplicationProblemPlusJSONResponse Problem
+
+type LockStateJSONResponse LockState
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
@@ -6195,6 +7681,1712 @@ func (response SignUpdefaultApplicationProblemPlusJSONResponse) VisitSignUpRespo
 	return err
 }
 
+type ListAuditLogRequestObject struct {
+	Params ListAuditLogParams
+}
+
+type ListAuditLogResponseObject interface {
+	VisitListAuditLogResponse(w http.ResponseWriter) error
+}
+
+type ListAuditLog200JSONResponse AuditList
+
+func (response ListAuditLog200JSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLog400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditLog400ApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLog401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditLog401ApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLog404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditLog404ApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLogdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListAuditLogdefaultApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Body   *LockCardJSONRequestBody
+}
+
+type LockCardResponseObject interface {
+	VisitLockCardResponse(w http.ResponseWriter) error
+}
+
+type LockCard200JSONResponse struct{ LockStateJSONResponse }
+
+func (response LockCard200JSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response LockCard400ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response LockCard401ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response LockCard404ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response LockCard413ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response LockCard415ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response LockCarddefaultApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Body   *UnlockCardJSONRequestBody
+}
+
+type UnlockCardResponseObject interface {
+	VisitUnlockCardResponse(w http.ResponseWriter) error
+}
+
+type UnlockCard200JSONResponse struct{ LockStateJSONResponse }
+
+func (response UnlockCard200JSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockCard400ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockCard401ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockCard404ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockCard413ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockCard415ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UnlockCarddefaultApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineFiguresRequestObject struct {
+	Params GetPipelineFiguresParams
+}
+
+type GetPipelineFiguresResponseObject interface {
+	VisitGetPipelineFiguresResponse(w http.ResponseWriter) error
+}
+
+type GetPipelineFigures200JSONResponse PipelineFigures
+
+func (response GetPipelineFigures200JSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineFigures400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipelineFigures400ApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineFigures401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipelineFigures401ApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineFigures404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipelineFigures404ApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineFiguresdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetPipelineFiguresdefaultApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfileRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Body      *LockProfileJSONRequestBody
+}
+
+type LockProfileResponseObject interface {
+	VisitLockProfileResponse(w http.ResponseWriter) error
+}
+
+type LockProfile200JSONResponse struct{ LockStateJSONResponse }
+
+func (response LockProfile200JSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response LockProfile400ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response LockProfile401ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfile404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response LockProfile404ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfile413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response LockProfile413ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response LockProfile415ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockProfiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response LockProfiledefaultApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfileRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Body      *UnlockProfileJSONRequestBody
+}
+
+type UnlockProfileResponseObject interface {
+	VisitUnlockProfileResponse(w http.ResponseWriter) error
+}
+
+type UnlockProfile200JSONResponse struct{ LockStateJSONResponse }
+
+func (response UnlockProfile200JSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockProfile400ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockProfile401ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfile404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockProfile404ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfile413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockProfile413ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockProfile415ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockProfiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UnlockProfiledefaultApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReportsRequestObject struct {
+	Params ListReportsParams
+}
+
+type ListReportsResponseObject interface {
+	VisitListReportsResponse(w http.ResponseWriter) error
+}
+
+type ListReports200JSONResponse AdminReportList
+
+func (response ListReports200JSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReports400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListReports400ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReports401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListReports401ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReports404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListReports404ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReportsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListReportsdefaultApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportRequestObject struct {
+	ReportId ReportID `json:"report_id"`
+}
+
+type GetReportResponseObject interface {
+	VisitGetReportResponse(w http.ResponseWriter) error
+}
+
+type GetReport200JSONResponse AdminReport
+
+func (response GetReport200JSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReport400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetReport400ApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReport401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetReport401ApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReport404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetReport404ApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetReportdefaultApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReportRequestObject struct {
+	ReportId ReportID `json:"report_id"`
+	Body     *ResolveReportJSONRequestBody
+}
+
+type ResolveReportResponseObject interface {
+	VisitResolveReportResponse(w http.ResponseWriter) error
+}
+
+type ResolveReport200JSONResponse AdminReport
+
+func (response ResolveReport200JSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport400ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport401ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport404ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport409ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport413ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReport415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ResolveReport415ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveReportdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ResolveReportdefaultApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchUsersRequestObject struct {
+	Params SearchUsersParams
+}
+
+type SearchUsersResponseObject interface {
+	VisitSearchUsersResponse(w http.ResponseWriter) error
+}
+
+type SearchUsers200JSONResponse AdminUserList
+
+func (response SearchUsers200JSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchUsers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SearchUsers400ApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchUsers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SearchUsers401ApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchUsers404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SearchUsers404ApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchUsersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response SearchUsersdefaultApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminUserRequestObject struct {
+	UserId UserID `json:"user_id"`
+}
+
+type GetAdminUserResponseObject interface {
+	VisitGetAdminUserResponse(w http.ResponseWriter) error
+}
+
+type GetAdminUser200JSONResponse AdminUser
+
+func (response GetAdminUser200JSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminUser400ApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminUser401ApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminUser404ApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetAdminUserdefaultApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUserRequestObject struct {
+	UserId UserID `json:"user_id"`
+	Body   *LockUserJSONRequestBody
+}
+
+type LockUserResponseObject interface {
+	VisitLockUserResponse(w http.ResponseWriter) error
+}
+
+type LockUser200JSONResponse struct{ LockStateJSONResponse }
+
+func (response LockUser200JSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response LockUser400ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response LockUser401ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response LockUser404ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUser413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response LockUser413ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response LockUser415ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LockUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response LockUserdefaultApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserProfilesRequestObject struct {
+	UserId UserID `json:"user_id"`
+	Params ListUserProfilesParams
+}
+
+type ListUserProfilesResponseObject interface {
+	VisitListUserProfilesResponse(w http.ResponseWriter) error
+}
+
+type ListUserProfiles200JSONResponse AdminProfileList
+
+func (response ListUserProfiles200JSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserProfiles400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListUserProfiles400ApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserProfiles401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListUserProfiles401ApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserProfiles404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListUserProfiles404ApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserProfilesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListUserProfilesdefaultApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessionsRequestObject struct {
+	UserId UserID `json:"user_id"`
+	Body   *RevokeUserSessionsJSONRequestBody
+}
+
+type RevokeUserSessionsResponseObject interface {
+	VisitRevokeUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type RevokeUserSessions200JSONResponse RevokedSessions
+
+func (response RevokeUserSessions200JSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions400ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions401ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions404ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions413ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions415ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RevokeUserSessionsdefaultApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSyncRequestObject struct {
+	UserId UserID `json:"user_id"`
+	Body   *RebuildUserSyncJSONRequestBody
+}
+
+type RebuildUserSyncResponseObject interface {
+	VisitRebuildUserSyncResponse(w http.ResponseWriter) error
+}
+
+type RebuildUserSync202JSONResponse RebuildQueued
+
+func (response RebuildUserSync202JSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSync400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildUserSync400ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSync401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildUserSync401ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSync404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildUserSync404ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSync413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildUserSync413ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSync415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildUserSync415ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildUserSyncdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RebuildUserSyncdefaultApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUserRequestObject struct {
+	UserId UserID `json:"user_id"`
+	Body   *UnlockUserJSONRequestBody
+}
+
+type UnlockUserResponseObject interface {
+	VisitUnlockUserResponse(w http.ResponseWriter) error
+}
+
+type UnlockUser200JSONResponse struct{ LockStateJSONResponse }
+
+func (response UnlockUser200JSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser400ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser401ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser404ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser413ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser415ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UnlockUserdefaultApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListMyCardsRequestObject struct {
 	Params ListMyCardsParams
 }
@@ -6803,6 +9995,162 @@ type UpdateCarddefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response UpdateCarddefaultApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCardRequestObject struct {
+	CardId CardID `json:"card_id"`
+	Params ReportCardParams
+	Body   *ReportCardJSONRequestBody
+}
+
+type ReportCardResponseObject interface {
+	VisitReportCardResponse(w http.ResponseWriter) error
+}
+
+type ReportCard202JSONResponse MyReport
+
+func (response ReportCard202JSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard400ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard401ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard403ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard404ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard413ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard415ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCard429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReportCard429ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportCarddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ReportCarddefaultApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -8445,6 +11793,163 @@ type DeleteChatMessagedefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response DeleteChatMessagedefaultApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessageRequestObject struct {
+	RoomId     RoomID `json:"room_id"`
+	EventIndex int64  `json:"event_index"`
+	Params     ReportChatMessageParams
+	Body       *ReportChatMessageJSONRequestBody
+}
+
+type ReportChatMessageResponseObject interface {
+	VisitReportChatMessageResponse(w http.ResponseWriter) error
+}
+
+type ReportChatMessage202JSONResponse MyReport
+
+func (response ReportChatMessage202JSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage400ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage401ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage403ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage404ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage413ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage415ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReportChatMessage429ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportChatMessagedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ReportChatMessagedefaultApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -10914,6 +14419,162 @@ func (response SetRelationdefaultApplicationProblemPlusJSONResponse) VisitSetRel
 	return err
 }
 
+type ReportProfileRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ReportProfileParams
+	Body      *ReportProfileJSONRequestBody
+}
+
+type ReportProfileResponseObject interface {
+	VisitReportProfileResponse(w http.ResponseWriter) error
+}
+
+type ReportProfile202JSONResponse MyReport
+
+func (response ReportProfile202JSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile400ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile401ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile403ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile404ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile413ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile415ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfile429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReportProfile429ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportProfiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ReportProfiledefaultApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ExportProfileVCardRequestObject struct {
 	ProfileId ProfileID `json:"profile_id"`
 	Params    ExportProfileVCardParams
@@ -11013,6 +14674,77 @@ type ExportProfileVCarddefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response ExportProfileVCarddefaultApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyReportsRequestObject struct {
+	Params ListMyReportsParams
+}
+
+type ListMyReportsResponseObject interface {
+	VisitListMyReportsResponse(w http.ResponseWriter) error
+}
+
+type ListMyReports200JSONResponse MyReportList
+
+func (response ListMyReports200JSONResponse) VisitListMyReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyReports400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyReports400ApplicationProblemPlusJSONResponse) VisitListMyReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyReports401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyReports401ApplicationProblemPlusJSONResponse) VisitListMyReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyReportsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListMyReportsdefaultApplicationProblemPlusJSONResponse) VisitListMyReportsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -11532,6 +15264,54 @@ type StrictServerInterface interface {
 	// SignUp Create an account (and optionally its first profile)
 	// (POST /account/signup)
 	SignUp(ctx context.Context, request SignUpRequestObject) (SignUpResponseObject, error)
+	// ListAuditLog Admin: the audit log of admin actions and role changes, newest first
+	// (GET /admin/audit)
+	ListAuditLog(ctx context.Context, request ListAuditLogRequestObject) (ListAuditLogResponseObject, error)
+	// LockCard Admin: lock a card
+	// (POST /admin/cards/{card_id}/lock)
+	LockCard(ctx context.Context, request LockCardRequestObject) (LockCardResponseObject, error)
+	// UnlockCard Admin: unlock a card
+	// (POST /admin/cards/{card_id}/unlock)
+	UnlockCard(ctx context.Context, request UnlockCardRequestObject) (UnlockCardResponseObject, error)
+	// GetPipelineFigures Admin: sync pipeline figures (the same numbers are on /metrics)
+	// (GET /admin/pipeline)
+	GetPipelineFigures(ctx context.Context, request GetPipelineFiguresRequestObject) (GetPipelineFiguresResponseObject, error)
+	// LockProfile Admin: lock a profile
+	// (POST /admin/profiles/{profile_id}/lock)
+	LockProfile(ctx context.Context, request LockProfileRequestObject) (LockProfileResponseObject, error)
+	// UnlockProfile Admin: unlock a profile
+	// (POST /admin/profiles/{profile_id}/unlock)
+	UnlockProfile(ctx context.Context, request UnlockProfileRequestObject) (UnlockProfileResponseObject, error)
+	// ListReports Admin: the moderation queue, newest first
+	// (GET /admin/reports)
+	ListReports(ctx context.Context, request ListReportsRequestObject) (ListReportsResponseObject, error)
+	// GetReport Admin: read one report with its evidence
+	// (GET /admin/reports/{report_id})
+	GetReport(ctx context.Context, request GetReportRequestObject) (GetReportResponseObject, error)
+	// ResolveReport Admin: close a report with an action and a note
+	// (POST /admin/reports/{report_id}/resolution)
+	ResolveReport(ctx context.Context, request ResolveReportRequestObject) (ResolveReportResponseObject, error)
+	// SearchUsers Admin: find users by a prefix of login id, nickname or email (case-insensitive)
+	// (GET /admin/users)
+	SearchUsers(ctx context.Context, request SearchUsersRequestObject) (SearchUsersResponseObject, error)
+	// GetAdminUser Admin: read one user
+	// (GET /admin/users/{user_id})
+	GetAdminUser(ctx context.Context, request GetAdminUserRequestObject) (GetAdminUserResponseObject, error)
+	// LockUser Admin: lock a user
+	// (POST /admin/users/{user_id}/lock)
+	LockUser(ctx context.Context, request LockUserRequestObject) (LockUserResponseObject, error)
+	// ListUserProfiles Admin: a user's profiles, locked and deleted ones included
+	// (GET /admin/users/{user_id}/profiles)
+	ListUserProfiles(ctx context.Context, request ListUserProfilesRequestObject) (ListUserProfilesResponseObject, error)
+	// RevokeUserSessions Admin: end every session of a user
+	// (POST /admin/users/{user_id}/sessions/revoke)
+	RevokeUserSessions(ctx context.Context, request RevokeUserSessionsRequestObject) (RevokeUserSessionsResponseObject, error)
+	// RebuildUserSync Admin: rebuild a user's sync file from scratch
+	// (POST /admin/users/{user_id}/sync/rebuild)
+	RebuildUserSync(ctx context.Context, request RebuildUserSyncRequestObject) (RebuildUserSyncResponseObject, error)
+	// UnlockUser Admin: unlock a user
+	// (POST /admin/users/{user_id}/unlock)
+	UnlockUser(ctx context.Context, request UnlockUserRequestObject) (UnlockUserResponseObject, error)
 	// ListMyCards List my acting profile's cards
 	// (GET /cards)
 	ListMyCards(ctx context.Context, request ListMyCardsRequestObject) (ListMyCardsResponseObject, error)
@@ -11547,6 +15327,9 @@ type StrictServerInterface interface {
 	// UpdateCard Change my card (If-Match required)
 	// (PATCH /cards/{card_id})
 	UpdateCard(ctx context.Context, request UpdateCardRequestObject) (UpdateCardResponseObject, error)
+	// ReportCard Report a card to the moderators
+	// (POST /cards/{card_id}/reports)
+	ReportCard(ctx context.Context, request ReportCardRequestObject) (ReportCardResponseObject, error)
 	// ListCardShares List the share links of my card (newest first; revoked and expired ones too)
 	// (GET /cards/{card_id}/shares)
 	ListCardShares(ctx context.Context, request ListCardSharesRequestObject) (ListCardSharesResponseObject, error)
@@ -11589,6 +15372,9 @@ type StrictServerInterface interface {
 	// DeleteChatMessage Delete my own message (its content is replaced; a MESSAGE_DELETED event follows)
 	// (DELETE /chats/{room_id}/events/{event_index})
 	DeleteChatMessage(ctx context.Context, request DeleteChatMessageRequestObject) (DeleteChatMessageResponseObject, error)
+	// ReportChatMessage Report a chat message to the moderators
+	// (POST /chats/{room_id}/events/{event_index}/reports)
+	ReportChatMessage(ctx context.Context, request ReportChatMessageRequestObject) (ReportChatMessageResponseObject, error)
 	// PostChatImage Post an image message (multipart field `file`)
 	// (POST /chats/{room_id}/images)
 	PostChatImage(ctx context.Context, request PostChatImageRequestObject) (PostChatImageResponseObject, error)
@@ -11658,9 +15444,15 @@ type StrictServerInterface interface {
 	// SetRelation Follow, hide or block this profile as my acting profile
 	// (PUT /profiles/{profile_id}/relation)
 	SetRelation(ctx context.Context, request SetRelationRequestObject) (SetRelationResponseObject, error)
+	// ReportProfile Report a profile to the moderators
+	// (POST /profiles/{profile_id}/reports)
+	ReportProfile(ctx context.Context, request ReportProfileRequestObject) (ReportProfileResponseObject, error)
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	// (GET /profiles/{profile_id}/vcard)
 	ExportProfileVCard(ctx context.Context, request ExportProfileVCardRequestObject) (ExportProfileVCardResponseObject, error)
+	// ListMyReports List the reports I made (from any of my profiles), newest first
+	// (GET /reports)
+	ListMyReports(ctx context.Context, request ListMyReportsRequestObject) (ListMyReportsResponseObject, error)
 	// GetCardShare The card a share link opens, as the app renders it
 	// (GET /shares/{token})
 	GetCardShare(ctx context.Context, request GetCardShareRequestObject) (GetCardShareResponseObject, error)
@@ -12243,6 +16035,486 @@ func (sh *strictHandler) SignUp(w http.ResponseWriter, r *http.Request, params S
 	}
 }
 
+// ListAuditLog operation middleware
+func (sh *strictHandler) ListAuditLog(w http.ResponseWriter, r *http.Request, params ListAuditLogParams) {
+	var request ListAuditLogRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAuditLog(ctx, request.(ListAuditLogRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAuditLog")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAuditLogResponseObject); ok {
+		if err := validResponse.VisitListAuditLogResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// LockCard operation middleware
+func (sh *strictHandler) LockCard(w http.ResponseWriter, r *http.Request, cardId CardID) {
+	var request LockCardRequestObject
+
+	request.CardId = cardId
+
+	var body LockCardJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.LockCard(ctx, request.(LockCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "LockCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(LockCardResponseObject); ok {
+		if err := validResponse.VisitLockCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UnlockCard operation middleware
+func (sh *strictHandler) UnlockCard(w http.ResponseWriter, r *http.Request, cardId CardID) {
+	var request UnlockCardRequestObject
+
+	request.CardId = cardId
+
+	var body UnlockCardJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UnlockCard(ctx, request.(UnlockCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnlockCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UnlockCardResponseObject); ok {
+		if err := validResponse.VisitUnlockCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetPipelineFigures operation middleware
+func (sh *strictHandler) GetPipelineFigures(w http.ResponseWriter, r *http.Request, params GetPipelineFiguresParams) {
+	var request GetPipelineFiguresRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPipelineFigures(ctx, request.(GetPipelineFiguresRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPipelineFigures")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetPipelineFiguresResponseObject); ok {
+		if err := validResponse.VisitGetPipelineFiguresResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// LockProfile operation middleware
+func (sh *strictHandler) LockProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID) {
+	var request LockProfileRequestObject
+
+	request.ProfileId = profileId
+
+	var body LockProfileJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.LockProfile(ctx, request.(LockProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "LockProfile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(LockProfileResponseObject); ok {
+		if err := validResponse.VisitLockProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UnlockProfile operation middleware
+func (sh *strictHandler) UnlockProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID) {
+	var request UnlockProfileRequestObject
+
+	request.ProfileId = profileId
+
+	var body UnlockProfileJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UnlockProfile(ctx, request.(UnlockProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnlockProfile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UnlockProfileResponseObject); ok {
+		if err := validResponse.VisitUnlockProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListReports operation middleware
+func (sh *strictHandler) ListReports(w http.ResponseWriter, r *http.Request, params ListReportsParams) {
+	var request ListReportsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListReports(ctx, request.(ListReportsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListReports")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListReportsResponseObject); ok {
+		if err := validResponse.VisitListReportsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetReport operation middleware
+func (sh *strictHandler) GetReport(w http.ResponseWriter, r *http.Request, reportId ReportID) {
+	var request GetReportRequestObject
+
+	request.ReportId = reportId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetReport(ctx, request.(GetReportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetReport")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetReportResponseObject); ok {
+		if err := validResponse.VisitGetReportResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ResolveReport operation middleware
+func (sh *strictHandler) ResolveReport(w http.ResponseWriter, r *http.Request, reportId ReportID) {
+	var request ResolveReportRequestObject
+
+	request.ReportId = reportId
+
+	var body ResolveReportJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ResolveReport(ctx, request.(ResolveReportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResolveReport")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ResolveReportResponseObject); ok {
+		if err := validResponse.VisitResolveReportResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SearchUsers operation middleware
+func (sh *strictHandler) SearchUsers(w http.ResponseWriter, r *http.Request, params SearchUsersParams) {
+	var request SearchUsersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SearchUsers(ctx, request.(SearchUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SearchUsers")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SearchUsersResponseObject); ok {
+		if err := validResponse.VisitSearchUsersResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetAdminUser operation middleware
+func (sh *strictHandler) GetAdminUser(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request GetAdminUserRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAdminUser(ctx, request.(GetAdminUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAdminUser")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetAdminUserResponseObject); ok {
+		if err := validResponse.VisitGetAdminUserResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// LockUser operation middleware
+func (sh *strictHandler) LockUser(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request LockUserRequestObject
+
+	request.UserId = userId
+
+	var body LockUserJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.LockUser(ctx, request.(LockUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "LockUser")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(LockUserResponseObject); ok {
+		if err := validResponse.VisitLockUserResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListUserProfiles operation middleware
+func (sh *strictHandler) ListUserProfiles(w http.ResponseWriter, r *http.Request, userId UserID, params ListUserProfilesParams) {
+	var request ListUserProfilesRequestObject
+
+	request.UserId = userId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListUserProfiles(ctx, request.(ListUserProfilesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListUserProfiles")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListUserProfilesResponseObject); ok {
+		if err := validResponse.VisitListUserProfilesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RevokeUserSessions operation middleware
+func (sh *strictHandler) RevokeUserSessions(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request RevokeUserSessionsRequestObject
+
+	request.UserId = userId
+
+	var body RevokeUserSessionsJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeUserSessions(ctx, request.(RevokeUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeUserSessions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeUserSessionsResponseObject); ok {
+		if err := validResponse.VisitRevokeUserSessionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RebuildUserSync operation middleware
+func (sh *strictHandler) RebuildUserSync(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request RebuildUserSyncRequestObject
+
+	request.UserId = userId
+
+	var body RebuildUserSyncJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RebuildUserSync(ctx, request.(RebuildUserSyncRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RebuildUserSync")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RebuildUserSyncResponseObject); ok {
+		if err := validResponse.VisitRebuildUserSyncResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UnlockUser operation middleware
+func (sh *strictHandler) UnlockUser(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request UnlockUserRequestObject
+
+	request.UserId = userId
+
+	var body UnlockUserJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UnlockUser(ctx, request.(UnlockUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnlockUser")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UnlockUserResponseObject); ok {
+		if err := validResponse.VisitUnlockUserResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListMyCards operation middleware
 func (sh *strictHandler) ListMyCards(w http.ResponseWriter, r *http.Request, params ListMyCardsParams) {
 	var request ListMyCardsRequestObject
@@ -12394,6 +16666,40 @@ func (sh *strictHandler) UpdateCard(w http.ResponseWriter, r *http.Request, card
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(UpdateCardResponseObject); ok {
 		if err := validResponse.VisitUpdateCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ReportCard operation middleware
+func (sh *strictHandler) ReportCard(w http.ResponseWriter, r *http.Request, cardId CardID, params ReportCardParams) {
+	var request ReportCardRequestObject
+
+	request.CardId = cardId
+	request.Params = params
+
+	var body ReportCardJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ReportCard(ctx, request.(ReportCardRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReportCard")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ReportCardResponseObject); ok {
+		if err := validResponse.VisitReportCardResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -12812,6 +17118,41 @@ func (sh *strictHandler) DeleteChatMessage(w http.ResponseWriter, r *http.Reques
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(DeleteChatMessageResponseObject); ok {
 		if err := validResponse.VisitDeleteChatMessageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ReportChatMessage operation middleware
+func (sh *strictHandler) ReportChatMessage(w http.ResponseWriter, r *http.Request, roomId RoomID, eventIndex int64, params ReportChatMessageParams) {
+	var request ReportChatMessageRequestObject
+
+	request.RoomId = roomId
+	request.EventIndex = eventIndex
+	request.Params = params
+
+	var body ReportChatMessageJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ReportChatMessage(ctx, request.(ReportChatMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReportChatMessage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ReportChatMessageResponseObject); ok {
+		if err := validResponse.VisitReportChatMessageResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -13485,6 +17826,40 @@ func (sh *strictHandler) SetRelation(w http.ResponseWriter, r *http.Request, pro
 	}
 }
 
+// ReportProfile operation middleware
+func (sh *strictHandler) ReportProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ReportProfileParams) {
+	var request ReportProfileRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	var body ReportProfileJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ReportProfile(ctx, request.(ReportProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReportProfile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ReportProfileResponseObject); ok {
+		if err := validResponse.VisitReportProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ExportProfileVCard operation middleware
 func (sh *strictHandler) ExportProfileVCard(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ExportProfileVCardParams) {
 	var request ExportProfileVCardRequestObject
@@ -13505,6 +17880,32 @@ func (sh *strictHandler) ExportProfileVCard(w http.ResponseWriter, r *http.Reque
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(ExportProfileVCardResponseObject); ok {
 		if err := validResponse.VisitExportProfileVCardResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListMyReports operation middleware
+func (sh *strictHandler) ListMyReports(w http.ResponseWriter, r *http.Request, params ListMyReportsParams) {
+	var request ListMyReportsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMyReports(ctx, request.(ListMyReportsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMyReports")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListMyReportsResponseObject); ok {
+		if err := validResponse.VisitListMyReportsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -13620,234 +18021,286 @@ func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Jchs5kuivYOtthKmdIkUddttybOyqZblXM5atluTuedP0E8EqkMSoCNAASjTHoYj9mv2w/ZIXSAB1",
-	"EcVLlGR71NERFutAAYnMRN75NYj4aMwZYUoGB1+DIcExEfDn8SUe6H9jIiNBx4pyFhwEF0pwNgjR55Qr",
-	"EqMbIiTlDCk8QLyP1JAgQcaCSMIU1q+0gjCQ0ZCMsB6LfMGjcUKCg6AT7HWCIAzUdKx/SiUoGwS3t2Fw",
-	"TvqCyOER59eUzE7gEj4BjyDFrwlDWCLM0H8pNf7AkmmILkiUChKiCzwiF1SRf79QgkYKRTAikhEfkxgp",
-	"jrbxmG7f7GzjKOIpU+Wpzk7sYsqiM8Ji/XtmWl0lUtJFk6GeEGJkQgTqpTSJHVj6NCGISoQTQXA8RXxC",
-	"4tdogqlCfS7gkXEqh4gyqQiG18Y8SSgbVEDI0lFw8EegvxeEQR8nkgSfZgF5GwZjLPCIKLufR1jEJ2/0",
-	"X1RPeIzVMAgDhkf6tQiL+IrGQRgI8jmlgsTBgf5C8ct9LkZYBQcBZerFfhAGI8roSM9mJ/s8ZYoMiAB4",
-	"HaVCcjELqg9j/DklKILbqC/4yKxekBvKU4nGeECeSdRl5Iu6Mk91NQxg2p9TIqaFeZtvFKc5wl/eETZQ",
-	"w+Bg9/kLH4YdjzBNLjXu1EAD8GouLAof2dl9CaDIfr/QkFeKCD3w//vjsPk33PxHu/nqqvnpT//qRfmT",
-	"/ilW0dCP7JoOHRI5cusRygYoGmI2ACyiashThaiCpzCTGv2oRPu7LzPIGdLOF3nSb5qvzluXb67vOSPZ",
-	"fOuG1g8tGL+9u+/7wDs6oioburLfCdwsjhiTPk4TFRzstkM9vMXIdnshfp4JromylibG5v6myeIs7SU0",
-	"uhhiQTIcnN11w9p4H2Ek9aMooey6hQ7ZVA313pNEGnYCe01itN/ez7Z6VWye3YRfzy/oPzzc93caqyHC",
-	"LEZDQgdDhShDY/qFJBI1zt7/soW4QKkkAqWMKokaF7/9slVHu1J/wbuVz3d2C3u5295/WYDqi30vWM85",
-	"H9VupeB8tOl9hB2s/SJs2r18clWkQQ3NExIsFZJkMCJM6Sf07nRTkXS31saaAi3v75VYoP65Igv861FC",
-	"CVNzFheTGxrpg+Ht0SkSZEClEiBimGWHSCquCUEzQ2CDkkhpJRAvl/pr03yzeWmX6l9a+9WLMn/3Tt8x",
-	"k9g/eRwpTbWWpbzWnHqUSoV6BHFGHHuPcJIQ8UyihN4Q97CcswD71ebJZvEsX80HWAROlllVaKQfLd7o",
-	"q1h6l7bqqtZdxa0GiBxzJgmIPz/j+Jx8TomEsyXiTBEGf+LxOKERYNL2WPBeQkZ/+rvkrCSv6jdi4CRm",
-	"jBZlNzgB8o6JwjTJJFO4rTmzfUKvkwjBtRD2x9egT0kSBwcB0TIIbBqGbwUOHTBDcA/hOBZEyuD2UxhI",
-	"hVUqNTK2w0BRBSL0zzhGbkkZAHCPp+qgl2B2HdwWofevgvSDg+D/bOcC/7a5K7fPzLIN1HzidraoEU70",
-	"Nmiho2tW1UV63yQiOBqiHo4RrLClP37EWT+h0d0A7oTzODVvkSLIL/iIoBucpEQize+ccK3wNWE1kGc0",
-	"ugZUKwAfnq9A+lUO6WwhDwLmKMFySKRhZOQLlUBkMVbYD3R4Xj+SQ/4tFz0ax4aVLgn6O6/hPVcIJ4lW",
-	"bGASv3BGHvL7GoZw4E2wRILc8GsSh2iIJSJfxpoxauGESi2fxCgdh/BTSaR1H319wBmBib/n6i1PWfyw",
-	"wEMyjYZIEMlTERHU4AIxrtANlbSX6LO9wEe33DxPeUz7lNScOhGcb88kivh4qpcYpUIQo+l6NH3f1O1j",
-	"2/AMzPsMD4hnaxX5oraHapSUweFRS+9p1/S8anZu3bl9ZNeMT5j+ZMb4rEyFQU0F1b0n+EQSIUNksQL9",
-	"+eLDe2sKkNck1k9tZXO85PwUs6nl3HJDUz3HSsNxRBWJ0ZgIu/fuFHmNBFFiinBfEYG65/pH81D/6CJJ",
-	"Is5iWUGKwiPeqRROWtClYBCqZ/MW04TED035Tp3NdGQqgX6AaAzaowxVCrM9z6Smh52vUd4RIyQG+1U2",
-	"f7MHdp5miAec2iFDcMSE1qx2/vYIvdp//lOG2zGP0hHwkNswuOT8HRaDB2fzPR4DP0v0xwVSQ8xKR898",
-	"GrvX6RUJsUx1GhNZOuoRoYViS3VagS6R453I8CPDqRpyQf/xsAh9SqWkbBA6oTcsMm/L1FEkSEyYojiR",
-	"sEkfmUzHYy4UiU9JTPElrOiBqdB8C2loOo6Bo4iMFWBSJtrBXhzaG/rvseBjIhQ1ygUu3LEb0+M8IZgF",
-	"RhFxPOaP/NHcZst7fyeR0iA5NMLu7AciQbAi8RVWJU0oxoo0FQVhtnJEVFb7dfa+UUFKVvm/Y0b+0/5s",
-	"RXzkGxZeu7ohIhM8qisOAxrPjnsVc+806QgPyFUqEu8kR1bAWWnlmYhfmsSfMfM+LbhROJxlPZWgjuJ4",
-	"RJnHsh7CA1eVJe6Es/qpR7MuYoIbBsAVFvUSpxxWQG2nGhaxoQwhL07F8dEQqzMsFI3oGDMlC4owjs0x",
-	"iJOzAsKBVyGs4GBuD4WfVJGRXFkvB7veiXnVGWndz1y7EgJPgzBIGf2cEntbiZRUQVicknftN5gmuEcT",
-	"qqazIvJbLowGBYqTldVAswNThhoSLWpqttAXhGjGXAZIRkB1BDB7vYiZHkYxdwHL7tqIsuLVndppz+Ob",
-	"4CPJVzLv0Xd8QNnJm+ry5r3y3j3nXfQRFvGGWCBWC08I/bU3+jlgmQlRdUzN3lxpAgZ6CznDunyujEn5",
-	"DfClkcmV818sNwf3luXFOed0jlIw3G0/77ejXfySNH+Kd3rN/WiPNF/h/d3mTm832ov3yfP+i7ZvtmNB",
-	"b7AifuAWnC3LTdaK+Us9XeEawG5L3h3LdwFd8onOYbT593Ok+VSDym8sEvqJ1thqZ5zsaaRSLT/pKeU2",
-	"VBGH6JqMlRbOB/SGMK2IgrZpPgnG/JINbTTGbKrl+qPT4yC3aB2zAWUkY8jFCRX8K+V1vKPSI5lkx0D2",
-	"xyJiC24rjF5jcu7r9TukSvsHX6oDNzhJfCKaojcej9Z7rnKzgxb/rORqflirQytHqgLO4vF4llZ6ET7Y",
-	"3tZbJbfBCbO993m3+dPkcJn/fGTjXPPLkcU6XNKsWN4TY8NfrlJrg5+9+1lcjdmgVvr7LK7kTf1tu28r",
-	"TVzVe5gSyq6fSetFa+Ce1JoBmHGoQhFmGiF6BAkS8RsCKEJag5bV7jC6OD46P768+svx/7XK/VbLN4EZ",
-	"jBkqNZYH29u9CLfs1e3orliTSnKV6RIe7glY5Yerj1vm8SH6ndK+lXapOHJOIBVGms8tdGQ5l5g3xXgM",
-	"Z7hn7pP2SlpXRYa5d1pe+RyVZsK9pZTXHA1Kx2dhDC9cgBrOsJQTLuL1lA9rwrsa21G8wSRzvbR6myel",
-	"9+faDdxzMyCoTqQybg0A1PGNtWkUj2esz5er3vSquG07z8tbH+y2d180d3aauz9dtl8ctNsH7fbf9Dmv",
-	"R7yiLCZfgoP9HXfBfv30+OLi8Jfjq7MPF5fHb7T4QqTEA33rghA05SnCCv30L6BVmuiIg59uZ8DuneFM",
-	"VMiQo5jGmk2W2KbxwosbIuzt0Dg5sERDDIF0SHNSxCeMCDmkY+CY90QZBdl+lvVb4IATwj742rgZrIGI",
-	"SiTIOMERif3CQGk3lqK84nYtYF4Of8BEtthm4nbaGyNCvihwoujNGRBGhIYkklOpyAjutvxGEosjSy1N",
-	"YTEg6qoCk4rN0CLom+N3x5fHbw5gQoU3nNRrt8Nt0ZIYYmewAGtHVr837lw0GXIU4RFBlIUoIX2l4WT8",
-	"UiN+ow98CzdGJgZpl5pNhYPkwUhF+JTwId/DEq7P5S3+U3KI5dWICw8ynHJh4S2Nlxn1yJSzGKkhNUGY",
-	"iBoSjqkgEUTagInEj/8rHscZR5w5jr3HbZgvZC4QnA3Z2fLODs8vT45Ozg7fX16dvA/C0oUPHy8rV/5y",
-	"cvQXYJYz3LN84erk9PCX48Jli8RBGJx/+HB6dfrhzcnbk+M3XvNhxRo3T1XxgHku5VN5BWjpf/fvnLIV",
-	"maYmgk2ZJFYSTGoNfbm2ni9nvhg5xOqc81H17E241GNbaWOZAxeOyDBIsKywNn34lgw4dSPYEKejhI56",
-	"+vRTgo6DMIA9K8sAuxC+nVlsIYLF4YUxGeR7bX4XdnfB5/+MGUFvwBpf/uZtWP8RC6flv/IXOkKnlMm0",
-	"+pnnt58KxiDzHUFwXIbp3qswSBlct3rMbsHoszMrqdj99CH+fXhPlj4LZ9GlyombO7m4pA8HiH5g3DLn",
-	"JQ+8zRoQZzFyOQtiCWVXOAuK/NCjoM01Hc7izlJzLSPXqjbH8g7+ZmMOXAoM56NnEkmiFGUDiRoaziEq",
-	"vBMiu6TQyBFbr+HF40s8WEekKLLFma0rGjRLG7SkfXMGgSuwm8d0j8wHZs+4PgSJXFF2Q02i0PL4YuJL",
-	"TrI3fQgjLMNfhHdwMPgENEitmZnivKVuxEqRTen+jBSwI0dYxKdpoqhGiNlZO7+Jx2GORfxMGrM0lqhk",
-	"fa7XHjQqlmisRxmGXIBallRS7tsLdfsCh1g2Q6oMMUs9MNP5cFvPgLGqK2ptOMx4fmYCfECGNIlX6Tjh",
-	"OH5LE79eNd+TW4B5lrph177AjgSLmw9lMNatB+qyPbsm3FAqPpZowsU1CGL6/G1YfaefKkggxAqNuFQI",
-	"oynBAuEhwXHZQjH3cC1aviv+HXxDJFJDwdOByVWAKVEbPwtHfjGVSf+3MGi/DpaWpayJtWUpaFH6VhgA",
-	"tyRX30KswCZ4SYbXRkxdgNaexdcjuc1yWNMcitkVZpxNRzyV5ohaig6Xc4nbqeVe8TokMKlZPjW0zzUm",
-	"XyVUqqsxZLwtNz1/2I7VVu5tH8NAETy6mv24dZtWP7zEUeLb+DcEtCus1t11zvpUjDy2HJs8olcHLmBz",
-	"BOqfn3yrvYsV3SVNLJXMWdLhc4u5W4gPSMdLhaVljMTFSpXSfn2cCcb9rRC2Nj+YJ39xXqhbZYmFUC0z",
-	"nneBNqVDc+VChC9Okg990POXimcMqwu4u8g7O9lPt2EwI27PerUgU2cmIz4aYtVyvJBxddXnKYu7qMFs",
-	"rkOWN8ZFZuXlAiU8uibxVthhZohcAL8SpJ9KosfA6Od3H47+Yrz0htnYcxwZbihgWMymiEMgF7yKk9cd",
-	"ZooUaCSGiE9yQwRSPIkR1sLwVojMZ20u0VVBZeq2OqwYYBHUzG8jjrmczvLvXYJp1oxU8EibFcetYCEJ",
-	"FrVC2LbsOz5MfUtJEh8LYTSOigJn0qmKs3OkOIdl5A/X5rstWoP58IJ5J8SHpuDKyTwu+VxAIN4es4E3",
-	"/mIN49Hy3lebZb2MveI+orJ8dgTrsS9CK3TJ2gucERrwH0Gl8CHMkjrgzH7XaGRvgeoLJ6k3XHVJWSew",
-	"XyVytb32E1hQGWzh9DdhPCjD4/4sCC7esy7Cu5g8XS6Nsb9aWngYvJ8XyF3/HZ/YclYQeSoasUIJwVIh",
-	"NeGI91HCJ0SgCEsSonQ8zv6O6UBraCxGcjrq8eS1CRf7nOIEKY5oHCIX/6qPHuBqrfJxwYUgkUJDLiRB",
-	"+7tVybIifb2cs4xzIolaUz1eIf63ghT1Qs0ZN1Vxyp8qeKJnA7HoiKxJZblzFB73z0cqLe2cmkfXg1Rh",
-	"+qWKAAt1j5r5eieaS4CVRKL6zKtwKQHsQuFeQtAIR0PKSFNLM3BBP13GS5d02sqkNL9HRNWJyC7NellO",
-	"lcsVHjZFmVSYRaQm5A828qoUYJ/fdunbBXax3973BgiYSNgiX3nPFXpbt/pZqaGYA74IA+wpaj6aTdPK",
-	"YDVo4U6vCrdy8l8L/e6cRiYpGI3wFHGWTNE14xOkhhgqAoFvX6KG1YaBgeVCsxW0BYlxpLRkTSVokfAY",
-	"DAZ8DfwXme85817AU5oGpcKjscnB79MkIbGRlCt+bSvhzaqvmDIn/6GGnpVUCHwN/hDKOuvHhjx/61hI",
-	"Npw3sHTulgeQRpxeAoyVFKaflvIzlgIQNp0iUGs4moXqiLKaCCenH/VIwtlAljPn/cErd3Keek1Vs/rf",
-	"kPsmDDsG95bZsQV+UEPD/ruS1RHexfsLCMdLlppCyVDms5XcKSujNhHDR/F1+LJi3kYBchat5jDk+ckc",
-	"SzMNOAFnCD044kzhSJmENBma7DTMEBcxFPmSBIo3JbhHNJO1pU8OOqz7tWMwrBMcoK+dADZQ/90OUSeA",
-	"x+ydEe/RZMFjneBPL3fRThv973//TwdSi7utDvsL1EIwUwNOD4wmNNgbIslkmJcbAKOLeayUsFKxoBSk",
-	"Ueu73wnNPPSlCRfXhVvt7JaxCOJoRFzEvK146Ihs5o2vduH+4exyd3b39tHzFz+9tOnUlcyYvd35ePHW",
-	"mURWEDGziIWSv6fgF2l7AxHcou6Ihr/BOEutdMbVYSIBzEwWEMxv86d7H4BZ0Ta99HI2oagXTA73pKKf",
-	"ExyfYnFNPIa71SNlVov9XTmuZsnw2IUxJ/mi19SLFwAmw7zmzsJFFMfyzxUq2K43UVv+9ipLZaqWPF2k",
-	"m3qmk9TZ9tcQoPuCj1aPHVtLBsv1vfJBytIkyYLqhC3tgIRdZsFFFrz98O7dh9+DMPivkzfHQRiAWyEI",
-	"7fWr8+NfPx6bGGA95qcQhtZ6dMWXWMwwu7pbsGsVftUhs2X7MUsSFhs/l6mc8SBWIu881N1yfjaSr7Mw",
-	"OefClIn0F/WQMqeymY0uPnC1ThLlDCHPf2Ktb9gqmCvwb2lOjXnQdnVKfMVNMpDVA6i68jnrLC3ATm7O",
-	"Lp6wPt8ME7N5Xn5lap2NGGJ5ZWqYzux3YWQItoScq3vf5Cs8KC+wRswobUBJsypNtgSVHH6ehc/Zv02I",
-	"V0VUuD8R64Iod2qux90Kpsq5R9HCyMU5hwEE0cU19TTwYq7q0vX5hNWHg/oNLahRSpqW+IbEW37rS8FT",
-	"V9n3ZdF5flZMjbWi1v7gg2Q5TXZRKVyI4HfFSGHpJqtKg8sHA0+abZ41sTjB9oIO2MmaaJjwAfVsLo1D",
-	"9J80zhxZJX/Bf/q9fRB3sygma+3IowqMzLwLA9YB5uO40LShvPaVjjoXCBS5UI+8bmAGmaWiBG19Kf9o",
-	"9at4oADOb6o6UBlflpP/wmU9/94wTD9XmC3NNR/tHLmuHy5u6serpWq9Q7XwQsF3yEJx3Aa9JyQ2NUgR",
-	"zvw2+tZrlErNs6jqMMBxU7A7lSRPR3JVVhmZJJaTtdBhXjClUOZPywHNdGxDmWWH2WAoU8d4f6dtTH8b",
-	"rRo/A/mPYy0nWZrdVMGsCg3NFswcjdUUmWnZVGFpU5ezJ1s+X3+NR+aByKnibrZIr09xW5u0S+Nua0GM",
-	"ws4K27IKNSzck0dLp1g/SWKZgm8WUisG7a+IwYsRcU1wLZU2eA/wWjGWvlIG0Hg0Mrx/jboau7qu4IOh",
-	"5cmQJ8QmOrVQleqjhGAhUeYcMyGtZepfsEfLO7UfNYS/PmR//ej8BeH4i6PvZ30VkkSpoGp6oeFhANwj",
-	"WBBxmKph/uutQ84//37pmk3AVOBufuYMlRobFxO1FoYyDv3cOsJQSALKVBA2sO2/FMKCpyxGPX3WEmkO",
-	"ZdlCHyUREtlOaRrBRpIkxawg1ycj7DAAvhyaV0MbuGF8g+BmC+FgNrchIiMaYmWy81ysSId12BFnN4RB",
-	"IuOBSdujzIR5pCqEQs97e3uv0MfLo0JIR4iAbBHVk4aQHePUq0YndZgLT5Ko0a2r29vdMtIARtIEJ3Uj",
-	"HpNuC+ld0XOLoBiJJguTcQmdHDqse2jLGsPVA/QzbA/qpO32XmSsTEYggiuk+7o4RKylmiI0YFDULTYa",
-	"sZHdWWsNvZ2HZycFf/FBsNNqt9rA5caE4TENDoK9Vru1B9KgGgKOuV5y+u8BgX+ymZzEwYG+eDp1OkWl",
-	"Rcluuz2n/vFqdY9zC91sseYpyjre3YbBfnunbrBsdtulwtIwos2nWfRiXn9Za7GjERZTEDZwjEbZPDTk",
-	"8UBaC6Jx8ICwYpuMlUGYAssvQxH4/s88ni4BwILzueJ9T+iop8lJI6Uoyv0Q2kHJ8q0+vHLobVm5sElq",
-	"j4ECeQH6uIIL7cVbWuiksy767Lf3Fr+UNzGBN14tfiPr03J3DD2y5fktBpSS902SyoAyRGPUwPBPqZw/",
-	"tDO0kvaWF7lvw4xVbONKkeIxlx7GEQ1JdF2qZ3wHvLdKvi+xSgtteTT30gjvK1S8MXyfnbkV5Gg+7OrT",
-	"9LY/KNzXerS/PPTatLK7BBJXexesjctWAgoO/vhUxOxLAq5RqqWHfjlqXQsDNhlHECQVTRIofb0QheMs",
-	"sbEegfNnNsC4s0xIY3HL1VpfjH3eY4vfQM05tjxez6ZsLoXV+7OnSz5S/I3z2juyznyhhSMeNdweGQnV",
-	"7B/s79ZrRG6ImLqGfabWHhiYFiIeYGuzaEotImAlHp4OGImhthtkBlpVK28YaAd9Ji0R2HIAPR5PW+gw",
-	"meCpRLvtXWNKy1437g7I2S8jvJjxxB9nTd82zbeXxuf68IDb2Z55u+3dTUojpu+Fj+vmHaBGkG2KaB9s",
-	"kVSirKfLg9HLIzHpr7dhWUf949NtiXGfapy0XYCz3TOQwwMMzpBViWX7K2hNt7XqCjw8Pc6M3nlD6Zo8",
-	"5fyR7UKbZb2Qe5Nzy4ndYA64Qy+yUjKqRkCX022RcP8eW9SEd++iRiVKTdey0BQv58IZ6VsbFyVMxmGW",
-	"wtucRczGf12evqt0SQPTg750eHZi25TJxVIyuHgNU0+IkTOq8oW+bmWLk5HJD/u2lKvHULRH/KZ0DlML",
-	"Ga/CnXpYgCRqBqh1x9fIlZTa7nMxajpD5XIgLSQPP2nK2Wm0s7fUaWTasMELz5f5iqf11t2x7YKoGVRD",
-	"jQwprCLV7dOEdBdTfNFXVacTFwuL30mfmCkv7lMkygGJQQ+clVMkFR4nBO3vLS+G+Uuir6tauHEcpn7r",
-	"tpwHlbCqJp3RNLPNOMXDVAhZQ/1wAzW1rK/qEdXiZSl5+3H1AG8e+VL49zAqwYmppOnksEKIGWaOwYQQ",
-	"+1BSHL5rywwI+BiVkcr1mzXqJ2ZyQgSooVsrYmdR1q/D0kLI9t3F/TVxe3NM1huC/vg8dn/xK1kf428F",
-	"NfXJjqHsfWbGsY48g6S2Z46kbJBACNFdjDo2GLzekmO6pcND9ssRHxFpSlo6kw1qmIy/La0CZXe6vQhf",
-	"2Xe7KOL8mhLUcMrJVqvDTFtQuE6lSYF3PTuR4gPTFjCzGZlWraj71+a5K/jS/J2q4QHqRbgbIskR7rBI",
-	"cCmbkiroGD1ycbGpJIiqFjozbmDKBsDdTNxoU3CFzUf1Cg3wpO2pATA1PssqDcPSXFLDqkT81yPQxywZ",
-	"h3V15jQUu4Wi1fP2wsCyFYQB1UMYgOVlwquAC4rUXfD8F1ISc8f/VzOm+UQ+ZmGP64aDPKnqeHdhW5Vc",
-	"jkCoq93fJqe7vI3/97//ZxWmVcoM81rlNqf5ODzxGuU0uVtUM+WpIRqKp7Ky4YwjfTprsuDiutpI/IKo",
-	"5pHZoAU95u3S7cMwpR/d6FdissdfrBcRVwBsYjcL24Eas2Rn2MUSlhQ7hqw1+iVUqgv30Koc5MhkVmja",
-	"XPDkOzqi6n5Ng8WsEn8khANGqMFLpNZRhXxYFf+Oao1enFZqTBSwXQ5qmIybFdBh+2ue6HM7z9BmTqLa",
-	"EwY48hgDJ7f8uJRBVJa9imxxpUhBD97s+6JaQeR4YIV4RQnvzjY+vUbwl/C+xgSZ0+6CracDRlm9QiAh",
-	"r+SOQsRdDlWbnFJKOJlnoln6lC1nzDywuXHOoZv5KL/LQ/QbtwTV6TZ0wBBlRqav5j2BtzrXyZciKZ6q",
-	"+TT1IfXE/u3Xeqwh4mST6PDwh9Qx9BUjyNpZy2JlMYCzUpcfK8RZRJYFexMnyULQH2u9dDIkgiy1Cccl",
-	"NZaw2BTa/d53o6yd28Y1EhCuSRmySWqLoZ6O5wP84/gRz4+l49yqsZ6LDppSktlsW61C+LopIX+70smU",
-	"J/stdTLtPIg6aJ06NgHc1EG9j9Nqkxbmcv7n4lW9RlQhV5naOf5Rb2p6U9rYFDDI9kifC0MwkEPH1hcx",
-	"Vwxs/SbOTJM7WbDFowZkEoxNzk0yheapoEu5qPt6TSQqmaZXYhVnkJcCae65zWrBOyf995yRUwguhwgb",
-	"6FBrPgcp5MG2qXyfT6x1E/U3MbnlvraNb7DC4puFRh6L8W1O77NojW26973P79fzC/oPco8rkTff80qw",
-	"iOfbmU6nR/DMd21m0kuYY2OyeVs8iR/HwPTgEcDOJFUuivHMJr8VzgHz2+T6rCQh2sytkxg2tiY6JOsl",
-	"dqcUIRvD5FLDjtmAMmJyVa2E9zsX1yir2VFJGN7fLaQ6QtrC8kEiMy3noCjlXWKsfN3/HljGNDVlZgnF",
-	"toqsiJLHl3iwSIiEZ751S8fKbt/vKfDLiYOmXkSfi1nqRw2I+wQjS4VIIB4/jxLLfKsgZmx52EV2tGx/",
-	"1f8sMlib65YRrMZoTvr5MbdMigdUFG5923i1u8wuk4gzk0Fv+j8ZzePlaq+6mhIbSSrRoNVoBSjWkLyv",
-	"XqOTfhP2Bzn2teU9XOoycddCifzs+WC1nXVkpnuVRWoDWW35qbX5696S2HZqa3kGPxZP3kTWM3aSwl1l",
-	"IL3RJ2+M/DMvUXoDfG/dSC4jHr0nE2SkpxXTp8uSz4O6aOZSkQ0HvzM1/VDSynd5quQhweZUWeo88Ugf",
-	"21B9q6jpltHmA0umWT2tZxLxCSuKRiM8RVoZBqNZQtm1J5tQ38/6Iv8A+jKso05p/sAIGuMBOLQtPH4w",
-	"enmcEHhQzMHRk1WLkzZowBBAMQjmtQvYNHnhrtIbIxIpzouUoUejbHCHQyxcV+WvSYOLsBCUSISRwCzm",
-	"I7T7/EWzR22gami7fsZE0BsSm1hFqHBzCdGVQt+UigviAkA7bIilSZhXqDFOUj10xMdTJAlOXJE7lb39",
-	"TCJJIkHUlgkBhYb5PSwJSgi+hnYrEvFUIcY7zDk79czNFEwZvzFhEnVTkUC/U1OCyeyTpo2tEHU/i6sx",
-	"G1zpR7b1D3ljfqDGr+cdFvGYwPbCGFuwjd0b4Fn6QguBUA0Z8abrquugCt+4pkkirZsQ5qM4osoXcxqV",
-	"m7bfKbGhUFg52G3vvmju7Db3di7b7QP4/29Bsa/6TnsNW0qpsbw3vHJn84xuXs7mD8fbHtRy8Uic9BRf",
-	"E4SLVTfBAfbrORQP2nI2kIqsnzPKeiFi+6up/Tlj1Khhdd6ACRuviwckdHMypcFuNEraNBIoyumJINdM",
-	"v0zNS4bZoQZOJDdx4VRlBZAnWG49HeAbQTsb64cr5V6z85vGZDTmmnE99PkMyLLGUe4lBFM/t1Bx1W/Y",
-	"S5ksVtpdClU/5u9U8XWCJWJc/XC4upkc8qyksBGXfO4dU+m83skzzw53Udzz+9Y9it+qOZmLOIikwoo8",
-	"oUUJLU6kx8hfoC3oBmBR5j82aO9aXVVIPZrCew4eSj5hlnPut19thdAYFSPbGdCJxRan7V3I5UIYQXeG",
-	"Fjos1dSGwteGDEBxyNSCbqGgd7e2bDdV5uA2gTNQ1dPVA8UdZjSbvFI3vCCRloV9Yvksb1xPKF8+dM1X",
-	"9vyeE5iWIeeLOob/QwsoO0ss5RfONlL3AZfOB+zjDDWiScmoNsRqgQ1NcD6SNmi4NDyViDLE+AQ1zDNU",
-	"oYT0FVSy03SbUKlIvNVC3WIjuW5W+h4i/G6gfi3uKyJswps72gRULIXucj5aA+ucLdr9vRvn7DLqbHOw",
-	"xBCNuFRIkIgwlZjNviH/DLEtsHwPfit8TSQCBzZloWH8BtMsyy4i/RCrzUW9LGxG0yMmJReqs4MWaAMz",
-	"sVA0omPMlMvWNmXHCYTBYvfTZPR2mMuRwOjs8Pzy5Ojk7PD95dXJe0M3LfQ7VUOeKtRleES6JjOY8xH0",
-	"j8AjEhcIy35Hn1v6LUS+4EjjERR9s3MwmRdwSu4c7JihekRNiM06VhOeV8nOKiPst1/BLDsMGqDDWw3K",
-	"UFf/1d1ClEmlN4X3TdAvKM0oTg25kBZ6ayvQ6VnYCtLmiNb8A1HWYd0+PHJVeKSLGpIQ++5Jdn3rtTlr",
-	"CsA1xbH0CBIEiiGED8sOKwZWA4MzOjrVS9pDXY0zrXyEK9tdo6tBq4eASqUZN2Soa3ryd+cY7Cyh38Ve",
-	"Z/aqUPFfI/LObrjz/FMWHgVllcG0KOg4WNViV+mE8NDBSvbzNjhpTtwSakg+IiW00RQ01EejwZetH9ZZ",
-	"+GrjNfGOv1CpSVPDPufD3sKRRfZgxW0qM0ogeqCsF1drk7FO8EWfrBMaLChc8TD/TODZlkoQPKqVe96T",
-	"iRNMeN9yEvh0rRQElkitGWjtJiaazaeCGLXdTHsrBG5e6FJrWoyjMRHwgG09zllEcr7+DkvVPNbvNE/e",
-	"GGcHTF2rx0JJy3Ynmu0O8Ri8F4bjU2WcGWao8jghDGS5qxHdNLs1JxR04JiSuMOychKZIyU/TKCxuOlZ",
-	"r08C5cpS2NkNOJGAJ68RtvUGkT4bOuyakLGR/BLsut5nVZ8BxhFmSBLDkUcIJyYfcESlJNJxb60DRnw0",
-	"0uMmlJEOa3QP0JiygT5uJIIOD1iiIcFC9QhWqGF2cec5kqg3RRYht6CtiMunAObBE30E9rRMr4HA0lGP",
-	"CD1DszQJYHU2X9TY332FemTKmZZzL3MIEBbLvFqH828NUyU7LOYT9hqBe52RyEbflXbIq1vCwJo7wlMy",
-	"uIssE/pkmC6Nuy4tDXYHkBUkTvDZNbq2UfRBAYu7WxBLKDV8cYJkqs9ETIVWyjUdAKPuTWG7sEQNLW44",
-	"lN8KkeJIEJmOCEBBo/wAj+VrlH2quWO7wkylVsgBRYzzUElDBaiBJepjoTe8oEHAdoIwSNWWAai3GkoJ",
-	"8KXaJXn3vZ3dg/2dcOf5QXOn0k+r/epFuYVWu/nq058Omv9h/miElQtb/+Zrq7VYuYAqpQD2Zs68VqhW",
-	"emhZj8XPFjrWBGcuDbE0e//vyLvDIerCzwPoctLVgl/cYbZjz78jjDKk1Fvw54sP76v06aVJvSdPqdK+",
-	"ko6aWTQvNLyOs1PIZ/w1vLsBBAS9XWY5yda8Y/Cr3e3b2pPwLNdXjDOrz8VIH1rF6xmhmZPuNZIcrmE2",
-	"1dRu2+AZX7p+oMMaKUtIbtLTdKz5ZUHVGKHCiUrEVgudWZtffmAxrlAfWv30uegwKCkoW6gLtoYiAiOa",
-	"9/3RsynNnrNk6uO3A6JK4vo96/51RnG93KeQt814VfTZEROFaWKD4gt4cHdbgR5+PWu5iyUt737XhcZ1",
-	"s9gap98/k0hvMGrAIUiU5gsSdW3jpO7WAdrffZmdqFSFaH9nF8SRDpMKJ6TQTq1b+GrXdVWjqoW61dZy",
-	"XRdEo6/LIR2b2pBAdx1WACZq7LfbiELkDgWhDXFGtLCFzj98OL06/fDm5O3J8Rt7/kCdukhLw7GPENNS",
-	"f75Hjast6dVot73708oBtuso1w/HbVyg7RPX+VECbWdaKYXGexZNtdhu7JMN848+CRcleNSKEEY4rfcl",
-	"HGZyuT6eS8Z/61TLGIjtl5fpn4ZLgG2xB545BYyFdVg6NiFysqBzN/QJ7xFToCil4ojxSQt9SJWkGmWN",
-	"X7AknAyIQvvtvXk+hzoNzOM+sWu0VtwEiwERRStANUnVaimfUyKmuZICmnewXOWupq90V7jE5OTItJEv",
-	"zc6Gp47xgNRNzhRmWHJ2bf/kfOMm4HkpDpuRxPM2qGFmyF3b+nKVwmWbZamAD3XeGyvDU4awjExdjCKI",
-	"n2IcyoVyMp5gzX29aclo1rDjWyuFcsi59ZgCnNctdDajZYCBKJN5xqkcuqANYguiFxnWM2QLCqLG26NT",
-	"sMJ12IhICSGGlmYZV1n/DxNubLqbwqBU2IgHY7pqoe5fm6bQTxNqFHRDKxOCOS9ERtKyVpQ0K3NpTUIR",
-	"ThKNu3NK4WpAaHo4NbN8xDJEFk6gThM05SnCCv30LytUay8v5RGdIUARdQIbc6bqp2jPjRhf9LYjjBT5",
-	"otAow+KlxZ/trwVetUyGdIlYVk13fjozqpnKfMLcthnl2FKh0TGht3j8GmF0enxxcfjL8dWb43fHl5ki",
-	"ato8y0c7SkJvKdcCRq1Zy9Unc33yITGk/8vVi9/c+eT0HyPfWPejJ7b+T1ZjwxwGzHZVyvjK4u5Kc86J",
-	"ks3x4QltjoiaRx+9hkXnoTPAPCH2pRKLq5UaQkFyjakgEdgXOgzq0umrEyqLDZpdmJHirqN+flVY9dw0",
-	"fsibfXZYIb6jhc71PHBSCRBCvvigFrqw2tas2/6Z7DB9VtAYEabhVTYCgBHB6+eI+IigHo6ujV8Xjwia",
-	"4OmWTxjGcazp/KxsZF5boi0H/OzufFq+A/PsRB7Z/Dgntsf5PKqRa2ZTwzy822TFDrGysT5PMlE5V8DE",
-	"EbpoGNTgwqB6BdMBnlZyqoa2xGvwtO2vOaLOzaZ7R/CNCcRDkvfVgU2fK9gAkVR4Kl1PYOv3GFKpuJhm",
-	"MXuGUMvuBxNkIggG6i9Ex5AYTYawNJN6VBi6hX530RpgDe2whOAbG9ximm1I1QRHJcCo8LlSsOfrPOoD",
-	"Yig4gwRkN5KNYIgSXpNCICD1p0KvS+kG70hfaSZ6TaPrJ3KopuHrLUANL6JvOagVDeEPqgS4s3rNXL4K",
-	"OWrEb5rA+YeUMNKa0GgzE5Oco3FbapqdYNuW3JQFGGNbJcFSeR5+NJstK61jnuD41CzyLtnvBeXqYH9n",
-	"hZ5B7uuPdJQWll+XTqe4IC6DIuOXgkgtvrJBKVT+iVvMdFWtRMEZ6/NsEsIQm5PGf1KaSNTaau0paJ9a",
-	"D/0RtVxYly85DBDzB+7p+0i2S7PLucLa+PPZ8S8hOnv/S4h+J70zfcz9cvL2NVqswBq8LeDw9teiTOf1",
-	"8GqeQ2MtzwGfMUVgrKhJYxcLDYVRQtSFKZrKKVygrqtPaaqkHKIsgrOnRSbNp3pTNBlyOC30dUmIkeyo",
-	"KrQqPdDSrRNfAQjWplfOLeuwGyppjyZUTUNXQ9NOoVg0qpEldAotLEZJGpN4C96AT8MX8mOrJIVCgkyl",
-	"MXMWzwYatqF+CI+ZEmV7xzNbyN3chNS3QxNHRxJJ0IAoifbb+1oTNuItloU1N7p/bdpjuXkSd7cQUK9T",
-	"lArrFyRxmTYsLmVey5pgOMulFreecnV4l7JVpik8Wew6+AIsl8Wflfha3Ox/+vrytpn9vX/b3M9+7N02",
-	"/3j5Cvc+la64v3d2b30BuOFaNSgXu5Vh27f/rcwzs8X3KMPg8F4YvnsJGcoQ9NmbKq1LQEh5jCiD+Frn",
-	"wccs7vEvGi2OzCSaF7adQPOMJzSaVoJ6jnA0JE39rODJ/JDiMHBDvqFyzCV1pSKWeaUyi0WvuVijOQHO",
-	"UBpz11cXxViiwJaE5JAL1UwgfP3j+TvnyuS9v+tHQEKqQOQdN2fd4s//qM3N3vAJcweJ5UKx4ccN40gm",
-	"pnwwRmIerOuOkzE1jQK8lSng5lpSs9f3O+YwnKLAmExxq53m7k+X7ReuuNUKDuF60jw8O3HZkK2NN/54",
-	"R28II1I65D08OykWmplKRUYOti73aX79/7M8Reo7zpq2q5jTBSBPVX20RgAbKuufm/GyQhm2KGBoFDwo",
-	"AWDvFSkvwwgwX8wp2m+huYm6/eMhZzZVFdTqdhjc4CQ1tAkNor03gz+93EU7bbSzu7ePnr/46aXls8Ve",
-	"T9joZZGLw42StBfcsdq/XfkjRXg4uH/n5fk3leGZCbKuxEshWc+P1kW+N8f47Iu+yHH+qUT9d16iPsMb",
-	"U6UeQj+wiI2f0PFMl1IEBlOoVbIg3LnEPetKaa2LRd94Vfs5jOky16Wfats/dm37DPMFiXGkwMVlHVCR",
-	"iece4amxK0hiTBD6RK0XElZre5V7LhZVxd8Mt13be24lBGOJqHaLROdEEiz0V1bL51lHeHgwGnXZPJug",
-	"1aeEnm+ncn5G8sseXrUy0hLt4iyOrdczbr0z7rvpNOc6vMgqu5XkqXalR5PF1cZ0uZwP+iycUn0u8jCM",
-	"EOF4RMtm6h4RcmsD5S2LZ1c9hRgHQlM4P808WnkLz2Yune/avFJaSx0B2D6/yEHnu2q5+NAk4IBlYx8d",
-	"zJDiBaZewOvMR/NQuL391f5VSvueq0gL8ncSlfF+yUQGRp+ClGbUWTZFuIIfqEFt+sKI35RP+A0hiD/t",
-	"wIcKa+Yf1KRk+s2RJgB4AUZtMo7GwLDueDfTITFywH7C2RLOHtp4bR/WusDItx/evfvwex3mLmJPVl1Z",
-	"cOjqp/4JpdMFTpAMNk9YWz6KnT/FoJhJEqCmxrcNAsXJBE/la5PIUKjlZrqGSRvZsvUI5/U8B2pOEMaT",
-	"+kQQXoLIbCJPhFFDGBk5uACqb5gsIMpmaXdPnlX4I1jlfuT+J7lW9EyaCLp7MVqnHj4qM7/ON5aE+mQ8",
-	"fkpgXSmOfZaIlslgXcp47Dj7YtabaVnLtTYDTffpZC5HdzNzEocoZb2ER9eICxRhFpFkRvuqPX3rfNj1",
-	"+/NwmvaTgl3v5vVWf7Xwyto+3ZsFcTO5YMYKgDgDN4Cx+heqqNt0JezMBVfnx79+PL64PH6DUqZokgfP",
-	"W5uM9KaGlTB5TWexVFilMpvy8j7hi/z7j5YWNp/ILJR/VFqzjRHmv3DEWT+hkdoAcb61LHlIY6L5sWHM",
-	"pXYIvnYFK1vCoIVwrdJPvmjRwZLgb7b32N01/yWrkmdzy+ul/3z8y8n7g9+ODs/fdESH/XZ8fnHy4f3B",
-	"fqutf759fwDBnG840T8/nP9ycHh0eqz/Pn7/Jn+tVPpvqRQJaLX6dH6UC+oBchQChSBhyDSlbZy/PUIv",
-	"9p63t0wGCSRUzbqyN691aUx3vXehyFx9Wtlb6w7G4/EziTq28xlHP7eOcCdAMhKEMNTo9iJ8sG37msLQ",
-	"buQudHkwrYpcbleoTxMoAVI+UxkemS5IIChDpXs0GRKocOJp/jHEWZ8T24kT2nXDFKlt7NAtNQXsmpbg",
-	"xdaEeSpXzE2LC5OTizBKJakrTV7fLHhzhwl8IAZ+UnecwBMA0n/qbn6PlPHp4k8q3YnHhMnQtcPA4zES",
-	"hEGxW6o20qIY8MIWaVyjXoGcsqiW3C9smxVlM970MrpFFL5hcUt+Tqgie11LYS7LzOQMdiE7yeUmSdTY",
-	"a+9uIcU7rJyjNBZE0gGzmWGZIbOYG6bl0os9INl8PA3niLM+HaSCxC102GEjrCLoKtY96Tffc0Zc4fbG",
-	"hOBrpOGCBZWmRKfhRHvt/axAu+KpeV1/FA/qaP5iyqK360VQrh0zXID2RpIYL359R5XZ2bUtSmGgIdG0",
-	"4RSL3tHPukfvL21wldkvl2J451Xu+1O0TTumZxJFfDzVCB6lQthCG4+xHY+RbpKlOI6mSHMjm95okNM0",
-	"NAL61DxhNK1CqpR9xyJgoHp5fngbHtOkTJ/m4pmc/WAIHNu0SXIcGxjbOXRTyTihwcIO0+OYzsimeLlr",
-	"gSY5YhwVE8C3WqirN6nrsvI/p1yRGIFPOMKSoCH5gk7fPM/GriQZG20x440wjQmWaCKoUoQdWNaWSzv6",
-	"qXw8lPAIJwA/yGPXrI/YUgB2bOjznXFCV7PJfew16qU0UYjbPlpjrhA1Q2soaAGswxhnBE2JaqFuERMP",
-	"kFa2u2hEMNMiLyMTImA8KFLg5DY+IfEBmmCqssjDcSqHHZZVXc4q/3W/doBMO8EB6sDed4IQdQKi8MBc",
-	"66Tt9l40ip9rwMIP0gluyz0wxxzqKPuYvMaie+XyHnZgcNpll4+IwnrN1Tzx0gnrZVyFcu4PycufuFy9",
-	"5gctYk7fPN+yDaQyzhPmoseQoB6Pp7M8zUlq24IAzRSr2JTh/bO+XZDYDHlHAiLToT+0KTwUcejBZ/pB",
-	"5ZzB1KZIOL/WfIWzwZZpMOYkpYReQ90LRxgtBGEEpnQ6Rn0yQXaKEjrLjShLlWkyBzwCevSZRondc6LE",
-	"tHnYV0R0t/zl12CkAhE+orBkJqOehKalhab1feKPo8C9oTJyldAs6pVlEsYnob2rUsEqGpyl1HLxgK9B",
-	"j2BBxGGqOfUfn/RZYBpQmmMkFUlwEGzjMd2+2YGTwo6XtTmyNQW0buf6j5gyNsVLxgxUuJCZhgrXcutm",
-	"4aKJ1y9cgHUUHxhi5elReZGpuFALAYYxwJGmlKQt5KOG0CUGcQYI5z5i1d3Zcc9MjaIxHhDpMswlNa3m",
-	"FGowDjJck7KtoqQmC7PRc/j1HEU8JrLwSRMLo7Xe/x8AAP//",
+	"7L3rchs3uij6Kthcq8rUniZFybITS7VrL0WWM5pYtiLZSc4KvUmwGyQx6gZoAC2a43LV/nUe4DzEerD1",
+	"JKfwAegb0byJkmxHqamxSPYF+PDdr58bIU8mnBGmZOPwc2NMcEQE/Hn6Do/0vxGRoaATRTlrHDaulOBs",
+	"FKCPKVckQjdESMoZUniE+BCpMUGCTASRhCmsb2k3goYMxyTB+lnkE04mMWkcNrqNp91GI2io2UR/lEpQ",
+	"Nmp8+RI0LslQEDk+4fyakvkFvINXwCVI8WvCEJYIM/R3pSZvWTwL0BUJU0ECdIUTckUV+V9XStBQoRCe",
+	"iGTIJyRCiqNdPKG7N3u7OAx5ylR5qfMLu5qx8IKwSH+eW1ZfiZT00XSsF4QYmRKBBimNIweWIY0JohLh",
+	"WBAczRCfkugITTFVaMgFXDJJ5RhRJhXBcNuExzFlowoIWZo0Dv9s6Pc1gsYQx5I0PswD8kvQmGCBE6Ls",
+	"eZ5gEZ291H9RveAJVuNG0GA40beFWEQ9GjWChiAfUypI1DjUbyi+echFglXjsEGZen7QCBoJZTTRq9nL",
+	"Xk+ZIiMiAF4nqZBczIPq7QR/TAkK4Wc0FDwxuxfkhvJUogkekScS9Rn5pHrmqr6GASz7Y0rErLBu847i",
+	"MhP86TVhIzVuHO4/e+7DsNME0/idxp0aaABeLYRF4SV7+z8CKLLPzzXklSJCP/j//Hnc+k/c+len9aLX",
+	"+vC3f/ei/NnwHKtw7Ed2TYcOiRy5DQhlIxSOMRsBFlE15qlCVMFVmEmNflSig/0fM8gZ0s43eTZsmbcu",
+	"2pdvrW84I9l66x6tL1ry/M7+ge8Fr2lCVfboynnH8GPxiREZ4jRWjcP9TqAfbzGy01mKnxeCa6KspYmJ",
+	"+X3bZHGRDmIaXo2xIBkOzp+6YW18iDCS+lIUU3bdRsdspsb67EksDTuBsyYROugcZEe9LjbPH8Kvl1f0",
+	"Xx7u+zuN1BhhFqExoaOxQpShCf1EYomaF29+3kFcoFQSgVJGlUTNq99+3qmjXanf4D3KZ3v7hbPc7xz8",
+	"WIDq8wMvWC/JhAtVe5gCft72WV5yntS/kvNk2y8EtKl9I2DKnbxyXUxFTc2IYiwVkmSUEKb0FRol+qmI",
+	"+zsbo2qBgRw8LfFd/XFNvvteElELTI3G24blHycxJUwtgGZEbmioxd+rk3MkyIhKJUCRMnAOkFRck7tm",
+	"+cDsJZHS6lleXvxHy7yz9c7C1g/LzovnZSnmg9cfjmVG/sXjUGneZBnnkZZHSSoVGhDEGXFCLMRxTMQT",
+	"iWJ6Q9zFcsEG7FtbZ1s+jGw3b2ETOF5lV4HR8bQSp7/F0ru1dXe16S6+GIAQqX7iESWg6B1HCWXHodmB",
+	"VvCZIgwkKp5MYhoCOu3+U5qfM5X8c0MQLI2SP8EJMhxTon/b2weG/297B40vxZX+uyDDxmHj33ZzE2LX",
+	"/Cp3C2u4NOvLF5ufnvlGTjiTZuk/4chdXr/yieCDmCR/8+wg5JFh9vCMNmU3OAYSjojCNM7MB/hZi097",
+	"hT4mIgTXmvKfnxtDSuKocdggWlEEnLOAcdiMGYLfEI4iQaRsfPkQNKTCKpWaljpBQ1EFds5POEJuS9n5",
+	"4QFP1eEgxux6dZBemG0bOPpsomxTCY41FmnNsG921Uca7SQiOByjAY4Q7LCtX37C2TCm4e0A7iyoKDV3",
+	"kSLIr3hC0A2OUyKRlg/OAlL4mrAayDMaXgOlFIAP11cg/SKHdLaRewFzGGM5JtLwYfKJSuAREVbYD3S4",
+	"Xl+SQ/4VFwMaRYStAfpb7+ENVwjHsbY+YRE/c0bu8/0ahqAgTLFEgtzwaxIFaIwlIp8mmjNoDZJKrURG",
+	"KJ0E8FFJpA1U/f2IMwILf83D6yulUW05j1tt1fkT686eT7XU4uE10hhIEB4qIqzTw3AcvbI3XL3iKYvu",
+	"91iRTMMxEkTyVIQENblAjCt0QyUdxFpLKwioHbfOcx7RISU14jwExeGJRCGfzDTww1QIYhwlHkeRb+n2",
+	"sl24BtZ9gUfEg3SKfFK7Y5XEZXB4vBp3hE96XTUnt+na3rNrxqdMvzJjyVY7xuDlAM/PQPCpJEIGyGIF",
+	"+sfV2zfWkySvSaSv2snW+I7zc8xmVqbILS31UqMzGNckQhMi7Nk7+XaEBFFiZhG+f6k/tI71hz6SJOQs",
+	"khWkKFziXUpBhQFTHB5C9WpeYRqT6L55kvOGZC4WKoF+gGgM2qMMVQqrvcwUmvtdr/H9IEZIBO7PbP3m",
+	"DOw6zSPucWnHDIHwC6xX9vLVCXpx8OyHDLcjHqYJ8JAvQeMd56+xGN27ABrwCPhZrF+uGThmJaG4mMbu",
+	"dHlFQixTncZEliYDIrS1YakOUVYmx1uR4XuGUzXmgv7rfhH6nEpJ2Shw6nhQZN6WqaNQkIgwRXEs4ZDe",
+	"M5lOtIlConMSUfwOdnTPVGjehTQ0HcfAYUgmCjApUzqNXWZ/0H9PBJ8QoazFhgu/2IMZcB4TzBplo+nP",
+	"/NLc5c8H/ySh0iA5Nmr4/AtCQbAiUQ+rkokZYUVaioKaXRERld1+nv/dGEeloM4/MSP/YT+2Q574Hgu3",
+	"9W6IyBSP6o6DBo3mn9uLuHeZNMEj0ktF7F1kYhWctXaeGR+lRfwDM+/VghtTyAVmUgl2PtYWsCcwE2SO",
+	"peLT94J5w9/jsihiQu6fgv8rWEzObK2A2i41KGJDGUJenIqikzFWF1goGtIJZkoWTHQcGTGI44sCwkFQ",
+	"KqjgYO5Oh49UkUSu7fAAt/CZudX5+N3H3O4TAs8aQSNl9GNK7M+5vyEHYXFJ/r3PeTHW27OzXefc6OPZ",
+	"EbomE/CfQ8gmjahCMYdgX8Ev98zucaFbrrgl+8ba3Viv07ZYRExUHRHbH7fKcwzVLKWUoKGNtLqFmd/W",
+	"WtdmbMSykLkfJoLeWMN1fnWK4KRXe2uBd6wABavLrnj1dDzrzZ9oDZ4Bz8lZkOU8bmf5qxdwmxx/svNa",
+	"hravqfRIt4yVZH8sdU06MvhSYRr62PKw8wpggDfWLtsEpbZFbArTWPpl8Q2NCAvJsr1rTn5OpMQjcupu",
+	"WYesrqkxjhe9w+z5F33ll6DAAZffc2muhbtAsRO9Qgx2tRVmd65HKYJIHqea7/Rw5jl3Ej2iMqFSWjTt",
+	"KW01KPcJxL1PzBceybjykzNcc7MmImQ3DWZr7tL5TfOt8QnEhMKYyxL55W8zu+25BJHVXmRvIjeEqR5l",
+	"Efm03o1rH7u9z4Vc17ppHRj6uCAQhQfz/Gjs2+PcUjK6yc6sxEeX8JutcUnLvu6YSb6XxjjdBovUxKsl",
+	"UK1Okl2w1oMzW+cW5szcrVvWUYpWy1aNlO0bJtYOmbNPLETKB7ka5msk2hreA0beIdZrZf+UKTHzuQIy",
+	"6ZNZniBnLLvwnTwOlS/Prq8P4rCbdjpPQxrBv6QPLmfMEJx8gPqDEIcqtldx8JOL0qVIjkkct2vfu6YI",
+	"2lDj8dtcJgNgDr5rSH2nnHiELNh7vRratfx6XVHj9KcKGeZnq8VsJjh8aZ0e+QOqtMGBwOFP+Y3F9dYi",
+	"5FaoJ8fsOySfG0xjPKAxVbN5rH/FhYm4QqDVRlAgEgyZG2pMBKIQJh8KQtqNqsleZfV1fLzwvYfzFt13",
+	"Czewql/B2CzZt3u1y150PJD4mu9kcTB0RNnZy+r2Ft3yxl3n3fSJxuztSHmslvpt9dte6uvuwkuxMtVv",
+	"221AbiiZ9tbTjN1d1kOaSxWX/Q55SrvPhp1wH/9IWj9Ee4PWQfiUtF7gg/3W3mA/fBodkGfD5x3fahf6",
+	"MtZW49dxWPhYYUmntkoHoEvRNbHAIZF7LRzSfKhB5ZcWCRcJprnKiTRUqSARpInkKWMiCowvEEs0ojeE",
+	"oSY2MWDzSkiWLOXcJBPMZo3DxvHJ+Wkjz4A5ZSPKSOYmLS6okDRb3sc2uD6Q9t3xe/14SEL1a0s3njTl",
+	"N1zlyQCMKxdPMh9sLkBBpyngLJ5M5mllEOLD3V19VHIXklx3n37cb/0wPV7lPx/ZrGdOb8IlzY7lHTE2",
+	"/EnrfdIXSQwaH0Vvwka1MZmPoidv6n+257bWwlV9Qm1M2fUTabOUm3ggCVMmuYIqFGKmEWJAkCAhvyGA",
+	"IqQ9atuYK0ZXpyeXp+96v5z+PzbkvuNVhecwZqzURB7u7g5C3Lbf7oa3xZpUkl4W4fNwT8AqP1x93DIv",
+	"+tH3lM6tdErFJ+cEUmGk+doCR5YLiXlbjMdwhjvmPumgFJeo6DB3Tstry1FpFjxYKaSco0FJfBae4YUL",
+	"UMMFlnLKRbRZeMwm1vQm9ineCqGF0S99zNPS/Quj+e66ORBUF1J5bg0A1OmNzTQoimes5UtvMCt5Mfee",
+	"lY++sd/Zf97a22vt//Cu8/yw0znsdP5Ty/miy/Rgz31h335+enV1/PNp7+Lt1bvTl1p9Mc58rV4QgmY8",
+	"RVihH/4H+FisK/SHL3Ng965wPkbJUUQjzSZLbNMUHYgbIuzPgUk9xBKNMVRHIs1JEZ8yIuSYToBj3hFl",
+	"FHT7edZvgQOpgfbCI5P8Z9M2qESCTGIcksivDKzvwC4e1/JYDOAPJK4sz2RwJ+2twSGfFKQ26sMZEUaE",
+	"hiSSM6lIAr+2/akLG7jLKzCpZPJYBH15+vr03enLQ1hQ4Q6n9drjcEe0IoZ4owNzWJtY+96kf6PpmKMQ",
+	"JwRRFqCYDJWGk8kWTfiNFvgWboxMDdKutJpq3D0r9irCp4QP+RkudWlmuOGXkmMsewkXHmQ458LCW5qs",
+	"dDQgM84ipMbUVNa6jIOICgK+IuMi8eP/muI444hz4tgrboN8IwuB4DK7nNfs4vjy3dnJ2cXxm3e9szeN",
+	"oPTF2/fvKt/8cnbyCzDLOe5Z/qJ3dn7882nha4vEjaBx+fbtee/87cuzV2enL73+cl9ktaZ23eSsZdwJ",
+	"S42vGiFtYZH5fd4zZXLz1o+NbWQ93JLx1aRprbfwAsu7Feu6HanOg30l8i0kTC2yWz00t1AMUNkDHuW/",
+	"95+csjVPWnPEbfmn1kLM2lys3HWTb2exTTHG6pLzpKqImaC2Uz1X0b5AXwoaMZYVOac1sZI3r+4Jtrzv",
+	"JKbJQKtCStBJI2jAmZUVwn1o0JAl1UH5k8ML4z/Kz9p8Lpzuktf/AzOCXnJS1ukP9/a/BPUvsXBa/S2/",
+	"0ASdUybT6muefflQ8Aya9wiCozJMn74IGimD761Ru1/wAO7Nq632PH2IfxcJrqsnm82hS5Xxt/Zy3Vmz",
+	"HyhQYdxK6hW1n+16k+cxcjV3cgll11AMivzQY60v9CPP485Kay0j17oO6PIJ/mbLQlyTG86TJxJJohRl",
+	"I4maGs4BKtwTILulwCiVO0dw4+k7PNpEvyyyxbmjK3q3Swe0orN7DoErsFvEdE/MC+Zl3BDqeHqU3VDT",
+	"Cmh1fDElQGfZnT6EEZbhL8M7EAw+FQCa58wtcdFWt+KyypZ0dx4rOJETLKLzNFZUI8T8ql0QzVPTgEX0",
+	"RJoYBZaoFIqoNyVdUnGG1wPKMHT7qGVJJU9PZ6mjp8AhVu2BVIaYpR5Y6WK4bebNWjcuuTEc5sKAczVY",
+	"oEOa1krpJOY4ekVjv5G9ONm+APOsOYvd+xKnImxuMZTBc7sZqMvBjZqKUKn4RKIpF9egiGn527TG7zBV",
+	"0CIMK5RwqRBGM4IFwmOCo7K7anFaeCEMUgn24RsikRoLno5Mnw5YErXF19Km+WfNivR/SxtW1MHSspQN",
+	"sbasBS1r0BQ0gFuS3tdQzrENXpLhdSmZqA6tPZuvR3KbZL6hbxyzHmaczRKeSiOiVqLD1fIj7NLyFIk6",
+	"JDDNl3xm6JBrTO7FVKreBHparbY8f2WVtVbu7BwrhRX5y20MvfriFUSJ7+BfZomLG546Z0MqEo9jz3Ye",
+	"0buDfAAjAvXHD77d3iakkqfFrdCurWTD5+ETtxEfkE5XqhzMGInLGi019vNxJnjub4VU3MWZXfmNi9J3",
+	"K1ssZKua53k3aPuBaK5cKMLGcfx2CHb+SiWnQXUDt1d55xf74UvQmFO350Oc0OZlLsE0HGPVdryQcdUb",
+	"8pRFfdRkth1F1jOJi8zlzwUyeb47QZeZR+QKeE+QYSqJfgZGP71+e/KLSdkwzMbKcWS4oYDHYjZDHLL6",
+	"4FYcH3WZ6cihkRiKcskNEUjxOEJYK8M7ATKvtY1oegWTqd/usmK2TaNmfVuJ0uZ0lr/vHfjpzZMK6Qlm",
+	"x1G7sZQES25KfWzBoprAV5TE0akQ3JOBb3vxFFfnSHEBy8gvrm2WtGwP5sVL1u2tYTRxvcwLna8FFOLd",
+	"CRt5k3E2cB6tHoq3fRRX8VfcRYqet27PpG8UoRW4doxLXNsa8O/BpPAhzIo24Nx511hkr4DqC5LUW1G8",
+	"oq5TyOpe66z9BNaoPGzp8rfhPCjD4+48CKXeShUSMz1n54UBqDNFL+c0a/Q1xTKrc4Z0bNM9qcm46WUK",
+	"8XnooqdFw2hEop2acOS6dYqL8+x9cbytFuVUAG5z8Wmp1MUB1H8OJgm7rhlCsYFjuQnxwXq9MIPG+Syv",
+	"Va24E2xI0gQqpQtQCiQJ0d/MByq3Xd36XZWnblDw+Vi2uWYF5tJyy7WrKx15bIOLZ6R2dwz8zaIOJvVc",
+	"w2cMXhQMyQpjUCgmWCqkphzxIYr5lAgUYkkClE4m2d8RHVEFLUTlLBnw+MhkZH9McYwURzQKkCsx0RIA",
+	"dMV2WQnnQpBQoTEXkqCD/aq9XrFpf1ywjUsiidrQ6bhGiU3lpOpNxQs6ITFl5BUdpSJTa0r+ORz1YqJ5",
+	"uU/svpdESDTBAsqcTKMozlGizSIT3jBjCFYNMsbeoQ8zFqIYj1Az5ElCFfrv//f/g3QpTVE7xQkHEoEr",
+	"SI5J5ET+lLKIT+elxORZp2e7WJVZIU8HxTpH0/MKDKwXL9a8QwIG1aSpm4X1EspS5b+mcoqVG/LH+w6W",
+	"xxGRqjcxAyOK665Q0SjrHmxuyVq7cYVmBDrEaLE7rHrw63fNUzXgn3oRmahxHcZMx1zaoRQxHunPGJrd",
+	"zaBFq+mEthLCfExJSure9VZvjGsmAPtjRCIMHnkiUIJNC1jEDHas0qEE7pQ1CGp/RUpvJUuzslgIrcgV",
+	"YcieHjRmdty6kpwzImuiWV2BN5aqJwlhG+qLRlHMHhKUVubDuYU5dyWsKJ9bLbYGFfZj+EN+EF6Oxs18",
+	"lDJQF+VyATA2A1GepgWX+9cjVSE7bzPeX1h+qWv6uu2Z3HO8C809hZWegPVNFIOVHHVXCg9ighIcjikj",
+	"LW2VwRf66rKkdf1j25k3r15Z9/dDsL2cV7Voc/+TRxuiTCpsMynXrdAuKM1udwedA68SasrniprSG67Q",
+	"q7rdz3uXio2ml2GA9baYlxYVUH1yNWjhvBxVw8zqtG30uzO7TX9f4K2cxTN0zfjUMESqTEKwRE0bNQGV",
+	"LHeuWoesIBEOFYn6iEqINsBl8DDQ1CDPJctRzLJc4CpNg1LhZGIafQ9pHJPIeFQrLNZ6AufDHJgy5ydE",
+	"Tb0qqSVgRD75667qomRbyhDbJJJ2zy3RMq3UA0jjdl0BjJVuhD+sJI1LiarbriuuDTDOQzWhrCbX2vnR",
+	"ByTmbCTLTbD9LqZbJdl5Q5rzcYIx9y0YTgx+W+XEluTLGRr2/ypZHeFdvbmCGp54pSUs7lR321Lu2upt",
+	"H8XX4cuaxd4FyFm0WsCQF1eAr8w0QALOEXrjhDOFQ2W6WMjAtLTADHERwbgnSWCiTowHRDNZO1/hsMv6",
+	"n7sGw7qNQ/S524AD1H93AtRtwGX2l4QPaLzksm7jbz/uo70O+u//+19d6BLcb3fZL9DW3CwNOD0wmsBg",
+	"b4Akk0HeORyCc+ayUpV7JdJWsK+t52kvMOvQX2mFs/BTJ/vJRI5xmBBXZmtn3zkim7vjs924/3F2u3v7",
+	"Tw/Qs+c//Gg7I1fK6Z/uL8aLVy50toaKmfnbSnlBhfyZjjdh1W3qlmj4GzxnpZ3OpcSYjFGzkiUE89vi",
+	"5d4FYNbMYVh5O9twBd59G8pLgqNzrK01T0LE2n7e9QoG186/XrFQZ2lucr7pDT19SwCTYV5rb+kmis/y",
+	"rxX8c79qc9wTUxXwc02aI00SElGtfZvLIiTTMCQkIhFqAt+dUkmMF844XSIOMZua+Np6rbymmGnJegtB",
+	"n3eKqzwryPbtBxmMf920JTPc3MtaRlTnhS4z5z3LievSZjawOYaCJ+sHUjZSW3MTuYxaLI3jLJIrbGN7",
+	"JOw2C9lnjVdvX79++3sjaPz97OVpI2hAxk4jsN/3Lk9/fX9qai31Mz8E8Gg8iEklTa/YyaN3uzqyKvyq",
+	"j8y27cesLDhYiLbNtWcLx1j15l05+S5KAcPCk+QEJ1D2KrCUCYFmGZThiUYbQY2CS5MJEZIzbBu5aSN6",
+	"hONG0ACKXvi+zRKAs8hrOQmyszDPZ/V46eodyi+JJCwyGXxmbMO9RGq861C3a22xlbYUS3tQXJpw8m2O",
+	"f1vtjl2P41Lu8PJMWvt6/+agEdCVGXApfbIRLvBHd7bSwNS9wbc8uy7/NA8pcwHj6ZuZX9DbpE/TnAxb",
+	"fMVG77BzRdfQ9mwb34X9Ie2AEt9Ukwxk9QCq7nzBPksbsItbcIpnbMi3I79tKxm/62WTgxhj2TNTYefO",
+	"u5ibhCW0j47u/pB7eFTeYA1plw6g5IcpLbYElRx+no0vOL9tGGNFVLg7g+yKKKcwbsaw57OB/FrY0nq4",
+	"BXoQlGZFNS078XKJ5joC8imrLzL0u2VRs9SXTeKb2nTASd0sk5XReXGvhRrfZq230gfJcieuZcOFoS7c",
+	"pU3C1k3jFg0uHww8nbxKaY5Lenhd0RE72xANYz6insOlUYD+g0ZZIk8puvgf/txFqOZYVumzcT1LBUZm",
+	"3YUH1gHm/eTCRMPn8WstUefKS0JXQJAPDMwgs1LtmU1i9T+tfhf3VBb4VTUgLuPLarp3sGo+ube4z88V",
+	"5lvfL0Y7R66bFyFDd9KeWmlcP8xfL8zshzQkx23QG+NHMk3gXZRX/3SEUql5FlVdBjhuRqCnxfRvN16V",
+	"kWlsOVkbHec9WQvz/bQe0EontkBWdpktsTGjlQ/2OiZQsNXB/3OQfz/RepKl2W315K7Q0PykzGSiZsgs",
+	"y3Yjk7Y7WnZl25frWBO/vSdyqiSnWKTXUtxmrvVp1G8vydHcW+NY1qGGpWfyYEX6m5fer9JT3kJqzVLw",
+	"NTF4OSJuCK6VmtHcAbzWrNCuTBow8c8M749QX2NX3/WUNLQ8HfOY2PYZbVSl+jAmWEiUhdJNoWSZ+pec",
+	"0eopMA9aGF5fCL55zfeSIu/lNd3zkU1JwlRQNbvS8DAAHhAsiDhOTYKr+fTKIec/fn/XsFNeYSnway5z",
+	"xkpNTECaWg9DGYd+ap9g6FUJ7QAJGxEB+doKYcFTFqGBlrVEGqEs28jmewsCDVnVmCSSxMVeE5aIZNBl",
+	"NhXb3BrYNC+TSQCu5AAEs/kZ8rfCMVam54vLLOuyLjvh7IYwaI9zaJrBUGaSwlIVwITnp0+fvkDv350U",
+	"EsACBGSLqF40JPiZFIBqLmOXuWRGiZr9uoG9/R2jDWAkTSpjP+QR6beRPhW9thD6nWqyMH18ILO4y/rH",
+	"dp4xfHuIfoLjQWbajfEyGYXIjrw5Kj4CStKK0DDpyv0/WpZIWmeRrRd2HfjhOI8vzgrZJYeNvXan3QEu",
+	"NyEMT2jjsPG03Wk/BW1QjQHHdnE+undE4J9sJWdR41B/eT5zNgXUEU04s61H9judBYOP1xt4nHvo5qc0",
+	"z5BdJcxfPujs1T0sW91uaaI0PNF2aVh2Yz54WVuxSYLFDJQNHKEkWwdU94yk9SCacDAoKyocz4MwBZZf",
+	"hiLw/Z94NFsBgIVUlUquTkyTgSYnjZSiqPdDIhgFDWo18Hv10C9l48K2PnkIFMgnz0cVXOgsP9KfcFQo",
+	"Xd0IfQ46T5ff9IqLAY0iwswdL5bfccLZMKZGMbglhp7Y4g2LAaWWcLa+lTJEI9TE8E9pjr/WF5ymveNF",
+	"7i9Bxip2cWUO0oRLD+MIxyS8Lo1MugXeWyPf165DK215berKCO+bhbQ1fJ9fuVXkaP7Y9ZfpI4zi79qO",
+	"9k+g2phW9ldA4necn2PmgCg3x2WrATUO//xQxOx3BLICqNYehuWqPa0M2BYPgiCpaBzDdK2lKJzP+atH",
+	"4PyaLTDurL+O8bjlZq2vxtAFuxsJv4G29mx1vJ5vBLQSVh/MS5f8SdFXzmtvyTrzjRZEPGq6MzIaqjk/",
+	"ON+dI0RuiJghG2gy7fxNwHYZ4gG2toqu1CICVqpn6IhBIZntN2NNLaORQlMD89An0hKBLTkb8GjWRsfx",
+	"FM8k2u/s29GL7nYT7oBCtDLCi7ksiFM3N3PrfHtlfK5PzfhiEbuEx/vb1EbIRGmU9HBd4zScYokSU+tK",
+	"h+CLpNKWMN4nvTwQk/78JSjbqH9++FJi3OcaJzVCFtHdQA6PMGUbEMvuZ7CavtSaK3Dx7DRzegucEAWl",
+	"mzXdr/JLTJDgHXiw9UbuTM8ttwsDdwD5pHbHKonLD6n6DbxqcanFkUZA1ynMIuHBgnUXTd3V11/Eh9us",
+	"3DreUcquGZ+ywMxH48I56dtbVyVMH5usMVRrHjGbf393/hoY5kDwqSRCBsb1oL86vjhDYUz1i5dryRDi",
+	"NUw9JkbPqOoX+nurW5wlppr06zKuHsLQTvhNSQ5TCxmvwZ16WIAkag6odeIrcY2Kd4dcJC3nqFwNpIWW",
+	"VI+WciaN9p6uJI1eYzEi5oZnq7xFphNTWH9OIord6KJbYtsVUXOohpoZUlhDqj+kMekvp/hirKrOJi7O",
+	"LruVPTE3wcxnSJSTQRsDCFbOkFR4EhN08HR1Ncw/dW1T08I9x2Hq1+7LuVcNq+rSSWaZb8YZHqbv5Abm",
+	"h3tQS+v6qh5RLV6Wmtc8rB3g7aOzEv7dj0lwZlqpOD2skGKGmWMwAeQ+lAyHb9ozAwo+RmWksnoUNuYn",
+	"ZnJKBJihO2tiZ1HXr8PSQrr87dX9DXF7e0zWm/7/8Dz2YPktb7gybSu+FtTUkh1Dq6jMjWMDeQZJ7Vhe",
+	"SdkohhSi2zh1bDJ4vSfHzF+Di+ybQ54QaQYlOJcNapr64B1tAmW/9Ach7tl7+yjk/JoS1HTGyU67y0Dj",
+	"M99TaRpmYMuokOIjArIi8xmNCY6IQP0/WpeujWjrd6rGh2gQ4n6AJEe4y0LBpWxJqog2fBKXF5tKgqhq",
+	"owsTBqZsBNzN5I22BFfYvPQa5slp4Ek7thNgamKWVRqGrbmihnWJ+I8TsMcsGQd13cs1FPuFJqGLzsLA",
+	"Evo06UcYgOXDp6qAaxSpuxD5LxQw54H/z+aZ5hX5MwtnXPc4KBGsPu82bKtSy9EQqrf/2/R8n3fwf//f",
+	"/1qHaZWKIr1eue1ZPg5PvE45Te4W1czQI8iG4qmsHDjjSEtnTRZcXIMn1JwyLPeKqNaJOaCaxdiL3dbt",
+	"xbCk793pV2Kyp59sFBFXAGxyNwvHgZrzZGfYxQqeFFkoxPI6/WIqVVattS4HOTGVFZo2l1z5miZU3a1r",
+	"sFhV4s+EcMAINHiJ1DaqkPdr4t/SrNGb00aNyQK220FNU3GzBjrsfs4Lfb4scrQZSVQrYYAjTzBwcsuP",
+	"SxVEZd2ryBbXyhT04M2BL6sVVI57NojX1PBu7ePTe4R4CR9qTJA57S45ejpilNUbBBLqSm6pRNxGqNri",
+	"lFLBySIXzcpStlwxc8/uxgVCN4tRfpNC9Cv3BNXZNnTEEGVGp6/WPUG0OrfJVyIpnqrFNPU29eT+HdRG",
+	"rCHjZJvocP9C6hRGlxNk/axltbKYwFmZ9oYV4iwkq4K9heN4KehPtV06HRNBVjqE05IZS1hkWup+66dR",
+	"ts5t52IJCNeiDNkiteVQTyeLAf5+8oDyY+U8t2qu5zJBUyoymx/WXEhfN4PJvqwlmfJiv5Uk0969mIM2",
+	"qGMLwE0f+LuQVtv0MJfrP5fv6ghRhdy8Ixf4R4MZEAexuSngkB2QIReGYKCGjm2uYq6Z2PpVyExTO1nw",
+	"xaMmVBJMTM1NPLO9zoVULut+gSUSJZTt4jSixbx5T4IDH0GNxWRCWNTiLJ4dIcbzVH/rmpVaeLsyPKxZ",
+	"thKz+fQsbeUe63e+5qMaK+ZjSmDskaVkHCouenlXkU0tl6D28cag8jqsni+vu/M/1s7NsLM18mcvnqnj",
+	"pnB42w8sfNFtQfMt+RcM/tR4F94ygibYjAXQOEiJ/K7t0GNNxodGo9NwAXrlQwTkjQx2m/okwWOXVVFx",
+	"vBR5hL6txCGgwGn3s52F82U35iE0E13TQYVFdPYS8MKvtejHnmBfPoEfKu4SSuQuwOA4dMPOfYi3GLT5",
+	"yK6vGVO+qawUi5f6WBFGlrutjmUpuyM8Mw9+xLTvDtPMwa6CaxM7NWhRuWB1stCcqjKvKJkBN5lR56b+",
+	"TIgICVM0tmNTPDK8MBMnE4AZUJ4VZp0/76ztnt2e2K2CpCZvb2h+/isIXThjh01u4yZKJHFCkJlxY0p3",
+	"OUO7CVGChuXowDx22hLk3c95Rf+mUteW2i4VvBfVsZyPHPH7kb25jbEu0m0qhFdBO/PsR8T7rkXxKqhn",
+	"LF5Z64MwnmBjzuROh7zk1/yijZsjk6g444wgErvW3dBBxLwLyVQMcUiyhL6DzoHfRXFpF7WShyKbQjRv",
+	"5i8bNVpn1c/5DVYdyvrN2fL6XArTQZdY9BZZ/ioWfcIjh/AwcW4Ns91Cavez+cOlF9Tpu3ao6v2cdJ3q",
+	"aJb6VzhcQXAEuQN2OrSJgiqJyA2NSCX2Zs923YCOgTUI4YVosQtjldOsjHfTlwQ1eaN92xK7n3mK3ehy",
+	"zaSPUL/QKLsPSou0+Y12CKVrIMOF6YzXhMysLoOGO7aRfADQM2f7RGbeb/f0VBJRfLbznw/ImNogqVmA",
+	"TUXVV5qxm5p1mxTRqOBkA++21esJUgIzaVxtbXSMDLd3R0u1mHnhzxot9B+/TWGC60JeaTlumoo3riY4",
+	"CVztt+sMCFOHIanWyd91Erzn26bfd+3YcmZSOoWvm6esH436BpVCOA9Issw5HnYeapvwARi7SKppOq5P",
+	"oZQEi3AMTb5W09w+LsyMKzfjXyEQ9M0pXhpUtWmaWIXApVNTQGw1D8c57z9j84FE9VALCIABGszApiFD",
+	"+smMbDfdiDwT2FEzxJK0KJOESaroDdlZjte7n22Uc6Gmlh1c4z6wo4676pX+pRS1amrOhkqZhmlFJauc",
+	"/YauvuzBwYLyHUe82KUiGT2MKsSnTKIbzKgcQ+I7/JoZ0vp6KC2x+UszFsL086Mu02pXlv9MmElR0V+C",
+	"diaVIDiRjvmbvLIAcWafJAhgqE870mDI0PzRN/SdOSVryKmeKpyHcmH9hMaXC3fhN11DAdAqzkqs4cNZ",
+	"w1JkhtD/deSywaHc1pMB4JZNkrNDaTXrloiyME4jEt0P/85KO0zJxlZYua8WRF9WKBi6Cya5FVSuTqLy",
+	"YPLf+RQlmM1KkuRrLyD5Frkv8eUgb8CNtQawa8dm3pGuAi4fKlGChSZqqXBMTGzVTuOc0jhGZnAnVTvW",
+	"ghymcZzN86QSYaVIAlXEVvnwdYyDq4GcZizcPintb5GUiuNOa72o2e7vv43bX4GIHIAzCZTpw0ZJlqGA",
+	"HsrrENSmodalssI8+FGR/n6DrAuYd1hqP7JeDB9mD8Aos7wvwZJ7zoZvOCPgOAKMlETcuNfBmLDGrtWc",
+	"soW1b8LhNha32tt28Q1WWHy10Mj77X2dy/so2hM70uvO1/fr5RX9F7nDncibb3knWESLbeHz2Qlc802b",
+	"wXoLC/oI2NkcD2j63nOXZ9d2oDz48IkdcFKQAubz+vbtHy53K1qgU5i6LX8O9RpjIGyfSjf+45SNKCNm",
+	"HpGNz/zOxTXK5jJWhkId7BfG2UBr+tUbAWYbKE6gu1UfzfyR5+4x911HaOaGzhOKWVq1fvb0HR4tKxSE",
+	"a772avbvWtlzJX8m82HIxTz1oyb09oWAaoVIoOd63gk0658FasaOh11koiUvxVje/dcygvUYzdkwF3Or",
+	"tPEHd17768ar/VVOmYScmSlpr6Cy1VSX/rjerW5u4FYGB2jQarQyyTWSD9UROhu24HyQY187XuFSF6Tc",
+	"CCVy2fPWVrRuojPdqS5Sm2xiRwxvzF+froht5zyyHde/K568jclWc5U/m+pAxRqyRcOwtsD3Nu3WadSj",
+	"N2SKjPa05oissuZzr5lbC6nItvy+NTV9V9rKNylV8rbPRqqsJE882kexPGAzKg42tXmq6VARzDNU82Pn",
+	"YTqVU9HM/H3IGzlCNCLJhGuiQdMxpLBOCDtCQqt0sbaeSYQmROQ97udjE3r3t7W0slFMNJkQITnDzqG7",
+	"ToHBA/WrPp+tkjSOqDQp8kZJLiTPcyHbjUcLZnML5oEax5tTd2SleOVMC+zDsQg/A4ER7fXlRW9ZPMuG",
+	"rj+RiE9ZkbYTPEMxlQpSmmLKrqW/YEiT6JV50zfvcIN9rFKNY+HxnRHXw6A7ePagclhD34DWdpY0ErRY",
+	"+XPkunqbTD4zacjkuijOi6JVP42y0S204C3Jz2xWUoiFoEQijARmEU/Q/rPnrQG13cwDxMgNESgigt4Q",
+	"m3UIY5DfQQtuoX+UigviuoR32RhLM1VRoeYkTvWjQz6ZIUlwnNU7ZHc/kUiSUBC1Y/qEowgrPMCSoJjg",
+	"azTGLJJIC3TGu8x1xNMrN0uAPWgxLlE/FXEfNTEyc7rNOWna2AlQ/6PoTdiopy/Z1R/kjfmAmr9edlnI",
+	"IwLHC88wyQv9G+BZ+os2AqscxiYKSGvSfzouha5pHEubxwHrURxR5UuizD21QNS3mn4BWCZ70FZov7P/",
+	"vLW333q6967TOYT//WcDGhX0UuBKe50NnLGwxoU9uPe2z+gWDfZ6VBy+QcXhHF8ThAt81HRJ+/USJkzv",
+	"OCdqxVmQM8p6JWL3M/w77xWtYXXerpq2qTvUrNk1mf5MNxolbWkyOtjr+KwBzfTL1LxiL2bUxLHkZngA",
+	"VW7aAZpiufMowLekr0JD6BLiFeV3bgvet3wGZNlAlHsJIR0UsKs+MpAye+UgjxMuQ9X3+T1VfJ1iqBr9",
+	"7nB1O4MG1ZhKGyDS6pIvPizxjXWsybUd+VfFM79r26P4rhrJXMRBJBVW5BEtSmhxJj1RwgJtgTFtUeZ/",
+	"b9Fhvr6pkHoshTccUhz4lFnOedB5sRNo8tfKusvrFy7bX19jf4WBPwijn16/PfmljY6RTQ+wnjnZZYYM",
+	"wHDIzIK+EepgfvRNPrSZ6lDi41QZwW26q+rnIDUWPB2NtQliLBueMiXdSACqJNK6sE8tn+eNmynlq/c3",
+	"Lr7wnqbcrELOV3UM/7tWUPZW2MrPnG1lOCguyQfs4ww1qknJKz/GaokPTXCeeN3jVCLKEONT1DTXUIVi",
+	"MlTQPkHTbUylItFOG/VTpk+9B4TU11YyEBS0gb7R20V4qIiwU5GcaIMSTagSEN46QirVyRirS/3ub9w5",
+	"Z7dR55uDLQYo4VIhQULCVGwO+4b8FZLjYPse/Fb4mkgEGTCUBYbxG0yzLLuI9GOstpc256vALS1tQMzc",
+	"Nj5lRJgyW9O9GwtFQzrBTLmRfpTdUEUI9ErH7qMZ+9ZlbpAGRhfHl+/OTs4ujt+86529MXTTRr9TNeap",
+	"Qn2GE9I37VU4TzRt6m+iAmHZ92i5pe9C5BMONR5psebWYGptQEruHe6ZRw2ImhI7mk5NeaEsL++29QJW",
+	"2WVqjJW5q0kZ6uu/+juIMqmg3HpoOsOD0Yyi1JALaSMT2jSrwLaxMYhozT8QZV3WH8IlvcIlfdSUhNh7",
+	"z7Lvd46MrCkA1zRa0k+QQdajRmsNxe77wOCMjQ6dXZ6ivsaZdv6EniDDVJKor0ELbW5wOM65IUN9IgQX",
+	"sr/AYWcJ/Tb+OnNWvbyfn0bkvf1g79mHLL/yJKbJAFyLgk4a63rs7CIfaGqCe73NblyQ+IiakiekhDaa",
+	"gsZaNBp82flusw1eLID3xHDRv60H99NPVGrS1LDP+bBnkGGZPVh1m2b1uojoB0mn6bW3mSwJb/TpOoHB",
+	"gsI3HuafKTy7pn1Brd7zhkydYsKHrqMBtxM4vVpQ03VH0NZNRDSbT4UtGzPL3gmAm8Nje5RF5BPiIiIC",
+	"8gT0BYHhJ1DLmPH111iq1qm+p3X20gQ7YOnaPBZKWrY71Wx3DJMcnCpFlQlmmEeVn2MaYFnualQ3zW6N",
+	"hBJkEuMZibosmzmaBVJyYTKiN1qf19vQkkC52aV2dSNOJODJEcIohPkzSMuGLrsmZGI0vxhLhSwghmbv",
+	"AOMQMySJ4cgJwrEZGpVQKfMOY9CNiyeJfm5MGemyZv8QTSgbaXEj9f1K48mYYKEGBCvUNKe49wxBuxeL",
+	"kDttdJwP3QDmwaEAcKB1eg0E0+pXr9C1vNBgdT5f1DzYf4EGZMaZ1nPf5RAgLJL5SFcX3xqnSnZZxKfs",
+	"CEF+DiOhTd8tnZDXtoQHa+4IV8nGbXSZwKfD9GnUd22u4XQAWUHjhJhdEwR6j0aHBSzu70AystTwxTGS",
+	"qZaJmAptlGs6AEY9mMFxYYmaWt1wKL8TIMWRIDJNCEBBo/wIT+QRyl7V2utbnJTaIAcUMcFDJQ0VoCaW",
+	"aIiFy+IphvhBGaRqxwDUOzK3BPhys08ndBt7+4cHe8Hes8PWnomGuX5RB50XzyGbUBGhH/5//uy0Xnz4",
+	"22Hrf5s/mkHli53/+e+NmlG5C40LRT6pXQB7K2de+VKrD5xn25b1WPxso1NNcOarMZbm7P8X8p5wgPrw",
+	"8RB6v/S14hd1WV+zBX0PRhlS6iP4x9XbN1X69NKkPpPHeXoe0x6YRetKw+s0k0I+56/h3U0gIDyIiYeT",
+	"7CwSg5/taX+plYQXub1igllDLhIttIrfZ4RmJN0Rkhy+sy17zbxdG0vXF3RZM2UxyV16mo41vyyYGgkq",
+	"SFQidtrowvr8coHFuEJDzaj1K7oM2h7KNuqDr6GIwAi0E5gKDqsprZ6zeObjtyOiSur6Hdv+tWlwnCeP",
+	"ObPbiapo2RERhWlsq2oKeHB7X4F+/GbecpeMXumv6nJr+1lujbPvn0ikDxg1TZcupfmCRP0bIiTlrL9z",
+	"iA72f8wkKlUBOtjbB3Wky6DhBug9JJmoGeoX3tpHYUywkDBHvw+UVzA0+y6JRn8vx3Ri+nID3XVZAZio",
+	"edDpIAqZOxSUNsQZ0coWunz79rx3/vbl2auz05dW/lAJypCISOQjRJuUn9PiwyXml+xqtN/Z/2HtDP1N",
+	"jOv74zYuU/+R63wvmfoacwNUOOnARM/CmVbbjX+yaf4xMwAXZ/TXqhBGOa2PJRxnerkWzyXnvw2qZQwE",
+	"XDmHKLM/DZcA3+IAInMKGAvrsnRiUuRkweaGLtIeNWVH71dxxPi0jd6mSlKNsiYuWFJORkShg87TRTGH",
+	"OgvMEz6xe7Re3BiLERFFL0C1yt0/SQgs7xUnAbZqRgEuXZxMcBxXV2fTUyd4ROoWZ6Z3rri6zuojHKGS",
+	"omZ4UqcwPck18X2Y8UkZPtRFb6wOTxnCMjTDU4sgfsxxKE9TzniCdfcNZiWnWdM+33oplEPOnYdU4Lxh",
+	"oYs5KwMcRJnOM0nlmGQVEKZpe5FhPUERuaEhkaj56uQcvHBdlrXFtzTLuKJDi7gm3RisHPNQKmzGg3Fd",
+	"tVH/j5aZBt2CJif9wOqE4M4LkNG0rBcllWM7RNy6hEIcxxp3bYc5H3/UgND0cG5W+YCzqi2cwJwmaMZT",
+	"hBX64X+srq5dlLfygMEQoIg6hY05V/VjtudWnC/62BFGinzKRlCso/7sfi7wqlVaLJSIZd1+CY8yo9rq",
+	"gE+ZOzZjHFsqNDbmJMYhiY4QRuenV1fHP5/2Xp6+Pn2XGaJDHsd8Kh9MlDg9aILVOFeDChi1cKzBejrX",
+	"h1WRePNK3QIQ7m1b91cV7NCsUBhsBHz2g8a+CSURwrLL3ACgvFm6rJY+ImnSQAjE1oaFyTc2PVJCtqIp",
+	"j4oSymSXuVcb8yjkk1kbna1ZnewdYQP1yRXudNsy5TEWWMoExNljjfJjqdE3UKNcGEW1Tq1yha9CX6bb",
+	"cdBt9Hdz6vlZsoyib9Uy7RWNyftJzHH0qC4/Nj+rVbKZaVeW62t5Q7MhJXGE+hqh+yu6H0uxnPsntAWm",
+	"f57VeQSbzlMSQSmFnMJKjQOiDBEKHoGICgJ9moMu0+Y9+AmmVJLCqFSXvqm4VWEL3wrr9sRhSCYa6pzN",
+	"Ep5CbmmWN9dGl3odOK4kXiJf3mUbXVkv1rx29ER2mdbBaYQIUzAju+hcBeesN34c8oSgAQ6vUTZle4pn",
+	"Oz7dBEeRpvOLcvBuY+2knEi5v/dhZdXkeH4hDxzWWZAz6WLJ1Yxgc6hBXjZjug1ouWfO/tHWLNdgmfxs",
+	"l2WImlwYVK9gOsDTWqTVlMFoA55WmuC9qEr5NcE3JsEZST5Uh7YsuRBbQVLhGTikC/HkMZWKi1mWC20I",
+	"tRzWNcl72tzQLyhkHZLIWhq2pLPw6Db63WXBQZSpy2KCb2zSIIo5GxGpWpAAAjAqvK6URH+UZ9NBbhpn",
+	"0NjBPclmhsE8Kum3aBJ+Qyr0upLP5TUZKs1Er2l4/UgO1fYm+ghQ04voOw5qxQDjvTpXCgPrN6mRrpCj",
+	"RvyWKUi6Tw0jrSk5MSsx7gCN21LT7NT0Gohsu5UJtt1nLJXnaZ3zXQikTXgiODo3m7xNV5GCd+fwYG8N",
+	"c9+9/YFEaWH7dWXKigviKtMyfimI1OorG5VKkB65RSW1UVWzi01Ub764a4yNpPFLymxkXM1wFLA+tR36",
+	"PVq5sC9f0S0g5v2i3F/BG2ROOTdYm/+4OP05QBdvfg7Q72RwocXcz2evjtByA9bgbQGHdz8XdTpv5ozm",
+	"ORTGPgGfMc21rKpJI1djAg2nAtSHJZqOVFygvmscbrpPHaMsM36gVSbNpwYzNB1zkBb6e0mI0eyoVsC0",
+	"fiaR4ocwINeqrwAEGysp1+x22Q2VdEBjqmaBa/Fnl1BsxtfMCuVFPsVvJ3AON/OGXGyVtFAoPMxqNsyl",
+	"WZ4wWNiG+iHtcEYUAvsapCSU7sOPUFJ8zPJJqCOiJDroHGhL2Ki3WBb23Oz/0bJiuXUW9XcQUK8zlAr7",
+	"FyR2FYwsKnW0kDVJxpZL+aZalwMmbkDCSsGSNIUrC6UKT5+XJl0/na9bwK3hh88/fmllfx98aR1kH55+",
+	"af354ws8+FD6xv29t//FV9gQbNQcfHm6Dhz77v8s88xs8wPKMCQSLS2LcAPpnkg0mCltS0CpToQog7oF",
+	"lxmFWTTgnzRanJhFtK5ImAqqZq0LHtNwVkmWPMHhmLT0tYLHi0s1goZ75EsqJ1xS14JnlVsqq1h2m8vh",
+	"XFA4Aj3L9339pownCnxJSI65UK0YyoLeX752KSJ88E99CWhIFYi85kbWLX/99zrf9CWfMidILBeKDD9u",
+	"mgQdYuY6YCQWwbpOnEyomeDk7fgDP26kNXtzaiYcHqcoMCbTNHCvtf/Du85z1zRwjUSbetI8vjhzVea3",
+	"qCO1NNI4/PNDuTPnDWFESoe8xxdnxQZeM6lI4mC7ypDi89n3MaJ4yXTi89nXMJx4S/OWcjdeabCw4jxw",
+	"A0qxdM2JipSXYQS4LxZMU7LQ3MZApcmYM9sCAMzqTtC4wXFqaJMPaOz/sfG3H/fRXgft7T89QM+e//Cj",
+	"5bNWrfgHZpCUAOqZq28I43TQuOUYJrvzB8qcc3D/xucmbatyPlNkXeusQhG0H62LfG+B89mX1Zbj/OPs",
+	"oG98dlCGN2Z8EKTUYRGZOKHjma5UExym0ANqSRlJiXvWtSjcFIu+8nFDCxhTYfD/49Chhx46lGG+IBEO",
+	"FYS4bAAqNHUyCZ4Zv4LJ2zMtl+qVhPXmkeaRi2XjirbDbTeOnlsNwXgiFMFJzyoWxyfnp+iSSIKFfst6",
+	"dZKbKA/3RqOuSnIbtPpYKPn1jDTKSH5V4VWrI60wx9fi2GbDfDeTcd/MCGA3ek9W2a0kjz2BPZYsrk4M",
+	"zvV8sGdBSrncZHCUBzaDvOimHhAhd7bQNrgou+opxAQQWsLFaRbRyiu4NgvpfNPuldJe6gjgwmbYOeh8",
+	"U7Ow75sEHLBs7qODGVK8wNRLudo2RnNfuL372f5Vaqex0JAW5J8kLOP9igVijD4mKc2Zs2yGcAU/UJPa",
+	"srCE35Ql/JYQxF/35EOFDQugakrd/e5IkwC8BKO2mUcT40XN/s1ySIQcsB9xtoSzxzZf24e1LjHy1dvX",
+	"r9/+Xoe5y9iTNVeWCF0i/pLa6ZIgSAabR6wti2IXTzEoZooEqJmdYJNAcTzFM3lkChkKPTLNNEZpM1t2",
+	"HkBeLwqg5gRhIqmPBOEliMwn8kgYNYSRkYNLoPqKyQKybFYO9+RVhd+DV+57niuVW0VPpMmguxOnderh",
+	"ozKL63xlRaiPzuPHAta18tjniWiVCtaVnMeOsy9nvZmVtdrISLB0HyVzObubGUkcoJQNYh5eIy5QiFlI",
+	"4jnrq1b61sWw68/n/iztRwO7Pszr7apt4ZWN07szD+J2asGMFwBxBmEA4/UvTKew5UrYuQt6l6e/vj+9",
+	"enf6EqVM0ThPnrc+GektDSth8obBYqmwSmW25NVjwlf5+x+sLGwxkVkof6+0ZgfOLL7hhLNhTEO1BeJ8",
+	"ZVnymEZE82PDmEtjZnxjYNb2hG3c2+pWVLxpy6mMqpWdkkLayLSqcd0YoHFCdtsIU9ZlpjI7n3GZNy0y",
+	"o0zsFC/bAAC7C9rocu2GUdtIdoX+7BKULGYDwLArHN0QASnxMMqFM/Ma21pKTnDy2FTqUfn/FppKZfML",
+	"V+4n5WdeNzDqvs5jST4VKPI3O5D29m7LFUfVZGvLh+j8dPrz2ZvD306OL192RZf9dnp5dfb2zeFBu6M/",
+	"vnpzCJnoLznRH99e/nx4fHJ+qv8+ffMyv63UD3ql+i6Yv/+o/Ja7LH+q4CJUOwKkUPPy1Ql6/vRZZ8fI",
+	"BKgGnc/D2b7LSGN6QSAvKLS5tFd904kgbhsLCm0sNL65yhqViTGJzlCiNZumqVNmMzvMyOHMTtZiHrST",
+	"WhYIU7vl7mdoSV1fLP3Kyko8mTyRqGvnJHP0U/sEdxtIhoIQhpr9QYgPd02Wnnm0e3IfZsIZlchVLAfa",
+	"RoLGVmVLkYFewiLj/oG5WGg6JtC3y6PGjXE2FdHO7adal4IlUjsGrl8aId6HR5YGmecFyhE3A/FMpwmE",
+	"USpJ3SAjLKIr/ZC79EPACyIQNHVGElwBIP1Lz/5+IAXEZVVCTWk+A39CmAwyy2MyQYIwGI1Bi9So79BC",
+	"dn0WD3hhW7pv0IVHzlhYS+5XdiijsnXcehv9IgrfsKgtP8ZUkad9S2GudtpUwveh5tZV3ErUfNrZ30GK",
+	"d1m58nYiiKQjZuuds/BcseJZq+xXT4Fk8+dpOIecDekoFSRqo+MuS7AKYQZx/2zYesMZcWOemlOCr5GG",
+	"CxZUmob+hhM97Rxk45wUT83t+qV4VEfzVzMWvtqsLmDjSpgCtLdSmn/162uqzMluHCcJGhoSLZskuOwe",
+	"fa279O6K4ddZ/WqF87fe5YG/8YgZ3voEWlnPoKV1KoRtH/UQx/EQKk1WuJ/MkOZGtmjfIKcZfwr0qXlC",
+	"MqtCqlRTzkJgoHp7fngbHtOiTEtz8UTOvzAAjm2GqjqODYztEmYvZpzQYGGX6ecEZgbbMFf4of0446jY",
+	"1mSnjfr6kPqu18zHlCsSIch0CrEkaEw+ofOXz7JnV1pnGB9oxhthGVMs0VRQpQg7tKwt13b0VfnzUMxD",
+	"HJsm5l1mlDBiG9zYZ0uFVT4q1nUidC87QoOUxgpxO3V3whWi5tEaCloB6zLGGUEzotqoX8TEQ6RESvoo",
+	"IZhpW0grpQKeB613nN7GpyQ6RFNMVeaWmaRy3GXZjJasn23/cxfItNs4RF04+24jQN0GUXhkvuumnc7T",
+	"MImeacDCB9JtfClPzJ9wmLriY/Iai+6Uy3vYgcFp1zMlIQrrPVe7n5QkrJdxFTr23ycvf+Ry9S4BGCh5",
+	"/vLZjrXQMs4T5KrHmKABj2bzPM1paruCAM0Ue7OV4f2T/rmgsRnyDgXUWzE+RU1jPYYcJnab6bE5ZzAu",
+	"6pjza81XOBvtmHHETlOK6TV0c3KE0UavrQcbZPWQTJFdogSfdkJZqsxIauARMNHbjFXvXxIlZq3joSKi",
+	"v+P3esOTCkT4gMqSWYx6VJpWVpo2z/R6GAPuJZWh6+9pUa+skzA+DeyvKhWsYsFZSi23xPncGBAsiDhO",
+	"Naf+84OWBWZcvREjqYgbh41dPKG7N3sgKezzsqGotlOOtu3ctEITJyp+ZfyDhS8yn2HhuzxmV/jSVKEV",
+	"voB9FC8YY+WZaH+VmbjQ4QceY4AjTYNk255OjWGmJOIMEM69xJq788+9MJ33JnhEpOubIqkZTK1Qk3HQ",
+	"4VqU7RQ1NVlYjV7Dr5co5BGRhVeaDE/PG62303BKzaTkfOigXSwwMX6z+Qedm8spZ7CGjJfJI1cNCIWC",
+	"TRdgK7fG2ym8Ay7XBvr/HwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -20,16 +20,97 @@ import (
 
 // Defines values for AccountRole.
 const (
-	Admin AccountRole = "admin"
-	User  AccountRole = "user"
+	AccountRoleAdmin AccountRole = "admin"
+	AccountRoleUser  AccountRole = "user"
 )
 
 // Valid indicates whether the value is a known member of the AccountRole enum.
 func (e AccountRole) Valid() bool {
 	switch e {
-	case Admin:
+	case AccountRoleAdmin:
 		return true
-	case User:
+	case AccountRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminReportResolutionAction.
+const (
+	AdminReportResolutionActionDismiss    AdminReportResolutionAction = "dismiss"
+	AdminReportResolutionActionLockTarget AdminReportResolutionAction = "lock_target"
+	AdminReportResolutionActionLockUser   AdminReportResolutionAction = "lock_user"
+)
+
+// Valid indicates whether the value is a known member of the AdminReportResolutionAction enum.
+func (e AdminReportResolutionAction) Valid() bool {
+	switch e {
+	case AdminReportResolutionActionDismiss:
+		return true
+	case AdminReportResolutionActionLockTarget:
+		return true
+	case AdminReportResolutionActionLockUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminReportStatus.
+const (
+	AdminReportStatusClosed AdminReportStatus = "closed"
+	AdminReportStatusOpen   AdminReportStatus = "open"
+)
+
+// Valid indicates whether the value is a known member of the AdminReportStatus enum.
+func (e AdminReportStatus) Valid() bool {
+	switch e {
+	case AdminReportStatusClosed:
+		return true
+	case AdminReportStatusOpen:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminUserRole.
+const (
+	AdminUserRoleAdmin AdminUserRole = "admin"
+	AdminUserRoleUser  AdminUserRole = "user"
+)
+
+// Valid indicates whether the value is a known member of the AdminUserRole enum.
+func (e AdminUserRole) Valid() bool {
+	switch e {
+	case AdminUserRoleAdmin:
+		return true
+	case AdminUserRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditEntryTargetKind.
+const (
+	AuditEntryTargetKindCard    AuditEntryTargetKind = "card"
+	AuditEntryTargetKindProfile AuditEntryTargetKind = "profile"
+	AuditEntryTargetKindReport  AuditEntryTargetKind = "report"
+	AuditEntryTargetKindUser    AuditEntryTargetKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the AuditEntryTargetKind enum.
+func (e AuditEntryTargetKind) Valid() bool {
+	switch e {
+	case AuditEntryTargetKindCard:
+		return true
+	case AuditEntryTargetKindProfile:
+		return true
+	case AuditEntryTargetKindReport:
+		return true
+	case AuditEntryTargetKindUser:
 		return true
 	default:
 		return false
@@ -102,6 +183,45 @@ func (e DeactivateRequestConfirm) Valid() bool {
 	}
 }
 
+// Defines values for LockStateKind.
+const (
+	LockStateKindCard    LockStateKind = "card"
+	LockStateKindProfile LockStateKind = "profile"
+	LockStateKindUser    LockStateKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the LockStateKind enum.
+func (e LockStateKind) Valid() bool {
+	switch e {
+	case LockStateKindCard:
+		return true
+	case LockStateKindProfile:
+		return true
+	case LockStateKindUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MyReportStatus.
+const (
+	MyReportStatusClosed MyReportStatus = "closed"
+	MyReportStatusOpen   MyReportStatus = "open"
+)
+
+// Valid indicates whether the value is a known member of the MyReportStatus enum.
+func (e MyReportStatus) Valid() bool {
+	switch e {
+	case MyReportStatusClosed:
+		return true
+	case MyReportStatusOpen:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RelationStatus.
 const (
 	RelationStatusBLOCK           RelationStatus = "BLOCK"
@@ -129,6 +249,78 @@ func (e RelationStatus) Valid() bool {
 	}
 }
 
+// Defines values for ReportKind.
+const (
+	ReportKindCard        ReportKind = "card"
+	ReportKindChatMessage ReportKind = "chat_message"
+	ReportKindProfile     ReportKind = "profile"
+)
+
+// Valid indicates whether the value is a known member of the ReportKind enum.
+func (e ReportKind) Valid() bool {
+	switch e {
+	case ReportKindCard:
+		return true
+	case ReportKindChatMessage:
+		return true
+	case ReportKindProfile:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReportReason.
+const (
+	Harassment    ReportReason = "harassment"
+	Illegal       ReportReason = "illegal"
+	Impersonation ReportReason = "impersonation"
+	Inappropriate ReportReason = "inappropriate"
+	Other         ReportReason = "other"
+	Spam          ReportReason = "spam"
+)
+
+// Valid indicates whether the value is a known member of the ReportReason enum.
+func (e ReportReason) Valid() bool {
+	switch e {
+	case Harassment:
+		return true
+	case Illegal:
+		return true
+	case Impersonation:
+		return true
+	case Inappropriate:
+		return true
+	case Other:
+		return true
+	case Spam:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResolveReportRequestAction.
+const (
+	ResolveReportRequestActionDismiss    ResolveReportRequestAction = "dismiss"
+	ResolveReportRequestActionLockTarget ResolveReportRequestAction = "lock_target"
+	ResolveReportRequestActionLockUser   ResolveReportRequestAction = "lock_user"
+)
+
+// Valid indicates whether the value is a known member of the ResolveReportRequestAction enum.
+func (e ResolveReportRequestAction) Valid() bool {
+	switch e {
+	case ResolveReportRequestActionDismiss:
+		return true
+	case ResolveReportRequestActionLockTarget:
+		return true
+	case ResolveReportRequestActionLockUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SetRelationRequestStatus.
 const (
 	SetRelationRequestStatusBLOCK  SetRelationRequestStatus = "BLOCK"
@@ -144,6 +336,48 @@ func (e SetRelationRequestStatus) Valid() bool {
 	case SetRelationRequestStatusFOLLOW:
 		return true
 	case SetRelationRequestStatusHIDE:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListAuditLogParamsTargetKind.
+const (
+	ListAuditLogParamsTargetKindCard    ListAuditLogParamsTargetKind = "card"
+	ListAuditLogParamsTargetKindProfile ListAuditLogParamsTargetKind = "profile"
+	ListAuditLogParamsTargetKindReport  ListAuditLogParamsTargetKind = "report"
+	ListAuditLogParamsTargetKindUser    ListAuditLogParamsTargetKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the ListAuditLogParamsTargetKind enum.
+func (e ListAuditLogParamsTargetKind) Valid() bool {
+	switch e {
+	case ListAuditLogParamsTargetKindCard:
+		return true
+	case ListAuditLogParamsTargetKindProfile:
+		return true
+	case ListAuditLogParamsTargetKindReport:
+		return true
+	case ListAuditLogParamsTargetKindUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListReportsParamsStatus.
+const (
+	ListReportsParamsStatusClosed ListReportsParamsStatus = "closed"
+	ListReportsParamsStatusOpen   ListReportsParamsStatus = "open"
+)
+
+// Valid indicates whether the value is a known member of the ListReportsParamsStatus enum.
+func (e ListReportsParamsStatus) Valid() bool {
+	switch e {
+	case ListReportsParamsStatusClosed:
+		return true
+	case ListReportsParamsStatusOpen:
 		return true
 	default:
 		return false
@@ -183,6 +417,122 @@ type AccountRole string
 // AddChatParticipantsRequest defines model for AddChatParticipantsRequest.
 type AddChatParticipantsRequest struct {
 	ProfileIds []int64 `json:"profile_ids"`
+}
+
+// AdminActionRequest defines model for AdminActionRequest.
+type AdminActionRequest struct {
+	// Reason Why; kept in the audit log.
+	Reason string `json:"reason"`
+}
+
+// AdminProfile defines model for AdminProfile.
+type AdminProfile struct {
+	CreatedAt   time.Time  `json:"created_at"`
+	Deleted     bool       `json:"deleted"`
+	DeletedAt   *time.Time `json:"deleted_at,omitempty"`
+	Description *string    `json:"description,omitempty"`
+	Id          int64      `json:"id"`
+	Locked      bool       `json:"locked"`
+	LockedAt    *time.Time `json:"locked_at,omitempty"`
+	ModifiedAt  time.Time  `json:"modified_at"`
+	Name        string     `json:"name"`
+	Private     bool       `json:"private"`
+	TeamName    *string    `json:"team_name,omitempty"`
+	UserId      int64      `json:"user_id"`
+	Version     int64      `json:"version"`
+	WhyDeleted  *string    `json:"why_deleted,omitempty"`
+}
+
+// AdminProfileList defines model for AdminProfileList.
+type AdminProfileList struct {
+	Items      []AdminProfile `json:"items"`
+	NextCursor *string        `json:"next_cursor,omitempty"`
+}
+
+// AdminReport defines model for AdminReport.
+type AdminReport struct {
+	CreatedAt time.Time `json:"created_at"`
+	Details   *string   `json:"details,omitempty"`
+
+	// Evidence The reported message as it was when reported.
+	Evidence          *ChatMessageEvidence         `json:"evidence,omitempty"`
+	Id                int64                        `json:"id"`
+	Kind              ReportKind                   `json:"kind"`
+	Reason            ReportReason                 `json:"reason"`
+	ReporterProfileId int64                        `json:"reporter_profile_id"`
+	ReporterUserId    int64                        `json:"reporter_user_id"`
+	ResolutionAction  *AdminReportResolutionAction `json:"resolution_action,omitempty"`
+	ResolutionNote    *string                      `json:"resolution_note,omitempty"`
+	ResolvedAt        *time.Time                   `json:"resolved_at,omitempty"`
+	ResolvedByUserId  *int64                       `json:"resolved_by_user_id,omitempty"`
+	Status            AdminReportStatus            `json:"status"`
+	TargetCardId      *int64                       `json:"target_card_id,omitempty"`
+	TargetEventIndex  *int64                       `json:"target_event_index,omitempty"`
+	TargetProfileId   int64                        `json:"target_profile_id"`
+	TargetRoomId      *int64                       `json:"target_room_id,omitempty"`
+	TargetUserId      int64                        `json:"target_user_id"`
+}
+
+// AdminReportResolutionAction defines model for AdminReport.ResolutionAction.
+type AdminReportResolutionAction string
+
+// AdminReportStatus defines model for AdminReport.Status.
+type AdminReportStatus string
+
+// AdminReportList defines model for AdminReportList.
+type AdminReportList struct {
+	Items      []AdminReport `json:"items"`
+	NextCursor *string       `json:"next_cursor,omitempty"`
+}
+
+// AdminUser defines model for AdminUser.
+type AdminUser struct {
+	CreatedAt     time.Time     `json:"created_at"`
+	Deactivated   bool          `json:"deactivated"`
+	DeactivatedAt *time.Time    `json:"deactivated_at,omitempty"`
+	Email         string        `json:"email"`
+	EmailVerified bool          `json:"email_verified"`
+	Id            string        `json:"id"`
+	Locked        bool          `json:"locked"`
+	LockedAt      *time.Time    `json:"locked_at,omitempty"`
+	Nickname      string        `json:"nickname"`
+	Role          AdminUserRole `json:"role"`
+	UserId        int64         `json:"user_id"`
+}
+
+// AdminUserRole defines model for AdminUser.Role.
+type AdminUserRole string
+
+// AdminUserList defines model for AdminUserList.
+type AdminUserList struct {
+	Items      []AdminUser `json:"items"`
+	NextCursor *string     `json:"next_cursor,omitempty"`
+}
+
+// AuditEntry defines model for AuditEntry.
+type AuditEntry struct {
+	// Action Example: lock_profile
+	Action string `json:"action"`
+
+	// Actor `user:<id>` for an admin, `bcactl:<os user>` for a shell.
+	Actor       string                  `json:"actor"`
+	ActorUserId *int64                  `json:"actor_user_id,omitempty"`
+	At          time.Time               `json:"at"`
+	Details     *map[string]interface{} `json:"details,omitempty"`
+	Id          int64                   `json:"id"`
+	Reason      *string                 `json:"reason,omitempty"`
+	RequestId   *string                 `json:"request_id,omitempty"`
+	TargetId    int64                   `json:"target_id"`
+	TargetKind  AuditEntryTargetKind    `json:"target_kind"`
+}
+
+// AuditEntryTargetKind defines model for AuditEntry.TargetKind.
+type AuditEntryTargetKind string
+
+// AuditList defines model for AuditList.
+type AuditList struct {
+	Items      []AuditEntry `json:"items"`
+	NextCursor *string      `json:"next_cursor,omitempty"`
 }
 
 // Availability For each field asked about, whether it is free.
@@ -318,6 +668,17 @@ type ChatEventList struct {
 
 // ChatEventType defines model for ChatEventType.
 type ChatEventType string
+
+// ChatMessageEvidence The reported message as it was when reported.
+type ChatMessageEvidence struct {
+	AuthorProfileId int64     `json:"author_profile_id"`
+	CreatedAt       time.Time `json:"created_at"`
+	EventIndex      int64     `json:"event_index"`
+	EventType       string    `json:"event_type"`
+	ImageFileId     *int64    `json:"image_file_id,omitempty"`
+	Message         string    `json:"message"`
+	RoomId          int64     `json:"room_id"`
+}
 
 // ChatParticipant defines model for ChatParticipant.
 type ChatParticipant struct {
@@ -528,8 +889,46 @@ type FollowRequestList struct {
 	NextCursor *string         `json:"next_cursor,omitempty"`
 }
 
+// LockState defines model for LockState.
+type LockState struct {
+	// Changed false when the row already was in the asked state (nothing was done or logged).
+	Changed  bool          `json:"changed"`
+	Id       int64         `json:"id"`
+	Kind     LockStateKind `json:"kind"`
+	Locked   bool          `json:"locked"`
+	LockedAt *time.Time    `json:"locked_at,omitempty"`
+}
+
+// LockStateKind defines model for LockState.Kind.
+type LockStateKind string
+
 // LoginID Example: jane_doe
 type LoginID = string
+
+// MyReport A report as its reporter sees it.
+type MyReport struct {
+	CreatedAt         time.Time      `json:"created_at"`
+	Details           *string        `json:"details,omitempty"`
+	Id                int64          `json:"id"`
+	Kind              ReportKind     `json:"kind"`
+	Reason            ReportReason   `json:"reason"`
+	ReporterProfileId int64          `json:"reporter_profile_id"`
+	ResolvedAt        *time.Time     `json:"resolved_at,omitempty"`
+	Status            MyReportStatus `json:"status"`
+	TargetCardId      *int64         `json:"target_card_id,omitempty"`
+	TargetEventIndex  *int64         `json:"target_event_index,omitempty"`
+	TargetProfileId   int64          `json:"target_profile_id"`
+	TargetRoomId      *int64         `json:"target_room_id,omitempty"`
+}
+
+// MyReportStatus defines model for MyReport.Status.
+type MyReportStatus string
+
+// MyReportList defines model for MyReportList.
+type MyReportList struct {
+	Items      []MyReport `json:"items"`
+	NextCursor *string    `json:"next_cursor,omitempty"`
+}
 
 // Nickname Example: Jane
 type Nickname = string
@@ -543,6 +942,36 @@ type Password = string
 type PasswordResetRequest struct {
 	// Email Example: jane@example.com
 	Email Email `json:"email"`
+}
+
+// PipelineFigures defines model for PipelineFigures.
+type PipelineFigures struct {
+	// DeadLettered Users parked after too many failed builds.
+	DeadLettered int64 `json:"dead_lettered"`
+
+	// Lag Sync lag (commit → new file) of the files published in the window.
+	Lag struct {
+		P50Seconds    *float64 `json:"p50_seconds,omitempty"`
+		P99Seconds    *float64 `json:"p99_seconds,omitempty"`
+		Samples       int      `json:"samples"`
+		WindowMinutes int      `json:"window_minutes"`
+	} `json:"lag"`
+
+	// OldestPendingSeconds Age of the oldest change not yet in its file.
+	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
+
+	// OutboxDepth Users whose file lags what they are owed.
+	OutboxDepth int64 `json:"outbox_depth"`
+
+	// QueueDepth Of those, the ones a worker may take now.
+	QueueDepth int64 `json:"queue_depth"`
+
+	// Workers Sync workers that reported in the last ten minutes.
+	Workers []struct {
+		AgeSeconds float64   `json:"age_seconds"`
+		Id         string    `json:"id"`
+		LastSeen   time.Time `json:"last_seen"`
+	} `json:"workers"`
 }
 
 // Pong defines model for Pong.
@@ -661,6 +1090,14 @@ type ReadMarkerRequest struct {
 	EventIndex int64 `json:"event_index"`
 }
 
+// RebuildQueued defines model for RebuildQueued.
+type RebuildQueued struct {
+	// Rebuilt The immediate rebuild succeeded (otherwise the worker does it).
+	Rebuilt       bool  `json:"rebuilt"`
+	UserId        int64 `json:"user_id"`
+	WantedVersion int64 `json:"wanted_version"`
+}
+
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken *string `json:"refresh_token,omitempty"`
@@ -680,6 +1117,18 @@ type Relation struct {
 // RelationStatus null when there is no relation.
 type RelationStatus string
 
+// ReportKind defines model for ReportKind.
+type ReportKind string
+
+// ReportReason defines model for ReportReason.
+type ReportReason string
+
+// ReportRequest defines model for ReportRequest.
+type ReportRequest struct {
+	Details *string      `json:"details,omitempty"`
+	Reason  ReportReason `json:"reason"`
+}
+
 // ResendVerificationRequest defines model for ResendVerificationRequest.
 type ResendVerificationRequest struct {
 	// Email Example: jane@example.com
@@ -692,6 +1141,21 @@ type ResetPasswordRequest struct {
 	//
 	// Example: correct horse 42
 	NewPassword Password `json:"new_password"`
+}
+
+// ResolveReportRequest defines model for ResolveReportRequest.
+type ResolveReportRequest struct {
+	Action ResolveReportRequestAction `json:"action"`
+	Note   *string                    `json:"note,omitempty"`
+}
+
+// ResolveReportRequestAction defines model for ResolveReportRequest.Action.
+type ResolveReportRequestAction string
+
+// RevokedSessions defines model for RevokedSessions.
+type RevokedSessions struct {
+	Revoked int   `json:"revoked"`
+	UserId  int64 `json:"user_id"`
 }
 
 // Session defines model for Session.
@@ -869,6 +1333,9 @@ type PublicShareToken = string
 // QRSize defines model for QRSize.
 type QRSize = int
 
+// ReportID defines model for ReportID.
+type ReportID = int64
+
 // RoomID defines model for RoomID.
 type RoomID = int64
 
@@ -877,6 +1344,9 @@ type ShareID = int64
 
 // ShareToken defines model for ShareToken.
 type ShareToken = string
+
+// UserID defines model for UserID.
+type UserID = int64
 
 // XClientToken defines model for XClientToken.
 type XClientToken = string
@@ -920,6 +1390,9 @@ type Unauthorized = Problem
 // UnsupportedMediaType RFC 9457 problem document.
 type UnsupportedMediaType = Problem
 
+// AdminAction defines model for AdminAction.
+type AdminAction = AdminActionRequest
+
 // RefreshSessionParams defines parameters for RefreshSession.
 type RefreshSessionParams struct {
 	// XClientToken The device's FCM registration token, stored with the session.
@@ -947,6 +1420,56 @@ type SignInParams struct {
 type SignUpParams struct {
 	// XClientToken The device's FCM registration token, stored with the session.
 	XClientToken *XClientToken `json:"X-Client-Token,omitempty"`
+}
+
+// ListAuditLogParams defines parameters for ListAuditLog.
+type ListAuditLogParams struct {
+	ActorUserId *int64                        `form:"actor_user_id,omitempty" json:"actor_user_id,omitempty"`
+	Action      *string                       `form:"action,omitempty" json:"action,omitempty"`
+	TargetKind  *ListAuditLogParamsTargetKind `form:"target_kind,omitempty" json:"target_kind,omitempty"`
+	TargetId    *int64                        `form:"target_id,omitempty" json:"target_id,omitempty"`
+
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListAuditLogParamsTargetKind defines parameters for ListAuditLog.
+type ListAuditLogParamsTargetKind string
+
+// GetPipelineFiguresParams defines parameters for GetPipelineFigures.
+type GetPipelineFiguresParams struct {
+	// Minutes The window of the sync lag percentiles.
+	Minutes *int `form:"minutes,omitempty" json:"minutes,omitempty"`
+}
+
+// ListReportsParams defines parameters for ListReports.
+type ListReportsParams struct {
+	Status *ListReportsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+	Kind   *ReportKind              `form:"kind,omitempty" json:"kind,omitempty"`
+
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListReportsParamsStatus defines parameters for ListReports.
+type ListReportsParamsStatus string
+
+// SearchUsersParams defines parameters for SearchUsers.
+type SearchUsersParams struct {
+	Q string `form:"q" json:"q"`
+
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListUserProfilesParams defines parameters for ListUserProfiles.
+type ListUserProfilesParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // ListMyCardsParams defines parameters for ListMyCards.
@@ -982,6 +1505,12 @@ type GetCardParams struct {
 type UpdateCardParams struct {
 	// IfMatch The ETag of the version being changed; without it the answer is 428.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ReportCardParams defines parameters for ReportCard.
+type ReportCardParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
 // ListCardSharesParams defines parameters for ListCardShares.
@@ -1090,6 +1619,12 @@ type PostChatMessageParams struct {
 
 // DeleteChatMessageParams defines parameters for DeleteChatMessage.
 type DeleteChatMessageParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// ReportChatMessageParams defines parameters for ReportChatMessage.
+type ReportChatMessageParams struct {
 	// XProfileId The acting profile; it must be one of the caller's live profiles.
 	XProfileId XProfileId `json:"X-Profile-Id"`
 }
@@ -1205,10 +1740,23 @@ type SetRelationParams struct {
 	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
+// ReportProfileParams defines parameters for ReportProfile.
+type ReportProfileParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
 // ExportProfileVCardParams defines parameters for ExportProfileVCard.
 type ExportProfileVCardParams struct {
 	// XProfileId The acting profile, when reading as one of the caller's profiles.
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
+// ListMyReportsParams defines parameters for ListMyReports.
+type ListMyReportsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // GetCardShareParams defines parameters for GetCardShare.
@@ -1260,6 +1808,33 @@ type SignInJSONRequestBody = SignInRequest
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = SignUpRequest
 
+// LockCardJSONRequestBody defines body for LockCard for application/json ContentType.
+type LockCardJSONRequestBody = AdminActionRequest
+
+// UnlockCardJSONRequestBody defines body for UnlockCard for application/json ContentType.
+type UnlockCardJSONRequestBody = AdminActionRequest
+
+// LockProfileJSONRequestBody defines body for LockProfile for application/json ContentType.
+type LockProfileJSONRequestBody = AdminActionRequest
+
+// UnlockProfileJSONRequestBody defines body for UnlockProfile for application/json ContentType.
+type UnlockProfileJSONRequestBody = AdminActionRequest
+
+// ResolveReportJSONRequestBody defines body for ResolveReport for application/json ContentType.
+type ResolveReportJSONRequestBody = ResolveReportRequest
+
+// LockUserJSONRequestBody defines body for LockUser for application/json ContentType.
+type LockUserJSONRequestBody = AdminActionRequest
+
+// RevokeUserSessionsJSONRequestBody defines body for RevokeUserSessions for application/json ContentType.
+type RevokeUserSessionsJSONRequestBody = AdminActionRequest
+
+// RebuildUserSyncJSONRequestBody defines body for RebuildUserSync for application/json ContentType.
+type RebuildUserSyncJSONRequestBody = AdminActionRequest
+
+// UnlockUserJSONRequestBody defines body for UnlockUser for application/json ContentType.
+type UnlockUserJSONRequestBody = AdminActionRequest
+
 // CreateCardJSONRequestBody defines body for CreateCard for application/json ContentType.
 type CreateCardJSONRequestBody = CreateCardRequest
 
@@ -1268,6 +1843,9 @@ type CreateCardMultipartRequestBody = CreateCardMultipart
 
 // UpdateCardJSONRequestBody defines body for UpdateCard for application/json ContentType.
 type UpdateCardJSONRequestBody = UpdateCardRequest
+
+// ReportCardJSONRequestBody defines body for ReportCard for application/json ContentType.
+type ReportCardJSONRequestBody = ReportRequest
 
 // CreateCardShareJSONRequestBody defines body for CreateCardShare for application/json ContentType.
 type CreateCardShareJSONRequestBody = CreateCardShareRequest
@@ -1283,6 +1861,9 @@ type UpdateChatRoomJSONRequestBody = UpdateChatRoomRequest
 
 // PostChatMessageJSONRequestBody defines body for PostChatMessage for application/json ContentType.
 type PostChatMessageJSONRequestBody = PostChatMessageRequest
+
+// ReportChatMessageJSONRequestBody defines body for ReportChatMessage for application/json ContentType.
+type ReportChatMessageJSONRequestBody = ReportRequest
 
 // PostChatImageMultipartRequestBody defines body for PostChatImage for multipart/form-data ContentType.
 type PostChatImageMultipartRequestBody = FileUpload
@@ -1307,6 +1888,9 @@ type SetProfileImageMultipartRequestBody = FileUpload
 
 // SetRelationJSONRequestBody defines body for SetRelation for application/json ContentType.
 type SetRelationJSONRequestBody = SetRelationRequest
+
+// ReportProfileJSONRequestBody defines body for ReportProfile for application/json ContentType.
+type ReportProfileJSONRequestBody = ReportRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1576,6 +2160,189 @@ type ClientInterface interface {
 	// Corresponds with POST /account/signup (the `SignUp` operationId).
 	SignUp(ctx context.Context, params *SignUpParams, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListAuditLog Admin: the audit log of admin actions and role changes, newest first
+	//
+	// The log is append-only; no operation changes or removes an entry.
+	//
+	// Corresponds with GET /admin/audit (the `ListAuditLog` operationId).
+	ListAuditLog(ctx context.Context, params *ListAuditLogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LockCardWithBody Admin: lock a card
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/cards/{card_id}/lock (the `LockCard` operationId).
+	LockCardWithBody(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LockCard Admin: lock a card
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/cards/{card_id}/lock (the `LockCard` operationId).
+	LockCard(ctx context.Context, cardId CardID, body LockCardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnlockCardWithBody Admin: unlock a card
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/cards/{card_id}/unlock (the `UnlockCard` operationId).
+	UnlockCardWithBody(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnlockCard Admin: unlock a card
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/cards/{card_id}/unlock (the `UnlockCard` operationId).
+	UnlockCard(ctx context.Context, cardId CardID, body UnlockCardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPipelineFigures Admin: sync pipeline figures (the same numbers are on /metrics)
+	//
+	// Corresponds with GET /admin/pipeline (the `GetPipelineFigures` operationId).
+	GetPipelineFigures(ctx context.Context, params *GetPipelineFiguresParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LockProfileWithBody Admin: lock a profile
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/profiles/{profile_id}/lock (the `LockProfile` operationId).
+	LockProfileWithBody(ctx context.Context, profileId ProfileID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LockProfile Admin: lock a profile
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/profiles/{profile_id}/lock (the `LockProfile` operationId).
+	LockProfile(ctx context.Context, profileId ProfileID, body LockProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnlockProfileWithBody Admin: unlock a profile
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/profiles/{profile_id}/unlock (the `UnlockProfile` operationId).
+	UnlockProfileWithBody(ctx context.Context, profileId ProfileID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnlockProfile Admin: unlock a profile
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/profiles/{profile_id}/unlock (the `UnlockProfile` operationId).
+	UnlockProfile(ctx context.Context, profileId ProfileID, body UnlockProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListReports Admin: the moderation queue, newest first
+	//
+	// Every admin operation needs the admin role; to anyone else the whole /admin surface answers 404.
+	//
+	// Corresponds with GET /admin/reports (the `ListReports` operationId).
+	ListReports(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetReport Admin: read one report with its evidence
+	//
+	// Corresponds with GET /admin/reports/{report_id} (the `GetReport` operationId).
+	GetReport(ctx context.Context, reportId ReportID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResolveReportWithBody Admin: close a report with an action and a note
+	//
+	// `dismiss` changes nothing else; `lock_target` locks the reported profile or card (for a
+	// chat message, its author's profile); `lock_user` locks the account behind the target.
+	// The lock, the closing and the audit entry are one transaction. A closed report is 409.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/reports/{report_id}/resolution (the `ResolveReport` operationId).
+	ResolveReportWithBody(ctx context.Context, reportId ReportID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResolveReport Admin: close a report with an action and a note
+	//
+	// `dismiss` changes nothing else; `lock_target` locks the reported profile or card (for a
+	// chat message, its author's profile); `lock_user` locks the account behind the target.
+	// The lock, the closing and the audit entry are one transaction. A closed report is 409.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/reports/{report_id}/resolution (the `ResolveReport` operationId).
+	ResolveReport(ctx context.Context, reportId ReportID, body ResolveReportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SearchUsers Admin: find users by a prefix of login id, nickname or email (case-insensitive)
+	//
+	// Corresponds with GET /admin/users (the `SearchUsers` operationId).
+	SearchUsers(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAdminUser Admin: read one user
+	//
+	// Corresponds with GET /admin/users/{user_id} (the `GetAdminUser` operationId).
+	GetAdminUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LockUserWithBody Admin: lock a user
+	//
+	// The account and everything it owns vanish for everyone else and from every sync file;
+	// its sessions end and its chat streams close at once, on every replica.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/{user_id}/lock (the `LockUser` operationId).
+	LockUserWithBody(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LockUser Admin: lock a user
+	//
+	// The account and everything it owns vanish for everyone else and from every sync file;
+	// its sessions end and its chat streams close at once, on every replica.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/{user_id}/lock (the `LockUser` operationId).
+	LockUser(ctx context.Context, userId UserID, body LockUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListUserProfiles Admin: a user's profiles, locked and deleted ones included
+	//
+	// Corresponds with GET /admin/users/{user_id}/profiles (the `ListUserProfiles` operationId).
+	ListUserProfiles(ctx context.Context, userId UserID, params *ListUserProfilesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeUserSessionsWithBody Admin: end every session of a user
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/{user_id}/sessions/revoke (the `RevokeUserSessions` operationId).
+	RevokeUserSessionsWithBody(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeUserSessions Admin: end every session of a user
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/{user_id}/sessions/revoke (the `RevokeUserSessions` operationId).
+	RevokeUserSessions(ctx context.Context, userId UserID, body RevokeUserSessionsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RebuildUserSyncWithBody Admin: rebuild a user's sync file from scratch
+	//
+	// The file is marked stale (the worker will build it) and a full rebuild is attempted at once.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/{user_id}/sync/rebuild (the `RebuildUserSync` operationId).
+	RebuildUserSyncWithBody(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RebuildUserSync Admin: rebuild a user's sync file from scratch
+	//
+	// The file is marked stale (the worker will build it) and a full rebuild is attempted at once.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/{user_id}/sync/rebuild (the `RebuildUserSync` operationId).
+	RebuildUserSync(ctx context.Context, userId UserID, body RebuildUserSyncJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnlockUserWithBody Admin: unlock a user
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/{user_id}/unlock (the `UnlockUser` operationId).
+	UnlockUserWithBody(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnlockUser Admin: unlock a user
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/{user_id}/unlock (the `UnlockUser` operationId).
+	UnlockUser(ctx context.Context, userId UserID, body UnlockUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListMyCards List my acting profile's cards
 	//
 	// Corresponds with GET /cards (the `ListMyCards` operationId).
@@ -1618,6 +2385,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /cards/{card_id} (the `UpdateCard` operationId).
 	UpdateCard(ctx context.Context, cardId CardID, params *UpdateCardParams, body UpdateCardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReportCardWithBody Report a card to the moderators
+	//
+	// Made as the acting profile about a card it can read; idempotent while open; rate limited per account.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /cards/{card_id}/reports (the `ReportCard` operationId).
+	ReportCardWithBody(ctx context.Context, cardId CardID, params *ReportCardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReportCard Report a card to the moderators
+	//
+	// Made as the acting profile about a card it can read; idempotent while open; rate limited per account.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /cards/{card_id}/reports (the `ReportCard` operationId).
+	ReportCard(ctx context.Context, cardId CardID, params *ReportCardParams, body ReportCardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListCardShares List the share links of my card (newest first; revoked and expired ones too)
 	//
@@ -1805,6 +2590,28 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /chats/{room_id}/events/{event_index} (the `DeleteChatMessage` operationId).
 	DeleteChatMessage(ctx context.Context, roomId RoomID, eventIndex int64, params *DeleteChatMessageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReportChatMessageWithBody Report a chat message to the moderators
+	//
+	// Made as the acting profile about a message it can read. The message is copied as
+	// evidence at once, so the moderators see it even if its author deletes it; only admins
+	// can read that copy. Idempotent while open; rate limited per account.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /chats/{room_id}/events/{event_index}/reports (the `ReportChatMessage` operationId).
+	ReportChatMessageWithBody(ctx context.Context, roomId RoomID, eventIndex int64, params *ReportChatMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReportChatMessage Report a chat message to the moderators
+	//
+	// Made as the acting profile about a message it can read. The message is copied as
+	// evidence at once, so the moderators see it even if its author deletes it; only admins
+	// can read that copy. Idempotent while open; rate limited per account.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /chats/{room_id}/events/{event_index}/reports (the `ReportChatMessage` operationId).
+	ReportChatMessage(ctx context.Context, roomId RoomID, eventIndex int64, params *ReportChatMessageParams, body ReportChatMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostChatImageWithBody Post an image message (multipart field `file`)
 	//
@@ -2002,10 +2809,35 @@ type ClientInterface interface {
 	// Corresponds with PUT /profiles/{profile_id}/relation (the `SetRelation` operationId).
 	SetRelation(ctx context.Context, profileId ProfileID, params *SetRelationParams, body SetRelationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ReportProfileWithBody Report a profile to the moderators
+	//
+	// Made as the acting profile about a profile it can see. Reporting the same profile again
+	// while the first report is open answers with that report. Rate limited per account.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /profiles/{profile_id}/reports (the `ReportProfile` operationId).
+	ReportProfileWithBody(ctx context.Context, profileId ProfileID, params *ReportProfileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReportProfile Report a profile to the moderators
+	//
+	// Made as the acting profile about a profile it can see. Reporting the same profile again
+	// while the first report is open answers with that report. Rate limited per account.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /profiles/{profile_id}/reports (the `ReportProfile` operationId).
+	ReportProfile(ctx context.Context, profileId ProfileID, params *ReportProfileParams, body ReportProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	//
 	// Corresponds with GET /profiles/{profile_id}/vcard (the `ExportProfileVCard` operationId).
 	ExportProfileVCard(ctx context.Context, profileId ProfileID, params *ExportProfileVCardParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMyReports List the reports I made (from any of my profiles), newest first
+	//
+	// Corresponds with GET /reports (the `ListMyReports` operationId).
+	ListMyReports(ctx context.Context, params *ListMyReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetCardShare The card a share link opens, as the app renders it
 	//
@@ -2521,6 +3353,439 @@ func (c *Client) SignUp(ctx context.Context, params *SignUpParams, body SignUpJS
 	return c.Client.Do(req)
 }
 
+// ListAuditLog Admin: the audit log of admin actions and role changes, newest first
+//
+// The log is append-only; no operation changes or removes an entry.
+//
+// Corresponds with GET /admin/audit (the `ListAuditLog` operationId).
+func (c *Client) ListAuditLog(ctx context.Context, params *ListAuditLogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAuditLogRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LockCardWithBody Admin: lock a card
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/cards/{card_id}/lock (the `LockCard` operationId).
+func (c *Client) LockCardWithBody(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLockCardRequestWithBody(c.Server, cardId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LockCard Admin: lock a card
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/cards/{card_id}/lock (the `LockCard` operationId).
+func (c *Client) LockCard(ctx context.Context, cardId CardID, body LockCardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLockCardRequest(c.Server, cardId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnlockCardWithBody Admin: unlock a card
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/cards/{card_id}/unlock (the `UnlockCard` operationId).
+func (c *Client) UnlockCardWithBody(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnlockCardRequestWithBody(c.Server, cardId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnlockCard Admin: unlock a card
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/cards/{card_id}/unlock (the `UnlockCard` operationId).
+func (c *Client) UnlockCard(ctx context.Context, cardId CardID, body UnlockCardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnlockCardRequest(c.Server, cardId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPipelineFigures Admin: sync pipeline figures (the same numbers are on /metrics)
+//
+// Corresponds with GET /admin/pipeline (the `GetPipelineFigures` operationId).
+func (c *Client) GetPipelineFigures(ctx context.Context, params *GetPipelineFiguresParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPipelineFiguresRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LockProfileWithBody Admin: lock a profile
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/profiles/{profile_id}/lock (the `LockProfile` operationId).
+func (c *Client) LockProfileWithBody(ctx context.Context, profileId ProfileID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLockProfileRequestWithBody(c.Server, profileId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LockProfile Admin: lock a profile
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/profiles/{profile_id}/lock (the `LockProfile` operationId).
+func (c *Client) LockProfile(ctx context.Context, profileId ProfileID, body LockProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLockProfileRequest(c.Server, profileId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnlockProfileWithBody Admin: unlock a profile
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/profiles/{profile_id}/unlock (the `UnlockProfile` operationId).
+func (c *Client) UnlockProfileWithBody(ctx context.Context, profileId ProfileID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnlockProfileRequestWithBody(c.Server, profileId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnlockProfile Admin: unlock a profile
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/profiles/{profile_id}/unlock (the `UnlockProfile` operationId).
+func (c *Client) UnlockProfile(ctx context.Context, profileId ProfileID, body UnlockProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnlockProfileRequest(c.Server, profileId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListReports Admin: the moderation queue, newest first
+//
+// Every admin operation needs the admin role; to anyone else the whole /admin surface answers 404.
+//
+// Corresponds with GET /admin/reports (the `ListReports` operationId).
+func (c *Client) ListReports(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListReportsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetReport Admin: read one report with its evidence
+//
+// Corresponds with GET /admin/reports/{report_id} (the `GetReport` operationId).
+func (c *Client) GetReport(ctx context.Context, reportId ReportID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReportRequest(c.Server, reportId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResolveReportWithBody Admin: close a report with an action and a note
+//
+// `dismiss` changes nothing else; `lock_target` locks the reported profile or card (for a
+// chat message, its author's profile); `lock_user` locks the account behind the target.
+// The lock, the closing and the audit entry are one transaction. A closed report is 409.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/reports/{report_id}/resolution (the `ResolveReport` operationId).
+func (c *Client) ResolveReportWithBody(ctx context.Context, reportId ReportID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResolveReportRequestWithBody(c.Server, reportId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResolveReport Admin: close a report with an action and a note
+//
+// `dismiss` changes nothing else; `lock_target` locks the reported profile or card (for a
+// chat message, its author's profile); `lock_user` locks the account behind the target.
+// The lock, the closing and the audit entry are one transaction. A closed report is 409.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/reports/{report_id}/resolution (the `ResolveReport` operationId).
+func (c *Client) ResolveReport(ctx context.Context, reportId ReportID, body ResolveReportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResolveReportRequest(c.Server, reportId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SearchUsers Admin: find users by a prefix of login id, nickname or email (case-insensitive)
+//
+// Corresponds with GET /admin/users (the `SearchUsers` operationId).
+func (c *Client) SearchUsers(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSearchUsersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAdminUser Admin: read one user
+//
+// Corresponds with GET /admin/users/{user_id} (the `GetAdminUser` operationId).
+func (c *Client) GetAdminUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAdminUserRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LockUserWithBody Admin: lock a user
+//
+// The account and everything it owns vanish for everyone else and from every sync file;
+// its sessions end and its chat streams close at once, on every replica.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/{user_id}/lock (the `LockUser` operationId).
+func (c *Client) LockUserWithBody(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLockUserRequestWithBody(c.Server, userId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LockUser Admin: lock a user
+//
+// The account and everything it owns vanish for everyone else and from every sync file;
+// its sessions end and its chat streams close at once, on every replica.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/{user_id}/lock (the `LockUser` operationId).
+func (c *Client) LockUser(ctx context.Context, userId UserID, body LockUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLockUserRequest(c.Server, userId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListUserProfiles Admin: a user's profiles, locked and deleted ones included
+//
+// Corresponds with GET /admin/users/{user_id}/profiles (the `ListUserProfiles` operationId).
+func (c *Client) ListUserProfiles(ctx context.Context, userId UserID, params *ListUserProfilesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListUserProfilesRequest(c.Server, userId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeUserSessionsWithBody Admin: end every session of a user
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/{user_id}/sessions/revoke (the `RevokeUserSessions` operationId).
+func (c *Client) RevokeUserSessionsWithBody(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeUserSessionsRequestWithBody(c.Server, userId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeUserSessions Admin: end every session of a user
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/{user_id}/sessions/revoke (the `RevokeUserSessions` operationId).
+func (c *Client) RevokeUserSessions(ctx context.Context, userId UserID, body RevokeUserSessionsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeUserSessionsRequest(c.Server, userId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RebuildUserSyncWithBody Admin: rebuild a user's sync file from scratch
+//
+// The file is marked stale (the worker will build it) and a full rebuild is attempted at once.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/{user_id}/sync/rebuild (the `RebuildUserSync` operationId).
+func (c *Client) RebuildUserSyncWithBody(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRebuildUserSyncRequestWithBody(c.Server, userId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RebuildUserSync Admin: rebuild a user's sync file from scratch
+//
+// The file is marked stale (the worker will build it) and a full rebuild is attempted at once.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/{user_id}/sync/rebuild (the `RebuildUserSync` operationId).
+func (c *Client) RebuildUserSync(ctx context.Context, userId UserID, body RebuildUserSyncJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRebuildUserSyncRequest(c.Server, userId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnlockUserWithBody Admin: unlock a user
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/{user_id}/unlock (the `UnlockUser` operationId).
+func (c *Client) UnlockUserWithBody(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnlockUserRequestWithBody(c.Server, userId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnlockUser Admin: unlock a user
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/{user_id}/unlock (the `UnlockUser` operationId).
+func (c *Client) UnlockUser(ctx context.Context, userId UserID, body UnlockUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnlockUserRequest(c.Server, userId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListMyCards List my acting profile's cards
 //
 // Corresponds with GET /cards (the `ListMyCards` operationId).
@@ -2624,6 +3889,44 @@ func (c *Client) UpdateCardWithBody(ctx context.Context, cardId CardID, params *
 // Corresponds with PATCH /cards/{card_id} (the `UpdateCard` operationId).
 func (c *Client) UpdateCard(ctx context.Context, cardId CardID, params *UpdateCardParams, body UpdateCardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateCardRequest(c.Server, cardId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReportCardWithBody Report a card to the moderators
+//
+// Made as the acting profile about a card it can read; idempotent while open; rate limited per account.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /cards/{card_id}/reports (the `ReportCard` operationId).
+func (c *Client) ReportCardWithBody(ctx context.Context, cardId CardID, params *ReportCardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportCardRequestWithBody(c.Server, cardId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReportCard Report a card to the moderators
+//
+// Made as the acting profile about a card it can read; idempotent while open; rate limited per account.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /cards/{card_id}/reports (the `ReportCard` operationId).
+func (c *Client) ReportCard(ctx context.Context, cardId CardID, params *ReportCardParams, body ReportCardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportCardRequest(c.Server, cardId, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3001,6 +4304,48 @@ func (c *Client) PostChatMessage(ctx context.Context, roomId RoomID, params *Pos
 // Corresponds with DELETE /chats/{room_id}/events/{event_index} (the `DeleteChatMessage` operationId).
 func (c *Client) DeleteChatMessage(ctx context.Context, roomId RoomID, eventIndex int64, params *DeleteChatMessageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteChatMessageRequest(c.Server, roomId, eventIndex, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReportChatMessageWithBody Report a chat message to the moderators
+//
+// Made as the acting profile about a message it can read. The message is copied as
+// evidence at once, so the moderators see it even if its author deletes it; only admins
+// can read that copy. Idempotent while open; rate limited per account.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /chats/{room_id}/events/{event_index}/reports (the `ReportChatMessage` operationId).
+func (c *Client) ReportChatMessageWithBody(ctx context.Context, roomId RoomID, eventIndex int64, params *ReportChatMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportChatMessageRequestWithBody(c.Server, roomId, eventIndex, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReportChatMessage Report a chat message to the moderators
+//
+// Made as the acting profile about a message it can read. The message is copied as
+// evidence at once, so the moderators see it even if its author deletes it; only admins
+// can read that copy. Idempotent while open; rate limited per account.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /chats/{room_id}/events/{event_index}/reports (the `ReportChatMessage` operationId).
+func (c *Client) ReportChatMessage(ctx context.Context, roomId RoomID, eventIndex int64, params *ReportChatMessageParams, body ReportChatMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportChatMessageRequest(c.Server, roomId, eventIndex, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3487,11 +4832,66 @@ func (c *Client) SetRelation(ctx context.Context, profileId ProfileID, params *S
 	return c.Client.Do(req)
 }
 
+// ReportProfileWithBody Report a profile to the moderators
+//
+// Made as the acting profile about a profile it can see. Reporting the same profile again
+// while the first report is open answers with that report. Rate limited per account.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /profiles/{profile_id}/reports (the `ReportProfile` operationId).
+func (c *Client) ReportProfileWithBody(ctx context.Context, profileId ProfileID, params *ReportProfileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportProfileRequestWithBody(c.Server, profileId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReportProfile Report a profile to the moderators
+//
+// Made as the acting profile about a profile it can see. Reporting the same profile again
+// while the first report is open answers with that report. Rate limited per account.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /profiles/{profile_id}/reports (the `ReportProfile` operationId).
+func (c *Client) ReportProfile(ctx context.Context, profileId ProfileID, params *ReportProfileParams, body ReportProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportProfileRequest(c.Server, profileId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 //
 // Corresponds with GET /profiles/{profile_id}/vcard (the `ExportProfileVCard` operationId).
 func (c *Client) ExportProfileVCard(ctx context.Context, profileId ProfileID, params *ExportProfileVCardParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewExportProfileVCardRequest(c.Server, profileId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMyReports List the reports I made (from any of my profiles), newest first
+//
+// Corresponds with GET /reports (the `ListMyReports` operationId).
+func (c *Client) ListMyReports(ctx context.Context, params *ListMyReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMyReportsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4332,6 +5732,902 @@ func NewSignUpRequestWithBody(server string, params *SignUpParams, contentType s
 	return req, nil
 }
 
+// NewListAuditLogRequest constructs an http.Request for the ListAuditLog method
+func NewListAuditLogRequest(server string, params *ListAuditLogParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/audit")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.ActorUserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "actor_user_id", *params.ActorUserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TargetKind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "target_kind", *params.TargetKind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TargetId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "target_id", *params.TargetId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewLockCardRequest calls the generic LockCard builder with application/json body
+func NewLockCardRequest(server string, cardId CardID, body LockCardJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLockCardRequestWithBody(server, cardId, "application/json", bodyReader)
+}
+
+// NewLockCardRequestWithBody constructs an http.Request for the LockCard method, with any body, and a specified content type
+func NewLockCardRequestWithBody(server string, cardId CardID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "card_id", cardId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/cards/%s/lock", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewUnlockCardRequest calls the generic UnlockCard builder with application/json body
+func NewUnlockCardRequest(server string, cardId CardID, body UnlockCardJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUnlockCardRequestWithBody(server, cardId, "application/json", bodyReader)
+}
+
+// NewUnlockCardRequestWithBody constructs an http.Request for the UnlockCard method, with any body, and a specified content type
+func NewUnlockCardRequestWithBody(server string, cardId CardID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "card_id", cardId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/cards/%s/unlock", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetPipelineFiguresRequest constructs an http.Request for the GetPipelineFigures method
+func NewGetPipelineFiguresRequest(server string, params *GetPipelineFiguresParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/pipeline")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Minutes != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "minutes", *params.Minutes, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewLockProfileRequest calls the generic LockProfile builder with application/json body
+func NewLockProfileRequest(server string, profileId ProfileID, body LockProfileJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLockProfileRequestWithBody(server, profileId, "application/json", bodyReader)
+}
+
+// NewLockProfileRequestWithBody constructs an http.Request for the LockProfile method, with any body, and a specified content type
+func NewLockProfileRequestWithBody(server string, profileId ProfileID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "profile_id", profileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/profiles/%s/lock", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewUnlockProfileRequest calls the generic UnlockProfile builder with application/json body
+func NewUnlockProfileRequest(server string, profileId ProfileID, body UnlockProfileJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUnlockProfileRequestWithBody(server, profileId, "application/json", bodyReader)
+}
+
+// NewUnlockProfileRequestWithBody constructs an http.Request for the UnlockProfile method, with any body, and a specified content type
+func NewUnlockProfileRequestWithBody(server string, profileId ProfileID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "profile_id", profileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/profiles/%s/unlock", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListReportsRequest constructs an http.Request for the ListReports method
+func NewListReportsRequest(server string, params *ListReportsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/reports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Kind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetReportRequest constructs an http.Request for the GetReport method
+func NewGetReportRequest(server string, reportId ReportID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "report_id", reportId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/reports/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewResolveReportRequest calls the generic ResolveReport builder with application/json body
+func NewResolveReportRequest(server string, reportId ReportID, body ResolveReportJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewResolveReportRequestWithBody(server, reportId, "application/json", bodyReader)
+}
+
+// NewResolveReportRequestWithBody constructs an http.Request for the ResolveReport method, with any body, and a specified content type
+func NewResolveReportRequestWithBody(server string, reportId ReportID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "report_id", reportId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/reports/%s/resolution", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSearchUsersRequest constructs an http.Request for the SearchUsers method
+func NewSearchUsersRequest(server string, params *SearchUsersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "q", params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAdminUserRequest constructs an http.Request for the GetAdminUser method
+func NewGetAdminUserRequest(server string, userId UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewLockUserRequest calls the generic LockUser builder with application/json body
+func NewLockUserRequest(server string, userId UserID, body LockUserJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLockUserRequestWithBody(server, userId, "application/json", bodyReader)
+}
+
+// NewLockUserRequestWithBody constructs an http.Request for the LockUser method, with any body, and a specified content type
+func NewLockUserRequestWithBody(server string, userId UserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/lock", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListUserProfilesRequest constructs an http.Request for the ListUserProfiles method
+func NewListUserProfilesRequest(server string, userId UserID, params *ListUserProfilesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/profiles", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRevokeUserSessionsRequest calls the generic RevokeUserSessions builder with application/json body
+func NewRevokeUserSessionsRequest(server string, userId UserID, body RevokeUserSessionsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRevokeUserSessionsRequestWithBody(server, userId, "application/json", bodyReader)
+}
+
+// NewRevokeUserSessionsRequestWithBody constructs an http.Request for the RevokeUserSessions method, with any body, and a specified content type
+func NewRevokeUserSessionsRequestWithBody(server string, userId UserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/sessions/revoke", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRebuildUserSyncRequest calls the generic RebuildUserSync builder with application/json body
+func NewRebuildUserSyncRequest(server string, userId UserID, body RebuildUserSyncJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRebuildUserSyncRequestWithBody(server, userId, "application/json", bodyReader)
+}
+
+// NewRebuildUserSyncRequestWithBody constructs an http.Request for the RebuildUserSync method, with any body, and a specified content type
+func NewRebuildUserSyncRequestWithBody(server string, userId UserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/sync/rebuild", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewUnlockUserRequest calls the generic UnlockUser builder with application/json body
+func NewUnlockUserRequest(server string, userId UserID, body UnlockUserJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUnlockUserRequestWithBody(server, userId, "application/json", bodyReader)
+}
+
+// NewUnlockUserRequestWithBody constructs an http.Request for the UnlockUser method, with any body, and a specified content type
+func NewUnlockUserRequestWithBody(server string, userId UserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/unlock", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListMyCardsRequest constructs an http.Request for the ListMyCards method
 func NewListMyCardsRequest(server string, params *ListMyCardsParams) (*http.Request, error) {
 	var err error
@@ -4629,6 +6925,66 @@ func NewUpdateCardRequestWithBody(server string, cardId CardID, params *UpdateCa
 
 			req.Header.Set("If-Match", headerParam0)
 		}
+
+	}
+
+	return req, nil
+}
+
+// NewReportCardRequest calls the generic ReportCard builder with application/json body
+func NewReportCardRequest(server string, cardId CardID, params *ReportCardParams, body ReportCardJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReportCardRequestWithBody(server, cardId, params, "application/json", bodyReader)
+}
+
+// NewReportCardRequestWithBody constructs an http.Request for the ReportCard method, with any body, and a specified content type
+func NewReportCardRequestWithBody(server string, cardId CardID, params *ReportCardParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "card_id", cardId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/cards/%s/reports", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-Profile-Id", headerParam0)
 
 	}
 
@@ -5496,6 +7852,73 @@ func NewDeleteChatMessageRequest(server string, roomId RoomID, eventIndex int64,
 	if err != nil {
 		return nil, err
 	}
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-Profile-Id", headerParam0)
+
+	}
+
+	return req, nil
+}
+
+// NewReportChatMessageRequest calls the generic ReportChatMessage builder with application/json body
+func NewReportChatMessageRequest(server string, roomId RoomID, eventIndex int64, params *ReportChatMessageParams, body ReportChatMessageJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReportChatMessageRequestWithBody(server, roomId, eventIndex, params, "application/json", bodyReader)
+}
+
+// NewReportChatMessageRequestWithBody constructs an http.Request for the ReportChatMessage method, with any body, and a specified content type
+func NewReportChatMessageRequestWithBody(server string, roomId RoomID, eventIndex int64, params *ReportChatMessageParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room_id", roomId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "event_index", eventIndex, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/chats/%s/events/%s/reports", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	if params != nil {
 
@@ -6761,6 +9184,66 @@ func NewSetRelationRequestWithBody(server string, profileId ProfileID, params *S
 	return req, nil
 }
 
+// NewReportProfileRequest calls the generic ReportProfile builder with application/json body
+func NewReportProfileRequest(server string, profileId ProfileID, params *ReportProfileParams, body ReportProfileJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReportProfileRequestWithBody(server, profileId, params, "application/json", bodyReader)
+}
+
+// NewReportProfileRequestWithBody constructs an http.Request for the ReportProfile method, with any body, and a specified content type
+func NewReportProfileRequestWithBody(server string, profileId ProfileID, params *ReportProfileParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "profile_id", profileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/profiles/%s/reports", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-Profile-Id", headerParam0)
+
+	}
+
+	return req, nil
+}
+
 // NewExportProfileVCardRequest constructs an http.Request for the ExportProfileVCard method
 func NewExportProfileVCardRequest(server string, profileId ProfileID, params *ExportProfileVCardParams) (*http.Request, error) {
 	var err error
@@ -6805,6 +9288,72 @@ func NewExportProfileVCardRequest(server string, profileId ProfileID, params *Ex
 			req.Header.Set("X-Profile-Id", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewListMyReportsRequest constructs an http.Request for the ListMyReports method
+func NewListMyReportsRequest(server string, params *ListMyReportsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/reports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -7220,6 +9769,203 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /account/signup (the `SignUp` operationId).
 	SignUpWithResponse(ctx context.Context, params *SignUpParams, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUpResponse, error)
 
+	// ListAuditLogWithResponse Admin: the audit log of admin actions and role changes, newest first
+	//
+	// The log is append-only; no operation changes or removes an entry.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/audit (the `ListAuditLog` operationId).
+	ListAuditLogWithResponse(ctx context.Context, params *ListAuditLogParams, reqEditors ...RequestEditorFn) (*ListAuditLogResponse, error)
+
+	// LockCardWithBodyWithResponse Admin: lock a card
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/cards/{card_id}/lock (the `LockCard` operationId).
+	LockCardWithBodyWithResponse(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LockCardResponse, error)
+
+	// LockCardWithResponse Admin: lock a card
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/cards/{card_id}/lock (the `LockCard` operationId).
+	LockCardWithResponse(ctx context.Context, cardId CardID, body LockCardJSONRequestBody, reqEditors ...RequestEditorFn) (*LockCardResponse, error)
+
+	// UnlockCardWithBodyWithResponse Admin: unlock a card
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/cards/{card_id}/unlock (the `UnlockCard` operationId).
+	UnlockCardWithBodyWithResponse(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnlockCardResponse, error)
+
+	// UnlockCardWithResponse Admin: unlock a card
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/cards/{card_id}/unlock (the `UnlockCard` operationId).
+	UnlockCardWithResponse(ctx context.Context, cardId CardID, body UnlockCardJSONRequestBody, reqEditors ...RequestEditorFn) (*UnlockCardResponse, error)
+
+	// GetPipelineFiguresWithResponse Admin: sync pipeline figures (the same numbers are on /metrics)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/pipeline (the `GetPipelineFigures` operationId).
+	GetPipelineFiguresWithResponse(ctx context.Context, params *GetPipelineFiguresParams, reqEditors ...RequestEditorFn) (*GetPipelineFiguresResponse, error)
+
+	// LockProfileWithBodyWithResponse Admin: lock a profile
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/profiles/{profile_id}/lock (the `LockProfile` operationId).
+	LockProfileWithBodyWithResponse(ctx context.Context, profileId ProfileID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LockProfileResponse, error)
+
+	// LockProfileWithResponse Admin: lock a profile
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/profiles/{profile_id}/lock (the `LockProfile` operationId).
+	LockProfileWithResponse(ctx context.Context, profileId ProfileID, body LockProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*LockProfileResponse, error)
+
+	// UnlockProfileWithBodyWithResponse Admin: unlock a profile
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/profiles/{profile_id}/unlock (the `UnlockProfile` operationId).
+	UnlockProfileWithBodyWithResponse(ctx context.Context, profileId ProfileID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnlockProfileResponse, error)
+
+	// UnlockProfileWithResponse Admin: unlock a profile
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/profiles/{profile_id}/unlock (the `UnlockProfile` operationId).
+	UnlockProfileWithResponse(ctx context.Context, profileId ProfileID, body UnlockProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*UnlockProfileResponse, error)
+
+	// ListReportsWithResponse Admin: the moderation queue, newest first
+	//
+	// Every admin operation needs the admin role; to anyone else the whole /admin surface answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/reports (the `ListReports` operationId).
+	ListReportsWithResponse(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*ListReportsResponse, error)
+
+	// GetReportWithResponse Admin: read one report with its evidence
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/reports/{report_id} (the `GetReport` operationId).
+	GetReportWithResponse(ctx context.Context, reportId ReportID, reqEditors ...RequestEditorFn) (*GetReportResponse, error)
+
+	// ResolveReportWithBodyWithResponse Admin: close a report with an action and a note
+	//
+	// `dismiss` changes nothing else; `lock_target` locks the reported profile or card (for a
+	// chat message, its author's profile); `lock_user` locks the account behind the target.
+	// The lock, the closing and the audit entry are one transaction. A closed report is 409.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/reports/{report_id}/resolution (the `ResolveReport` operationId).
+	ResolveReportWithBodyWithResponse(ctx context.Context, reportId ReportID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResolveReportResponse, error)
+
+	// ResolveReportWithResponse Admin: close a report with an action and a note
+	//
+	// `dismiss` changes nothing else; `lock_target` locks the reported profile or card (for a
+	// chat message, its author's profile); `lock_user` locks the account behind the target.
+	// The lock, the closing and the audit entry are one transaction. A closed report is 409.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/reports/{report_id}/resolution (the `ResolveReport` operationId).
+	ResolveReportWithResponse(ctx context.Context, reportId ReportID, body ResolveReportJSONRequestBody, reqEditors ...RequestEditorFn) (*ResolveReportResponse, error)
+
+	// SearchUsersWithResponse Admin: find users by a prefix of login id, nickname or email (case-insensitive)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users (the `SearchUsers` operationId).
+	SearchUsersWithResponse(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*SearchUsersResponse, error)
+
+	// GetAdminUserWithResponse Admin: read one user
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users/{user_id} (the `GetAdminUser` operationId).
+	GetAdminUserWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*GetAdminUserResponse, error)
+
+	// LockUserWithBodyWithResponse Admin: lock a user
+	//
+	// The account and everything it owns vanish for everyone else and from every sync file;
+	// its sessions end and its chat streams close at once, on every replica.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{user_id}/lock (the `LockUser` operationId).
+	LockUserWithBodyWithResponse(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LockUserResponse, error)
+
+	// LockUserWithResponse Admin: lock a user
+	//
+	// The account and everything it owns vanish for everyone else and from every sync file;
+	// its sessions end and its chat streams close at once, on every replica.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{user_id}/lock (the `LockUser` operationId).
+	LockUserWithResponse(ctx context.Context, userId UserID, body LockUserJSONRequestBody, reqEditors ...RequestEditorFn) (*LockUserResponse, error)
+
+	// ListUserProfilesWithResponse Admin: a user's profiles, locked and deleted ones included
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users/{user_id}/profiles (the `ListUserProfiles` operationId).
+	ListUserProfilesWithResponse(ctx context.Context, userId UserID, params *ListUserProfilesParams, reqEditors ...RequestEditorFn) (*ListUserProfilesResponse, error)
+
+	// RevokeUserSessionsWithBodyWithResponse Admin: end every session of a user
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{user_id}/sessions/revoke (the `RevokeUserSessions` operationId).
+	RevokeUserSessionsWithBodyWithResponse(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeUserSessionsResponse, error)
+
+	// RevokeUserSessionsWithResponse Admin: end every session of a user
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{user_id}/sessions/revoke (the `RevokeUserSessions` operationId).
+	RevokeUserSessionsWithResponse(ctx context.Context, userId UserID, body RevokeUserSessionsJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeUserSessionsResponse, error)
+
+	// RebuildUserSyncWithBodyWithResponse Admin: rebuild a user's sync file from scratch
+	//
+	// The file is marked stale (the worker will build it) and a full rebuild is attempted at once.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{user_id}/sync/rebuild (the `RebuildUserSync` operationId).
+	RebuildUserSyncWithBodyWithResponse(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RebuildUserSyncResponse, error)
+
+	// RebuildUserSyncWithResponse Admin: rebuild a user's sync file from scratch
+	//
+	// The file is marked stale (the worker will build it) and a full rebuild is attempted at once.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{user_id}/sync/rebuild (the `RebuildUserSync` operationId).
+	RebuildUserSyncWithResponse(ctx context.Context, userId UserID, body RebuildUserSyncJSONRequestBody, reqEditors ...RequestEditorFn) (*RebuildUserSyncResponse, error)
+
+	// UnlockUserWithBodyWithResponse Admin: unlock a user
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{user_id}/unlock (the `UnlockUser` operationId).
+	UnlockUserWithBodyWithResponse(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnlockUserResponse, error)
+
+	// UnlockUserWithResponse Admin: unlock a user
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{user_id}/unlock (the `UnlockUser` operationId).
+	UnlockUserWithResponse(ctx context.Context, userId UserID, body UnlockUserJSONRequestBody, reqEditors ...RequestEditorFn) (*UnlockUserResponse, error)
+
 	// ListMyCardsWithResponse List my acting profile's cards
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -7268,6 +10014,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /cards/{card_id} (the `UpdateCard` operationId).
 	UpdateCardWithResponse(ctx context.Context, cardId CardID, params *UpdateCardParams, body UpdateCardJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCardResponse, error)
+
+	// ReportCardWithBodyWithResponse Report a card to the moderators
+	//
+	// Made as the acting profile about a card it can read; idempotent while open; rate limited per account.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /cards/{card_id}/reports (the `ReportCard` operationId).
+	ReportCardWithBodyWithResponse(ctx context.Context, cardId CardID, params *ReportCardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReportCardResponse, error)
+
+	// ReportCardWithResponse Report a card to the moderators
+	//
+	// Made as the acting profile about a card it can read; idempotent while open; rate limited per account.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /cards/{card_id}/reports (the `ReportCard` operationId).
+	ReportCardWithResponse(ctx context.Context, cardId CardID, params *ReportCardParams, body ReportCardJSONRequestBody, reqEditors ...RequestEditorFn) (*ReportCardResponse, error)
 
 	// ListCardSharesWithResponse List the share links of my card (newest first; revoked and expired ones too)
 	//
@@ -7473,6 +10237,28 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /chats/{room_id}/events/{event_index} (the `DeleteChatMessage` operationId).
 	DeleteChatMessageWithResponse(ctx context.Context, roomId RoomID, eventIndex int64, params *DeleteChatMessageParams, reqEditors ...RequestEditorFn) (*DeleteChatMessageResponse, error)
+
+	// ReportChatMessageWithBodyWithResponse Report a chat message to the moderators
+	//
+	// Made as the acting profile about a message it can read. The message is copied as
+	// evidence at once, so the moderators see it even if its author deletes it; only admins
+	// can read that copy. Idempotent while open; rate limited per account.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /chats/{room_id}/events/{event_index}/reports (the `ReportChatMessage` operationId).
+	ReportChatMessageWithBodyWithResponse(ctx context.Context, roomId RoomID, eventIndex int64, params *ReportChatMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReportChatMessageResponse, error)
+
+	// ReportChatMessageWithResponse Report a chat message to the moderators
+	//
+	// Made as the acting profile about a message it can read. The message is copied as
+	// evidence at once, so the moderators see it even if its author deletes it; only admins
+	// can read that copy. Idempotent while open; rate limited per account.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /chats/{room_id}/events/{event_index}/reports (the `ReportChatMessage` operationId).
+	ReportChatMessageWithResponse(ctx context.Context, roomId RoomID, eventIndex int64, params *ReportChatMessageParams, body ReportChatMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*ReportChatMessageResponse, error)
 
 	// PostChatImageWithBodyWithResponse Post an image message (multipart field `file`)
 	//
@@ -7700,12 +10486,39 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /profiles/{profile_id}/relation (the `SetRelation` operationId).
 	SetRelationWithResponse(ctx context.Context, profileId ProfileID, params *SetRelationParams, body SetRelationJSONRequestBody, reqEditors ...RequestEditorFn) (*SetRelationResponse, error)
 
+	// ReportProfileWithBodyWithResponse Report a profile to the moderators
+	//
+	// Made as the acting profile about a profile it can see. Reporting the same profile again
+	// while the first report is open answers with that report. Rate limited per account.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /profiles/{profile_id}/reports (the `ReportProfile` operationId).
+	ReportProfileWithBodyWithResponse(ctx context.Context, profileId ProfileID, params *ReportProfileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReportProfileResponse, error)
+
+	// ReportProfileWithResponse Report a profile to the moderators
+	//
+	// Made as the acting profile about a profile it can see. Reporting the same profile again
+	// while the first report is open answers with that report. Rate limited per account.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /profiles/{profile_id}/reports (the `ReportProfile` operationId).
+	ReportProfileWithResponse(ctx context.Context, profileId ProfileID, params *ReportProfileParams, body ReportProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*ReportProfileResponse, error)
+
 	// ExportProfileVCardWithResponse Export a profile as a vCard (RFC 6350) with what the caller may see
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /profiles/{profile_id}/vcard (the `ExportProfileVCard` operationId).
 	ExportProfileVCardWithResponse(ctx context.Context, profileId ProfileID, params *ExportProfileVCardParams, reqEditors ...RequestEditorFn) (*ExportProfileVCardResponse, error)
+
+	// ListMyReportsWithResponse List the reports I made (from any of my profiles), newest first
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /reports (the `ListMyReports` operationId).
+	ListMyReportsWithResponse(ctx context.Context, params *ListMyReportsParams, reqEditors ...RequestEditorFn) (*ListMyReportsResponse, error)
 
 	// GetCardShareWithResponse The card a share link opens, as the app renders it
 	//
@@ -8990,6 +11803,1243 @@ func (r SignUpResponse) ContentType() string {
 	return ""
 }
 
+type ListAuditLogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAuditLogResponse) GetJSON200() *AuditList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListAuditLogResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListAuditLogResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListAuditLogResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListAuditLogResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAuditLogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAuditLogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAuditLogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAuditLogResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LockCardResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LockState
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LockCardResponse) GetJSON200() *LockState {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r LockCardResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LockCardResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r LockCardResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r LockCardResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r LockCardResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r LockCardResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r LockCardResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LockCardResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LockCardResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LockCardResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UnlockCardResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LockState
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnlockCardResponse) GetJSON200() *LockState {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UnlockCardResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UnlockCardResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UnlockCardResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UnlockCardResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UnlockCardResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UnlockCardResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UnlockCardResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnlockCardResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnlockCardResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnlockCardResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetPipelineFiguresResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PipelineFigures
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPipelineFiguresResponse) GetJSON200() *PipelineFigures {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetPipelineFiguresResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetPipelineFiguresResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetPipelineFiguresResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetPipelineFiguresResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPipelineFiguresResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPipelineFiguresResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPipelineFiguresResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPipelineFiguresResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LockProfileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LockState
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LockProfileResponse) GetJSON200() *LockState {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r LockProfileResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LockProfileResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r LockProfileResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r LockProfileResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r LockProfileResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r LockProfileResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r LockProfileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LockProfileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LockProfileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LockProfileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UnlockProfileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LockState
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnlockProfileResponse) GetJSON200() *LockState {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UnlockProfileResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UnlockProfileResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UnlockProfileResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UnlockProfileResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UnlockProfileResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UnlockProfileResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UnlockProfileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnlockProfileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnlockProfileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnlockProfileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListReportsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminReportList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListReportsResponse) GetJSON200() *AdminReportList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListReportsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListReportsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListReportsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListReportsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListReportsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListReportsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListReportsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListReportsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetReportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminReport
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetReportResponse) GetJSON200() *AdminReport {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetReportResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetReportResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetReportResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetReportResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ResolveReportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminReport
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ResolveReportResponse) GetJSON200() *AdminReport {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ResolveReportResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ResolveReportResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ResolveReportResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ResolveReportResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ResolveReportResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ResolveReportResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ResolveReportResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ResolveReportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResolveReportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResolveReportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResolveReportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SearchUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SearchUsersResponse) GetJSON200() *AdminUserList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SearchUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SearchUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SearchUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SearchUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetAdminUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUser
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAdminUserResponse) GetJSON200() *AdminUser {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetAdminUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetAdminUserResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetAdminUserResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetAdminUserResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAdminUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAdminUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAdminUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAdminUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LockUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LockState
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LockUserResponse) GetJSON200() *LockState {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r LockUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LockUserResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r LockUserResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r LockUserResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r LockUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r LockUserResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r LockUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LockUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LockUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LockUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListUserProfilesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminProfileList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListUserProfilesResponse) GetJSON200() *AdminProfileList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListUserProfilesResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListUserProfilesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListUserProfilesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListUserProfilesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListUserProfilesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListUserProfilesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListUserProfilesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListUserProfilesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RevokeUserSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevokedSessions
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeUserSessionsResponse) GetJSON200() *RevokedSessions {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeUserSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeUserSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeUserSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeUserSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RebuildUserSyncResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *RebuildQueued
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RebuildUserSyncResponse) GetJSON202() *RebuildQueued {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RebuildUserSyncResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RebuildUserSyncResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RebuildUserSyncResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RebuildUserSyncResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RebuildUserSyncResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RebuildUserSyncResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RebuildUserSyncResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RebuildUserSyncResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RebuildUserSyncResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RebuildUserSyncResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UnlockUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LockState
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnlockUserResponse) GetJSON200() *LockState {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UnlockUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnlockUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnlockUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnlockUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListMyCardsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9413,6 +13463,110 @@ func (r UpdateCardResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateCardResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReportCardResponse429Headers the declared response headers of an HTTP 429 response for ReportCard
+type ReportCardResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ReportCardResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *MyReport
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReportCardResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ReportCardResponse) GetJSON202() *MyReport {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ReportCardResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ReportCardResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReportCardResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ReportCardResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ReportCardResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ReportCardResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ReportCardResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ReportCardResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ReportCardResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReportCardResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReportCardResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReportCardResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10561,6 +14715,110 @@ func (r DeleteChatMessageResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteChatMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReportChatMessageResponse429Headers the declared response headers of an HTTP 429 response for ReportChatMessage
+type ReportChatMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ReportChatMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *MyReport
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReportChatMessageResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ReportChatMessageResponse) GetJSON202() *MyReport {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ReportChatMessageResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ReportChatMessageResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReportChatMessageResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ReportChatMessageResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ReportChatMessageResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ReportChatMessageResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ReportChatMessageResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ReportChatMessageResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ReportChatMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReportChatMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReportChatMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReportChatMessageResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12339,6 +16597,110 @@ func (r SetRelationResponse) ContentType() string {
 	return ""
 }
 
+// ReportProfileResponse429Headers the declared response headers of an HTTP 429 response for ReportProfile
+type ReportProfileResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ReportProfileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *MyReport
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReportProfileResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ReportProfileResponse) GetJSON202() *MyReport {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ReportProfileResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ReportProfileResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReportProfileResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ReportProfileResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ReportProfileResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ReportProfileResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ReportProfileResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ReportProfileResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ReportProfileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReportProfileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReportProfileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReportProfileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ExportProfileVCardResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -12402,6 +16764,68 @@ func (r ExportProfileVCardResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ExportProfileVCardResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListMyReportsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MyReportList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMyReportsResponse) GetJSON200() *MyReportList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListMyReportsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMyReportsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListMyReportsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMyReportsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMyReportsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMyReportsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMyReportsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13097,6 +17521,353 @@ func (c *ClientWithResponses) SignUpWithResponse(ctx context.Context, params *Si
 	return ParseSignUpResponse(rsp)
 }
 
+// ListAuditLogWithResponse Admin: the audit log of admin actions and role changes, newest first
+//
+// The log is append-only; no operation changes or removes an entry.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/audit (the `ListAuditLog` operationId).
+func (c *ClientWithResponses) ListAuditLogWithResponse(ctx context.Context, params *ListAuditLogParams, reqEditors ...RequestEditorFn) (*ListAuditLogResponse, error) {
+	rsp, err := c.ListAuditLog(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAuditLogResponse(rsp)
+}
+
+// LockCardWithBodyWithResponse Admin: lock a card
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/cards/{card_id}/lock (the `LockCard` operationId).
+func (c *ClientWithResponses) LockCardWithBodyWithResponse(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LockCardResponse, error) {
+	rsp, err := c.LockCardWithBody(ctx, cardId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLockCardResponse(rsp)
+}
+
+// LockCardWithResponse Admin: lock a card
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/cards/{card_id}/lock (the `LockCard` operationId).
+func (c *ClientWithResponses) LockCardWithResponse(ctx context.Context, cardId CardID, body LockCardJSONRequestBody, reqEditors ...RequestEditorFn) (*LockCardResponse, error) {
+	rsp, err := c.LockCard(ctx, cardId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLockCardResponse(rsp)
+}
+
+// UnlockCardWithBodyWithResponse Admin: unlock a card
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/cards/{card_id}/unlock (the `UnlockCard` operationId).
+func (c *ClientWithResponses) UnlockCardWithBodyWithResponse(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnlockCardResponse, error) {
+	rsp, err := c.UnlockCardWithBody(ctx, cardId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnlockCardResponse(rsp)
+}
+
+// UnlockCardWithResponse Admin: unlock a card
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/cards/{card_id}/unlock (the `UnlockCard` operationId).
+func (c *ClientWithResponses) UnlockCardWithResponse(ctx context.Context, cardId CardID, body UnlockCardJSONRequestBody, reqEditors ...RequestEditorFn) (*UnlockCardResponse, error) {
+	rsp, err := c.UnlockCard(ctx, cardId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnlockCardResponse(rsp)
+}
+
+// GetPipelineFiguresWithResponse Admin: sync pipeline figures (the same numbers are on /metrics)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/pipeline (the `GetPipelineFigures` operationId).
+func (c *ClientWithResponses) GetPipelineFiguresWithResponse(ctx context.Context, params *GetPipelineFiguresParams, reqEditors ...RequestEditorFn) (*GetPipelineFiguresResponse, error) {
+	rsp, err := c.GetPipelineFigures(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPipelineFiguresResponse(rsp)
+}
+
+// LockProfileWithBodyWithResponse Admin: lock a profile
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/profiles/{profile_id}/lock (the `LockProfile` operationId).
+func (c *ClientWithResponses) LockProfileWithBodyWithResponse(ctx context.Context, profileId ProfileID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LockProfileResponse, error) {
+	rsp, err := c.LockProfileWithBody(ctx, profileId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLockProfileResponse(rsp)
+}
+
+// LockProfileWithResponse Admin: lock a profile
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/profiles/{profile_id}/lock (the `LockProfile` operationId).
+func (c *ClientWithResponses) LockProfileWithResponse(ctx context.Context, profileId ProfileID, body LockProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*LockProfileResponse, error) {
+	rsp, err := c.LockProfile(ctx, profileId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLockProfileResponse(rsp)
+}
+
+// UnlockProfileWithBodyWithResponse Admin: unlock a profile
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/profiles/{profile_id}/unlock (the `UnlockProfile` operationId).
+func (c *ClientWithResponses) UnlockProfileWithBodyWithResponse(ctx context.Context, profileId ProfileID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnlockProfileResponse, error) {
+	rsp, err := c.UnlockProfileWithBody(ctx, profileId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnlockProfileResponse(rsp)
+}
+
+// UnlockProfileWithResponse Admin: unlock a profile
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/profiles/{profile_id}/unlock (the `UnlockProfile` operationId).
+func (c *ClientWithResponses) UnlockProfileWithResponse(ctx context.Context, profileId ProfileID, body UnlockProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*UnlockProfileResponse, error) {
+	rsp, err := c.UnlockProfile(ctx, profileId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnlockProfileResponse(rsp)
+}
+
+// ListReportsWithResponse Admin: the moderation queue, newest first
+//
+// Every admin operation needs the admin role; to anyone else the whole /admin surface answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/reports (the `ListReports` operationId).
+func (c *ClientWithResponses) ListReportsWithResponse(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*ListReportsResponse, error) {
+	rsp, err := c.ListReports(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListReportsResponse(rsp)
+}
+
+// GetReportWithResponse Admin: read one report with its evidence
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/reports/{report_id} (the `GetReport` operationId).
+func (c *ClientWithResponses) GetReportWithResponse(ctx context.Context, reportId ReportID, reqEditors ...RequestEditorFn) (*GetReportResponse, error) {
+	rsp, err := c.GetReport(ctx, reportId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReportResponse(rsp)
+}
+
+// ResolveReportWithBodyWithResponse Admin: close a report with an action and a note
+//
+// `dismiss` changes nothing else; `lock_target` locks the reported profile or card (for a
+// chat message, its author's profile); `lock_user` locks the account behind the target.
+// The lock, the closing and the audit entry are one transaction. A closed report is 409.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/reports/{report_id}/resolution (the `ResolveReport` operationId).
+func (c *ClientWithResponses) ResolveReportWithBodyWithResponse(ctx context.Context, reportId ReportID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResolveReportResponse, error) {
+	rsp, err := c.ResolveReportWithBody(ctx, reportId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResolveReportResponse(rsp)
+}
+
+// ResolveReportWithResponse Admin: close a report with an action and a note
+//
+// `dismiss` changes nothing else; `lock_target` locks the reported profile or card (for a
+// chat message, its author's profile); `lock_user` locks the account behind the target.
+// The lock, the closing and the audit entry are one transaction. A closed report is 409.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/reports/{report_id}/resolution (the `ResolveReport` operationId).
+func (c *ClientWithResponses) ResolveReportWithResponse(ctx context.Context, reportId ReportID, body ResolveReportJSONRequestBody, reqEditors ...RequestEditorFn) (*ResolveReportResponse, error) {
+	rsp, err := c.ResolveReport(ctx, reportId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResolveReportResponse(rsp)
+}
+
+// SearchUsersWithResponse Admin: find users by a prefix of login id, nickname or email (case-insensitive)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users (the `SearchUsers` operationId).
+func (c *ClientWithResponses) SearchUsersWithResponse(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*SearchUsersResponse, error) {
+	rsp, err := c.SearchUsers(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSearchUsersResponse(rsp)
+}
+
+// GetAdminUserWithResponse Admin: read one user
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users/{user_id} (the `GetAdminUser` operationId).
+func (c *ClientWithResponses) GetAdminUserWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*GetAdminUserResponse, error) {
+	rsp, err := c.GetAdminUser(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAdminUserResponse(rsp)
+}
+
+// LockUserWithBodyWithResponse Admin: lock a user
+//
+// The account and everything it owns vanish for everyone else and from every sync file;
+// its sessions end and its chat streams close at once, on every replica.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{user_id}/lock (the `LockUser` operationId).
+func (c *ClientWithResponses) LockUserWithBodyWithResponse(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LockUserResponse, error) {
+	rsp, err := c.LockUserWithBody(ctx, userId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLockUserResponse(rsp)
+}
+
+// LockUserWithResponse Admin: lock a user
+//
+// The account and everything it owns vanish for everyone else and from every sync file;
+// its sessions end and its chat streams close at once, on every replica.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{user_id}/lock (the `LockUser` operationId).
+func (c *ClientWithResponses) LockUserWithResponse(ctx context.Context, userId UserID, body LockUserJSONRequestBody, reqEditors ...RequestEditorFn) (*LockUserResponse, error) {
+	rsp, err := c.LockUser(ctx, userId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLockUserResponse(rsp)
+}
+
+// ListUserProfilesWithResponse Admin: a user's profiles, locked and deleted ones included
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users/{user_id}/profiles (the `ListUserProfiles` operationId).
+func (c *ClientWithResponses) ListUserProfilesWithResponse(ctx context.Context, userId UserID, params *ListUserProfilesParams, reqEditors ...RequestEditorFn) (*ListUserProfilesResponse, error) {
+	rsp, err := c.ListUserProfiles(ctx, userId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListUserProfilesResponse(rsp)
+}
+
+// RevokeUserSessionsWithBodyWithResponse Admin: end every session of a user
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{user_id}/sessions/revoke (the `RevokeUserSessions` operationId).
+func (c *ClientWithResponses) RevokeUserSessionsWithBodyWithResponse(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeUserSessionsResponse, error) {
+	rsp, err := c.RevokeUserSessionsWithBody(ctx, userId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeUserSessionsResponse(rsp)
+}
+
+// RevokeUserSessionsWithResponse Admin: end every session of a user
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{user_id}/sessions/revoke (the `RevokeUserSessions` operationId).
+func (c *ClientWithResponses) RevokeUserSessionsWithResponse(ctx context.Context, userId UserID, body RevokeUserSessionsJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeUserSessionsResponse, error) {
+	rsp, err := c.RevokeUserSessions(ctx, userId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeUserSessionsResponse(rsp)
+}
+
+// RebuildUserSyncWithBodyWithResponse Admin: rebuild a user's sync file from scratch
+//
+// The file is marked stale (the worker will build it) and a full rebuild is attempted at once.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{user_id}/sync/rebuild (the `RebuildUserSync` operationId).
+func (c *ClientWithResponses) RebuildUserSyncWithBodyWithResponse(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RebuildUserSyncResponse, error) {
+	rsp, err := c.RebuildUserSyncWithBody(ctx, userId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRebuildUserSyncResponse(rsp)
+}
+
+// RebuildUserSyncWithResponse Admin: rebuild a user's sync file from scratch
+//
+// The file is marked stale (the worker will build it) and a full rebuild is attempted at once.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{user_id}/sync/rebuild (the `RebuildUserSync` operationId).
+func (c *ClientWithResponses) RebuildUserSyncWithResponse(ctx context.Context, userId UserID, body RebuildUserSyncJSONRequestBody, reqEditors ...RequestEditorFn) (*RebuildUserSyncResponse, error) {
+	rsp, err := c.RebuildUserSync(ctx, userId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRebuildUserSyncResponse(rsp)
+}
+
+// UnlockUserWithBodyWithResponse Admin: unlock a user
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{user_id}/unlock (the `UnlockUser` operationId).
+func (c *ClientWithResponses) UnlockUserWithBodyWithResponse(ctx context.Context, userId UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnlockUserResponse, error) {
+	rsp, err := c.UnlockUserWithBody(ctx, userId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnlockUserResponse(rsp)
+}
+
+// UnlockUserWithResponse Admin: unlock a user
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{user_id}/unlock (the `UnlockUser` operationId).
+func (c *ClientWithResponses) UnlockUserWithResponse(ctx context.Context, userId UserID, body UnlockUserJSONRequestBody, reqEditors ...RequestEditorFn) (*UnlockUserResponse, error) {
+	rsp, err := c.UnlockUser(ctx, userId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnlockUserResponse(rsp)
+}
+
 // ListMyCardsWithResponse List my acting profile's cards
 //
 // Returns a wrapper object for the known response body format(s).
@@ -13186,6 +17957,36 @@ func (c *ClientWithResponses) UpdateCardWithResponse(ctx context.Context, cardId
 		return nil, err
 	}
 	return ParseUpdateCardResponse(rsp)
+}
+
+// ReportCardWithBodyWithResponse Report a card to the moderators
+//
+// Made as the acting profile about a card it can read; idempotent while open; rate limited per account.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /cards/{card_id}/reports (the `ReportCard` operationId).
+func (c *ClientWithResponses) ReportCardWithBodyWithResponse(ctx context.Context, cardId CardID, params *ReportCardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReportCardResponse, error) {
+	rsp, err := c.ReportCardWithBody(ctx, cardId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReportCardResponse(rsp)
+}
+
+// ReportCardWithResponse Report a card to the moderators
+//
+// Made as the acting profile about a card it can read; idempotent while open; rate limited per account.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /cards/{card_id}/reports (the `ReportCard` operationId).
+func (c *ClientWithResponses) ReportCardWithResponse(ctx context.Context, cardId CardID, params *ReportCardParams, body ReportCardJSONRequestBody, reqEditors ...RequestEditorFn) (*ReportCardResponse, error) {
+	rsp, err := c.ReportCard(ctx, cardId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReportCardResponse(rsp)
 }
 
 // ListCardSharesWithResponse List the share links of my card (newest first; revoked and expired ones too)
@@ -13505,6 +18306,40 @@ func (c *ClientWithResponses) DeleteChatMessageWithResponse(ctx context.Context,
 		return nil, err
 	}
 	return ParseDeleteChatMessageResponse(rsp)
+}
+
+// ReportChatMessageWithBodyWithResponse Report a chat message to the moderators
+//
+// Made as the acting profile about a message it can read. The message is copied as
+// evidence at once, so the moderators see it even if its author deletes it; only admins
+// can read that copy. Idempotent while open; rate limited per account.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /chats/{room_id}/events/{event_index}/reports (the `ReportChatMessage` operationId).
+func (c *ClientWithResponses) ReportChatMessageWithBodyWithResponse(ctx context.Context, roomId RoomID, eventIndex int64, params *ReportChatMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReportChatMessageResponse, error) {
+	rsp, err := c.ReportChatMessageWithBody(ctx, roomId, eventIndex, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReportChatMessageResponse(rsp)
+}
+
+// ReportChatMessageWithResponse Report a chat message to the moderators
+//
+// Made as the acting profile about a message it can read. The message is copied as
+// evidence at once, so the moderators see it even if its author deletes it; only admins
+// can read that copy. Idempotent while open; rate limited per account.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /chats/{room_id}/events/{event_index}/reports (the `ReportChatMessage` operationId).
+func (c *ClientWithResponses) ReportChatMessageWithResponse(ctx context.Context, roomId RoomID, eventIndex int64, params *ReportChatMessageParams, body ReportChatMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*ReportChatMessageResponse, error) {
+	rsp, err := c.ReportChatMessage(ctx, roomId, eventIndex, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReportChatMessageResponse(rsp)
 }
 
 // PostChatImageWithBodyWithResponse Post an image message (multipart field `file`)
@@ -13901,6 +18736,38 @@ func (c *ClientWithResponses) SetRelationWithResponse(ctx context.Context, profi
 	return ParseSetRelationResponse(rsp)
 }
 
+// ReportProfileWithBodyWithResponse Report a profile to the moderators
+//
+// Made as the acting profile about a profile it can see. Reporting the same profile again
+// while the first report is open answers with that report. Rate limited per account.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /profiles/{profile_id}/reports (the `ReportProfile` operationId).
+func (c *ClientWithResponses) ReportProfileWithBodyWithResponse(ctx context.Context, profileId ProfileID, params *ReportProfileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReportProfileResponse, error) {
+	rsp, err := c.ReportProfileWithBody(ctx, profileId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReportProfileResponse(rsp)
+}
+
+// ReportProfileWithResponse Report a profile to the moderators
+//
+// Made as the acting profile about a profile it can see. Reporting the same profile again
+// while the first report is open answers with that report. Rate limited per account.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /profiles/{profile_id}/reports (the `ReportProfile` operationId).
+func (c *ClientWithResponses) ReportProfileWithResponse(ctx context.Context, profileId ProfileID, params *ReportProfileParams, body ReportProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*ReportProfileResponse, error) {
+	rsp, err := c.ReportProfile(ctx, profileId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReportProfileResponse(rsp)
+}
+
 // ExportProfileVCardWithResponse Export a profile as a vCard (RFC 6350) with what the caller may see
 //
 // Returns a wrapper object for the known response body format(s).
@@ -13912,6 +18779,19 @@ func (c *ClientWithResponses) ExportProfileVCardWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseExportProfileVCardResponse(rsp)
+}
+
+// ListMyReportsWithResponse List the reports I made (from any of my profiles), newest first
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /reports (the `ListMyReports` operationId).
+func (c *ClientWithResponses) ListMyReportsWithResponse(ctx context.Context, params *ListMyReportsParams, reqEditors ...RequestEditorFn) (*ListMyReportsResponse, error) {
+	rsp, err := c.ListMyReports(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMyReportsResponse(rsp)
 }
 
 // GetCardShareWithResponse The card a share link opens, as the app renders it
@@ -15043,6 +19923,1003 @@ func ParseSignUpResponse(rsp *http.Response) (*SignUpResponse, error) {
 	return response, nil
 }
 
+// ParseListAuditLogResponse parses an HTTP response from a ListAuditLogWithResponse call
+func ParseListAuditLogResponse(rsp *http.Response) (*ListAuditLogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAuditLogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLockCardResponse parses an HTTP response from a LockCardWithResponse call
+func ParseLockCardResponse(rsp *http.Response) (*LockCardResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LockCardResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LockState
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUnlockCardResponse parses an HTTP response from a UnlockCardWithResponse call
+func ParseUnlockCardResponse(rsp *http.Response) (*UnlockCardResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnlockCardResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LockState
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetPipelineFiguresResponse parses an HTTP response from a GetPipelineFiguresWithResponse call
+func ParseGetPipelineFiguresResponse(rsp *http.Response) (*GetPipelineFiguresResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPipelineFiguresResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PipelineFigures
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLockProfileResponse parses an HTTP response from a LockProfileWithResponse call
+func ParseLockProfileResponse(rsp *http.Response) (*LockProfileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LockProfileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LockState
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUnlockProfileResponse parses an HTTP response from a UnlockProfileWithResponse call
+func ParseUnlockProfileResponse(rsp *http.Response) (*UnlockProfileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnlockProfileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LockState
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListReportsResponse parses an HTTP response from a ListReportsWithResponse call
+func ParseListReportsResponse(rsp *http.Response) (*ListReportsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListReportsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminReportList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetReportResponse parses an HTTP response from a GetReportWithResponse call
+func ParseGetReportResponse(rsp *http.Response) (*GetReportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseResolveReportResponse parses an HTTP response from a ResolveReportWithResponse call
+func ParseResolveReportResponse(rsp *http.Response) (*ResolveReportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResolveReportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSearchUsersResponse parses an HTTP response from a SearchUsersWithResponse call
+func ParseSearchUsersResponse(rsp *http.Response) (*SearchUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SearchUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetAdminUserResponse parses an HTTP response from a GetAdminUserWithResponse call
+func ParseGetAdminUserResponse(rsp *http.Response) (*GetAdminUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAdminUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLockUserResponse parses an HTTP response from a LockUserWithResponse call
+func ParseLockUserResponse(rsp *http.Response) (*LockUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LockUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LockState
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListUserProfilesResponse parses an HTTP response from a ListUserProfilesWithResponse call
+func ParseListUserProfilesResponse(rsp *http.Response) (*ListUserProfilesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListUserProfilesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminProfileList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRevokeUserSessionsResponse parses an HTTP response from a RevokeUserSessionsWithResponse call
+func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeUserSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevokedSessions
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRebuildUserSyncResponse parses an HTTP response from a RebuildUserSyncWithResponse call
+func ParseRebuildUserSyncResponse(rsp *http.Response) (*RebuildUserSyncResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RebuildUserSyncResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest RebuildQueued
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUnlockUserResponse parses an HTTP response from a UnlockUserWithResponse call
+func ParseUnlockUserResponse(rsp *http.Response) (*UnlockUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnlockUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LockState
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListMyCardsResponse parses an HTTP response from a ListMyCardsWithResponse call
 func ParseListMyCardsResponse(rsp *http.Response) (*ListMyCardsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -15419,6 +21296,101 @@ func ParseUpdateCardResponse(rsp *http.Response) (*UpdateCardResponse, error) {
 			headers.ETag = &value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReportCardResponse parses an HTTP response from a ReportCardWithResponse call
+func ParseReportCardResponse(rsp *http.Response) (*ReportCardResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReportCardResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest MyReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReportCardResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -16414,6 +22386,101 @@ func ParseDeleteChatMessageResponse(rsp *http.Response) (*DeleteChatMessageRespo
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseReportChatMessageResponse parses an HTTP response from a ReportChatMessageWithResponse call
+func ParseReportChatMessageResponse(rsp *http.Response) (*ReportChatMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReportChatMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest MyReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReportChatMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -17930,6 +23997,101 @@ func ParseSetRelationResponse(rsp *http.Response) (*SetRelationResponse, error) 
 	return response, nil
 }
 
+// ParseReportProfileResponse parses an HTTP response from a ReportProfileWithResponse call
+func ParseReportProfileResponse(rsp *http.Response) (*ReportProfileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReportProfileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest MyReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReportProfileResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseExportProfileVCardResponse parses an HTTP response from a ExportProfileVCardWithResponse call
 func ParseExportProfileVCardResponse(rsp *http.Response) (*ExportProfileVCardResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17971,6 +24133,53 @@ func ParseExportProfileVCardResponse(rsp *http.Response) (*ExportProfileVCardRes
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListMyReportsResponse parses an HTTP response from a ListMyReportsWithResponse call
+func ParseListMyReportsResponse(rsp *http.Response) (*ListMyReportsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMyReportsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MyReportList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem

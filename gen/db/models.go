@@ -9,6 +9,19 @@ import (
 	"time"
 )
 
+type AuditLog struct {
+	ID          int64
+	At          time.Time
+	ActorUserID *int64
+	Actor       string
+	Action      string
+	TargetKind  string
+	TargetID    int64
+	Reason      *string
+	RequestID   *string
+	Details     json.RawMessage
+}
+
 type Card struct {
 	ID             int64
 	ProfileID      int64
@@ -145,6 +158,28 @@ type Relation struct {
 	Version       int64
 	CreatedAt     time.Time
 	ModifiedAt    time.Time
+}
+
+type Report struct {
+	ID                int64
+	ReporterUserID    int64
+	ReporterProfileID int64
+	Kind              string
+	TargetKey         string
+	TargetProfileID   int64
+	TargetUserID      int64
+	TargetCardID      *int64
+	TargetRoomID      *int64
+	TargetEventIndex  *int64
+	Reason            string
+	Details           *string
+	Evidence          json.RawMessage
+	Status            string
+	ResolutionAction  *string
+	ResolutionNote    *string
+	ResolvedByUserID  *int64
+	ResolvedAt        *time.Time
+	CreatedAt         time.Time
 }
 
 type RetiredRefreshToken struct {

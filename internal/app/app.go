@@ -29,6 +29,7 @@ import (
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/httpapi"
 	"github.com/bca-app/backend/internal/mail"
+	"github.com/bca-app/backend/internal/moderation"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
@@ -122,6 +123,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	notifier := a.SyncNotifier
 	profiles := profile.NewService(a.Pool, notifier, fileService, a.Chat.LeaveAllRooms)
 	cards := card.NewService(a.Pool, notifier, fileService)
+	shares, err := card.NewShares(a.Pool, cards, cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	mod := moderation.New(moderation.Deps{
+		Pool: a.Pool, Notifier: notifier, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Sync: a.Sync, Log: log.With("component", "moderation"),
+	})
+	a.Registry.MustRegister(moderation.NewCollector(mod))
+	reports := moderation.NewReporter(mod, moderation.ReportDeps{
+		Profiles: profiles, Cards: cards, Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), PerMinute: cfg.RateLimit.PerAccount,
+	})
 	a.Accounts = account.NewService(account.Deps{
 		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
 		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log, Notifier: notifier,
@@ -138,6 +150,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, CORSOrigins: cfg.CORSOrigins,
 		FileRedirects: cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect, SecureCookies: isHTTPS(cfg.PublicBaseURL),
 		RequestTimeout: cfg.RequestTimeout,
+		Shares:         shares, ShareLimiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), SharePagePerMinute: cfg.SharePagePerMinute,
+		Moderation: mod, Reports: reports,
 	})
 	if err != nil {
 		return nil, err

@@ -78,6 +78,10 @@ func (h *hub) dispatch(payload string) {
 		h.log.Warn("undecodable chat event on pub/sub", "err", err)
 		return
 	}
+	if w.End != nil {
+		h.end(*w.End)
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, p := range w.To {
@@ -132,7 +136,7 @@ type Stream struct {
 
 	in      chan Event    // bounded: when full, events are dropped and read from the database
 	stale   chan struct{} // signalled when in overflowed: catch up from the database
-	ended   chan struct{} // closed when the stream's session ended
+	ended   chan struct{} // closed when the stream's session ended or an admin ended it (end.go)
 	endOnce sync.Once
 
 	pos    map[int64]int64 // per room: the last index delivered (or known to be unreadable)

@@ -29,6 +29,7 @@ import (
 	"github.com/bca-app/backend/internal/chat"
 	"github.com/bca-app/backend/internal/docs"
 	"github.com/bca-app/backend/internal/files"
+	"github.com/bca-app/backend/internal/moderation"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/syncsvc"
@@ -48,6 +49,9 @@ type Deps struct {
 	Shares   *card.Shares
 	Chat     *chat.Service
 	Sync     *syncsvc.Service
+	// Moderation is the admin API; Reports the users' reports (docs/product.md §9).
+	Moderation *moderation.Service
+	Reports    *moderation.Reporter
 
 	MaxBodyBytes   int64
 	MaxUploadBytes int64
@@ -112,6 +116,7 @@ func New(d Deps) (http.Handler, error) {
 
 	root := http.NewServeMux()
 	root.Handle("/api/v1/", s.budget(v.middleware(apiHandler)))
+	root.Handle("/api/v1/admin/", s.adminGate(s.budget(v.middleware(apiHandler))))
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

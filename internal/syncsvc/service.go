@@ -254,7 +254,7 @@ func (s *Service) build(ctx context.Context, st db.SyncState, force bool) (Resul
 			return Result{}, err
 		}
 		if ok && lag >= 0 {
-			s.metrics.LagSeconds.Observe(lag)
+			s.observeLag(ctx, lag)
 		}
 		return s.finish(start, mode, ok, Unchanged, snap.Version, sum), nil
 	}
@@ -278,7 +278,7 @@ func (s *Service) build(ctx context.Context, st db.SyncState, force bool) (Resul
 	}
 	s.metrics.FileBytes.Observe(float64(size))
 	if lag >= 0 {
-		s.metrics.LagSeconds.Observe(lag)
+		s.observeLag(ctx, lag)
 	}
 	if st.Etag == nil || *st.Etag != sum {
 		s.announce(ctx, userID, sum)

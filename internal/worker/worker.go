@@ -135,6 +135,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.Log.InfoContext(ctx, "sync worker started", "queue", mode, "concurrency", w.opts.Concurrency)
 	var wg sync.WaitGroup
 	wg.Go(func() { w.sweep(take) })
+	wg.Go(func() { w.heartbeat(take) })
 	if w.Queue != nil {
 		wg.Go(func() { w.resend(take) })
 		for range w.opts.Concurrency {
