@@ -849,6 +849,9 @@ type TooManyRequests = Problem
 // Unauthorized RFC 9457 problem document.
 type Unauthorized = Problem
 
+// Unavailable RFC 9457 problem document.
+type Unavailable = Problem
+
 // UnsupportedMediaType RFC 9457 problem document.
 type UnsupportedMediaType = Problem
 
@@ -4223,13 +4226,41 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	return m
 }
 
-type BadRequestApplicationProblemPlusJSONResponse Problem
+type BadRequestResponseHeaders struct {
+	CacheControl string
+}
+type BadRequestApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type ConflictApplicationProblemPlusJSONResponse Problem
+	Headers BadRequestResponseHeaders
+}
 
-type ForbiddenApplicationProblemPlusJSONResponse Problem
+type ConflictResponseHeaders struct {
+	CacheControl string
+}
+type ConflictApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type NotFoundApplicationProblemPlusJSONResponse Problem
+	Headers ConflictResponseHeaders
+}
+
+type ForbiddenResponseHeaders struct {
+	CacheControl string
+}
+type ForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ForbiddenResponseHeaders
+}
+
+type NotFoundResponseHeaders struct {
+	CacheControl string
+}
+type NotFoundApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers NotFoundResponseHeaders
+}
 
 type NotModifiedResponseHeaders struct {
 	ETag *string
@@ -4238,16 +4269,45 @@ type NotModifiedResponse struct {
 	Headers NotModifiedResponseHeaders
 }
 
-type PreconditionFailedApplicationProblemPlusJSONResponse Problem
+type PreconditionFailedResponseHeaders struct {
+	CacheControl string
+}
+type PreconditionFailedApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type PreconditionRequiredApplicationProblemPlusJSONResponse Problem
+	Headers PreconditionFailedResponseHeaders
+}
 
-type ProblemApplicationProblemPlusJSONResponse Problem
+type PreconditionRequiredResponseHeaders struct {
+	CacheControl string
+}
+type PreconditionRequiredApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type TooLargeApplicationProblemPlusJSONResponse Problem
+	Headers PreconditionRequiredResponseHeaders
+}
+
+type ProblemResponseHeaders struct {
+	CacheControl string
+}
+type ProblemApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ProblemResponseHeaders
+}
+
+type TooLargeResponseHeaders struct {
+	CacheControl string
+}
+type TooLargeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooLargeResponseHeaders
+}
 
 type TooManyRequestsResponseHeaders struct {
-	RetryAfter *int
+	CacheControl string
+	RetryAfter   int
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4255,9 +4315,33 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Headers TooManyRequestsResponseHeaders
 }
 
-type UnauthorizedApplicationProblemPlusJSONResponse Problem
+type UnauthorizedResponseHeaders struct {
+	CacheControl string
+}
+type UnauthorizedApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+	Headers UnauthorizedResponseHeaders
+}
+
+type UnavailableResponseHeaders struct {
+	CacheControl string
+	RetryAfter   int
+}
+type UnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnavailableResponseHeaders
+}
+
+type UnsupportedMediaTypeResponseHeaders struct {
+	CacheControl string
+}
+type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnsupportedMediaTypeResponseHeaders
+}
 
 type GetMyAccountRequestObject struct {
 }
@@ -4287,17 +4371,37 @@ type GetMyAccount401ApplicationProblemPlusJSONResponse struct {
 func (response GetMyAccount401ApplicationProblemPlusJSONResponse) VisitGetMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMyAccount503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetMyAccount503ApplicationProblemPlusJSONResponse) VisitGetMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetMyAccountdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4308,6 +4412,7 @@ func (response GetMyAccountdefaultApplicationProblemPlusJSONResponse) VisitGetMy
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4342,10 +4447,11 @@ type UpdateMyAccount400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateMyAccount400ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4358,10 +4464,11 @@ type UpdateMyAccount401ApplicationProblemPlusJSONResponse struct {
 func (response UpdateMyAccount401ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4374,10 +4481,11 @@ type UpdateMyAccount403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateMyAccount403ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4390,17 +4498,71 @@ type UpdateMyAccount409ApplicationProblemPlusJSONResponse struct {
 func (response UpdateMyAccount409ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMyAccount413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMyAccount413ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMyAccount415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMyAccount415ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMyAccount503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMyAccount503ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UpdateMyAccountdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4411,6 +4573,7 @@ func (response UpdateMyAccountdefaultApplicationProblemPlusJSONResponse) VisitUp
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4445,11 +4608,46 @@ type CheckAvailability400ApplicationProblemPlusJSONResponse struct {
 func (response CheckAvailability400ApplicationProblemPlusJSONResponse) VisitCheckAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckAvailability413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CheckAvailability413ApplicationProblemPlusJSONResponse) VisitCheckAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckAvailability415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CheckAvailability415ApplicationProblemPlusJSONResponse) VisitCheckAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4465,16 +4663,34 @@ func (response CheckAvailability429ApplicationProblemPlusJSONResponse) VisitChec
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckAvailability503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CheckAvailability503ApplicationProblemPlusJSONResponse) VisitCheckAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CheckAvailabilitydefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4485,6 +4701,7 @@ func (response CheckAvailabilitydefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4513,10 +4730,11 @@ type DeactivateAccount400ApplicationProblemPlusJSONResponse struct {
 func (response DeactivateAccount400ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4529,10 +4747,11 @@ type DeactivateAccount401ApplicationProblemPlusJSONResponse struct {
 func (response DeactivateAccount401ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4545,17 +4764,71 @@ type DeactivateAccount403ApplicationProblemPlusJSONResponse struct {
 func (response DeactivateAccount403ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeactivateAccount413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response DeactivateAccount413ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeactivateAccount415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DeactivateAccount415ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeactivateAccount503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeactivateAccount503ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeactivateAccountdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4566,6 +4839,7 @@ func (response DeactivateAccountdefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4600,10 +4874,11 @@ type ResendVerificationEmail400ApplicationProblemPlusJSONResponse struct {
 func (response ResendVerificationEmail400ApplicationProblemPlusJSONResponse) VisitResendVerificationEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4616,11 +4891,46 @@ type ResendVerificationEmail401ApplicationProblemPlusJSONResponse struct {
 func (response ResendVerificationEmail401ApplicationProblemPlusJSONResponse) VisitResendVerificationEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerificationEmail413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerificationEmail413ApplicationProblemPlusJSONResponse) VisitResendVerificationEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerificationEmail415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerificationEmail415ApplicationProblemPlusJSONResponse) VisitResendVerificationEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4636,16 +4946,34 @@ func (response ResendVerificationEmail429ApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerificationEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerificationEmail503ApplicationProblemPlusJSONResponse) VisitResendVerificationEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ResendVerificationEmaildefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4656,6 +4984,7 @@ func (response ResendVerificationEmaildefaultApplicationProblemPlusJSONResponse)
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4703,15 +5032,40 @@ func (response VerifyEmail200TexthtmlResponse) VisitVerifyEmailResponse(w http.R
 	return err
 }
 
-type VerifyEmail404ApplicationProblemPlusJSONResponse Problem
+type VerifyEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail400ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail404ResponseHeaders struct {
+	CacheControl string
+}
+
+type VerifyEmail404ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers VerifyEmail404ResponseHeaders
+}
 
 func (response VerifyEmail404ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4719,6 +5073,7 @@ func (response VerifyEmail404ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 
 type VerifyEmail404TexthtmlResponse struct {
 	Body          io.Reader
+	Headers       VerifyEmail404ResponseHeaders
 	ContentLength int64
 }
 
@@ -4728,6 +5083,7 @@ func (response VerifyEmail404TexthtmlResponse) VisitVerifyEmailResponse(w http.R
 	if response.ContentLength != 0 {
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
 	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -4737,8 +5093,27 @@ func (response VerifyEmail404TexthtmlResponse) VisitVerifyEmailResponse(w http.R
 	return err
 }
 
+type VerifyEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VerifyEmaildefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4749,6 +5124,7 @@ func (response VerifyEmaildefaultApplicationProblemPlusJSONResponse) VisitVerify
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4782,17 +5158,37 @@ type DeleteAccountImage401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteAccountImage401ApplicationProblemPlusJSONResponse) VisitDeleteAccountImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccountImage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccountImage503ApplicationProblemPlusJSONResponse) VisitDeleteAccountImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteAccountImagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4803,6 +5199,7 @@ func (response DeleteAccountImagedefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4837,10 +5234,11 @@ type SetAccountImage400ApplicationProblemPlusJSONResponse struct {
 func (response SetAccountImage400ApplicationProblemPlusJSONResponse) VisitSetAccountImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4853,10 +5251,11 @@ type SetAccountImage401ApplicationProblemPlusJSONResponse struct {
 func (response SetAccountImage401ApplicationProblemPlusJSONResponse) VisitSetAccountImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4869,10 +5268,11 @@ type SetAccountImage413ApplicationProblemPlusJSONResponse struct {
 func (response SetAccountImage413ApplicationProblemPlusJSONResponse) VisitSetAccountImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4885,17 +5285,37 @@ type SetAccountImage415ApplicationProblemPlusJSONResponse struct {
 func (response SetAccountImage415ApplicationProblemPlusJSONResponse) VisitSetAccountImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetAccountImage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SetAccountImage503ApplicationProblemPlusJSONResponse) VisitSetAccountImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SetAccountImagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4906,6 +5326,7 @@ func (response SetAccountImagedefaultApplicationProblemPlusJSONResponse) VisitSe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4934,10 +5355,11 @@ type ChangePassword400ApplicationProblemPlusJSONResponse struct {
 func (response ChangePassword400ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4950,10 +5372,11 @@ type ChangePassword401ApplicationProblemPlusJSONResponse struct {
 func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4966,11 +5389,46 @@ type ChangePassword403ApplicationProblemPlusJSONResponse struct {
 func (response ChangePassword403ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword413ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword415ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4986,16 +5444,34 @@ func (response ChangePassword429ApplicationProblemPlusJSONResponse) VisitChangeP
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword503ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ChangePassworddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5006,6 +5482,7 @@ func (response ChangePassworddefaultApplicationProblemPlusJSONResponse) VisitCha
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5040,11 +5517,46 @@ type RequestPasswordReset400ApplicationProblemPlusJSONResponse struct {
 func (response RequestPasswordReset400ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset413ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset415ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5060,16 +5572,34 @@ func (response RequestPasswordReset429ApplicationProblemPlusJSONResponse) VisitR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset503ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RequestPasswordResetdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5080,6 +5610,7 @@ func (response RequestPasswordResetdefaultApplicationProblemPlusJSONResponse) Vi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5109,10 +5640,11 @@ type ResetPassword400ApplicationProblemPlusJSONResponse struct {
 func (response ResetPassword400ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5125,11 +5657,46 @@ type ResetPassword404ApplicationProblemPlusJSONResponse struct {
 func (response ResetPassword404ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword413ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword415ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5145,16 +5712,34 @@ func (response ResetPassword429ApplicationProblemPlusJSONResponse) VisitResetPas
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword503ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ResetPassworddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5165,6 +5750,7 @@ func (response ResetPassworddefaultApplicationProblemPlusJSONResponse) VisitRese
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5210,10 +5796,11 @@ type RefreshSession400ApplicationProblemPlusJSONResponse struct {
 func (response RefreshSession400ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5226,11 +5813,63 @@ type RefreshSession401ApplicationProblemPlusJSONResponse struct {
 func (response RefreshSession401ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSession403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSession403ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSession413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSession413ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSession415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSession415ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5246,16 +5885,34 @@ func (response RefreshSession429ApplicationProblemPlusJSONResponse) VisitRefresh
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSession503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSession503ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshSessiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5266,6 +5923,7 @@ func (response RefreshSessiondefaultApplicationProblemPlusJSONResponse) VisitRef
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5300,10 +5958,11 @@ type ListSessions400ApplicationProblemPlusJSONResponse struct {
 func (response ListSessions400ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5316,17 +5975,37 @@ type ListSessions401ApplicationProblemPlusJSONResponse struct {
 func (response ListSessions401ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListSessions503ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListSessionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5337,6 +6016,7 @@ func (response ListSessionsdefaultApplicationProblemPlusJSONResponse) VisitListS
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5365,10 +6045,11 @@ type RevokeSession400ApplicationProblemPlusJSONResponse struct {
 func (response RevokeSession400ApplicationProblemPlusJSONResponse) VisitRevokeSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5381,10 +6062,11 @@ type RevokeSession401ApplicationProblemPlusJSONResponse struct {
 func (response RevokeSession401ApplicationProblemPlusJSONResponse) VisitRevokeSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5397,17 +6079,37 @@ type RevokeSession404ApplicationProblemPlusJSONResponse struct {
 func (response RevokeSession404ApplicationProblemPlusJSONResponse) VisitRevokeSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeSession503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeSession503ApplicationProblemPlusJSONResponse) VisitRevokeSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RevokeSessiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5418,6 +6120,7 @@ func (response RevokeSessiondefaultApplicationProblemPlusJSONResponse) VisitRevo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5463,10 +6166,11 @@ type SignIn400ApplicationProblemPlusJSONResponse struct {
 func (response SignIn400ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5479,10 +6183,11 @@ type SignIn401ApplicationProblemPlusJSONResponse struct {
 func (response SignIn401ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5495,11 +6200,46 @@ type SignIn403ApplicationProblemPlusJSONResponse struct {
 func (response SignIn403ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn413ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn415ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5515,16 +6255,34 @@ func (response SignIn429ApplicationProblemPlusJSONResponse) VisitSignInResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn503ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SignIndefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5535,6 +6293,7 @@ func (response SignIndefaultApplicationProblemPlusJSONResponse) VisitSignInRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5570,17 +6329,37 @@ type SignOut401ApplicationProblemPlusJSONResponse struct {
 func (response SignOut401ApplicationProblemPlusJSONResponse) VisitSignOutResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignOut503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SignOut503ApplicationProblemPlusJSONResponse) VisitSignOutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SignOutdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5591,6 +6370,7 @@ func (response SignOutdefaultApplicationProblemPlusJSONResponse) VisitSignOutRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5626,17 +6406,37 @@ type SignOutEverywhere401ApplicationProblemPlusJSONResponse struct {
 func (response SignOutEverywhere401ApplicationProblemPlusJSONResponse) VisitSignOutEverywhereResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignOutEverywhere503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SignOutEverywhere503ApplicationProblemPlusJSONResponse) VisitSignOutEverywhereResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SignOutEverywheredefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5647,6 +6447,7 @@ func (response SignOutEverywheredefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5706,10 +6507,11 @@ type SignUp400ApplicationProblemPlusJSONResponse struct {
 func (response SignUp400ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5722,11 +6524,46 @@ type SignUp409ApplicationProblemPlusJSONResponse struct {
 func (response SignUp409ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignUp413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SignUp413ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignUp415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SignUp415ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5742,16 +6579,34 @@ func (response SignUp429ApplicationProblemPlusJSONResponse) VisitSignUpResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignUp503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SignUp503ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SignUpdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5762,6 +6617,7 @@ func (response SignUpdefaultApplicationProblemPlusJSONResponse) VisitSignUpRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5796,10 +6652,11 @@ type ListMyCards400ApplicationProblemPlusJSONResponse struct {
 func (response ListMyCards400ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5812,10 +6669,11 @@ type ListMyCards401ApplicationProblemPlusJSONResponse struct {
 func (response ListMyCards401ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5828,17 +6686,37 @@ type ListMyCards403ApplicationProblemPlusJSONResponse struct {
 func (response ListMyCards403ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyCards503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyCards503ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListMyCardsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5849,6 +6727,7 @@ func (response ListMyCardsdefaultApplicationProblemPlusJSONResponse) VisitListMy
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5895,10 +6774,11 @@ type CreateCard400ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard400ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5911,10 +6791,11 @@ type CreateCard401ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard401ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5927,10 +6808,11 @@ type CreateCard403ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard403ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5943,10 +6825,11 @@ type CreateCard404ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard404ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5959,10 +6842,11 @@ type CreateCard413ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard413ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5975,17 +6859,37 @@ type CreateCard415ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard415ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCard503ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5996,6 +6900,7 @@ func (response CreateCarddefaultApplicationProblemPlusJSONResponse) VisitCreateC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6018,6 +6923,23 @@ func (response DeleteCard204Response) VisitDeleteCardResponse(w http.ResponseWri
 	return nil
 }
 
+type DeleteCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCard400ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteCard401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
@@ -6025,10 +6947,11 @@ type DeleteCard401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCard401ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6041,10 +6964,11 @@ type DeleteCard403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCard403ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6057,10 +6981,11 @@ type DeleteCard404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCard404ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6073,10 +6998,11 @@ type DeleteCard412ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCard412ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6089,17 +7015,37 @@ type DeleteCard428ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCard428ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCard503ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6110,6 +7056,7 @@ func (response DeleteCarddefaultApplicationProblemPlusJSONResponse) VisitDeleteC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6165,10 +7112,11 @@ type GetCard400ApplicationProblemPlusJSONResponse struct {
 func (response GetCard400ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6181,10 +7129,11 @@ type GetCard401ApplicationProblemPlusJSONResponse struct {
 func (response GetCard401ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6197,10 +7146,11 @@ type GetCard403ApplicationProblemPlusJSONResponse struct {
 func (response GetCard403ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6213,17 +7163,37 @@ type GetCard404ApplicationProblemPlusJSONResponse struct {
 func (response GetCard404ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetCard503ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6234,6 +7204,7 @@ func (response GetCarddefaultApplicationProblemPlusJSONResponse) VisitGetCardRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6280,10 +7251,11 @@ type UpdateCard400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard400ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6296,10 +7268,11 @@ type UpdateCard401ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard401ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6312,10 +7285,11 @@ type UpdateCard403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard403ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6328,10 +7302,11 @@ type UpdateCard404ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard404ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6344,11 +7319,46 @@ type UpdateCard412ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard412ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard413ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard415ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6360,17 +7370,37 @@ type UpdateCard428ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard428ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard503ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UpdateCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6381,6 +7411,7 @@ func (response UpdateCarddefaultApplicationProblemPlusJSONResponse) VisitUpdateC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6410,10 +7441,11 @@ type UnsubscribeCard400ApplicationProblemPlusJSONResponse struct {
 func (response UnsubscribeCard400ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6426,10 +7458,11 @@ type UnsubscribeCard401ApplicationProblemPlusJSONResponse struct {
 func (response UnsubscribeCard401ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6442,10 +7475,11 @@ type UnsubscribeCard403ApplicationProblemPlusJSONResponse struct {
 func (response UnsubscribeCard403ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6458,17 +7492,37 @@ type UnsubscribeCard404ApplicationProblemPlusJSONResponse struct {
 func (response UnsubscribeCard404ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeCard503ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UnsubscribeCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6479,6 +7533,7 @@ func (response UnsubscribeCarddefaultApplicationProblemPlusJSONResponse) VisitUn
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6514,10 +7569,11 @@ type GetCardSubscription400ApplicationProblemPlusJSONResponse struct {
 func (response GetCardSubscription400ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6530,10 +7586,11 @@ type GetCardSubscription401ApplicationProblemPlusJSONResponse struct {
 func (response GetCardSubscription401ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6546,10 +7603,11 @@ type GetCardSubscription403ApplicationProblemPlusJSONResponse struct {
 func (response GetCardSubscription403ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6562,17 +7620,37 @@ type GetCardSubscription404ApplicationProblemPlusJSONResponse struct {
 func (response GetCardSubscription404ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardSubscription503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardSubscription503ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetCardSubscriptiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6583,6 +7661,7 @@ func (response GetCardSubscriptiondefaultApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6619,10 +7698,11 @@ type SubscribeCard400ApplicationProblemPlusJSONResponse struct {
 func (response SubscribeCard400ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6635,10 +7715,11 @@ type SubscribeCard401ApplicationProblemPlusJSONResponse struct {
 func (response SubscribeCard401ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6651,10 +7732,11 @@ type SubscribeCard403ApplicationProblemPlusJSONResponse struct {
 func (response SubscribeCard403ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6667,17 +7749,71 @@ type SubscribeCard404ApplicationProblemPlusJSONResponse struct {
 func (response SubscribeCard404ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard413ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard415ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard503ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SubscribeCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6688,6 +7824,7 @@ func (response SubscribeCarddefaultApplicationProblemPlusJSONResponse) VisitSubs
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6722,10 +7859,11 @@ type ListChatRooms400ApplicationProblemPlusJSONResponse struct {
 func (response ListChatRooms400ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6738,10 +7876,11 @@ type ListChatRooms401ApplicationProblemPlusJSONResponse struct {
 func (response ListChatRooms401ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6754,17 +7893,37 @@ type ListChatRooms403ApplicationProblemPlusJSONResponse struct {
 func (response ListChatRooms403ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatRooms503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatRooms503ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListChatRoomsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6775,6 +7934,7 @@ func (response ListChatRoomsdefaultApplicationProblemPlusJSONResponse) VisitList
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6820,10 +7980,11 @@ type CreateChatRoom400ApplicationProblemPlusJSONResponse struct {
 func (response CreateChatRoom400ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6836,10 +7997,11 @@ type CreateChatRoom401ApplicationProblemPlusJSONResponse struct {
 func (response CreateChatRoom401ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6852,10 +8014,11 @@ type CreateChatRoom403ApplicationProblemPlusJSONResponse struct {
 func (response CreateChatRoom403ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6875,8 +8038,61 @@ func (response CreateChatRoom409ApplicationProblemPlusJSONResponse) VisitCreateC
 	return err
 }
 
+type CreateChatRoom413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateChatRoom413ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateChatRoom415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateChatRoom415ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateChatRoom503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateChatRoom503ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateChatRoomdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6887,6 +8103,7 @@ func (response CreateChatRoomdefaultApplicationProblemPlusJSONResponse) VisitCre
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6900,8 +8117,14 @@ type StreamChatEventsResponseObject interface {
 	VisitStreamChatEventsResponse(w http.ResponseWriter) error
 }
 
+type StreamChatEvents200ResponseHeaders struct {
+	CacheControl    string
+	XAccelBuffering string
+}
+
 type StreamChatEvents200TexteventStreamResponse struct {
 	Body          io.Reader
+	Headers       StreamChatEvents200ResponseHeaders
 	ContentLength int64
 }
 
@@ -6911,6 +8134,8 @@ func (response StreamChatEvents200TexteventStreamResponse) VisitStreamChatEvents
 	if response.ContentLength != 0 {
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
 	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("X-Accel-Buffering", fmt.Sprint(response.Headers.XAccelBuffering))
 	w.WriteHeader(200)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -6950,10 +8175,11 @@ type StreamChatEvents400ApplicationProblemPlusJSONResponse struct {
 func (response StreamChatEvents400ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6966,10 +8192,11 @@ type StreamChatEvents401ApplicationProblemPlusJSONResponse struct {
 func (response StreamChatEvents401ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6982,10 +8209,11 @@ type StreamChatEvents403ApplicationProblemPlusJSONResponse struct {
 func (response StreamChatEvents403ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7002,16 +8230,34 @@ func (response StreamChatEvents429ApplicationProblemPlusJSONResponse) VisitStrea
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamChatEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response StreamChatEvents503ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type StreamChatEventsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7022,6 +8268,7 @@ func (response StreamChatEventsdefaultApplicationProblemPlusJSONResponse) VisitS
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7067,10 +8314,11 @@ type GetChatRoom400ApplicationProblemPlusJSONResponse struct {
 func (response GetChatRoom400ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7083,10 +8331,11 @@ type GetChatRoom401ApplicationProblemPlusJSONResponse struct {
 func (response GetChatRoom401ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7099,10 +8348,11 @@ type GetChatRoom403ApplicationProblemPlusJSONResponse struct {
 func (response GetChatRoom403ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7115,17 +8365,37 @@ type GetChatRoom404ApplicationProblemPlusJSONResponse struct {
 func (response GetChatRoom404ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetChatRoom503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetChatRoom503ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetChatRoomdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7136,6 +8406,7 @@ func (response GetChatRoomdefaultApplicationProblemPlusJSONResponse) VisitGetCha
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7182,10 +8453,11 @@ type UpdateChatRoom400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom400ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7198,10 +8470,11 @@ type UpdateChatRoom401ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom401ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7214,10 +8487,11 @@ type UpdateChatRoom403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom403ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7230,10 +8504,11 @@ type UpdateChatRoom404ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom404ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7246,11 +8521,46 @@ type UpdateChatRoom412ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom412ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom413ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom415ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7262,17 +8572,37 @@ type UpdateChatRoom428ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom428ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom503ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UpdateChatRoomdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7283,6 +8613,7 @@ func (response UpdateChatRoomdefaultApplicationProblemPlusJSONResponse) VisitUpd
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7318,10 +8649,11 @@ type ListChatEvents400ApplicationProblemPlusJSONResponse struct {
 func (response ListChatEvents400ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7334,10 +8666,11 @@ type ListChatEvents401ApplicationProblemPlusJSONResponse struct {
 func (response ListChatEvents401ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7350,10 +8683,11 @@ type ListChatEvents403ApplicationProblemPlusJSONResponse struct {
 func (response ListChatEvents403ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7366,17 +8700,37 @@ type ListChatEvents404ApplicationProblemPlusJSONResponse struct {
 func (response ListChatEvents404ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatEvents503ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListChatEventsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7387,6 +8741,7 @@ func (response ListChatEventsdefaultApplicationProblemPlusJSONResponse) VisitLis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7423,10 +8778,11 @@ type PostChatMessage400ApplicationProblemPlusJSONResponse struct {
 func (response PostChatMessage400ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7439,10 +8795,11 @@ type PostChatMessage401ApplicationProblemPlusJSONResponse struct {
 func (response PostChatMessage401ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7455,10 +8812,11 @@ type PostChatMessage403ApplicationProblemPlusJSONResponse struct {
 func (response PostChatMessage403ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7471,11 +8829,46 @@ type PostChatMessage404ApplicationProblemPlusJSONResponse struct {
 func (response PostChatMessage404ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage413ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage415ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7491,16 +8884,34 @@ func (response PostChatMessage429ApplicationProblemPlusJSONResponse) VisitPostCh
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage503ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type PostChatMessagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7511,6 +8922,7 @@ func (response PostChatMessagedefaultApplicationProblemPlusJSONResponse) VisitPo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7541,10 +8953,11 @@ type DeleteChatMessage400ApplicationProblemPlusJSONResponse struct {
 func (response DeleteChatMessage400ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7557,10 +8970,11 @@ type DeleteChatMessage401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteChatMessage401ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7573,10 +8987,11 @@ type DeleteChatMessage403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteChatMessage403ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7589,17 +9004,37 @@ type DeleteChatMessage404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteChatMessage404ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteChatMessage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteChatMessage503ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteChatMessagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7610,6 +9045,7 @@ func (response DeleteChatMessagedefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7646,10 +9082,11 @@ type PostChatImage400ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage400ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7662,10 +9099,11 @@ type PostChatImage401ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage401ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7678,10 +9116,11 @@ type PostChatImage403ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage403ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7694,10 +9133,11 @@ type PostChatImage404ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage404ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7710,10 +9150,11 @@ type PostChatImage413ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage413ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7726,17 +9167,37 @@ type PostChatImage415ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage415ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatImage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatImage503ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type PostChatImagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7747,6 +9208,7 @@ func (response PostChatImagedefaultApplicationProblemPlusJSONResponse) VisitPost
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7783,10 +9245,11 @@ type AddChatParticipants400ApplicationProblemPlusJSONResponse struct {
 func (response AddChatParticipants400ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7799,10 +9262,11 @@ type AddChatParticipants401ApplicationProblemPlusJSONResponse struct {
 func (response AddChatParticipants401ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7815,10 +9279,11 @@ type AddChatParticipants403ApplicationProblemPlusJSONResponse struct {
 func (response AddChatParticipants403ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7831,17 +9296,71 @@ type AddChatParticipants404ApplicationProblemPlusJSONResponse struct {
 func (response AddChatParticipants404ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipants413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AddChatParticipants413ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipants415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AddChatParticipants415ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipants503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AddChatParticipants503ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type AddChatParticipantsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7852,6 +9371,7 @@ func (response AddChatParticipantsdefaultApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7882,10 +9402,11 @@ type RemoveChatParticipant400ApplicationProblemPlusJSONResponse struct {
 func (response RemoveChatParticipant400ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7898,10 +9419,11 @@ type RemoveChatParticipant401ApplicationProblemPlusJSONResponse struct {
 func (response RemoveChatParticipant401ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7914,10 +9436,11 @@ type RemoveChatParticipant403ApplicationProblemPlusJSONResponse struct {
 func (response RemoveChatParticipant403ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7930,17 +9453,37 @@ type RemoveChatParticipant404ApplicationProblemPlusJSONResponse struct {
 func (response RemoveChatParticipant404ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveChatParticipant503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveChatParticipant503ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RemoveChatParticipantdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7951,6 +9494,7 @@ func (response RemoveChatParticipantdefaultApplicationProblemPlusJSONResponse) V
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7987,10 +9531,11 @@ type SetChatReadMarker400ApplicationProblemPlusJSONResponse struct {
 func (response SetChatReadMarker400ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8003,10 +9548,11 @@ type SetChatReadMarker401ApplicationProblemPlusJSONResponse struct {
 func (response SetChatReadMarker401ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8019,10 +9565,11 @@ type SetChatReadMarker403ApplicationProblemPlusJSONResponse struct {
 func (response SetChatReadMarker403ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8035,17 +9582,71 @@ type SetChatReadMarker404ApplicationProblemPlusJSONResponse struct {
 func (response SetChatReadMarker404ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarker413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SetChatReadMarker413ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarker415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SetChatReadMarker415ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarker503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SetChatReadMarker503ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SetChatReadMarkerdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8056,6 +9657,7 @@ func (response SetChatReadMarkerdefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8090,10 +9692,11 @@ type UploadFile400ApplicationProblemPlusJSONResponse struct {
 func (response UploadFile400ApplicationProblemPlusJSONResponse) VisitUploadFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8106,10 +9709,11 @@ type UploadFile401ApplicationProblemPlusJSONResponse struct {
 func (response UploadFile401ApplicationProblemPlusJSONResponse) VisitUploadFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8122,10 +9726,11 @@ type UploadFile413ApplicationProblemPlusJSONResponse struct {
 func (response UploadFile413ApplicationProblemPlusJSONResponse) VisitUploadFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8138,10 +9743,11 @@ type UploadFile415ApplicationProblemPlusJSONResponse struct {
 func (response UploadFile415ApplicationProblemPlusJSONResponse) VisitUploadFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8158,16 +9764,34 @@ func (response UploadFile429ApplicationProblemPlusJSONResponse) VisitUploadFileR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadFile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UploadFile503ApplicationProblemPlusJSONResponse) VisitUploadFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UploadFiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8178,6 +9802,7 @@ func (response UploadFiledefaultApplicationProblemPlusJSONResponse) VisitUploadF
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8247,10 +9872,11 @@ type GetFile400ApplicationProblemPlusJSONResponse struct {
 func (response GetFile400ApplicationProblemPlusJSONResponse) VisitGetFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8263,10 +9889,11 @@ type GetFile401ApplicationProblemPlusJSONResponse struct {
 func (response GetFile401ApplicationProblemPlusJSONResponse) VisitGetFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8279,17 +9906,37 @@ type GetFile404ApplicationProblemPlusJSONResponse struct {
 func (response GetFile404ApplicationProblemPlusJSONResponse) VisitGetFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetFile503ApplicationProblemPlusJSONResponse) VisitGetFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetFiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8300,6 +9947,7 @@ func (response GetFiledefaultApplicationProblemPlusJSONResponse) VisitGetFileRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8328,6 +9976,7 @@ func (response Ping200JSONResponse) VisitPingResponse(w http.ResponseWriter) err
 
 type PingdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8338,6 +9987,7 @@ func (response PingdefaultApplicationProblemPlusJSONResponse) VisitPingResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8372,10 +10022,11 @@ type ListMyProfiles400ApplicationProblemPlusJSONResponse struct {
 func (response ListMyProfiles400ApplicationProblemPlusJSONResponse) VisitListMyProfilesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8388,17 +10039,37 @@ type ListMyProfiles401ApplicationProblemPlusJSONResponse struct {
 func (response ListMyProfiles401ApplicationProblemPlusJSONResponse) VisitListMyProfilesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyProfiles503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyProfiles503ApplicationProblemPlusJSONResponse) VisitListMyProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListMyProfilesdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8409,6 +10080,7 @@ func (response ListMyProfilesdefaultApplicationProblemPlusJSONResponse) VisitLis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8453,10 +10125,11 @@ type CreateProfile400ApplicationProblemPlusJSONResponse struct {
 func (response CreateProfile400ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8469,17 +10142,71 @@ type CreateProfile401ApplicationProblemPlusJSONResponse struct {
 func (response CreateProfile401ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProfile413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProfile413ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProfile415ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProfile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProfile503ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8490,6 +10217,7 @@ func (response CreateProfiledefaultApplicationProblemPlusJSONResponse) VisitCrea
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8512,6 +10240,23 @@ func (response DeleteProfile204Response) VisitDeleteProfileResponse(w http.Respo
 	return nil
 }
 
+type DeleteProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfile400ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteProfile401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
@@ -8519,10 +10264,11 @@ type DeleteProfile401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfile401ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8535,10 +10281,11 @@ type DeleteProfile403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfile403ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8551,10 +10298,11 @@ type DeleteProfile404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfile404ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8567,10 +10315,11 @@ type DeleteProfile412ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfile412ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8583,17 +10332,37 @@ type DeleteProfile428ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfile428ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfile503ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8604,6 +10373,7 @@ func (response DeleteProfiledefaultApplicationProblemPlusJSONResponse) VisitDele
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8659,10 +10429,11 @@ type GetProfile400ApplicationProblemPlusJSONResponse struct {
 func (response GetProfile400ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8675,10 +10446,11 @@ type GetProfile401ApplicationProblemPlusJSONResponse struct {
 func (response GetProfile401ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8691,10 +10463,11 @@ type GetProfile403ApplicationProblemPlusJSONResponse struct {
 func (response GetProfile403ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8707,17 +10480,37 @@ type GetProfile404ApplicationProblemPlusJSONResponse struct {
 func (response GetProfile404ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProfile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetProfile503ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8728,6 +10521,7 @@ func (response GetProfiledefaultApplicationProblemPlusJSONResponse) VisitGetProf
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8774,10 +10568,11 @@ type UpdateProfile400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile400ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8790,10 +10585,11 @@ type UpdateProfile401ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile401ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8806,10 +10602,11 @@ type UpdateProfile403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile403ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8822,10 +10619,11 @@ type UpdateProfile404ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile404ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8838,11 +10636,46 @@ type UpdateProfile412ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile412ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile413ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile415ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8854,17 +10687,37 @@ type UpdateProfile428ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile428ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile503ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UpdateProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8875,6 +10728,7 @@ func (response UpdateProfiledefaultApplicationProblemPlusJSONResponse) VisitUpda
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8910,10 +10764,11 @@ type ListProfileCards400ApplicationProblemPlusJSONResponse struct {
 func (response ListProfileCards400ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8926,10 +10781,11 @@ type ListProfileCards401ApplicationProblemPlusJSONResponse struct {
 func (response ListProfileCards401ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8942,10 +10798,11 @@ type ListProfileCards403ApplicationProblemPlusJSONResponse struct {
 func (response ListProfileCards403ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8958,17 +10815,37 @@ type ListProfileCards404ApplicationProblemPlusJSONResponse struct {
 func (response ListProfileCards404ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProfileCards503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListProfileCards503ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListProfileCardsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8979,6 +10856,7 @@ func (response ListProfileCardsdefaultApplicationProblemPlusJSONResponse) VisitL
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9014,10 +10892,11 @@ type ListFollowRequests400ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowRequests400ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9030,10 +10909,11 @@ type ListFollowRequests401ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowRequests401ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9046,10 +10926,11 @@ type ListFollowRequests403ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowRequests403ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9062,17 +10943,37 @@ type ListFollowRequests404ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowRequests404ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowRequests503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowRequests503ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListFollowRequestsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9083,6 +10984,7 @@ func (response ListFollowRequestsdefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9112,10 +11014,11 @@ type RejectFollowRequest400ApplicationProblemPlusJSONResponse struct {
 func (response RejectFollowRequest400ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9128,10 +11031,11 @@ type RejectFollowRequest401ApplicationProblemPlusJSONResponse struct {
 func (response RejectFollowRequest401ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9144,10 +11048,11 @@ type RejectFollowRequest403ApplicationProblemPlusJSONResponse struct {
 func (response RejectFollowRequest403ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9160,17 +11065,37 @@ type RejectFollowRequest404ApplicationProblemPlusJSONResponse struct {
 func (response RejectFollowRequest404ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectFollowRequest503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RejectFollowRequest503ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RejectFollowRequestdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9181,6 +11106,7 @@ func (response RejectFollowRequestdefaultApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9216,10 +11142,11 @@ type AcceptFollowRequest400ApplicationProblemPlusJSONResponse struct {
 func (response AcceptFollowRequest400ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9232,10 +11159,11 @@ type AcceptFollowRequest401ApplicationProblemPlusJSONResponse struct {
 func (response AcceptFollowRequest401ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9248,10 +11176,11 @@ type AcceptFollowRequest403ApplicationProblemPlusJSONResponse struct {
 func (response AcceptFollowRequest403ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9264,17 +11193,37 @@ type AcceptFollowRequest404ApplicationProblemPlusJSONResponse struct {
 func (response AcceptFollowRequest404ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptFollowRequest503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptFollowRequest503ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type AcceptFollowRequestdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9285,6 +11234,7 @@ func (response AcceptFollowRequestdefaultApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9320,10 +11270,11 @@ type ListFollowers400ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowers400ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9336,10 +11287,11 @@ type ListFollowers401ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowers401ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9352,10 +11304,11 @@ type ListFollowers403ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowers403ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9368,17 +11321,37 @@ type ListFollowers404ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowers404ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowers503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowers503ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListFollowersdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9389,6 +11362,7 @@ func (response ListFollowersdefaultApplicationProblemPlusJSONResponse) VisitList
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9424,10 +11398,11 @@ type ListFollowing400ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowing400ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9440,10 +11415,11 @@ type ListFollowing401ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowing401ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9456,10 +11432,11 @@ type ListFollowing403ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowing403ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9472,17 +11449,37 @@ type ListFollowing404ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowing404ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowing503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowing503ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListFollowingdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9493,6 +11490,7 @@ func (response ListFollowingdefaultApplicationProblemPlusJSONResponse) VisitList
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9530,6 +11528,23 @@ func (response DeleteProfileImage200JSONResponse) VisitDeleteProfileImageRespons
 	return err
 }
 
+type DeleteProfileImage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfileImage400ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteProfileImage401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
@@ -9537,10 +11552,11 @@ type DeleteProfileImage401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfileImage401ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9553,10 +11569,11 @@ type DeleteProfileImage403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfileImage403ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9569,17 +11586,37 @@ type DeleteProfileImage404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfileImage404ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfileImage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfileImage503ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteProfileImagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9590,6 +11627,7 @@ func (response DeleteProfileImagedefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9635,10 +11673,11 @@ type SetProfileImage400ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage400ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9651,10 +11690,11 @@ type SetProfileImage401ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage401ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9667,10 +11707,11 @@ type SetProfileImage403ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage403ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9683,10 +11724,11 @@ type SetProfileImage404ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage404ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9699,10 +11741,11 @@ type SetProfileImage413ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage413ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9715,17 +11758,37 @@ type SetProfileImage415ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage415ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetProfileImage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SetProfileImage503ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SetProfileImagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9736,6 +11799,7 @@ func (response SetProfileImagedefaultApplicationProblemPlusJSONResponse) VisitSe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9765,10 +11829,11 @@ type DeleteRelation400ApplicationProblemPlusJSONResponse struct {
 func (response DeleteRelation400ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9781,10 +11846,11 @@ type DeleteRelation401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteRelation401ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9797,10 +11863,11 @@ type DeleteRelation403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteRelation403ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9813,17 +11880,37 @@ type DeleteRelation404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteRelation404ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteRelation503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteRelation503ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteRelationdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9834,6 +11921,7 @@ func (response DeleteRelationdefaultApplicationProblemPlusJSONResponse) VisitDel
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9869,10 +11957,11 @@ type GetRelation400ApplicationProblemPlusJSONResponse struct {
 func (response GetRelation400ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9885,10 +11974,11 @@ type GetRelation401ApplicationProblemPlusJSONResponse struct {
 func (response GetRelation401ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9901,10 +11991,11 @@ type GetRelation403ApplicationProblemPlusJSONResponse struct {
 func (response GetRelation403ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9917,17 +12008,37 @@ type GetRelation404ApplicationProblemPlusJSONResponse struct {
 func (response GetRelation404ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRelation503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetRelation503ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetRelationdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9938,6 +12049,7 @@ func (response GetRelationdefaultApplicationProblemPlusJSONResponse) VisitGetRel
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9974,10 +12086,11 @@ type SetRelation400ApplicationProblemPlusJSONResponse struct {
 func (response SetRelation400ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9990,10 +12103,11 @@ type SetRelation401ApplicationProblemPlusJSONResponse struct {
 func (response SetRelation401ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10006,10 +12120,11 @@ type SetRelation403ApplicationProblemPlusJSONResponse struct {
 func (response SetRelation403ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10022,10 +12137,11 @@ type SetRelation404ApplicationProblemPlusJSONResponse struct {
 func (response SetRelation404ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10038,17 +12154,71 @@ type SetRelation409ApplicationProblemPlusJSONResponse struct {
 func (response SetRelation409ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation413ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation415ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation503ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SetRelationdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10059,6 +12229,7 @@ func (response SetRelationdefaultApplicationProblemPlusJSONResponse) VisitSetRel
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10100,10 +12271,11 @@ type ExportProfileVCard400ApplicationProblemPlusJSONResponse struct {
 func (response ExportProfileVCard400ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10116,10 +12288,11 @@ type ExportProfileVCard401ApplicationProblemPlusJSONResponse struct {
 func (response ExportProfileVCard401ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10132,10 +12305,11 @@ type ExportProfileVCard403ApplicationProblemPlusJSONResponse struct {
 func (response ExportProfileVCard403ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10148,17 +12322,37 @@ type ExportProfileVCard404ApplicationProblemPlusJSONResponse struct {
 func (response ExportProfileVCard404ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportProfileVCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ExportProfileVCard503ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ExportProfileVCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10169,6 +12363,7 @@ func (response ExportProfileVCarddefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10258,6 +12453,23 @@ func (response GetSyncFile304Response) VisitGetSyncFileResponse(w http.ResponseW
 	return nil
 }
 
+type GetSyncFile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetSyncFile400ApplicationProblemPlusJSONResponse) VisitGetSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSyncFile401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
@@ -10265,17 +12477,37 @@ type GetSyncFile401ApplicationProblemPlusJSONResponse struct {
 func (response GetSyncFile401ApplicationProblemPlusJSONResponse) VisitGetSyncFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncFile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetSyncFile503ApplicationProblemPlusJSONResponse) VisitGetSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetSyncFiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10286,6 +12518,7 @@ func (response GetSyncFiledefaultApplicationProblemPlusJSONResponse) VisitGetSyn
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10343,6 +12576,23 @@ func (response HeadSyncFile304Response) VisitHeadSyncFileResponse(w http.Respons
 	return nil
 }
 
+type HeadSyncFile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response HeadSyncFile400ApplicationProblemPlusJSONResponse) VisitHeadSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type HeadSyncFile401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
@@ -10350,17 +12600,37 @@ type HeadSyncFile401ApplicationProblemPlusJSONResponse struct {
 func (response HeadSyncFile401ApplicationProblemPlusJSONResponse) VisitHeadSyncFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HeadSyncFile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response HeadSyncFile503ApplicationProblemPlusJSONResponse) VisitHeadSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type HeadSyncFiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10371,6 +12641,7 @@ func (response HeadSyncFiledefaultApplicationProblemPlusJSONResponse) VisitHeadS
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10442,10 +12713,11 @@ type RebuildSyncFile401ApplicationProblemPlusJSONResponse struct {
 func (response RebuildSyncFile401ApplicationProblemPlusJSONResponse) VisitRebuildSyncFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10462,16 +12734,34 @@ func (response RebuildSyncFile429ApplicationProblemPlusJSONResponse) VisitRebuil
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildSyncFile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildSyncFile503ApplicationProblemPlusJSONResponse) VisitRebuildSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RebuildSyncFiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10482,6 +12772,7 @@ func (response RebuildSyncFiledefaultApplicationProblemPlusJSONResponse) VisitRe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12499,201 +14790,216 @@ func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L39Uhu5mjh8K9p+typmT9sYQjITqK1dho9Z5oTAApmZOuO8WO6WbR26JY+khvikqNqr2QvbK/mVHqk/",
-	"rbbbxkCSw18JdlstPXq+P794AY8nnBGmpLf7xRsTHBIB/z26wiP9b0hkIOhEUc68Xe9SCc5GPvoz4YqE",
-	"6JYISTlDCo8QHyI1JkiQiSCSMIX1Tzqe78lgTGKs1yKfcTyJiLfr9bzXPc/zPTWd6D+lEpSNvPt737sg",
-	"Q0Hk+IDzG0pmN3AFr4BHkOI3hCEsEWbov5SanLFo6qNLEiSC+OgSx+SSKvLvl0rQQKEAVkQy4BMSIsXR",
-	"Jp7QzdutTRwEPGGqvNXZjV1OWXBOWKj/ntlWX4mE9NHdWG8IMXJHBBokNApTsAxpRBCVCEeC4HCK+B0J",
-	"99AdpgoNuYBHJokcI8qkIhh+NuFRRNmoAkKWxN7uH55+n+d7QxxJ4n2aBeS9702wwDFR9j4PsAhPDvX/",
-	"qN7wBKux53sMx/pnARbhNQ093xPkz4QKEnq7+g3FNw+5iLHydj3K1Nsdz/diymisd7OVvZ4yRUZEALwO",
-	"EiG5mAXV2QT/mRAUwNdoKHhsTi/ILeWJRBM8Iq8k6jPyWV2bp/oaBrDtPxMipoV9m3cUtxnjz+8JG6mx",
-	"t7v95q0Lw45iTKMrjTs10AC8mguLwku2tn8EUGR/v9WQV4oIvfD//8d++2+4/Y9u+911+9Nf/tWJ8ifD",
-	"U6yCsRvZNR2mSJSS24BQNkLBGLMRYBFVY54oRBU8hZnU6Ecl2tn+MYOcIe38kCfDtnnrvHO59vqBM5Lt",
-	"t25p/dCC9bvbO64XvKcxVdnSlfuO4MviiiEZ4iRS3u5219fLW4zsdhfi57ngmihraWJivl83WVxwHte+",
-	"U3Aer/uFvx9ElDCVIfwsioXklgaa5o4PTpEgIyqVAO5tOKyPpOKChIBngGGSSGmZuxMBfm+bd7avLCU5",
-	"MWCn++5tmXRc+PB7ek+he/M4UJoY7G3taSKIE6nQgCDOSEo5AY4iIl5JFNFbkj4s5xzAvrV9subLyE5z",
-	"BofAUZNT+UawaMmhP8XSebRlT7XqKe41QOSEM0lAsvyEwwvyZ0IkkG3AmSIM/osnk4gGgEmbE8EHEYn/",
-	"8nfJWUkV0L8IAffNGh3KbnEENBAShWmUCX34WrM1+4Q+JxGCa/n2xxdvSEkUerse0ewdLg3Du7wUHTBD",
-	"8B3CYSiIlN79J9+TCqtEamTs+p6iCrSTn3CI0iNlAMADnqjdQYTZjXdfhN6/CjL0dr3/bzPXpTbNt3Lz",
-	"3BzbQM2lyWSHinGkr0Hz8745VR/pe5OI4GCMBjhEcMKOfvkBZ8OIBg8DeKr3hIn5FSmC/JLHBN3iKCES",
-	"YUEyvUXhG8JqIM9ocAOoVgA+PF+B9Lsc0tlBngTMQYTlmEjDyMhnKoHIQqywG+jwvH4kh/wxFwMahoaV",
-	"NgT9g8/wgSuEo0jrjLCJD1wd84SFT7sHJJNgjASRPBEBQS0uEOMK3VJJBxHRGnXOjjbSfZ7ykA4pqWHe",
-	"AYiJVxIFfDLVVBAkQhCjiztsEdfW7WOb8My9Eewk4Cyk+j3HmEbkSeGkj5XqVpnCRiWACuBjTqg5OMCo",
-	"uNuLTM487X6NJokYISEYU9n+DXDtPs0ST7i1fYaAKH1r410cH6B3O29+QPZNKORBEgO63PveFefvsRiR",
-	"pwbegIeAupF+ubbkMCsR6xXnp5hNrTyRT7m9C6wIAp1ZixVBlJgiPFTE2JssiQdEaDVCAgpqwYr6F/qp",
-	"9r5+ql8hw8JX5e3Nqgj3vveR4USNuaD/eFqEPqVSUjbyUzXBR+TzRFMV4gIJcstvSIgCQULCFMWRhEv6",
-	"yGQymXChSHhKQoqv4ERPTIXmXUhDM+UYOAjIRAEmZcIQ7mLffqH/PxF8QoSiRh3DhW/sxQw4jwhmnlHd",
-	"Uh7zR/5o7kDgg7+TQGmQ7Bv1YPYFgSBYkfAaq5LuGGJF2oqC+K+o8ZXTfpn93ihtJRfR3zEj/2n/7AQ8",
-	"di0LP7u+JSKTMdUT+x4NZ9e9DrlzmzTGI3KdiMi5ydjKsqVOnilFpU38gpnzacGNipa6eRIJCjwOY8oc",
-	"bh4fHriuHHHLn9XoHbZIERPSZQBcflGTS9XpCqjtVv0iNpQh5MSpMDwYY3WOhaIBnWCmZMF0wKERgzg6",
-	"LyAcuLj8Cg7mxjn8SRWJ5dKWDDgMTsxPU49B+meujwqBp57vJYz+mRD7tTYDqyAsbsl59ltMIzygEVXT",
-	"WW3omAujc4KqibDUXAp0YTD+1JgIbdpSiYaCEM2YywDJCKiOAGY/L2Kmg1HMPUDTW4spK366VbvteXwT",
-	"HHb5SeY9+p6PKDs5rB5v3k8+pM85D32ARbgmFojVQgmh33aonwOWGRFVx9Tsl0ttwEBvIWdYlc+VMSn/",
-	"Ahy75O46daY120P6K8uLc86Zeu3B1bG5s+3ay0TQW23POkFX8Os124pV4hs9XeEJwExLjkTLVQEZ8o3O",
-	"YaP5+3OU+FSDqIcWxdwkaXxXM/GcJFCJ1o70lnKfkgh9dEMmSqveI3pLGGph9Mvl2QdkXrkBPoCiTyGe",
-	"YDbVWvvB6ZGXW/hHbEQZydhtcUNvd2rO8Z5Kh96RMfnsP4tIybuvsHGNp3lYwR3nKd0fvKkO3JfJoKTV",
-	"VHiEjak0Q7JVOMrSmCzNhgeNlMM8JlRC4MIaTriAKXmOpbzjIlxNuFsT+XpiV3FGDub6jfU135V+P1cv",
-	"T5+bAUF1I5V1awCgjm6tzVAkEJxIEl4PptfFa9t6U756b7u7/ba9tdXe/uGq+3a3293tdv+mKU2veE1Z",
-	"SD57uztb6Qf27adHl5f7Px9dn59dXh0dagZCpMTaFPYuCUFTniCs0A//AlqbiTDs/nA/A3bnDquKym9j",
-	"jkIaamWkhQdSGyzgnDZxAXFLhP3aN/4iLNEYQ9QUcf0lv2NEyDGdAAd5JMooyM5ZO8sCB91hieyDe4gq",
-	"mRlgVCJBJhEOCPiYZ0VI6TYaUV7xuhbwrRR/wARdbJOkN+06qSKflY9seHlEGBEakkhOpSIxfNtxGyEW",
-	"RxodTWExIuq6ApOKTW4R9PDo/dHV0eEubKjwi1Tu2OtIr6ghhtgdLMDa2OrPxsGM7sYcBTgmiDIfRWSo",
-	"NJw0SggS81sSZnBj5M4gbaPdVDhIHtArwqeED/kdlnB9Lm9xC8gxltcxFw5kOOXCwlsavzcakClnIVJj",
-	"aiLuiBoSDqkgAcT+wARx4/+SkjjjiDPi2Clu/fwgc4GQ+mhSW/l8/+Lq5ODkfP/D1fXJB88vfXD28ary",
-	"yV9PDv4KzHKGe5Y/uD453f/5qPCxRWLP9y7Ozk6vT88OT45Pjg6d5nnF2nV5axS9rdFU51M+ldeAlu7f",
-	"/p1TtiTT1ESwLpV/KcWk1pDO9eX8OH4KsjrcuOA8rsreiEu9ttU2mghcEJG+F2FZYW1a+JYMpLoVbND1",
-	"IKLxQEs/JejE8z24s7IOsA25OplHBGJqKV4YpT2/a/N34XYXvP4XzAg6BG9X+Z33fv1LLJyav+WvNEan",
-	"lMmk+po3958K5ph5jyA4LMP09TvfSxh8bn2O2wWza2tWU7H36UL8x/BONpaFs+hS5cTtrVxd0sIBjbFE",
-	"jFvm3FDgrddAn8XIZhZ6CWWXkAVFfugw0OYa77O402ivZeRa1uov3+CvNqaX5jtyHr+SSBKlKBtJ1NJw",
-	"9lHhNz6yR/KNHrGxBz88usKjVVSKIlucubqiS6F0QQ09DDMIXIHdPKZ7YF4wK+OGEIS9puyWmqzQ5vhi",
-	"4rcn2S9dCCMsw1+EdyAYXAoa5FHObHHeUdfioMi29HhOCriRAyzC0yRSVCPE7K5Tv6QjIIVF+EoaxxCW",
-	"qOT/qbceNCqWaGxAGYYkvlqWVDLuuwtt+wKHaJoOW4aYpR7Y6Xy4rebAWNbVuzIcZjyrMwF00CFNlm0y",
-	"iTgOj2nktqvmR0oKMM9SLu3ZF/iR4HBzoGzJYEVIlyX3ovxS3wMKJ9dfQ/xoHfif3YVRrRZchePw9Rdj",
-	"cwVXdOFhdo0ZZ9OYJ9Kw1Ua40yxMYreWR0rqkGC7u/Oj7zSdhjyK+N11RKW6niSDiAbNtucO5VoN+9Hu",
-	"0fcUwfH17Muts7364gbsz3XxhwQsAqxWvXXOhlTEDv+DTcHUp4PAgWHb+s9PrtM+xPObph42yjYv2Z25",
-	"lzc9iAtIR41SFTJGksbPS3UJLs4E6/5aSGWYH+DNfzgv/aFyxEL43qznPKBNjNRcuZD1haPobAi2aaMc",
-	"F796gIerabOb/XTvezMq4mwkBvJdZ0p2gjFWnZQXMq6uhzxhYR+1mE11zLKvucg8k1ygiAc3JNzwe8ws",
-	"kSuN14IME0n0Ghj99P7s4K8+ZPEYZgNOgDFBhhsKWBazKeIQ3Ief4mivx0wVlUZiyAIit0QgxaMQYa3A",
-	"bfjIvNZm5F4X1Px+p8eKYTmvZn9rCSbldJa/7wrciWYlFGCmDz9ITxx2vIUkWLRk4Nqy97gw9ZiSKDwS",
-	"wmjJFaPDJCUXd5eS4hyWkT9cmzW+6AzmxQv2bVTkGe6pilGCfC+gxG1O2Mi1+VUcHs0jhvQfpKmNvXyk",
-	"3mXZ6mX8MizsNha6xzVYP4KS60KHhlbJzG3W2AjHQNMFOelMUGqoyXj2rUQud5Nu8vEqiy3c/jrM2TI8",
-	"Hs+mTTN86nL6igVG5cq8neUK83zvw7zUvfr3uJSS84JCU7HRFIoIlgqpO474EEX8jggUYEl8lEwm2f9D",
-	"OqIKYRYiOY0HPNoDyUL+THCEFEc09FGa8aQFC/CsTlkYcCG05T7mQhIE9DhPt/pxzjEuiCRqNR1xmYyv",
-	"ClLUqyzn3BTlll9ViI3OnAToaTUqy8N18Lh7P1JpXebUPLoapArbL1XNLbQsavbr3Giu31VSx+tz7f1G",
-	"6tWlwoOIoBgHY8pIW+sq8IF+uoyXaUVJJ9PB3D56VacAp6VITTlVrjU42BRlUmEWuLHGstXrUkpl/nVa",
-	"4lRgFzvdHWfI2mRHFfnKB67Qcd3pZ3WCYp3UIgywUtS8NNum1bBq0CKVXhVulWp3HfRbGsYwFT8oxlPE",
-	"WTRFN4zfITXGUJAM0WaJWtbWBQaWq8RWjRYkxIHSejOVYCPCY7AY8DXwqGfR0MyfDk9pGpQKxxNTpzak",
-	"UURCowdXIq1Wf5s1TjFlqXaHWnpXUiHwfm84HZx1vo01xaJW8X+sOVO0cba+A5BGWW4AxkrS+g+NIl+l",
-	"kPhySaG1Tp9ZmMWU1WTUpLbNgEScjWS56M2dLPGgYJ3TzTRru425a8NwH/Bdk/tYEHczFOr+VrI6srr8",
-	"cAnpX1GjLZScXC4/x4PycGtTb130XIcvS2bqFiBn0WoOu52fvtuYJYB8myFj74AzhQNlCgykb6oNMENc",
-	"hESQEEmiQP/EA6JZqC3+3e2x/peewbCet4u+9Dy4QP3/ro96Hjxmv4n5gEYLHut5f/lxG2110f/9z//2",
-	"oFSs3+mxvzJ+x+zWgI8DG/EN9vpIMumnLHrPOEzMY6UU5Yr3o6Br2ljxlm/2oT+64+Km8FU3+8p483AQ",
-	"k066lGmnkhLZzC++2IO7l7PH3dp+vYPevP3hR1seV8mFfr09Hy+OU3fGEgpkFiEv9sUoNsboOgPf6aEe",
-	"iIa/wjqNTjoTpjCRZ7OTBQTz6/ztPgZglvQrNz7OOszwgkPhkQzwC4LDUyxuiMPptnxmxnK5pkvncTRM",
-	"x1yY45AfekWrdwFgMsxrby08RHEt916hPdZqG7W9ta5V2i6m2k9pkeXp2E5U55dfQT0eCh4vn6u0kg6W",
-	"W3NlQcqSKMqSuIQt1UXCHrMQ3vKOz96/P/vN873/Ojk88nwPQgKebz+/vjj6749HJudUr/nJh6W1lVyJ",
-	"AxY0JH79sOTKKvyqS2bHdmOWJCw0MSpTCf0kPiDnPtTDakzWUh+ysBjk0jRKchdpS5lT2cxFFx+4NgXs",
-	"cinsnSHk+U+s9A7bB2oJ/i2N1JgH7bTu3FWsnoGsHkDVk885Z+kAdnNzbvGEDfl6mJitK3IbU6tcxBjL",
-	"a9PFa+a+CytDch/U+Dz6JV/jUfmANWpG6QJKllVpsyWo5PBzHHzO/a1DvSqiwuOpWJdEpVJzNe5WcETO",
-	"FUULM+XmCINLOmInK+4v4iPqSK2loY/+k4ZZ/KLkJv5Pd5AHkikWJdqsnE5SAYfZd2HBOsB8nBRahZbP",
-	"vhQPTLM7gjR+nzcIyiDTKPXLNpJwr1Z/iifKyvuq2gCU8aWZYuA3Dfg6c+vc7qrZHhzz0S4tzF0mb3Vm",
-	"lY8TLQws/q2ry0MFH2a7PMUTNUUGHWz9nbT1gNmTHVe4ssap/ESoUYmY2QtEiqcNtfo07HcWhFmbGVHm",
-	"Wpa52YV38mw5yqtnHjfpUmIhtWRW8ZIYvBgRVwRXo1qcR4DXksm+ld41xm2b4f0e6mvs6qdV1IaW78Y8",
-	"IrZ6oIOqVB9EBAuJsgiAybkrU/+CO2oel3vWHOP6nOLV04cX5AsvTg+edchKEiSCqumlhocB8IBgQcR+",
-	"osb5X8cpcv7y21XaUxa2At/m9sFYqYnxo1NrRpVx6KfOAYbqbKj9JmxkG6grhAVPWIgGiaSMSAlVKbKD",
-	"PkoiJLK95jWCxZJERm4Inoyy7E3p9xgAX47NT30bezYBEIgl+EjiW1PvIiGoHIyxMiUvabi7x3rsgLNb",
-	"wqA6aNfUwlBmItWJ8qE74evXr9+hj1cHhai0j4BsEdWbhqwDE7moJlj0WJphIVGrX9dsrr9hmpdiJE1+",
-	"RT/gIel3kL4VvbcAKvw1WZgyJmjY2mP9fduLDz7dRT/B9aBe0u2+DowpbZo9wyekv1dcIuSMlKABi6J+",
-	"sZ+wTT3NOujq69w/PykExXa9rU630wUuNyEMT6i3673udDuvQbNRY8CxtBu//v+IwD/ZTk5Cb1d/eDpN",
-	"9eNKJ+LtbndO077lmvXlbojZDoNTlM0MuPe9ne5W3WLZ7jZL3RBhRZvwv+iHedNA35NJHGMxBWUDhyjO",
-	"9qEhj0fSukmMFxuUFdumvQzCBFh+GYrA93/i4bQBAAsRtkqIMaLxQJOTRkpR1GEhfk1J846+Tj30vqwo",
-	"2yqa50CBvGtqWMGF7uIrLTTMXhV9drqvF/8o71UMv3i3+BdZO+aHY+iB7SlrMaBUEWuy6EeUIRqiFoZ/",
-	"Sj1oYSCE1bQ3nMh972esYhNXOutNuHQwjmBMgptSE74H4L01WF2VH1ppyxNSGyO8q7ve2vB9dudWkaP5",
-	"sstv09mzt/A94sOanoYr08p2AySuNtxdGZetBuTt/vGpiNlXBOI/VGsPw3LirVYGbLWAIEgqGkXQr3Eh",
-	"CodZ5VU9AufPrIFxZ6VaxnuUm7WuNOG8lT6/hUZOrDlez9aUNcLqnVnpkq8UfuW89oGsMz9oQcSjVnpH",
-	"RkM19wf3u7GHyC0R03Quh2lgBY2OFyIeYGu76BYsImAlpZeOGAmhYRKULllTK58LYhd9JS0R2J5CAx5O",
-	"O2g/usNTiba72zDxKP+5SZ6D3hdlhBcz4cajbLbDuvl2Y3yuj4Hez47G2O5ur1MbMc2aXVwXRZTdQPuq",
-	"GMrhEB3CjBAqUdaI/Mno5ZmY9Jd7v2yj/vHpvsS4TzVO2jlK2e0ZyOERBsf+ssSy+QWspvtacwUenh5l",
-	"Dtx8JFdNIWX+yGZhUJU+yKPpueXKU3AHkM9qc6ziyNnnvThkbFYtLlXLaQRMi04tEu48Yl/1h+0cMIFK",
-	"lLAbxu+YjxJpKj5tA/nO2lUJUzSV1Ri2ZxGz9V9Xp++BYQ4Ev5NESN+4HvRH++cndoSGXKwlQ+q0YeoR",
-	"MXpGVb/Qn1vd4iQ2JS5fl3H1HIZ2zG9LcphayDgN7sTBAiRRM0CtE19x2qdlc8hF3E4dlc1AWqh/fLGU",
-	"M2m09bqRNDKzQ+AHb5q8xTEv4uHYdknUDKqhVoYU1pDqD2lE+ospvhirqrOJi916H2RPzPTsdRkS5awr",
-	"bwDlmFMkFZ5EBO28bq6GufsMr2papOukmPq1+3KeVMOqunTiaeabSQ0P08JgBfMjXaitdX1Vj6gWL0v1",
-	"p89rBzhLYRvh39OYBCemPV2qhxUKljBLGYyPcNVw+KY9M6DgY1RGKqtHYWN+muGoYIZuLImdRV2/DksL",
-	"eakPV/dXxO31MVlnnu3z89idxT/JJuR9LaipJTsMhs6wMw3kGSQ1s6xbkrJRRLTh8RCnjs14rffkzE7R",
-	"DnhMZD6NGYaatUxZ0wYqzmnuDwJ8bX/bT4dqt1LjZKPTY2aWFXxOpaniTQdNIcVHZpZN5jMy88VQ//f2",
-	"Rdqzov0bVeNdNAhw30eSI9xjgeBStiVVRBs+cdpbJpEEUdVB5yYMDMNRWTqrsi24wualNzA9VQNPlgbY",
-	"QsyySsNwtDRze1kiLk3bvffrGmFpKPYLnWDn3YWB5ZyprmXA1Y3bLdRd5YF/O4XYvCJfs3DHSw3Xfgjb",
-	"qiSse0Jdb/96d7rNu/j//ud/l2FapfIXp1dufZZPiidOp5wmd4tqe+Uh5+ULZxxp6azJgosbWRm7d0lU",
-	"Ox+HP28GZnl2Pmzpe3f6lZjs0WcbRcQVAIPDuXgdqDVLdoZdNPCk2DVkrdMvolJdpg8ty0Hs3HxNmwue",
-	"NKPSH9U1WEydd2dCpMDwNXiJ1DaqkE9r4j/QrNGH00YNjAZPj4NapqxgCXTY/JJXM9zPc7QZSVQrYRxz",
-	"4UtlEuuaRv6pidZ2YVSOJzaIl9TwHuzj02dMZ6rHOU4vvno6YpTVGwQSaiQeqEQ8RKjaQotS8cQ8F01j",
-	"KVuu/nhid+McoZvFKL9JIfqVe4LqbBs6Yogyo9NXa3ggWp3b5I1IiidqPk2dJY7cv53aiDVknKwTHZ5e",
-	"SB3BsJ58fHhJrSwmcCKp+ESCIgnmkEKcBaQp2Ns4ihaC/kjbpXdjIkijSzgqmbGEhaYT6Ld+G2Xr3E6D",
-	"kIBwbcqQLbhaDPVkMh/gHyfPKD8a57lVcz0XCZpSwdTsrJpC+rrpcX2/lGTKC9caSaatJzEHbVDHVrma",
-	"Vo6PIa3W6WEu1zIuPtUeogqlrXPTwD8aTM3AN5ubAg7ZARlyYQhG8ykNglUl7ZKJrV+FzDR1gAVfPGpB",
-	"JcHE1NxEU5hICLZUmnVfb4lA4cJca/R0egDPfNPGaDYa1m2J2uoOHoXPY4Y+eZ5garjiADyfFk1e2RKZ",
-	"AraYv01FwFJyxNZ3nIRwsTUx5GxYyoMKCWymg2tssJUDv3FxA0fzHGWFO9uFgihIbm4eSp6Z9gL9uR6S",
-	"ieEavPPEksjMP54lFDulqSJwjq7waJGogWe+dnto6eDQt5QekgoNoAJwas5QP2pBdhiYYhUigazdPJck",
-	"i8BAlsmGg11komXzix0Gfb84f8wyguUYzcnwFEqVmvmkDk1zxc7XjVfbTW6ZBJyZOlszxsLoJz8u99O0",
-	"8nwtqecatBqtAMVakg/VHjoZtuF+UMq+NpzCpa5ebyWUyGXPmdWJmmghJ8MPnJFaZOo+OntN56Y9iL++",
-	"bohtp7atmfd98eR11EbiVFN4qA6kL/rk0Og/88op18D3Vs33MOrRB3KHjPa0ZJFlWfN5UkfuXCqySaMP",
-	"pqbvSlv5JqVKnjhopEojeeLQPjal6XFT6CTjVkUSJovdcBq5KT/mvwlRC0eSm/wMqiA9jnG10XlhtI7c",
-	"eJghbzRSwWOnQSrxraVkubTmcFm880fmRaV31fClIg4iqbAiL2hRQosT6TBLCrQFPfMtyvzHGiW0v7Q/",
-	"w1mtMcM4VhPLzf3Vrr5dj5y11ATXL+u4oU2v01zxhSNW6jdwiR9iFyW0aEjiCdeXWCv2xlgV/bnlizlj",
-	"0RTGjksb/CstTyWiDDF+h1rmGapQRIYKKtIZVyiiUpFwo4P6xa7X/R6Df82aZho9wkNFhE1cS1m5gM4j",
-	"0ArblT6pV0+bb33r7ubisG8HgcARfRRzqZAgAWEqMpd9S/4ZvM9wfAd+K3xDJAIXE2W+cTMZTEMGw4pI",
-	"P8ZqfX7pWVld2dqAmNRa6LIGATgbYMlHaKZZ16Z9GIFwFk7/NJm5PZbmOmB0vn9xdXJwcr7/4er65IOh",
-	"mw76jaoxTxTqa9OsbzJ8OY+hUziOSVggLPse2ekx/StEPuNA4xEUb9s9mAwKSE/b2t0ySw2IuiM2e1jd",
-	"8bzbVVbhsNN9B7vsMZjFBL9qUYb6+n/9DUSZVPpS+NAE7yBbAIWJIRfSQce2kjyfiQ88xPAPRFmP9WfH",
-	"5vdRSxKCqkNZN/aM+CgA1xS56hUkTEkdQxhQ9lgxQAoMDg6kgbfTfY3qZ64yHOsloONIxg0Z6pvxYH0X",
-	"twpKI8gfEr9wzRX/Y2vb33rzKQtgQHskmAIr6MRbNj5R6Wj41OEE+3obPpgTWUAtyWNSQhtNQWMtGg2+",
-	"bHy35vy7tde2u4Yx1zSAKLIH69wvTOO1g9is8tZZZzQC3ujSdXyDBYVPHMw/U3g2pRIEx7V6zwdylyom",
-	"fGg5Cby6VguCkDpVwPBRSDSbTwQxZqrZ9oYP3LwwUsPMQ0ITIuABOyeJs4DkfP09lqp9pH/TPjk0eT+w",
-	"dW0OCiUt273TbHeMJxPCUlWKKsT1n2ap8jo+LGS5q1HdzEA7AfrFJMJTEvZYVhYSYoUHWJKCMIEpSGbA",
-	"lpYEKi0vsbsbcSIBT/YQtn0DYE5fj90QMjGaX4TTEV1Z9yaAcYAZksRw5BjhyOT1xVRKIlPu3UH7WkLG",
-	"et2IMtJjrf4umlA20uJGIujUiCUaEyzUgGCFWuYWt94giQZTZBFyA9qDpnkRwDxg/DUaaDVdA4El8YAI",
-	"vUNzNAlgTZPdUGtn+x0akClnWs+9yiFAWCjzqhtJxC0RSI4TJXss5HdsD4EDjJHAxsdKN+SSIGZhzR3h",
-	"Kek9RJfxXTpMn4b9NL0MbgeQFTROeqvZbd9OtdktYHF/A6J9UsMXR3acOaZC9pjUdACMejCF68IStbS6",
-	"kaL8hq9NdEFkEhOAgkb5EZ7IPZS9qr1lu7tOJcI9BigCmKmpDagAtbBEQyz0hRcsCLhOUAap2jAAdVY1",
-	"lQBfqkHKO8Jvbe/ubPlbb3bbW5WBvN13b8vDfrvtd5/+stv+D/Ofll/5YOPfHAOAGxgX0G0EwN7OmdcS",
-	"XUf2Leux+NlBR5rgzEdjLM3d/zty3rCP+vDnLnQr7WvFL+wx23n33xFGGVLqK/jl8uxDlT6dNKnv5CXl",
-	"2dWaQTOL9qWG11EmhVzOTsO7W0BA0KN1lpNszBODX+xt39dKwvPcXjH9aodcxFpoFT/PCM1Iuj0kOXyG",
-	"2VRTuymJMm2J4YEeayUsIlIijGA6hKZjzS8LpkaMChKViI0OOrejWHOBZaa7JmZXPWaG9XVQH3wNRQRG",
-	"NO/fq3dT2j1n0dTFb0dEldT1R7b965zA+rgvQan1RBG07DDTnW3aSgEPHu4r0Muv5h1Oo73l2++nwas+",
-	"CrAQ1FYUa4R4JZG+YNQCIUiU5gsS9W0D5P7GLtrZ/jGTqFT5aGdrG9SRHpMKR6TQFr1feGs/7Y5OVQf1",
-	"qy3i+zBg1VKkHNOJ6fEAdNdjBWCi1k63i+hQa6Ews0xrS0QrW+ji7Oz0+vTs8OT45OjQyh+oNw+0Nhy6",
-	"CDEp9dl/1sh3ya5G293tH5YOga9iXD8dt0lD4S9c53sJhc+0RLZDzYOpVtuNf7Jl/tGScFEKVq0KYZTT",
-	"+lhCNs8dVIWS858PQdBnDMT2vc/sT8MlwLc4gI77MO+dsh5LgAXpH+c2d0tLeIeaAs0lFEeM33XQWaIk",
-	"1SirX15RTkZEoZ3u63kxhzoLzBE+sWe0XtwIixERRS9ANY3cWil/JkRMcyMFLG+vWQWue7Bng83J2MzX",
-	"L+3O1lpP8IjUbc4UWDTcXde9Ode6EUReistmJPGm6+cjdbdLE3WbFSCvl6UCPtRFb6wOTxnCMjD1LUUQ",
-	"vwQ2ywVvGU+w7r7BtOQ0a9n1rZdCpci58ZwKnDMsdD5jZYCDKNN5Jokcp0kKxDY2KzKsV8g2BkCt44NT",
-	"8ML1WEykxCPipzTLuMr6eG6YSi9glrAoFbbVgHFddVD/97Yp2GtDxV7ftzohuPN8ZDQt60VJsnYV1iUU",
-	"4CjSuDunpY0GhKaHU7PLZywntHACc5qgKU8QVuiHf1mi61r5KM8YDAGKqFPYWOqq/t7YyDM5X/S1I4wU",
-	"+axQnGFxY/Vn80uBVzWpYSgRy7IFCS8yo1pLwO9Yem3GOLZUaGxMmBEW7iGMTo8uL/d/Pro+PHp/dJUZ",
-	"omZck3w2UeI7W7KUB8iv0pPFpXN9ciExFOgA9j2x5HSLka+si/ELW/8nq4IzwoDZ7sgZX1ncJXmOnCj5",
-	"HJ+e0OaoqHn20R4cOk+dAeYJuS8IQ3/EzHFPGSIUNNeQChKAf6HHoL5cf3pHZXHQUppmpHg6GS//VFjz",
-	"3DRwzId29Fghv6ODLvQ+cFRJEEKu/KAOurTW1mzY/pXsMS0raIgI0/AqOwHAieCMcwQ8JmiAgxsT18Ux",
-	"QXd4uuFShnEYajo/LzuZV9Zoywk/21ufmk9Smt3IM7sf5+T2pDGPauaauVQ/LyblDCwVrGyuz4tOVM6N",
-	"N3mEaTYManFhUL2C6QBPqzlVU1vCFXja5pccUSsKcPmi3xN8axLxkORDtWtHsRV8gEgqPJXpbB8b9xhT",
-	"qbiYZjl7hlDL4QeTZCIIBuovZMeQEN2N4Wim1KawdAf9lmZrgDe0xyKCb21yi2maKVUbApUAo8LrSsme",
-	"e3nWB+RQcEZQYSWbwRBEXEIqpqMrbMxvSYVeG9kG78lQaSZ6Q4ObF3KodrDQV4BaTkTfSKFWdIQ/qRGQ",
-	"yurlJbuLHDXit03i/FNqGElNarTZiWnPbAauD7m4w3a8GCO3IGelKlJ5nn40O6xL2sA8weGpOeRD2k4V",
-	"jKvdna0lev+mb38mUVo4fl35mOKCpBUUGb8URGr1lY1KqfIv3GJmOkolC854n2eLEMbYSBq3pDSZqLVd",
-	"1xKwPrUd+j1auXAuV70XIOZ3PJvnmXyX5pZzg7X1y/nRzz46//Czj34jg3Mt5n4+Od5Diw1Yg7cFHN78",
-	"UtTp6qpoLSYvbjOcdlN6zB7DVV4LQNn8tzL+Zi8ZUIYh+NhogJtNwBtMFak2UT/AwZi0DzhTgi+YDedn",
-	"SRVzMjmhS8e2q1+yMbnBaEZyzIVqR5Cn+/HifRqzMWP2jSio7PM9z6dwzn/999qN+ZDfsZRiDCcmITKV",
-	"kyZiRkwnI4zEPFjX0c1EQ7COWODLh05YzoNcEw7LKQrUtd3dftve2mpv/3DVfbvb7e52u39bJvJVj/f7",
-	"5ydp2df6ZxS+p7eEESlT5DVT/VPQyqlUJE5hmxZ5zG9FeJ7XgnzD5aH2FHMaEuY1ec/Wk3BNHQZzf4Xx",
-	"G4TWz8O5bzRZqHW23xUpL8MIsNPm9A+00FxHC8HJmDNbkwf2Q9f3bnGUGNqEiTbOL72//LiNtrpoa/v1",
-	"Dnrz9ocfLZ8tNqfFRgEN0oTDIEoG3gMbD9qTP1MoO4X7N94pcF2lbFmRvr3SYlWSG62LfG+Ol80VZs5x",
-	"/qVb3jfeLS/DG9MwD2LcWIQmIJLyzLR2AjxD0JRhQV5niXvWaferYtFX3mBvDmO6ysvJXtrsPXebvQzz",
-	"BQlxoMCXbz3tZrA/BOjAzSihn4LpgVCvJCyFxAUX7aIGfevhtiuHCa2GYMzpant7dEEkwUK/ZbnChVWU",
-	"hyej0bRsYR20+lK58PU08ctIvqnwqtWRGnSutzi2Wvv61WTcN9P0Pm02K6vsVpKXpnQOSxZXe+Tnej7Y",
-	"syClhlzk8WYf4TCmzFTZZq3hhNxYQ9+6ouyqpxCTktMWqUN6Hq0cw7OZ7/qbdq+UzlJHAHYwCUqh801N",
-	"f3hqEkiBZZO8UpghxQtMvYDXgkQmveepcHvzi/1fqb51wSjFv5OgjPcNM7YZfcnGmDFn2RThCn6gFrV5",
-	"2jG/LUv4NSGIO7/ahQrrDUy53ZEm03EBRq0zYcDAsE68Z5OzU2C/4GwJZ/dtYqoLa9MMsOOz9+/PfqvD",
-	"3EXsyZorC4SufuqfUDtdEATJYPOCtWVRnMZTDIqZbGgYlk/SbDcc3eGp3DMZ24WmVRrlTJ3iIKLBxjPI",
-	"63kB1JwgTCT1hSCcBJH5RF4Io4YwMnKw1V9fM1lACkvjcE9ePvU9eOW+58EGuVX0SprkrUdxWju70Gdx",
-	"na+s2u7FefxSqbdUwu4sETUp1WvkPE45+2LWm1lZTXwDhvpfnAOVNFZmJLGPEjaIeHCDuEABZgGJZqyv",
-	"WulbF8Ouv5+ns7RfDOz6MK+zzaWFVzbP5dE8iOspejFeAMQZhAGM17/QLtrWZeDUXXB9cfTfH48ur44O",
-	"UcIUjfKul9YnI501MCVMXjFYLBVWicy23DwmfJm//9nqX+YTmYXy90prS88ifyBxHluWPKYh0fzYMOZS",
-	"33dXX/alPWG3MEyxzugnn7XqYEnw17VN+2zYfjnbW94Y+qejn08+7P56sH9x2BM99uvRxeXJ2YfdnU5X",
-	"/3n8YReSOQ850X+eXfy8u39weqT/f/ThMP9ZqcdZo/qD2wOYVfgiP4qdwwA5ColCWCJsIIVaF8cH6O3r",
-	"N90NU/AMNcGzoez1W10a0+WUBbV9ES9tW3llq0r0rvtFtnjLwo78M6KKvO6bzfcPDGK2TRfyPhQppCUK",
-	"ErVed7c3kOI9Vi5VmAgi6YjZApHMn1EsEdHi6fI1hKDz9bAgKOBsSEeJIGEH7fdYjFUAU1T6J8P2B85I",
-	"2qi2dUfwDdJgwYJK05LMDIl53d3JGtIqnpif65fiEalpv3w5ZcHxaolUK6cOFqC9lkKhy/9+T5W52ZUN",
-	"S9/TkGjbqOqi3+hn00cfr3pomd03qzR68Cl33OXHZvzEK4kCPplqBA8SIWxh8XNcx3NknWeVTvEUaW5k",
-	"q5wMcpoBDkCfmifE0yqkSkU4LACOqI/nhrfhMW3KUCKJeCVnX+jDDA0zFgJas0wmhrFdQPf4jBMaLOwx",
-	"vY5vukgPc/buI8kR4+j3tuW37ROYNacvCTq+63X+TLgiIYLQUIAlQWPyGZ0evsnWLhby+anSmPFG2MYd",
-	"luhOUKUI27WszTSQSDuR5OuhiAc4Avh1emwfWB+x00rt2jDHM+OEaY+K9GV7aJDQSGnbAfrLTLhC1Cyt",
-	"oYDGWPYY44ygKVEd1C9i4i7SOncfxQQzLfkYuSMC1gs1ONJhivyOhLvoDlOVJSBNEjnusazLZNbpqP+l",
-	"B2Ta83ZRD+6+5/mo5xGFR+azXtLtvg7i8I0GLPxBet59eebXhEPfSBeT11j0qFzewQ4MTqcVnDFRWJ+5",
-	"WsRZkrBOxlVoX/uUvPyFy9UrgNAS//TwzYYdmJFxHj9XPcYEDbSdPMPTUk1tUxCgmWLVfhneP+mvCxqb",
-	"Ie9AQIIqzMM0jRYCDjOHzPyLnDOYpkUR5zear3A22jADVVJNKaI3BBXUnw6CaKJpFYvRkNwhu0UJk3Ri",
-	"yhJlhuoAj4CZRGYwVP+CKDFt7w8VEf0Nd7sZWKlAhM+oLJnNqBelqbHStHpo7HlaFBxSGaSdXyzqlXUS",
-	"xu98+61KBEPUoX1Uaoi/eAOCBRH7iebUf3zSssAM3DJiJBGRt+tt4gndvN0CSWHXy8Y62NLiez/7xI4E",
-	"K35krMHCB5mFWPgsd3IUPjRpu4UP4BzFB8ZYaVvx/wUAAP//",
+	"7H3rchs5euirfOmTKlPZJkXJsmcs1VYi6zLRrmUpljwzydARwW6QxLob4ABoyYzLVfl1HuA8RB4sT3IK",
+	"H9A3sptsUrRkz+qXLbKJBj589+tnLxDxRHDKtfL2P3tjSkIq8b8n12Rk/g2pCiSbaCa4t+9daSn4yIff",
+	"E6FpCLdUKiY4aDICMQQ9piDpRFJFuSbmJx04FRImUgxZRJUPAZGhAsJDCMZEgxQiVsB0jzOFvx6IcPpM",
+	"Qd8t3AfG7bsUtNIP9+F5H/73//4/6Js97kPPe97z+ls+KAEEgohRrkGb5T9SOsF1e9wsDAHhMEhYFEL/",
+	"bNg+JzoY97fNf98KTt3fwLSi0fAAhkIC7hqYBre9QHBNuX6mYEzUuNPjnu+pYExjYkBFP5F4ElFv38Mt",
+	"eb6npxPzp9KS8ZH35YvvvRVXWkg6D9nD6I5MFfS5aCvzRP/AgG0Q0RhCESSxuSIEHL0151NaUhIrIJIC",
+	"p7dUQkCCMQ07nu9J+nvCJA29fS0TWtohT2Jv/zcvfYn3oWqP7+hQUjU+EuIjq9hpfxCQG2mf+XMv6Xaf",
+	"B+4v0OIj5fgRPYBLosd/3iYTtn27s02CQCRcH8DJpwmTVJV/eIM/vKH2uxui3Ro9/q9aTy54ND2AKxLT",
+	"K6bpn6+0ZIHu+zCJEgX9Kxokkvbhbkw5XpKi8pZKg0WX71+/OTu6eX14dXLz/t2bvrnG/ljridrf3u5D",
+	"i/T4JCKMt81nENJbGolJjODFNSCi5NYigEi0D0LCQIo7RaWCO5FEIYRSTBxmGGBtdeCKjXhbJLrHFeWh",
+	"RRtF4vQJuGN6DP1z8ql9OKJ/7vZBCwhpRDUFpjtwLgYsog6LFWIsG3Ehzbd4/YmiPW4W7Zdg10/pzyD6",
+	"LGJWXbGW08OhprKCxmkgcOcC7gjTMKBD834tp4yPgIwI44uxLGacxQbRuhl2Ma7piEp899WUB5eUh2Yv",
+	"88hlFnOXSYDTOyodybrzGZI090giSUk4BXFHwwO7UUOx5pFJosbAuNKU4M8mIooYH3W8KlIw7/N8b0gi",
+	"VUkOX3xvQiSJqXaM8YjI8OzY/I+ZDU+IHnu+x0lsfmb42w0LF4JnKGRMtAXKyz3Pz+G1Uwmvo0QqUXFP",
+	"FxPye0IhwK9hKEVsTy/pLROJggkZUUMFnH7SN/apvoEBbvv3hMppYd/2HaVbJJ/eUD7SY29/98XLKj5x",
+	"EhMWXRvsq4EGYuZiVMlfsrP7I4Ii+/ulgbzWVJqF//O3w/Z/kPZ/dduvbtof/vSPlcz1bIg8fB5U12MK",
+	"RlikSJTKrQE1KB2MCR8hFjE9Fok2pGaeIlwZ9GMK9nZ/zCBnZWR+yFSSeIvOVbVXI3Sy/dYtnUum2vW7",
+	"u3tVL3jDYqazpWfuO8IviyuGdEiSSHv7u13fLO8wsttdip+XVrrX0oST/psmi3dCxLXvNIrFpl/46xEy",
+	"5Qzh51EspLcsMDR3enQOko6Y0hLVICsYfUChG1oZYEWVMnhYi1u/tu0729eOkioxYK/76mWZdKrw4df0",
+	"nsLqzZNAG2Jwt3VgiCBOlGH/IDhNKScgUYTCNWK3NFPsFhzAvbV9tuHLyE5zgYcgUZNT+VawGMmBskxV",
+	"Hm3VU617ii8GIGoiuKIoWV6T8B39PaEKydbpmua/ZDKJWICYtO2Uwj/9TQleUjrNL0LEfbtGh/FbEiEN",
+	"hFQTFjmIuK8NW3NPmHNSKYWRb7999oaMRqG371HD3vHSCL7LS9GBcMDvgIShpEp5Xz74ntJEJ8ogo5H6",
+	"TKMe/JqEkB4pAwAZiETvDyLCP3pfitD7R0mH3r73f7Zzo2Tbfqu2L+2xLdTmr7lwqJhE5hoMP+/bU/XB",
+	"3JsCSoIxDEgIeEJz6oK9c2TU5/aR4FqKqG437vntVIvH3RwJPoxYcL9Lc/pxJ0zsr2jx2q5ETOGWRAm1",
+	"Cn+q+2jykfKa2+Ms+IjoWrhAfH7mtl7lt5Ud5EGuKoiIGlNlmSH9xBQSakg0qb44fN48stnbOxVywMLQ",
+	"svSG13dvOLwVGkgUGd11H/pFdoI2Chd6Oc/1rY5S4m89HpMp/jwUoMdMoc3ScpbClZU2Phicgz5J9LgT",
+	"KDnsbxm7OTdP0Hrp/9p2lEvD9i9Mj/dhEJC+NS02Avm3Qp+KhIcPC3hQSTAGSZVIZEChJSTC65YpNoio",
+	"MXpykG91NnjWcxGyIaM10tcafM8UBGIyNTgQJFJSrmd2kHplFr0Yn/liNTM05Zh5zylhEX1QWJtjpcpx",
+	"pnE77EYY2xMaTN8YnIsnfpcpGw97ZmtOAKcUXV05DOyON3hWu40HPN4hh4TTTxMaaBqmThLk1dB60e1u",
+	"deDklsopWPFiDi8m1KnA1poyGhdMEjkRCs34iBkG0+MoBZg+gL4zRPpmER6a56MpmvYEhoRFiaQFLw+E",
+	"LESEGgpJFaUbZE/XQrwhckQfGn3QU2kgY14uQY8JT2UFtPrnh7/evL44/veb1/9+fXLVR8D85erirQ/4",
+	"1fvLNxeHx8Uvk0kkSKg2x8quhTgnfOqEg3pI8LwjmgKarka7k1TLKZChptbtw5N4QKURmsp5sBiHPnq6",
+	"2ujq6m8EBs551s68Z4t+VfCz4XnecyN1hWT/9bB86ZwpxfjIT1V+H6yvNTT6gaS34iMNIZA0pFwzEilo",
+	"BWMamA9T71+uuRkLKfOI9TjhIeLsFuoad1LwESg24m3GUZvbIEm+5+SWsIgMogelykMI6YTykPJgCi1z",
+	"pgFR1Lcedx/E4G800Na23zKUG4o7jr7iRE0PDHdCtfWOqNTT1AHEix63yFvC0RR5NwS2e2KrSiYTITUN",
+	"z2nIyDVaBQ/LDnOk6x/Z17bNNkp6skHOXNAYkaJQsSPcsb9nyvqNjVmT/pAEAZ1oGm6KM2b2Ea5y6FY3",
+	"/59IsznNrJVPCt84M2sgREQJ96xHINVafssfzf3SFtnMvR5ai3H+BYGkRNPwhuiSSyIkmrY1Q4twxjs0",
+	"A/fP899bX0ApxvU3wum/uD87gYirlsWf3dxSmWm+syf2PRbOr3sTisptspiM6E0io8pNxk7DXunkmZ1c",
+	"2sRfCK98WgrLetLoQaLQL0TCmPGK6IGPD9zMHHHHn3cUVbi4ipiQLoPg8ovGfeqlmQG126pfxIYyhCpx",
+	"KgyPxkRfEqlZwCaEa1XwSJHQKtYkuiwgHEZO/BkczH2++CfTNFYrO8jQD31mf5o6otM/cxeFlGTq+V7C",
+	"2e8JdV9rmdBZEBa3VHl2K1pYxPR03kY7FdK6IdD7AEQZ2YjuEfQp6jGVLk48lBTtmTJAMgKqI4D5z4uY",
+	"WcEoFh6g6a3FjBc/3and9iIOjnGg/CSLHn0jRoyfHc8eb9FP3qbPVR76iMhwQyyQ6KWyyrzt2DyHLDOi",
+	"uo6puS9X2oCF3lLOsC6fK2NS/gXGC+ndTRqjabaH9FeOF+ecMw34o49qe2+3ai8TyW6JptWgK4SLmm3F",
+	"uRYaPT3DE5CZluJTjqsiMuQbXcBG8/fnKPGhBlGPHYpVk6QNiczl2ySBToyibraUewRl6MNHOtFAFIzY",
+	"LeXQImgIOnUUtZqSmzmeED412uzR+YmXO31P+IhxmrHb4oZe7tWc4w1TFXpHxuSz/ywjJe/LDBs3eJpH",
+	"q6tTF0r3h2+qA/dVMihpNTM8woXqmyHZOhxlZUxWdsODRsphnmpQQuDCGpVwQQvkkih1J2S4nnB3jrub",
+	"iVulMiC9MBxprvmu9PuFFkL63BwIZjcys24NAPTJrbNeigRCEkXDm8H0pnhtOy/KV+/tdndftnd22rs/",
+	"XHdf7ne7+93ufxhKMyveMB7ST97+3k76gXv7+cnV1eFPJzeXF1fXJ8eGgVClyIhisg2FqUiAaPjhH1Br",
+	"s4Hr/R++zIG9coezisovY4FOMaahRQaKcj2bGeW+9q0nnCgYE0zGAWG+FHecSjVmE+QgX4kyCrJz3uJz",
+	"wEGD2T14AEyrNPvOKFmSTiIS2HS3eRFSuo1GlFe8riV8K8UfNIaX2yTpTVedVNNPNqvMXM6IcmPB0hDU",
+	"VGka47edaiPE4Uijo2kiR1TfzMBkxj3kEPT45M3J9cnxPm6o8ItU7rjrSK+oIYa4HSzB2tjpzzbmCHdj",
+	"AQGJKTDuQ0SHGr1LxFx9LG5pmMGN0zuLtI12M8NB8jyRInxK+JDfYQnXF/KWagE5Juomrkz+PBfSwVvZ",
+	"UCgM6FTwEGN4mMgFzJJwyCQNrD/dmCDV+L+iJM444pw4rhS3fn6QhUBIvUWprXx5+O767Ojs8vDt9c3Z",
+	"W88vfXDx/nrmk7+eHf0VmeUc9yx/cHN2fvjTSeFjh8Se7727uDi/Ob84Pjs9OzmuNM9nrN0qb41mtzWa",
+	"6mLKZ+oG0bL6t38TjK/INA0RbErlX0kxqTWkc305P46fgqwON94JEc/K3kgos7bTNpoIXBSRvhcRNcPa",
+	"jPAtGUh1K7hcnqOIxQMj/bRkE8/38M7KOsAupoBmHhFMs0jxwirt+V3bvwu3u+T1fyGcwjF6u8rv/OLX",
+	"v8TBqflb/spiOGdcJbOvefHlQ8Ecs++RlIRlmD5/5XsJx8+dz3G3YHbtzGsq7j6rEP9reCcby8J5dJnl",
+	"xO2dXF0ywgHGRAEXjjk3FHibNdDnMbKZhV5C2RVkQZEfVhhoC433edxptNcycq1q9Zdv8GeXaZDWowgR",
+	"P1OgqNaMjxS0DJx9KPzGB3ck3+oRWwf4w5NrMlpHpSiyxbmrK7oUShfU0MMwh8AzsFvEdI/sC+Zl3BBT",
+	"Q24Yv2W2aqc5vtiskrPsl1UIIx3DX4Z3KBiqFDRMz5/b4qKjbsRBkW3p6zkp8EaOiAzPk0gzgxDzu079",
+	"khWJJkSGz5R1DBEFJf9PvfVgULFEYwPGCeaG17KkknHfXWrbFzhE0yqLMsQc9eBOF8NtPQfGqq7eteEw",
+	"51mdS6dBHdIWb9hQ5SmLqu2qxZGSAsyzTH539iV+JDzcAig7MlgT0mXJvaxswfeQwunNtxA/2gT+Z3dh",
+	"VaslV1Fx+PqLcTmja7rwCL8hXPBpLBJl2Woj3GkWJnFbyyMldUiw29370a80nYYiisTdTcSUvpkkg4gF",
+	"zbZXHcp1GvZXu0ff05TEN/Mvd8722Rc3YH9VF39M0SIget1bF3zIZFzhf3CZ/eZ0GDiwbNv8+aHqtPfx",
+	"/KbZ6I2KmEp2Z+7lTQ9SBaSTRqkKGSNJ4+elcrcqzoTr/lxIZVgc4M1/uCj9YeaIhfC9Xa/ygC5X3nDl",
+	"Qg4oiaKLIdqmjbJt/NkD3F9Nm9/shy++N6cizkdisARirhI0GBPdSXkhF/pmKBIe9qHFXRJ3VtQjZOaZ",
+	"FBIiEXyk4Zbf43aJXGm8kXSYKGrWIPD6zcXRX32XPGqYDToBxhQsN5S4LOFTEBjcx5+S6MAW31okxlQi",
+	"LL7WIgqBGAVuywf7WlekcVNQ8132fI6YNfvbSDApp7P8fdfoTrQrQUC4OfwgPXHY8ZaSYNGSwWvL3lOF",
+	"qaeMRuGJlFZLnjE6bJ1KcXcpKS5gGfnDtcVIy85gX7xk31ZFnuOeuhglyPeCStz2hI+qNr+Ow6N5xJD9",
+	"F21qY68eqa+ybM0yfhkWbhtL3eMGrO9Rya1Ch4ZWydxt1tgIp0jTBTlZmaDUUJPx3FuxGmaFm6wmH29m",
+	"saXb34Q5W4bH17Np0wyfupy+Yt1queB7b7V6b997uyh1r/49VUrJZUGhmbHRNESUKA36ToAYQiTusNmG",
+	"oj4kk0n2/5CNXIcGNY0HIsLEX6C/JyQCLYCFPqQZT0awIM/qlIWBkNJY7mMhFQWkx0W61Y8LjvGOKqrX",
+	"0xFXyfiaQYp6leVS2F4P5VcVYqNzJ0F6Wo/K8nAdPl69H6WNLnNuH10PUoXtl4qxl1oWNfut3Giu382U",
+	"Qpwewau9Fz/MNYmZTz2sVq+uNBlEFGISjBmnbaOr4Afm6TJeprVynUwHq/bR6zoFOK1Obcqpcq2hgk0x",
+	"rjThQTXWOLZ6U0qpzL9Oq14L7GKvu1cZsrbZUUW+8lZoOK07/bxOUCydXYYBToral2bbdBpWDVqk0mu2",
+	"VMHJmA78koYxbC0jxGRqa6k+cnFn+yMxbaPNClrO1kUGlqvETo2WNCSBprY41RiF+BguhnwNPepZNDTz",
+	"p+NThgaVJvHEli4PWRTR0OrBM5FWp7/NG6eE8VS7g5bZldKA3u+tSgdnnW9jQ7GodfwfG84UbZytXwFI",
+	"qyw3AONM0voPjSJfpZD4akmhtU6feZjFjNdk1KS2zYBGgo9UuZy3OlniXsG6SjfTvO02FlUbxvvA75rc",
+	"x5K4m6XQ6m8VryOrq7dXmP4VNdpCyclV5ee4Vx5ubeptFT3X4cuKmboFyDm0WsBuF6fvNmYJKN/myNg7",
+	"ElyTQNsCA+XbagPCQciQSqy21ah/kgE1LNT1g9jv8f7nnsWwnrcPn3seXqD5f9eHnoePuW9ibC62+LGe",
+	"96cfd2GnC//73//Tw7qmfqfH/8rFHXdbQz6ObMS32OuD4spPWfSBdZjYx0opyjPej4Ku6WLFO77dh/no",
+	"TsiPha+62VfWm0eCmHbSpWyXrpTI5n7x2R28ejl33J3d53vw4uUPP7parplc6Oe7i/HiNHVnrKBAZhHy",
+	"YrulYr+lbmXgOz3UPdHwZ1yn0UnnwhQ28mx3soRgfl683a8BmBX9yo2PswkzvOBQ+EoG+DtKwnMiP9IK",
+	"p9vqmRmr5ZqunMfRMB1zaY5Dfug1rd4lgMkwr72z9BDFtar3it1Y1ttoqeljVZu+ZZZnxXaiOr/8Gurx",
+	"UIp49VyltXSw3JorC1KeRFGWxCVdvS9Id8xCeMs7vXjz5uIXz/f+9ez4xPM9DAl4vvv85t3Jv70/sTmn",
+	"Zs0PPi5tq89LccCChiRu7pdcOQu/2SWzY1djlqI8tDEqW5P9ID6gyn3o+9WYbKQ+ZGkxiOuIVF2krVRO",
+	"ZXMXXXyg0Le2OfbOEfLiJ9Z6h2svuAL/VvVNAlJop3XnVcXqGcjqATR78gXnLB3AbW7BLZ7xodgME3N1",
+	"RdXG1DoXMSbqxjaHnLvvwsqY3Ic1Pl/9km/IqHzAGjWjdAEly6q02RJUcvhVHHzB/W1CvSqiwtdTsa6o",
+	"TqXmetyt4IhcKIqWZsotEAZXbMTP1txfJEasIrWWhT78Cwuz+EXJTfwv1UEeTKZYlmizdjrJDDjsvgsL",
+	"1gHm/aTQgbp89pV4YJrdEaTx+7zlWAaZRqlfrpFE9Wr1p3igrLxvqg1AGV+aKQZ+04BvZW5dtbtqvgfH",
+	"YrRLC3NXyVudW+X9xAgDh3+b6vIwgw9zSao0nugpWHRw9XfK1QNmT3aqwpU1TuUHQo2ZiJm7QNAibdHX",
+	"Z2G/syTM2syIsteyys0uvZNHy1FeP/O4SZcSB6kVs4pXxODliLgmuBrV4nwFeK2Y7DvTu8a6bTO8P4C+",
+	"wa5+WkVtafluLCLqqgc6MEv1QUSJVJBFAGzOXZn6l9xR87jco+YY1+cUr58+vCRfeHl68LxDVtEgkUxP",
+	"rww8LIAHlEgqDxM9zv86TZHzL79cp63KcSv4bW4fjLWeWD86c2ZUGYded44IVmdj7TflIzeXQwORIuEh",
+	"DBLFOFXKjvjpwHuckuJmARkEixWNrNyQIhmN8z7GPY7AV2P7U9/Fnm0ABGMJPihyS2eHB2HJSxru7vEe",
+	"PxL8lnKsDtq3tTCM20h1on14d3oEz58/fwXvr48KUWkfkGyBmU1j1oGNXMwmWPR4Poan1a9re9ffsv2s",
+	"CSibX9EPREj7HTC3YvYWYIV/1qxOYQ/vHu8furaQ+Ok+vMbrATskx5rSxeE6/YPiEqHgtAQNXHSmr7QN",
+	"vmSN2c11Hl6eFYJi+95Op9vpIpebUE4mzNv3nne6neeo2egx4lg6yMf8f0Txn2wnZ6G3bz48n6b68UyD",
+	"+91ud0H7wNXaBuZuiPlml1NI26mb0+x1d+oWy3a3XWrM+cX3XnSfN/pR1o8Sd+GKBJb9Lm956HsqiWMi",
+	"p6igkBDibO/mtshIOdeK9XyjguMmhpTBnqCYKEMeZcVrEU4bAL0QlZsJS0YsHhgSNIgsi3ovxrwZbd4Y",
+	"vlJ3/VJWrl3lzWOgTd67OZzBn+7yKy3MblgX5faaoFzerh5/8Wr5L7Ku/uYHOw1ekTU+xh+8aHKQijah",
+	"j0NDR673tsPRUp2vrQ0YMQ4shBbBf0q9unF6krMftirJ74ufMcBtMtMvcCJUBTvENrql1oL3oExnhlfV",
+	"sxhVNE+zbUySVT0DN0aR8zt36inLl119m5UdegvfgxjWdGpcm5oflGr2dl81elupCfeDUpvTPL393z4U",
+	"ae+aYtyNGa1tWE54xrmFtkpDUlCaRRH2yVxKZGFW8VZPYvkzGxB+WYmc9drl7oSq9Ox8Mo64xQZavDnl",
+	"zdfyNaK7vXkJna8Ufuvy6o8ufvKrKChy0EqxyNouFsMQA7cOgNqBCTZuYVubYTf2paSB9NQuOoyLJDKT",
+	"7M1GnIbYSguL2pwRng8ic4s+U45MXbcpHCYJbjTpbnfXzmHIfm7TKrErSpkk5Vwg+iQbJrVp2deY4uqj",
+	"41/mZ3Htdnc3qXPaNt6VveUjxj9iY7MYCyWBDbGnOVM42vJhKfpJ0NUIus9f/LJ/5bcPX0rC79xQjRst",
+	"meGXvVucmLoGOW9/Rov/S62pjQ9PT7LgQz6ltKYIOH9kuzC70xzkq9lb5appdGXRT3p7rOOovEjF3NV5",
+	"86xU6WlIJC2YXp9M9r7iQIP7HRaRhylI+Ecu7rgPibIFzm50x8Ymujy65mhrE7NS3vY8DbX+9fr8DUqf",
+	"dACzbz185qPDy7N0YPJysw0rFKyEjKhVK2fVSfO5UyXPYltJ9m35I74Xf1YsbkuKEHPQrPRrJRUcTlE9",
+	"dxF1+kOctlDaHgoZt9MYQrNrKJQmPzmkHkcdeAQMvaJ6Dj2hlSGS8yD0hyyi/eWcpRh6rnMGFZtv38tM",
+	"nWvBXWWflpMovQFWV+N0tklEYe95c925um34uhZruk42D+nJbP2e1OJZb2s8zdymqT1re6asYdWmC7WN",
+	"CanrSclRTqng/XHNy8ra+0YU8jCW5pnth5kqz4UKScJTFugDmbVHn5ymX1X1RbuRQBntnc5LrN8lHZy5",
+	"293dWpF+iiZkHR0VUvXvb0WuSX2bE1SVpQePL6f2lv8kG4f8RDxNicfobwQHAGQeVpd9YckIkR9aivFR",
+	"RI35fB9/qytTqHey2mmF+JB7cyBiqmxzz9SbCi1bi7plDPnsm/4gIDfut/10FHcrNXW3Oj2OtoD9nLmZ",
+	"uOl0QNBiZAeQZe5ca+ZDzQxvH5QA0uOBFEq1FdPUmNFx2hAsURSY7sClzd1hfIQSwrYza0uhiX2pOaEF",
+	"nnLTRRCmNtFklssUB5CvzGZ+PULr3jEav657oYFiv9C+e9FdWFh2PN9jZgkLsLxh+izgvCL/KaRrFYpl",
+	"82ytz3ZN+4p8zcId1y2HFXyz692Hsc5UGXlS3+z+fHe+K7rkf//7f1Zhq6WaxUqH+eZs4hRPKv3lhtwd",
+	"qtlG3ZjCKhI1c+FcgNFwDFkI+VHNeMuuqG4f2QtaOhQVV3UP45aeTJXvXHCcfHKJH2QGaeyc8QKKQWue",
+	"lVgW2MDX6NZQtR78iCl9lT60Klc8snVMht8sefINi5n+un7+Yg1XdUpeCgzfgJcqDUMm1cM6tB7BRDYA",
+	"MQZyxG4zCamgZWviVkCh7c95Kd6XRe5rK5FrJS1KpglBiebkUqnGr6wlF8XDSmnuFbi2V1WSgarXA7t/",
+	"VtTFH8VzbuCCYWAxNNijch6xBF3YiDNeb+4pLAq8pwJ2H4XEVRaWqgUXOTEbayjlcscHduIvUFiy1Isn",
+	"BeRJAcktVzbiwLi12GbLajFNKPcJNSJ6kejFVH+RVKTj79WmCmG65CYR9vsQ1yc4c4+Ci6+UDY1iHQYo",
+	"LSYKTQs0kDUIHtCmV9UmUbT0uk5uqZzejamkjS7upOTYoDycyxD4u7nBso/HDYJSiNhtxsHVWi+/qWSy",
+	"+JLeTx5RkjZOBp8t2Vgmcku10vNj6gqVa3a8xZeVZHRes95IRu88iFPBBYBdgwvbxflryO1NxnrKbQyW",
+	"n+oAmIa0a36aNwWDqZ316pIPMfAwoEMhLcEY3mZAsK7O8U3Xp3y32oNtUlCI20ELyxwntiA4muK4ZLSv",
+	"05LAeksTqyoXeijOp0f4zHftoMjm1ld7J1zpqYjCx3FNrK5pP6IzgwQYFXCo9czV/BYwzP5tyxVXko6u",
+	"YPUsRGSoyaLJpr/dq8rR5YelFbEnfMQ4tSX6Trr9IuRHPJpX0Sdhb7dQ4Y11Tc2TaebG12HD0fvkr1VN",
+	"Enxg+YoXUkFcbuzkjBg9uSajZQIUn/nW7d1vO7T7GElBTjgh5aBDfY5jQAtzd9H4nSEsLFDJM/CyiCbm",
+	"5m1VsJhMhG1/Nv8sc4/azx3zWI05nQ3Psfa6mW/z2HaY/uYriFdG390miEEDwW1/Ejv+y6pbP67207Rj",
+	"z6MVc5kbNNiLmNxSYqgP4GzYRjSAlLNuVcq9ut4Ia2FeLhYvnIrXRKk6G74VnNbibPerc/50Ru29WP/z",
+	"hhh67lrI/sHo7bH6UJBU8bmvSmeQ4+zYqnOLWldsgCWvm3xmtb239A6sMrhiQ4uyIvegcYeFlOcqB+5N",
+	"gU/S6zFcE9+XrMwzwa2sbCQlK1S3bWW7JBZ6EVbrcQlXxX6KjTzk7/PfhNAikRI2WYxpzHfmQm91nsTH",
+	"hsq+9JgpZwJIEVd6DRS5dfxJraxDXRXx5Ctz2NK7arhtEW9BaaLpEyrdG5XOVIXtWKBhnO7k0OyfN6ir",
+	"+Cs7qiqLF+cY1HoKSvPwSlWH2a+cqtmEPq7quK7LKTbcd+uPZyj/0YsnSYnLkypabbGQxhNh0KxWARgT",
+	"XQw/lFHngkdTkELEykXgS8szBYwDF3fQss8wDREdauwyxIWGiClNw60O9IsTZPo9jv/aNXFciwIy1FS6",
+	"fOJUQEnsyIdjZaqy2s3qaSPb7z064o5RFyHBI/oQC6VB0oByHdnLvqVPwZIaPQgxcp4mNPlIFaB3k3Hf",
+	"ejgtdoLFyiKhjIneXBhlXmuZ2dqA2ioJ7HKMUXAXQ8xH2KcFNLZ9L8WYMkn/tEUWPZ4mNhG4PHx3fXZ0",
+	"dnn49vrm7K2ltQ78wvRYJBr6xvTu22INIWKc1ENiGhaI0b1HdXrc/AroJxIY3MMWOW4PNl0KM2x39nfs",
+	"UgOq76grBNF3Iu82m5XT7XVf4S57HGeh4q9ajEPf/K+/BYwrbS5FDG0EHdN8IEwsidEOnLp+Pdn4fts4",
+	"1vIcYLzH+0N85KbwSB9ailL327Ps860DKxQLwLXdL8wKyjfMbIyxeNXjxSwFZIp4IAO8ve5z6Buc6eQr",
+	"3Eg6TBQN+wa0ZgnsjZdxUA59O563X8XhXKjNMYf7hNvsXRU6ZxtE3tn1d158yOJt2GrUbFFLNvFWDafN",
+	"dBR/6OiXe72Ldi0IhEFLiZiW0MZQ0NiIU4svW39Yd82rjTfbOfnElCFNA/ucD1e22SqyBxdXYiqjBDcI",
+	"2amknb+vUB3CpEqD8y2eFj6pEE+ZGrettKQkrtXm3tK7VN0SQ8fr8NW1uh3mtTCNIglCagRRIql1Kdht",
+	"b/kobwpD9+zEVJhQiQ+4SaqCBzSXPG+I0u0T85v22bFND8StG9NdauUEw50RDGMymVCeKohMgzB/2qXK",
+	"6/i4kOP/ViG1I68lak2TiExp2ONZDWJINBkQRQviDuek2hG8RlbptJbR7W4kqEJMPgDiWh7hJO8e/0jp",
+	"xOqzEUmH+GadUBHGAeGgqJUZMZDIphnHTCmqUvnSgUMjw2OzbsQ47fFWfx8mjI+MQFSAvdyJgjElUg8o",
+	"0dCyt7jzAhQMpuAQcgsHCKTJScjeRGSE9MCYRwYIPIkHVJod2qMpBGuaRwutvd1XMKBTwY32fp1DgPJQ",
+	"5SWeispbKkGNE616PBR3/ADQKcpp4ILHpRuqknF2YcO/8Snl3Ufb8qu0rD4L+2kWKt4OIivq0ezWCIS+",
+	"m3u5X8Di/haGwpWBL4lAJUZqEyZVjytDByhKBlO8LqKgZRSiFOW3fNACJFVJTBEKBuVHZKIOIHtVe8fN",
+	"f5gqID2OKIKYaagNqQBaRMGQSHPhBbsIrxPVVaa3LEArS2hLgC8VvOYzo3Z29/d2/J0X++2d8hiWve6r",
+	"lxgw0lSaxf/zt2771Yc/7bf/2f6n5c98sPVP/+jVlM4uNJmwQRuCvZ0zrxUatR061uPwswMnhuDsR2Oi",
+	"7N3/GSpv2Ic+/rmP8wz6RjUNe9zN5vgzEMiQ0lzBX64u3s7SZyVN2ju5d2c43/u1fRgENGq/ToZDKt2w",
+	"rJnj2xYVfS5cVTlIg7AKseWT7QtDVcb0MwLvLCw1S4eicVE1Ae0bV3K+n/Y9V8g921cGgU4ysVzlqbfC",
+	"rIUcBcdazLPWrUV6wWeH/l9qVYPL3MS0Iz6GQsZGihc/zziPFf0HBuPMZ4RPDfuzxbt2kgs+0OOthEdU",
+	"KSCAA/UMYzMCpGAdxlBQMajc6sClzeorSHAuNAxxyslQyB6388070EeXUpGigeUjT8xuSrsXPJpWCaAR",
+	"1SUL6yu7eOoiGOa4T3HixwubGQEcUk1Y5BLjCrhzf5eQWX690EaatFHGmH4a4e1DQKRkrgeIQaJnCgxS",
+	"QAs1CaoNL1HQd3Nm+lv7sLf7Y6aWMO3D3s4u6nQ9rjSJaGH6VL/w1n46hIrpDvRnJ3H1YYykjZ+rMZvY",
+	"zlZIqz1eACa09rpdYEOjyuNoaCORqNFY4d3FxfnN+cXx2enZybET4tghJjAmRVhFvElpnNmjJrCU3Cew",
+	"2939YeVMlnV8KA/HodKMlidO9ZTR8mCTZGanyPiAWf/B1Fhn1lHesv8Y+b4sP7RWMbI2SH0g7DAzv4zS",
+	"UYpciSGqLxmLcwPQMjeD5WPo5B7g6DWNrI/3eIJM0vw4d620jN5SoXxhwyotgIu7DlwkWjFDVOblMyrX",
+	"iGrY6z5fFDCrM7QrYn/ujC6cEBlUlEVnz2zJjjNGf0+onOa2KDpYvGbdLNpV7Sz8BptTMY5DKO/O9TqZ",
+	"kBGt25wtt2u4u2715qrWjTBsWFw2I4kXXbS27ZK7bpbhKs08Nsv0ER/qQo/OMmEciApstWMRxE9pNvcv",
+	"mc74iPMED6Ylf2rLre8cWDpF6K3HVEsrY5qXc/YW+g4zTW6SqHGaN0Rdk9oik3sGrjEPtE6PztFB2+Mx",
+	"VYqMqJ/SORc6606/ZWuFkcHioky6Vj/Wq9mB/q9tW/Ldxprvvu80XfT0+mD1R+dgS7IWU85bGJAoMvi+",
+	"oLWeAYShoXO7y0csSHdwQscChalIgGj44R9W6KBbPsojRvKQIurUUJ5GMZ5Slv5O+lwbxAQCmn7SEGd0",
+	"1lip2/5c4KZNqtNK5Px3W2r2qCVf4o6nV20dGY63WH8Ajs0OD4DA+cnV1eFPJzfHJ29OrjOngZ1grB5N",
+	"QPqVjd4KWLhmp7cq7fNDFeJjuSZi7APrA9XC8RubHvIkrJ7yaxsKHe6mkmS8aPl0kgXyqORTfnjiXKCs",
+	"50mEB3joPAMOGS6msAHBjtVZMIdxoAx1+JBJGqB3psexE4r59I6p4mTfNFtQi3TAfP6pdM4N21I7n3DY",
+	"44U0rQ68M/sg0UyeH1Sl+XXgytmq87ktz1SPG/nCQqDcwKvsQkEXTGXsKxAxhQEJPtrkBxJTuCPTrSqz",
+	"gISh4Q2X5SDC2rp9OW9vd+dD89G98xt5ZPfyghS9NA42m4BqL9XP2xEIjjYb0S5l74m7fmfc9cwmLKdJ",
+	"bdAS0hLjDC3ijTt9cDZDLVyD625/zklpxhQoo+IbSm5txi8oMdT7bjp5wccLSpOpSke1usjbmCkt5DRL",
+	"DraspBwAs7likhLkT4UkNxrC3RiPZisiC0t34Jc06Qq93T0eUXLrctRso3Wl2xheRxgVXlfKKj/Ik7cw",
+	"FUpwCoWVXCJSEAmFOd8VkwRicUtnOEojK+kNHWrD5j+y4OOTsbSJblDm2qBVSRxbKaSLwZEHNYdSDWR1",
+	"faWKhA2xtG0l0EPqTUlN3YbdiR0DYuhBGTq/I27CNKe3qD0oXeQMeebh/Lxm5VJQKAnP7SHv05iyYGbu",
+	"7+2sMGMiffsjKQiF49dV+WohaVoSlvFYSZVRyvmoVMfzpBJ8h9MgZ1J0bfxjvoZrTKz8rJb/Nk2+tnNs",
+	"gp6CUxb9IT0SeK6qImAknadx5t+CP9tiRu5caP3l8uQnHy7f/uTDL3RwaYT3T2enB7Dc2WBxvYD325+L",
+	"2m1dCweH/cuHU6T9Fr/mZIpZCYJA2f6nMs5nLxkwTjDM3miIt0ugHUw1VcsGdtennftZgtOC1HRslrVb",
+	"NWXDukfQwQFqLKRuR1h48P7dmzTSKAZ/M4+ggJvZ5xthGcHy1z/N8CiEEsQdT6nMcnwagi2Kt7Fhansd",
+	"EpCL7qeO1iYuHb+SwPDLtRSlynDuROBymiFF7nZ3X7Z3dtq7P1x3X+53u/vd7n+sEuOtp5XDy7O0Orez",
+	"8Z7Jb9gt5VSpFOEPL88KoFVTpWmcwjatdFvcFPkyL4j7jiv/3SkWtEbOS6cfrTvyI/Y6zj1E1lMTOt+f",
+	"EL61A7D1hfuuSK0ZFqGVu6CTsbuBTTQznowFd+XWaH11fe+WRImlZ5w7Wfml96cfd2GnCzu7z/fgxcsf",
+	"fnT8vNj8n1jlOEiTjIMoGXj3bIHsTv5IiR4p3L/3nsV/N1XKWVcZh3TFgtNqwity8wWe16okjJwqn7oE",
+	"P3UJbpIykqGnbRSMSSNEhjZamAqPtNgMHYzYrGhJynhJjNSZU+si6zfeWHgBh77OC5Kf2gt/j+2FM2qR",
+	"NCSBxtCTCwwFNo8+JlPr4VbYZ8j2BqrXsFZC/EJ0YFlj4s0IgrXj7k69sj6P2dlL8I4qSqR5y2qVXuto",
+	"Xg9G12md1ybo+0moPpV6NW9enDGlpiK5VsFsMFbJUcF6s5XWk9zfzUSmdHSAmhUIij411t2Qc4PMDnDK",
+	"DSt0caDsHQqZJ334QMKYcdugIWtvK9XWBnrvFiVyPVXZzL22TOMni+jrFJ/NQi3ftZeudJY6onGzACGF",
+	"znc1zux7IJsUwC5/NIUzaFEQHgVakDSymYMPRQ/bn93/Sq0RlsyL/xsNyrTSsOiEs6c0qo04EPgUyAxO",
+	"QYu5UpNY3Ja1jw0hVXWJSBX6bDb2Wu0Jt4nXS7Bwk5k+FoZ1qofdDg0hBfYTnt8bzw9dbn0VpqcpoqcX",
+	"b95c/FKH7cvYoDMQlygE5qm/Q217SZwvg80Tpt9fTUhDhhYtbREIU5jr7NJhCfbNO7CFKoWGlgZNbaH6",
+	"IGLB1iPoEovyCnIisgkGT0RUSUSZ5+qJmDZITBkJueLab5mUMIOscYwxr0598rc+zc66LXoinymbovlV",
+	"oh6VQ4uyYOI3VjP9RA1P6f9fPf1/nvCaFFw3igekQme5VMiM0yZuGMsxnvwwG0iK51ax8CHhg0gEH0FI",
+	"CAgPaDRntNYqE3UJGvV3+nBOjSdfxmZzGCobZTsYZ6MJv5pTeDPFhNbhgo3ZIQ3+FCZwuHo3knpmbt6d",
+	"/Nv7k6vrk2NIuGZR3jfbucxUZW1hCfvXzIRQmuhEZVtunvBwlb//0eoKFxOmg/IflT7d2J/FPzgSfBix",
+	"QP9dqBqnTtCMWUiNlLHipjSOqGoYz8pu0Vuc4V7nzaGfDDQck/h5rfnrVS6dhjM3sr3l00Ben/x09nb/",
+	"56PDd8c92eM/n7y7Ort4u7/X6Zo/T9/uYyL6saDmz4t3P+0fHp2fmP+fvD3Of1bqeNqoRuv2CEekP0nF",
+	"+/YRRYQq5PYRBcRCF1rvTo/g5fMX3S3bUgO7TszndmzezjXUoaY8qO2sfOXmD2lXrWd23S8y+1sedtTv",
+	"EdP0ed9uvn9kkbltx9X0sZArLeNS0Hre3d0CLXq8XM41kVSxEXeFd5mjqlh6Z4Tu1XPMr8jXI5JCIPiQ",
+	"jRJJww4c9nhMdIADAftnw/ZbwWnajL91R8lHMGAhkinboNTOO3ze3cua7muR2J+bl5IRrRlLcTXlwel6",
+	"uY9rZwgXoL2RAsyrf3vDtL3ZtU153zOQaLvw/7LfmGfTR79eVeYqu29WwXnvU+5VN6uwc8qeKQjEZGoQ",
+	"PEikdG0oHuM6/sBFa1nRaTwFw/RcwamlATtQDNmAYT3xdPZCSvWQPEDGa6BYfa2WlbUZh0RR+UzNv9DH",
+	"mW52TBl2QZtMLP98h8N7MoZrkb3HzTq+HcgxzKUIzpXiAn5tO7bePsOJzgYXcOCOWef3RGgaAoYwA6Io",
+	"jOknOD9+ka1drMP2U407Y8G4jTui4E4yrSnfdxzUdkJKm37l60EkAhIh/Do9fogcloa25b5b29gr+fC1",
+	"tNlS+rIDGCQs0sbwwlZuE6GB2aUNFGBMVI9zwSlMqe5Av4jw+2AMlj7ElHAjYDm9oxLXCw040qHq4o6G",
+	"+3BHmM6S+CaJGvd41to6ayrY/9xDbtDz9qGHd9/zfOh5VJOR/ayXdLvPgzh8YQCLf9Ce96U8JXcisFl1",
+	"lSwxWPRVhUkF17E4nRbgx1QTc+bZGvySIK/kj4U++w8pMp6Y6WMzUzvE6Pz4xZYbi5YxOD9XpMYUBiKc",
+	"zrPOVO/clhRJs9gPpnytr83XBf3TcpFAYv45Dre3TYYCgaM27ZSznAHZNoSREB8N+xJ8tGXnCKZ6X8Q+",
+	"Uigocx3AQLltg09gSO/AbVHhAMmY8UTbWZLIinAUp52H2n9HtZy2D4eayv5WdXs2XKlA64+o+tnN6CcV",
+	"sLEK+GVtg/b7aX5zzFSQdkpz6FpWl7i48923OpEcWIViNNNp4rM3oERSeZgYIfLbByOm7GxaK+ESGXn7",
+	"3jaZsO3bHRRibr1seJdrQPHFzz5x03OLH1l7uPBBZiMXPstdQ4UPbVZ+4QM8R/GBMdHGWv7/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
