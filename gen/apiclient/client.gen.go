@@ -356,7 +356,9 @@ type CreateCardRequest struct {
 
 	// PreviewFileId An image from uploadFile.
 	PreviewFileId *int64 `json:"preview_file_id,omitempty"`
-	Private       *bool  `json:"private,omitempty"`
+
+	// Private Optional; `false` when left out.
+	Private *bool `json:"private,omitempty"`
 }
 
 // CreateChatRoomRequest defines model for CreateChatRoomRequest.
@@ -364,11 +366,14 @@ type CreateChatRoomRequest struct {
 	Description      *string `json:"description,omitempty"`
 	InviteProfileIds []int64 `json:"invite_profile_ids"`
 	Name             *string `json:"name,omitempty"`
-	Private          *bool   `json:"private,omitempty"`
+
+	// Private Optional; `true` when left out.
+	Private *bool `json:"private,omitempty"`
 }
 
 // CreateProfileRequest defines model for CreateProfileRequest.
 type CreateProfileRequest struct {
+	// CanAnonymousInvite Optional; `false` when left out.
 	CanAnonymousInvite *bool `json:"can_anonymous_invite,omitempty"`
 
 	// Data Contact fields, each an ordered set of labelled values:
@@ -377,13 +382,17 @@ type CreateProfileRequest struct {
 	//
 	//
 	// Example: {"email":{"index":1,"value":{"work":{"index":0,"value":"jane@acme.example"}}},"phone":{"index":0,"value":{"mobile":{"index":0,"value":"+82 10 1234 5678"}}}}
-	Data               *ProfileData `json:"data,omitempty"`
-	Description        *string      `json:"description,omitempty"`
-	IsFollowListPublic *bool        `json:"is_follow_list_public,omitempty"`
+	Data        *ProfileData `json:"data,omitempty"`
+	Description *string      `json:"description,omitempty"`
+
+	// IsFollowListPublic Optional; `false` when left out.
+	IsFollowListPublic *bool `json:"is_follow_list_public,omitempty"`
 
 	// Name Example: Jane Doe
-	Name    string `json:"name"`
-	Private *bool  `json:"private,omitempty"`
+	Name string `json:"name"`
+
+	// Private Optional; `true` when left out.
+	Private *bool `json:"private,omitempty"`
 
 	// TeamName Example: ACME
 	TeamName *string `json:"team_name,omitempty"`
