@@ -253,6 +253,12 @@ type CardSubscription struct {
 	Subscribed bool       `json:"subscribed"`
 }
 
+// CardSubscriptionList defines model for CardSubscriptionList.
+type CardSubscriptionList struct {
+	Items      []CardSubscription `json:"items"`
+	NextCursor *string            `json:"next_cursor,omitempty"`
+}
+
 // ChangePasswordRequest defines model for ChangePasswordRequest.
 type ChangePasswordRequest struct {
 	CurrentPassword string `json:"current_password"`
@@ -849,6 +855,9 @@ type PreconditionFailed = Problem
 // PreconditionRequired RFC 9457 problem document.
 type PreconditionRequired = Problem
 
+// SignInRefused RFC 9457 problem document.
+type SignInRefused = Problem
+
 // TooLarge RFC 9457 problem document.
 type TooLarge = Problem
 
@@ -1066,6 +1075,13 @@ type UpdateProfileParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// ListBlockedProfilesParams defines parameters for ListBlockedProfiles.
+type ListBlockedProfilesParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListProfileCardsParams defines parameters for ListProfileCards.
 type ListProfileCardsParams struct {
 	// Cursor Opaque cursor from the previous page's `next_cursor`.
@@ -1103,6 +1119,13 @@ type ListFollowingParams struct {
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
 }
 
+// ListOutgoingFollowRequestsParams defines parameters for ListOutgoingFollowRequests.
+type ListOutgoingFollowRequestsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // DeleteRelationParams defines parameters for DeleteRelation.
 type DeleteRelationParams struct {
 	// XProfileId The acting profile; it must be one of the caller's live profiles.
@@ -1125,6 +1148,16 @@ type SetRelationParams struct {
 type ExportProfileVCardParams struct {
 	// XProfileId The acting profile, when reading as one of the caller's profiles.
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
+// ListMySubscriptionsParams defines parameters for ListMySubscriptions.
+type ListMySubscriptionsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
 // GetSyncFileParams defines parameters for GetSyncFile.
@@ -1355,6 +1388,9 @@ type ServerInterface interface {
 	// UpdateProfile Change my profile (If-Match required)
 	// (PATCH /profiles/{profile_id})
 	UpdateProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params UpdateProfileParams)
+	// ListBlockedProfiles Profiles my profile blocks
+	// (GET /profiles/{profile_id}/blocked)
+	ListBlockedProfiles(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListBlockedProfilesParams)
 	// ListProfileCards List a profile's cards (private ones only for the owner, admins and subscribers)
 	// (GET /profiles/{profile_id}/cards)
 	ListProfileCards(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListProfileCardsParams)
@@ -1379,6 +1415,9 @@ type ServerInterface interface {
 	// SetProfileImage Set my profile's image (multipart field `file`)
 	// (PUT /profiles/{profile_id}/image)
 	SetProfileImage(w http.ResponseWriter, r *http.Request, profileId ProfileID)
+	// ListOutgoingFollowRequests My profile's follow requests still waiting for an answer
+	// (GET /profiles/{profile_id}/outgoing-follow-requests)
+	ListOutgoingFollowRequests(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListOutgoingFollowRequestsParams)
 	// DeleteRelation Unfollow, unblock or cancel a follow request
 	// (DELETE /profiles/{profile_id}/relation)
 	DeleteRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params DeleteRelationParams)
@@ -1391,6 +1430,9 @@ type ServerInterface interface {
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	// (GET /profiles/{profile_id}/vcard)
 	ExportProfileVCard(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ExportProfileVCardParams)
+	// ListMySubscriptions Cards my acting profile saved (subscribed to)
+	// (GET /subscriptions)
+	ListMySubscriptions(w http.ResponseWriter, r *http.Request, params ListMySubscriptionsParams)
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	// (GET /sync)
 	GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams)
@@ -3337,6 +3379,61 @@ func (siw *ServerInterfaceWrapper) UpdateProfile(w http.ResponseWriter, r *http.
 	handler.ServeHTTP(w, r)
 }
 
+// ListBlockedProfiles operation middleware
+func (siw *ServerInterfaceWrapper) ListBlockedProfiles(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListBlockedProfilesParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListBlockedProfiles(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListProfileCards operation middleware
 func (siw *ServerInterfaceWrapper) ListProfileCards(w http.ResponseWriter, r *http.Request) {
 
@@ -3742,6 +3839,61 @@ func (siw *ServerInterfaceWrapper) SetProfileImage(w http.ResponseWriter, r *htt
 	handler.ServeHTTP(w, r)
 }
 
+// ListOutgoingFollowRequests operation middleware
+func (siw *ServerInterfaceWrapper) ListOutgoingFollowRequests(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListOutgoingFollowRequestsParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListOutgoingFollowRequests(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // DeleteRelation operation middleware
 func (siw *ServerInterfaceWrapper) DeleteRelation(w http.ResponseWriter, r *http.Request) {
 
@@ -3945,6 +4097,77 @@ func (siw *ServerInterfaceWrapper) ExportProfileVCard(w http.ResponseWriter, r *
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ExportProfileVCard(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListMySubscriptions operation middleware
+func (siw *ServerInterfaceWrapper) ListMySubscriptions(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMySubscriptionsParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListMySubscriptions(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4208,6 +4431,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/followers", wrapper.ListFollowers)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/following", wrapper.ListFollowing)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/vcard", wrapper.ExportProfileVCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/outgoing-follow-requests", wrapper.ListOutgoingFollowRequests)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/blocked", wrapper.ListBlockedProfiles)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards", wrapper.ListMyCards)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/cards", wrapper.CreateCard)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}", wrapper.DeleteCard)
@@ -4216,6 +4441,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.UnsubscribeCard)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.GetCardSubscription)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.SubscribeCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/subscriptions", wrapper.ListMySubscriptions)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/sync", wrapper.GetSyncFile)
 	m.HandleFunc(http.MethodHead+" "+options.BaseURL+"/sync", wrapper.HeadSyncFile)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/sync/rebuild", wrapper.RebuildSyncFile)
@@ -4303,6 +4529,16 @@ type ProblemApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ProblemResponseHeaders
+}
+
+type SignInRefusedResponseHeaders struct {
+	CacheControl string
+	RetryAfter   *int
+}
+type SignInRefusedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers SignInRefusedResponseHeaders
 }
 
 type TooLargeResponseHeaders struct {
@@ -6203,7 +6439,7 @@ func (response SignIn401ApplicationProblemPlusJSONResponse) VisitSignInResponse(
 }
 
 type SignIn403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	SignInRefusedApplicationProblemPlusJSONResponse
 }
 
 func (response SignIn403ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
@@ -6214,6 +6450,9 @@ func (response SignIn403ApplicationProblemPlusJSONResponse) VisitSignInResponse(
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7764,6 +8003,23 @@ func (response SubscribeCard404ApplicationProblemPlusJSONResponse) VisitSubscrib
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard409ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10743,6 +10999,134 @@ func (response UpdateProfiledefaultApplicationProblemPlusJSONResponse) VisitUpda
 	return err
 }
 
+type ListBlockedProfilesRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ListBlockedProfilesParams
+}
+
+type ListBlockedProfilesResponseObject interface {
+	VisitListBlockedProfilesResponse(w http.ResponseWriter) error
+}
+
+type ListBlockedProfiles200JSONResponse ProfileList
+
+func (response ListBlockedProfiles200JSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfiles400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListBlockedProfiles400ApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfiles401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListBlockedProfiles401ApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfiles403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListBlockedProfiles403ApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfiles404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListBlockedProfiles404ApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfiles503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListBlockedProfiles503ApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfilesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListBlockedProfilesdefaultApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListProfileCardsRequestObject struct {
 	ProfileId ProfileID `json:"profile_id"`
 	Params    ListProfileCardsParams
@@ -11814,6 +12198,134 @@ func (response SetProfileImagedefaultApplicationProblemPlusJSONResponse) VisitSe
 	return err
 }
 
+type ListOutgoingFollowRequestsRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ListOutgoingFollowRequestsParams
+}
+
+type ListOutgoingFollowRequestsResponseObject interface {
+	VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error
+}
+
+type ListOutgoingFollowRequests200JSONResponse FollowRequestList
+
+func (response ListOutgoingFollowRequests200JSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequests400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListOutgoingFollowRequests400ApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequests401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListOutgoingFollowRequests401ApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequests403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListOutgoingFollowRequests403ApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequests404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListOutgoingFollowRequests404ApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequests503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListOutgoingFollowRequests503ApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequestsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListOutgoingFollowRequestsdefaultApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteRelationRequestObject struct {
 	ProfileId ProfileID `json:"profile_id"`
 	Params    DeleteRelationParams
@@ -12378,6 +12890,116 @@ func (response ExportProfileVCarddefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ListMySubscriptionsRequestObject struct {
+	Params ListMySubscriptionsParams
+}
+
+type ListMySubscriptionsResponseObject interface {
+	VisitListMySubscriptionsResponse(w http.ResponseWriter) error
+}
+
+type ListMySubscriptions200JSONResponse CardSubscriptionList
+
+func (response ListMySubscriptions200JSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySubscriptions400ApplicationProblemPlusJSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySubscriptions401ApplicationProblemPlusJSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySubscriptions403ApplicationProblemPlusJSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySubscriptions503ApplicationProblemPlusJSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListMySubscriptionsdefaultApplicationProblemPlusJSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSyncFileRequestObject struct {
 	Params GetSyncFileParams
 }
@@ -12927,6 +13549,9 @@ type StrictServerInterface interface {
 	// UpdateProfile Change my profile (If-Match required)
 	// (PATCH /profiles/{profile_id})
 	UpdateProfile(ctx context.Context, request UpdateProfileRequestObject) (UpdateProfileResponseObject, error)
+	// ListBlockedProfiles Profiles my profile blocks
+	// (GET /profiles/{profile_id}/blocked)
+	ListBlockedProfiles(ctx context.Context, request ListBlockedProfilesRequestObject) (ListBlockedProfilesResponseObject, error)
 	// ListProfileCards List a profile's cards (private ones only for the owner, admins and subscribers)
 	// (GET /profiles/{profile_id}/cards)
 	ListProfileCards(ctx context.Context, request ListProfileCardsRequestObject) (ListProfileCardsResponseObject, error)
@@ -12951,6 +13576,9 @@ type StrictServerInterface interface {
 	// SetProfileImage Set my profile's image (multipart field `file`)
 	// (PUT /profiles/{profile_id}/image)
 	SetProfileImage(ctx context.Context, request SetProfileImageRequestObject) (SetProfileImageResponseObject, error)
+	// ListOutgoingFollowRequests My profile's follow requests still waiting for an answer
+	// (GET /profiles/{profile_id}/outgoing-follow-requests)
+	ListOutgoingFollowRequests(ctx context.Context, request ListOutgoingFollowRequestsRequestObject) (ListOutgoingFollowRequestsResponseObject, error)
 	// DeleteRelation Unfollow, unblock or cancel a follow request
 	// (DELETE /profiles/{profile_id}/relation)
 	DeleteRelation(ctx context.Context, request DeleteRelationRequestObject) (DeleteRelationResponseObject, error)
@@ -12963,6 +13591,9 @@ type StrictServerInterface interface {
 	// ExportProfileVCard Export a profile as a vCard (RFC 6350) with what the caller may see
 	// (GET /profiles/{profile_id}/vcard)
 	ExportProfileVCard(ctx context.Context, request ExportProfileVCardRequestObject) (ExportProfileVCardResponseObject, error)
+	// ListMySubscriptions Cards my acting profile saved (subscribed to)
+	// (GET /subscriptions)
+	ListMySubscriptions(ctx context.Context, request ListMySubscriptionsRequestObject) (ListMySubscriptionsResponseObject, error)
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	// (GET /sync)
 	GetSyncFile(ctx context.Context, request GetSyncFileRequestObject) (GetSyncFileResponseObject, error)
@@ -14382,6 +15013,33 @@ func (sh *strictHandler) UpdateProfile(w http.ResponseWriter, r *http.Request, p
 	}
 }
 
+// ListBlockedProfiles operation middleware
+func (sh *strictHandler) ListBlockedProfiles(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListBlockedProfilesParams) {
+	var request ListBlockedProfilesRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListBlockedProfiles(ctx, request.(ListBlockedProfilesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListBlockedProfiles")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListBlockedProfilesResponseObject); ok {
+		if err := validResponse.VisitListBlockedProfilesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListProfileCards operation middleware
 func (sh *strictHandler) ListProfileCards(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListProfileCardsParams) {
 	var request ListProfileCardsRequestObject
@@ -14603,6 +15261,33 @@ func (sh *strictHandler) SetProfileImage(w http.ResponseWriter, r *http.Request,
 	}
 }
 
+// ListOutgoingFollowRequests operation middleware
+func (sh *strictHandler) ListOutgoingFollowRequests(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListOutgoingFollowRequestsParams) {
+	var request ListOutgoingFollowRequestsRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListOutgoingFollowRequests(ctx, request.(ListOutgoingFollowRequestsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListOutgoingFollowRequests")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListOutgoingFollowRequestsResponseObject); ok {
+		if err := validResponse.VisitListOutgoingFollowRequestsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // DeleteRelation operation middleware
 func (sh *strictHandler) DeleteRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params DeleteRelationParams) {
 	var request DeleteRelationRequestObject
@@ -14718,6 +15403,32 @@ func (sh *strictHandler) ExportProfileVCard(w http.ResponseWriter, r *http.Reque
 	}
 }
 
+// ListMySubscriptions operation middleware
+func (sh *strictHandler) ListMySubscriptions(w http.ResponseWriter, r *http.Request, params ListMySubscriptionsParams) {
+	var request ListMySubscriptionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMySubscriptions(ctx, request.(ListMySubscriptionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMySubscriptions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListMySubscriptionsResponseObject); ok {
+		if err := validResponse.VisitListMySubscriptionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetSyncFile operation middleware
 func (sh *strictHandler) GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams) {
 	var request GetSyncFileRequestObject
@@ -14799,217 +15510,224 @@ func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs5euirfOmTKlPZJkXJsmcs1VYi6zLRrmUrljwzydARwW6QxLob4ABoyYxLVfl1HuA8RB4sT3IK",
-	"H9A3sptsUrRkz+qXLbKJBj589+sXLxDxRHDKtfL2v3hjSkIq8b8nV2Rk/g2pCiSbaCa4t+9dain4yIff",
-	"E6FpCDdUKiY4aDICMQQ9piDpRFJFuSbmJx04FRImUgxZRJUPAZGhAsJDCMZEgxQiVsB0jzOFvx6IcPpM",
-	"Qd8t3AfG7bsUtNIP9+F5H/73//4/6Js97kPPe97z+ls+KAEEgohRrkGb5T9ROsF1e9wsDAHhMEhYFEL/",
-	"bNg+JzoY97fNf98KTt3fwLSi0fAAhkIC7hqYBre9QHBNuX6mYEzUuNPjnu+pYExjYkBFP5N4ElFv38Mt",
-	"eb6npxPzp9KS8ZF3d+d7b8WlFpLOQ/YwuiVTBX0u2so80T8wYBtENIZQBElsrggBR2/M+ZSWlMQKiKTA",
-	"6Q2VEJBgTMOO53uS/p4wSUNvX8uElnbIk9jb/81LX+J9rNrjezqUVI2PhPjEKnbaHwTkWtpn/txLut3n",
-	"gfsLtPhEOX5ED+CC6PGft8mEbd/sbJMgEAnXB3DyecIkVeUfXuMPr6n97ppot0aP/6vWk3c8mh7AJYnp",
-	"JdP0z5daskD3fZhEiYL+JQ0SSftwO6YcL0lReUOlwaKLD6/fnB1dvz68PLn+8P5N31xjf6z1RO1vb/eh",
-	"RXp8EhHG2+YzCOkNjcQkRvDiGhBRcmMRQCTaByFhIMWtolLBrUiiEEIpJg4zDLC2OnDJRrwtEt3jivLQ",
-	"oo0icfoE3DI9hv45+dw+HNE/d/ugBYQ0opoC0x04FwMWUYfFCjGWjbiQ5lu8/kTRHjeL9kuw66f0ZxB9",
-	"FjGrrljL6eFQU1lB4zQQuHMBt4RpGNCheb+WU8ZHQEaE8cVYFjPOYoNo3Qy7GNd0RCW++3LKgwvKQ7OX",
-	"eeQyi7nLJMDpLZWOZN35DEmaeySRpCScgril4YHdqKFY88gkUWNgXGlK8GcTEUWMjzpeFSmY93m+NySR",
-	"qiSHO9+bEEliqh1jPCIyPDs2/2NmwxOix57vcRKbnxn+ds3CheAZChkTbYHycs/zc3jtVMLrKJFKVNzT",
-	"uwn5PaEQ4NcwlCK2p5f0holEwYSMqKECTj/ra/tU38AAt/17QuW0sG/7jtItks9vKB/psbe/++JlFZ84",
-	"iQmLrgz21UADMXMxquQv2dn9EUGR/f3SQF5rKs3C//nbYfs/SPu/uu1X1+2Pf/rHSuZ6NkQePg+qqzEF",
-	"IyxSJErl1oAalA7GhI8Qi5gei0QbUjNPEa4M+jEFe7s/ZpCzMjI/ZCpJvEXnqtqrETrZfuuWziVT7frd",
-	"3b2qF7xhMdPZ0jP3HeGXxRVDOiRJpL393a5vlncY2e0uxc8LK91racJJ/02TxXsh4tp3GsVi0y/89QiZ",
-	"cobw8ygW0hsWGJo7PToHSUdMaYlqkBWMPqDQDa0MsKJKGTysxa1f2/ad7StHSZUYsNd99bJMOlX48Gt6",
-	"T2H15kmgDTG42zowRBAnyrB/EJymlBOQKELhGrEbmil2Cw7g3to+2/BlZKd5h4cgUZNT+VawGMmBskxV",
-	"Hm3VU617ijsDEDURXFGULK9J+J7+nlCFZOt0TfNfMplELEBM2nZK4Z/+pgQvKZ3mFyHivl2jw/gNiZAG",
-	"QqoJixxE3NeGrbknzDmplMLIt9++eENGo9Db96hh73hpBN/lpehAOOB3QMJQUqW8u4++pzTRiTLIaKQ+",
-	"06gHvyYhpEfKAEAGItH7g4jwT95dEXr/KOnQ2/f+z3ZulGzbb9X2hT22hdr8NRcOFZPIXIPh5317qj6Y",
-	"e1NASTCGAQkBT2hOXbB3joz63D4SXEsR1e3GPb+davG4myPBhxEL7ndpTj/uhIn9FS1e26WIKdyQKKFW",
-	"4U91H00+UV5ze5wFnxBdCxeIz8/c1qv8trKDPMhVBRFRY6osM6SfmUJCDYkm1ReHz5tHNnt7p0IOWBha",
-	"lt7w+u4Nh7dCA4kio7vuQ7/ITtBG4UIv57m+1VFK/K3HYzLFn4cC9JgptFlazlK4tNLGB4Nz0CeJHncC",
-	"JYf9LWM35+YJWi/9X9uOcmnY/oXp8T4MAtK3psVGIP9W6FOR8PBhAQ8qCcYgqRKJDCi0hER43TDFBhE1",
-	"Rk8O8q3OBs96LkI2ZLRG+lqD75mCQEymBgeCRErK9cwOUq/MohfjM3dWM0NTjpn3nBIW0QeFtTlWqhxn",
-	"GrfDboSxPaHB9I3BuXji95my8bBntuYEcErR1ZXDwO54g2e123jA4x1ySDj9PKGBpmHqJEFeDa0X3e5W",
-	"B05uqJyCFS/m8GJCnQpsrSmjccEkkROh0IyPmGEwPY5SgOkD6DtDpG8W4aF5PpqiaU9gSFiUSFrw8kDI",
-	"QkSooZBUUbpB9nQlxBsiR/Sh0Qc9lQYy5uUS9JjwVFZAq39++Ov163fH/379+t+vTi77CJi/XL576wN+",
-	"9eHizbvD4+KXySQSJFSbY2VXQpwTPnXCQT0keN4TTQFNV6PdSarlFMhQU+v24Uk8oNIITeU8WIxDHz1d",
-	"bXR19TcCA+c8a2fes0W/KvjZ8DwfuJG6QrL/eli+dM6UYnzkpyq/D9bXGhr9QNIb8YmGEEgaUq4ZiRS0",
-	"gjENzIep9y/X3IyFlHnEepzwEHF2C3WNWyn4CBQb8TbjqM1tkCQ/cHJDWEQG0YNS5SGEdEJ5SHkwhZY5",
-	"04Ao6luPuw9i8DcaaGvbbxnKDcUtR19xoqYHhjuh2npLVOpp6gDiRY9b5C3haIq8GwLbPbFVJZOJkJqG",
-	"5zRk5AqtgodlhznS9Y/sa9tmGyU92SBnLmiMSFGo2BHu2N8zZf3GxqxJf0iCgE40DTfFGTP7CFc5dKub",
-	"/0+k2Zxm1sonhW+cmTUQIqKEe9YjkGotv+WP5n5pi2zmXg+txTj/gkBSoml4TXTJJRESTduaoUU44x2a",
-	"gfuX+e+tL6AU4/ob4fRf3J+dQMRVy+LPrm+ozDTf2RP7Hgvn170OReU2WUxG9DqRUeUmY6dhr3TyzE4u",
-	"beIvhFc+LYVlPWn0IFHoFyJhzHhF9MDHB65njrjjzzuKKlxcRUxIl0Fw+UXjPvXSzIDabdUvYkMZQpU4",
-	"FYZHY6IviNQsYBPCtSp4pEhoFWsSXRQQDiMn/gwO5j5f/JNpGquVHWTohz6zP00d0emfuYtCSjL1fC/h",
-	"7PeEuq+1TOgsCItbqjy7FS0sYno6b6OdCmndEOh9AKKMbET3CPoU9ZhKFyceSor2TBkgGQHVEcD850XM",
-	"rGAUCw/Q9NZixouf7tRuexEHxzhQfpJFj74RI8bPjmePt+gnb9PnKg99RGS4IRZI9FJZZd52bJ5DlhlR",
-	"XcfU3JcrbcBCbylnWJfPlTEp/wLjhfT2Oo3RNNtD+ivHi3POmQb80Ue1vbdbtZeJZDdE02rQFcJFzbbi",
-	"XAuNnp7hCchMS/Epx1URGfKNLmCj+ftzlPhYg6jHDsWqSdKGRObybZJAJ0ZRN1vKPYIy9OETnWggCkbs",
-	"hnJoETQEnTqKWk3JzRxPCJ8abfbo/MTLnb4nfMQ4zdhtcUMv92rO8YapCr0jY/LZf5aRknc3w8YNnubR",
-	"6urUhdL94ZvqwH2ZDEpazQyPcKH6Zki2DkdZGZOV3fCgkXKYpxqUELiwRiVc0AK5IErdChmuJ9yd4+56",
-	"4lapDEgvDEeaa74t/X6hhZA+NweC2Y3MrFsDAH1y46yXIoGQRNHwejC9Ll7bzovy1Xu73d2X7Z2d9u4P",
-	"V92X+93ufrf7H4bSzIrXjIf0s7e/t5N+4N5+fnJ5efjTyfXFu8urk2PDQKhSZEQx2YbCVCRANPzwD6i1",
-	"2cD1/g93c2Cv3OGsovLLWKBTjGlokYGiXM9mRrmvfesJJwrGBJNxQJgvxS2nUo3ZBDnIV6KMguyct/gc",
-	"cNBgdg8eANMqzb4zSpakk4gENt1tXoSUbqMR5RWvawnfSvEHjeHlNkl601Un1fSzzSozlzOi3FiwNAQ1",
-	"VZrG+G2n2ghxONLoaJrIEdXXMzCZcQ85BD0+eXNydXK8jxsq/CKVO+460itqiCFuB0uwNnb6s405wu1Y",
-	"QEBiCoz7ENGhRu8SMVcfixsaZnDj9NYibaPdzHCQPE+kCJ8SPuR3WML1hbylWkCOibqOK5M/z4V08FY2",
-	"FAoDOhU8xBgeJnIBsyQcMkkD6083Jkg1/q8oiTOOOCeOK8Wtnx9kIRBSb1FqK18cvr86Ozq7OHx7dX32",
-	"1vNLH7z7cDXzyV/Pjv6KzHKOe5Y/uD47P/zppPCxQ2LP996/e3d+ff7u+Oz07OS40jyfsXarvDWa3dRo",
-	"qospn6lrRMvq3/5NML4i0zREsCmVfyXFpNaQzvXl/Dh+CrI63HgvRDwreyOhzNpO22gicFFE+l5E1Axr",
-	"M8K3ZCDVreByeY4iFg+M9NOSTTzfwzsr6wC7mAKaeUQwzSLFC6u053dt/y7c7pLX/4VwCsfo7Sq/886v",
-	"f4mDU/O3/JXFcM64SmZf8+LuY8Ecs++RlIRlmD5/5XsJx8+dz3G3YHbtzGsq7j6rEP9reCcby8J5dJnl",
-	"xO2dXF0ywgHGRAEXjjk3FHibNdDnMbKZhV5C2RVkQZEfVhhoC433edxptNcycq1q9Zdv8GeXaZDWowgR",
-	"P1OgqNaMjxS0DJx9KPzGB3ck3+oRWwf4w5MrMlpHpSiyxbmrK7oUShfU0MMwh8AzsFvEdI/sC+Zl3BBT",
-	"Q64Zv2G2aqc5vtiskrPsl1UIIx3DX4Z3KBiqFDRMz5/b4qKjbsRBkW3p6zkp8EaOiAzPk0gzgxDzu079",
-	"khWJJkSGz5R1DBEFJf9PvfVgULFEYwPGCeaG17KkknHfXWrbFzhE0yqLMsQc9eBOF8NtPQfGqq7eteEw",
-	"51mdS6dBHdIWb9hQ5SmLqu2qxZGSAsxnq0QsUA6gj7BwtTXWokp0lQFRdRsLrsHRyZpXURbty+oafA9Z",
-	"AL3+FgJMmyCQ2ssq1EGtcFcV0Km/OZd1uqYTkPBrwgWfxiJRljFvBvuaRWLc3vNgTB0a7Xb3fvQrrbOh",
-	"iCJxex0xpa8nySBiwYb2Xx1Odlr+46GK72lK4uv53bmIwOzOGvDoKtw6pmi2EL0uYgk+ZDKucJK48gNz",
-	"XIxuWNli/vxYddr7uKfTlPlGlVYl4zh3RacHqQLSSaN8ioyZpUH+Uk1eFXfEdX8u5FssjkLnP1yUozFz",
-	"xEKOgV2v8oAuod9IhkKiKomid0M0oBulBPmzB7i/Ljm/2Y93vjenx86Hi7BOY65cNRgT3UnZLRf6eigS",
-	"HvahxV2meVZ5JGTmPhUSIhF8ouGW3+N2iVyzvZZ0mChq1iDw+s27o7/6LsPVsCv0VIwpWIYrcVnCpyAw",
-	"AwF/SqIDWyFskRjznbBCXIsoBGK0zC0f7GtdJcl1wRZxKf45YtbsbyMRr5zO8vddoc/TrgQB4ebwg/TE",
-	"YcdbSoJFcwuvLXtPFaaeMhqFJ1JaVX7GMrLFNMXdpaS4gGXkD9dWTC07g33xkn1bPX6Oe+piKCPfC2qa",
-	"2xM+qtr8Ol6Z5mFN9l+0qSNg9XSCKvPbLOOXYeG2sdSHb8D6ATXxKnRoaDrN3WaNIXOKNF2Qk5VZVA11",
-	"Ic+9FUt2VrjJavLxZhZbuv1N2NxleHw9wztNQ6pLPCwW15ar0vdWK0r3vbeL8gvr31OllFwUFJoZQ1JD",
-	"RInSoG8FiCFE4hY7gijqQzKZZP8P2ci1kVDTeCAizE4G+ntCItACWOhDmpZlBAvyrE5ZGAgpaaBhLKSi",
-	"gPS4SLf6ccEx3lNF9Xo64ippaTNIUa+yXAjbkKL8qkIAd+4kSE/rUVkeU8THq/ejtNFlzu2j60GqsP1S",
-	"xfhS06Nmv5UbzfW7mXqN0yN4tffih7lONvP5kdXq1aUmg4hCTIIx47RtdBX8wDxdxsu0oK+T6WDVgQRd",
-	"pwCnJbRNOVWuNVSwKcaVJjyoxhrHVq9LeZ/512lpboFd7HX3KuPqNoWryFfeCg2ndaef1wmK9b3LMMBJ",
-	"UfvSbJtOw6pBi1R6zdZTOBnTgV/SWIstuISYTG3B1ycubm0TJ6ZtSFxByxnDyMByldip0ZKGJNDUVtAa",
-	"oxAfw8WQr6HbPwvZZk5/fMrQoNIkntj66iGLIhpaPXgmHOz0t3njlDCeanfQMrtSGtBFv1Xpha1zn2wo",
-	"YLaOB2XD6ayNSwoqAGmV5QZgnMms/6FReK4Ut18tc7XWbTQPs5jxmrSf1LYZ0EjwkSrXHFd7bu4VUaz0",
-	"Q83bbmNRtWG8D/yuyX0sCQ5aCq3+VvE6srp8e4k5alGjLZScXFV+jnslC9fmB1fRcx2+rJhOXICcQ6sF",
-	"7HZxjnFjloDybY6MvSPBNQm0rYJQvi2JIByEDKnEkmCN+icZUMNCXdOK/R7vf+lZDOt5+/Cl5+EFmv93",
-	"feh5+Jj7JsYOaIsf63l/+nEXdrrwv//9Pz0svup3evyvXNxytzXk48hGfIu9Piiu/JRFH1iHiX2slEc9",
-	"4/0o6JouoL3j232Yj26F/FT4qpt9Zb15JIhpJ13KthJLiWzuF1/cwauXc8fd2X2+By9e/vCjKzibSdh+",
-	"vrsYL05Td8YKCmQWxi/2hCo2hepWRufTQ90TDX/GdRqddC4SYsPjdidLCObnxdv9GoBZ0a/c+DibMMML",
-	"DoWvZIC/pyQ8J/ITrXC6rZ4+slpC7MrJJg1zRpcmYuSHXtPqXQKYDPPaO0sPUVyreq/YMma9jZY6U1b1",
-	"ElxmeVZsJ6rzy6+hHg+liFdPqFpLB8utubIg5UkUZZlm0hUlg3THLIS3vNN3b968+8XzvX89Oz7xfA9D",
-	"Ap7vPr9+f/JvH05sYqxZ86OPS9sSeZvPN68hiev7ZYDOwm92yezY1ZilKA9tjMoWjj+ID6hyH/p+hTAb",
-	"KWJZWrHi2jZVV5IrlVPZ3EUXHyg0122OvXOEvPiJtd7heiCuwL9VfSeDFNppcXxVRX0GsnoAzZ58wTlL",
-	"B3CbW3CLZ3woNsPEXPFTtTG1zkWMibq2HSzn7ruwMmYgYiHSV7/kazIqH7BGzShdQMmyKm22BJUcfhUH",
-	"X3B/m1Cviqjw9VSsS6pTqbkedys4IheKoqXpfAuEwSUb8bM19xeJEavI/2WhD//Cwix+UXIT/0t1kAeT",
-	"KZZl4qydTjIDDrvvwoJ1gPkwKbTJLp99JR6YZncEafw+74uWQaakKtRlfrhuF9Wr1Z/igTIDv6leBWV8",
-	"aaYY+E0DvpXpe9XuqvlGIYvRLq0eXiW5dm6VDxMjDBz+baoVxQw+zGXS0niip2DRwRUJKle0mD3ZqQpX",
-	"1jiVHwg1ZiJm7gJBi7SPYJ+F/c6SMGszI8peyyo3u/ROHi2Rev306CatVBykVsxsXhGDlyPimuBqVDD0",
-	"FeC1Yj7xTIMd67bN8P4A+ga7+mmpt6Xl27GIqCtx6MAs1QcRJVJBFgGwOXdl6l9yR83jco+apVyfdLx+",
-	"fvGSfOHl6cHzDllFg0QyPb008LAAHlAiqTxM9Dj/6zRFzr/8cpX2U8et4Le5fTDWemL96MyZUWUcet05",
-	"IlhCjgXqlI/c8BANRIqEhzBIFONUKTuHqAMfcJSLG1hkECxWNLJyQ4pkNM6bLfc4Al+N7U99F3u2ARCM",
-	"JfigyA2dnXCEdTlpuLvHe/xI8BvKsYRp3xbsMG4j1Yn24f3pETx//vwVfLg6KkSlfUCyBWY2jVkHNnIx",
-	"m2DR4/msoFa/rjdff8s23SagbH5FPxAh7XfA3IrZW4BtCLKOegobjfd4/9D1rsRP9+E1Xg/YST7WlC5O",
-	"AOofFJcIBaclaOCiM82vbfAl6x5vrvPw4qwQFNv3djrdThe53IRyMmHevve80+08R81GjxHH0mlD5v8j",
-	"iv9kOzkLvX3z4fk01Y9nuvDvdrsLehyu1tswd0PMd+ScQtrz3Zxmr7tTt1i2u+1S99A733vRfd7oR1nT",
-	"TNyFm/Ox7Hd5X0bfU0kcEzlFBYWEEGd7N7dFRsq5VqznGxUcN9akDPYExUQZ8igrXotw2gDohajcTFgy",
-	"YvHAkKBBZFnUezHmzWjz7vWVuutdWbl21T+PgTZ5g+lwBn+6y6+0MGBiXZTba4JyeU99/MWr5b/IRg+Y",
-	"H+w0eEXWnRl/8KLJQSp6mT4ODR25BuEOR0vFyLY2YMQ4sBBaBP8pNRTHEU/OftiqJL87P2OA22SmqeFE",
-	"qAp2iL1+S/0P70GZzgyvqmcxqmieZtuYJKsaG26MIud37tRTli+7+jYr2wgXvgcxrGknuTY1PyjV7O2+",
-	"avS2UqfwB6U2p3l6+799LNLeFcW4GzNa27Cc8IzDFW2VhqSgNIsibOa5lMjCrOKtnsTyZzYg/LISOeu1",
-	"y90JVenZ+fgecYNdvnhzypuv5WtEd3vzEjpfKfzW5dUfXfzkV1FQ5KCVYpG1XSyGIQZuHQC1Ux1s3ML2",
-	"X8OW8UtJA+mpXXQYF0lkJtmbjTgNsd8XFrU5IzyfluYWfaYcmbqWWDjxEtz81N3urh0Wkf3cplVi65Yy",
-	"Scq5QPRJNvFq07KvMcXVR8fv5geG7XZ3N6lz2l7jlQ3wI8Y/Yfe1GAslgQ2x8TpTOH/zYSn6SdDVCLov",
-	"d37Zv/Lbx7uS8Ds3VOPmX2b4Ze8Wx7quQc7bX9Div6s1tfHh6UkWfMhHqdYUAeePbBcGjJqDfDV7q1w1",
-	"ja4s+llvj3UclRepGA47b56VKj0NiaQF0+uTyd5XnLpwv8Mi8jAFCf/ExS33IVG2wNnNF9nY2JlH1xxt",
-	"bWJWytuep6HWv16dv0Hpk06J9q2Hz3x0eHGWTnVebrZhhYKVkBG1auWsOmk+d6rkWWwryb4tf8T34s+K",
-	"xU1JEWIOmpV+raSCwymq5y6iTn+I0z5P20Mh43YaQ2h2DYXS5CeH1OOoA4+AoZdUz6EntDJEch6E/pBF",
-	"tL+csxRDz3XOoGKH8HuZqXN9wqvs03ISpTfA6mocITeJKOw9b647V/c2X9diTdfJhjY9ma3fk1o8622N",
-	"p5nbNLVnbc+UNazadKG2MSF1PSk5yikVvD+ueVlZe9+IQh7G0jyzTTtT5blQIUl4ygJ9ILP26JPT9Kuq",
-	"vmg3EiijvdN5ifW7pNM9d7u7WyvST9GErKOjQqr+/a3INalvc4KqsvTg8eXU3vKfZDObn4inKfEY/Y3g",
-	"lILMw+qyLywZIfJDSzE+iqgxn+/jb3VlCvVOVjtSER9ybw5ETJXtQJp6U6Fla1G3jCGffdMfBOTa/baf",
-	"zgtvpabuVqfH0RawnzM3uDcdYQhajOyUtMyda818qBk07oMSQHo8kEKptmKaGjM6ThuCJYoC0x24sLk7",
-	"jI9QQth2Zm0pNLEvNSe0wFNuBArC1CaazHKZ4pT0ldnMr0do3TtG49d1LzRQ7Bd6jC+6CwvLjud7zCxh",
-	"AZZ3dZ8FnFfkP4V0rUKxbJ6t9cWuaV+Rr1m447rlsIJvdr37MNaZKiNP6uvdn2/Pd0WX/O9//88qbLVU",
-	"s1jpMN+cTZziSaW/3JC7QzXbTRxTWEWiZi6cCzAajiELIT+pGW/ZJdXtI3tBSye34qruYdzSk6nynQuO",
-	"k88u8YPMII0dhl5AMWjNsxLLAhv4Gt0aqtaDHzGlL9OHVuWKR7aOyfCbJU++YTHTX9fPX6zhqk7JS4Hh",
-	"G/BSpWHIpHpYh9YjmMgGIMZAjthNJiEVtGxN3AootP0lL8W7W+S+thK5VtKiZJoQlGhOLpVq/MpaclE8",
-	"rJTmXoFre1UlGah6PbD7Z0Vd/FE85wYuGAYWQ4M9KucRS9CFjTjj9eaewqLAeypg91FIXGVhqVpwkROz",
-	"sYZSLnd8YCf+AoUlS714UkCeFJDccmUjDoxbi222rBbThHKfUCOiF4leTPXvkop0/L3aVCHX6H5zCPt9",
-	"iOsTHAxIwcVXyoZGsQ4DlBYThaYFGsgaBA9o06tqkyhael0nN1ROb8dU0kYXd1JybFAezmUI/N3cYNnH",
-	"46ZVKUTsNuPgaq2X31QyWXxJHyaPKEkbJ4PPlmwsE7mlWun5WXqFyjU73uJuJRmd16w3ktE7D+JUcAFg",
-	"1+DCdnH+GnJ7k7GechuD5ac6AKYh7Zqf5k3BYGoH0rrkQww8DOhQSEswhrcZEKyrc3zT9SnfrfZgmxQU",
-	"4nbQwjJHN7cmmuJMZ7Sv05LAeksTqyoXeijOp0f4zHftoMiG61d7J1zpqYjCx3FNrK5pP6IzgwQYFXCo",
-	"9czV/BYwzP5tyxVXko6uYPUsRGSoyaLJRtTdq8rR5YelFbEnfMQ4tSX6Trr9IuQnPJpX0Sdhb7dQ4Y11",
-	"Tc2TaeZm7GHD0fvkr1WNO3xg+YoXUkFcbjbmjBg9uSKjZQIUn/nW7d1vO7T7GElBTjgh5aBDfY5jQAtz",
-	"d9H4nSEsLFDJM/CyiCbm5m1VsJhMhG1/Mf8sc4/azx3zWI05nQ3Psfa6mW/z2HaY/uYriFdG390miEED",
-	"wW1/Ejv+y6pbP67207Rjz6MVc5kbNNiLmNxSYqgP4GzYRjSAlLNuVcq9ut4Ia2FeLhbT0YRNlKqz4VvB",
-	"aS3Odr86508H6d6L9T9viKHnroXsH4zeHqsPBUkVn/uqdAY5zo6tOreodcUGWPK6yWdW23tLb8Eqgys2",
-	"tCgrcg8ad1hIea5y4N4U+CS9HsM18X3JyjwT3MrKRlKyQnXbVrZLYqEXYbUel3BV7KfYyEP+If9NCC0S",
-	"KWGTxZjGfGcu9FbnSXxsqOxLj5lyJoAUcaXXQJEbx5/UyjrUZRFPvjKHLb2rhtsW8RaUJpo+odK9UelM",
-	"VdiOBRrG6U4Ozf55g7qKv7KjqrJ4cY5BraegNA+vVHWY/cqpmk3o47KO67qcYsN9t/54hvIfvXiSlLg8",
-	"qaLVFgtpPBEGzWoVgDHRxfDDzCh+Hk1BChErF4EvLc8UMA5c3ELLPsO0HdNPJMUphhFTmoZbHegXJ8j0",
-	"exz/tWviuBYFZKipdPnEqYCS2JEPx8pUZbWb1dNGtt97dMQdoy5Cgkf0IRZKg6QB5Tqyl31Dn4IlNXoQ",
-	"YuQ8TWjyiSpA7ybjvvVwWuwEi5VFQhkTvbkwyrzWMrO1AbVVEtjlGKPgLoaYj7BPC2hs+16KMWWS/mmL",
-	"LHo8TWwicHH4/urs6Ozi8O3V9dlbS2sd+IXpsUg09I3p3bfFGkLEOKmHxDQsEKN7j+r0uPkV0M8kMLiH",
-	"LXLcHmy6FGbY7uzv2KUGVN9SVwiib0XebTYrp9vrvsJd9jjOQsVftRiHvvlffwsYV9pcihjaCDqm+UCY",
-	"WBKjHTh1/Xqy8f22cazlOcB4j/eH+Mh14ZE+tBSl7rdn2edbB1YoFoBru1+YFZRvmNkYY/Gqx4tZCsgU",
-	"8UAGeHvd59A3ONPJV7iWdJgoGvYNaM0S2Bsv46Ac+nY8b7+Kw7lQm2MO9wm32bsqdM42iLyz6++8+JjF",
-	"27DVqNmilmzirRpOm+ko/tDRL/d6F+1aEAiDlhIxLaGNoaCxEacWX7b+sO6aVxtvtnPymSlDmgb2OR+u",
-	"bLNVZA8ursRURgluELJTSTt/X6E6hEmVBudbPC18UiGeMjVuW2lJSVyrzb2lt6m6JYaO1+Gra3U7zGth",
-	"GkUShNQIokRS61Kw297yUd4Uhu7ZiakwoRIfcJNUBQ9oLnneEKXbJ+Y37bNjmx6IWzemu9TKCYZbIxjG",
-	"ZDKhPFUQmQZh/rRLldfxcSHH/61CakdeS9SaJhGZ0rDHsxrEkGgyIIoWxB3OSbUjeI2s0mkto9vdSFCF",
-	"mHwAxLU8wknePf6J0onVZyOSDvHNOqEijAPCQVErM2IgkU0zjplSVKXypQOHRobHZt2Icdrjrf4+TBgf",
-	"GYGoAHu5EwVjSqQeUKKhZW9x5wUoGEzBIeQWDhBIk5OQvYnICOmBMY8MEHgSD6g0O7RHUwjWNI8WWnu7",
-	"r2BAp4Ib7f0qhwDlocpLPBWVN1SCGida9XgobvkBoFOU08AFj0s3VCXj7MKGf+NTyruPtuVXaVl9FvbT",
-	"LFS8HURW1KPZjREIfTf3cr+Axf0tDIUrA18SgUqM1CZMqh5Xhg5QlAymeF1EQcsoRCnKb/mgBUiqkpgi",
-	"FAzKj8hEHUD2qvaOm/8wVUB6HFEEMdNQG1IBtIiCIZHmwgt2EV4nqqtMb1mAVpbQlgBfKnjNZ0bt7O7v",
-	"7fg7L/bbO+UxLHvdVy8xYKSpNIv/52/d9quPf9pv/7P9T8uf+WDrn/7RqymdXWgyYYM2BHs7Z14rNGo7",
-	"dKzH4WcHTgzB2Y/GRNm7/zNU3rAPffxzH+cZ9I1qGva4m83xZyCQIaW5gr9cvns7S5+VNGnv5N6d4Xzv",
-	"1/ZhENCo/ToZDql0w7Jmjm9bVPS5cFXlIA3CKsSWz7YvDFUZ088IvLOw1CwdisZF1QS0b1zJ+X7a91wi",
-	"92xfGgQ6ycRylafeCrMWchQcazHPWrcW6QVfHPrf1aoGF7mJaUd8DIWMjRQvfp5xHiv6DwzGmc8Inxr2",
-	"Z4t37SQXfKDHWwmPqFJAAAfqGcZmBEjBOoyhoGJQudWBC5vVV5DgXGgY4pSToZA9buebd6CPLqUiRQPL",
-	"R56Y3ZR2L3g0rRJAI6pLFtZXdvHURTDMcZ/ixI8XNjMCOKSasMglxhVw5/4uIbP8eqGNNGmjjDH9NMLb",
-	"h4BIyVwPEINEzxQYpIAWahJUG16ioO/mzPS39mFv98dMLWHah72dXdTpelxpEtHC9Kl+4a39dAgV0x3o",
-	"z07i6sMYSRs/V2M2sZ2tkFZ7vABMaO11u8CGRpXH0dBGIlGjscL7d+/Or8/fHZ+dnp0cOyGOHWICY1KE",
-	"VcSblMaZPWoCS8l9Arvd3R9WzmRZx4fycBwqzWh54lRPGS0PNklmdoqMD5j1H0yNdWYd5S37j5Hvy/JD",
-	"axUja4PUB8IOM/PLKB2lyJUYovqSsTg3AC1zM1g+hk7uAY5e08j6eI8nyCTNj3PXSsvoLRXKFzas0gK4",
-	"uO3Au0QrZojKvHxG5RpRDXvd54sCZnWGdkXsz53RhRMig4qy6OyZLdlxxujvCZXT3BZFB4vXrJtFu6qd",
-	"hd9gcyrGcQjl3bleJxMyonWbs+V2DXfXrd5c1boRhg2Ly2Yk8aKL1rZdctfNMlylmcdmmT7iQ13o0Vkm",
-	"jANRga12LIL4Kc3m/iXTGR9xnuDBtORPbbn1nQNLpwi99ZhqaWVM82LO3kLfYabJTRI1TvOGqGtSW2Ry",
-	"z8A15oHW6dE5Omh7PKZKkRH1UzrnQmfd6bdsrTAyWFyUSdfqx3o1O9D/tW1LvttY8933naaLnl4frP7o",
-	"HGxJ1mLKeQsDEkUG3xe01jOAMDR0bnf5iAXpDk7oWKAwFQkQDT/8wwoddMtHecRIHlJEnRrK0yjGU8rS",
-	"30mfa4OYQEDTzxrijM4aK3XbXwrctEl1Womc/25LzR615Evc8vSqrSPD8RbrD8Cx2eEBEDg/ubw8/Onk",
-	"+vjkzclV5jSwE4zVowlIv7LRWwEL1+z0VqV9fqxCfCzXRIx9YH2gWjh+Y9NDnoTVU35tQ6HD3VSSjBct",
-	"n06yQB6VfMoPT5wLlPU8ifAAD51nwCHDxRQ2INixOgvmMA6UoQ4fMkkD9M70OHZCMZ/eMlWc7JtmC2qR",
-	"DpjPP5XOuWFbaucTDnu8kKbVgfdmHySayfODqjS/Dlw6W3U+t+WZ6nEjX1gIlBt4lV0o6IKpjH0FIqYw",
-	"IMEnm/xAYgq3ZLpVZRaQMDS84aIcRFhbty/n7e3ufGw+und+I4/sXl6QopfGwWYTUO2l+nk7AsHRZiPa",
-	"pew9cdfvjLue2YTlNKkNWkJaYpyhRbxxpw/OZqiFa3Dd7S85Kc2YAmVUfEPJjc34BSWGet9NJy/4eEFp",
-	"MlXpqFYXeRszpYWcZsnBlpWUA2A2V0xSgvypkORGQ7gd49FsRWRh6Q78kiZdobe7xyNKblyOmm20rnQb",
-	"w+sIo8LrSlnlB3nyFqZCCU6hsJJLRAoioTDnu2KSQCxu6AxHaWQlvaFDbdj8JxZ8ejKWNtENylwbtCqJ",
-	"YyuFdDE48qDmUKqBrK6vVJGwIZa2rQR6SL0pqanbsDuxY0AMPShD57fETZjm9Aa1B6WLnCHPPJyf16xc",
-	"Cgol4bk95H0aUxbMzP29nRVmTKRvfyQFoXD8uipfLSRNS8IyHiupMko5H5XqeJ5Ugu9wGuRMiq6Nf8zX",
-	"cI2JlZ/V8t+mydd2jk3QU3DKoj+kRwLPVVUEjKTzNM78W/BnW8zInQutv1yc/OTDxduffPiFDi6M8P7p",
-	"7PQAljsbLK4X8H77S1G7rWvh4LB/+XCKtN/i15xMMStBECjb/1TG+ewlA8YJhtkbDfF2CbSDqaZq2cDu",
-	"+rRzP0twWpCajs2ydqumbFj3CDo4QI2F1O0ICw8+vH+TRhrF4G/mERRwM/t8IywjWP76pxkehVCCuOUp",
-	"lVmOT0OwRfE2Nkxtr0MCctH91NHaxKXjVxIYfrmWolQZzp0IXE4zpMjd7u7L9s5Oe/eHq+7L/W53v9v9",
-	"j1VivPW0cnhxllbndjbeM/kNu6GcKpUi/OHFWQG0aqo0jVPYppVui5siX+QFcd9x5b87xYLWyHnp9KN1",
-	"R37EXse5h8h6akLn+xPCt3YAtr5w3xWpNcMitHIXdDJ2N7CJZsaTseCu3Bqtr67v3ZAosfSMcycrv/T+",
-	"9OMu7HRhZ/f5Hrx4+cOPjp8Xm/8TqxwHaZJxECUD754tkN3JHynRI4X7996z+O+mSjnrKuOQrlhwWk14",
-	"RW6+wPNalYSRU+VTl+CnLsFNUkYy9LSNgjFphMjQRgtT4ZEWm6GDEZsVLUkZL4mROnNqXWT9xhsLL+DQ",
-	"V3lB8lN74e+xvXBGLZKGJNAYenKBocDm0cdkaj3cCvsM2d5A9RrWSohfiA4sa0y8GUGwdtzdqVfW5zE7",
-	"ewneU0WJNG9ZrdJrHc3rweg6rfPaBH0/CdWnUq/mzYszptRUJNcqmA3GKjkqWG+20nqS+7uZyJSODlCz",
-	"AkHRp8a6G3JukNkBTrlhhS4OlL1DIfOkDx9IGDNuGzRk7W2l2tpA792iRK6nKpu515Zp/GQRfZ3is1mo",
-	"5bv20pXOUkc0bhYgpND5rsaZfQ9kkwLY5Y+mcAYtCsKjQAuSRjZz8KHoYfuL+1+pNcKSefF/o0GZVhoW",
-	"nXD2lEa1EQcCnwKZwSloMVdqEoubsvaxIaSqLhGpQp/Nxl6rPeE28XoJFm4y08fCsE71sNuhIaTAfsLz",
-	"e+P5ocutr8L0NEX09N2bN+9+qcP2ZWzQGYhLFALz1N+htr0kzpfB5gnT768mpCFDi5a2CIQpzHV26bAE",
-	"++Yd2EKVQkNLg6a2UH0QsWDrEXSJRXkFORHZBIMnIqokosxz9URMGySmjIRcce23TEqYQdY4xphXpz75",
-	"W59mZ90UPZHPlE3R/CpRj8qhRVkw8RurmX6ihqf0/6+e/j9PeE0KrhvFA1Khs1wqZMZpEzeM5RhPfpgN",
-	"JMVzq1j4kPBBJIJPICQEhAc0mjNaa5WJugSN+jt9OKfGky9jszkMlY2yHYyz0YRfzSm8mWJC63DBxuyQ",
-	"Bn8KEzhcvRtJPTPX70/+7cPJ5dXJMSRcsyjvm+1cZqqytrCE/WtmQihNdKKyLTdPeLjM3/9odYWLCdNB",
-	"+Y9Kn27sz+IfHAk+jFig/y5UjVMnaMYspEbKWHFTGkdUNYxnZbfoDc5wr/Pm0M8GGo5J/LzW/PUql07D",
-	"mRvZ3vJpIK9Pfjp7u//z0eH7457s8Z9P3l+evXu7v9fpmj9P3+5jIvqxoObPd+9/2j88Oj8x/z95e5z/",
-	"rNTxtFGN1s0Rjkh/kor37SOKCFXI7SMKiIUutN6fHsHL5y+6W7alBnadmM/t2Lyda6hDTXlQ21n50s0f",
-	"0q5az+y6X2T2NzzsqN8jpunzvt18/8gic9uOq+ljIVdaxqWg9by7uwVa9Hi5nGsiqWIj7grvMkdVsfTO",
-	"CN3L55hfka9HJIVA8CEbJZKGHTjs8ZjoAAcC9s+G7beC07QZf+uWkk9gwEIkU7ZBqZ13+Ly7lzXd1yKx",
-	"PzcvJSNaM5bicsqD0/VyH9fOEC5AeyMFmJf/9oZpe7Nrm/K+ZyDRduH/Zb8xz6aPfr2qzFV236yC896n",
-	"3KtuVmHnlD1TEIjJ1CB4kEjp2lA8xnX8gYvWsqLTeAqG6bmCU0sDdqAYsgHDeuLp7IWU6iF5gIzXQLH6",
-	"Wi0razMOiaLymZp/oY8z3eyYMuyCNplY/vkeh/dkDNcie4+bdXw7kGOYSxGcK8UF/Np2bL19hhOdDS7g",
-	"wB2zzu+J0DQEDGEGRFEY089wfvwiW7tYh+2nGnfGgnEbt0TBrWRaU77vOKjthJQ2/crXg0gEJEL4dXr8",
-	"EDksDW3Lfbe2sVfy4Wtps6X0ZQcwSFikjeGFrdwmQgOzSxsowJioHueCU5hS3YF+EeH3wRgsfYgp4UbA",
-	"cnpLJa4XGnCkQ9XFLQ334ZYwnSXxTRI17vGstXXWVLD/pYfcoOftQw/vvuf50POoJiP7WS/pdp8HcfjC",
-	"ABb/oD3vrjwldyKwWXWVLDFY9FWFSQXXsTidFuDHVBNz5tka/JIgr+SPhT77DykynpjpYzNTO8To/PjF",
-	"lhuLljE4P1ekxhQGIpzOs85U79yWFEmz2A+mfK2vzdcF/dNykUBi/jkOt7dNhgKBozbtlLOcAdk2hJEQ",
-	"nwz7Eny0ZecIpnpfxD5RKChzHcBAuW2DT2BIb8FtUeEAyZjxRNtZksiKcBSnnYfaf0+1nLYPh5rK/lZ1",
-	"ezZcqUDrj6j62c3oJxWwsQp4t7ZB+/00vzlmKkg7pTl0LatLXNz67ludSA6sQjGa6TTxxRtQIqk8TIwQ",
-	"+e2jEVN2Nq2VcImMvH1vm0zY9s0OCjG3Xja8yzWguPOzT9z03OJH1h4ufJDZyIXPctdQ4UOblV/4AM9R",
-	"fGBMtLGW/38AAAD//w==",
+	"7H3rchs5euirfOFJ1VDZJkXJ8sxYqq1E1mWiXctSJHlmkqEjgt0giXUT4ABo0YxLVfl1HuA8RB4sT3IK",
+	"H9BXdpNNipLsWf2yRTbRwIfvfv3S8MV4IjjlWjX2vzRGlARU4n9PbsjQ/BtQ5Us20Uzwxn7jWkvBhx78",
+	"HglNA7ijUjHBQZMhiAHoEQVJJ5IqyjUxP2nDqZAwkWLAQqo88IkMFBAegD8iGqQQYwVMdzlT+Ou+CGbf",
+	"Kei5hXvAuH2Xgmb84T686sH//t//Bz2zx33oNl51G70tD5QAAn7IKNegzfKfKJ3gul1uFgafcOhHLAyg",
+	"dzZonRPtj3rb5r/vBafub2Ba0XBwAAMhAXcNTIPbni+4plx/p2BE1Kjd5Q2vofwRHRMDKvqZjCchbew3",
+	"cEsNr6FnE/On0pLxYeP+3mu8F9daSDoP2cNwSmYKely0lHmid2DA1g/pGALhR2NzRQg4emfOp7SkZKyA",
+	"SAqc3lEJPvFHNGg3vIakv0dM0qCxr2VEczvk0bix/1sjfknjY9ker+hAUjU6EuITK9lpr++TW2mf+XM3",
+	"6nRe+e4v0OIT5fgRPYBLokd/3iYTtn23s018X0RcH8DJ5wmTVOV/eIs/vKX2u1ui3Rpd/q9aTy54ODuA",
+	"azKm10zTP19ryXzd82ASRgp619SPJO3BdEQ5XpKi8o5Kg0WXH96+Ozu6fXt4fXL74epdz1xjb6T1RO1v",
+	"b/egSbp8EhLGW+YzCOgdDcVkjODFNSCk5M4igIi0B0JCX4qpolLBVERhAIEUE4cZBlhbbbhmQ94Ske5y",
+	"RXlg0UaRcfwETJkeQe+cfG4dDumfOz3QAgIaUk2B6Taciz4LqcNihRjLhlxI8y1ef6Rol5tFeznY9WL6",
+	"M4heRMyyK9ZydjjQVJbQOPUF7lzAlDANfTow79dyxvgQyJAwvhjLxoyzsUG0ToJdjGs6pBLffT3j/iXl",
+	"gdnLPHKZxdxlEuB0SqUjWXc+Q5LmHkkoKQlmIKY0OLAbNRRrHplEagSMK00J/mwiwpDxYbtRRgrmfQ2v",
+	"MSChKiWHe68xIZKMqXaM8YjI4OzY/I+ZDU+IHjW8Bidj8zPD325ZsBA8AyHHRFugfL/X8FJ47ZTC6yiS",
+	"SpTc08WE/B5R8PFrGEgxtqeX9I6JSMGEDKmhAk4/61v7VM/AALf9e0TlLLNv+47cLZLP7ygf6lFjf/f1",
+	"92V84mRMWHhjsK8CGoiZi1ElfcnO7o8IiuTv7w3ktabSLPyfvx22/oO0/qvTenPb+vinfyxlrmcD5OHz",
+	"oLoZUTDCIkaiWG71qUFpf0T4ELGI6ZGItCE18xThyqAfU7C3+2MCOSsj00PGkqSx6FxlezVCJ9lv1dKp",
+	"ZKpcv7O7V/aCd2zMdLJ04b5D/DK7YkAHJAp1Y3+345nlHUZ2Okvx89JK90qacNJ/02RxJcS48p1Gsdj0",
+	"C389QqacIPw8igX0jvmG5k6PzkHSIVNaohpkBaMHKHQDKwOsqFIGDytx69eWfWfrxlFSKQbsdd58nyed",
+	"Mnz4Nb6noHzzxNeGGNxtHRgiGEfKsH8QnMaU45MwROEasjuaKHYLDuDe2jrb8GUkp7nAQ5Cwzqk8K1iM",
+	"5EBZpkqPtuqp1j3FvQGImgiuKEqWtyS4or9HVCHZOl3T/JdMJiHzEZO2nVL4p78pwXNKp/lFgLhv12gz",
+	"fkdCpIGAasJCBxH3tWFr7glzTiqlMPLtty+NAaNh0NhvUMPe8dIIvqsRowPhgN8BCQJJlWrcf/QaShMd",
+	"KYOMRuozjXrwWxJAfKQEAKQvIr3fDwn/1LjPQu8fJR009hv/Zzs1Srbtt2r70h7bQm3+mjOHGpPQXIPh",
+	"5z17qh6Ye1NAiT+CPgkAT2hOnbF3joz63DoSXEsRVu3GPb8da/G4myPBByHzH3ZpTj9uB5H9Fc1e27UY",
+	"U7gjYUStwh/rPpp8orzi9jjzPyG6Zi4Qny/c1pv0tpKDPMlV+SFRI6osM6SfmUJCDYgm5ReHz5tHNnt7",
+	"p0L2WRBYll7z+h4Mh/dCAwlDo7vuQy/LTtBG4UIv57me1VFy/K3Lx2SGPw8E6BFTaLM0naVwbaWNBwbn",
+	"oEciPWr7Sg56W8ZuTs0TtF56v7Yc5dKg9QvTo33o+6RnTYuNQP690Kci4sHTAh5U5I9AUiUi6VNoConw",
+	"umOK9UNqjJ4U5FvtDZ71XARswGiF9LUG33cKfDGZGRzwIykp14UdxF6ZRS/GZ+6tZoamHDPvOSUspE8K",
+	"a3OsWDlONG6H3Qhje0KD6RuDc/bEV4my8bRntuYEcErR1ZXCwO54g2e123jC4x1yiDj9PKG+pkHsJEFe",
+	"Dc3Xnc5WG07uqJyBFS/m8GJCnQpsrSmjccEkkhOh0IwPmWEwXY5SgOkD6DlDpGcW4YF5PpyhaU9gQFgY",
+	"SZrx8kDAAkSogZBUUbpB9nTNhvyMX9FBpJ4eh5w6ADE7V2zIgfF9CKjh+HfEwF9ICIX/iQaWyzuu7hQJ",
+	"TccTIYlk4ezWPtXb6nL7PwfO6YiFFMhAUwlaCBgTPkMYm7tlQ95iXB0YYHPoocOohR6jHmgahgpGYgqh",
+	"4MMNwdw5pVpLvFIR1yyMt2cdQShHrWMKmvG5Zwgbiz5bedfPIv+U1/jcSjiIMSqMoYKXdCPEOyKH9KlR",
+	"AT3XhlLMyyXoEeHJmZu988Nfb99eHP/77dt/vzm57uHN/uX64r0H+NWHy3cXh8fZL6NJKEigNifaboQ4",
+	"J3zmlAX1lOC5IpoCujKMti8N+sToPKLAo3GfSqNEKYc7rIDI7UfB20W/yvhd8TwfuNHChGT/9bQ85pwp",
+	"xfjQi01AD6zvHZmKpHfCcAlf0oByzUiooOmPKLKO2BucavLGYk48pF1OeIA4u4VcaSoFHybkarT7DbLo",
+	"D5zcERaSfvikVHkIAZ1QHlDuz6BpztQnino2AuOB6P+N+tr6erYM5QZiyjF2EKnZgWHnaMZMiYo9j21A",
+	"vOhyi7x5ZuuQ97G47GrYqqLJREhNg3MaMHKDzPNp2WGKdL0j+9qW2UbObjLImSoeRsVQqOgT7tjfd8rG",
+	"EQz3j39IfJ9ONA02xRkTexlXOXSrm/9PpNmcZtbrQzLfOGnUFyKkhDeshyjWYn9LH03jFBbZzL0eWsE/",
+	"/wJfUqMu3BKdc1EFRNOWZughKHgLC3D/Mv+99Q3lYp5/I5z+i/uz7Ytx2bL4s9s7KhNLqHhir8GC+XVv",
+	"A1G6TTYmQ3obybB0k2Nnca108sRvktvEXwgvfVoKy3riaFKk0E9IgjHjJdEkDx+4LRxxx5t3HJa4PLOY",
+	"EC+D4PKyzp7Ya1cAtduql8WGPIRKcSoIjkZEXxKpmc8mhGuV8VCSIFaTLjMIh5E0r4CDaQwA/2SajtXK",
+	"DlOMS5zZn8aBifjP1GUlJZk1vEbE2e8RdV9bJS4PwuyWSs9uRQsLmZ7Nq6OnQlq3FHqjgCgjG9Fdhj5m",
+	"PaLS5Q0MJEX7Ng+QhICqCGD+8yxmljCKhQeoe2tjxrOf7lRuexEHx7hgepJFj74TQ8bPjovHW/ST9/Fz",
+	"pYc+IjLYEAskeqmsMm87Ns8hywyprmJq7suVNmCht5QzrMvn8piUfoHxYzq9jWN29fYQ/8rx4pRzxgkg",
+	"6LPc3tst28tEokVbDrpM+LDeVpyrqdbTBZ6AzDQXr3RcFZEh3egCNpq+P0WJjxWIeuxQrJwkbYhsLv8q",
+	"8nVkFHWzpdRDLAMPPtGJBqJgyO4ohyZBQ9Cpo6jV5MIO4wnhM6PNHp2fNNIgwAkfMk4Tdpvd0Pd7Fed4",
+	"x1SJ3pEw+eQ/y0ipcV9g4wZP0+yF8lSW3P3hm6rAfR31c1pNgUe41I16SLYOR1kZk5XdcL+WcpimnuQQ",
+	"OLNGHbhs6ipzsH7Ea0UD6pIoNRUyWE83cX7o24lbpTS/YmF03Rxnmvv9QgMnfm7uBosbKaxbAQB9cueM",
+	"ryx9k0jR4LY/u81i3c7rPOY2dju737d2dlq7P9x0vt/vdPY7nf8wjMKseMt4QD839vd24g/c289Prq8P",
+	"fzq5vby4vjk5NvyPKkWGFL10FGYiAqLhh39ApdPmYez/cD8H9tIdFvWsX0YCfbxMQ5P0FeW6mOjnvvZs",
+	"YIcoGBHMLQNhvhRTTqUasQkywEci7IzonzdYHXDQ3ncPHgDTKk4mNTqipJOQ+DZ7c14C5m6jFuPIXtcS",
+	"Wo3xB2355SZVfNNlJ9X0s02SNJczpNwY4DQANVOajvHbdrkN5XCk1tE0kUOqbwswKXi3HIIen7w7uTk5",
+	"3scNZX4Ri013HfEV1cQQt4MlWDt26r8NocN0JMAnYwqMexDSgUbnGDFXPxZ3zoWPXks6tUhbazcFDpKm",
+	"PWXhk8OH9A5zuL6Qt5QLhRFRt+PSXOZzIR28lY3sQ5/OBA8wJI15icAsCQdMUt+Gh4wFVY7/K0qfhCPO",
+	"iZ1SseKlB1kIhNjZFZv6l4dXN2dHZ5eH729uz943vNwHFx9uCp/89ezor8gs57hn/oPbs/PDn04yHzsk",
+	"bniNq4uL89vzi+Oz07OT41LvQsFYL3M2aXZXoWgvpnymbhEty3/7N8H4ikzTEMGmLJaV9KpKP0Cq7qfH",
+	"8WKQVeHGlRDjouwNBYYMnbZRR+CiiPQaIVEF1maEb86+q1rBpaYdhWzcN9JPSzZpeA28s7wOsIsZzYlD",
+	"B7OGYrywNkd61/bvzO0uef1fCKdwjM66/DvvveqXODjVf8tf2RjOGVdR8TWv7z9mrEn7HklJkIfpqzde",
+	"I+L4uXOZ7masxp15TcXdZxniP4ZztbYsnEeXIidu7aTqkhEOMCIKuHDMuabA26x/YR4j6zkYcii7gizI",
+	"8sMSQ2Sh72Eed2rtNY9cqzot8jf4s0ucicurhBh/p0BRrRkfKmgaOHuQ+Y0H7kie1SO2MISP6e/rqBRZ",
+	"tjh3dVmPSO6CajpI5hC4ALtFTPfIvmBextkMhlvG75gtQquPLzZJ6iz5ZRnCSMfwl+EdCoYyBQ2rTea2",
+	"uOioGzHKky09njGON2Ks//Mo1MwgxPyuY7dqSd4UkcF3yvq1iIKc+6raejComKOxPuMESx0qWVLOuO8s",
+	"te0zHKJu0VAeYo56cKeL4baeA2NVT/XacJhzDM9lh6EOaWuRbKT1lIXldtXiQE8G5sWiJwuUA+ghLFyp",
+	"mLWoIl1mQJTdxoJrcHSy5lXkRfuyMh2vgSyA3n4N8bFNEEjlZWXK+la4qxLoVN+cS6Je0wlI+C3hgs/G",
+	"IlKWMW8G++oFktze01hSFRrtdvZ+9Eqts4EIQzG9DZnSt5OoHzJ/Q/svj4Y7Lf/5UMVraErGt/O7cwGN",
+	"4s5q8Ogy3DpOEi7XRCzBB0yOS5wkrprGHBeDM1a2mD8/lp32Ie7puAKkVuFgzjhOXdHxQcqAdFIrHSRh",
+	"ZnGOQq7EtIw74ro/Z9JFFgfR0x8uSjEpHDGTImHXKz2gq08xkiGTd03C8GKABnStjCaveICH65Lzm/14",
+	"7zXm9Nj5aBeWHc1VX/sjotsxu+VC3w5ExIMeNLkrnEgK6YRM3KdJHvKW1+V2iVSzvZU2g7oHTQJv310c",
+	"/dVzCduGXaGnYkTBMlyJyxI+A4EJFPhTEh7YgneLxJiuhQ0PtAgDIEbL3PLAvtYVRt1mbBFXsZIiZsX+",
+	"NhKwS+ksfd8N+jztSuATbg7fj08ctBtLSTBrbuG1Je8pw9RTRsPgREqryhcsI1sblt1dTIoLWEb6cGUB",
+	"4LIz2Bcv2bfV4+e4p86GMtK9oKa5PeHDss2v45WpH5Vl/0XrOgJWz4YoM7/NMl4eFm4bS334BqwfUBMv",
+	"Q4eaptPcbVYYMqdI0xk5WZoEVlMXari3YgXaCjdZTj6NwmJLt78JmzsPj8czvOMsqqq8yWyteL7Jwt5q",
+	"PRa8xvtF6ZHV7ylTSi4zCk3BkNQQUqI06KkAMYBQTLHBjaIeRJNJ8v+ADV1XFDUb90WIydVAf49ICFoA",
+	"CzyIs8qMYEGe1c4LAyEl9TWMhFQUkB4X6VY/LjjGFVVUr6cjrpJVV0CKapXlUtj+KvlXZQK4cydBelqP",
+	"ytKYIj5evh+ljS5zbh9dD1KZ7ecaICw1PSr2W7rRVL8rlJucHsGbvdc/zDVmmk/vLFevrjXphxTGxB8x",
+	"TltGV8EPzNN5vIzrU9uJDlYeSNBVCnBcEV6XU6VaQwmbYlxpwv1yrHFs9TaXtpp+HVeaZ9jFXmevNK5u",
+	"M9CyfOW90HBadfp5nSBbrr4MA5wUtS9Ntuk0rAq0iKVXsRzEyZg2/BLHWmz9MJbvYf3iJy6mticZ0zYk",
+	"rqDpjGFkYKlK7NRoSQPia2oLwo1RiI/hYsjX0O2fhGwTpz8+ZWhQaTKe2HYBAxaGNLB6cCEc7PS3eeOU",
+	"MB5rd9A0u1Ia0EW/VeqFrXKfbChgto4HZcPZuLUrIkoAaZXlGmAsFAb8UCs8l4vbr5Z4W+k2mofZmPGK",
+	"tJ/YtunTUPChypfQl3tuHhRRLPVDzdtuI1G2YbwP/K7OfSwJDloKLf9W8Sqyun5/jTlqYa0t5JxcZX6O",
+	"B+U6V6Y3l9FzFb6smA2dgZxDqwXsdnGKdG2WgPJtjowbR4Jr4mtbxKE8W9FBOAgZUIkV7hr1T9KnhoW6",
+	"Hiz7Xd770rUY1m3sw5duAy/Q/L/jQbeBj7lvxtjQb/Fj3cafftyFnQ7873//Txdrx3rtLv8rF1PutoZ8",
+	"HNmIZ7HXA8WVF7PoA+swsY/l0sAL3o+MrukC2jue3Yf5aCrkp8xXneQr680j/pi246VsZ7yYyOZ+8cUd",
+	"vHw5d9yd3Vd78Pr7H3509XKFfPNXu4vx4jR2Z6ygQCZh/GyLs2yPs9Ka8ORQD0TDn3GdWiedi4TY8Ljd",
+	"yRKC+Xnxdh8DMCv6lWsfZxNmeMah8EgG+BUlwTmRn2iJ02319JHVEmJXTjapmTO6NBEjPfSaVu8SwCSY",
+	"19pZeojsWuV7xQ5I620012i1rDXmMsuzZDthlV9+DfV4IMV49YSqtXSw1JrLC1IehWGSaSZdTTVId8xM",
+	"eKtxevHu3cUvDa/xr2fHJw2vgSGBhuc+v706+bcPJzYx1qz50cOlbYW/zeeb15DE7cMyQIvwKy6ZHLsc",
+	"sxTlgY1R2br3J/EBle5DP6wQZiNFLEsrVlwXsvJCeKVSKpu76OwDmV7R9bF3jpAXP7HWO1xLzxX4t6pu",
+	"xBBDO67tL2sIkICsGkDFky84Z+4AbnMLbvGMD8RmmJgrfio3pta5iBFRt7Yh69x9Z1bGDEQsRHr0S74l",
+	"w/wBK9SM3AXkLKvcZnNQSeFXcvAF97cJ9SqLCo+nYl1THUvN9bhbxhG5UBQtTedbIAzinmHr7C8UQ1aS",
+	"/8sCD/6FBUn8Iucm/pfyIA8mUyzLxFk7naQADrvvzIJVgPkwyXR9z599JR4YZ3f4cfw+bfOXQCanKlRl",
+	"frhmHeWrVZ/iiTIDv6pWC3l8qacYeHUDvqXpe+Xuqvk+J4vRLi5+XiW5dm6VDxMjDBz+baqTRgEf5jJp",
+	"6XiiZ2DRwRUJKle0mDzZLgtXVjiVnwg1ChEzd4GgRdwWs8eCXntJmLWeEWWvZZWbXXonz5ZIvX56dJ1O",
+	"MA5SK2Y2r4jByxFxTXDVKhh6BHitmE9c6A9k3bYJ3h9Az2BXLy71trQ8HYmQuhKHNhSp3g8pkQqSCIDN",
+	"uctT/5I7qh+Xe9Ys5eqk4/Xzi5fkCy9PD553yCrqR5Lp2bWBhwVwnxJJ5WGkR+lfpzFy/uWXm7jxKG4F",
+	"v03tg5HWE+tHZ86MyuPQ2/YRwRJyLFCnfOhm4WggUkQ8gH6kGKdK2bFabfiAk4nc/C2DYGNFQys3pIiG",
+	"o7R3eJcj8NXI/tRzsWcbAMFYggeK3NHiwC6sy4nD3V3e5UeC31GOJUz7tmCHcRupjrQHV6dH8OrVqzfw",
+	"4eYoE5X2AMkWmNk0Zh3YyEUxwaLL09FXzV5Va8Helu0hT0DZ/IqeLwLaa4O5FbM333bLjRsCKuyb3+W9",
+	"Q9d6Ez/dh7d4PWAHU1lTOjvQqneQXSIQnOaggYsWernb4EsyDMFc5+HlWSYott/YaXfaHeRyE8rJhDX2",
+	"G6/anfYr1Gz0CHEsHp5l/j+k+E+yk7OgsW8+PJ/F+nFhqMRup7OgReNqrRlTN8R8Q9FZ3LO4bU6z19mp",
+	"WizZ3Xau+em913jdeVXrR0nPT9yFG1uz7HdpW0mvoaLxmMgZKigkgHGyd3NbZKica8V6vlHBcVN68mCP",
+	"UEzkIY+y4q0IZjWAnonKFcKSIRv3DQkaRJZZvRdj3ozWH8ZQqrve55VrV/3zHGiT9ksPCvjTWX6lmXkp",
+	"66LcXh2US0dE4C/eLP9FMknD/GCnxiuS5tL4g9d1DlLSivV5aOjI9bt3OJorRra1AUPGgQXQJPhPrj8+",
+	"Tixz9sNWKfndewkD3CaFnowToUrYIbYqzrVvfABlOjO8rJ7FqKJpmm1tkizry7gxipzfuVNPWbrs6tss",
+	"7YKc+R7EoKIb5trU/KRUs7f7ptbbco3On5TanObZ2P/tY5b2bijG3ZjR2gb5hGecFWqrNCQFpVkYYi/S",
+	"pUSWjhioJrH0mQ0Iv6REznrtUndCWXp2Oo1K3GGXL16f8uZr+WrR3d68hE5XCr52efVHFz/pVWQUOWjG",
+	"WGRtF4thiIFbB0DtkBIbt7D917Dj/VLSQHpqZR3GWRIpJHuzIacB9vvCojZnhKfD/9yi3ylHpq4lFg5w",
+	"BTcOeLeza4d1JD+3aZXYuiVPknIuEH2SDHDbtOyrTXHV0fH7+fl3u53dTeqctlV6af/+kPFP2H1tbKed",
+	"sAH2jWcKx8k+LUW/CLoKQffl3sv7V377eJ8TfueGatw41wS/7N3iMJg1yHn7C1r895WmNj48O0mCD+lk",
+	"4Ioi4PSR7cy8XHOQR7O38lXT6Mqin/X2SI/D/CIls47nzbNcpachkbhgen0y2XvEoREPOywiD1MQ8U9c",
+	"TLkHkbIFzm48ysam5jy75mhrE5NS3tY8DTX/9eb8HUqfeOi5Zz185qPDy7N4SPlysw0rFKyEDKlVK4vq",
+	"pPncqZJnY1tJ9nX5I74Vf9ZY3OUUIeagWerXiko4nKJ67iKq9Idx3OdpeyDkuBXHEOpdQ6Y0+cUh9Tzq",
+	"wDNg6DXVc+gJzQSRnAehN2Ah7S3nLNnQc5UzKNsh/EFm6lyf8DL7NJ9E2ehjdTVORJyEFPZe1dedy3ub",
+	"r2uxxuskM6dezNZvSS0uelvHs8RtGtuztmfKGlZtvFDLmJC6mpQc5eQK3p/XvCytva9FIU9jaZ7Zpp2x",
+	"8pypkCQ8ZoEekKI9+uI0fVTVF+1GAnm0dzovsX6XeFjtbmd3a0X6yZqQVXSUSdV/uBW5JvVtTlCVlh48",
+	"v5zaW/6TZAT5C/HUJR6jvxGcUpB4WF32hSUjRH5oKsaHITXm80P8ra5ModrJaidC4kPuzb4YU2U7kMbe",
+	"VGjaWtQtY8gn3/T6Prl1v+3F4++bsam71e5ytAXs58zNoY4nMIIWQzvkLXHnWjMfKubme6AEkC73pVCq",
+	"pZimxowexw3BIkWB6TZc2twdxocoIWw7s5YUmtiXmhNa4Ck3AgVhahNNilwmO/R/ZTbz6xFa947ReFXd",
+	"Cw0Ue5ke44vuwsKy3fAazCxhAZZ2dS8CLj+zOU3XyhTLptlaX+ya9hXpmpk7rloOK/iK6z2EsRaqjBpS",
+	"3+7+PD3fFR3yv//9P6uw1VzNYqnDfHM2cYwnpf5yQ+4O1Ww3cUxhFZEqXDgXOBHckIWQn1TBW3ZNdevI",
+	"XtDSwbO4qnsYt/RiqnzjguPks0v8IAWkscPoMygGzXlWYllgDV+jW0NVevBDpvR1/NCqXPHI1jEZfrPk",
+	"yXdszPTj+vmzNVzlKXkxMDwDXqo0DJhUT+vQegYT2QDEGMghu0skpIKmrYlbAYW2v6SlePeL3NdWIldK",
+	"WpRME4ISzcmlXI1fXkvOioeV0txLcG2vrCQDVa8ndv+sqIs/i+fcwAXDwGJgsEelPGIJurAhZ7za3FNY",
+	"FPhABewhComrLMxVCy5yYtbWUPLljk/sxF+gsCSpF39YBSSGvG1d/KKE1LZe2ZAD49ZqK5bWYqpQ6heq",
+	"Rfgi0osp/yIqScnfq0wXcs3uN4e034bIPsHhgBRcjCVvbGRrMUBpMVFoXqCRrEFwn9a9qhYJw6XXdXJH",
+	"5Ww6opLWuriTnHOD8mAuS+Dv5gbzfh43sUohYrcYB1dvvfymosniS/oweUZpWjshvFi2sUzs5uql5+fp",
+	"ZarX7IiL+5XkdFq3XktO7zyJY8EFgV2TC9vJ+TFk9ybjPflWBstPdQBMQ9w5P86dgv7MDqV1CYgYfOjT",
+	"gZCWYAxvMyBYV+/4qmtUvlntwTYqyMTuoImljm52TTjDuc5oY8dlgdXWJlZWLvRSnM+O8Jlv2klhjrDA",
+	"Q+HKT0UYPI97YnV33zM6NIiPkQGHWt+5ut8Mhtm/bcniStLRFa2eBYgMFZk0yZi6B1U6uhyxuCr2hA8Z",
+	"p7ZM30m3X4T8hEdrlPRK2NvNVHljbVP9hJq5OXvYdPQhOWxlIw+fWL7ihZQQl5uPWRCjJzdkuEyA4jNf",
+	"u9P96w7vPkdikBNOSDnoVJ/jGNDE/F00fguEhUUqaRZeEtXE/LytEhaTiLDtL+afZS5S+7ljHqsxp7PB",
+	"OdZf1/NvHtsu0199FfHK6LtbBzGoL7jtUWJHgFl168fVfhp37Xm2gi5zgwZ7EZObSgz0AZwNWogGEHPW",
+	"rVK5V9UfYS3MS8ViPJ6wjlJ1NngvOK3E2c6jc/54mO6DWP+rmhh67trI/sHo7bl6UZBY8XmoSmeQ4+zY",
+	"qnOL2ldsgCWvm4Bmtb33dApWGVyxqUVekXvS2MNCynPVAw+mwBfp9RyuiW9LVqbZ4FZW1pKSJarbtrKd",
+	"EjP9CMv1uIirbE/FWh7yD+lvAmiSUAmbMMY05jxzobfaL+JjQ6VfesSUMwGkGJd6DRS5c/xJraxDXWfx",
+	"5JE5bO5dFdw2i7egNNH0BZUejEpnqsR2zNAwTnhyaPbPG9RVvJUdVaUFjHMMaj0FpX54pazL7COna9ah",
+	"j+sqruvyig33/cNx3pf+XHMVlyQnFkgZcTdZQMcTYfCyUmMYEZ2NVxTm9/NwBlKIsXIh+9zyTAHjwMUU",
+	"mvYZpu1sfyIpjj4MmdI02GpDLzt2ptfl+K9dE2e8KCADTaVLQo4lmsQ2fjiLpiwV3qwed7/91sMp7hhV",
+	"IRU8ogdjoTRI6lOuQ3vZd/QlulKhOCFGztOEJp+oAnSHMu5Zl6jFTrBYmSWUEdGbi7vMqzmFrfWpLa3A",
+	"1sgYNndBx3TufVx1Y3v+UgxCk/hPW5nR5XEmFIHLw6ubs6Ozy8P3N7dn7y2tteEXpkci0tAztnrPVngI",
+	"McbxPmRMgwwxuveodpebXwH9THyDe9hXx+3B5ldhWu7O/o5dqk/1lLrqET0VaYvapAZvr/MGd9nlOEAV",
+	"f9VkHHrmf70tYFxpcyliYEPumBcEQWRJjLbh1DX5SWb+226zlucA413eG+Ajt5lHetBUlLrfniWfbx1Y",
+	"KZoBrm2ZYVZQnmFmIwzeqy7PpjUgU8QDGeDtdV5Bz+BMO13hVtpsvp4BrVkCG+olHJRDz8707ZVxOBeb",
+	"c8zhIfE5e1eZdtsGkXd2vZ3XH5MAHfYnNVvUkk0aq8bfCm3Inzpc5l7vwmMLImfQVGJMc2hjKGhkxKnF",
+	"l60/rH/nzcY79Jx8ZsqQpoF9yodLe3Nl2YMLRDGVUIKbnux02PbfV2wPYVKmwXkWTzOflIinRI3bVlpS",
+	"Mq7U5t7TaaxuiYHjdfjqSt0OE2GYRpEEATWCKJLU+iDstrc8lDeZSX12zCpMqMQH3PhVwX2aSp53ROnW",
+	"iflN6+zY5hPi1o2tL7VygmFqBMOITCaUxwoi0yDMn3ap/DoeLuT4v1VI7ZxsiVrTJCQzGnR5UrgYEE36",
+	"RNGMuMPhqnZur5FVOi6AdLsbCqoQkw+AuD5JOP67yz9ROrH6bEjiyb9J+1SEsU84KGplxhhIaPOSx0wp",
+	"qmL50oZDI8PHZt2Qcdrlzd4+TBgfGoGoABvAEwUjSqTuU6KhaW9x5zUo6M/AIeQWTh2Is5mQvYnQCOm+",
+	"sacMEHg07lNpdmiPphCsceItNPd230CfzgQ32vtNCgHKA5XWhSoq76gENYq06vJATPkBoBeVU99Fm3M3",
+	"VCbj7MKGf+NTqvEQbcsr07J6LOjFaat4O4isqEezOyMQem5Y5n4Gi3tbGDtXBr4kBBUZqU2YVF2uDB2g",
+	"KOnP8LqIgqZRiGKU3/JAC5BURWOKUDAoPyQTdQDJq1o7bmjETAHpckQRxExDbUgF0CQKBkSaC8/YRXid",
+	"qK4yvWUBWlp3mwN8rko2HTS1s7u/t+PtvN5v7eRnt+x13nyPESZNpVn8P3/rtN58/NN+65/tf5pe4YOt",
+	"f/rHRkW97UKTCbu6IdhbKfNaobvboWM9Dj/bcGIIzn40Isre/Z+h9IY96OGf+zgEoWdU06DL3UCPPwOB",
+	"BCnNFfzl+uJ9kT5LadLeyYPbyXmNX1uHvk/D1ttoMKDSTdgqHN/2tehx4UrRQRqEVYgtn20zGaoSpp8Q",
+	"eHthfVo8SY2LsrFpX7mS8+30/LlG7tm6Ngh0kojlMte+FWZN5Cg4C2OetW4t0gu+OPS/r1QNLlMT084F",
+	"GQg5NlI8+3nCeazoPzAYZz4jfGbYn634teNf8IEub0Y8pEoBAZzCZxibESAZ63AMGRWDyq02XNo0wIwE",
+	"50LDAEejDITscjsUvQ09dCllKRpYOifF7Ca3e8HDWZkAGlKds7Ae2cVTFfIwx30JLD9fnM0I4IBqwkKX",
+	"SZfBnYe7hMzy68VC4iyPPMb04pBwD3wiJXONQwwSfafAIAU0UZOg2vASBT03nKa3tQ97uz8magnTHuzt",
+	"7KJO1+VKk5BmRlb1Mm/txZOrmG5Drzi+qwcjJG38XI3YxLbDQlrt8gwwobnX6QAbGFUe50kbiUSNxgpX",
+	"Fxfnt+cXx2enZyfHTohjWxnfmBRBGfFGuRloz5rxknOfwG5n94eVU1/W8aE8HYeKU2BeONVLCsyTjZ8p",
+	"jp7xAMsE/JmxzqyjvGn/MfJ9WUJppWJkbZDqQNhhYn4ZpSMXuRIDVF8SFuempiVuBsvH0Mndx3ltGlkf",
+	"7/IImaT5cepaaRq9pUT5wi5XWgAX0zZcRFoxQ1Tm5QWVa0g17HVeLQqYVRnaJbE/d0YXTggNKsqss6dY",
+	"4+OM0d8jKmepLYoOlka9Fhitsh4YXo3NqTHOUMjvzjVImZAhrdqcrc+rubtO+ebK1g0xbJhdNiGJ1x20",
+	"tu2Su24A4iodQDbL9BEfqkKPzjJhHIjybXlkFsQveTkPr7FO+IjzBPdnOX9q063vHFg6Ruit51RLS2Oa",
+	"l3P2FvoOE01uEqlRnGhEXWfbLJP7Dlw3H2ieHp2jg7bLx1QpMqReTOdc6KSl/ZYtLkYGi4sy6foDWa9m",
+	"G3q/tmyNeAuLxHue03TR0+uB1R+dgy1K+lI5b6FPwtDg+4J+fAYQhobO7S6fsYLdwQkdCxRmIgKi4Yd/",
+	"WKHtbv4ozxjJQ4qoUkN5HMX44xUDvZRrlzJIg5hAQNPPGsYJndVW6ra/ZLhpnXK2HDn/3damPWuNmJjy",
+	"+KqtI8PxFusPwFnbwQEQOD+5vj786eT2+OTdyU3iNLBjj9WzCUivtDtcBgvXbA9Xpn1+LEN8rO9EjH1i",
+	"faBcOH5lI0dehNVL4XVNocPdKJOEFy0fabJAHuV8yk9PnAuU9TSJ8AAPnWbAIcPFFDYg2OY6CeYwDpSh",
+	"Dh8wSX30znQ5tk4xn06Zyo4DjrMFtYin0qefSufcsH2407GIXZ5J02oDNsYjYSHPD8rS/Npw7WzV+dyW",
+	"71SXG/nCAqDcwCvvQkEXTGnsyxdjCn3if7LJD2RMYUpmW2VmAQkCwxsu80GEtXX7fN7e7s7H+vN+5zfy",
+	"zO7lBSl6cRysmIBqL9VL+xcIjjYb0S5l74W7fmPc9cwmLMdJbdAU0hJjgRbxxp0+WMxQC9bguttfUlIq",
+	"mAJ5VHxHyZ3N+AUlBnrfjTTP+HhBaTJT8XxXF3kbMaWFnCXJwZaV5ANgNldMUoL8KZPkRgOYjvBotoQy",
+	"s3QbfomTrtDb3eUhJXcuR812Z1e6heF1hFHmdbms8oM0eQtToQSnkFnJJSL5oVCY810yfmAs7miBo9Sy",
+	"kt7RgTZs/hPzP70YS5toH2WuDZqlxLEVQzobHHlScyjWQFbXV8pI2BBLy1YCPaXeFFXUbdid2Nkhhh6U",
+	"ofMpcWOpOb1D7UHpLGdIMw/nhzwrl4JCSXBuD/mQTpYZM3N/b2eFwRTx259JQcgcv6osWAtJ45KwhMdK",
+	"qoxSzoe5Op4XleAbHCFZSNG18Y/5Gq4RsfKzXP7bNPnKVrMRegpOWfiH9EjgucqqhpF0Xmagfw3+bIsZ",
+	"qXOh+ZfLk588uHz/kwe/0P6lEd4/nZ0ewHJng8X1DN5vf8lqt1U9Hxz2L59oETdofMxxFkUJgkDZ/qc8",
+	"zicv6TNOMMxea/K3S6DtzzRVy6Z8V6ede0mC04LUdOyutVs2msO6R9DBAWokpG6FWHjw4epdHGkU/b+Z",
+	"R1DAFfb5TlhGsPz1L4M/MqEEMeUxlVmOTwOwRfE2Nkxtc0QCctH9VNHaxKXjlxIYfrmWolQazp0IXE4z",
+	"pMjdzu73rZ2d1u4PN53v9zud/U7nP1aJ8VbTyuHlWVyd2954k+V37I5yqlSM8IeXZxnQqpnSdBzDNq50",
+	"W9xF+TItiPuGK//dKRb0Uk5Lp5+tnfIzNkdOPUTWUxM4358QnrUDsPWF+y5LrQkWoZW7oPWxu4FNdD+e",
+	"jAR35dZofXW8xh0JI0vPOKyy9MvGn37chZ0O7Oy+2oPX3//wo+Pn2WkBxCrHfpxk7IdRv/HAnsnu5M+U",
+	"6BHD/Vtvcvx3U6WcdJVxSJctOC0nvCw3X+B5LUvCSKnypa3wS1vhOikjCXrazsKYNEJkYKOFsfCIi83Q",
+	"wYjNipakjOfESJU5tS6yfuWdiBdw6Ju0IPmlH/G32I84oRZJA+JrDD25wJBv8+jHZGY93Ar7DNneQNUa",
+	"1kqIn4kOLOtkvBlBsHbc3alX1udRHNYEV1RRIs1bVqv0WkfzejK6juu8NkHfL0L1pdSrfrfjhCnVFcmV",
+	"CuZ2PxT+J0NMVQXvsV2Zba3hAu4TokeAC2DRfWjD/Zj0tOUZrTdNQWjDB45PupY1Vs+4cr+x5Q/znXVc",
+	"Ckv2fVX1Wm/tOf4unB3urInN/5Ik8PAsxhjNM9RlMTtDUDGKP1SSV1Pj8qlobp31RqOtp0d/MwPV4skf",
+	"qqieKfrSF3tDrkZSnL+WujnQ4Yia8EDINAXLAxKMGbftUpLu1FJtbaB1dj2qsnm0LRlHMxfR1yk+mwQ+",
+	"v2kxkjtLFdG4UZ4QQ+ebmkb4TYgWB2CXzR3DGbTICJsnlTIFetj+4v6Xa1Sy0Pco6d+on6eVmiVgnL0k",
+	"NW7EncdnQAo4BU3mCr/G4i5vC2wIqcoLtsrQZ7OZEOVxKVsGsQQLN5l3Z2FYpXrY7dAAYmC/4PmD8fzQ",
+	"VbqUYXqcsH168e7dxS9V2L6MDTp3zRKFwDz1d6htLzFEE9i8YPrmLFCLlrYkiyn0f7jkdIJdLA9s2Vim",
+	"vaxBU9s2oh8yf+sZdIlFWT4pEdl0nxciKiWiF3fOYxBTQkKu1P1rJiXM56wd8U9rxV+iHy+j7+6ycYHv",
+	"lE2YfpQYZOnMsSS0/5V1MHihhpdinEcvxpknvDrtD2pF50Skh4LxYavahVlMonfepUwcI277Fftp01TR",
+	"JGZnTajbq5N/+3ByfXNyPBe+s2ONAkmmKE2x3HjjMbwLd9q/Wx9sfN2Jk/BFFXwwhZ5nqbPog1WahSFM",
+	"iR0dg43Zucvtf1LVL37Dcu0vcULVcbdazeDF37qBUjRuUceDyOUxCAk+4T4N55xTlZhTlRZZfadP57x8",
+	"8VluNnOwdDxFLG7jCcKPFvzZTAm/1QpwHEpRecB+H7bKnKg59QEirlmYTqtwrnFVWtGfw/418w+VJjpS",
+	"yZbrpxlep+9/tmr+xYTpoPxHpc+XgcVF9nHqBM2IBdRIGStuckMAy0bgrRz+uPOJDCq9tvSzgYZjEj+7",
+	"WeIPd93WnHSV7C2dwfX25Kez9/s/Hx1eHXdll/98cnV9dvF+f6/dMX+evt/H8q9jQc2fF1c/7R8enZ+Y",
+	"/5+8P05/luszXqsy+s6c/UUqPrx7NyJUJqOeKCAWutC8Oj2C71+97mxZyxJ7Pc3ncG3en2WoQ2XmyFcb",
+	"1jcl7fHsRPHc7wvZM4C6AA43xGfxdEOqzam7vGnsjTB0pb7jZKpgMhJBzbiPxdhbbUjG2WMeVcSTTCqX",
+	"UduzyYPbX8w/SODZjfWqbO7z2XXu/A+cKvitpRJmD19lnV8vuOCXceLFJHXMCZxvRaMIjpBMsDYALapm",
+	"7Ru0ryTEazeHU7uuFYaP9LJIcMeDtvo9ZJq+6lmC6x1ZdGnZsY09bGgQtzNQ0HzV2d0CLbo839ZgIqli",
+	"Q+4aUCQhomwLCqMGX79CikzXI5KCL/iADSNJgzYcdvmYaB8HY/fOBq33gtN4KFVzSsknMPAlkinbqN/O",
+	"/X7V2UuGT2kR2Z+bl5IhrRjPdj3j/ul6NUBrV8ploL2RRiTX//aOaXuzazvRvYaBRMt51Zb9xjwbP/p4",
+	"3UlW2X29TiYPPuVeuZSz83qNdBOTmUFwP5LStWN7juv4AzdvSJqvjGeprIempQE7WBfZgGE941nxQnJ9",
+	"QbiPqpCBYvm1WlbWYhwiReV3av6FHs42tuN6sRvwZGL55xUOsUwYrkX2LjfreHYw3SDV63C+Khfwa8tp",
+	"Bq2zYKsNPYMLvTgg8HskNA0Ak4d8oiiM6Gc4P36drJ3tR+TFNnDCgnEbU6JgKpnWlO87Dmo7gsbNb9P1",
+	"IBQ+CRF+7S4/RA5LA6tnubWVJjodQhw3HY1fdgD9iIVGPbN62URoYHZpAwUYEdXlXHAKM6rb0Msi/D5o",
+	"GdEejCnhRuXldEolrhcYcLhJ7iCmNNhHV3SSPj+J1KjLkxEvSXPt3pcucoNuYx+6ePfdhgfdBtVkaD/r",
+	"Rp3OK38cvDaAxT9ot3Hf2wLGlTYqqRjARODQljJZYrDoUYVJCdexOB03ohpTTcyZi72ocoK8lD9m5k09",
+	"pch4YabPzUztMM/z49dbbjxwwuC8VJEaUeiLYDbPOmO9c1tSJM1sX8RC9Z35OqN/Wi7iS6zD5GIKTdts",
+	"0xc4ct5O+00ZkG3HHQrxybAvwYdbdp52rPeF7BOFjDLXBjSF7DgoAgM6BbdFhYPUx4xH2s5UR1aEI+md",
+	"SXhFtZy1Dgeayt5WeZtiXClD68+o+tnN6BcVsLYKeL+2KfntNIE8ZsqPOwY7dM2rS1xMPfetjiQHVqIY",
+	"FTqufWn0KZFUHkZGiPz20YgphVPGrYSLZNjYb2yTCdu+20Eh5tZLhti6Rmz3XvIJ8bGdbvYj66HKfJB4",
+	"rTKfpc7azIfWGs58gOfIPjAiunH/8f7/BwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -245,6 +245,12 @@ type CardSubscription struct {
 	Subscribed bool       `json:"subscribed"`
 }
 
+// CardSubscriptionList defines model for CardSubscriptionList.
+type CardSubscriptionList struct {
+	Items      []CardSubscription `json:"items"`
+	NextCursor *string            `json:"next_cursor,omitempty"`
+}
+
 // ChangePasswordRequest defines model for ChangePasswordRequest.
 type ChangePasswordRequest struct {
 	CurrentPassword string `json:"current_password"`
@@ -841,6 +847,9 @@ type PreconditionFailed = Problem
 // PreconditionRequired RFC 9457 problem document.
 type PreconditionRequired = Problem
 
+// SignInRefused RFC 9457 problem document.
+type SignInRefused = Problem
+
 // TooLarge RFC 9457 problem document.
 type TooLarge = Problem
 
@@ -1058,6 +1067,13 @@ type UpdateProfileParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// ListBlockedProfilesParams defines parameters for ListBlockedProfiles.
+type ListBlockedProfilesParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListProfileCardsParams defines parameters for ListProfileCards.
 type ListProfileCardsParams struct {
 	// Cursor Opaque cursor from the previous page's `next_cursor`.
@@ -1095,6 +1111,13 @@ type ListFollowingParams struct {
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
 }
 
+// ListOutgoingFollowRequestsParams defines parameters for ListOutgoingFollowRequests.
+type ListOutgoingFollowRequestsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // DeleteRelationParams defines parameters for DeleteRelation.
 type DeleteRelationParams struct {
 	// XProfileId The acting profile; it must be one of the caller's live profiles.
@@ -1117,6 +1140,16 @@ type SetRelationParams struct {
 type ExportProfileVCardParams struct {
 	// XProfileId The acting profile, when reading as one of the caller's profiles.
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
+// ListMySubscriptionsParams defines parameters for ListMySubscriptions.
+type ListMySubscriptionsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
 // GetSyncFileParams defines parameters for GetSyncFile.
@@ -1778,6 +1811,14 @@ type ClientInterface interface {
 	// Corresponds with PATCH /profiles/{profile_id} (the `UpdateProfile` operationId).
 	UpdateProfile(ctx context.Context, profileId ProfileID, params *UpdateProfileParams, body UpdateProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListBlockedProfiles Profiles my profile blocks
+	//
+	// Profiles the profile in the path blocks (relation BLOCK), by profile id. Unblock with
+	// deleteRelation. The acting profile is the one in the path.
+	//
+	// Corresponds with GET /profiles/{profile_id}/blocked (the `ListBlockedProfiles` operationId).
+	ListBlockedProfiles(ctx context.Context, profileId ProfileID, params *ListBlockedProfilesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListProfileCards List a profile's cards (private ones only for the owner, admins and subscribers)
 	//
 	// Corresponds with GET /profiles/{profile_id}/cards (the `ListProfileCards` operationId).
@@ -1820,6 +1861,14 @@ type ClientInterface interface {
 	// Corresponds with PUT /profiles/{profile_id}/image (the `SetProfileImage` operationId).
 	SetProfileImageWithBody(ctx context.Context, profileId ProfileID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListOutgoingFollowRequests My profile's follow requests still waiting for an answer
+	//
+	// Requests my profile sent to private profiles (relation FOLLOW_REQUESTED), by profile id.
+	// Withdraw one with deleteRelation. The acting profile is the one in the path.
+	//
+	// Corresponds with GET /profiles/{profile_id}/outgoing-follow-requests (the `ListOutgoingFollowRequests` operationId).
+	ListOutgoingFollowRequests(ctx context.Context, profileId ProfileID, params *ListOutgoingFollowRequestsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteRelation Unfollow, unblock or cancel a follow request
 	//
 	// Corresponds with DELETE /profiles/{profile_id}/relation (the `DeleteRelation` operationId).
@@ -1852,6 +1901,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /profiles/{profile_id}/vcard (the `ExportProfileVCard` operationId).
 	ExportProfileVCard(ctx context.Context, profileId ProfileID, params *ExportProfileVCardParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMySubscriptions Cards my acting profile saved (subscribed to)
+	//
+	// The acting profile's card subscriptions, oldest first. Read each card with getCard
+	// (or all of them at once from the sync file). Subscribe and unsubscribe with
+	// `/cards/{card_id}/subscription`.
+	//
+	// Corresponds with GET /subscriptions (the `ListMySubscriptions` operationId).
+	ListMySubscriptions(ctx context.Context, params *ListMySubscriptionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	//
@@ -3041,6 +3099,24 @@ func (c *Client) UpdateProfile(ctx context.Context, profileId ProfileID, params 
 	return c.Client.Do(req)
 }
 
+// ListBlockedProfiles Profiles my profile blocks
+//
+// Profiles the profile in the path blocks (relation BLOCK), by profile id. Unblock with
+// deleteRelation. The acting profile is the one in the path.
+//
+// Corresponds with GET /profiles/{profile_id}/blocked (the `ListBlockedProfiles` operationId).
+func (c *Client) ListBlockedProfiles(ctx context.Context, profileId ProfileID, params *ListBlockedProfilesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListBlockedProfilesRequest(c.Server, profileId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListProfileCards List a profile's cards (private ones only for the owner, admins and subscribers)
 //
 // Corresponds with GET /profiles/{profile_id}/cards (the `ListProfileCards` operationId).
@@ -3163,6 +3239,24 @@ func (c *Client) SetProfileImageWithBody(ctx context.Context, profileId ProfileI
 	return c.Client.Do(req)
 }
 
+// ListOutgoingFollowRequests My profile's follow requests still waiting for an answer
+//
+// Requests my profile sent to private profiles (relation FOLLOW_REQUESTED), by profile id.
+// Withdraw one with deleteRelation. The acting profile is the one in the path.
+//
+// Corresponds with GET /profiles/{profile_id}/outgoing-follow-requests (the `ListOutgoingFollowRequests` operationId).
+func (c *Client) ListOutgoingFollowRequests(ctx context.Context, profileId ProfileID, params *ListOutgoingFollowRequestsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListOutgoingFollowRequestsRequest(c.Server, profileId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // DeleteRelation Unfollow, unblock or cancel a follow request
 //
 // Corresponds with DELETE /profiles/{profile_id}/relation (the `DeleteRelation` operationId).
@@ -3236,6 +3330,25 @@ func (c *Client) SetRelation(ctx context.Context, profileId ProfileID, params *S
 // Corresponds with GET /profiles/{profile_id}/vcard (the `ExportProfileVCard` operationId).
 func (c *Client) ExportProfileVCard(ctx context.Context, profileId ProfileID, params *ExportProfileVCardParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewExportProfileVCardRequest(c.Server, profileId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMySubscriptions Cards my acting profile saved (subscribed to)
+//
+// The acting profile's card subscriptions, oldest first. Read each card with getCard
+// (or all of them at once from the sync file). Subscribe and unsubscribe with
+// `/cards/{card_id}/subscription`.
+//
+// Corresponds with GET /subscriptions (the `ListMySubscriptions` operationId).
+func (c *Client) ListMySubscriptions(ctx context.Context, params *ListMySubscriptionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMySubscriptionsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5628,6 +5741,79 @@ func NewUpdateProfileRequestWithBody(server string, profileId ProfileID, params 
 	return req, nil
 }
 
+// NewListBlockedProfilesRequest constructs an http.Request for the ListBlockedProfiles method
+func NewListBlockedProfilesRequest(server string, profileId ProfileID, params *ListBlockedProfilesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "profile_id", profileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/profiles/%s/blocked", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListProfileCardsRequest constructs an http.Request for the ListProfileCards method
 func NewListProfileCardsRequest(server string, profileId ProfileID, params *ListProfileCardsParams) (*http.Request, error) {
 	var err error
@@ -6117,6 +6303,79 @@ func NewSetProfileImageRequestWithBody(server string, profileId ProfileID, conte
 	return req, nil
 }
 
+// NewListOutgoingFollowRequestsRequest constructs an http.Request for the ListOutgoingFollowRequests method
+func NewListOutgoingFollowRequestsRequest(server string, profileId ProfileID, params *ListOutgoingFollowRequestsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "profile_id", profileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/profiles/%s/outgoing-follow-requests", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewDeleteRelationRequest constructs an http.Request for the DeleteRelation method
 func NewDeleteRelationRequest(server string, profileId ProfileID, params *DeleteRelationParams) (*http.Request, error) {
 	var err error
@@ -6314,6 +6573,85 @@ func NewExportProfileVCardRequest(server string, profileId ProfileID, params *Ex
 
 			req.Header.Set("X-Profile-Id", headerParam0)
 		}
+
+	}
+
+	return req, nil
+}
+
+// NewListMySubscriptionsRequest constructs an http.Request for the ListMySubscriptions method
+func NewListMySubscriptionsRequest(server string, params *ListMySubscriptionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-Profile-Id", headerParam0)
 
 	}
 
@@ -7018,6 +7356,16 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PATCH /profiles/{profile_id} (the `UpdateProfile` operationId).
 	UpdateProfileWithResponse(ctx context.Context, profileId ProfileID, params *UpdateProfileParams, body UpdateProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateProfileResponse, error)
 
+	// ListBlockedProfilesWithResponse Profiles my profile blocks
+	//
+	// Profiles the profile in the path blocks (relation BLOCK), by profile id. Unblock with
+	// deleteRelation. The acting profile is the one in the path.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /profiles/{profile_id}/blocked (the `ListBlockedProfiles` operationId).
+	ListBlockedProfilesWithResponse(ctx context.Context, profileId ProfileID, params *ListBlockedProfilesParams, reqEditors ...RequestEditorFn) (*ListBlockedProfilesResponse, error)
+
 	// ListProfileCardsWithResponse List a profile's cards (private ones only for the owner, admins and subscribers)
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -7074,6 +7422,16 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /profiles/{profile_id}/image (the `SetProfileImage` operationId).
 	SetProfileImageWithBodyWithResponse(ctx context.Context, profileId ProfileID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetProfileImageResponse, error)
 
+	// ListOutgoingFollowRequestsWithResponse My profile's follow requests still waiting for an answer
+	//
+	// Requests my profile sent to private profiles (relation FOLLOW_REQUESTED), by profile id.
+	// Withdraw one with deleteRelation. The acting profile is the one in the path.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /profiles/{profile_id}/outgoing-follow-requests (the `ListOutgoingFollowRequests` operationId).
+	ListOutgoingFollowRequestsWithResponse(ctx context.Context, profileId ProfileID, params *ListOutgoingFollowRequestsParams, reqEditors ...RequestEditorFn) (*ListOutgoingFollowRequestsResponse, error)
+
 	// DeleteRelationWithResponse Unfollow, unblock or cancel a follow request
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -7112,6 +7470,17 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /profiles/{profile_id}/vcard (the `ExportProfileVCard` operationId).
 	ExportProfileVCardWithResponse(ctx context.Context, profileId ProfileID, params *ExportProfileVCardParams, reqEditors ...RequestEditorFn) (*ExportProfileVCardResponse, error)
+
+	// ListMySubscriptionsWithResponse Cards my acting profile saved (subscribed to)
+	//
+	// The acting profile's card subscriptions, oldest first. Read each card with getCard
+	// (or all of them at once from the sync file). Subscribe and unsubscribe with
+	// `/cards/{card_id}/subscription`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /subscriptions (the `ListMySubscriptions` operationId).
+	ListMySubscriptionsWithResponse(ctx context.Context, params *ListMySubscriptionsParams, reqEditors ...RequestEditorFn) (*ListMySubscriptionsResponse, error)
 
 	// GetSyncFileWithResponse Download my sync file (SQLite), or 304 when my copy is current
 	//
@@ -8889,6 +9258,7 @@ type SignInResponse401Headers struct {
 // SignInResponse403Headers the declared response headers of an HTTP 403 response for SignIn
 type SignInResponse403Headers struct {
 	CacheControl string
+	RetryAfter   *int
 }
 
 // SignInResponse413Headers the declared response headers of an HTTP 413 response for SignIn
@@ -8928,7 +9298,7 @@ type SignInResponse struct {
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
+	ApplicationproblemJSON403 *SignInRefused
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *TooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -8975,7 +9345,7 @@ func (r SignInResponse) GetApplicationproblemJSON401() *Unauthorized {
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r SignInResponse) GetApplicationproblemJSON403() *Forbidden {
+func (r SignInResponse) GetApplicationproblemJSON403() *SignInRefused {
 	return r.ApplicationproblemJSON403
 }
 
@@ -10370,6 +10740,11 @@ type SubscribeCardResponse404Headers struct {
 	CacheControl string
 }
 
+// SubscribeCardResponse409Headers the declared response headers of an HTTP 409 response for SubscribeCard
+type SubscribeCardResponse409Headers struct {
+	CacheControl string
+}
+
 // SubscribeCardResponse413Headers the declared response headers of an HTTP 413 response for SubscribeCard
 type SubscribeCardResponse413Headers struct {
 	CacheControl string
@@ -10404,6 +10779,8 @@ type SubscribeCardResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *TooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -10420,6 +10797,8 @@ type SubscribeCardResponse struct {
 	Headers403 *SubscribeCardResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *SubscribeCardResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *SubscribeCardResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *SubscribeCardResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -10453,6 +10832,11 @@ func (r SubscribeCardResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r SubscribeCardResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SubscribeCardResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -13238,6 +13622,132 @@ func (r UpdateProfileResponse) ContentType() string {
 	return ""
 }
 
+// ListBlockedProfilesResponse400Headers the declared response headers of an HTTP 400 response for ListBlockedProfiles
+type ListBlockedProfilesResponse400Headers struct {
+	CacheControl string
+}
+
+// ListBlockedProfilesResponse401Headers the declared response headers of an HTTP 401 response for ListBlockedProfiles
+type ListBlockedProfilesResponse401Headers struct {
+	CacheControl string
+}
+
+// ListBlockedProfilesResponse403Headers the declared response headers of an HTTP 403 response for ListBlockedProfiles
+type ListBlockedProfilesResponse403Headers struct {
+	CacheControl string
+}
+
+// ListBlockedProfilesResponse404Headers the declared response headers of an HTTP 404 response for ListBlockedProfiles
+type ListBlockedProfilesResponse404Headers struct {
+	CacheControl string
+}
+
+// ListBlockedProfilesResponse503Headers the declared response headers of an HTTP 503 response for ListBlockedProfiles
+type ListBlockedProfilesResponse503Headers struct {
+	CacheControl string
+	RetryAfter   int
+}
+
+// ListBlockedProfilesResponseDefaultHeaders the declared response headers of an HTTP default response for ListBlockedProfiles
+type ListBlockedProfilesResponseDefaultHeaders struct {
+	CacheControl string
+}
+
+type ListBlockedProfilesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ProfileList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListBlockedProfilesResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListBlockedProfilesResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListBlockedProfilesResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ListBlockedProfilesResponse404Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListBlockedProfilesResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListBlockedProfilesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListBlockedProfilesResponse) GetJSON200() *ProfileList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListBlockedProfilesResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListBlockedProfilesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListBlockedProfilesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListBlockedProfilesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListBlockedProfilesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListBlockedProfilesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListBlockedProfilesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListBlockedProfilesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListBlockedProfilesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListBlockedProfilesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListProfileCardsResponse400Headers the declared response headers of an HTTP 400 response for ListProfileCards
 type ListProfileCardsResponse400Headers struct {
 	CacheControl string
@@ -14281,6 +14791,132 @@ func (r SetProfileImageResponse) ContentType() string {
 	return ""
 }
 
+// ListOutgoingFollowRequestsResponse400Headers the declared response headers of an HTTP 400 response for ListOutgoingFollowRequests
+type ListOutgoingFollowRequestsResponse400Headers struct {
+	CacheControl string
+}
+
+// ListOutgoingFollowRequestsResponse401Headers the declared response headers of an HTTP 401 response for ListOutgoingFollowRequests
+type ListOutgoingFollowRequestsResponse401Headers struct {
+	CacheControl string
+}
+
+// ListOutgoingFollowRequestsResponse403Headers the declared response headers of an HTTP 403 response for ListOutgoingFollowRequests
+type ListOutgoingFollowRequestsResponse403Headers struct {
+	CacheControl string
+}
+
+// ListOutgoingFollowRequestsResponse404Headers the declared response headers of an HTTP 404 response for ListOutgoingFollowRequests
+type ListOutgoingFollowRequestsResponse404Headers struct {
+	CacheControl string
+}
+
+// ListOutgoingFollowRequestsResponse503Headers the declared response headers of an HTTP 503 response for ListOutgoingFollowRequests
+type ListOutgoingFollowRequestsResponse503Headers struct {
+	CacheControl string
+	RetryAfter   int
+}
+
+// ListOutgoingFollowRequestsResponseDefaultHeaders the declared response headers of an HTTP default response for ListOutgoingFollowRequests
+type ListOutgoingFollowRequestsResponseDefaultHeaders struct {
+	CacheControl string
+}
+
+type ListOutgoingFollowRequestsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FollowRequestList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListOutgoingFollowRequestsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListOutgoingFollowRequestsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListOutgoingFollowRequestsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ListOutgoingFollowRequestsResponse404Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListOutgoingFollowRequestsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListOutgoingFollowRequestsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListOutgoingFollowRequestsResponse) GetJSON200() *FollowRequestList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListOutgoingFollowRequestsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListOutgoingFollowRequestsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListOutgoingFollowRequestsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListOutgoingFollowRequestsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListOutgoingFollowRequestsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListOutgoingFollowRequestsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListOutgoingFollowRequestsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListOutgoingFollowRequestsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListOutgoingFollowRequestsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListOutgoingFollowRequestsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // DeleteRelationResponse400Headers the declared response headers of an HTTP 400 response for DeleteRelation
 type DeleteRelationResponse400Headers struct {
 	CacheControl string
@@ -14807,6 +15443,118 @@ func (r ExportProfileVCardResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ExportProfileVCardResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListMySubscriptionsResponse400Headers the declared response headers of an HTTP 400 response for ListMySubscriptions
+type ListMySubscriptionsResponse400Headers struct {
+	CacheControl string
+}
+
+// ListMySubscriptionsResponse401Headers the declared response headers of an HTTP 401 response for ListMySubscriptions
+type ListMySubscriptionsResponse401Headers struct {
+	CacheControl string
+}
+
+// ListMySubscriptionsResponse403Headers the declared response headers of an HTTP 403 response for ListMySubscriptions
+type ListMySubscriptionsResponse403Headers struct {
+	CacheControl string
+}
+
+// ListMySubscriptionsResponse503Headers the declared response headers of an HTTP 503 response for ListMySubscriptions
+type ListMySubscriptionsResponse503Headers struct {
+	CacheControl string
+	RetryAfter   int
+}
+
+// ListMySubscriptionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListMySubscriptions
+type ListMySubscriptionsResponseDefaultHeaders struct {
+	CacheControl string
+}
+
+type ListMySubscriptionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CardSubscriptionList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListMySubscriptionsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListMySubscriptionsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListMySubscriptionsResponse403Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListMySubscriptionsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListMySubscriptionsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMySubscriptionsResponse) GetJSON200() *CardSubscriptionList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListMySubscriptionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMySubscriptionsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListMySubscriptionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMySubscriptionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListMySubscriptionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMySubscriptionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMySubscriptionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMySubscriptionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMySubscriptionsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16084,6 +16832,22 @@ func (c *ClientWithResponses) UpdateProfileWithResponse(ctx context.Context, pro
 	return ParseUpdateProfileResponse(rsp)
 }
 
+// ListBlockedProfilesWithResponse Profiles my profile blocks
+//
+// Profiles the profile in the path blocks (relation BLOCK), by profile id. Unblock with
+// deleteRelation. The acting profile is the one in the path.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /profiles/{profile_id}/blocked (the `ListBlockedProfiles` operationId).
+func (c *ClientWithResponses) ListBlockedProfilesWithResponse(ctx context.Context, profileId ProfileID, params *ListBlockedProfilesParams, reqEditors ...RequestEditorFn) (*ListBlockedProfilesResponse, error) {
+	rsp, err := c.ListBlockedProfiles(ctx, profileId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListBlockedProfilesResponse(rsp)
+}
+
 // ListProfileCardsWithResponse List a profile's cards (private ones only for the owner, admins and subscribers)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -16188,6 +16952,22 @@ func (c *ClientWithResponses) SetProfileImageWithBodyWithResponse(ctx context.Co
 	return ParseSetProfileImageResponse(rsp)
 }
 
+// ListOutgoingFollowRequestsWithResponse My profile's follow requests still waiting for an answer
+//
+// Requests my profile sent to private profiles (relation FOLLOW_REQUESTED), by profile id.
+// Withdraw one with deleteRelation. The acting profile is the one in the path.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /profiles/{profile_id}/outgoing-follow-requests (the `ListOutgoingFollowRequests` operationId).
+func (c *ClientWithResponses) ListOutgoingFollowRequestsWithResponse(ctx context.Context, profileId ProfileID, params *ListOutgoingFollowRequestsParams, reqEditors ...RequestEditorFn) (*ListOutgoingFollowRequestsResponse, error) {
+	rsp, err := c.ListOutgoingFollowRequests(ctx, profileId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListOutgoingFollowRequestsResponse(rsp)
+}
+
 // DeleteRelationWithResponse Unfollow, unblock or cancel a follow request
 //
 // Returns a wrapper object for the known response body format(s).
@@ -16255,6 +17035,23 @@ func (c *ClientWithResponses) ExportProfileVCardWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseExportProfileVCardResponse(rsp)
+}
+
+// ListMySubscriptionsWithResponse Cards my acting profile saved (subscribed to)
+//
+// The acting profile's card subscriptions, oldest first. Read each card with getCard
+// (or all of them at once from the sync file). Subscribe and unsubscribe with
+// `/cards/{card_id}/subscription`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /subscriptions (the `ListMySubscriptions` operationId).
+func (c *ClientWithResponses) ListMySubscriptionsWithResponse(ctx context.Context, params *ListMySubscriptionsParams, reqEditors ...RequestEditorFn) (*ListMySubscriptionsResponse, error) {
+	rsp, err := c.ListMySubscriptions(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMySubscriptionsResponse(rsp)
 }
 
 // GetSyncFileWithResponse Download my sync file (SQLite), or 304 when my copy is current
@@ -18287,7 +19084,7 @@ func ParseSignInResponse(rsp *http.Response) (*SignInResponse, error) {
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
+		var dest SignInRefused
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -18369,6 +19166,13 @@ func ParseSignInResponse(rsp *http.Response) (*SignInResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		response.Headers403 = &headers
 	case rsp.StatusCode == 413:
@@ -19974,6 +20778,13 @@ func ParseSubscribeCardResponse(rsp *http.Response) (*SubscribeCardResponse, err
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20045,6 +20856,16 @@ func ParseSubscribeCardResponse(rsp *http.Response) (*SubscribeCardResponse, err
 			headers.CacheControl = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers SubscribeCardResponse409Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
 		var headers SubscribeCardResponse413Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -23176,6 +23997,144 @@ func ParseUpdateProfileResponse(rsp *http.Response) (*UpdateProfileResponse, err
 	return response, nil
 }
 
+// ParseListBlockedProfilesResponse parses an HTTP response from a ListBlockedProfilesWithResponse call
+func ParseListBlockedProfilesResponse(rsp *http.Response) (*ListBlockedProfilesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListBlockedProfilesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ProfileList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers ListBlockedProfilesResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListBlockedProfilesResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListBlockedProfilesResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ListBlockedProfilesResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListBlockedProfilesResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers ListBlockedProfilesResponseDefaultHeaders
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListProfileCardsResponse parses an HTTP response from a ListProfileCardsWithResponse call
 func ParseListProfileCardsResponse(rsp *http.Response) (*ListProfileCardsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -24330,6 +25289,144 @@ func ParseSetProfileImageResponse(rsp *http.Response) (*SetProfileImageResponse,
 	return response, nil
 }
 
+// ParseListOutgoingFollowRequestsResponse parses an HTTP response from a ListOutgoingFollowRequestsWithResponse call
+func ParseListOutgoingFollowRequestsResponse(rsp *http.Response) (*ListOutgoingFollowRequestsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListOutgoingFollowRequestsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FollowRequestList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers ListOutgoingFollowRequestsResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListOutgoingFollowRequestsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListOutgoingFollowRequestsResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ListOutgoingFollowRequestsResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListOutgoingFollowRequestsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers ListOutgoingFollowRequestsResponseDefaultHeaders
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseDeleteRelationResponse parses an HTTP response from a DeleteRelationWithResponse call
 func ParseDeleteRelationResponse(rsp *http.Response) (*DeleteRelationResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -24909,6 +26006,127 @@ func ParseExportProfileVCardResponse(rsp *http.Response) (*ExportProfileVCardRes
 		response.Headers503 = &headers
 	case true:
 		var headers ExportProfileVCardResponseDefaultHeaders
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListMySubscriptionsResponse parses an HTTP response from a ListMySubscriptionsWithResponse call
+func ParseListMySubscriptionsResponse(rsp *http.Response) (*ListMySubscriptionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMySubscriptionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CardSubscriptionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers ListMySubscriptionsResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListMySubscriptionsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListMySubscriptionsResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListMySubscriptionsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers ListMySubscriptionsResponseDefaultHeaders
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
