@@ -484,7 +484,10 @@ type File struct {
 	Url string `json:"url"`
 }
 
-// FileUpload defines model for FileUpload.
+// FileUpload A `multipart/form-data` body with one part named `file` holding the bytes (its own
+// `Content-Type`, e.g. `image/png`). Kotlin (openapi-generator) takes a `java.io.File`;
+// openapi-typescript types the part as `string`, so send a `FormData` with a
+// `bodySerializer` (see the README's "Generating a client").
 type FileUpload struct {
 	File openapi_types.File `json:"file"`
 }
@@ -1916,6 +1919,15 @@ type ClientInterface interface {
 	// Streams the file as `application/vnd.sqlite3` with `Content-Length`, or redirects (302) to
 	// a short-lived presigned URL when the object store is S3 and redirects are configured. A
 	// matching `If-None-Match` (weak comparison) answers 304 without touching storage.
+	//
+	// The file is a SQLite database the app opens with Room. Its tables: `TB_PROFILE` (my
+	// profiles, the profiles they relate to, the owners of cards they saved; redacted where I
+	// may not read them), `TB_PROFILE_RELATION` (every relation from my profiles),
+	// `TB_CARD` (my cards and the cards I saved) and `TB_CARD_SUBSCRIPTION` (my saved cards).
+	// Ids are the API's ids, timestamps Unix seconds, `commit_id` the row's ETag without
+	// quotes. Columns, types and rules: `docs/sync.md` in the backend repository. Without the
+	// file, the same data comes from listMyProfiles, listMyCards, listMySubscriptions,
+	// listFollowing, listOutgoingFollowRequests and listBlockedProfiles.
 	//
 	// Corresponds with GET /sync (the `GetSyncFile` operationId).
 	GetSyncFile(ctx context.Context, params *GetSyncFileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3364,6 +3376,15 @@ func (c *Client) ListMySubscriptions(ctx context.Context, params *ListMySubscrip
 // Streams the file as `application/vnd.sqlite3` with `Content-Length`, or redirects (302) to
 // a short-lived presigned URL when the object store is S3 and redirects are configured. A
 // matching `If-None-Match` (weak comparison) answers 304 without touching storage.
+//
+// The file is a SQLite database the app opens with Room. Its tables: `TB_PROFILE` (my
+// profiles, the profiles they relate to, the owners of cards they saved; redacted where I
+// may not read them), `TB_PROFILE_RELATION` (every relation from my profiles),
+// `TB_CARD` (my cards and the cards I saved) and `TB_CARD_SUBSCRIPTION` (my saved cards).
+// Ids are the API's ids, timestamps Unix seconds, `commit_id` the row's ETag without
+// quotes. Columns, types and rules: `docs/sync.md` in the backend repository. Without the
+// file, the same data comes from listMyProfiles, listMyCards, listMySubscriptions,
+// listFollowing, listOutgoingFollowRequests and listBlockedProfiles.
 //
 // Corresponds with GET /sync (the `GetSyncFile` operationId).
 func (c *Client) GetSyncFile(ctx context.Context, params *GetSyncFileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7487,6 +7508,15 @@ type ClientWithResponsesInterface interface {
 	// Streams the file as `application/vnd.sqlite3` with `Content-Length`, or redirects (302) to
 	// a short-lived presigned URL when the object store is S3 and redirects are configured. A
 	// matching `If-None-Match` (weak comparison) answers 304 without touching storage.
+	//
+	// The file is a SQLite database the app opens with Room. Its tables: `TB_PROFILE` (my
+	// profiles, the profiles they relate to, the owners of cards they saved; redacted where I
+	// may not read them), `TB_PROFILE_RELATION` (every relation from my profiles),
+	// `TB_CARD` (my cards and the cards I saved) and `TB_CARD_SUBSCRIPTION` (my saved cards).
+	// Ids are the API's ids, timestamps Unix seconds, `commit_id` the row's ETag without
+	// quotes. Columns, types and rules: `docs/sync.md` in the backend repository. Without the
+	// file, the same data comes from listMyProfiles, listMyCards, listMySubscriptions,
+	// listFollowing, listOutgoingFollowRequests and listBlockedProfiles.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -17059,6 +17089,15 @@ func (c *ClientWithResponses) ListMySubscriptionsWithResponse(ctx context.Contex
 // Streams the file as `application/vnd.sqlite3` with `Content-Length`, or redirects (302) to
 // a short-lived presigned URL when the object store is S3 and redirects are configured. A
 // matching `If-None-Match` (weak comparison) answers 304 without touching storage.
+//
+// The file is a SQLite database the app opens with Room. Its tables: `TB_PROFILE` (my
+// profiles, the profiles they relate to, the owners of cards they saved; redacted where I
+// may not read them), `TB_PROFILE_RELATION` (every relation from my profiles),
+// `TB_CARD` (my cards and the cards I saved) and `TB_CARD_SUBSCRIPTION` (my saved cards).
+// Ids are the API's ids, timestamps Unix seconds, `commit_id` the row's ETag without
+// quotes. Columns, types and rules: `docs/sync.md` in the backend repository. Without the
+// file, the same data comes from listMyProfiles, listMyCards, listMySubscriptions,
+// listFollowing, listOutgoingFollowRequests and listBlockedProfiles.
 //
 // Returns a wrapper object for the known response body format(s).
 //
