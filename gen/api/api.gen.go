@@ -634,6 +634,12 @@ type CardSubscription struct {
 	Subscribed bool       `json:"subscribed"`
 }
 
+// CardSubscriptionList defines model for CardSubscriptionList.
+type CardSubscriptionList struct {
+	Items      []CardSubscription `json:"items"`
+	NextCursor *string            `json:"next_cursor,omitempty"`
+}
+
 // ChangePasswordRequest defines model for ChangePasswordRequest.
 type ChangePasswordRequest struct {
 	CurrentPassword string `json:"current_password"`
@@ -756,7 +762,9 @@ type CreateCardRequest struct {
 
 	// PreviewFileId An image from uploadFile.
 	PreviewFileId *int64 `json:"preview_file_id,omitempty"`
-	Private       *bool  `json:"private,omitempty"`
+
+	// Private Optional; `false` when left out.
+	Private *bool `json:"private,omitempty"`
 }
 
 // CreateCardShareRequest defines model for CreateCardShareRequest.
@@ -773,11 +781,14 @@ type CreateChatRoomRequest struct {
 	Description      *string `json:"description,omitempty"`
 	InviteProfileIds []int64 `json:"invite_profile_ids"`
 	Name             *string `json:"name,omitempty"`
-	Private          *bool   `json:"private,omitempty"`
+
+	// Private Optional; `true` when left out.
+	Private *bool `json:"private,omitempty"`
 }
 
 // CreateProfileRequest defines model for CreateProfileRequest.
 type CreateProfileRequest struct {
+	// CanAnonymousInvite Optional; `false` when left out.
 	CanAnonymousInvite *bool `json:"can_anonymous_invite,omitempty"`
 
 	// Data Contact fields, each an ordered set of labelled values:
@@ -786,13 +797,17 @@ type CreateProfileRequest struct {
 	//
 	//
 	// Example: {"email":{"index":1,"value":{"work":{"index":0,"value":"jane@acme.example"}}},"phone":{"index":0,"value":{"mobile":{"index":0,"value":"+82 10 1234 5678"}}}}
-	Data               *ProfileData `json:"data,omitempty"`
-	Description        *string      `json:"description,omitempty"`
-	IsFollowListPublic *bool        `json:"is_follow_list_public,omitempty"`
+	Data        *ProfileData `json:"data,omitempty"`
+	Description *string      `json:"description,omitempty"`
+
+	// IsFollowListPublic Optional; `false` when left out.
+	IsFollowListPublic *bool `json:"is_follow_list_public,omitempty"`
 
 	// Name Example: Jane Doe
-	Name    string `json:"name"`
-	Private *bool  `json:"private,omitempty"`
+	Name string `json:"name"`
+
+	// Private Optional; `true` when left out.
+	Private *bool `json:"private,omitempty"`
 
 	// TeamName Example: ACME
 	TeamName *string `json:"team_name,omitempty"`
@@ -878,7 +893,10 @@ type File struct {
 	Url string `json:"url"`
 }
 
-// FileUpload defines model for FileUpload.
+// FileUpload A `multipart/form-data` body with one part named `file` holding the bytes (its own
+// `Content-Type`, e.g. `image/png`). Kotlin (openapi-generator) takes a `java.io.File`;
+// openapi-typescript types the part as `string`, so send a `FormData` with a
+// `bodySerializer` (see the README's "Generating a client").
 type FileUpload struct {
 	File openapi_types.File `json:"file"`
 }
@@ -1386,6 +1404,9 @@ type PreconditionFailed = Problem
 // PreconditionRequired RFC 9457 problem document.
 type PreconditionRequired = Problem
 
+// SignInRefused RFC 9457 problem document.
+type SignInRefused = Problem
+
 // TooLarge RFC 9457 problem document.
 type TooLarge = Problem
 
@@ -1394,6 +1415,9 @@ type TooManyRequests = Problem
 
 // Unauthorized RFC 9457 problem document.
 type Unauthorized = Problem
+
+// Unavailable RFC 9457 problem document.
+type Unavailable = Problem
 
 // UnsupportedMediaType RFC 9457 problem document.
 type UnsupportedMediaType = Problem
@@ -1693,6 +1717,13 @@ type UpdateProfileParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// ListBlockedProfilesParams defines parameters for ListBlockedProfiles.
+type ListBlockedProfilesParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListProfileCardsParams defines parameters for ListProfileCards.
 type ListProfileCardsParams struct {
 	// Cursor Opaque cursor from the previous page's `next_cursor`.
@@ -1728,6 +1759,13 @@ type ListFollowingParams struct {
 
 	// XProfileId The acting profile, when reading as one of the caller's profiles.
 	XProfileId *XProfileIdOptional `json:"X-Profile-Id,omitempty"`
+}
+
+// ListOutgoingFollowRequestsParams defines parameters for ListOutgoingFollowRequests.
+type ListOutgoingFollowRequestsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // DeleteRelationParams defines parameters for DeleteRelation.
@@ -1769,6 +1807,16 @@ type ListMyReportsParams struct {
 
 // GetCardShareParams defines parameters for GetCardShare.
 type GetCardShareParams struct {
+	// XProfileId The acting profile; it must be one of the caller's live profiles.
+	XProfileId XProfileId `json:"X-Profile-Id"`
+}
+
+// ListMySubscriptionsParams defines parameters for ListMySubscriptions.
+type ListMySubscriptionsParams struct {
+	// Cursor Opaque cursor from the previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
 	// XProfileId The acting profile; it must be one of the caller's live profiles.
 	XProfileId XProfileId `json:"X-Profile-Id"`
 }
@@ -2103,6 +2151,9 @@ type ServerInterface interface {
 	// UpdateProfile Change my profile (If-Match required)
 	// (PATCH /profiles/{profile_id})
 	UpdateProfile(w http.ResponseWriter, r *http.Request, profileId ProfileID, params UpdateProfileParams)
+	// ListBlockedProfiles Profiles my profile blocks
+	// (GET /profiles/{profile_id}/blocked)
+	ListBlockedProfiles(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListBlockedProfilesParams)
 	// ListProfileCards List a profile's cards (private ones only for the owner, admins and subscribers)
 	// (GET /profiles/{profile_id}/cards)
 	ListProfileCards(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListProfileCardsParams)
@@ -2127,6 +2178,9 @@ type ServerInterface interface {
 	// SetProfileImage Set my profile's image (multipart field `file`)
 	// (PUT /profiles/{profile_id}/image)
 	SetProfileImage(w http.ResponseWriter, r *http.Request, profileId ProfileID)
+	// ListOutgoingFollowRequests My profile's follow requests still waiting for an answer
+	// (GET /profiles/{profile_id}/outgoing-follow-requests)
+	ListOutgoingFollowRequests(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListOutgoingFollowRequestsParams)
 	// DeleteRelation Unfollow, unblock or cancel a follow request
 	// (DELETE /profiles/{profile_id}/relation)
 	DeleteRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params DeleteRelationParams)
@@ -2148,6 +2202,9 @@ type ServerInterface interface {
 	// GetCardShare The card a share link opens, as the app renders it
 	// (GET /shares/{token})
 	GetCardShare(w http.ResponseWriter, r *http.Request, token ShareToken, params GetCardShareParams)
+	// ListMySubscriptions Cards my acting profile saved (subscribed to)
+	// (GET /subscriptions)
+	ListMySubscriptions(w http.ResponseWriter, r *http.Request, params ListMySubscriptionsParams)
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	// (GET /sync)
 	GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams)
@@ -5035,6 +5092,61 @@ func (siw *ServerInterfaceWrapper) UpdateProfile(w http.ResponseWriter, r *http.
 	handler.ServeHTTP(w, r)
 }
 
+// ListBlockedProfiles operation middleware
+func (siw *ServerInterfaceWrapper) ListBlockedProfiles(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListBlockedProfilesParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListBlockedProfiles(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListProfileCards operation middleware
 func (siw *ServerInterfaceWrapper) ListProfileCards(w http.ResponseWriter, r *http.Request) {
 
@@ -5440,6 +5552,61 @@ func (siw *ServerInterfaceWrapper) SetProfileImage(w http.ResponseWriter, r *htt
 	handler.ServeHTTP(w, r)
 }
 
+// ListOutgoingFollowRequests operation middleware
+func (siw *ServerInterfaceWrapper) ListOutgoingFollowRequests(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "profile_id" -------------
+	var profileId ProfileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "profile_id", r.PathValue("profile_id"), &profileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "profile_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListOutgoingFollowRequestsParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListOutgoingFollowRequests(w, r, profileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // DeleteRelation operation middleware
 func (siw *ServerInterfaceWrapper) DeleteRelation(w http.ResponseWriter, r *http.Request) {
 
@@ -5806,6 +5973,77 @@ func (siw *ServerInterfaceWrapper) GetCardShare(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
+// ListMySubscriptions operation middleware
+func (siw *ServerInterfaceWrapper) ListMySubscriptions(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMySubscriptionsParams
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Required header parameter "X-Profile-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
+		var XProfileId XProfileId
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
+			return
+		}
+
+		params.XProfileId = XProfileId
+
+	} else {
+		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
+		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListMySubscriptions(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetSyncFile operation middleware
 func (siw *ServerInterfaceWrapper) GetSyncFile(w http.ResponseWriter, r *http.Request) {
 
@@ -6060,6 +6298,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/followers", wrapper.ListFollowers)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/following", wrapper.ListFollowing)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/vcard", wrapper.ExportProfileVCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/outgoing-follow-requests", wrapper.ListOutgoingFollowRequests)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/profiles/{profile_id}/blocked", wrapper.ListBlockedProfiles)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards", wrapper.ListMyCards)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/cards", wrapper.CreateCard)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}", wrapper.DeleteCard)
@@ -6068,6 +6308,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.UnsubscribeCard)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.GetCardSubscription)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/cards/{card_id}/subscription", wrapper.SubscribeCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/subscriptions", wrapper.ListMySubscriptions)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/cards/{card_id}/shares", wrapper.ListCardShares)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/cards/{card_id}/shares", wrapper.CreateCardShare)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/cards/{card_id}/shares/{share_id}", wrapper.RevokeCardShare)
@@ -6111,17 +6352,45 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	return m
 }
 
-type BadRequestApplicationProblemPlusJSONResponse Problem
+type BadRequestResponseHeaders struct {
+	CacheControl string
+}
+type BadRequestApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type ConflictApplicationProblemPlusJSONResponse Problem
+	Headers BadRequestResponseHeaders
+}
 
-type ForbiddenApplicationProblemPlusJSONResponse Problem
+type ConflictResponseHeaders struct {
+	CacheControl string
+}
+type ConflictApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ConflictResponseHeaders
+}
+
+type ForbiddenResponseHeaders struct {
+	CacheControl string
+}
+type ForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ForbiddenResponseHeaders
+}
 
 type GoneApplicationProblemPlusJSONResponse Problem
 
 type LockStateJSONResponse LockState
 
-type NotFoundApplicationProblemPlusJSONResponse Problem
+type NotFoundResponseHeaders struct {
+	CacheControl string
+}
+type NotFoundApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers NotFoundResponseHeaders
+}
 
 type NotModifiedResponseHeaders struct {
 	ETag *string
@@ -6152,16 +6421,55 @@ type PageTooManyRequestsTexthtmlResponse struct {
 	ContentLength int64
 }
 
-type PreconditionFailedApplicationProblemPlusJSONResponse Problem
+type PreconditionFailedResponseHeaders struct {
+	CacheControl string
+}
+type PreconditionFailedApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type PreconditionRequiredApplicationProblemPlusJSONResponse Problem
+	Headers PreconditionFailedResponseHeaders
+}
 
-type ProblemApplicationProblemPlusJSONResponse Problem
+type PreconditionRequiredResponseHeaders struct {
+	CacheControl string
+}
+type PreconditionRequiredApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type TooLargeApplicationProblemPlusJSONResponse Problem
+	Headers PreconditionRequiredResponseHeaders
+}
+
+type ProblemResponseHeaders struct {
+	CacheControl string
+}
+type ProblemApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ProblemResponseHeaders
+}
+
+type SignInRefusedResponseHeaders struct {
+	CacheControl string
+	RetryAfter   *int
+}
+type SignInRefusedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers SignInRefusedResponseHeaders
+}
+
+type TooLargeResponseHeaders struct {
+	CacheControl string
+}
+type TooLargeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooLargeResponseHeaders
+}
 
 type TooManyRequestsResponseHeaders struct {
-	RetryAfter *int
+	CacheControl string
+	RetryAfter   int
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -6169,9 +6477,33 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Headers TooManyRequestsResponseHeaders
 }
 
-type UnauthorizedApplicationProblemPlusJSONResponse Problem
+type UnauthorizedResponseHeaders struct {
+	CacheControl string
+}
+type UnauthorizedApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+	Headers UnauthorizedResponseHeaders
+}
+
+type UnavailableResponseHeaders struct {
+	CacheControl string
+	RetryAfter   int
+}
+type UnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnavailableResponseHeaders
+}
+
+type UnsupportedMediaTypeResponseHeaders struct {
+	CacheControl string
+}
+type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnsupportedMediaTypeResponseHeaders
+}
 
 type GetMyAccountRequestObject struct {
 }
@@ -6201,17 +6533,37 @@ type GetMyAccount401ApplicationProblemPlusJSONResponse struct {
 func (response GetMyAccount401ApplicationProblemPlusJSONResponse) VisitGetMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMyAccount503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetMyAccount503ApplicationProblemPlusJSONResponse) VisitGetMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetMyAccountdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6222,6 +6574,7 @@ func (response GetMyAccountdefaultApplicationProblemPlusJSONResponse) VisitGetMy
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6256,10 +6609,11 @@ type UpdateMyAccount400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateMyAccount400ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6272,10 +6626,11 @@ type UpdateMyAccount401ApplicationProblemPlusJSONResponse struct {
 func (response UpdateMyAccount401ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6288,10 +6643,11 @@ type UpdateMyAccount403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateMyAccount403ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6304,17 +6660,71 @@ type UpdateMyAccount409ApplicationProblemPlusJSONResponse struct {
 func (response UpdateMyAccount409ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMyAccount413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMyAccount413ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMyAccount415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMyAccount415ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMyAccount503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMyAccount503ApplicationProblemPlusJSONResponse) VisitUpdateMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UpdateMyAccountdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6325,6 +6735,7 @@ func (response UpdateMyAccountdefaultApplicationProblemPlusJSONResponse) VisitUp
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6359,11 +6770,46 @@ type CheckAvailability400ApplicationProblemPlusJSONResponse struct {
 func (response CheckAvailability400ApplicationProblemPlusJSONResponse) VisitCheckAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckAvailability413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CheckAvailability413ApplicationProblemPlusJSONResponse) VisitCheckAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckAvailability415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CheckAvailability415ApplicationProblemPlusJSONResponse) VisitCheckAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6379,16 +6825,34 @@ func (response CheckAvailability429ApplicationProblemPlusJSONResponse) VisitChec
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckAvailability503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CheckAvailability503ApplicationProblemPlusJSONResponse) VisitCheckAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CheckAvailabilitydefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6399,6 +6863,7 @@ func (response CheckAvailabilitydefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6427,10 +6892,11 @@ type DeactivateAccount400ApplicationProblemPlusJSONResponse struct {
 func (response DeactivateAccount400ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6443,10 +6909,11 @@ type DeactivateAccount401ApplicationProblemPlusJSONResponse struct {
 func (response DeactivateAccount401ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6459,17 +6926,71 @@ type DeactivateAccount403ApplicationProblemPlusJSONResponse struct {
 func (response DeactivateAccount403ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeactivateAccount413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response DeactivateAccount413ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeactivateAccount415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DeactivateAccount415ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeactivateAccount503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeactivateAccount503ApplicationProblemPlusJSONResponse) VisitDeactivateAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeactivateAccountdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6480,6 +7001,7 @@ func (response DeactivateAccountdefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6514,10 +7036,11 @@ type ResendVerificationEmail400ApplicationProblemPlusJSONResponse struct {
 func (response ResendVerificationEmail400ApplicationProblemPlusJSONResponse) VisitResendVerificationEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6530,11 +7053,46 @@ type ResendVerificationEmail401ApplicationProblemPlusJSONResponse struct {
 func (response ResendVerificationEmail401ApplicationProblemPlusJSONResponse) VisitResendVerificationEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerificationEmail413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerificationEmail413ApplicationProblemPlusJSONResponse) VisitResendVerificationEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerificationEmail415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerificationEmail415ApplicationProblemPlusJSONResponse) VisitResendVerificationEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6550,16 +7108,34 @@ func (response ResendVerificationEmail429ApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerificationEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerificationEmail503ApplicationProblemPlusJSONResponse) VisitResendVerificationEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ResendVerificationEmaildefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6570,6 +7146,7 @@ func (response ResendVerificationEmaildefaultApplicationProblemPlusJSONResponse)
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6617,15 +7194,40 @@ func (response VerifyEmail200TexthtmlResponse) VisitVerifyEmailResponse(w http.R
 	return err
 }
 
-type VerifyEmail404ApplicationProblemPlusJSONResponse Problem
+type VerifyEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail400ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail404ResponseHeaders struct {
+	CacheControl string
+}
+
+type VerifyEmail404ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers VerifyEmail404ResponseHeaders
+}
 
 func (response VerifyEmail404ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6633,6 +7235,7 @@ func (response VerifyEmail404ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 
 type VerifyEmail404TexthtmlResponse struct {
 	Body          io.Reader
+	Headers       VerifyEmail404ResponseHeaders
 	ContentLength int64
 }
 
@@ -6642,6 +7245,7 @@ func (response VerifyEmail404TexthtmlResponse) VisitVerifyEmailResponse(w http.R
 	if response.ContentLength != 0 {
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
 	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -6651,8 +7255,27 @@ func (response VerifyEmail404TexthtmlResponse) VisitVerifyEmailResponse(w http.R
 	return err
 }
 
+type VerifyEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VerifyEmaildefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6663,6 +7286,7 @@ func (response VerifyEmaildefaultApplicationProblemPlusJSONResponse) VisitVerify
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6696,17 +7320,37 @@ type DeleteAccountImage401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteAccountImage401ApplicationProblemPlusJSONResponse) VisitDeleteAccountImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccountImage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccountImage503ApplicationProblemPlusJSONResponse) VisitDeleteAccountImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteAccountImagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6717,6 +7361,7 @@ func (response DeleteAccountImagedefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6751,10 +7396,11 @@ type SetAccountImage400ApplicationProblemPlusJSONResponse struct {
 func (response SetAccountImage400ApplicationProblemPlusJSONResponse) VisitSetAccountImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6767,10 +7413,11 @@ type SetAccountImage401ApplicationProblemPlusJSONResponse struct {
 func (response SetAccountImage401ApplicationProblemPlusJSONResponse) VisitSetAccountImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6783,10 +7430,11 @@ type SetAccountImage413ApplicationProblemPlusJSONResponse struct {
 func (response SetAccountImage413ApplicationProblemPlusJSONResponse) VisitSetAccountImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6799,17 +7447,37 @@ type SetAccountImage415ApplicationProblemPlusJSONResponse struct {
 func (response SetAccountImage415ApplicationProblemPlusJSONResponse) VisitSetAccountImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetAccountImage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SetAccountImage503ApplicationProblemPlusJSONResponse) VisitSetAccountImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SetAccountImagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6820,6 +7488,7 @@ func (response SetAccountImagedefaultApplicationProblemPlusJSONResponse) VisitSe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6848,10 +7517,11 @@ type ChangePassword400ApplicationProblemPlusJSONResponse struct {
 func (response ChangePassword400ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6864,10 +7534,11 @@ type ChangePassword401ApplicationProblemPlusJSONResponse struct {
 func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6880,11 +7551,46 @@ type ChangePassword403ApplicationProblemPlusJSONResponse struct {
 func (response ChangePassword403ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword413ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword415ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6900,16 +7606,34 @@ func (response ChangePassword429ApplicationProblemPlusJSONResponse) VisitChangeP
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword503ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ChangePassworddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6920,6 +7644,7 @@ func (response ChangePassworddefaultApplicationProblemPlusJSONResponse) VisitCha
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6954,11 +7679,46 @@ type RequestPasswordReset400ApplicationProblemPlusJSONResponse struct {
 func (response RequestPasswordReset400ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset413ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset415ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6974,16 +7734,34 @@ func (response RequestPasswordReset429ApplicationProblemPlusJSONResponse) VisitR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset503ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RequestPasswordResetdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6994,6 +7772,7 @@ func (response RequestPasswordResetdefaultApplicationProblemPlusJSONResponse) Vi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7023,10 +7802,11 @@ type ResetPassword400ApplicationProblemPlusJSONResponse struct {
 func (response ResetPassword400ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7039,11 +7819,46 @@ type ResetPassword404ApplicationProblemPlusJSONResponse struct {
 func (response ResetPassword404ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword413ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword415ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7059,16 +7874,34 @@ func (response ResetPassword429ApplicationProblemPlusJSONResponse) VisitResetPas
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword503ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ResetPassworddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7079,6 +7912,7 @@ func (response ResetPassworddefaultApplicationProblemPlusJSONResponse) VisitRese
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7124,10 +7958,11 @@ type RefreshSession400ApplicationProblemPlusJSONResponse struct {
 func (response RefreshSession400ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7140,11 +7975,63 @@ type RefreshSession401ApplicationProblemPlusJSONResponse struct {
 func (response RefreshSession401ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSession403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSession403ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSession413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSession413ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSession415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSession415ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7160,16 +8047,34 @@ func (response RefreshSession429ApplicationProblemPlusJSONResponse) VisitRefresh
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSession503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSession503ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshSessiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7180,6 +8085,7 @@ func (response RefreshSessiondefaultApplicationProblemPlusJSONResponse) VisitRef
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7214,10 +8120,11 @@ type ListSessions400ApplicationProblemPlusJSONResponse struct {
 func (response ListSessions400ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7230,17 +8137,37 @@ type ListSessions401ApplicationProblemPlusJSONResponse struct {
 func (response ListSessions401ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListSessions503ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListSessionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7251,6 +8178,7 @@ func (response ListSessionsdefaultApplicationProblemPlusJSONResponse) VisitListS
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7279,10 +8207,11 @@ type RevokeSession400ApplicationProblemPlusJSONResponse struct {
 func (response RevokeSession400ApplicationProblemPlusJSONResponse) VisitRevokeSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7295,10 +8224,11 @@ type RevokeSession401ApplicationProblemPlusJSONResponse struct {
 func (response RevokeSession401ApplicationProblemPlusJSONResponse) VisitRevokeSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7311,17 +8241,37 @@ type RevokeSession404ApplicationProblemPlusJSONResponse struct {
 func (response RevokeSession404ApplicationProblemPlusJSONResponse) VisitRevokeSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeSession503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeSession503ApplicationProblemPlusJSONResponse) VisitRevokeSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RevokeSessiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7332,6 +8282,7 @@ func (response RevokeSessiondefaultApplicationProblemPlusJSONResponse) VisitRevo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7377,10 +8328,11 @@ type SignIn400ApplicationProblemPlusJSONResponse struct {
 func (response SignIn400ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7393,27 +8345,66 @@ type SignIn401ApplicationProblemPlusJSONResponse struct {
 func (response SignIn401ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SignIn403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	SignInRefusedApplicationProblemPlusJSONResponse
 }
 
 func (response SignIn403ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn413ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn415ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7429,16 +8420,34 @@ func (response SignIn429ApplicationProblemPlusJSONResponse) VisitSignInResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn503ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SignIndefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7449,6 +8458,7 @@ func (response SignIndefaultApplicationProblemPlusJSONResponse) VisitSignInRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7484,17 +8494,37 @@ type SignOut401ApplicationProblemPlusJSONResponse struct {
 func (response SignOut401ApplicationProblemPlusJSONResponse) VisitSignOutResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignOut503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SignOut503ApplicationProblemPlusJSONResponse) VisitSignOutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SignOutdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7505,6 +8535,7 @@ func (response SignOutdefaultApplicationProblemPlusJSONResponse) VisitSignOutRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7540,17 +8571,37 @@ type SignOutEverywhere401ApplicationProblemPlusJSONResponse struct {
 func (response SignOutEverywhere401ApplicationProblemPlusJSONResponse) VisitSignOutEverywhereResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignOutEverywhere503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SignOutEverywhere503ApplicationProblemPlusJSONResponse) VisitSignOutEverywhereResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SignOutEverywheredefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7561,6 +8612,7 @@ func (response SignOutEverywheredefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7620,10 +8672,11 @@ type SignUp400ApplicationProblemPlusJSONResponse struct {
 func (response SignUp400ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7636,11 +8689,46 @@ type SignUp409ApplicationProblemPlusJSONResponse struct {
 func (response SignUp409ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignUp413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SignUp413ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignUp415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SignUp415ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7656,16 +8744,34 @@ func (response SignUp429ApplicationProblemPlusJSONResponse) VisitSignUpResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignUp503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SignUp503ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SignUpdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7676,6 +8782,7 @@ func (response SignUpdefaultApplicationProblemPlusJSONResponse) VisitSignUpRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7710,10 +8817,11 @@ type ListAuditLog400ApplicationProblemPlusJSONResponse struct {
 func (response ListAuditLog400ApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7726,10 +8834,11 @@ type ListAuditLog401ApplicationProblemPlusJSONResponse struct {
 func (response ListAuditLog401ApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7742,10 +8851,11 @@ type ListAuditLog404ApplicationProblemPlusJSONResponse struct {
 func (response ListAuditLog404ApplicationProblemPlusJSONResponse) VisitListAuditLogResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7753,6 +8863,7 @@ func (response ListAuditLog404ApplicationProblemPlusJSONResponse) VisitListAudit
 
 type ListAuditLogdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7763,6 +8874,7 @@ func (response ListAuditLogdefaultApplicationProblemPlusJSONResponse) VisitListA
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7798,10 +8910,11 @@ type LockCard400ApplicationProblemPlusJSONResponse struct {
 func (response LockCard400ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7814,10 +8927,11 @@ type LockCard401ApplicationProblemPlusJSONResponse struct {
 func (response LockCard401ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7830,10 +8944,11 @@ type LockCard404ApplicationProblemPlusJSONResponse struct {
 func (response LockCard404ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7846,10 +8961,11 @@ type LockCard413ApplicationProblemPlusJSONResponse struct {
 func (response LockCard413ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7862,10 +8978,11 @@ type LockCard415ApplicationProblemPlusJSONResponse struct {
 func (response LockCard415ApplicationProblemPlusJSONResponse) VisitLockCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7873,6 +8990,7 @@ func (response LockCard415ApplicationProblemPlusJSONResponse) VisitLockCardRespo
 
 type LockCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -7883,6 +9001,7 @@ func (response LockCarddefaultApplicationProblemPlusJSONResponse) VisitLockCardR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7918,10 +9037,11 @@ type UnlockCard400ApplicationProblemPlusJSONResponse struct {
 func (response UnlockCard400ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7934,10 +9054,11 @@ type UnlockCard401ApplicationProblemPlusJSONResponse struct {
 func (response UnlockCard401ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7950,10 +9071,11 @@ type UnlockCard404ApplicationProblemPlusJSONResponse struct {
 func (response UnlockCard404ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7966,10 +9088,11 @@ type UnlockCard413ApplicationProblemPlusJSONResponse struct {
 func (response UnlockCard413ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7982,10 +9105,11 @@ type UnlockCard415ApplicationProblemPlusJSONResponse struct {
 func (response UnlockCard415ApplicationProblemPlusJSONResponse) VisitUnlockCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7993,6 +9117,7 @@ func (response UnlockCard415ApplicationProblemPlusJSONResponse) VisitUnlockCardR
 
 type UnlockCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8003,6 +9128,7 @@ func (response UnlockCarddefaultApplicationProblemPlusJSONResponse) VisitUnlockC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8037,10 +9163,11 @@ type GetPipelineFigures400ApplicationProblemPlusJSONResponse struct {
 func (response GetPipelineFigures400ApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8053,10 +9180,11 @@ type GetPipelineFigures401ApplicationProblemPlusJSONResponse struct {
 func (response GetPipelineFigures401ApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8069,10 +9197,11 @@ type GetPipelineFigures404ApplicationProblemPlusJSONResponse struct {
 func (response GetPipelineFigures404ApplicationProblemPlusJSONResponse) VisitGetPipelineFiguresResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8080,6 +9209,7 @@ func (response GetPipelineFigures404ApplicationProblemPlusJSONResponse) VisitGet
 
 type GetPipelineFiguresdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8090,6 +9220,7 @@ func (response GetPipelineFiguresdefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8125,10 +9256,11 @@ type LockProfile400ApplicationProblemPlusJSONResponse struct {
 func (response LockProfile400ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8141,10 +9273,11 @@ type LockProfile401ApplicationProblemPlusJSONResponse struct {
 func (response LockProfile401ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8157,10 +9290,11 @@ type LockProfile404ApplicationProblemPlusJSONResponse struct {
 func (response LockProfile404ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8173,10 +9307,11 @@ type LockProfile413ApplicationProblemPlusJSONResponse struct {
 func (response LockProfile413ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8189,10 +9324,11 @@ type LockProfile415ApplicationProblemPlusJSONResponse struct {
 func (response LockProfile415ApplicationProblemPlusJSONResponse) VisitLockProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8200,6 +9336,7 @@ func (response LockProfile415ApplicationProblemPlusJSONResponse) VisitLockProfil
 
 type LockProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8210,6 +9347,7 @@ func (response LockProfiledefaultApplicationProblemPlusJSONResponse) VisitLockPr
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8245,10 +9383,11 @@ type UnlockProfile400ApplicationProblemPlusJSONResponse struct {
 func (response UnlockProfile400ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8261,10 +9400,11 @@ type UnlockProfile401ApplicationProblemPlusJSONResponse struct {
 func (response UnlockProfile401ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8277,10 +9417,11 @@ type UnlockProfile404ApplicationProblemPlusJSONResponse struct {
 func (response UnlockProfile404ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8293,10 +9434,11 @@ type UnlockProfile413ApplicationProblemPlusJSONResponse struct {
 func (response UnlockProfile413ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8309,10 +9451,11 @@ type UnlockProfile415ApplicationProblemPlusJSONResponse struct {
 func (response UnlockProfile415ApplicationProblemPlusJSONResponse) VisitUnlockProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8320,6 +9463,7 @@ func (response UnlockProfile415ApplicationProblemPlusJSONResponse) VisitUnlockPr
 
 type UnlockProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8330,6 +9474,7 @@ func (response UnlockProfiledefaultApplicationProblemPlusJSONResponse) VisitUnlo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8364,10 +9509,11 @@ type ListReports400ApplicationProblemPlusJSONResponse struct {
 func (response ListReports400ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8380,10 +9526,11 @@ type ListReports401ApplicationProblemPlusJSONResponse struct {
 func (response ListReports401ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8396,10 +9543,11 @@ type ListReports404ApplicationProblemPlusJSONResponse struct {
 func (response ListReports404ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8407,6 +9555,7 @@ func (response ListReports404ApplicationProblemPlusJSONResponse) VisitListReport
 
 type ListReportsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8417,6 +9566,7 @@ func (response ListReportsdefaultApplicationProblemPlusJSONResponse) VisitListRe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8451,10 +9601,11 @@ type GetReport400ApplicationProblemPlusJSONResponse struct {
 func (response GetReport400ApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8467,10 +9618,11 @@ type GetReport401ApplicationProblemPlusJSONResponse struct {
 func (response GetReport401ApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8483,10 +9635,11 @@ type GetReport404ApplicationProblemPlusJSONResponse struct {
 func (response GetReport404ApplicationProblemPlusJSONResponse) VisitGetReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8494,6 +9647,7 @@ func (response GetReport404ApplicationProblemPlusJSONResponse) VisitGetReportRes
 
 type GetReportdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8504,6 +9658,7 @@ func (response GetReportdefaultApplicationProblemPlusJSONResponse) VisitGetRepor
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8539,10 +9694,11 @@ type ResolveReport400ApplicationProblemPlusJSONResponse struct {
 func (response ResolveReport400ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8555,10 +9711,11 @@ type ResolveReport401ApplicationProblemPlusJSONResponse struct {
 func (response ResolveReport401ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8571,10 +9728,11 @@ type ResolveReport404ApplicationProblemPlusJSONResponse struct {
 func (response ResolveReport404ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8587,10 +9745,11 @@ type ResolveReport409ApplicationProblemPlusJSONResponse struct {
 func (response ResolveReport409ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8603,10 +9762,11 @@ type ResolveReport413ApplicationProblemPlusJSONResponse struct {
 func (response ResolveReport413ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8619,10 +9779,11 @@ type ResolveReport415ApplicationProblemPlusJSONResponse struct {
 func (response ResolveReport415ApplicationProblemPlusJSONResponse) VisitResolveReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8630,6 +9791,7 @@ func (response ResolveReport415ApplicationProblemPlusJSONResponse) VisitResolveR
 
 type ResolveReportdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8640,6 +9802,7 @@ func (response ResolveReportdefaultApplicationProblemPlusJSONResponse) VisitReso
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8674,10 +9837,11 @@ type SearchUsers400ApplicationProblemPlusJSONResponse struct {
 func (response SearchUsers400ApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8690,10 +9854,11 @@ type SearchUsers401ApplicationProblemPlusJSONResponse struct {
 func (response SearchUsers401ApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8706,10 +9871,11 @@ type SearchUsers404ApplicationProblemPlusJSONResponse struct {
 func (response SearchUsers404ApplicationProblemPlusJSONResponse) VisitSearchUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8717,6 +9883,7 @@ func (response SearchUsers404ApplicationProblemPlusJSONResponse) VisitSearchUser
 
 type SearchUsersdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8727,6 +9894,7 @@ func (response SearchUsersdefaultApplicationProblemPlusJSONResponse) VisitSearch
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8761,10 +9929,11 @@ type GetAdminUser400ApplicationProblemPlusJSONResponse struct {
 func (response GetAdminUser400ApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8777,10 +9946,11 @@ type GetAdminUser401ApplicationProblemPlusJSONResponse struct {
 func (response GetAdminUser401ApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8793,10 +9963,11 @@ type GetAdminUser404ApplicationProblemPlusJSONResponse struct {
 func (response GetAdminUser404ApplicationProblemPlusJSONResponse) VisitGetAdminUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8804,6 +9975,7 @@ func (response GetAdminUser404ApplicationProblemPlusJSONResponse) VisitGetAdminU
 
 type GetAdminUserdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8814,6 +9986,7 @@ func (response GetAdminUserdefaultApplicationProblemPlusJSONResponse) VisitGetAd
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8849,10 +10022,11 @@ type LockUser400ApplicationProblemPlusJSONResponse struct {
 func (response LockUser400ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8865,10 +10039,11 @@ type LockUser401ApplicationProblemPlusJSONResponse struct {
 func (response LockUser401ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8881,10 +10056,11 @@ type LockUser404ApplicationProblemPlusJSONResponse struct {
 func (response LockUser404ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8897,10 +10073,11 @@ type LockUser413ApplicationProblemPlusJSONResponse struct {
 func (response LockUser413ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8913,10 +10090,11 @@ type LockUser415ApplicationProblemPlusJSONResponse struct {
 func (response LockUser415ApplicationProblemPlusJSONResponse) VisitLockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8924,6 +10102,7 @@ func (response LockUser415ApplicationProblemPlusJSONResponse) VisitLockUserRespo
 
 type LockUserdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -8934,6 +10113,7 @@ func (response LockUserdefaultApplicationProblemPlusJSONResponse) VisitLockUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8969,10 +10149,11 @@ type ListUserProfiles400ApplicationProblemPlusJSONResponse struct {
 func (response ListUserProfiles400ApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8985,10 +10166,11 @@ type ListUserProfiles401ApplicationProblemPlusJSONResponse struct {
 func (response ListUserProfiles401ApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9001,10 +10183,11 @@ type ListUserProfiles404ApplicationProblemPlusJSONResponse struct {
 func (response ListUserProfiles404ApplicationProblemPlusJSONResponse) VisitListUserProfilesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9012,6 +10195,7 @@ func (response ListUserProfiles404ApplicationProblemPlusJSONResponse) VisitListU
 
 type ListUserProfilesdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9022,6 +10206,7 @@ func (response ListUserProfilesdefaultApplicationProblemPlusJSONResponse) VisitL
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9057,10 +10242,11 @@ type RevokeUserSessions400ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions400ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9073,10 +10259,11 @@ type RevokeUserSessions401ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions401ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9089,10 +10276,11 @@ type RevokeUserSessions404ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions404ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9105,10 +10293,11 @@ type RevokeUserSessions413ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions413ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9121,10 +10310,11 @@ type RevokeUserSessions415ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions415ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9132,6 +10322,7 @@ func (response RevokeUserSessions415ApplicationProblemPlusJSONResponse) VisitRev
 
 type RevokeUserSessionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9142,6 +10333,7 @@ func (response RevokeUserSessionsdefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9177,10 +10369,11 @@ type RebuildUserSync400ApplicationProblemPlusJSONResponse struct {
 func (response RebuildUserSync400ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9193,10 +10386,11 @@ type RebuildUserSync401ApplicationProblemPlusJSONResponse struct {
 func (response RebuildUserSync401ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9209,10 +10403,11 @@ type RebuildUserSync404ApplicationProblemPlusJSONResponse struct {
 func (response RebuildUserSync404ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9225,10 +10420,11 @@ type RebuildUserSync413ApplicationProblemPlusJSONResponse struct {
 func (response RebuildUserSync413ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9241,10 +10437,11 @@ type RebuildUserSync415ApplicationProblemPlusJSONResponse struct {
 func (response RebuildUserSync415ApplicationProblemPlusJSONResponse) VisitRebuildUserSyncResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9252,6 +10449,7 @@ func (response RebuildUserSync415ApplicationProblemPlusJSONResponse) VisitRebuil
 
 type RebuildUserSyncdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9262,6 +10460,7 @@ func (response RebuildUserSyncdefaultApplicationProblemPlusJSONResponse) VisitRe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9297,10 +10496,11 @@ type UnlockUser400ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser400ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9313,10 +10513,11 @@ type UnlockUser401ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser401ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9329,10 +10530,11 @@ type UnlockUser404ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser404ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9345,10 +10547,11 @@ type UnlockUser413ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser413ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9361,10 +10564,11 @@ type UnlockUser415ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser415ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9372,6 +10576,7 @@ func (response UnlockUser415ApplicationProblemPlusJSONResponse) VisitUnlockUserR
 
 type UnlockUserdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9382,6 +10587,7 @@ func (response UnlockUserdefaultApplicationProblemPlusJSONResponse) VisitUnlockU
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9416,10 +10622,11 @@ type ListMyCards400ApplicationProblemPlusJSONResponse struct {
 func (response ListMyCards400ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9432,10 +10639,11 @@ type ListMyCards401ApplicationProblemPlusJSONResponse struct {
 func (response ListMyCards401ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9448,17 +10656,37 @@ type ListMyCards403ApplicationProblemPlusJSONResponse struct {
 func (response ListMyCards403ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyCards503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyCards503ApplicationProblemPlusJSONResponse) VisitListMyCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListMyCardsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9469,6 +10697,7 @@ func (response ListMyCardsdefaultApplicationProblemPlusJSONResponse) VisitListMy
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9515,10 +10744,11 @@ type CreateCard400ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard400ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9531,10 +10761,11 @@ type CreateCard401ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard401ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9547,10 +10778,11 @@ type CreateCard403ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard403ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9563,10 +10795,11 @@ type CreateCard404ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard404ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9579,10 +10812,11 @@ type CreateCard413ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard413ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9595,17 +10829,37 @@ type CreateCard415ApplicationProblemPlusJSONResponse struct {
 func (response CreateCard415ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCard503ApplicationProblemPlusJSONResponse) VisitCreateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9616,6 +10870,7 @@ func (response CreateCarddefaultApplicationProblemPlusJSONResponse) VisitCreateC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9638,6 +10893,23 @@ func (response DeleteCard204Response) VisitDeleteCardResponse(w http.ResponseWri
 	return nil
 }
 
+type DeleteCard400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCard400ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteCard401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
@@ -9645,10 +10917,11 @@ type DeleteCard401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCard401ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9661,10 +10934,11 @@ type DeleteCard403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCard403ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9677,10 +10951,11 @@ type DeleteCard404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCard404ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9693,10 +10968,11 @@ type DeleteCard412ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCard412ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9709,17 +10985,37 @@ type DeleteCard428ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCard428ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCard503ApplicationProblemPlusJSONResponse) VisitDeleteCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9730,6 +11026,7 @@ func (response DeleteCarddefaultApplicationProblemPlusJSONResponse) VisitDeleteC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9785,10 +11082,11 @@ type GetCard400ApplicationProblemPlusJSONResponse struct {
 func (response GetCard400ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9801,10 +11099,11 @@ type GetCard401ApplicationProblemPlusJSONResponse struct {
 func (response GetCard401ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9817,10 +11116,11 @@ type GetCard403ApplicationProblemPlusJSONResponse struct {
 func (response GetCard403ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9833,17 +11133,37 @@ type GetCard404ApplicationProblemPlusJSONResponse struct {
 func (response GetCard404ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetCard503ApplicationProblemPlusJSONResponse) VisitGetCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -9854,6 +11174,7 @@ func (response GetCarddefaultApplicationProblemPlusJSONResponse) VisitGetCardRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9900,10 +11221,11 @@ type UpdateCard400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard400ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9916,10 +11238,11 @@ type UpdateCard401ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard401ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9932,10 +11255,11 @@ type UpdateCard403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard403ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9948,10 +11272,11 @@ type UpdateCard404ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard404ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9964,11 +11289,46 @@ type UpdateCard412ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard412ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard413ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard415ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9980,17 +11340,37 @@ type UpdateCard428ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCard428ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCard503ApplicationProblemPlusJSONResponse) VisitUpdateCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UpdateCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10001,6 +11381,7 @@ func (response UpdateCarddefaultApplicationProblemPlusJSONResponse) VisitUpdateC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10037,10 +11418,11 @@ type ReportCard400ApplicationProblemPlusJSONResponse struct {
 func (response ReportCard400ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10053,10 +11435,11 @@ type ReportCard401ApplicationProblemPlusJSONResponse struct {
 func (response ReportCard401ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10069,10 +11452,11 @@ type ReportCard403ApplicationProblemPlusJSONResponse struct {
 func (response ReportCard403ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10085,10 +11469,11 @@ type ReportCard404ApplicationProblemPlusJSONResponse struct {
 func (response ReportCard404ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10101,10 +11486,11 @@ type ReportCard413ApplicationProblemPlusJSONResponse struct {
 func (response ReportCard413ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10117,10 +11503,11 @@ type ReportCard415ApplicationProblemPlusJSONResponse struct {
 func (response ReportCard415ApplicationProblemPlusJSONResponse) VisitReportCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10137,9 +11524,8 @@ func (response ReportCard429ApplicationProblemPlusJSONResponse) VisitReportCardR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10147,6 +11533,7 @@ func (response ReportCard429ApplicationProblemPlusJSONResponse) VisitReportCardR
 
 type ReportCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10157,6 +11544,7 @@ func (response ReportCarddefaultApplicationProblemPlusJSONResponse) VisitReportC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10192,10 +11580,11 @@ type ListCardShares400ApplicationProblemPlusJSONResponse struct {
 func (response ListCardShares400ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10208,10 +11597,11 @@ type ListCardShares401ApplicationProblemPlusJSONResponse struct {
 func (response ListCardShares401ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10224,10 +11614,11 @@ type ListCardShares403ApplicationProblemPlusJSONResponse struct {
 func (response ListCardShares403ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10240,10 +11631,11 @@ type ListCardShares404ApplicationProblemPlusJSONResponse struct {
 func (response ListCardShares404ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10260,9 +11652,8 @@ func (response ListCardShares429ApplicationProblemPlusJSONResponse) VisitListCar
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10270,6 +11661,7 @@ func (response ListCardShares429ApplicationProblemPlusJSONResponse) VisitListCar
 
 type ListCardSharesdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10280,6 +11672,7 @@ func (response ListCardSharesdefaultApplicationProblemPlusJSONResponse) VisitLis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10316,10 +11709,11 @@ type CreateCardShare400ApplicationProblemPlusJSONResponse struct {
 func (response CreateCardShare400ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10332,10 +11726,11 @@ type CreateCardShare401ApplicationProblemPlusJSONResponse struct {
 func (response CreateCardShare401ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10348,10 +11743,11 @@ type CreateCardShare403ApplicationProblemPlusJSONResponse struct {
 func (response CreateCardShare403ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10364,10 +11760,11 @@ type CreateCardShare404ApplicationProblemPlusJSONResponse struct {
 func (response CreateCardShare404ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10380,10 +11777,11 @@ type CreateCardShare413ApplicationProblemPlusJSONResponse struct {
 func (response CreateCardShare413ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10396,10 +11794,11 @@ type CreateCardShare415ApplicationProblemPlusJSONResponse struct {
 func (response CreateCardShare415ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10416,9 +11815,8 @@ func (response CreateCardShare429ApplicationProblemPlusJSONResponse) VisitCreate
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10426,6 +11824,7 @@ func (response CreateCardShare429ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateCardSharedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10436,6 +11835,7 @@ func (response CreateCardSharedefaultApplicationProblemPlusJSONResponse) VisitCr
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10466,10 +11866,11 @@ type RevokeCardShare400ApplicationProblemPlusJSONResponse struct {
 func (response RevokeCardShare400ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10482,10 +11883,11 @@ type RevokeCardShare401ApplicationProblemPlusJSONResponse struct {
 func (response RevokeCardShare401ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10498,10 +11900,11 @@ type RevokeCardShare403ApplicationProblemPlusJSONResponse struct {
 func (response RevokeCardShare403ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10514,10 +11917,11 @@ type RevokeCardShare404ApplicationProblemPlusJSONResponse struct {
 func (response RevokeCardShare404ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10534,9 +11938,8 @@ func (response RevokeCardShare429ApplicationProblemPlusJSONResponse) VisitRevoke
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10544,6 +11947,7 @@ func (response RevokeCardShare429ApplicationProblemPlusJSONResponse) VisitRevoke
 
 type RevokeCardSharedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10554,6 +11958,7 @@ func (response RevokeCardSharedefaultApplicationProblemPlusJSONResponse) VisitRe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10583,10 +11988,11 @@ type UnsubscribeCard400ApplicationProblemPlusJSONResponse struct {
 func (response UnsubscribeCard400ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10599,10 +12005,11 @@ type UnsubscribeCard401ApplicationProblemPlusJSONResponse struct {
 func (response UnsubscribeCard401ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10615,10 +12022,11 @@ type UnsubscribeCard403ApplicationProblemPlusJSONResponse struct {
 func (response UnsubscribeCard403ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10631,17 +12039,37 @@ type UnsubscribeCard404ApplicationProblemPlusJSONResponse struct {
 func (response UnsubscribeCard404ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeCard503ApplicationProblemPlusJSONResponse) VisitUnsubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UnsubscribeCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10652,6 +12080,7 @@ func (response UnsubscribeCarddefaultApplicationProblemPlusJSONResponse) VisitUn
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10687,10 +12116,11 @@ type GetCardSubscription400ApplicationProblemPlusJSONResponse struct {
 func (response GetCardSubscription400ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10703,10 +12133,11 @@ type GetCardSubscription401ApplicationProblemPlusJSONResponse struct {
 func (response GetCardSubscription401ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10719,10 +12150,11 @@ type GetCardSubscription403ApplicationProblemPlusJSONResponse struct {
 func (response GetCardSubscription403ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10735,17 +12167,37 @@ type GetCardSubscription404ApplicationProblemPlusJSONResponse struct {
 func (response GetCardSubscription404ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCardSubscription503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetCardSubscription503ApplicationProblemPlusJSONResponse) VisitGetCardSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetCardSubscriptiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10756,6 +12208,7 @@ func (response GetCardSubscriptiondefaultApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10792,10 +12245,11 @@ type SubscribeCard400ApplicationProblemPlusJSONResponse struct {
 func (response SubscribeCard400ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10808,10 +12262,11 @@ type SubscribeCard401ApplicationProblemPlusJSONResponse struct {
 func (response SubscribeCard401ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10824,10 +12279,11 @@ type SubscribeCard403ApplicationProblemPlusJSONResponse struct {
 func (response SubscribeCard403ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10840,11 +12296,29 @@ type SubscribeCard404ApplicationProblemPlusJSONResponse struct {
 func (response SubscribeCard404ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard409ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10865,8 +12339,61 @@ func (response SubscribeCard410ApplicationProblemPlusJSONResponse) VisitSubscrib
 	return err
 }
 
+type SubscribeCard413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard413ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard415ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeCard503ApplicationProblemPlusJSONResponse) VisitSubscribeCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SubscribeCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10877,6 +12404,7 @@ func (response SubscribeCarddefaultApplicationProblemPlusJSONResponse) VisitSubs
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10911,10 +12439,11 @@ type ListChatRooms400ApplicationProblemPlusJSONResponse struct {
 func (response ListChatRooms400ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10927,10 +12456,11 @@ type ListChatRooms401ApplicationProblemPlusJSONResponse struct {
 func (response ListChatRooms401ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10943,17 +12473,37 @@ type ListChatRooms403ApplicationProblemPlusJSONResponse struct {
 func (response ListChatRooms403ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatRooms503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatRooms503ApplicationProblemPlusJSONResponse) VisitListChatRoomsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListChatRoomsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -10964,6 +12514,7 @@ func (response ListChatRoomsdefaultApplicationProblemPlusJSONResponse) VisitList
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11009,10 +12560,11 @@ type CreateChatRoom400ApplicationProblemPlusJSONResponse struct {
 func (response CreateChatRoom400ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11025,10 +12577,11 @@ type CreateChatRoom401ApplicationProblemPlusJSONResponse struct {
 func (response CreateChatRoom401ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11041,10 +12594,11 @@ type CreateChatRoom403ApplicationProblemPlusJSONResponse struct {
 func (response CreateChatRoom403ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11064,8 +12618,61 @@ func (response CreateChatRoom409ApplicationProblemPlusJSONResponse) VisitCreateC
 	return err
 }
 
+type CreateChatRoom413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateChatRoom413ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateChatRoom415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateChatRoom415ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateChatRoom503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateChatRoom503ApplicationProblemPlusJSONResponse) VisitCreateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateChatRoomdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -11076,6 +12683,7 @@ func (response CreateChatRoomdefaultApplicationProblemPlusJSONResponse) VisitCre
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11089,8 +12697,14 @@ type StreamChatEventsResponseObject interface {
 	VisitStreamChatEventsResponse(w http.ResponseWriter) error
 }
 
+type StreamChatEvents200ResponseHeaders struct {
+	CacheControl    string
+	XAccelBuffering string
+}
+
 type StreamChatEvents200TexteventStreamResponse struct {
 	Body          io.Reader
+	Headers       StreamChatEvents200ResponseHeaders
 	ContentLength int64
 }
 
@@ -11100,6 +12714,8 @@ func (response StreamChatEvents200TexteventStreamResponse) VisitStreamChatEvents
 	if response.ContentLength != 0 {
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
 	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("X-Accel-Buffering", fmt.Sprint(response.Headers.XAccelBuffering))
 	w.WriteHeader(200)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -11139,10 +12755,11 @@ type StreamChatEvents400ApplicationProblemPlusJSONResponse struct {
 func (response StreamChatEvents400ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11155,10 +12772,11 @@ type StreamChatEvents401ApplicationProblemPlusJSONResponse struct {
 func (response StreamChatEvents401ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11171,10 +12789,11 @@ type StreamChatEvents403ApplicationProblemPlusJSONResponse struct {
 func (response StreamChatEvents403ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11191,16 +12810,34 @@ func (response StreamChatEvents429ApplicationProblemPlusJSONResponse) VisitStrea
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamChatEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response StreamChatEvents503ApplicationProblemPlusJSONResponse) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type StreamChatEventsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -11211,6 +12848,7 @@ func (response StreamChatEventsdefaultApplicationProblemPlusJSONResponse) VisitS
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11256,10 +12894,11 @@ type GetChatRoom400ApplicationProblemPlusJSONResponse struct {
 func (response GetChatRoom400ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11272,10 +12911,11 @@ type GetChatRoom401ApplicationProblemPlusJSONResponse struct {
 func (response GetChatRoom401ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11288,10 +12928,11 @@ type GetChatRoom403ApplicationProblemPlusJSONResponse struct {
 func (response GetChatRoom403ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11304,17 +12945,37 @@ type GetChatRoom404ApplicationProblemPlusJSONResponse struct {
 func (response GetChatRoom404ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetChatRoom503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetChatRoom503ApplicationProblemPlusJSONResponse) VisitGetChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetChatRoomdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -11325,6 +12986,7 @@ func (response GetChatRoomdefaultApplicationProblemPlusJSONResponse) VisitGetCha
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11371,10 +13033,11 @@ type UpdateChatRoom400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom400ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11387,10 +13050,11 @@ type UpdateChatRoom401ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom401ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11403,10 +13067,11 @@ type UpdateChatRoom403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom403ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11419,10 +13084,11 @@ type UpdateChatRoom404ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom404ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11435,11 +13101,46 @@ type UpdateChatRoom412ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom412ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom413ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom415ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11451,17 +13152,37 @@ type UpdateChatRoom428ApplicationProblemPlusJSONResponse struct {
 func (response UpdateChatRoom428ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateChatRoom503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateChatRoom503ApplicationProblemPlusJSONResponse) VisitUpdateChatRoomResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UpdateChatRoomdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -11472,6 +13193,7 @@ func (response UpdateChatRoomdefaultApplicationProblemPlusJSONResponse) VisitUpd
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11507,10 +13229,11 @@ type ListChatEvents400ApplicationProblemPlusJSONResponse struct {
 func (response ListChatEvents400ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11523,10 +13246,11 @@ type ListChatEvents401ApplicationProblemPlusJSONResponse struct {
 func (response ListChatEvents401ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11539,10 +13263,11 @@ type ListChatEvents403ApplicationProblemPlusJSONResponse struct {
 func (response ListChatEvents403ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11555,17 +13280,37 @@ type ListChatEvents404ApplicationProblemPlusJSONResponse struct {
 func (response ListChatEvents404ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChatEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListChatEvents503ApplicationProblemPlusJSONResponse) VisitListChatEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListChatEventsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -11576,6 +13321,7 @@ func (response ListChatEventsdefaultApplicationProblemPlusJSONResponse) VisitLis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11612,10 +13358,11 @@ type PostChatMessage400ApplicationProblemPlusJSONResponse struct {
 func (response PostChatMessage400ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11628,10 +13375,11 @@ type PostChatMessage401ApplicationProblemPlusJSONResponse struct {
 func (response PostChatMessage401ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11644,10 +13392,11 @@ type PostChatMessage403ApplicationProblemPlusJSONResponse struct {
 func (response PostChatMessage403ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11660,11 +13409,46 @@ type PostChatMessage404ApplicationProblemPlusJSONResponse struct {
 func (response PostChatMessage404ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage413ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage415ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11680,16 +13464,34 @@ func (response PostChatMessage429ApplicationProblemPlusJSONResponse) VisitPostCh
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatMessage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatMessage503ApplicationProblemPlusJSONResponse) VisitPostChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type PostChatMessagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -11700,6 +13502,7 @@ func (response PostChatMessagedefaultApplicationProblemPlusJSONResponse) VisitPo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11730,10 +13533,11 @@ type DeleteChatMessage400ApplicationProblemPlusJSONResponse struct {
 func (response DeleteChatMessage400ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11746,10 +13550,11 @@ type DeleteChatMessage401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteChatMessage401ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11762,10 +13567,11 @@ type DeleteChatMessage403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteChatMessage403ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11778,17 +13584,37 @@ type DeleteChatMessage404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteChatMessage404ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteChatMessage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteChatMessage503ApplicationProblemPlusJSONResponse) VisitDeleteChatMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteChatMessagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -11799,6 +13625,7 @@ func (response DeleteChatMessagedefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11836,10 +13663,11 @@ type ReportChatMessage400ApplicationProblemPlusJSONResponse struct {
 func (response ReportChatMessage400ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11852,10 +13680,11 @@ type ReportChatMessage401ApplicationProblemPlusJSONResponse struct {
 func (response ReportChatMessage401ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11868,10 +13697,11 @@ type ReportChatMessage403ApplicationProblemPlusJSONResponse struct {
 func (response ReportChatMessage403ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11884,10 +13714,11 @@ type ReportChatMessage404ApplicationProblemPlusJSONResponse struct {
 func (response ReportChatMessage404ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11900,10 +13731,11 @@ type ReportChatMessage413ApplicationProblemPlusJSONResponse struct {
 func (response ReportChatMessage413ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11916,10 +13748,11 @@ type ReportChatMessage415ApplicationProblemPlusJSONResponse struct {
 func (response ReportChatMessage415ApplicationProblemPlusJSONResponse) VisitReportChatMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11936,9 +13769,8 @@ func (response ReportChatMessage429ApplicationProblemPlusJSONResponse) VisitRepo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11946,6 +13778,7 @@ func (response ReportChatMessage429ApplicationProblemPlusJSONResponse) VisitRepo
 
 type ReportChatMessagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -11956,6 +13789,7 @@ func (response ReportChatMessagedefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11992,10 +13826,11 @@ type PostChatImage400ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage400ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12008,10 +13843,11 @@ type PostChatImage401ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage401ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12024,10 +13860,11 @@ type PostChatImage403ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage403ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12040,10 +13877,11 @@ type PostChatImage404ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage404ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12056,10 +13894,11 @@ type PostChatImage413ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage413ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12072,17 +13911,37 @@ type PostChatImage415ApplicationProblemPlusJSONResponse struct {
 func (response PostChatImage415ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostChatImage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PostChatImage503ApplicationProblemPlusJSONResponse) VisitPostChatImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type PostChatImagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -12093,6 +13952,7 @@ func (response PostChatImagedefaultApplicationProblemPlusJSONResponse) VisitPost
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12129,10 +13989,11 @@ type AddChatParticipants400ApplicationProblemPlusJSONResponse struct {
 func (response AddChatParticipants400ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12145,10 +14006,11 @@ type AddChatParticipants401ApplicationProblemPlusJSONResponse struct {
 func (response AddChatParticipants401ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12161,10 +14023,11 @@ type AddChatParticipants403ApplicationProblemPlusJSONResponse struct {
 func (response AddChatParticipants403ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12177,17 +14040,71 @@ type AddChatParticipants404ApplicationProblemPlusJSONResponse struct {
 func (response AddChatParticipants404ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipants413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AddChatParticipants413ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipants415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AddChatParticipants415ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddChatParticipants503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AddChatParticipants503ApplicationProblemPlusJSONResponse) VisitAddChatParticipantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type AddChatParticipantsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -12198,6 +14115,7 @@ func (response AddChatParticipantsdefaultApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12228,10 +14146,11 @@ type RemoveChatParticipant400ApplicationProblemPlusJSONResponse struct {
 func (response RemoveChatParticipant400ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12244,10 +14163,11 @@ type RemoveChatParticipant401ApplicationProblemPlusJSONResponse struct {
 func (response RemoveChatParticipant401ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12260,10 +14180,11 @@ type RemoveChatParticipant403ApplicationProblemPlusJSONResponse struct {
 func (response RemoveChatParticipant403ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12276,17 +14197,37 @@ type RemoveChatParticipant404ApplicationProblemPlusJSONResponse struct {
 func (response RemoveChatParticipant404ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveChatParticipant503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveChatParticipant503ApplicationProblemPlusJSONResponse) VisitRemoveChatParticipantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RemoveChatParticipantdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -12297,6 +14238,7 @@ func (response RemoveChatParticipantdefaultApplicationProblemPlusJSONResponse) V
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12333,10 +14275,11 @@ type SetChatReadMarker400ApplicationProblemPlusJSONResponse struct {
 func (response SetChatReadMarker400ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12349,10 +14292,11 @@ type SetChatReadMarker401ApplicationProblemPlusJSONResponse struct {
 func (response SetChatReadMarker401ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12365,10 +14309,11 @@ type SetChatReadMarker403ApplicationProblemPlusJSONResponse struct {
 func (response SetChatReadMarker403ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12381,17 +14326,71 @@ type SetChatReadMarker404ApplicationProblemPlusJSONResponse struct {
 func (response SetChatReadMarker404ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarker413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SetChatReadMarker413ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarker415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SetChatReadMarker415ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetChatReadMarker503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SetChatReadMarker503ApplicationProblemPlusJSONResponse) VisitSetChatReadMarkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SetChatReadMarkerdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -12402,6 +14401,7 @@ func (response SetChatReadMarkerdefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12436,10 +14436,11 @@ type UploadFile400ApplicationProblemPlusJSONResponse struct {
 func (response UploadFile400ApplicationProblemPlusJSONResponse) VisitUploadFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12452,10 +14453,11 @@ type UploadFile401ApplicationProblemPlusJSONResponse struct {
 func (response UploadFile401ApplicationProblemPlusJSONResponse) VisitUploadFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12468,10 +14470,11 @@ type UploadFile413ApplicationProblemPlusJSONResponse struct {
 func (response UploadFile413ApplicationProblemPlusJSONResponse) VisitUploadFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12484,10 +14487,11 @@ type UploadFile415ApplicationProblemPlusJSONResponse struct {
 func (response UploadFile415ApplicationProblemPlusJSONResponse) VisitUploadFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12504,16 +14508,34 @@ func (response UploadFile429ApplicationProblemPlusJSONResponse) VisitUploadFileR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadFile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UploadFile503ApplicationProblemPlusJSONResponse) VisitUploadFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UploadFiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -12524,6 +14546,7 @@ func (response UploadFiledefaultApplicationProblemPlusJSONResponse) VisitUploadF
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12602,10 +14625,11 @@ type GetFile400ApplicationProblemPlusJSONResponse struct {
 func (response GetFile400ApplicationProblemPlusJSONResponse) VisitGetFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12618,10 +14642,11 @@ type GetFile401ApplicationProblemPlusJSONResponse struct {
 func (response GetFile401ApplicationProblemPlusJSONResponse) VisitGetFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12634,17 +14659,37 @@ type GetFile404ApplicationProblemPlusJSONResponse struct {
 func (response GetFile404ApplicationProblemPlusJSONResponse) VisitGetFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetFile503ApplicationProblemPlusJSONResponse) VisitGetFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetFiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -12655,6 +14700,7 @@ func (response GetFiledefaultApplicationProblemPlusJSONResponse) VisitGetFileRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12683,6 +14729,7 @@ func (response Ping200JSONResponse) VisitPingResponse(w http.ResponseWriter) err
 
 type PingdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -12693,6 +14740,7 @@ func (response PingdefaultApplicationProblemPlusJSONResponse) VisitPingResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12727,10 +14775,11 @@ type ListMyProfiles400ApplicationProblemPlusJSONResponse struct {
 func (response ListMyProfiles400ApplicationProblemPlusJSONResponse) VisitListMyProfilesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12743,17 +14792,37 @@ type ListMyProfiles401ApplicationProblemPlusJSONResponse struct {
 func (response ListMyProfiles401ApplicationProblemPlusJSONResponse) VisitListMyProfilesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyProfiles503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyProfiles503ApplicationProblemPlusJSONResponse) VisitListMyProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListMyProfilesdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -12764,6 +14833,7 @@ func (response ListMyProfilesdefaultApplicationProblemPlusJSONResponse) VisitLis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12808,10 +14878,11 @@ type CreateProfile400ApplicationProblemPlusJSONResponse struct {
 func (response CreateProfile400ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12824,17 +14895,71 @@ type CreateProfile401ApplicationProblemPlusJSONResponse struct {
 func (response CreateProfile401ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProfile413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProfile413ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProfile415ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProfile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProfile503ApplicationProblemPlusJSONResponse) VisitCreateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -12845,6 +14970,7 @@ func (response CreateProfiledefaultApplicationProblemPlusJSONResponse) VisitCrea
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12867,6 +14993,23 @@ func (response DeleteProfile204Response) VisitDeleteProfileResponse(w http.Respo
 	return nil
 }
 
+type DeleteProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfile400ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteProfile401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
@@ -12874,10 +15017,11 @@ type DeleteProfile401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfile401ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12890,10 +15034,11 @@ type DeleteProfile403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfile403ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12906,10 +15051,11 @@ type DeleteProfile404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfile404ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12922,10 +15068,11 @@ type DeleteProfile412ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfile412ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12938,17 +15085,37 @@ type DeleteProfile428ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfile428ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfile503ApplicationProblemPlusJSONResponse) VisitDeleteProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -12959,6 +15126,7 @@ func (response DeleteProfiledefaultApplicationProblemPlusJSONResponse) VisitDele
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13014,10 +15182,11 @@ type GetProfile400ApplicationProblemPlusJSONResponse struct {
 func (response GetProfile400ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13030,10 +15199,11 @@ type GetProfile401ApplicationProblemPlusJSONResponse struct {
 func (response GetProfile401ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13046,10 +15216,11 @@ type GetProfile403ApplicationProblemPlusJSONResponse struct {
 func (response GetProfile403ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13062,17 +15233,37 @@ type GetProfile404ApplicationProblemPlusJSONResponse struct {
 func (response GetProfile404ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProfile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetProfile503ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -13083,6 +15274,7 @@ func (response GetProfiledefaultApplicationProblemPlusJSONResponse) VisitGetProf
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13129,10 +15321,11 @@ type UpdateProfile400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile400ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13145,10 +15338,11 @@ type UpdateProfile401ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile401ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13161,10 +15355,11 @@ type UpdateProfile403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile403ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13177,10 +15372,11 @@ type UpdateProfile404ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile404ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13193,11 +15389,46 @@ type UpdateProfile412ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile412ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile413ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile415ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13209,17 +15440,37 @@ type UpdateProfile428ApplicationProblemPlusJSONResponse struct {
 func (response UpdateProfile428ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProfile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProfile503ApplicationProblemPlusJSONResponse) VisitUpdateProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type UpdateProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -13230,6 +15481,135 @@ func (response UpdateProfiledefaultApplicationProblemPlusJSONResponse) VisitUpda
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfilesRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ListBlockedProfilesParams
+}
+
+type ListBlockedProfilesResponseObject interface {
+	VisitListBlockedProfilesResponse(w http.ResponseWriter) error
+}
+
+type ListBlockedProfiles200JSONResponse ProfileList
+
+func (response ListBlockedProfiles200JSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfiles400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListBlockedProfiles400ApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfiles401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListBlockedProfiles401ApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfiles403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListBlockedProfiles403ApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfiles404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListBlockedProfiles404ApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfiles503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListBlockedProfiles503ApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBlockedProfilesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListBlockedProfilesdefaultApplicationProblemPlusJSONResponse) VisitListBlockedProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13265,10 +15645,11 @@ type ListProfileCards400ApplicationProblemPlusJSONResponse struct {
 func (response ListProfileCards400ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13281,10 +15662,11 @@ type ListProfileCards401ApplicationProblemPlusJSONResponse struct {
 func (response ListProfileCards401ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13297,10 +15679,11 @@ type ListProfileCards403ApplicationProblemPlusJSONResponse struct {
 func (response ListProfileCards403ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13313,17 +15696,37 @@ type ListProfileCards404ApplicationProblemPlusJSONResponse struct {
 func (response ListProfileCards404ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProfileCards503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListProfileCards503ApplicationProblemPlusJSONResponse) VisitListProfileCardsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListProfileCardsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -13334,6 +15737,7 @@ func (response ListProfileCardsdefaultApplicationProblemPlusJSONResponse) VisitL
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13369,10 +15773,11 @@ type ListFollowRequests400ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowRequests400ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13385,10 +15790,11 @@ type ListFollowRequests401ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowRequests401ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13401,10 +15807,11 @@ type ListFollowRequests403ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowRequests403ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13417,17 +15824,37 @@ type ListFollowRequests404ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowRequests404ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowRequests503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowRequests503ApplicationProblemPlusJSONResponse) VisitListFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListFollowRequestsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -13438,6 +15865,7 @@ func (response ListFollowRequestsdefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13467,10 +15895,11 @@ type RejectFollowRequest400ApplicationProblemPlusJSONResponse struct {
 func (response RejectFollowRequest400ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13483,10 +15912,11 @@ type RejectFollowRequest401ApplicationProblemPlusJSONResponse struct {
 func (response RejectFollowRequest401ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13499,10 +15929,11 @@ type RejectFollowRequest403ApplicationProblemPlusJSONResponse struct {
 func (response RejectFollowRequest403ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13515,17 +15946,37 @@ type RejectFollowRequest404ApplicationProblemPlusJSONResponse struct {
 func (response RejectFollowRequest404ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectFollowRequest503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RejectFollowRequest503ApplicationProblemPlusJSONResponse) VisitRejectFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RejectFollowRequestdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -13536,6 +15987,7 @@ func (response RejectFollowRequestdefaultApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13571,10 +16023,11 @@ type AcceptFollowRequest400ApplicationProblemPlusJSONResponse struct {
 func (response AcceptFollowRequest400ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13587,10 +16040,11 @@ type AcceptFollowRequest401ApplicationProblemPlusJSONResponse struct {
 func (response AcceptFollowRequest401ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13603,10 +16057,11 @@ type AcceptFollowRequest403ApplicationProblemPlusJSONResponse struct {
 func (response AcceptFollowRequest403ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13619,17 +16074,37 @@ type AcceptFollowRequest404ApplicationProblemPlusJSONResponse struct {
 func (response AcceptFollowRequest404ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptFollowRequest503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptFollowRequest503ApplicationProblemPlusJSONResponse) VisitAcceptFollowRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type AcceptFollowRequestdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -13640,6 +16115,7 @@ func (response AcceptFollowRequestdefaultApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13675,10 +16151,11 @@ type ListFollowers400ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowers400ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13691,10 +16168,11 @@ type ListFollowers401ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowers401ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13707,10 +16185,11 @@ type ListFollowers403ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowers403ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13723,17 +16202,37 @@ type ListFollowers404ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowers404ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowers503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowers503ApplicationProblemPlusJSONResponse) VisitListFollowersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListFollowersdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -13744,6 +16243,7 @@ func (response ListFollowersdefaultApplicationProblemPlusJSONResponse) VisitList
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13779,10 +16279,11 @@ type ListFollowing400ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowing400ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13795,10 +16296,11 @@ type ListFollowing401ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowing401ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13811,10 +16313,11 @@ type ListFollowing403ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowing403ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13827,17 +16330,37 @@ type ListFollowing404ApplicationProblemPlusJSONResponse struct {
 func (response ListFollowing404ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowing503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowing503ApplicationProblemPlusJSONResponse) VisitListFollowingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ListFollowingdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -13848,6 +16371,7 @@ func (response ListFollowingdefaultApplicationProblemPlusJSONResponse) VisitList
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13885,6 +16409,23 @@ func (response DeleteProfileImage200JSONResponse) VisitDeleteProfileImageRespons
 	return err
 }
 
+type DeleteProfileImage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfileImage400ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteProfileImage401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
@@ -13892,10 +16433,11 @@ type DeleteProfileImage401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfileImage401ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13908,10 +16450,11 @@ type DeleteProfileImage403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfileImage403ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13924,17 +16467,37 @@ type DeleteProfileImage404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteProfileImage404ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProfileImage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProfileImage503ApplicationProblemPlusJSONResponse) VisitDeleteProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteProfileImagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -13945,6 +16508,7 @@ func (response DeleteProfileImagedefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13990,10 +16554,11 @@ type SetProfileImage400ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage400ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14006,10 +16571,11 @@ type SetProfileImage401ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage401ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14022,10 +16588,11 @@ type SetProfileImage403ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage403ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14038,10 +16605,11 @@ type SetProfileImage404ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage404ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14054,10 +16622,11 @@ type SetProfileImage413ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage413ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14070,17 +16639,37 @@ type SetProfileImage415ApplicationProblemPlusJSONResponse struct {
 func (response SetProfileImage415ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetProfileImage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SetProfileImage503ApplicationProblemPlusJSONResponse) VisitSetProfileImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SetProfileImagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -14091,6 +16680,135 @@ func (response SetProfileImagedefaultApplicationProblemPlusJSONResponse) VisitSe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequestsRequestObject struct {
+	ProfileId ProfileID `json:"profile_id"`
+	Params    ListOutgoingFollowRequestsParams
+}
+
+type ListOutgoingFollowRequestsResponseObject interface {
+	VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error
+}
+
+type ListOutgoingFollowRequests200JSONResponse FollowRequestList
+
+func (response ListOutgoingFollowRequests200JSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequests400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListOutgoingFollowRequests400ApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequests401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListOutgoingFollowRequests401ApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequests403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListOutgoingFollowRequests403ApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequests404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListOutgoingFollowRequests404ApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequests503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListOutgoingFollowRequests503ApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOutgoingFollowRequestsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListOutgoingFollowRequestsdefaultApplicationProblemPlusJSONResponse) VisitListOutgoingFollowRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14120,10 +16838,11 @@ type DeleteRelation400ApplicationProblemPlusJSONResponse struct {
 func (response DeleteRelation400ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14136,10 +16855,11 @@ type DeleteRelation401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteRelation401ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14152,10 +16872,11 @@ type DeleteRelation403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteRelation403ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14168,17 +16889,37 @@ type DeleteRelation404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteRelation404ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteRelation503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteRelation503ApplicationProblemPlusJSONResponse) VisitDeleteRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type DeleteRelationdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -14189,6 +16930,7 @@ func (response DeleteRelationdefaultApplicationProblemPlusJSONResponse) VisitDel
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14224,10 +16966,11 @@ type GetRelation400ApplicationProblemPlusJSONResponse struct {
 func (response GetRelation400ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14240,10 +16983,11 @@ type GetRelation401ApplicationProblemPlusJSONResponse struct {
 func (response GetRelation401ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14256,10 +17000,11 @@ type GetRelation403ApplicationProblemPlusJSONResponse struct {
 func (response GetRelation403ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14272,17 +17017,37 @@ type GetRelation404ApplicationProblemPlusJSONResponse struct {
 func (response GetRelation404ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRelation503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetRelation503ApplicationProblemPlusJSONResponse) VisitGetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetRelationdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -14293,6 +17058,7 @@ func (response GetRelationdefaultApplicationProblemPlusJSONResponse) VisitGetRel
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14329,10 +17095,11 @@ type SetRelation400ApplicationProblemPlusJSONResponse struct {
 func (response SetRelation400ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14345,10 +17112,11 @@ type SetRelation401ApplicationProblemPlusJSONResponse struct {
 func (response SetRelation401ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14361,10 +17129,11 @@ type SetRelation403ApplicationProblemPlusJSONResponse struct {
 func (response SetRelation403ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14377,10 +17146,11 @@ type SetRelation404ApplicationProblemPlusJSONResponse struct {
 func (response SetRelation404ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14393,17 +17163,71 @@ type SetRelation409ApplicationProblemPlusJSONResponse struct {
 func (response SetRelation409ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation413ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation415ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetRelation503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SetRelation503ApplicationProblemPlusJSONResponse) VisitSetRelationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type SetRelationdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -14414,6 +17238,7 @@ func (response SetRelationdefaultApplicationProblemPlusJSONResponse) VisitSetRel
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14450,10 +17275,11 @@ type ReportProfile400ApplicationProblemPlusJSONResponse struct {
 func (response ReportProfile400ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14466,10 +17292,11 @@ type ReportProfile401ApplicationProblemPlusJSONResponse struct {
 func (response ReportProfile401ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14482,10 +17309,11 @@ type ReportProfile403ApplicationProblemPlusJSONResponse struct {
 func (response ReportProfile403ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14498,10 +17326,11 @@ type ReportProfile404ApplicationProblemPlusJSONResponse struct {
 func (response ReportProfile404ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14514,10 +17343,11 @@ type ReportProfile413ApplicationProblemPlusJSONResponse struct {
 func (response ReportProfile413ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14530,10 +17360,11 @@ type ReportProfile415ApplicationProblemPlusJSONResponse struct {
 func (response ReportProfile415ApplicationProblemPlusJSONResponse) VisitReportProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14550,9 +17381,8 @@ func (response ReportProfile429ApplicationProblemPlusJSONResponse) VisitReportPr
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14560,6 +17390,7 @@ func (response ReportProfile429ApplicationProblemPlusJSONResponse) VisitReportPr
 
 type ReportProfiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -14570,6 +17401,7 @@ func (response ReportProfiledefaultApplicationProblemPlusJSONResponse) VisitRepo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14611,10 +17443,11 @@ type ExportProfileVCard400ApplicationProblemPlusJSONResponse struct {
 func (response ExportProfileVCard400ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14627,10 +17460,11 @@ type ExportProfileVCard401ApplicationProblemPlusJSONResponse struct {
 func (response ExportProfileVCard401ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14643,10 +17477,11 @@ type ExportProfileVCard403ApplicationProblemPlusJSONResponse struct {
 func (response ExportProfileVCard403ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14659,17 +17494,37 @@ type ExportProfileVCard404ApplicationProblemPlusJSONResponse struct {
 func (response ExportProfileVCard404ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportProfileVCard503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ExportProfileVCard503ApplicationProblemPlusJSONResponse) VisitExportProfileVCardResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ExportProfileVCarddefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -14680,6 +17535,7 @@ func (response ExportProfileVCarddefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14714,10 +17570,11 @@ type ListMyReports400ApplicationProblemPlusJSONResponse struct {
 func (response ListMyReports400ApplicationProblemPlusJSONResponse) VisitListMyReportsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14730,10 +17587,11 @@ type ListMyReports401ApplicationProblemPlusJSONResponse struct {
 func (response ListMyReports401ApplicationProblemPlusJSONResponse) VisitListMyReportsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14741,6 +17599,7 @@ func (response ListMyReports401ApplicationProblemPlusJSONResponse) VisitListMyRe
 
 type ListMyReportsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -14751,6 +17610,7 @@ func (response ListMyReportsdefaultApplicationProblemPlusJSONResponse) VisitList
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14786,10 +17646,11 @@ type GetCardShare400ApplicationProblemPlusJSONResponse struct {
 func (response GetCardShare400ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14802,10 +17663,11 @@ type GetCardShare401ApplicationProblemPlusJSONResponse struct {
 func (response GetCardShare401ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14818,10 +17680,11 @@ type GetCardShare403ApplicationProblemPlusJSONResponse struct {
 func (response GetCardShare403ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14834,10 +17697,11 @@ type GetCardShare404ApplicationProblemPlusJSONResponse struct {
 func (response GetCardShare404ApplicationProblemPlusJSONResponse) VisitGetCardShareResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14870,9 +17734,8 @@ func (response GetCardShare429ApplicationProblemPlusJSONResponse) VisitGetCardSh
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14880,6 +17743,7 @@ func (response GetCardShare429ApplicationProblemPlusJSONResponse) VisitGetCardSh
 
 type GetCardSharedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -14890,6 +17754,117 @@ func (response GetCardSharedefaultApplicationProblemPlusJSONResponse) VisitGetCa
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptionsRequestObject struct {
+	Params ListMySubscriptionsParams
+}
+
+type ListMySubscriptionsResponseObject interface {
+	VisitListMySubscriptionsResponse(w http.ResponseWriter) error
+}
+
+type ListMySubscriptions200JSONResponse CardSubscriptionList
+
+func (response ListMySubscriptions200JSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySubscriptions400ApplicationProblemPlusJSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySubscriptions401ApplicationProblemPlusJSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySubscriptions403ApplicationProblemPlusJSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySubscriptions503ApplicationProblemPlusJSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySubscriptionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListMySubscriptionsdefaultApplicationProblemPlusJSONResponse) VisitListMySubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14979,6 +17954,23 @@ func (response GetSyncFile304Response) VisitGetSyncFileResponse(w http.ResponseW
 	return nil
 }
 
+type GetSyncFile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetSyncFile400ApplicationProblemPlusJSONResponse) VisitGetSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSyncFile401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
@@ -14986,17 +17978,37 @@ type GetSyncFile401ApplicationProblemPlusJSONResponse struct {
 func (response GetSyncFile401ApplicationProblemPlusJSONResponse) VisitGetSyncFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncFile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetSyncFile503ApplicationProblemPlusJSONResponse) VisitGetSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type GetSyncFiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -15007,6 +18019,7 @@ func (response GetSyncFiledefaultApplicationProblemPlusJSONResponse) VisitGetSyn
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15064,6 +18077,23 @@ func (response HeadSyncFile304Response) VisitHeadSyncFileResponse(w http.Respons
 	return nil
 }
 
+type HeadSyncFile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response HeadSyncFile400ApplicationProblemPlusJSONResponse) VisitHeadSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type HeadSyncFile401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
@@ -15071,17 +18101,37 @@ type HeadSyncFile401ApplicationProblemPlusJSONResponse struct {
 func (response HeadSyncFile401ApplicationProblemPlusJSONResponse) VisitHeadSyncFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HeadSyncFile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response HeadSyncFile503ApplicationProblemPlusJSONResponse) VisitHeadSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type HeadSyncFiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -15092,6 +18142,7 @@ func (response HeadSyncFiledefaultApplicationProblemPlusJSONResponse) VisitHeadS
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15163,10 +18214,11 @@ type RebuildSyncFile401ApplicationProblemPlusJSONResponse struct {
 func (response RebuildSyncFile401ApplicationProblemPlusJSONResponse) VisitRebuildSyncFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15183,16 +18235,34 @@ func (response RebuildSyncFile429ApplicationProblemPlusJSONResponse) VisitRebuil
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RebuildSyncFile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RebuildSyncFile503ApplicationProblemPlusJSONResponse) VisitRebuildSyncFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RebuildSyncFiledefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -15203,6 +18273,7 @@ func (response RebuildSyncFiledefaultApplicationProblemPlusJSONResponse) VisitRe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15411,6 +18482,9 @@ type StrictServerInterface interface {
 	// UpdateProfile Change my profile (If-Match required)
 	// (PATCH /profiles/{profile_id})
 	UpdateProfile(ctx context.Context, request UpdateProfileRequestObject) (UpdateProfileResponseObject, error)
+	// ListBlockedProfiles Profiles my profile blocks
+	// (GET /profiles/{profile_id}/blocked)
+	ListBlockedProfiles(ctx context.Context, request ListBlockedProfilesRequestObject) (ListBlockedProfilesResponseObject, error)
 	// ListProfileCards List a profile's cards (private ones only for the owner, admins and subscribers)
 	// (GET /profiles/{profile_id}/cards)
 	ListProfileCards(ctx context.Context, request ListProfileCardsRequestObject) (ListProfileCardsResponseObject, error)
@@ -15435,6 +18509,9 @@ type StrictServerInterface interface {
 	// SetProfileImage Set my profile's image (multipart field `file`)
 	// (PUT /profiles/{profile_id}/image)
 	SetProfileImage(ctx context.Context, request SetProfileImageRequestObject) (SetProfileImageResponseObject, error)
+	// ListOutgoingFollowRequests My profile's follow requests still waiting for an answer
+	// (GET /profiles/{profile_id}/outgoing-follow-requests)
+	ListOutgoingFollowRequests(ctx context.Context, request ListOutgoingFollowRequestsRequestObject) (ListOutgoingFollowRequestsResponseObject, error)
 	// DeleteRelation Unfollow, unblock or cancel a follow request
 	// (DELETE /profiles/{profile_id}/relation)
 	DeleteRelation(ctx context.Context, request DeleteRelationRequestObject) (DeleteRelationResponseObject, error)
@@ -15456,6 +18533,9 @@ type StrictServerInterface interface {
 	// GetCardShare The card a share link opens, as the app renders it
 	// (GET /shares/{token})
 	GetCardShare(ctx context.Context, request GetCardShareRequestObject) (GetCardShareResponseObject, error)
+	// ListMySubscriptions Cards my acting profile saved (subscribed to)
+	// (GET /subscriptions)
+	ListMySubscriptions(ctx context.Context, request ListMySubscriptionsRequestObject) (ListMySubscriptionsResponseObject, error)
 	// GetSyncFile Download my sync file (SQLite), or 304 when my copy is current
 	// (GET /sync)
 	GetSyncFile(ctx context.Context, request GetSyncFileRequestObject) (GetSyncFileResponseObject, error)
@@ -17517,6 +20597,33 @@ func (sh *strictHandler) UpdateProfile(w http.ResponseWriter, r *http.Request, p
 	}
 }
 
+// ListBlockedProfiles operation middleware
+func (sh *strictHandler) ListBlockedProfiles(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListBlockedProfilesParams) {
+	var request ListBlockedProfilesRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListBlockedProfiles(ctx, request.(ListBlockedProfilesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListBlockedProfiles")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListBlockedProfilesResponseObject); ok {
+		if err := validResponse.VisitListBlockedProfilesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListProfileCards operation middleware
 func (sh *strictHandler) ListProfileCards(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListProfileCardsParams) {
 	var request ListProfileCardsRequestObject
@@ -17738,6 +20845,33 @@ func (sh *strictHandler) SetProfileImage(w http.ResponseWriter, r *http.Request,
 	}
 }
 
+// ListOutgoingFollowRequests operation middleware
+func (sh *strictHandler) ListOutgoingFollowRequests(w http.ResponseWriter, r *http.Request, profileId ProfileID, params ListOutgoingFollowRequestsParams) {
+	var request ListOutgoingFollowRequestsRequestObject
+
+	request.ProfileId = profileId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListOutgoingFollowRequests(ctx, request.(ListOutgoingFollowRequestsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListOutgoingFollowRequests")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListOutgoingFollowRequestsResponseObject); ok {
+		if err := validResponse.VisitListOutgoingFollowRequestsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // DeleteRelation operation middleware
 func (sh *strictHandler) DeleteRelation(w http.ResponseWriter, r *http.Request, profileId ProfileID, params DeleteRelationParams) {
 	var request DeleteRelationRequestObject
@@ -17940,6 +21074,32 @@ func (sh *strictHandler) GetCardShare(w http.ResponseWriter, r *http.Request, to
 	}
 }
 
+// ListMySubscriptions operation middleware
+func (sh *strictHandler) ListMySubscriptions(w http.ResponseWriter, r *http.Request, params ListMySubscriptionsParams) {
+	var request ListMySubscriptionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMySubscriptions(ctx, request.(ListMySubscriptionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMySubscriptions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListMySubscriptionsResponseObject); ok {
+		if err := validResponse.VisitListMySubscriptionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetSyncFile operation middleware
 func (sh *strictHandler) GetSyncFile(w http.ResponseWriter, r *http.Request, params GetSyncFileParams) {
 	var request GetSyncFileRequestObject
@@ -18021,286 +21181,331 @@ func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rchs3uij6Kthcq8rUniZFybITS7VrL0WWM5pYtiLZSc4KvUmwGyQx6gZoAC2a43LV/nUe4DzEerD1",
-	"JKfwAegb0byJkmxHqamxSPYF+PDdr58bIU8mnBGmZOPwc2NMcEQE/Hn6Do/0vxGRoaATRTlrHDaulOBs",
-	"FKCPKVckQjdESMoZUniE+BCpMUGCTASRhCmsb2k3goYMxyTB+lnkE04mMWkcNrqNp91GI2io2UR/lEpQ",
-	"Nmp8+RI0LslQEDk+4fyakvkFvINXwCVI8WvCEJYIM/R3pSZvWTwL0BUJU0ECdIUTckUV+V9XStBQoRCe",
-	"iGTIJyRCiqNdPKG7N3u7OAx5ylR5qfMLu5qx8IKwSH+eW1ZfiZT00XSsF4QYmRKBBimNIweWIY0JohLh",
-	"WBAczRCfkugITTFVaMgFXDJJ5RhRJhXBcNuExzFlowoIWZo0Dv9s6Pc1gsYQx5I0PswD8kvQmGCBE6Ls",
-	"eZ5gEZ291H9RveAJVuNG0GA40beFWEQ9GjWChiAfUypI1DjUbyi+echFglXjsEGZen7QCBoJZTTRq9nL",
-	"Xk+ZIiMiAF4nqZBczIPq7QR/TAkK4Wc0FDwxuxfkhvJUogkekScS9Rn5pHrmqr6GASz7Y0rErLBu847i",
-	"MhP86TVhIzVuHO4/e+7DsNME0/idxp0aaABeLYRF4SV7+z8CKLLPzzXklSJCP/j//Hnc+k/c+len9aLX",
-	"+vC3f/ei/NnwHKtw7Ed2TYcOiRy5DQhlIxSOMRsBFlE15qlCVMFVmEmNflSig/0fM8gZ0s43eTZsmbcu",
-	"2pdvrW84I9l66x6tL1ry/M7+ge8Fr2lCVfboynnH8GPxiREZ4jRWjcP9TqAfbzGy01mKnxeCa6KspYmJ",
-	"+X3bZHGRDmIaXo2xIBkOzp+6YW18iDCS+lIUU3bdRsdspsb67EksDTuBsyYROugcZEe9LjbPH8Kvl1f0",
-	"Xx7u+zuN1BhhFqExoaOxQpShCf1EYomaF29+3kFcoFQSgVJGlUTNq99+3qmjXanf4D3KZ3v7hbPc7xz8",
-	"WIDq8wMvWC/JhAtVe5gCft72WV5yntS/kvNk2y8EtKl9I2DKnbxyXUxFTc2IYiwVkmSUEKb0FRol+qmI",
-	"+zsbo2qBgRw8LfFd/XFNvvteElELTI3G24blHycxJUwtgGZEbmioxd+rk3MkyIhKJUCRMnAOkFRck7tm",
-	"+cDsJZHS6lleXvxHy7yz9c7C1g/LzovnZSnmg9cfjmVG/sXjUGneZBnnkZZHSSoVGhDEGXFCLMRxTMQT",
-	"iWJ6Q9zFcsEG7FtbZ1s+jGw3b2ETOF5lV4HR8bQSp7/F0ru1dXe16S6+GIAQqX7iESWg6B1HCWXHodmB",
-	"VvCZIgwkKp5MYhoCOu3+U5qfM5X8c0MQLI2SP8EJMhxTon/b2weG/297B40vxZX+uyDDxmHj33ZzE2LX",
-	"/Cp3C2u4NOvLF5ufnvlGTjiTZuk/4chdXr/yieCDmCR/8+wg5JFh9vCMNmU3OAYSjojCNM7MB/hZi097",
-	"hT4mIgTXmvKfnxtDSuKocdggWlEEnLOAcdiMGYLfEI4iQaRsfPkQNKTCKpWaljpBQ1EFds5POEJuS9n5",
-	"4QFP1eEgxux6dZBemG0bOPpsomxTCY41FmnNsG921Uca7SQiOByjAY4Q7LCtX37C2TCm4e0A7iyoKDV3",
-	"kSLIr3hC0A2OUyKRlg/OAlL4mrAayDMaXgOlFIAP11cg/SKHdLaRewFzGGM5JtLwYfKJSuAREVbYD3S4",
-	"Xl+SQ/4VFwMaRYStAfpb7+ENVwjHsbY+YRE/c0bu8/0ahqAgTLFEgtzwaxIFaIwlIp8mmjNoDZJKrURG",
-	"KJ0E8FFJpA1U/f2IMwILf83D6yulUW05j1tt1fkT686eT7XU4uE10hhIEB4qIqzTw3AcvbI3XL3iKYvu",
-	"91iRTMMxEkTyVIQENblAjCt0QyUdxFpLKwioHbfOcx7RISU14jwExeGJRCGfzDTww1QIYhwlHkeRb+n2",
-	"sl24BtZ9gUfEg3SKfFK7Y5XEZXB4vBp3hE96XTUnt+na3rNrxqdMvzJjyVY7xuDlAM/PQPCpJEIGyGIF",
-	"+sfV2zfWkySvSaSv2snW+I7zc8xmVqbILS31UqMzGNckQhMi7Nk7+XaEBFFiZhG+f6k/tI71hz6SJOQs",
-	"khWkKFziXUpBhQFTHB5C9WpeYRqT6L55kvOGZC4WKoF+gGgM2qMMVQqrvcwUmvtdr/H9IEZIBO7PbP3m",
-	"DOw6zSPucWnHDIHwC6xX9vLVCXpx8OyHDLcjHqYJ8JAvQeMd56+xGN27ABrwCPhZrF+uGThmJaG4mMbu",
-	"dHlFQixTncZEliYDIrS1YakOUVYmx1uR4XuGUzXmgv7rfhH6nEpJ2Shw6nhQZN6WqaNQkIgwRXEs4ZDe",
-	"M5lOtIlConMSUfwOdnTPVGjehTQ0HcfAYUgmCjApUzqNXWZ/0H9PBJ8QoazFhgu/2IMZcB4TzBplo+nP",
-	"/NLc5c8H/ySh0iA5Nmr4/AtCQbAiUQ+rkokZYUVaioKaXRERld1+nv/dGEeloM4/MSP/YT+2Q574Hgu3",
-	"9W6IyBSP6o6DBo3mn9uLuHeZNMEj0ktF7F1kYhWctXaeGR+lRfwDM+/VghtTyAVmUgl2PtYWsCcwE2SO",
-	"peLT94J5w9/jsihiQu6fgv8rWEzObK2A2i41KGJDGUJenIqikzFWF1goGtIJZkoWTHQcGTGI44sCwkFQ",
-	"KqjgYO5Oh49UkUSu7fAAt/CZudX5+N3H3O4TAs8aQSNl9GNK7M+5vyEHYXFJ/r3PeTHW27OzXefc6OPZ",
-	"EbomE/CfQ8gmjahCMYdgX8Ev98zucaFbrrgl+8ba3Viv07ZYRExUHRHbH7fKcwzVLKWUoKGNtLqFmd/W",
-	"WtdmbMSykLkfJoLeWMN1fnWK4KRXe2uBd6wABavLrnj1dDzrzZ9oDZ4Bz8lZkOU8bmf5qxdwmxx/svNa",
-	"hravqfRIt4yVZH8sdU06MvhSYRr62PKw8wpggDfWLtsEpbZFbArTWPpl8Q2NCAvJsr1rTn5OpMQjcupu",
-	"WYesrqkxjhe9w+z5F33ll6DAAZffc2muhbtAsRO9Qgx2tRVmd65HKYJIHqea7/Rw5jl3Ej2iMqFSWjTt",
-	"KW01KPcJxL1PzBceybjykzNcc7MmImQ3DWZr7tL5TfOt8QnEhMKYyxL55W8zu+25BJHVXmRvIjeEqR5l",
-	"Efm03o1rH7u9z4Vc17ppHRj6uCAQhQfz/Gjs2+PcUjK6yc6sxEeX8JutcUnLvu6YSb6XxjjdBovUxKsl",
-	"UK1Okl2w1oMzW+cW5szcrVvWUYpWy1aNlO0bJtYOmbNPLETKB7ka5msk2hreA0beIdZrZf+UKTHzuQIy",
-	"6ZNZniBnLLvwnTwOlS/Prq8P4rCbdjpPQxrBv6QPLmfMEJx8gPqDEIcqtldx8JOL0qVIjkkct2vfu6YI",
-	"2lDj8dtcJgNgDr5rSH2nnHiELNh7vRratfx6XVHj9KcKGeZnq8VsJjh8aZ0e+QOqtMGBwOFP+Y3F9dYi",
-	"5FaoJ8fsOySfG0xjPKAxVbN5rH/FhYm4QqDVRlAgEgyZG2pMBKIQJh8KQtqNqsleZfV1fLzwvYfzFt13",
-	"Czewql/B2CzZt3u1y150PJD4mu9kcTB0RNnZy+r2Ft3yxl3n3fSJxuztSHmslvpt9dte6uvuwkuxMtVv",
-	"221AbiiZ9tbTjN1d1kOaSxWX/Q55SrvPhp1wH/9IWj9Ee4PWQfiUtF7gg/3W3mA/fBodkGfD5x3fahf6",
-	"MtZW49dxWPhYYUmntkoHoEvRNbHAIZF7LRzSfKhB5ZcWCRcJprnKiTRUqSARpInkKWMiCowvEEs0ojeE",
-	"oSY2MWDzSkiWLOXcJBPMZo3DxvHJ+Wkjz4A5ZSPKSOYmLS6okDRb3sc2uD6Q9t3xe/14SEL1a0s3njTl",
-	"N1zlyQCMKxdPMh9sLkBBpyngLJ5M5mllEOLD3V19VHIXklx3n37cb/0wPV7lPx/ZrGdOb8IlzY7lHTE2",
-	"/EnrfdIXSQwaH0Vvwka1MZmPoidv6n+257bWwlV9Qm1M2fUTabOUm3ggCVMmuYIqFGKmEWJAkCAhvyGA",
-	"IqQ9atuYK0ZXpyeXp+96v5z+PzbkvuNVhecwZqzURB7u7g5C3Lbf7oa3xZpUkl4W4fNwT8AqP1x93DIv",
-	"+tH3lM6tdErFJ+cEUmGk+doCR5YLiXlbjMdwhjvmPumgFJeo6DB3Tstry1FpFjxYKaSco0FJfBae4YUL",
-	"UMMFlnLKRbRZeMwm1vQm9ineCqGF0S99zNPS/Quj+e66ORBUF1J5bg0A1OmNzTQoimes5UtvMCt5Mfee",
-	"lY++sd/Zf97a22vt//Cu8/yw0znsdP5Ty/miy/Rgz31h335+enV1/PNp7+Lt1bvTl1p9Mc58rV4QgmY8",
-	"RVihH/4H+FisK/SHL3Ng965wPkbJUUQjzSZLbNMUHYgbIuzPgUk9xBKNMVRHIs1JEZ8yIuSYToBj3hFl",
-	"FHT7edZvgQOpgfbCI5P8Z9M2qESCTGIcksivDKzvwC4e1/JYDOAPJK4sz2RwJ+2twSGfFKQ26sMZEUaE",
-	"hiSSM6lIAr+2/akLG7jLKzCpZPJYBH15+vr03enLQ1hQ4Q6n9drjcEe0IoZ4owNzWJtY+96kf6PpmKMQ",
-	"JwRRFqCYDJWGk8kWTfiNFvgWboxMDdKutJpq3D0r9irCp4QP+RkudWlmuOGXkmMsewkXHmQ458LCW5qs",
-	"dDQgM84ipMbUVNa6jIOICgK+IuMi8eP/muI444hz4tgrboN8IwuB4DK7nNfs4vjy3dnJ2cXxm3e9szeN",
-	"oPTF2/fvKt/8cnbyCzDLOe5Z/qJ3dn7882nha4vEjaBx+fbtee/87cuzV2enL73+cl9ktaZ23eSsZdwJ",
-	"S42vGiFtYZH5fd4zZXLz1o+NbWQ93JLx1aRprbfwAsu7Feu6HanOg30l8i0kTC2yWz00t1AMUNkDHuW/",
-	"95+csjVPWnPEbfmn1kLM2lys3HWTb2exTTHG6pLzpKqImaC2Uz1X0b5AXwoaMZYVOac1sZI3r+4Jtrzv",
-	"JKbJQKtCStBJI2jAmZUVwn1o0JAl1UH5k8ML4z/Kz9p8Lpzuktf/AzOCXnJS1ukP9/a/BPUvsXBa/S2/",
-	"0ASdUybT6muefflQ8Aya9wiCozJMn74IGimD761Ru1/wAO7Nq632PH2IfxcJrqsnm82hS5Xxt/Zy3Vmz",
-	"HyhQYdxK6hW1n+16k+cxcjV3cgll11AMivzQY60v9CPP485Kay0j17oO6PIJ/mbLQlyTG86TJxJJohRl",
-	"I4maGs4BKtwTILulwCiVO0dw4+k7PNpEvyyyxbmjK3q3Swe0orN7DoErsFvEdE/MC+Zl3BDqeHqU3VDT",
-	"Cmh1fDElQGfZnT6EEZbhL8M7EAw+FQCa58wtcdFWt+KyypZ0dx4rOJETLKLzNFZUI8T8ql0QzVPTgEX0",
-	"RJoYBZaoFIqoNyVdUnGG1wPKMHT7qGVJJU9PZ6mjp8AhVu2BVIaYpR5Y6WK4bebNWjcuuTEc5sKAczVY",
-	"oEOa1krpJOY4ekVjv5G9ONm+APOsOYvd+xKnImxuMZTBc7sZqMvBjZqKUKn4RKIpF9egiGn527TG7zBV",
-	"0CIMK5RwqRBGM4IFwmOCo7K7anFaeCEMUgn24RsikRoLno5Mnw5YErXF19Km+WfNivR/SxtW1MHSspQN",
-	"sbasBS1r0BQ0gFuS3tdQzrENXpLhdSmZqA6tPZuvR3KbZL6hbxyzHmaczRKeSiOiVqLD1fIj7NLyFIk6",
-	"JDDNl3xm6JBrTO7FVKreBHparbY8f2WVtVbu7BwrhRX5y20MvfriFUSJ7+BfZomLG546Z0MqEo9jz3Ye",
-	"0buDfAAjAvXHD77d3iakkqfFrdCurWTD5+ETtxEfkE5XqhzMGInLGi019vNxJnjub4VU3MWZXfmNi9J3",
-	"K1ssZKua53k3aPuBaK5cKMLGcfx2CHb+SiWnQXUDt1d55xf74UvQmFO350Oc0OZlLsE0HGPVdryQcdUb",
-	"8pRFfdRkth1F1jOJi8zlzwUyeb47QZeZR+QKeE+QYSqJfgZGP71+e/KLSdkwzMbKcWS4oYDHYjZDHLL6",
-	"4FYcH3WZ6cihkRiKcskNEUjxOEJYK8M7ATKvtY1oegWTqd/usmK2TaNmfVuJ0uZ0lr/vHfjpzZMK6Qlm",
-	"x1G7sZQES25KfWzBoprAV5TE0akQ3JOBb3vxFFfnSHEBy8gvrm2WtGwP5sVL1u2tYTRxvcwLna8FFOLd",
-	"CRt5k3E2cB6tHoq3fRRX8VfcRYqet27PpG8UoRW4doxLXNsa8O/BpPAhzIo24Nx511hkr4DqC5LUW1G8",
-	"oq5TyOpe66z9BNaoPGzp8rfhPCjD4+48CKXeShUSMz1n54UBqDNFL+c0a/Q1xTKrc4Z0bNM9qcm46WUK",
-	"8XnooqdFw2hEop2acOS6dYqL8+x9cbytFuVUAG5z8Wmp1MUB1H8OJgm7rhlCsYFjuQnxwXq9MIPG+Syv",
-	"Va24E2xI0gQqpQtQCiQJ0d/MByq3Xd36XZWnblDw+Vi2uWYF5tJyy7WrKx15bIOLZ6R2dwz8zaIOJvVc",
-	"w2cMXhQMyQpjUCgmWCqkphzxIYr5lAgUYkkClE4m2d8RHVEFLUTlLBnw+MhkZH9McYwURzQKkCsx0RIA",
-	"dMV2WQnnQpBQoTEXkqCD/aq9XrFpf1ywjUsiidrQ6bhGiU3lpOpNxQs6ITFl5BUdpSJTa0r+ORz1YqJ5",
-	"uU/svpdESDTBAsqcTKMozlGizSIT3jBjCFYNMsbeoQ8zFqIYj1Az5ElCFfrv//f/g3QpTVE7xQkHEoEr",
-	"SI5J5ET+lLKIT+elxORZp2e7WJVZIU8HxTpH0/MKDKwXL9a8QwIG1aSpm4X1EspS5b+mcoqVG/LH+w6W",
-	"xxGRqjcxAyOK665Q0SjrHmxuyVq7cYVmBDrEaLE7rHrw63fNUzXgn3oRmahxHcZMx1zaoRQxHunPGJrd",
-	"zaBFq+mEthLCfExJSure9VZvjGsmAPtjRCIMHnkiUIJNC1jEDHas0qEE7pQ1CGp/RUpvJUuzslgIrcgV",
-	"YcieHjRmdty6kpwzImuiWV2BN5aqJwlhG+qLRlHMHhKUVubDuYU5dyWsKJ9bLbYGFfZj+EN+EF6Oxs18",
-	"lDJQF+VyATA2A1GepgWX+9cjVSE7bzPeX1h+qWv6uu2Z3HO8C809hZWegPVNFIOVHHVXCg9ighIcjikj",
-	"LW2VwRf66rKkdf1j25k3r15Z9/dDsL2cV7Voc/+TRxuiTCpsMynXrdAuKM1udwedA68SasrniprSG67Q",
-	"q7rdz3uXio2ml2GA9baYlxYVUH1yNWjhvBxVw8zqtG30uzO7TX9f4K2cxTN0zfjUMESqTEKwRE0bNQGV",
-	"LHeuWoesIBEOFYn6iEqINsBl8DDQ1CDPJctRzLJc4CpNg1LhZGIafQ9pHJPIeFQrLNZ6AufDHJgy5ydE",
-	"Tb0qqSVgRD75667qomRbyhDbJJJ2zy3RMq3UA0jjdl0BjJVuhD+sJI1LiarbriuuDTDOQzWhrCbX2vnR",
-	"ByTmbCTLTbD9LqZbJdl5Q5rzcYIx9y0YTgx+W+XEluTLGRr2/ypZHeFdvbmCGp54pSUs7lR321Lu2upt",
-	"H8XX4cuaxd4FyFm0WsCQF1eAr8w0QALOEXrjhDOFQ2W6WMjAtLTADHERwbgnSWCiTowHRDNZO1/hsMv6",
-	"n7sGw7qNQ/S524AD1H93AtRtwGX2l4QPaLzksm7jbz/uo70O+u//+19d6BLcb3fZL9DW3CwNOD0wmsBg",
-	"b4Akk0HeORyCc+ayUpV7JdJWsK+t52kvMOvQX2mFs/BTJ/vJRI5xmBBXZmtn3zkim7vjs924/3F2u3v7",
-	"Tw/Qs+c//Gg7I1fK6Z/uL8aLVy50toaKmfnbSnlBhfyZjjdh1W3qlmj4GzxnpZ3OpcSYjFGzkiUE89vi",
-	"5d4FYNbMYVh5O9twBd59G8pLgqNzrK01T0LE2n7e9QoG186/XrFQZ2lucr7pDT19SwCTYV5rb+kmis/y",
-	"rxX8c79qc9wTUxXwc02aI00SElGtfZvLIiTTMCQkIhFqAt+dUkmMF844XSIOMZua+Np6rbymmGnJegtB",
-	"n3eKqzwryPbtBxmMf920JTPc3MtaRlTnhS4z5z3LievSZjawOYaCJ+sHUjZSW3MTuYxaLI3jLJIrbGN7",
-	"JOw2C9lnjVdvX79++3sjaPz97OVpI2hAxk4jsN/3Lk9/fX9qai31Mz8E8Gg8iEklTa/YyaN3uzqyKvyq",
-	"j8y27cesLDhYiLbNtWcLx1j15l05+S5KAcPCk+QEJ1D2KrCUCYFmGZThiUYbQY2CS5MJEZIzbBu5aSN6",
-	"hONG0ACKXvi+zRKAs8hrOQmyszDPZ/V46eodyi+JJCwyGXxmbMO9RGq861C3a22xlbYUS3tQXJpw8m2O",
-	"f1vtjl2P41Lu8PJMWvt6/+agEdCVGXApfbIRLvBHd7bSwNS9wbc8uy7/NA8pcwHj6ZuZX9DbpE/TnAxb",
-	"fMVG77BzRdfQ9mwb34X9Ie2AEt9Ukwxk9QCq7nzBPksbsItbcIpnbMi3I79tKxm/62WTgxhj2TNTYefO",
-	"u5ibhCW0j47u/pB7eFTeYA1plw6g5IcpLbYElRx+no0vOL9tGGNFVLg7g+yKKKcwbsaw57OB/FrY0nq4",
-	"BXoQlGZFNS078XKJ5joC8imrLzL0u2VRs9SXTeKb2nTASd0sk5XReXGvhRrfZq230gfJcieuZcOFoS7c",
-	"pU3C1k3jFg0uHww8nbxKaY5Lenhd0RE72xANYz6insOlUYD+g0ZZIk8puvgf/txFqOZYVumzcT1LBUZm",
-	"3YUH1gHm/eTCRMPn8WstUefKS0JXQJAPDMwgs1LtmU1i9T+tfhf3VBb4VTUgLuPLarp3sGo+ube4z88V",
-	"5lvfL0Y7R66bFyFDd9KeWmlcP8xfL8zshzQkx23QG+NHMk3gXZRX/3SEUql5FlVdBjhuRqCnxfRvN16V",
-	"kWlsOVkbHec9WQvz/bQe0EontkBWdpktsTGjlQ/2OiZQsNXB/3OQfz/RepKl2W315K7Q0PykzGSiZsgs",
-	"y3Yjk7Y7WnZl25frWBO/vSdyqiSnWKTXUtxmrvVp1G8vydHcW+NY1qGGpWfyYEX6m5fer9JT3kJqzVLw",
-	"NTF4OSJuCK6VmtHcAbzWrNCuTBow8c8M749QX2NX3/WUNLQ8HfOY2PYZbVSl+jAmWEiUhdJNoWSZ+pec",
-	"0eopMA9aGF5fCL55zfeSIu/lNd3zkU1JwlRQNbvS8DAAHhAsiDhOTYKr+fTKIec/fn/XsFNeYSnway5z",
-	"xkpNTECaWg9DGYd+ap9g6FUJ7QAJGxEB+doKYcFTFqGBlrVEGqEs28jmewsCDVnVmCSSxMVeE5aIZNBl",
-	"NhXb3BrYNC+TSQCu5AAEs/kZ8rfCMVam54vLLOuyLjvh7IYwaI9zaJrBUGaSwlIVwITnp0+fvkDv350U",
-	"EsACBGSLqF40JPiZFIBqLmOXuWRGiZr9uoG9/R2jDWAkTSpjP+QR6beRPhW9thD6nWqyMH18ILO4y/rH",
-	"dp4xfHuIfoLjQWbajfEyGYXIjrw5Kj4CStKK0DDpyv0/WpZIWmeRrRd2HfjhOI8vzgrZJYeNvXan3QEu",
-	"NyEMT2jjsPG03Wk/BW1QjQHHdnE+undE4J9sJWdR41B/eT5zNgXUEU04s61H9judBYOP1xt4nHvo5qc0",
-	"z5BdJcxfPujs1T0sW91uaaI0PNF2aVh2Yz54WVuxSYLFDJQNHKEkWwdU94yk9SCacDAoKyocz4MwBZZf",
-	"hiLw/Z94NFsBgIVUlUquTkyTgSYnjZSiqPdDIhgFDWo18Hv10C9l48K2PnkIFMgnz0cVXOgsP9KfcFQo",
-	"Xd0IfQ46T5ff9IqLAY0iwswdL5bfccLZMKZGMbglhp7Y4g2LAaWWcLa+lTJEI9TE8E9pjr/WF5ymveNF",
-	"7i9Bxip2cWUO0oRLD+MIxyS8Lo1MugXeWyPf165DK215berKCO+bhbQ1fJ9fuVXkaP7Y9ZfpI4zi79qO",
-	"9k+g2phW9ldA4necn2PmgCg3x2WrATUO//xQxOx3BLICqNYehuWqPa0M2BYPgiCpaBzDdK2lKJzP+atH",
-	"4PyaLTDurL+O8bjlZq2vxtAFuxsJv4G29mx1vJ5vBLQSVh/MS5f8SdFXzmtvyTrzjRZEPGq6MzIaqjk/",
-	"ON+dI0RuiJghG2gy7fxNwHYZ4gG2toqu1CICVqpn6IhBIZntN2NNLaORQlMD89An0hKBLTkb8GjWRsfx",
-	"FM8k2u/s29GL7nYT7oBCtDLCi7ksiFM3N3PrfHtlfK5PzfhiEbuEx/vb1EbIRGmU9HBd4zScYokSU+tK",
-	"h+CLpNKWMN4nvTwQk/78JSjbqH9++FJi3OcaJzVCFtHdQA6PMGUbEMvuZ7CavtSaK3Dx7DRzegucEAWl",
-	"mzXdr/JLTJDgHXiw9UbuTM8ttwsDdwD5pHbHKonLD6n6DbxqcanFkUZA1ynMIuHBgnUXTd3V11/Eh9us",
-	"3DreUcquGZ+ywMxH48I56dtbVyVMH5usMVRrHjGbf393/hoY5kDwqSRCBsb1oL86vjhDYUz1i5dryRDi",
-	"NUw9JkbPqOoX+nurW5wlppr06zKuHsLQTvhNSQ5TCxmvwZ16WIAkag6odeIrcY2Kd4dcJC3nqFwNpIWW",
-	"VI+WciaN9p6uJI1eYzEi5oZnq7xFphNTWH9OIord6KJbYtsVUXOohpoZUlhDqj+kMekvp/hirKrOJi7O",
-	"LruVPTE3wcxnSJSTQRsDCFbOkFR4EhN08HR1Ncw/dW1T08I9x2Hq1+7LuVcNq+rSSWaZb8YZHqbv5Abm",
-	"h3tQS+v6qh5RLV6Wmtc8rB3g7aOzEv7dj0lwZlqpOD2skGKGmWMwAeQ+lAyHb9ozAwo+RmWksnoUNuYn",
-	"ZnJKBJihO2tiZ1HXr8PSQrr87dX9DXF7e0zWm/7/8Dz2YPktb7gybSu+FtTUkh1Dq6jMjWMDeQZJ7Vhe",
-	"SdkohhSi2zh1bDJ4vSfHzF+Di+ybQ54QaQYlOJcNapr64B1tAmW/9Ach7tl7+yjk/JoS1HTGyU67y0Dj",
-	"M99TaRpmYMuokOIjArIi8xmNCY6IQP0/WpeujWjrd6rGh2gQ4n6AJEe4y0LBpWxJqog2fBKXF5tKgqhq",
-	"owsTBqZsBNzN5I22BFfYvPQa5slp4Ek7thNgamKWVRqGrbmihnWJ+I8TsMcsGQd13cs1FPuFJqGLzsLA",
-	"Evo06UcYgOXDp6qAaxSpuxD5LxQw54H/z+aZ5hX5MwtnXPc4KBGsPu82bKtSy9EQqrf/2/R8n3fwf//f",
-	"/1qHaZWKIr1eue1ZPg5PvE45Te4W1czQI8iG4qmsHDjjSEtnTRZcXIMn1JwyLPeKqNaJOaCaxdiL3dbt",
-	"xbCk793pV2Kyp59sFBFXAGxyNwvHgZrzZGfYxQqeFFkoxPI6/WIqVVattS4HOTGVFZo2l1z5miZU3a1r",
-	"sFhV4s+EcMAINHiJ1DaqkPdr4t/SrNGb00aNyQK220FNU3GzBjrsfs4Lfb4scrQZSVQrYYAjTzBwcsuP",
-	"SxVEZd2ryBbXyhT04M2BL6sVVI57NojX1PBu7ePTe4R4CR9qTJA57S45ejpilNUbBBLqSm6pRNxGqNri",
-	"lFLBySIXzcpStlwxc8/uxgVCN4tRfpNC9Cv3BNXZNnTEEGVGp6/WPUG0OrfJVyIpnqrFNPU29eT+HdRG",
-	"rCHjZJvocP9C6hRGlxNk/axltbKYwFmZ9oYV4iwkq4K9heN4KehPtV06HRNBVjqE05IZS1hkWup+66dR",
-	"ts5t52IJCNeiDNkiteVQTyeLAf5+8oDyY+U8t2qu5zJBUyoymx/WXEhfN4PJvqwlmfJiv5Uk0969mIM2",
-	"qGMLwE0f+LuQVtv0MJfrP5fv6ghRhdy8Ixf4R4MZEAexuSngkB2QIReGYKCGjm2uYq6Z2PpVyExTO1nw",
-	"xaMmVBJMTM1NPLO9zoVULut+gSUSJZTt4jSixbx5T4IDH0GNxWRCWNTiLJ4dIcbzVH/rmpVaeLsyPKxZ",
-	"thKz+fQsbeUe63e+5qMaK+ZjSmDskaVkHCouenlXkU0tl6D28cag8jqsni+vu/M/1s7NsLM18mcvnqnj",
-	"pnB42w8sfNFtQfMt+RcM/tR4F94ygibYjAXQOEiJ/K7t0GNNxodGo9NwAXrlQwTkjQx2m/okwWOXVVFx",
-	"vBR5hL6txCGgwGn3s52F82U35iE0E13TQYVFdPYS8MKvtejHnmBfPoEfKu4SSuQuwOA4dMPOfYi3GLT5",
-	"yK6vGVO+qawUi5f6WBFGlrutjmUpuyM8Mw9+xLTvDtPMwa6CaxM7NWhRuWB1stCcqjKvKJkBN5lR56b+",
-	"TIgICVM0tmNTPDK8MBMnE4AZUJ4VZp0/76ztnt2e2K2CpCZvb2h+/isIXThjh01u4yZKJHFCkJlxY0p3",
-	"OUO7CVGChuXowDx22hLk3c95Rf+mUteW2i4VvBfVsZyPHPH7kb25jbEu0m0qhFdBO/PsR8T7rkXxKqhn",
-	"LF5Z64MwnmBjzuROh7zk1/yijZsjk6g444wgErvW3dBBxLwLyVQMcUiyhL6DzoHfRXFpF7WShyKbQjRv",
-	"5i8bNVpn1c/5DVYdyvrN2fL6XArTQZdY9BZZ/ioWfcIjh/AwcW4Ns91Cavez+cOlF9Tpu3ao6v2cdJ3q",
-	"aJb6VzhcQXAEuQN2OrSJgiqJyA2NSCX2Zs923YCOgTUI4YVosQtjldOsjHfTlwQ1eaN92xK7n3mK3ehy",
-	"zaSPUL/QKLsPSou0+Y12CKVrIMOF6YzXhMysLoOGO7aRfADQM2f7RGbeb/f0VBJRfLbznw/ImNogqVmA",
-	"TUXVV5qxm5p1mxTRqOBkA++21esJUgIzaVxtbXSMDLd3R0u1mHnhzxot9B+/TWGC60JeaTlumoo3riY4",
-	"CVztt+sMCFOHIanWyd91Erzn26bfd+3YcmZSOoWvm6esH436BpVCOA9Issw5HnYeapvwARi7SKppOq5P",
-	"oZQEi3AMTb5W09w+LsyMKzfjXyEQ9M0pXhpUtWmaWIXApVNTQGw1D8c57z9j84FE9VALCIABGszApiFD",
-	"+smMbDfdiDwT2FEzxJK0KJOESaroDdlZjte7n22Uc6Gmlh1c4z6wo4676pX+pRS1amrOhkqZhmlFJauc",
-	"/YauvuzBwYLyHUe82KUiGT2MKsSnTKIbzKgcQ+I7/JoZ0vp6KC2x+UszFsL086Mu02pXlv9MmElR0V+C",
-	"diaVIDiRjvmbvLIAcWafJAhgqE870mDI0PzRN/SdOSVryKmeKpyHcmH9hMaXC3fhN11DAdAqzkqs4cNZ",
-	"w1JkhtD/deSywaHc1pMB4JZNkrNDaTXrloiyME4jEt0P/85KO0zJxlZYua8WRF9WKBi6Cya5FVSuTqLy",
-	"YPLf+RQlmM1KkuRrLyD5Frkv8eUgb8CNtQawa8dm3pGuAi4fKlGChSZqqXBMTGzVTuOc0jhGZnAnVTvW",
-	"ghymcZzN86QSYaVIAlXEVvnwdYyDq4GcZizcPintb5GUiuNOa72o2e7vv43bX4GIHIAzCZTpw0ZJlqGA",
-	"HsrrENSmodalssI8+FGR/n6DrAuYd1hqP7JeDB9mD8Aos7wvwZJ7zoZvOCPgOAKMlETcuNfBmLDGrtWc",
-	"soW1b8LhNha32tt28Q1WWHy10Mj77X2dy/so2hM70uvO1/fr5RX9F7nDncibb3knWESLbeHz2Qlc802b",
-	"wXoLC/oI2NkcD2j63nOXZ9d2oDz48IkdcFKQAubz+vbtHy53K1qgU5i6LX8O9RpjIGyfSjf+45SNKCNm",
-	"HpGNz/zOxTXK5jJWhkId7BfG2UBr+tUbAWYbKE6gu1UfzfyR5+4x911HaOaGzhOKWVq1fvb0HR4tKxSE",
-	"a772avbvWtlzJX8m82HIxTz1oyb09oWAaoVIoOd63gk0658FasaOh11koiUvxVje/dcygvUYzdkwF3Or",
-	"tPEHd17768ar/VVOmYScmSlpr6Cy1VSX/rjerW5u4FYGB2jQarQyyTWSD9UROhu24HyQY187XuFSF6Tc",
-	"CCVy2fPWVrRuojPdqS5Sm2xiRwxvzF+froht5zyyHde/K568jclWc5U/m+pAxRqyRcOwtsD3Nu3WadSj",
-	"N2SKjPa05oissuZzr5lbC6nItvy+NTV9V9rKNylV8rbPRqqsJE882kexPGAzKg42tXmq6VARzDNU82Pn",
-	"YTqVU9HM/H3IGzlCNCLJhGuiQdMxpLBOCDtCQqt0sbaeSYQmROQ97udjE3r3t7W0slFMNJkQITnDzqG7",
-	"ToHBA/WrPp+tkjSOqDQp8kZJLiTPcyHbjUcLZnML5oEax5tTd2SleOVMC+zDsQg/A4ER7fXlRW9ZPMuG",
-	"rj+RiE9ZkbYTPEMxlQpSmmLKrqW/YEiT6JV50zfvcIN9rFKNY+HxnRHXw6A7ePagclhD34DWdpY0ErRY",
-	"+XPkunqbTD4zacjkuijOi6JVP42y0S204C3Jz2xWUoiFoEQijARmEU/Q/rPnrQG13cwDxMgNESgigt4Q",
-	"m3UIY5DfQQtuoX+UigviuoR32RhLM1VRoeYkTvWjQz6ZIUlwnNU7ZHc/kUiSUBC1Y/qEowgrPMCSoJjg",
-	"azTGLJJIC3TGu8x1xNMrN0uAPWgxLlE/FXEfNTEyc7rNOWna2AlQ/6PoTdiopy/Z1R/kjfmAmr9edlnI",
-	"IwLHC88wyQv9G+BZ+os2AqscxiYKSGvSfzouha5pHEubxwHrURxR5UuizD21QNS3mn4BWCZ70FZov7P/",
-	"vLW333q6967TOYT//WcDGhX0UuBKe50NnLGwxoU9uPe2z+gWDfZ6VBy+QcXhHF8ThAt81HRJ+/USJkzv",
-	"OCdqxVmQM8p6JWL3M/w77xWtYXXerpq2qTvUrNk1mf5MNxolbWkyOtjr+KwBzfTL1LxiL2bUxLHkZngA",
-	"VW7aAZpiufMowLekr0JD6BLiFeV3bgvet3wGZNlAlHsJIR0UsKs+MpAye+UgjxMuQ9X3+T1VfJ1iqBr9",
-	"7nB1O4MG1ZhKGyDS6pIvPizxjXWsybUd+VfFM79r26P4rhrJXMRBJBVW5BEtSmhxJj1RwgJtgTFtUeZ/",
-	"b9Fhvr6pkHoshTccUhz4lFnOedB5sRNo8tfKusvrFy7bX19jf4WBPwijn16/PfmljY6RTQ+wnjnZZYYM",
-	"wHDIzIK+EepgfvRNPrSZ6lDi41QZwW26q+rnIDUWPB2NtQliLBueMiXdSACqJNK6sE8tn+eNmynlq/c3",
-	"Lr7wnqbcrELOV3UM/7tWUPZW2MrPnG1lOCguyQfs4ww1qknJKz/GaokPTXCeeN3jVCLKEONT1DTXUIVi",
-	"MlTQPkHTbUylItFOG/VTpk+9B4TU11YyEBS0gb7R20V4qIiwU5GcaIMSTagSEN46QirVyRirS/3ub9w5",
-	"Z7dR55uDLQYo4VIhQULCVGwO+4b8FZLjYPse/Fb4mkgEGTCUBYbxG0yzLLuI9GOstpc256vALS1tQMzc",
-	"Nj5lRJgyW9O9GwtFQzrBTLmRfpTdUEUI9ErH7qMZ+9ZlbpAGRhfHl+/OTs4ujt+86529MXTTRr9TNeap",
-	"Qn2GE9I37VU4TzRt6m+iAmHZ92i5pe9C5BMONR5psebWYGptQEruHe6ZRw2ImhI7mk5NeaEsL++29QJW",
-	"2WVqjJW5q0kZ6uu/+juIMqmg3HpoOsOD0Yyi1JALaSMT2jSrwLaxMYhozT8QZV3WH8IlvcIlfdSUhNh7",
-	"z7Lvd46MrCkA1zRa0k+QQdajRmsNxe77wOCMjQ6dXZ6ivsaZdv6EniDDVJKor0ELbW5wOM65IUN9IgQX",
-	"sr/AYWcJ/Tb+OnNWvbyfn0bkvf1g79mHLL/yJKbJAFyLgk4a63rs7CIfaGqCe73NblyQ+IiakiekhDaa",
-	"gsZaNBp82flusw1eLID3xHDRv60H99NPVGrS1LDP+bBnkGGZPVh1m2b1uojoB0mn6bW3mSwJb/TpOoHB",
-	"gsI3HuafKTy7pn1Brd7zhkydYsKHrqMBtxM4vVpQ03VH0NZNRDSbT4UtGzPL3gmAm8Nje5RF5BPiIiIC",
-	"8gT0BYHhJ1DLmPH111iq1qm+p3X20gQ7YOnaPBZKWrY71Wx3DJMcnCpFlQlmmEeVn2MaYFnualQ3zW6N",
-	"hBJkEuMZibosmzmaBVJyYTKiN1qf19vQkkC52aV2dSNOJODJEcIohPkzSMuGLrsmZGI0vxhLhSwghmbv",
-	"AOMQMySJ4cgJwrEZGpVQKfMOY9CNiyeJfm5MGemyZv8QTSgbaXEj9f1K48mYYKEGBCvUNKe49wxBuxeL",
-	"kDttdJwP3QDmwaEAcKB1eg0E0+pXr9C1vNBgdT5f1DzYf4EGZMaZ1nPf5RAgLJL5SFcX3xqnSnZZxKfs",
-	"CEF+DiOhTd8tnZDXtoQHa+4IV8nGbXSZwKfD9GnUd22u4XQAWUHjhJhdEwR6j0aHBSzu70AystTwxTGS",
-	"qZaJmAptlGs6AEY9mMFxYYmaWt1wKL8TIMWRIDJNCEBBo/wIT+QRyl7V2utbnJTaIAcUMcFDJQ0VoCaW",
-	"aIiFy+IphvhBGaRqxwDUOzK3BPhys08ndBt7+4cHe8Hes8PWnomGuX5RB50XzyGbUBGhH/5//uy0Xnz4",
-	"22Hrf5s/mkHli53/+e+NmlG5C40LRT6pXQB7K2de+VKrD5xn25b1WPxso1NNcOarMZbm7P8X8p5wgPrw",
-	"8RB6v/S14hd1WV+zBX0PRhlS6iP4x9XbN1X69NKkPpPHeXoe0x6YRetKw+s0k0I+56/h3U0gIDyIiYeT",
-	"7CwSg5/taX+plYQXub1igllDLhIttIrfZ4RmJN0Rkhy+sy17zbxdG0vXF3RZM2UxyV16mo41vyyYGgkq",
-	"SFQidtrowvr8coHFuEJDzaj1K7oM2h7KNuqDr6GIwAi0E5gKDqsprZ6zeObjtyOiSur6Hdv+tWlwnCeP",
-	"ObPbiapo2RERhWlsq2oKeHB7X4F+/GbecpeMXumv6nJr+1lujbPvn0ikDxg1TZcupfmCRP0bIiTlrL9z",
-	"iA72f8wkKlUBOtjbB3Wky6DhBug9JJmoGeoX3tpHYUywkDBHvw+UVzA0+y6JRn8vx3Ri+nID3XVZAZio",
-	"edDpIAqZOxSUNsQZ0coWunz79rx3/vbl2auz05dW/lAJypCISOQjRJuUn9PiwyXml+xqtN/Z/2HtDP1N",
-	"jOv74zYuU/+R63wvmfoacwNUOOnARM/CmVbbjX+yaf4xMwAXZ/TXqhBGOa2PJRxnerkWzyXnvw2qZQwE",
-	"XDmHKLM/DZcA3+IAInMKGAvrsnRiUuRkweaGLtIeNWVH71dxxPi0jd6mSlKNsiYuWFJORkShg87TRTGH",
-	"OgvMEz6xe7Re3BiLERFFL0C1yt0/SQgs7xUnAbZqRgEuXZxMcBxXV2fTUyd4ROoWZ6Z3rri6zuojHKGS",
-	"omZ4UqcwPck18X2Y8UkZPtRFb6wOTxnCMjTDU4sgfsxxKE9TzniCdfcNZiWnWdM+33oplEPOnYdU4Lxh",
-	"oYs5KwMcRJnOM0nlmGQVEKZpe5FhPUERuaEhkaj56uQcvHBdlrXFtzTLuKJDi7gm3RisHPNQKmzGg3Fd",
-	"tVH/j5aZBt2CJif9wOqE4M4LkNG0rBcllWM7RNy6hEIcxxp3bYc5H3/UgND0cG5W+YCzqi2cwJwmaMZT",
-	"hBX64X+srq5dlLfygMEQoIg6hY05V/VjtudWnC/62BFGinzKRlCso/7sfi7wqlVaLJSIZd1+CY8yo9rq",
-	"gE+ZOzZjHFsqNDbmJMYhiY4QRuenV1fHP5/2Xp6+Pn2XGaJDHsd8Kh9MlDg9aILVOFeDChi1cKzBejrX",
-	"h1WRePNK3QIQ7m1b91cV7NCsUBhsBHz2g8a+CSURwrLL3ACgvFm6rJY+ImnSQAjE1oaFyTc2PVJCtqIp",
-	"j4oSymSXuVcb8yjkk1kbna1ZnewdYQP1yRXudNsy5TEWWMoExNljjfJjqdE3UKNcGEW1Tq1yha9CX6bb",
-	"cdBt9Hdz6vlZsoyib9Uy7RWNyftJzHH0qC4/Nj+rVbKZaVeW62t5Q7MhJXGE+hqh+yu6H0uxnPsntAWm",
-	"f57VeQSbzlMSQSmFnMJKjQOiDBEKHoGICgJ9moMu0+Y9+AmmVJLCqFSXvqm4VWEL3wrr9sRhSCYa6pzN",
-	"Ep5CbmmWN9dGl3odOK4kXiJf3mUbXVkv1rx29ER2mdbBaYQIUzAju+hcBeesN34c8oSgAQ6vUTZle4pn",
-	"Oz7dBEeRpvOLcvBuY+2knEi5v/dhZdXkeH4hDxzWWZAz6WLJ1Yxgc6hBXjZjug1ouWfO/tHWLNdgmfxs",
-	"l2WImlwYVK9gOsDTWqTVlMFoA55WmuC9qEr5NcE3JsEZST5Uh7YsuRBbQVLhGTikC/HkMZWKi1mWC20I",
-	"tRzWNcl72tzQLyhkHZLIWhq2pLPw6Db63WXBQZSpy2KCb2zSIIo5GxGpWpAAAjAqvK6URH+UZ9NBbhpn",
-	"0NjBPclmhsE8Kum3aBJ+Qyr0upLP5TUZKs1Er2l4/UgO1fYm+ghQ04voOw5qxQDjvTpXCgPrN6mRrpCj",
-	"RvyWKUi6Tw0jrSk5MSsx7gCN21LT7NT0Gohsu5UJtt1nLJXnaZ3zXQikTXgiODo3m7xNV5GCd+fwYG8N",
-	"c9+9/YFEaWH7dWXKigviKtMyfimI1OorG5VKkB65RSW1UVWzi01Ub764a4yNpPFLymxkXM1wFLA+tR36",
-	"PVq5sC9f0S0g5v2i3F/BG2ROOTdYm/+4OP05QBdvfg7Q72RwocXcz2evjtByA9bgbQGHdz8XdTpv5ozm",
-	"ORTGPgGfMc21rKpJI1djAg2nAtSHJZqOVFygvmscbrpPHaMsM36gVSbNpwYzNB1zkBb6e0mI0eyoVsC0",
-	"fiaR4ocwINeqrwAEGysp1+x22Q2VdEBjqmaBa/Fnl1BsxtfMCuVFPsVvJ3AON/OGXGyVtFAoPMxqNsyl",
-	"WZ4wWNiG+iHtcEYUAvsapCSU7sOPUFJ8zPJJqCOiJDroHGhL2Ki3WBb23Oz/0bJiuXUW9XcQUK8zlAr7",
-	"FyR2FYwsKnW0kDVJxpZL+aZalwMmbkDCSsGSNIUrC6UKT5+XJl0/na9bwK3hh88/fmllfx98aR1kH55+",
-	"af354ws8+FD6xv29t//FV9gQbNQcfHm6Dhz77v8s88xs8wPKMCQSLS2LcAPpnkg0mCltS0CpToQog7oF",
-	"lxmFWTTgnzRanJhFtK5ImAqqZq0LHtNwVkmWPMHhmLT0tYLHi0s1goZ75EsqJ1xS14JnlVsqq1h2m8vh",
-	"XFA4Aj3L9339pownCnxJSI65UK0YyoLeX752KSJ88E99CWhIFYi85kbWLX/99zrf9CWfMidILBeKDD9u",
-	"mgQdYuY6YCQWwbpOnEyomeDk7fgDP26kNXtzaiYcHqcoMCbTNHCvtf/Du85z1zRwjUSbetI8vjhzVea3",
-	"qCO1NNI4/PNDuTPnDWFESoe8xxdnxQZeM6lI4mC7ypDi89n3MaJ4yXTi89nXMJx4S/OWcjdeabCw4jxw",
-	"A0qxdM2JipSXYQS4LxZMU7LQ3MZApcmYM9sCAMzqTtC4wXFqaJMPaOz/sfG3H/fRXgft7T89QM+e//Cj",
-	"5bNWrfgHZpCUAOqZq28I43TQuOUYJrvzB8qcc3D/xucmbatyPlNkXeusQhG0H62LfG+B89mX1Zbj/OPs",
-	"oG98dlCGN2Z8EKTUYRGZOKHjma5UExym0ANqSRlJiXvWtSjcFIu+8nFDCxhTYfD/49Chhx46lGG+IBEO",
-	"FYS4bAAqNHUyCZ4Zv4LJ2zMtl+qVhPXmkeaRi2XjirbDbTeOnlsNwXgiFMFJzyoWxyfnp+iSSIKFfst6",
-	"dZKbKA/3RqOuSnIbtPpYKPn1jDTKSH5V4VWrI60wx9fi2GbDfDeTcd/MCGA3ek9W2a0kjz2BPZYsrk4M",
-	"zvV8sGdBSrncZHCUBzaDvOimHhAhd7bQNrgou+opxAQQWsLFaRbRyiu4NgvpfNPuldJe6gjgwmbYOeh8",
-	"U7Ow75sEHLBs7qODGVK8wNRLudo2RnNfuL372f5Vaqex0JAW5J8kLOP9igVijD4mKc2Zs2yGcAU/UJPa",
-	"srCE35Ql/JYQxF/35EOFDQugakrd/e5IkwC8BKO2mUcT40XN/s1ySIQcsB9xtoSzxzZf24e1LjHy1dvX",
-	"r9/+Xoe5y9iTNVeWCF0i/pLa6ZIgSAabR6wti2IXTzEoZooEqJmdYJNAcTzFM3lkChkKPTLNNEZpM1t2",
-	"HkBeLwqg5gRhIqmPBOEliMwn8kgYNYSRkYNLoPqKyQKybFYO9+RVhd+DV+57niuVW0VPpMmguxOnderh",
-	"ozKL63xlRaiPzuPHAta18tjniWiVCtaVnMeOsy9nvZmVtdrISLB0HyVzObubGUkcoJQNYh5eIy5QiFlI",
-	"4jnrq1b61sWw68/n/iztRwO7Pszr7apt4ZWN07szD+J2asGMFwBxBmEA4/UvTKew5UrYuQt6l6e/vj+9",
-	"enf6EqVM0ThPnrc+GektDSth8obBYqmwSmW25NVjwlf5+x+sLGwxkVkof6+0ZgfOLL7hhLNhTEO1BeJ8",
-	"ZVnymEZE82PDmEtjZnxjYNb2hG3c2+pWVLxpy6mMqpWdkkLayLSqcd0YoHFCdtsIU9ZlpjI7n3GZNy0y",
-	"o0zsFC/bAAC7C9rocu2GUdtIdoX+7BKULGYDwLArHN0QASnxMMqFM/Ma21pKTnDy2FTqUfn/FppKZfML",
-	"V+4n5WdeNzDqvs5jST4VKPI3O5D29m7LFUfVZGvLh+j8dPrz2ZvD306OL192RZf9dnp5dfb2zeFBu6M/",
-	"vnpzCJnoLznRH99e/nx4fHJ+qv8+ffMyv63UD3ql+i6Yv/+o/Ja7LH+q4CJUOwKkUPPy1Ql6/vRZZ8fI",
-	"BKgGnc/D2b7LSGN6QSAvKLS5tFd904kgbhsLCm0sNL65yhqViTGJzlCiNZumqVNmMzvMyOHMTtZiHrST",
-	"WhYIU7vl7mdoSV1fLP3Kyko8mTyRqGvnJHP0U/sEdxtIhoIQhpr9QYgPd02Wnnm0e3IfZsIZlchVLAfa",
-	"RoLGVmVLkYFewiLj/oG5WGg6JtC3y6PGjXE2FdHO7adal4IlUjsGrl8aId6HR5YGmecFyhE3A/FMpwmE",
-	"USpJ3SAjLKIr/ZC79EPACyIQNHVGElwBIP1Lz/5+IAXEZVVCTWk+A39CmAwyy2MyQYIwGI1Bi9So79BC",
-	"dn0WD3hhW7pv0IVHzlhYS+5XdiijsnXcehv9IgrfsKgtP8ZUkad9S2GudtpUwveh5tZV3ErUfNrZ30GK",
-	"d1m58nYiiKQjZuuds/BcseJZq+xXT4Fk8+dpOIecDekoFSRqo+MuS7AKYQZx/2zYesMZcWOemlOCr5GG",
-	"CxZUmob+hhM97Rxk45wUT83t+qV4VEfzVzMWvtqsLmDjSpgCtLdSmn/162uqzMluHCcJGhoSLZskuOwe",
-	"fa279O6K4ddZ/WqF87fe5YG/8YgZ3voEWlnPoKV1KoRtH/UQx/EQKk1WuJ/MkOZGtmjfIKcZfwr0qXlC",
-	"MqtCqlRTzkJgoHp7fngbHtOiTEtz8UTOvzAAjm2GqjqODYztEmYvZpzQYGGX6ecEZgbbMFf4of0446jY",
-	"1mSnjfr6kPqu18zHlCsSIch0CrEkaEw+ofOXz7JnV1pnGB9oxhthGVMs0VRQpQg7tKwt13b0VfnzUMxD",
-	"HJsm5l1mlDBiG9zYZ0uFVT4q1nUidC87QoOUxgpxO3V3whWi5tEaCloB6zLGGUEzotqoX8TEQ6RESvoo",
-	"IZhpW0grpQKeB613nN7GpyQ6RFNMVeaWmaRy3GXZjJasn23/cxfItNs4RF04+24jQN0GUXhkvuumnc7T",
-	"MImeacDCB9JtfClPzJ9wmLriY/Iai+6Uy3vYgcFp1zMlIQrrPVe7n5QkrJdxFTr23ycvf+Ry9S4BGCh5",
-	"/vLZjrXQMs4T5KrHmKABj2bzPM1paruCAM0Ue7OV4f2T/rmgsRnyDgXUWzE+RU1jPYYcJnab6bE5ZzAu",
-	"6pjza81XOBvtmHHETlOK6TV0c3KE0UavrQcbZPWQTJFdogSfdkJZqsxIauARMNHbjFXvXxIlZq3joSKi",
-	"v+P3esOTCkT4gMqSWYx6VJpWVpo2z/R6GAPuJZWh6+9pUa+skzA+DeyvKhWsYsFZSi23xPncGBAsiDhO",
-	"Naf+84OWBWZcvREjqYgbh41dPKG7N3sgKezzsqGotlOOtu3ctEITJyp+ZfyDhS8yn2HhuzxmV/jSVKEV",
-	"voB9FC8YY+WZaH+VmbjQ4QceY4AjTYNk255OjWGmJOIMEM69xJq788+9MJ33JnhEpOubIqkZTK1Qk3HQ",
-	"4VqU7RQ1NVlYjV7Dr5co5BGRhVeaDE/PG62303BKzaTkfOigXSwwMX6z+Qedm8spZ7CGjJfJI1cNCIWC",
-	"TRdgK7fG2ym8Ay7XBvr/HwAA//8=",
+	"7P35chtHli+Ov0pezEQIcBfARZRtkdFxh6YoN7tFiU1Kbc8YvqhEVRLIZiETzswihFYoYv76PcDvIebB",
+	"5km+kedk1gJUYSNISjYdHS0CqCWXs+VZPudTI5KjsRRMGN04/NQYMhozBX+evqcD+2/MdKT42HApGoeN",
+	"K6OkGATkt1QaFpNbpjSXghg6IPKamCEjio0V00wYam/pkNdSkbGS1zxhOiARVbEmVMQkGlJDlJQjTbjp",
+	"Cq7h7r6Mp880Cd2DQ8IFvkuTpv/ykDwPyf/+//7/JLRjPCTdxvNuI2wFREtCSZRwJgwx9vE3jI3huV1h",
+	"H0wiKkg/5UlMwrPr9jk10TDcsX++lYK5z4QbzZLrI3ItFYFRE26IG14khWHCPNNkSPWw0xWNoKGjIRtR",
+	"u1TsIx2NE9Y4bMCQGkHDTMf2ozaKi0Hj8+eg8VZeGanY/MoeJxM61SQUsq3tFeGRXbZ+wkYkllE6slsE",
+	"C8du7fy0UYyONKGKEcFumSIRjYYs7jSChmK/pVyxuHFoVMpKIxTpqHH4S8O/pPFr1Rgv2bViengi5Q2v",
+	"GGnYj2hP4TV/7qa7u88j94kYecMEfMWOyAU1wz/v0DHfud3boVEkU2GOyOnHMVdMl2/swY09hr/1qHHP",
+	"6Iq/GDN+J5LpEbmiI3bFDfvzlVE8MmFAxkmqSXjFolSxkEyGTMAmaaZumbJUdPHhhzdnJ70fjq9Oex8u",
+	"34R2G8OhMWN9uLMTkibtinFCuWjb70jMblkixyNYXngGSRi9RQKQqQmIVKSv5EQzpclEpklMYiXHjjLs",
+	"YrU65IoPRFumpis0EzGSjaYjfwWZcDMk4Tn92D4esD/vhsRIErOEGUa46ZBz2ecJc1SsgWL5QEhlf4Xt",
+	"TzXrCvvQsLR2oec/S+izhFm1xUZNj68NUxU8ziIJI5dkQrkhfXZt32/UlIsBoQPKxWIqG3HBR5bQdjPq",
+	"4sKwAVPw7qupiC6YiO1Y5onLPsxtJiWCTZhyLOvmZ1nS7iNNFKPxlMgJi49woJZj7SXjVA8JF9owCreN",
+	"ZZJwMeg0qljBvq8RNK5poivZ4XPQGFNFR8w4wXhCVXz2yv7F7YDH1AwbQUPQkb3Nyrcejxcuz7VUI2pw",
+	"Ub49aAT5eu1VrtdJqrSs2Kd3Y/pbykgEP5NrJUc4e8VuuUw1GdMBs1wg2EfTw6tCuwYw7N9SpqaFceM7",
+	"SrtIP75hYmCGjcP9F99WyYnTEeXJe0t9NasBlLmYVPKX7O1/D0uRff7WrrwxTNkH/79fjtv/Rdv/2m2/",
+	"7LV//dO/VwrXs2uQ4fNL9X7IiFUWnoi83uozS9LRkIoBUBE3Q5kay2r2Kiq0JT+uycH+99nKoY7MJ+k1",
+	"SWPRvKrGapVONt66R+eaqfb5u/sHVS94w0fcZI+e2e8Efiw+MWbXNE1M43B/N7CPdxS5u7uUPi9Qu9fy",
+	"hNP+22aLi7Sf8OhqSBXLaHB+14EE7bZTou2lJOHipkOOxdQM7d6zRKM4gb1mMTnYPci2el1qnt+Ev19e",
+	"8X9V6NCfeGyGIM+HjA+Gxto5Y/6RJZo0L97+2LKqJtVMkVRwo0nz6h8/tup4V9s3VG7li739wl7u7x58",
+	"X1jVbw8ql/WSjaUytZup4Odt7+WllKP6V0o52vYLgWxq3wiUci+vXJdSSdMKooRqa5IMwDSR19ZEJWGq",
+	"krC1MakWBMjB85LctR/XlLsfNFO1i2nJeNtr+fMJ2EcLVjNmtzyy6u/1yTlRbMC1UXAiwXUOCNi/MZpj",
+	"aDVqqxJqxfzPbXxn+71b2+q13H35bVmLVa3Xz15kxtWDp5GxsskJziOrj0aptpYYkYJ5JRbRJAE7N+G3",
+	"LDtjLZiAe2v7bMubkc3mHUyCJqvMKkAbzxpxYFbqyqmtO6tNZ/EZF4Rp84OMOQND7zgecXEc4QzsSRnO",
+	"fvZPOh4nPAJy2vmnxp+zw9+nhmJUoyU9piOCElOTf9vbB4H/b3sHjc/Fkf67YteNw8a/7eRn8R38Ve8U",
+	"xnCJ48sHm+8efqPHUmgc+g809pfXj9wdL/9UMYNIxijs4RkdLm5pAiwcM0N54jbU/WzVp7vCbhNTSlpL",
+	"+ZdPjWvOkrhx2GDWUASacwvjqZkKAr8RGseKad34/GvQ0IaaVFtesucHbuBE/QONiZ9Stn+0L1Nz2E+o",
+	"uFl9SS9w2riO81RamNSIJpaKrGUY4qxCYslOE0ajIenTmMAM7awLnpMTexBvn0hhlEzqRuOu3/H+ABjN",
+	"iRTXCY/utmnupN2JU7yLFbftSo4YuaVJytB14E9Rht4wUbN7gkc3wG2FDYTrZ3brZb5b2UQeZKuihOoh",
+	"0yjL2UeuQc7E1NDqjYPr7SXb3b3XUvV5HDOxxvbdeR3eSkNokthT8CEJi9IQvB1CmuUqI8DTTkk8d8WI",
+	"TuH2WBIz5Bq8H03nc7hCZRkQS3MkpKkZdiKtrsMWoUVHB/hBwp/bjnNZ3P6Jm+Eh6Uc0RCfFVlb+RynY",
+	"Qy66JT6wziZUE8Vu5Q2LAzKkmqAHK7ZrxbW14GOSjmHpOHhzVGy/H0jBOpYN3sjo5spYHl2uYFYbdf7E",
+	"OqaRE7v/MrohlnUZodeGKee6RXHfAD+leS1TET8sLROdRkOimJapihhpSgUkeMs17yfWRC5QcWtrjPtW",
+	"mnMZ82vOauwx9MY90ySS46ndwChVigkzMwLvMl/0YrgG3npBB6yCcA37aHaGZpSUl7TCLXVPNGnHVbP7",
+	"m47tg7gRciLsKzOd6o43FNxU4LrzrtUgc3z/9erdW+cK1Dcstle1sjG+l/KciqkTLXpLQ720LAHeERaT",
+	"MVM+nuAMlCOimFFTxzQhuFHb4EcNiUa/6QxRFC6pHErBBgVfCjyE29G8pjxh8UPLNe/OynxkTosA4yHZ",
+	"EyCVLTFfccaXmVX7sHNGByARjEFwKl8DHPEW54rDeMDpHQuSCvZxzCJL0C6sATYRab7Y3W11yOktU1OC",
+	"ZpydvBwzd1JGn5g9mJFxqsYSPWUJt4q8K8Da4uaIhM7fFNqHiNhen0yBoym5pjxJFSvEZUjMYyCoa6mY",
+	"ZmyLZsAVH4gzccmurYx7aBpyZjfxZpPmA0G4OCQxs5bVLTUogq3mtZLZboCznpzBbthoLBVVPJn28Kqw",
+	"1RX4l1vOyZAnmcaWkoyomMIa273lA9HmQh/ZxRYzssmwJNFkKCckkWKwpTUPZoVbdRwpFYYnfngYugF7",
+	"FUNJpOnnPYW1QfJplYM1iyJKQeNjO5MgNPEn4s9B472Ub6gaPLhpCLFmyyn25da0oiKbczM8P/6598O7",
+	"V//Z++E/359ehbCzVtEFBH76cPHm3fGr4o/pOJE01tuzdxZrzntdnqJ6LetSKyFEOuozZQ8rTpcSPkPI",
+	"nXuh20V3FSKlMJ8Pwp52pOL/elgZc8615mIQeFdLULTrnL1HIsViJgyniSbNaMhAdPj4bW7hP9Mkj2l2",
+	"BRUx0GwLpNJESTHI2NWeorcooj8Iekt5QvvJg3LlMYnZmImYiWhKmnZOfapZgDkTAZH9f7LIoEu4ZTk3",
+	"dtZqP9XTIyvOwV1gLWsXK+wQoIuuWGQI3pOUXY9adToeS2VYfM5iTt+D8HxYcZgTXXiCr23bYZT8E5Y4",
+	"c8PDmhgaTn9UOPH3TGPk30p/fyONIjY2LN6WZMz8Uuj+dU+3f4+VHZxxjmFa+MVpo76UCaOiUfbN/pJf",
+	"mmcWILHZfT1GxT//gkgxay70qCl5smNqWNtw8MTNHGRm1v3T/O/ogy1lKf2TCvYf7mMnkqOqx8JtvVum",
+	"suPx7IyDBo/nn9uLZeUw+YgOWC9VSeUgR+4YvtbMM/9kaRB/paLyaiVR9Pj8j1RDOIHGIy4q8j+CLH5V",
+	"fPpeMB9fqIiMFCkhD4PB/xWcqt47PrPUbqhBkRrKK1RJU3F8MqTmgirDIz6mwuhCJIDG3ky6KBAc5L4E",
+	"MzSYR+3hIzdspNeOq0D0+Qxv9akE/mPuGlaKThtBIxX8t5S5n/OwRr6ExSFVz30uWLLenL17ey5aP5we",
+	"kRs2hjA9+ErTmBuSSMgpKoT/Xrg5Loz+Fafk3lg7G+fO3ZaISJipY2L341ZlDnLNUk4JGnjIqR4Y/rbW",
+	"uDYTI06EzP0wVnB6qx6dYXTUq721IDtWWAXncVnx6slw2pvf0Ro6A5mTiyAnefzM8lcvkDY5/WT7tYxs",
+	"33Bdod0yUZL9sTQC6tng84zQsNuWZ7etsAzwxtphY+7LtpjNUJ7oal18y60pypbN3Uryc6Y1HbBTf8s6",
+	"bHXD0YW76B0457/ZKz8HBQm4/J5LvBbuAhNT9QqpXquNMLtzPU5RTMsktXKnR7MAvdfoMdcjrrUj056x",
+	"p3DjP4G6r1LzhUcKaarZGa65XZMQspv60zVn6UOr+dTkGFJPokTqEvvlb8PZ9nwe6movcjdBZnmPi5h9",
+	"XO/Gtbfd3eczu9a6aZ01rJKCwBQVlFdNxlVznBtKxjfZnpXk6BJ5szUp6cTXPQvJDxqPodsQkZlntM4m",
+	"yS5Y68HZWecOx5m5W7dsoxRPLVs9pGz/YOLOIXPnE7ci5Y1cjfItEW2N7oEi75HqrbF/KoyaVrkCMu2T",
+	"nTxBzzhxUbXzNDJV6fyh3YhDLIvhMRbAoAOYCgI7H5CwH9HIJO4qCdFcVbqU6CFLkk7te9dUQRtaPNVn",
+	"Lkw0nFvfNbS+N04qlCyc93o1vOvk9bqqxttPM2yY761Vs5niqC6mmtM/YEojDQSefspvLI63liC3wj05",
+	"Zd8j+6DDlyfcTOep/rVUmJQFuVguzg/JYpAgaoZMufq7a8Ug6lye8Kyor5Pjhe8rJG/RfbdwAqv6FfDM",
+	"kn27VzvsRdsD9TX5TBan/Qy4OHs1O71Ft7z111VO+sRS9na0PDVLPcj2ba/sdffhpViZ67ftNmC3nE16",
+	"61nG/i7nIc21ii+khIy9nRfXu9E+/Z61v4v3+u2D6Dlrv6QH++29/n70PD5gL66/3a0a7UJfxtpm/DoO",
+	"iypRWLKpndEB5FJ0TSxwSOReC080v9aQ8itHhIsU01ylcxqZVLEYYmB5BqWKA/QFUk0G/JYJ0qSYqYSv",
+	"hGhEKS13NKZi2jhsHJ+cnzbyJNlTMeCCZW7S4oAKtTnleWxD6gNr35+8t4+HWpdqa+m2ohrqrTR5ypqQ",
+	"xoc28YPLWCvYNAWapePxPK/0I3q4swO15jtQS7Pz/Lf99neT41X+q2Kb9Y7Tm0jJvPT5PgQb/WjtPl2V",
+	"dhY0flO9sRjUxmR+Uz19W/+z27e1Bm7q63YSLm6eaVcM1aR9zYTBFEBuSESFJYg+I4pF8pYBibDOoONy",
+	"CCi5Oj25PH3f+9vpf7pIbavSFJ6jGF8U3o9ox327E92ValLNelmEr0J6AlVVr2uVtMxri+09pX0r7VLx",
+	"yTmDzAjSfGyBZ8uFzLwtwYOS4Z6lT9ovxSVmbJh75+W19ajGAfdXCinnZFBSn4VnrLIuW9vP4lrf47YC",
+	"M19QrSdSxZtF91z2am/snlJZR70weGenMyndvzAtwl83t4OzA5l5bs0CmNNbl7JRtC6oVY+9/rTkhN17",
+	"Uabcxv7u/rftvb32/nfvd7893N093N39L2umFD2+B3v+C/f289Orq+MfT3sX767en76y1hfGIiC3j5Gp",
+	"TAk15Lv/Ay4i58n97vPcsleOcD7EKiEzlJuy1J9JHOUmwBoBqsmQAoYEsYqAyIlgSg/5GAT+PTF24Wgy",
+	"r7nc4kCWkLvwCDPsMenFnmEVGyc0QpSWeVtmff97cbuWh5KAfiADaHkiht/pykpl9hHBUOzmDJhgCpJb",
+	"9VQbNoJfO9WZFxt4+2fWZCYnzhHoq9M3p+9PXx3CgAp3eKPdbYffohUppDK4MUe1I+eewAI3MhlKEtER",
+	"I1wEJGHXBlLqoCRjJG9d4i/kOrIJEu1Ko5lNG8hK4ovrU6KHfA+XemQz2qhWCkOqe6NKzKJzqdx6a6y7",
+	"I302lSKGgjEs7HAJEzFXLMKkcn1TR/9rap9MIs6pnUq1EuQTWbgIPkXOO/0uji/fn52cXRy/fd87e9sI",
+	"Sl+8+/B+5pu/nZ38DYTlnPQsf9E7Oz/+8bTwtSPiRtC4fPfuvHf+7tXZ67PTV5Xu/qrAcCWrupBWRvpW",
+	"bnIDBOnKr/H3eccaZrmuH9rb6PBzR8FXk2W23sALIu9OouturDq/7CuxbyHfa9Gxu4LnFqoBrnsgo6rv",
+	"/afkYs2dthJxW+61tQizNpUs9zzl01l8JBpScynlaNYQw5i8Nz1Xsb7AXgoaCdUzes5aYiVnZN0THAjC",
+	"ScJHfWsKGcXHjaABe1Y2CPcBxirLCYQCb08X6P7K9xo/F3Z3yev/SgUjryQrH0kO9/Y/B/Uvceu0+lv+",
+	"xkfknAudzr7mxedfC45NfI9iNC6v6fOXQSMV8L07k+8XHJh782ar288qwr+P/NzVc+XmyGVW8Lf3ctvZ",
+	"ih+oAhXSaeoVrZ/tOsPnKXI1b3iJZNcwDIrysOJUutANPk87K421TFzr+s/LO/gPV3vpMTWlHD3TRDNj",
+	"uBho0rTrHJDCPQFxUwrQqGxBFRhgnm1iXxbF4tzWFZ3zpQ1a0Vc/R8Aza7dI6J7gC+Z1HBbB9bi45Yg8",
+	"ujq9YJ3tWXZnFcEoJ/CX0R0ohioTACAG54a4aKpb8dBkQ7o/zwzsyAlV8XmaGG4JYn7UPgZYUXpLVfxM",
+	"Y4iFalKKpNQfJX1OdEbXfS4oYKLViqSSp2d3qaOnICFWRYosr5jjHhjp4nXbzJu1blh143WYi2LOFRiD",
+	"DYkAlFis85on1YfsxbUChTWfRbrERTkiIayFwwfF43Vqqk6TVbuxeBvAM73ZXpSDNzW4DNrIsSYTqW7A",
+	"UrMTaLrT8XVqUsUCQg0ZSW0IJVNGFaFDRuOyP2tx2nshzDMTzAQYWzNUMh0g3BkMiTvsGO3KGDLMR/vf",
+	"UtyvurV0MmdDsi6bSctwLoMGiFPW+xLKVbYhbGoJv4CLuwbdV6xOPRe4LPsNvetU9KiQYjqSqUYltx1O",
+	"Xi2DxI09TyKpIyNEwaw66V5Lywu9hGvTGwO46JbGX12c5k5Mj0cqM8Ur+ehcnsLsyFbQd1W09SpLDt2Q",
+	"sKS45mpU4X10IHJ2upBzgXrafvy1arZ3ifvkqYcrIO+WHA15jMdPpGqRTleqzsyEmc/MLWE0V0lHeO4/",
+	"CunOi7Pn8hsXpUjPTLGQEYzPq5ygg2WzmqEAg0KT5N01OCNWKjAOZidwd7t8frC/fg4ac2eC+TAyoO3N",
+	"JfFGQ2o6XtwKaXrXMhVxSJrCgVtl8JdSZXGJDBakFXQFPiI/JfQUApqEpEnJD2/enfwtcPgpVlw5W4Kg",
+	"wFXwWCqmRELmJNxKkyNEjEcihupp6BhgZBITai32VkDwtQ4PsFc41zmgtpwwa8a3lUh4zmf5+95DMAGf",
+	"VEgBwRnHncZSFiz5Uu22BYvqLl9zlsSnSsmKKgcHiVgcnWfFBSIjv7gW93LZHPDFS8ZdWSeKwcfMVZ6P",
+	"Baz2nbEYVCY8beDhWj3dwUFir+JUuY80yMraSEyRKa5W4JG1l/jf7cJ/gHNPxemIhCN/LN6x821bYyZE",
+	"iBhAUJKCEfsrAFTGJLQTC8lQJrFn7f4U2p9wo4mciK4ooyi4BKgw286w1SF/kybhgjTlmAk65m0XpJWq",
+	"BUif9pwd/pPe0g6XHTv88Kgr/LV2fjgFAFvADhYwQqpJiGsYQrMVzURsn/RaqtErmBbMiHZFaOd3xRSn",
+	"Cf8XUyFpaoYgD5enx6/OT59p0m38iIMC9F8Hs9ZttFDazLLdisf9Oa6pOXy/BtlZsEcqa99XtDkL9Qdr",
+	"cUy1mGrMPGzp8LfhJyqvx/05i0p4lzOCCoFV5lkIjMKiQ3uSodZOqM4q8qFwABEtm0XAlhjgT62CHQwc",
+	"VEhdqcAaFbWLK0KqQrZbLR+bWXBXNcJLRVl+Qav3AcsF6mA7iojm5a4cB+uBwweN82leVT0rGzH6jDFp",
+	"7WPRimgGPXfmY9LbrsP+XRVSb1Ca/FRgvGat8NLC4LXrgD17bEOKZ6x2fwL87SKsnXqpUXWkvigcx2cE",
+	"gyEJo9oQM5FEXpNETqC/mWYBScfj7O+YD1xTLD0d9WVyhLUDv6U0IUYSHgfEF0NZDQAWd6d8lJFKsciQ",
+	"oVSakYP9Wa/HjGfg+wXTuGSamQ3dx2sUg83sVP2B+4KPWcIFe80HqcrMmpKnlca9hFlZXqV2P0CXszFV",
+	"UJBXiTgJfblWjScnle0EpyIiCR2QZiRHI26grZ9gE8D6ahVbfmkCLjk9ZLFX+RMuYjmZ1xLjF7s9B8FW",
+	"FoUy7RcrchFtEI6pL1+ueYcGCqopqMCB9UZcpKb6mpldnLkhf3zVxsokZtr0xthBrTjuGS4aZLDveEsG",
+	"cysNmTLAMrJq93o2WFM/a5mavvzYi9nYDOsoZjKU2nVpS+jAfqYAHjyFfgNygif2FQjmt5SlrO5d7+zE",
+	"pBUCMD8BR5qJVDdMAQKrPeUQgdSxCpYO3KlrCNT9ij0ls4w6R4XQm8cwQdzuQacSL61n8rAGbE0yq4Mi",
+	"oNr0NGNiQ3sRDcXsIUFpZFU0tzC9skQV5X2rpdZgRvygfMg3olKiSWwYWF7URWl7sBibLVGekQeXV49H",
+	"m0Ii5mayvzD8UhuhdYHE/HMqB5r7W2fQWF+fkJcHL76b6zRaYXpXujuvDO0njIxoNOSCte2pDL6wV5c1",
+	"rcf072Q+0XpjvRq5wzUmWfVEm3vxKqwhLrShLml2XSyBgtHsZ3ewe1BphGKhZ9FSeisNeV03+3kfXbFr",
+	"yjIKcD4rfGnRALU7V0MW3ssxezBzNm2H/OSP3dhzAWQrwHvfCDlBgcgN5n5r0nTBKTDJche1c2srFtPI",
+	"MOxLYlSKl8HDwFKDlKYsHTVLaIKrLA9qQ0dj7FpzzZOExVWeIu9PnQ8WUS68t5U07ai01YAx+1hdIVgX",
+	"ztxSMuAmEc0HBu/LrNKKhUTn9QrLOIOb+d1K2riUk7ztCvjaQO/8qo64qEmr99GIPkukGOhyY5JqF9Od",
+	"8ikrI8fz0ZahrBow7Bj8tsqOLUmNRB6u/lWLOsa7ensF5VrJSkNYjKl4V9CBWpyBKo6vo5c1YQkKK+fI",
+	"aoFAXoxVsLLQAA04x+iNEykMjQziregAwVeoIFLF0P9UM2gxmdA+s0LWNQs77IrwUxcprNs4JJ+6DdhA",
+	"+/duQLoNuMz9MoIe1osv6zb+9P0+2dsl//vf/9MF8OWw0xV/gzYxODSQ9CBoAqTegGihg7wTC4Q48bIS",
+	"HsNMvLJwvnaep70Ax2G/sgZn4afd7CeMv9NoxHxBuGsG7Zls7o5PbuLVj3PT3dt/fkBefPvd9w5wegb4",
+	"4fn+Yrp47QOQa5iYmb+tlOEVLGmqkE3qjmT4D3jOSjOdy13C5GAcyRKG+cfi4d7HwqyZCbLydLbhCrx/",
+	"wNRLRuNzak9rFWkla/t516sNXTvVfsWarKVp6PmkN/T0LVmYjPLae0snUXxW9VjBP/d3exyvSP1R8HNN",
+	"wiofjVjMrfWNl8VEp1HEWMxi0gS5O+EaA7rO6RJLiNnUxNfWA52bUGE16x0UfY5pOPOsIJt39ZJBd8NN",
+	"wcPh5l4GbjLbQH/Zcb5iOEld8tEGZ45rJUfrB1I2MlvzI3KZtESaJFkkV7k+DkS5aRZy+Bqv37158+6n",
+	"RtD4y9mr00bQgLynRuC+712e/v3DKZbV2mf+GsCjsatICWWwiDnTu1vJ4Oz6zT4ym3Y1ZWXBwUK0bQ5I",
+	"MBpS05t35eSzKAUMC0/SYzqCCmdFtR4xgHXhgo4t2SiOBi4fjZnSUlAHOWgP0QOaNIIGcPTC922Wyp1F",
+	"XsuppLsLs6VWj5eujqV/yTQTMeZBYquTB4nUVI7D3A3FZCsIJEvhRi4xnHyX7d8WMLdH4y7lcC/PR3av",
+	"r54cQFa5Jra6SjfCBdXRna1A7fo3VA3Pjau674zWuYKpQHjNL+htgig2p8MWX7HRO1yj/TWsPV3f9yhD",
+	"MnWtdKr672RLVr9AszNfMM/SBNzgFuzimbiW29HfDjWo2vWyyUYMqe7F7JZHbG6/i7lJVAPQeXz/m9yj",
+	"g/IEa1i7tAElP0xpsKVVydevYuIL9m8bh7EiKdzfgeyKGW8wbiaw57OBqq2wpaWPC+wgKLKLa8Bl6XKN",
+	"5rEr5UTU15NWu2VJs4QgqOltbTrguK7rzsrkvBhWo8a3WeutrFrJMmZcVT/SYjt3gADwaZMwdcToscu1",
+	"QhmZM09ze3UJ2pzvxLoJGSZywCs2l8cB+Q8eZ4k8pejif1TnLkJNzLKCqo2rgmbWCMddeGDdwnwYX2A0",
+	"fJ6+1lJ1vkgn8mUYefPkbGVKh6G63XVJrNVPq5/FAxV4flFQ2WV6Wc32DlbNJ6+swqyWCvNNGhaTnWfX",
+	"zevNAUe3twC5FSFb5TWhJOG3jMANWGcMaUhe2pC36EfCdgU+ymt/OiKptjKLm64AGtdQHZEW0799u3rB",
+	"JomTZB1ynKMHF5qiWjugnY5dqbPuCleohFUKB3u7GCgopl08L+c6P18v2bnqxPdhbO0kx7PbQo+f4aG5",
+	"gnw2GpspwWE54DntgPCyKztVuY418dsHYqeZ5BRH9FaLu8y1kMdhZ0mO5t4a27IONyzdk0fDY9gcZWGV",
+	"7gdupdYs6l+TgpcT4obLtRLu0D2s15ql9DM9MTD+mdH9EQmxaszBhyIvT4YyYQ4ppUNmuT5KGFWaZKF0",
+	"LDctc/+SPVo9BeZRC/Tr6+03L61fUiq/vDJ+PrKpWZQqbqZXdj1wgfuMKqaOU0xwxU+vPXH+9af3vgU+",
+	"DAV+zXXO0JgxBqS58zCUaeiHzgkFWFJAfmRiwBTkaxtClUxFTPpW1zKNSll3iMv3Vgywd82QjTRLiqgh",
+	"jol00BUuFRtvDVyaF2YSgCs5AMWMP0P+VjSkBuF9fGZZV3TFiRS3TAAS0iHi/nCBSWGpCcjl6xPy/Pnz",
+	"l+TD+5NCAlhAgG0Jt4OGBD9MAZjNZewKn8yoSTOsa3IdtlzNItGYyhhGMmZhh9hdsWOLANo2a02tIbO4",
+	"K8Jj1wQevj0kP8D2EOzLhF4mNIhccyaY7zffXMHJmOnON9+Q01umpgTPypCAkbW/pkJP7GZIQcapGksN",
+	"kRJL9t544YY0D3b3fGt3KqZd7AqPD7DPqBl/QA72nu8c7L2wFxWm5VahL+NpQA72X1qLSzGiqGFd4Rr2",
+	"B+TF7nO8stzwHKwzWuyx7nqotzokjNk1TRMTkhGjAmaaCvZxzCI7sBe7u10hRTJ1C3RcPrU2w5/bTnC0",
+	"z+KwZdftGJpe2fNtTptQ4we57lxlhNohgICaJgysP0CStpKQ2YWH6R2S5l6rvPaQ0vgNRDO1HDGsIyxS",
+	"7jek6cjex60sR+gCDLoOgN59qW15CgHxxvwRae63CCXf2EO5S5vHnXcLCQQwGcquSKS80d+QJhVY1p9h",
+	"CAC8NHCZVJ4NoXl6QCj84AfBDZEOICSZHmZEZIasK9xLeZarT022ASM6JZqxAO6QKWR7+ox+3Ad3Ba4R",
+	"6KQj0nxuVxVKit2y4vS+GVMzhExPTUZTIieisKrhjt+4nU+5wv6887///T8hGVFBB8xysxc31pwH5aoD",
+	"0seiR5i6n7GAjCGsXbaTRaVZ9oockeZBi1A0zgPi/IpBV8DcsbBIREU2Qc+SdywhIYrYlxsI1pnZbuIr",
+	"/nMK7Qr0Rz3TeE7K5CphiWbkYPe544W/YIf6XFYopsdSaBCsiiNpOQsD3tX8LZWG4RZl2L5YXu1kXqvT",
+	"FRczud4ooSGbwBoPjI6AptSUhKVG+odEyLY2UlnxGJ6+p4MQJFQ2fCBES05O3ispR9ovvBUszzQJXSA+",
+	"tKIehquPsI6cG9Kn0Q0UmZ9dt8+piYZhbgN1RfNgbx8npg21xH+w/z1+HnFtz40tywT23rdSsMIDgL+a",
+	"z3cP8OpUuMrYllvnCzrgYpAvs6WiTAaHn8Djekh+6XQ6v34OyThJNRnKiX3yQBIpOuRcaoNsh9nJUk2o",
+	"ilGuHRJ7woElCAuO3hAPymMHyRz6b+1DmXEA4R+NJZsjImT53q5AUQpo5yLuEGudexxueGRfmiGZ0Kkm",
+	"/amTipAockhCKOX689uQNAWbAGAIFgddc6VNqyvsGqJagYvsr6oVAI2EHkA7JNo+2/dnGwEMOOB/cydB",
+	"M7zvDglBe4RdoZnxYAIDRjT/F6CDw1D1kI6ZxvO4b48EFszxxVkhofKwsdfZ7eyCYY9oBY3DxvPObuc5",
+	"OEDMEMyqHcfQ9u8Bg38yDj6LG4f2y/Opd6NB6SywFdy8v7tbgM0Aw71gOvzTxajRqF09KDWXhXk+9WKn",
+	"Y2dzsLtX97BsdDsfBHVGBwOv0ovd5yvdhO3rMBnMKePl92WQO+BqHo2omsKZnMZWctNs8QwdaBdow6wp",
+	"ONObaDi/7CmcjMorD8LrBxlPV1j0QkbnTEprwkd9S8rWdlNF9xjkS3OY+WpbVumu+Vz2wTmst8cgG4hw",
+	"oPSaoZ/d5Vv6A40LCA8bkdzBKiT3Wqo+j2Mm8I6Xy+84keI64Xh+Pthb4RXvpXxD1YDhDS9WmYhOx1i4",
+	"d85iTn0XjEfgoRNXhelotATj64AquCA8tuae/cdXbTIWe/GJLrNWJft9DjIBuENnWm+Opa4Qh9GQRTel",
+	"Lp134Eznra9CL+NxEWRiZZasar+5NY6cH7nzyPD8sesPs4p1i79b5V/d9HRjbn5QrjnYf7nS286p8Fum",
+	"H5bbnLOlcfjLr0Xee88gAZFHQ7sFJYAAMIIRk0sxog1PEmg5u5TJ8ubX9SyWX7MF5ZcBImJwL/egV8EZ",
+	"+Ly6xkjeQrMksTrnzSM3rsR3B/MaOn9S/KXrq9+7+sm3omDIkaanInTXIYUBBbaO0GHiT8fYxgqz15ax",
+	"BvBTuxhXLrLITCkxHwioqncQhs7vjK4KPLrDQ59px6au/t4eLDvkOIHTzv7uvuuY7m/HszZU5ZdZUs2l",
+	"hJ76dvdb130rc1x9nupnx3olTtvfps3JxsYyTYXmwgjqhGoyQuAPfg3+DK4dnsNDcvSToqtRdJ8+B+WQ",
+	"wi+/fi4pv3PLNZZligyJe0sHlIsN2HnnEzi5P9ceteHi6WmWo6DoiBlA2qiBfM0vwZyO95BwYCdyb+et",
+	"MkYuRG/YR7MzNKOk/JDZME/l8ayE62lZxMPjbs4mBwumWgxmrD7lIgndZbIutYKk4kbIiQiwV7NUPg3D",
+	"it0hujHtM0v+xLoxuut33sorI5Wrunx0yxEREjPg1vY8DzX/8v78DWifvpITzZQOMKhlvzq+OHMQl3r5",
+	"sQ2SB1FDJgzNyllz0n7vTMmzEeKUfFn+iK/FnzWStyVDiLvVrPRrpRUSTjMztxF19kMFFOzq21CAmX1y",
+	"SD2OOfAIFHrFzBx5kmZGSM6DgKjByyVLMduqzhlUbLR8p2PqXLvlqvNpuZyp0Yd0OwiLjxNGDp6vbjtX",
+	"t4je9MTqn+Op++nY+lWZxbPe1tE0c5v68yyG0jc41foHte0R0tSzkuOcEkDk4x4vK7EqV+KQhzlpniFc",
+	"oTeeC2UcVORhejp7Hn1ymt6r6QvnRkrKZO9sXop+Fx8t39/db63JP8UjZB0fFYpm736K3JD7tqeoKouA",
+	"H19PHSy/5a00CF73xDyrMo+13yhA2mYeVpdqh2yEVRNNzcUggYSiu/hbXdFqvZMVW4LDRe7NkRwxjb37",
+	"vDeVNBHHCPJpsl/CfkR77t6QRFLecEaa/qjb6nQFnAXwe64R2I86YU+MHGCuSObOxWN+IYWJxe2fuBke",
+	"kn5Esb8E7YpISa3bmhtIqxn5+r1UM8JNh1xguirkOAlf39ZW0lB86Q2kQdnFw9CpW1NMNJmVMjA1X3y9",
+	"rpj5+QRO907QBHW9quwqhoVmBov2AtcS8GTtI3DB8n7IswvXKMqfQoZyAWgpT1D+hM/EV+TPLOxx3eMA",
+	"ymT2eXcRrDM15w1levv/mJzvy136v//9P+uI1RJ4S6XDfHtnYk8nlf5yy+6O1LAPL1RtyFTPbLiQxFo4",
+	"li2kutEz3rIrZtonuEFLXGVu6u5iGNLTUeUrVxynH13iB50hGqybK5AYac6LEhSBK/gadQEEo9KDn3Bt",
+	"MqSMdaXiCVa1W3mz5Mo3fMTN/fr5ixX91Sl5fjECu7xZUuSDHv0f4YhsF8QekLFq0y0BaSJCwhoktPMp",
+	"B2b4vMh9jRq5VtOCZhpT0GhOL5UQH8pWclE9rFXZVUFrB1VViGB6PbD7Z01b/FE853ZdfFr7KOed5eTC",
+	"B4KL+uOeBuyAOxpgdzFIHABBCVRgkRNzZQuljIrwwE78BQZLlnrxuzVA/Mpjo8onI2Tl0ysfCMKFqxea",
+	"QeCAVKHcL7QS48vULOb8d2lFSv5BbbqQa228PaL9OlT2qYjxiIgxlvJho1h+ONN1nhoiRcRW3ao2TZKl",
+	"23WaldOttHGnJecGE/FclsAfZgfLfh7Xq0cDYbe5IA6WZflOpePFm/Rh/IjadOWE8NmyjWVqtwSrUrjN",
+	"o+PnBdvY0PzzWno6h7dZSU/vPYhjwQWBHeQZFijeh+7eZrynjHi0fFZHhJusatLnTrkyNtQ7UOgpbnzx",
+	"M9qTA1iCTe2OL7pG5au1HhDPqBC7I02o7s8KkV3/MaWzguMFp814xMUOTWNeLOyrSEmTA8A9GI+ZiNtS",
+	"JFMooMxLkdGtAhXTHhqHWkVk1HQ+Szjh2hzbd76Rg5qT6m8pg1bETtbQyEjVy5E+Nz2dBrWPx0NzpXP2",
+	"2+VYONWPdb0sXb/L/NmL+9z6zpiVkIALX3TXpfma/E5IPzVep3fC1cPKa6BBzvSX7Wu4o91zbNn4EO1U",
+	"uy7Ar/KaAHsTpG6sSFcy8bllMw65ooywt5UkBFSh73xy/Wk/7yQyggYfazouqYrPXgFdVNtV9rEntCpD",
+	"qnpV/CWc6R1Yg2Nk5Joj/+Klzdtof8mU8rBacjt0abfVQWesRWWpuCc6wwc/UdrvjtJwY1ehtbHr5LsI",
+	"z2C22++cqTJvKGHT2ezY6TvxjpmKmDAAoONDzzM6vNCnNlOA2aK8CPJ2Ot/uru2C357anV2Smuzla/z5",
+	"j6B0YY89NfmJY/QQgJGw7yyCmEhBdkbMKB6VI0Dz1FkJ2rOZNHTAOUsV70Vmhj5JxN+d7s3PGOsS3aZK",
+	"eBWyw2c/Ed7vWhWvQnp44tW1Pgj0b+NxJnc65Ogd+IsCnDRIbJ5KwRD6K0f1xHcRnaprGrEsvfZg96Da",
+	"RXHpBrWShyLrDDx/zJdjaH4RJVKXoL+Xnern/AbLm/hAL6Sv7yxv9wUnsMqJ3hHLH+VEP5KxJ3joAr/G",
+	"sd2t1M4n/MOnkNTZu7gFjYfZ6TrTEYf6R9hcgNCzcgqn7PEjNWG3PGYzEUW3t+uGnHCtQQkvJAs7Zpmk",
+	"GZrEpi8JanKkQ9emKsw8xUIiDKgV0kckLDSvCsFo0S6XFxVUhp0pFaLVNyFjrysAFNE1d0PoTtzbZzrz",
+	"fvunp5qp4rO9/7zPhtyFfnEALu3aXolgl1Z0Yzp0XHCygXfb2fWMGEWFpg6e75igtPdby62aeVmdIV3o",
+	"CXaXQibfGWymDRg2+mpcjeko8BAkHvDWTKQr2PL6d51yi/lWZg9dQbtcmJR24cuWKV94vGw7Ig/2A5Jv",
+	"c4lHvYfapb4AxS7SapaP61NrNaMqGgLw9mqW228Lsx/LDfJWCAR9dYaXXara9F1qIpDSKUIvOMvDS86H",
+	"z+R9JFV9bRUErAHpT+FMw675R2jp7oAFC6BnWSpXM6KatbnQTGhu+C1rLafrnU8uyrnQUss2rvEQ1FEn",
+	"Xe1I/1CG2mzy0IZGmV3TGZNsZu83dPVlDw4WlKp55qU+WQrtMG6InAhNbqngeggFEfBrdpC210MZlcuw",
+	"moqIAN53V1izK8txZwKTaABG3VpnGf41Cn/MlguIFO5JigGFVllHdhkyMn/yDf3OnJI17FTPFd5DubCu",
+	"xtLLhb/wq66tgdVyU6nT0O+HRbD7Iuz4H0EyIw3lZz0dENe1wEogLJUB0a0JF1GSxix+GPmdle9gWc5W",
+	"RHlVvY+9rFBIdh9CciukPNsduoKS/yInZETFtKRJvvQioa9R+rKqLOkNpLG1AHYU66c8ie/JVgGXD9dk",
+	"RJVlauhRgbHViVQ3UPmeJNCCydobLXeCvE6ThLiBQdqiMWwEFfPO+KgCLoWrgZ2mIto+K+1vkZVgqH9P",
+	"WVoN+IJe1Gz2D48m+kdgIr/AmQbK7GE0knWkoGHDOgy1aah1qa7ABz8Z0r/fIOsC4R2VwIDWi+FDP0Bo",
+	"L55jcCy55+z6rRQMHEdAkZqpW/86aN3d2HGWUzawzm10vY3Brfa2HXpLDVVf7GrkSKVf5vB+U52xa7N9",
+	"7+P7++UV/xe7x5no2695JlTFi8/C59MTuOarPgbbKSzAl3CNAx/x6LsuWMsjwlGUW/U9c40OC5oDP69/",
+	"Jv7Z53vFC+wQrEarzrteo0+VQ/j1Pc1OxYALhn2FXUznJ6lufA7wXHPng/1CW1roTLM6HGo2gWIn+Tsh",
+	"EOePPPePeejqSNiQCubCoc1WEp++p4Nl5Y9wzZcOmfRlG4iPAevqSgsxw+JaqnmJQZqAvg6B2xnGghYj",
+	"OYZyhkkH5kyrQsRkKiwv+ViOz+6Ex3rC6ew6V6er9NUBt+EX3wNubfLdX4UwWCQFNlV/DWXBWCz7/Xq3",
+	"XnrZ9VjteOwOWurFXCEtr80R8Q1Qs2bBrUq9Vxdz3YjycrX4zhXobmIC3qtpVZs7Q9XdRP/zFSn0XMau",
+	"S8jvit8eq5PoXPHTpiZdsYxuUfPRLYjkTeGD0dp7yyYEjcE1W5KWDbkHTV5byHmu98OdOfBJez0GsMTX",
+	"pStzLH/UlStpyQrTrVjDsZmcCTY9ZM7mrMXQ/nu+Mz12A/X2LTckogKSe44Ij9loLC1bk8kQ8ozHTBwR",
+	"Ze1haLXNYjJmKm/HMh9AsrO/69E2ayzJR2OmtBTUe93XqQJ5pCYE59NVMvsJ11jHgCeMQoWDVPr3Z3N/",
+	"DZg2d7Y6YF8dWxk5s6cF8eFFRLUA0UOqWH0N2DuRIF6RveGZJnIiirw9olOSQLd8owHKSFdXdVkWvcI3",
+	"ffVeUZjHKiVTbj1+Z8z1OOQOrlQo77arj0vr4FpRgxbLs458mwFMt8QGfpiQZKQsqlb7NC4Gd7DTt6Q/",
+	"sxaEEVWKM00oUVTEckT2X3zb7nPXXiEggt0yRWKm+C1zqaE81h3yHnoCKPujNlIx37agK4ZUY49oQ5rj",
+	"JLWPjuR4SjSjSVaUkt39TBPNIsVMCxsXkJga2qeakYTRGzKkItbEKnQhu8KDMdqR4xBgDlaNaxKmKglJ",
+	"k5IxRG5wnyxvtAIS/qZ6YzHo2Ut27Ad9ix9I8++XXRHJmMH2wjMwwyS8BZllv+gQ8DVAE2gFuWf2Ty+l",
+	"yA1PEu2SbWA8RhJuqjJdc9c4MPWdWhoBlekeYD/t7+5/297bbz/fe7+7ewj/+68GoEn0UpBKe7sbeL9h",
+	"jAubAuxtX9At6pf5ZDh8hYbDOb1hhBbkKELZ/f2SWK5reQ/0jDsjF5T1RsTOJ/h33qVcI+oqAV1dlwko",
+	"LHRjQhCtW0uSrn6cHOztVp0GrNAvc/OKoOikSRMtsZsJN779CplQ3XpS4FuyVwFlvUR4Rf2dnwUfWj8D",
+	"sWygyisZIe0XqKs+rJIKd2U/D8wuI9UP+T2z9DqhUNr7u6PVx+uja4Zcu4icNbGqgvia3jp3oV47pHFV",
+	"pJP7Pq8U31WjzYt0S7Shhj2R0p1J6UxXhHILPAyHdkdm/3eLoYP1jyRpxYnkrYTcFTkRTkIf7L5sBVbM",
+	"2EOBL/JQvvTDXuN+hU5nhJIf3rw7+VuHHBOX9+E8gLorkHXggJIdP0I0HuCYE2JyPLZxKekLbtBAQKhd",
+	"+xxihkqmg6E96uAJSqbCaN/PgxtNrM1dZf7Py+DNjP/V4biLL3yg9l6riICrOsXyuzaE1q/9X2HuP0rB",
+	"/hjtvGlJTdIqYVdj1ZUCGkNqlrgflZSjysgC14QLIuSENPEabkjCrg3Ag1hRlHBtWNzqkDAVlpB7IBvC",
+	"rnAyAoDYb+10Cb02TLkOd17DQwkyVMGoyjpZrs3JkJpL++6v3K/pplHn1oQpBmQktSGKRUyYBDf7lj0l",
+	"f9YYkkCR8zxh6A3TBLK1uAhQ/yF1Os1VZJQhNdtLC62qSi8Nrc+wb6ecCKaw9BwR7akyPOJjKoxv6crF",
+	"LTeMQYcD6j9i28+u8G12KLk4vnx/dnJ2cfz2fe/sLfJah/zEzVCmhoSCjliIkENSjiw/22/iAjO691j1",
+	"be8i7CONLO1Z7e7HgPVnYCzsHe7ho/rMTJhrTWomslCqmiPQvYRRdoUZUoN3Nbkgof0rbBEutAEIgmvs",
+	"5wA+ChKnyGKsQzDWjaOgDuwbLBUrcwgXXRFewyW9wiUhaWrG3L1n2fetI1S5hcVF8DH7BB1kuE3WeCr2",
+	"zAChiC4RQDt6TkJLM538CT2FraJCu7QA/USjYS5BBQmZUlLpcIF/1AmHu7hHca96OcalJeS9/WDvxa9Z",
+	"/vBJwkd98OQqPm6s6yB1g3ykXif+9S57d0FiL2lqOWIlsrEcNLTqFOml9btNP3m5YL3HKEX/tN66n37k",
+	"2rKmXftcDlc0si2LB3fq4FkNO2H2QdobvJ0/VuoxrEmVBRcgnRa+qVBPmRm3g6AjtdbcWzbx5pa89jgk",
+	"0vWIrrTtmh7TxB5DY2YVUapcsScOuxWAvoHH9riI2UciVcwUJI7YCwKUeFCBnGmeN1Sb9qm9p332CqNf",
+	"MHSiDVVGO8UwsYphCP1XvIHIDUa38FHl5yBsnZP/aJBahYA6VLFxQqcs7oqsK3YWWcvV3YDf2oOXnYbV",
+	"VcZ313ajG0imgZKPCCUR9LUiVnt1xQ1jY7RnE6oNcQtxjXOHNY6oIJqhzhgRmmDTuxHXOscFBAw9ORrZ",
+	"5yZcsK5ohodkzMXAKkRt7zeWToaMKtNn1JAm7uLeCwIgTY4gWx1ynLfKAfEmoWy3bw9fdhEQoNuO0APV",
+	"2GX1QQDSPNh/SfpsKoW13t/nK8BErPOm4z7gOUyN7opYTsQRgSQvwSKXDF/aoUonADzYym+4SjfuYm0F",
+	"VVZWyOPQg9PD7gCxgh0NQdwmmBw9Hh8WqDhsQWq/tutLE6JTq7UpV7ortOUDUCX9KWwX1aRpDSJP8q2A",
+	"GEkU0+mIwSpYkh/QsT4i2avae6GjSU1oVwCJYDTZaOQC0qSaXFPl07qKOR9grnLTwgWtbOpeWvgyRK83",
+	"Cxp7+4cHe8Hei8P2HoZHPcrbwe7LbyEB1jBlH/7/ftltv/z1T4ft/4t/NIOZL1rf/Hujppn7wiOTYR/N",
+	"Dix7Oxde+VBnHzivWJzocfTZIaeW4fCrIdW4938mlTsckBA+HgJiU2hN07grQisW7D2UZERpt+CvV+/e",
+	"zvJnJU/inhTshxMaDVn7RAqjZLLMkHgrr4xUoF1+bh9HEUvaP6TX1wwWYE6iHycTS0ChkKFLF1CWYDVQ",
+	"y8cpdNRkOhP6oogFUQ//5zGchawCbv7CjZwvvsVZ7sEB6dm+sgR0mqnlqlAHKrMmSBT78grR2lpkF3xy",
+	"5P+51jS4yI+YGO69lmpktXjx+0zyoOo/shRnv3PI49hO3mWb2Au6opmKhOXOaCvYrAIpnA5HpGBiMNXq",
+	"kAvnrc41uJCGXFvNZV/RFYDeqjskBJdSkaMJGJQMWNKOpjR6KZJplQIaMFM6Yd2zi6c2UVTK0VPe++PF",
+	"Ha0CjpmhPHGFfgXaubtLyD5+s9iQL0KZgZb2GethlrHm3TjPNLFEQZoIUGisLNEktGqBSxG2DsnB/veZ",
+	"WcJNQA729sGm6wrAGgLjkY3GZkrCwltDEiWMKk246ZAQuLXgTwh9apr9Xg/5GFsSAK92RWExSfNgd5dw",
+	"yIfjYPkSKZi1WMnlu3fnvfN3r85en52+ckqca7AoVcziKuZ1xTg5/z5eQU7JfUL2d/e/W7syZxMfysNJ",
+	"KF+h8ySpnip0HqpCx/JWQAq0GGA0O5ra0xk6ypv4DzZoXVzJU2sY4RmkPhB2nB2/rNFRily5IHcm4sCn",
+	"eEgyNwPKMXBy9yFSbkD0ia5Ix5gaqwuuFYD4rzC+Wna+RhIhJx3yLjWaW6bCOH3J5BowQw52ny8KmNUd",
+	"tCtif26OLpyQWFJURWfPLARJdZs3cLCs2Ka1XdOndeng9IgmyezoXFr6mA5Y3eCw+fOKo9tdvb8uVFDV",
+	"dLbbLbS28wjrj9PbLqOHutCjO5lwQaiOsPd2cYmf8pTu3sA/kyPOE9yflvypTfd858AynqBbj2mWVsY0",
+	"L+bOW+A7zCy5caqHLKuWwi4cRSH3jMTslkdMk+brk3Nw0HZF1ufE8bmQhl87YsfSBDjv4UO5cllL6NXs",
+	"kPDn9gk4atuAWhUGztIFT29A0H50DrZUD7HMw3sLI5oklt4dZGiVTLULYXnoHEe5vvcSR5eDuW1shrp1",
+	"AscCI1OZEmrId/9ndSP0ojyVR4zkAUfUmaHCRzGeyh8eo/zhEQSkJUxCiWEfs65H6xh1O58K0nQVtJ0S",
+	"O/9hoXMeFcJGToTfanRkONmC/oBxQiMWHxFKzk+vro5/PO29On1z+j5zGlzLJJET/WgK0luEY2qGuUFY",
+	"oMKF7vf1rM9fVyX8zbEKCovwYNN6OFwET2YFaAQ0W7IfLPWNOYsJ1V3h+9TlPT30bPE30ZiZxSCYfF1o",
+	"0OYStzXkUWOBaDziQneFfzUeFCM5nnbI2Zr4DJWd1gChYUai3RWoYUgV1XoESvoJpeHJ2vgKUBoKHRPX",
+	"QWuYkasA63c3CboNSFF/6DgbLePoO6F0vuYJ+zBOJI2fDgFPeJtbNeYFImTmNl6OoXnNWRKT0DJBuKLz",
+	"thSre3jmXOAEyZOzj2DSeWYxGLKQGjxTsUW4IIyDbyTmikELgqArqIjRYzLhmhW6gPssbCOd2Vv4Vjmn",
+	"MY0iNrarLsV0JFNIEc/SXzvk0o6DJjP506QqfbpDrpwPcN6ieqa7wtrtPCZM2PUqu6bBtV2ZUxDJESN9",
+	"Gt1gUhkdMTKh01aVPUPj2MqGi3JwdmOLppwPvb/368rmzPH8QB45bLcg9dnnF8wm9uOmBnkRIGK0WF2J",
+	"e/8kXb8y6XqGhSA+WZg0pUJmnOFF2HF3zp7N/I03kLo7n3JWWog+8YbRW6ykIFpem0MHN1GInRFt6BQC",
+	"DoWMhiHXRqppVnSBoqScWIA5uPYQZV9QSB5msTs/uVL9wqM75CefzApRxK5IGL11ub8kkWLAtGlD2hKs",
+	"UeF1pWqdozwpFlJMpQDAHv8kl+AJzSB19TltJG/ZjERZyfv0hl0bK+ZveHTz5ITaBtSV3TbSrGSOll/p",
+	"YtD5Qd1M3gLZEC9jhoUts7SxwvIh7aa0ph4OR4KOEcsP2vL5BHFnYge9NaYOicxJhjyjex6RRrvUPkbj",
+	"c5zkXRCmCn6uw4O9NRwf/u2PZCAUpl8HP2GkYr7UNpOximlrlItBqT7yyST42grFmZktfcC48nxt7JCi",
+	"/qzW/1kX2pp+a+ApeM2T36VHAuZVBd0ArPOwTPEUJ6ymdKSM3LnQ/OvF6Y8BuXj7Y0B+Yv0Lq7x/PHt9",
+	"RJY7G5DWC3S/86lo3VbmiFlJyqH7JEhPhI90RjePfdEcQCoGJIQhIuaiVCT0fUUQX/GYZKU+fWs8Wunb",
+	"n5LJUIIOtN9rxtDG5dYUtZaqJkYeQp9+Z8jDIrhYWBlaoStuueZ9nnAzDTyIrRtCEW62mUG0qLyZcCvw",
+	"DlV8Q66MS/Y41HpnRWh4aZbnD94QlBiQAjxlhoAvBHQ/gMbAj4D8cCzyhuwDZjQ52D3okEtn6FNdmHMz",
+	"/LntjI32WRy2CHC8P9QW5q9Y4ovGRVzCX9I1RQJOss3YSBUBMd9zaaVgWJrClYXaq+ffQmis+HGmEIu2",
+	"r3/99P3ndvb3wef2Qfbh+ef2L9+/pP1fS9/4v/f2P1dVagUbNfVYnpgG277zTVnOZpPvc0EhZW5pnZfv",
+	"i/tMk/7U2FMV1B7GhAsoxPI5gFTEffnRksUJDqJ9xaJUcTNtX8iER9POktqs+tqzoOEf+YrrsdTcg8yt",
+	"csvMKJbd5vOpF1TCQa+R/SpERfQagt+P6KFUpp1AneOHyzc+sUn2/2kvAbtvZkXeSNSPy1//xTY1fYzM",
+	"BTkRXvk4yRWjDG9iKhrDVlGUqEX7U6eCxq76rxLTDn7c6PxQmT02lvA4w0GYIZTuXnv/u/e733oo3TVS",
+	"yurZ+fjizIOBdDbfAcdXjcNffi3jVd8ywbT2BH98cVaEtZxqw0Z+bX1h/eKekhd5/f1XDDTkZrGgs2SO",
+	"1PJozSUfsVVk7jjNIPYcbHng+7FT7eH3ityaURE4fxY0gnQ7sI1ekOOhFA7dBZwSu0HjliYp8rPs86T6",
+	"x8afvt8ne7tkb//5AXnx7XffO3nuzJe/UgHJLWAG+pqmKEn7jTt2kHQzf6S8Ur/uX3vLxz8MKEpm0nv4",
+	"ygK+RTXjFaX5goBEVc5nzpVPTRafmiyukqGakSf2WYQcVapiDKJ75eFr28HvDtiISyrUSmqkDsF4U2L9",
+	"wvsyLpDQ73PnxVN3xq+xO2PGLYrFNDIQkXXx0gjL9kZ0is4fTJ5FKMJ6C2u93vV50GxZX8ftKIKN01Gc",
+	"eYXuIsPoqOessuOT81NyyTSjyr5lvcLyTSyvB+NrX1a+Df5+UqpPleWr937MhNKqKrnWwNzpIwx7Pb6O",
+	"P1cWkbxcHsqYmiGBBwDGD/qlMRewFVirN8/M6ZAPAq50CHloZ1y6e7BsYR7Iz2V2Fd9XVx7+A87jD+Hs",
+	"cHPNzvxPuTN3T+71ZF7gLqTsUoq9C73cUZPXcyMCnC/y57nnnLjuIQ9hR39xjRTr+ML3Qdez5plmT21J",
+	"tuRqpAV0N1zrzM0BDkewhH0REkRMA1cqVoxX9pnSrS10LlmNqzCS3FY+yL+Iv17DtVk+wFetRkpzqWOa",
+	"C5cW71fnEd3nv1PV4hbYFTn4dSZGFpTNg2qZGX7Y+eT+KuGiLfQ9KvZPFpV5ZcWKc8Gfcn234s4TU0Jn",
+	"aIo0uaszH8nb8llgS0RVXUhdRT4bVlTXoAhVx6WwOmgJFW4zHTWhi3qh4XBYTPxiP9H5nen82BWAVVG6",
+	"r2N4/e7Nm3c/1VH7MjHo3DVLDAKm/pDW9pKDaLY2T5S+vRMokiVWKnJsR+dqNiiAZh9hNWUBzR4b6WuX",
+	"stl6BFtiUZZPzkSY7vPERJVM9OTOuQ9myljIZxN/wawEKacrR/xzCIWn6MdT5+HbYlzgmcas9XuJQaYV",
+	"Il5nof0vDNjjiRueatTuvUZtnvFWQQVZKTonUzOQXAza9S7M2SR6510qxDE8yqj30+apolnMDo9QvcvT",
+	"v384vXp/+moufIddFGNFJ6BNoWph6zG8d262f1gfrN/uzEn4ZAremUPPi9w564PVhicJmVDsVAd9YITL",
+	"7X9Q08+/Ybn1lzmhVnG3omXw5G/dQoWmQNIJSOryGKQiERURS+acU7WUU5cWWb+nD+e8fPJZbjdzsLIb",
+	"lle3gOOX9xC9Fz/9FpAt0CqA7muzxgPA4CD4AtVz5gNJheFJXjTrXOO6EuiiRP0b5h9qQ02qsyGvnmZ4",
+	"lb//0UAuFjOmW+XfK3+63r6LbziR4jrhkflDHCleO0Uz5DGzWgbVTanncFXH3bXDHxujKt9JzmwKdpzJ",
+	"HeMa0rIOQZBUj+kH8HvZbQPKRVcgehbgbvlmug4uF7vGupbuDkaO+gs65HJtqOJtlMdBFzcNx0rhsphg",
+	"VjS+ZQrOcNA1Vwp8jQM11mM6eoIzfnKRfA1wxp4/V0cyrhZetxFVcW3IiX0scOQ/Tuyl24g7rdgVOBtb",
+	"3q/4h9Mfz94e/uPk+PJVV3XFP04vr87evT086Ozaj6/fHkLt6ivJ7Md3lz8eHp+cn9q/T9++ym8r9WRa",
+	"CXni1s79yaS/e6ejjzP0C9gtsLqkefn6hHz7/MVuC/UIYNvMJ6Bu3xlvuaOgxBdAAFy6q75qT5qfxgII",
+	"ALcaD0rw20iqNZnq0+SMjKw11ETUJTF1rZU9zbSy1nBg0dSKTT2kygpNaAtVD/302ulXOh4/06TbuKK3",
+	"IJx/6JzQboPoSDEmSDPsR/RwB9PT8dH+ySG07EczyuMvBfbkB5DK5fOvAFtGxOgkh7blZDJkgBhdYfoN",
+	"LZMlitF4SjQFzBxrf8EQuevSH2YJxZYXQ3hkCAPswfjCHG4plgy7tiKuEyWpZnVtlamKr+xD7tMjAy+I",
+	"QTnVHf3gCljS35/Vs8JUfrSG7uMZLb6cANBuEGFc3MDBQQfZaWU8JooJaGnJi9xo77CKeX0RD3Th2qpt",
+	"gJRaQgRbCPk255+CyZbun0kGB14ijEZDvBZY0PFLVzSlIjRJHHLNyPeZyRuK6qmIAFuo1SFXnm+BZVOR",
+	"8bErEAudsPlk/wGTrziwsC6EdD69Ks1/c7Pvq6yMKU6+Tk9eLdjgL1vKPEbNJZS4zAOOoj7KUQZjYmRV",
+	"QQtw5FREtYx4hf0enY8CLcuwSAS3Iu7o3xJu2PPQ6TyPzYZIeyHgc3l0Lk2az3f3W8TIriijdI0V03wg",
+	"HJ5alvFURFSzB++r58CR+fOs5IukuOaDVLG4Q467YkRNNLTLEZ5dt99KwXxL9+aE0Rti15cqrrHNJdoG",
+	"z3cPstbtRqZ4u30pHVgt3BUeKM+OgZKrv7/hhkEjzT7VLJO1IH1xGS4BBf3MaGLsZutDEr7/oXdx+e71",
+	"2ZvTkDRH067IMaEK5auw2FP0qFpjJ8hrlQB2Kyshc2bHESnW/itGzuwKTMGWcJ2v2KgVFF/fuzx9c/z+",
+	"7N3bkDTBZZP7/kEalgy6rrB32kMejNqjcTgwY/x0hkPBtqH+8t7Vhx+uTi7PLtybRt5Ogntana44c7Ae",
+	"DknsmSY8tovBR0wbOhpr8kHwj0RDjbMOSBjJ0YgbaIuP6JgT35XfbV5X/JZKw3SHnMgkHVkJYk+iOF6V",
+	"4j7EMtJA9p1RHPrIf59GNwwoCzAIpZp2yE+eIoasK+xyBLnTy+49wQxvWLMymlngPgOD+g9l0dYVpdRT",
+	"vKg6xwBGX1FGXGMfXk1F9HozsIWNIUkKcmAroJSOw+6UrRQ07Eq0XfrCsnvstf7S+4OBXGf0q0FG3nmW",
+	"B9X2VwQNdJ9Bk74pNOtLlXJw8I+xHb9jlLwM5dKKSG+FkibyQAsUKCgoqxStBC5vSAmAUURg09tVrN5W",
+	"VLJtLuwBUz3T8y8MQI0xQEb2ii1TaUe5KYDE3hX2OQGoG+yaj8IJ+jcKSYq4wa0OCS0thD7zCoR1TKBK",
+	"I7KKdMg+kvNXL7Jnz2DTYrAxMw5gGBOqyURxY5g4dLo9P4Dbq/LnkURGNMEukF2BfgHmEKTds7WxWteb",
+	"Ar7piX/ZEemnPLEHB1QEY2kIx0fbVSBDqrtCSMHIlJkOCYsEf0iMSllIRowKa0MINmEKngfY1t6VICcs",
+	"PoScnyy6ME71sCuy1t1Zc6/wUxekQbdxSLqw991GQLoNZugAv+umu7vPo1H8wi4sfGDdxuewRbjQxtoG",
+	"8pqMJTTjrtIlloruVZlUSB2kaQ9KPGKG2jnPwguXTMxK+VhoefqQKuNJmD62MAVzsHn+6kXL+SYzARfk",
+	"Jr41+GQ8nRed/kS0oxiwZrEvwwzMif25cDJCKRIpALwRckKa6DeNJFjYkL1XEEAY0E2kvLHiS4oBGM9d",
+	"4U8kCb8BVHbPfx3yxsV7wfK4ZhPihqghAjziIjUM/gRR1DzYf+mdFZfMqGn7+NowFbaqY8TwpAKvP6Lp",
+	"h4MxTybgyibg542dHF9PE4pXXEe+Y5Ej17K5JOQkcL+aVIkZf6fj7jK09adGn1HF1HFqlcgvv1o1Bfj3",
+	"TsOlKmkcNnbomO/c7oESc8/75GvLHeL15yD7xmViFL/CaFrhiyzCVvguz4opfIl+msIXMI/iBUOKr5px",
+	"22QO4dxlgIujsU2ca01hhkqmgyGRAojUv8Q5h+efe4FdN8Z0YI/UKEe1ZVIlpSFNIcG8bHPRKhqRujAa",
+	"O4a/X5JIxkwXXokFbRVvdLFBlK5WsOn54HynWOuPUab5B53j5VwKGEMm//SRB4ABbJimT2Ept8VoFd4B",
+	"lzc+//r5/wsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -159,6 +159,20 @@ func Defaults() Config {
 	}
 }
 
+// BaseURLFor is the PUBLIC_BASE_URL used when none is set: the listen address as a loopback
+// http URL, so links in mails and vCards point at the port the server actually serves on. A
+// wildcard host (":8081", "0.0.0.0:8081", "[::]:8081") becomes 127.0.0.1.
+func BaseURLFor(httpAddr string) string {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return "http://" + httpAddr // Validate reports the bad HTTP_ADDR
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
 // Load reads an optional .env file (real environment variables win), then the environment.
 func Load(getenv func(string) string, dotenvPath string) (Config, error) {
 	fileVars, err := readDotenv(dotenvPath)
@@ -204,6 +218,9 @@ func fromLookup(lookup func(string) string, c Config) (Config, error) {
 
 	p.str("HTTP_ADDR", &c.HTTPAddr)
 	p.str("PUBLIC_BASE_URL", &c.PublicBaseURL)
+	if lookup("PUBLIC_BASE_URL") == "" {
+		c.PublicBaseURL = BaseURLFor(c.HTTPAddr)
+	}
 	p.str("DATABASE_URL", &c.DatabaseURL)
 	p.str("REDIS_URL", &c.RedisURL)
 	p.str("REDIS_KEY_PREFIX", &c.RedisKeyPrefix)

@@ -132,3 +132,37 @@ func TestSyncPipelineSettings(t *testing.T) {
 		t.Errorf("a long-poll as long as the visibility: %v", err)
 	}
 }
+
+// An unset PUBLIC_BASE_URL follows HTTP_ADDR, so `make run` on another port links to that port;
+// a set one wins.
+func TestPublicBaseURLFollowsHTTPAddr(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:8080": "http://127.0.0.1:8080",
+		"127.0.0.1:9191": "http://127.0.0.1:9191",
+		":9192":          "http://127.0.0.1:9192",
+		"0.0.0.0:9193":   "http://127.0.0.1:9193",
+		"[::]:9194":      "http://127.0.0.1:9194",
+		"[::1]:9195":     "http://[::1]:9195",
+		"localhost:9196": "http://localhost:9196",
+	} {
+		vars := valid()
+		vars["HTTP_ADDR"] = addr
+		c, err := FromLookup(lookup(vars))
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		if c.PublicBaseURL != want {
+			t.Errorf("HTTP_ADDR=%s: PUBLIC_BASE_URL %q, want %q", addr, c.PublicBaseURL, want)
+		}
+	}
+	vars := valid()
+	vars["HTTP_ADDR"] = "127.0.0.1:9197"
+	vars["PUBLIC_BASE_URL"] = "https://bca.example"
+	c, err := FromLookup(lookup(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicBaseURL != "https://bca.example" {
+		t.Fatalf("explicit PUBLIC_BASE_URL replaced: %q", c.PublicBaseURL)
+	}
+}

@@ -238,6 +238,9 @@ func (e *Env) validateResponse(req *http.Request, reqBody []byte, resp *http.Res
 			return err
 		}
 	}
+	if err := checkListed(route.Operation, resp); err != nil {
+		return err
+	}
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
 			Options: &openapi3filter.Options{AuthenticationFunc: func(context.Context, *openapi3filter.AuthenticationInput) error { return nil }}},
@@ -250,6 +253,53 @@ func (e *Env) validateResponse(req *http.Request, reqBody []byte, resp *http.Res
 	}
 	in.SetBodyBytes(body)
 	return openapi3filter.ValidateResponse(context.Background(), in)
+}
+
+// checkListed is the strict part of the contract: the status must be listed explicitly for the
+// operation (`default` stands for an unexpected 500 only), every header the listed response
+// documents must be there (unless marked `x-conditional: true`), and every header sent must be
+// documented or be one of the standard ones every response may carry.
+func checkListed(op *openapi3.Operation, resp *http.Response) error {
+	ref := op.Responses.Status(resp.StatusCode)
+	if ref == nil {
+		if resp.StatusCode != http.StatusInternalServerError {
+			return fmt.Errorf("status %d is not listed for operation %s (default stands for 500 only)", resp.StatusCode, op.OperationID)
+		}
+		ref = op.Responses.Default()
+	}
+	if ref == nil || ref.Value == nil {
+		return fmt.Errorf("status %d is not listed for operation %s", resp.StatusCode, op.OperationID)
+	}
+	var errs []error
+	documented := map[string]bool{}
+	for name, h := range ref.Value.Headers {
+		name = http.CanonicalHeaderKey(name)
+		documented[name] = true
+		if h.Value == nil || h.Value.Extensions["x-conditional"] == true {
+			continue
+		}
+		if _, ok := resp.Header[name]; !ok {
+			errs = append(errs, fmt.Errorf("documented header %s missing on %d of %s", name, resp.StatusCode, op.OperationID))
+		}
+	}
+	for name := range resp.Header {
+		if !documented[name] && !standardHeader(name) {
+			errs = append(errs, fmt.Errorf("header %s on %d of %s is not documented", name, resp.StatusCode, op.OperationID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// standardHeader tells the headers any response may carry without being listed per operation:
+// HTTP's own, the security headers every response has, CORS, and X-Request-Id (stated once in
+// the spec's description).
+func standardHeader(name string) bool {
+	switch name {
+	case "Content-Type", "Content-Length", "Date", "Vary", "Connection", "Keep-Alive", "Transfer-Encoding",
+		"X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options", "X-Request-Id":
+		return true
+	}
+	return strings.HasPrefix(name, "Access-Control-")
 }
 
 var problemCode = regexp.MustCompile(`^[a-z_]+(\.[a-z_]+)+$`)

@@ -295,7 +295,8 @@ func (s *Server) VerifyEmail(ctx context.Context, req api.VerifyEmailRequestObje
 	case err == nil:
 		return api.VerifyEmail200JSONResponse{Verified: true, Email: u.Email}, nil
 	case html && bca.IsKind(err, bca.KindNotFound):
-		return api.VerifyEmail404TexthtmlResponse(htmlBody("Link not valid", "This link is unknown, was already used or has expired. Ask the app to send a new one.")), nil
+		page := htmlBody("Link not valid", "This link is unknown, was already used or has expired. Ask the app to send a new one.")
+		return api.VerifyEmail404TexthtmlResponse{Body: page.Body, ContentLength: page.ContentLength, Headers: api.VerifyEmail404ResponseHeaders{CacheControl: "no-store"}}, nil
 	default:
 		return nil, err
 	}

@@ -125,15 +125,22 @@ func validationError(err error) error {
 		var reqErr *openapi3filter.RequestError
 		var schemaErr *openapi3.SchemaError
 		var mbe *http.MaxBytesError
+		// The outermost wrapper decides: a RequestError wrapping a MultiError also matches
+		// errors.As(…, &multi), and taking that branch first lost the parameter's name (every
+		// range or pattern violation of a parameter was reported as "body").
+		direct, isDirect := err.(*openapi3filter.RequestError)
 		switch {
 		case errors.As(err, &mbe):
 			status, code = bca.KindTooLarge, "request.too_large"
 			fields = append(fields, bca.FieldError{Field: "body", Reason: fmt.Sprintf("larger than %d bytes", mbe.Limit)})
-		case errors.As(err, &multi):
+		case !isDirect && errors.As(err, &multi):
 			for _, e := range multi {
 				walk(e)
 			}
-		case errors.As(err, &reqErr):
+		case isDirect || errors.As(err, &reqErr):
+			if isDirect {
+				reqErr = direct
+			}
 			if errors.Is(reqErr.Err, openapi3filter.ErrInvalidRequired) && reqErr.Parameter == nil && reqErr.RequestBody != nil {
 				fields = append(fields, bca.FieldError{Field: "body", Reason: "is required"})
 				return
