@@ -377,7 +377,7 @@ func (s *Service) SignIn(ctx context.Context, login, password string, c Client) 
 	// While the account is temporarily locked the answer is the same whether the password is
 	// right or wrong (docs/product.md §3), so the lock cannot be used to test passwords. A
 	// wrong one still counts (the back-off grows).
-	if user.SigninLockedUntil != nil && user.SigninLockedUntil.After(time.Now()) {
+	if user.SigninLockedUntil != nil && user.SigninLockedUntil.After(s.now()) {
 		if !ok {
 			if _, err := s.q.RecordFailedSignIn(ctx, db.RecordFailedSignInParams{ID: user.ID, Threshold: failureThreshold}); err != nil {
 				return Session{}, fmt.Errorf("record failed sign-in: %w", err)

@@ -67,7 +67,7 @@ func (w world) actor(t *testing.T, name string) access.Viewer {
 	var id int64
 	if err := w.pool.QueryRow(context.Background(), `
 		INSERT INTO users (login_id, login_key, nickname, nickname_key, email, email_key, password_hash)
-		VALUES ($1, $1, $1, $1, $1 || '@example.com', $1 || '@example.com', 'x') RETURNING id`, name).Scan(&id); err != nil {
+		VALUES ('user_' || $1, 'user_' || $1, $1, $1, $1 || '@example.com', $1 || '@example.com', 'x') RETURNING id`, name).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	public := false

@@ -31,7 +31,7 @@ func TestWriterBumpsInTheTransactionAndNotifiesAfterCommit(t *testing.T) {
 	var u int64
 	if err := pool.QueryRow(ctx, `
 		INSERT INTO users (login_id, login_key, nickname, nickname_key, email, email_key, password_hash)
-		VALUES ('u', 'u', 'u', 'u', 'u@example.com', 'u@example.com', 'x') RETURNING id`).Scan(&u); err != nil {
+		VALUES ('user', 'user', 'u', 'u', 'u@example.com', 'u@example.com', 'x') RETURNING id`).Scan(&u); err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{}

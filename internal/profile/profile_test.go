@@ -36,7 +36,7 @@ func user(t *testing.T, pool *pgxpool.Pool, name string) int64 {
 	var id int64
 	if err := pool.QueryRow(context.Background(), `
 		INSERT INTO users (login_id, login_key, nickname, nickname_key, email, email_key, password_hash)
-		VALUES ($1, $1, $1, $1, $1 || '@example.com', $1 || '@example.com', 'x') RETURNING id`, name).Scan(&id); err != nil {
+		VALUES ('user_' || $1, 'user_' || $1, $1, $1, $1 || '@example.com', $1 || '@example.com', 'x') RETURNING id`, name).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return id
