@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"slices"
@@ -28,10 +29,9 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"gopkg.in/yaml.v3"
 
+	"github.com/bca-app/backend/internal/devstack"
 	"github.com/bca-app/backend/internal/testenv"
 )
-
-func TestMain(m *testing.M) { testenv.Main(m) }
 
 // networkTemplate stands in for the VPC an operator already has: the stack takes its ids as
 // parameters.
@@ -76,7 +76,14 @@ func newClients(endpoint string) clients {
 func TestTemplateCreatesTheStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := newClients(testenv.AWSEndpoint(t))
+	// A moto of its own: the stack's resources (functions, clusters, load balancers) would
+	// otherwise share the moto that the other packages' tests read whole.
+	moto, err := devstack.StartMoto(ctx, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = moto.Stop() })
+	c := newClients(moto.URL())
 
 	network := createStack(ctx, t, c.cfn, testenv.UniqueName("network"), networkTemplate, nil)
 

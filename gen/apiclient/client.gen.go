@@ -16576,6 +16576,11 @@ type SubscribeCardResponse409Headers struct {
 	CacheControl string
 }
 
+// SubscribeCardResponse410Headers the declared response headers of an HTTP 410 response for SubscribeCard
+type SubscribeCardResponse410Headers struct {
+	CacheControl string
+}
+
 // SubscribeCardResponse413Headers the declared response headers of an HTTP 413 response for SubscribeCard
 type SubscribeCardResponse413Headers struct {
 	CacheControl string
@@ -16632,6 +16637,8 @@ type SubscribeCardResponse struct {
 	Headers404 *SubscribeCardResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *SubscribeCardResponse409Headers
+	// Headers410 the parsed response headers for an HTTP 410 response
+	Headers410 *SubscribeCardResponse410Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *SubscribeCardResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -21700,6 +21707,11 @@ type GetCardShareResponse404Headers struct {
 	CacheControl string
 }
 
+// GetCardShareResponse410Headers the declared response headers of an HTTP 410 response for GetCardShare
+type GetCardShareResponse410Headers struct {
+	CacheControl string
+}
+
 // GetCardShareResponse429Headers the declared response headers of an HTTP 429 response for GetCardShare
 type GetCardShareResponse429Headers struct {
 	CacheControl string
@@ -21738,6 +21750,8 @@ type GetCardShareResponse struct {
 	Headers403 *GetCardShareResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetCardShareResponse404Headers
+	// Headers410 the parsed response headers for an HTTP 410 response
+	Headers410 *GetCardShareResponse410Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetCardShareResponse429Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
@@ -30291,6 +30305,16 @@ func ParseSubscribeCardResponse(rsp *http.Response) (*SubscribeCardResponse, err
 			headers.CacheControl = value
 		}
 		response.Headers409 = &headers
+	case rsp.StatusCode == 410:
+		var headers SubscribeCardResponse410Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers410 = &headers
 	case rsp.StatusCode == 413:
 		var headers SubscribeCardResponse413Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -35995,6 +36019,16 @@ func ParseGetCardShareResponse(rsp *http.Response) (*GetCardShareResponse, error
 			headers.CacheControl = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 410:
+		var headers GetCardShareResponse410Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers410 = &headers
 	case rsp.StatusCode == 429:
 		var headers GetCardShareResponse429Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
