@@ -217,10 +217,3 @@ FROM chat_participants p
 JOIN chat_rooms r ON r.id = p.room_id
 WHERE p.profile_id = $1
 GROUP BY r.id, r.last_event_index;
-
--- name: TransactionID :one
-SELECT pg_current_xact_id()::text AS xid;
-
--- name: TransactionStatus :one
--- 'in progress', 'committed', 'aborted', or 'unknown' when too old to know.
-SELECT coalesce(pg_xact_status(sqlc.arg(xid)::text::xid8)::text, 'unknown')::text AS status;

@@ -920,29 +920,6 @@ func (q *Queries) SetChatReadMarker(ctx context.Context, arg SetChatReadMarkerPa
 	return i, err
 }
 
-const transactionID = `-- name: TransactionID :one
-SELECT pg_current_xact_id()::text AS xid
-`
-
-func (q *Queries) TransactionID(ctx context.Context) (string, error) {
-	row := q.db.QueryRow(ctx, transactionID)
-	var xid string
-	err := row.Scan(&xid)
-	return xid, err
-}
-
-const transactionStatus = `-- name: TransactionStatus :one
-SELECT coalesce(pg_xact_status($1::text::xid8)::text, 'unknown')::text AS status
-`
-
-// 'in progress', 'committed', 'aborted', or 'unknown' when too old to know.
-func (q *Queries) TransactionStatus(ctx context.Context, xid string) (string, error) {
-	row := q.db.QueryRow(ctx, transactionStatus, xid)
-	var status string
-	err := row.Scan(&status)
-	return status, err
-}
-
 const updateChatRoom = `-- name: UpdateChatRoom :one
 UPDATE chat_rooms
 SET name             = coalesce($1, name),
