@@ -17,7 +17,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/auth"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/mail"
 	"github.com/bca-app/backend/internal/outbox"
@@ -136,9 +136,9 @@ type Session struct {
 }
 
 var (
-	errInvalidCredentials = bca.Unauthenticated("account.invalid_credentials", "The login or the password is wrong.")
-	errWrongPassword      = bca.Forbidden("account.wrong_password", "The password is wrong.")
-	errInvalidRefresh     = bca.Unauthenticated("account.invalid_refresh_token", "The refresh token is unknown, expired or revoked.")
+	errInvalidCredentials = domain.Unauthenticated("account.invalid_credentials", "The login or the password is wrong.")
+	errWrongPassword      = domain.Forbidden("account.wrong_password", "The password is wrong.")
+	errInvalidRefresh     = domain.Unauthenticated("account.invalid_refresh_token", "The refresh token is unknown, expired or revoked.")
 )
 
 // limit applies a per-minute rate limit. It never fails open: when Redis is unavailable the
@@ -149,7 +149,7 @@ func (s *Service) limit(ctx context.Context, key string, perMinute int) error {
 		s.log.WarnContext(ctx, "rate limiter unavailable; counting in process", "key", key, "err", err)
 	}
 	if !ok {
-		return bca.RateLimited(retry)
+		return domain.RateLimited(retry)
 	}
 	return nil
 }
@@ -206,15 +206,15 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, c Client) (SignUpR
 	if err := s.limitAddress(ctx, "signup", c); err != nil {
 		return SignUpResult{}, err
 	}
-	loginID, email := bca.CleanName(in.LoginID), bca.CleanName(in.Email)
-	nickname, err := bca.Name("nickname", in.Nickname, 48)
+	loginID, email := domain.CleanName(in.LoginID), domain.CleanName(in.Email)
+	nickname, err := domain.Name("nickname", in.Nickname, 48)
 	if err != nil {
 		return SignUpResult{}, err
 	}
 	if problems := auth.PasswordProblems(in.Password, loginID, nickname, email); len(problems) > 0 {
 		return SignUpResult{}, passwordError("password", problems)
 	}
-	keys := userKeys{login: ptr(bca.Key(loginID)), nickname: ptr(bca.Key(nickname)), email: ptr(bca.Key(email))}
+	keys := userKeys{login: ptr(domain.Key(loginID)), nickname: ptr(domain.Key(nickname)), email: ptr(domain.Key(email))}
 	if err := s.checkTaken(ctx, s.q, keys, 0); err != nil {
 		return SignUpResult{}, err
 	}
@@ -275,18 +275,18 @@ func (s *Service) checkTaken(ctx context.Context, q *db.Queries, k userKeys, exc
 	if err != nil {
 		return fmt.Errorf("check taken keys: %w", err)
 	}
-	var fields []bca.FieldError
+	var fields []domain.FieldError
 	if r.LoginTaken {
-		fields = append(fields, bca.FieldError{Field: "id", Reason: "already taken"})
+		fields = append(fields, domain.FieldError{Field: "id", Reason: "already taken"})
 	}
 	if r.NicknameTaken {
-		fields = append(fields, bca.FieldError{Field: "nickname", Reason: "already taken"})
+		fields = append(fields, domain.FieldError{Field: "nickname", Reason: "already taken"})
 	}
 	if r.EmailTaken {
-		fields = append(fields, bca.FieldError{Field: "email", Reason: "already taken"})
+		fields = append(fields, domain.FieldError{Field: "email", Reason: "already taken"})
 	}
 	if len(fields) > 0 {
-		return bca.E(bca.KindConflict, "account.duplicate", "Some values are already taken.", fields...)
+		return domain.E(domain.KindConflict, "account.duplicate", "Some values are already taken.", fields...)
 	}
 	return nil
 }
@@ -297,17 +297,17 @@ func (s *Service) uniqueError(ctx context.Context, err error, k userKeys, except
 		if e := s.checkTaken(ctx, s.q, k, exceptUserID); e != nil {
 			return e
 		}
-		return bca.E(bca.KindConflict, "account.duplicate", "Some values are already taken.")
+		return domain.E(domain.KindConflict, "account.duplicate", "Some values are already taken.")
 	}
 	return fmt.Errorf("write user: %w", err)
 }
 
 func passwordError(field string, problems []string) error {
-	fields := make([]bca.FieldError, len(problems))
+	fields := make([]domain.FieldError, len(problems))
 	for i, p := range problems {
-		fields[i] = bca.FieldError{Field: field, Reason: p}
+		fields[i] = domain.FieldError{Field: field, Reason: p}
 	}
-	return bca.E(bca.KindInvalid, "account.weak_password", "The password does not meet the rules.", fields...)
+	return domain.E(domain.KindInvalid, "account.weak_password", "The password does not meet the rules.", fields...)
 }
 
 // Availability tells, for each given field, whether it is free.
@@ -322,7 +322,7 @@ func (s *Service) CheckAvailability(ctx context.Context, id, nickname, email *st
 		if p == nil {
 			return nil
 		}
-		return ptr(bca.Key(*p))
+		return ptr(domain.Key(*p))
 	}
 	taken, err := s.q.ListTakenUserKeys(ctx, db.ListTakenUserKeysParams{LoginKey: key(id), NicknameKey: key(nickname), EmailKey: key(email)})
 	if err != nil {
@@ -344,11 +344,11 @@ func (s *Service) SignIn(ctx context.Context, login, password string, c Client) 
 	if err := s.limitAddress(ctx, "signin", c); err != nil {
 		return Session{}, err
 	}
-	cleaned := bca.CleanName(login)
+	cleaned := domain.CleanName(login)
 	if len(cleaned) > 1 && cleaned[0] == '@' {
 		cleaned = cleaned[1:]
 	}
-	key := bca.Key(cleaned)
+	key := domain.Key(cleaned)
 	if err := s.limitAccount(ctx, "signin", key); err != nil {
 		return Session{}, err
 	}
@@ -417,15 +417,15 @@ func (s *Service) SignIn(ctx context.Context, login, password string, c Client) 
 func (s *Service) usable(user db.User, checkSignInLock bool) error {
 	switch {
 	case user.DeactivatedAt != nil:
-		return bca.Forbidden("account.deactivated", "The account is deactivated.")
+		return domain.Forbidden("account.deactivated", "The account is deactivated.")
 	case user.LockedAt != nil:
-		return bca.Forbidden("account.locked", "The account is locked by an administrator.")
+		return domain.Forbidden("account.locked", "The account is locked by an administrator.")
 	case checkSignInLock && user.SigninLockedUntil != nil && user.SigninLockedUntil.After(s.now()):
-		e := bca.Forbidden("account.temporarily_locked", "Too many failed sign-ins; the account is locked for a while.")
+		e := domain.Forbidden("account.temporarily_locked", "Too many failed sign-ins; the account is locked for a while.")
 		e.RetryAfter = user.SigninLockedUntil.Sub(s.now())
 		return e
 	case s.settings.VerificationRequired && user.EmailVerifiedAt == nil:
-		return bca.Forbidden("account.email_not_verified", "Follow the link mailed to you before signing in.")
+		return domain.Forbidden("account.email_not_verified", "Follow the link mailed to you before signing in.")
 	}
 	return nil
 }
@@ -485,7 +485,7 @@ func (s *Service) handleReuse(ctx context.Context, hash []byte) error {
 	}
 
 	s.log.WarnContext(ctx, "refresh token reused; session revoked", "session_id", sessionID)
-	return bca.Unauthenticated("account.refresh_token_reused", "This refresh token was already used; the session has been ended.")
+	return domain.Unauthenticated("account.refresh_token_reused", "This refresh token was already used; the session has been ended.")
 }
 
 // SignOut ends the caller's session and blacklists its access token.
@@ -541,7 +541,7 @@ func (s *Service) RevokeSession(ctx context.Context, p auth.Principal, sessionID
 		return fmt.Errorf("revoke session: %w", err)
 	}
 	if n == 0 {
-		return bca.NotFound("The session")
+		return domain.NotFound("The session")
 	}
 	s.sessionsEnded(ctx, auth.SessionEnd{UserID: p.UserID, SessionID: sessionID})
 	if sessionID == p.SessionID {
@@ -554,7 +554,7 @@ func (s *Service) RevokeSession(ctx context.Context, p auth.Principal, sessionID
 func (s *Service) Get(ctx context.Context, userID int64) (db.User, error) {
 	u, err := s.q.GetUserByID(ctx, userID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return db.User{}, bca.NotFound("The account")
+		return db.User{}, domain.NotFound("The account")
 	}
 	if err != nil {
 		return db.User{}, fmt.Errorf("load user: %w", err)
@@ -580,16 +580,16 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, in UpdateInput) 
 	params := db.UpdateUserProfileFieldsParams{ID: user.ID, SetDescription: in.SetDescription, Description: in.Description}
 	var keys userKeys
 	if in.Nickname != nil {
-		nickname, err := bca.Name("nickname", *in.Nickname, 48)
+		nickname, err := domain.Name("nickname", *in.Nickname, 48)
 		if err != nil {
 			return db.User{}, err
 		}
-		keys.nickname = ptr(bca.Key(nickname))
+		keys.nickname = ptr(domain.Key(nickname))
 		params.Nickname, params.NicknameKey = &nickname, keys.nickname
 	}
 	if in.LoginID != nil {
 		if in.Password == nil {
-			return db.User{}, bca.Invalid("password", "is required to change the id")
+			return db.User{}, domain.Invalid("password", "is required to change the id")
 		}
 		if err := s.limitAccount(ctx, "password", user.LoginKey); err != nil {
 			return db.User{}, err
@@ -597,8 +597,8 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, in UpdateInput) 
 		if err := s.checkPassword(user, *in.Password); err != nil {
 			return db.User{}, err
 		}
-		loginID := bca.CleanName(*in.LoginID)
-		keys.login = ptr(bca.Key(loginID))
+		loginID := domain.CleanName(*in.LoginID)
+		keys.login = ptr(domain.Key(loginID))
 		params.LoginID, params.LoginKey = &loginID, keys.login
 	}
 	if err := s.checkTaken(ctx, s.q, keys, user.ID); err != nil {

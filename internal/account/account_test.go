@@ -13,8 +13,8 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/account"
 	"github.com/bca-app/backend/internal/auth"
-	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/mail"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/postgres"
@@ -80,7 +80,7 @@ func newService(t *testing.T, now func() time.Time) *account.Service {
 }
 
 func code(err error) string {
-	var e *bca.Error
+	var e *domain.Error
 	if errors.As(err, &e) {
 		return e.Code
 	}
@@ -104,7 +104,7 @@ func TestSignInLockLapsesWithTheClock(t *testing.T) {
 		}
 	}
 	_, err := s.SignIn(ctx, "lockme", "Correct-horse-1", c)
-	var e *bca.Error
+	var e *domain.Error
 	if !errors.As(err, &e) || e.Code != "account.temporarily_locked" {
 		t.Fatalf("after five failures the right password must meet the lock: %v", err)
 	}
@@ -135,8 +135,8 @@ func TestSignUpDuplicatesNameEveryField(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.SignUp(ctx, account.SignUpInput{LoginID: "FIRST", Nickname: "nick", Email: "A@Example.com", Password: "Correct-horse-1"}, c)
-	var e *bca.Error
-	if !errors.As(err, &e) || e.Kind != bca.KindConflict {
+	var e *domain.Error
+	if !errors.As(err, &e) || e.Kind != domain.KindConflict {
 		t.Fatalf("duplicate sign-up: %v", err)
 	}
 	fields := map[string]bool{}

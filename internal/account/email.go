@@ -10,7 +10,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/auth"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/mail"
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/txn"
@@ -22,7 +22,7 @@ const (
 	purposeReset  = "reset_password"
 )
 
-var errBadEmailToken = bca.NotFound("The link")
+var errBadEmailToken = domain.NotFound("The link")
 
 // newEmailToken replaces the user's outstanding tokens of the purpose with a new one.
 func (s *Service) newEmailToken(ctx context.Context, q *db.Queries, user db.User, purpose string) (string, error) {
@@ -83,7 +83,7 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (db.User, error
 		if err != nil {
 			return fmt.Errorf("consume token: %w", err)
 		}
-		user, err = q.MarkEmailVerified(ctx, db.MarkEmailVerifiedParams{ID: t.UserID, EmailKey: bca.Key(t.Email)})
+		user, err = q.MarkEmailVerified(ctx, db.MarkEmailVerifiedParams{ID: t.UserID, EmailKey: domain.Key(t.Email)})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errBadEmailToken // the address changed since the link was sent
 		}
@@ -107,12 +107,12 @@ func (s *Service) ResendVerification(ctx context.Context, p *auth.Principal, ema
 	case p != nil:
 		user, err = s.Get(ctx, p.UserID)
 	case email != nil:
-		user, err = s.q.GetUserByEmailKey(ctx, bca.Key(*email))
+		user, err = s.q.GetUserByEmailKey(ctx, domain.Key(*email))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 	default:
-		return bca.Invalid("email", "is required when not signed in")
+		return domain.Invalid("email", "is required when not signed in")
 	}
 	if err != nil {
 		return err
@@ -140,7 +140,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string, c Clie
 	if err := s.limitAddress(ctx, "mail", c); err != nil {
 		return err
 	}
-	user, err := s.q.GetUserByEmailKey(ctx, bca.Key(email))
+	user, err := s.q.GetUserByEmailKey(ctx, domain.Key(email))
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (user.DeactivatedAt != nil || user.LockedAt != nil)) {
 		return nil
 	}
@@ -192,7 +192,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string, 
 		if err := q.ResetUserPassword(ctx, db.ResetUserPasswordParams{ID: user.ID, PasswordHash: hash}); err != nil {
 			return fmt.Errorf("store password: %w", err)
 		}
-		if _, err := q.MarkEmailVerified(ctx, db.MarkEmailVerifiedParams{ID: user.ID, EmailKey: bca.Key(t.Email)}); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		if _, err := q.MarkEmailVerified(ctx, db.MarkEmailVerifiedParams{ID: user.ID, EmailKey: domain.Key(t.Email)}); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("mark verified: %w", err)
 		}
 		tx.AfterCommit(func(ctx context.Context) { s.sessionsEnded(ctx, auth.SessionEnd{UserID: user.ID}) })
@@ -202,7 +202,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string, 
 		// Cached session records go stale before the commit (a failure rolls back) and again
 		// after it (see auth.Authenticator.Revoking).
 		if err := s.authn.UserChanged(ctx, user.ID); err != nil {
-			return bca.E(bca.KindUnavailable, "auth.cache_unavailable", "The session store is unavailable; try again shortly.")
+			return domain.E(domain.KindUnavailable, "auth.cache_unavailable", "The session store is unavailable; try again shortly.")
 		}
 		resetUser = user.ID
 		return nil

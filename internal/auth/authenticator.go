@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/gen/db"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 )
 
 // Principal is the authenticated caller of a request.
@@ -224,7 +224,7 @@ func ForgetUser(ctx context.Context, rdb redis.UniversalClient, prefix string, u
 func (a *Authenticator) Revoking(ctx context.Context, userID int64, change func() error) error {
 	if err := a.UserChanged(ctx, userID); err != nil {
 		a.log.ErrorContext(ctx, "session cache unavailable; refusing the change", "user_id", userID, "err", err)
-		e := bca.E(bca.KindUnavailable, "auth.cache_unavailable", "The session store is unavailable; try again shortly.")
+		e := domain.E(domain.KindUnavailable, "auth.cache_unavailable", "The session store is unavailable; try again shortly.")
 		e.RetryAfter = 5 * time.Second
 		return e
 	}

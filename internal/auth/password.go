@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
-	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/domain"
 )
 
 // Hasher hashes passwords with argon2id and encodes them in the PHC string format
@@ -46,8 +46,8 @@ func newGate(parallel int) *gate {
 }
 
 // ErrBusy says every password-hashing slot and the queue are taken.
-var ErrBusy = func() *bca.Error {
-	e := bca.E(bca.KindUnavailable, "auth.busy", "Too many password checks at once; try again shortly.")
+var ErrBusy = func() *domain.Error {
+	e := domain.E(domain.KindUnavailable, "auth.busy", "Too many password checks at once; try again shortly.")
 	e.RetryAfter = time.Second
 	return e
 }()

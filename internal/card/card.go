@@ -12,7 +12,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/profile"
@@ -40,7 +40,7 @@ type Input struct {
 
 func (s *Service) cleanInput(ctx context.Context, userID int64, in Input) (name *string, data []byte, err error) {
 	if in.Name != nil {
-		n, err := bca.Name("name", *in.Name, bca.MaxNameLength)
+		n, err := domain.Name("name", *in.Name, domain.MaxNameLength)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -49,18 +49,18 @@ func (s *Service) cleanInput(ctx context.Context, userID int64, in Input) (name 
 	switch d := in.Data.(type) {
 	case nil:
 	case json.RawMessage: // a multipart form's data field, as sent
-		if data, err = bca.JSONObject("data", d); err != nil {
+		if data, err = domain.JSONObject("data", d); err != nil {
 			return nil, nil, err
 		}
 	default:
-		if data, err = bca.JSONObjectOf("data", d); err != nil {
+		if data, err = domain.JSONObjectOf("data", d); err != nil {
 			return nil, nil, err
 		}
 	}
 	if in.PreviewFileID != nil {
 		if _, err := s.files.Owned(ctx, *in.PreviewFileID, userID); err != nil {
-			if bca.IsKind(err, bca.KindNotFound) {
-				return nil, nil, bca.Invalid("preview_file_id", "must be an image you uploaded")
+			if domain.IsKind(err, domain.KindNotFound) {
+				return nil, nil, domain.Invalid("preview_file_id", "must be an image you uploaded")
 			}
 			return nil, nil, err
 		}
@@ -71,7 +71,7 @@ func (s *Service) cleanInput(ctx context.Context, userID int64, in Input) (name 
 // Create adds a card to the acting profile.
 func (s *Service) Create(ctx context.Context, v access.Viewer, in Input) (db.Card, error) {
 	if in.Name == nil {
-		return db.Card{}, bca.Invalid("name", "is required")
+		return db.Card{}, domain.Invalid("name", "is required")
 	}
 	name, data, err := s.cleanInput(ctx, v.UserID, in)
 	if err != nil {
@@ -105,7 +105,7 @@ func (s *Service) Get(ctx context.Context, v access.Viewer, cardID int64) (View,
 		return View{}, err
 	}
 	if !access.CanReadCard(v, facts) {
-		return View{}, bca.NotFound("The card")
+		return View{}, domain.NotFound("The card")
 	}
 	return View{Card: row.Card, Subscribed: row.Subscribed}, nil
 }
@@ -113,7 +113,7 @@ func (s *Service) Get(ctx context.Context, v access.Viewer, cardID int64) (View,
 func (s *Service) load(ctx context.Context, q *db.Queries, v access.Viewer, cardID int64) (db.GetCardViewRow, access.CardFacts, error) {
 	row, err := q.GetCardView(ctx, db.GetCardViewParams{CardID: cardID, ViewerProfileID: v.ActingProfileID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return row, access.CardFacts{}, bca.NotFound("The card")
+		return row, access.CardFacts{}, domain.NotFound("The card")
 	}
 	if err != nil {
 		return row, access.CardFacts{}, fmt.Errorf("load card %d: %w", cardID, err)
@@ -149,7 +149,7 @@ func (s *Service) ListOfProfile(ctx context.Context, v access.Viewer, profiles *
 
 // Update changes the caller's card if ifMatch names its current version.
 func (s *Service) Update(ctx context.Context, userID, cardID int64, ifMatch *string, in Input) (db.Card, error) {
-	version, err := bca.IfMatch(ifMatch)
+	version, err := domain.IfMatch(ifMatch)
 	if err != nil {
 		return db.Card{}, err
 	}
@@ -160,7 +160,7 @@ func (s *Service) Update(ctx context.Context, userID, cardID int64, ifMatch *str
 	var c db.Card
 	var previous *int64
 	err = s.out.Write(ctx, func(t *outbox.Tx) error {
-		return bca.Conditional(version, func() (int64, error) {
+		return domain.Conditional(version, func() (int64, error) {
 			cur, err := s.lockOwned(ctx, t.Q, userID, cardID)
 			previous = cur.PreviewFileID
 			return cur.Version, err
@@ -185,7 +185,7 @@ func (s *Service) Update(ctx context.Context, userID, cardID int64, ifMatch *str
 func (s *Service) lockOwned(ctx context.Context, q *db.Queries, userID, cardID int64) (db.Card, error) {
 	c, err := q.LockOwnedCard(ctx, db.LockOwnedCardParams{ID: cardID, UserID: userID})
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && c.DeletedAt != nil) {
-		return db.Card{}, bca.NotFound("The card")
+		return db.Card{}, domain.NotFound("The card")
 	}
 	if err != nil {
 		return db.Card{}, fmt.Errorf("load card: %w", err)
@@ -195,12 +195,12 @@ func (s *Service) lockOwned(ctx context.Context, q *db.Queries, userID, cardID i
 
 // Delete soft-deletes the caller's card; subscribers keep a tombstone.
 func (s *Service) Delete(ctx context.Context, userID, cardID int64, ifMatch *string) error {
-	version, err := bca.IfMatch(ifMatch)
+	version, err := domain.IfMatch(ifMatch)
 	if err != nil {
 		return err
 	}
 	return s.out.Write(ctx, func(t *outbox.Tx) error {
-		return bca.Conditional(version, func() (int64, error) {
+		return domain.Conditional(version, func() (int64, error) {
 			cur, err := s.lockOwned(ctx, t.Q, userID, cardID)
 			return cur.Version, err
 		}, func(current int64) error {
@@ -227,7 +227,7 @@ func (s *Service) GetSubscription(ctx context.Context, v access.Viewer, cardID i
 		return Subscription{}, err
 	}
 	if !access.CanReadCard(v, facts) {
-		return Subscription{}, bca.NotFound("The card")
+		return Subscription{}, domain.NotFound("The card")
 	}
 	out := Subscription{CardID: cardID, ProfileID: v.ActingProfileID, Subscribed: row.Subscribed}
 	if row.Subscribed {
@@ -275,11 +275,11 @@ func (s *Service) Subscribe(ctx context.Context, v access.Viewer, cardID int64, 
 		switch refusal {
 		case "":
 		case "card.own_card":
-			return bca.E(bca.KindConflict, "card.own_card", "You cannot subscribe to a card of your own.")
+			return domain.E(domain.KindConflict, "card.own_card", "You cannot subscribe to a card of your own.")
 		default:
 			// A private card is saved only through a link its owner shares; to everyone else it
 			// is as if absent, like cards they may not read.
-			return bca.NotFound("The card")
+			return domain.NotFound("The card")
 		}
 		row, err := t.Q.Subscribe(ctx, db.SubscribeParams{ProfileID: v.ActingProfileID, CardID: cardID})
 		if err != nil {

@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/card"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
@@ -79,7 +79,7 @@ func (w world) actor(t *testing.T, name string) access.Viewer {
 }
 
 func code(err error) string {
-	if e, ok := bca.AsError(err); ok {
+	if e, ok := domain.AsError(err); ok {
 		return e.Code
 	}
 	return ""

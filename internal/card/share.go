@@ -18,7 +18,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 )
 
 // Share links (docs/product.md §6 "Sharing"). A token is 32 random bytes, never derived from ids.
@@ -121,7 +121,7 @@ func (s *Shares) ownCard(ctx context.Context, q *db.Queries, v access.Viewer, ca
 		return db.Card{}, err
 	}
 	if c.ProfileID != v.ActingProfileID || c.LockedAt != nil {
-		return db.Card{}, bca.NotFound("The card")
+		return db.Card{}, domain.NotFound("The card")
 	}
 	return c, nil
 }
@@ -130,16 +130,16 @@ func (s *Shares) ownCard(ctx context.Context, q *db.Queries, v access.Viewer, ca
 func (s *Shares) Create(ctx context.Context, v access.Viewer, cardID int64, in ShareInput) (Share, error) {
 	if in.ExpiresAt != nil {
 		if !in.ExpiresAt.After(time.Now()) {
-			return Share{}, bca.Invalid("expires_at", "must be in the future")
+			return Share{}, domain.Invalid("expires_at", "must be in the future")
 		}
 		if in.ExpiresAt.After(time.Now().Add(MaxShareLifetime)) {
-			return Share{}, bca.Invalid("expires_at", "must be at most a year ahead")
+			return Share{}, domain.Invalid("expires_at", "must be at most a year ahead")
 		}
 	}
 	var maxUses *int32
 	if in.MaxUses != nil {
 		if *in.MaxUses < 1 || *in.MaxUses > 1_000_000 {
-			return Share{}, bca.Invalid("max_uses", "must be between 1 and 1000000")
+			return Share{}, domain.Invalid("max_uses", "must be between 1 and 1000000")
 		}
 		m := int32(*in.MaxUses)
 		maxUses = &m
@@ -183,7 +183,7 @@ func (s *Shares) Revoke(ctx context.Context, v access.Viewer, cardID, shareID in
 	}
 	_, err := s.q.RevokeCardShare(ctx, db.RevokeCardShareParams{ID: shareID, CardID: cardID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return bca.NotFound("The share link")
+		return domain.NotFound("The share link")
 	}
 	if err != nil {
 		return fmt.Errorf("revoke share: %w", err)
@@ -193,7 +193,7 @@ func (s *Shares) Revoke(ctx context.Context, v access.Viewer, cardID, shareID in
 
 // ErrShareGone is the answer for a link that existed and no longer works. It says nothing about
 // why, or about the card.
-var ErrShareGone = bca.E(bca.KindGone, "share.gone", "This link no longer works.")
+var ErrShareGone = domain.E(domain.KindGone, "share.gone", "This link no longer works.")
 
 // Shared is what a live link opens.
 type Shared struct {
@@ -216,11 +216,11 @@ func (s *Shares) Resolve(ctx context.Context, token string) (Shared, error) {
 
 func resolveShare(ctx context.Context, q *db.Queries, token string) (Shared, error) {
 	if !WellFormedToken(token) {
-		return Shared{}, bca.NotFound("The share link")
+		return Shared{}, domain.NotFound("The share link")
 	}
 	row, err := q.ResolveCardShare(ctx, tokenHash(token))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Shared{}, bca.NotFound("The share link")
+		return Shared{}, domain.NotFound("The share link")
 	}
 	if err != nil {
 		return Shared{}, fmt.Errorf("resolve share: %w", err)
@@ -254,7 +254,7 @@ func (s *Shares) Open(ctx context.Context, v access.Viewer, token string) (Share
 		return SharedView{}, err
 	}
 	if facts.Profile.FromViewer == access.Block || facts.Profile.ToViewer == access.Block {
-		return SharedView{}, bca.NotFound("The share link")
+		return SharedView{}, domain.NotFound("The share link")
 	}
 	return SharedView{Shared: sh, Subscribed: row.Subscribed, Own: v.UserID == sh.OwnerUserID}, nil
 }
@@ -267,7 +267,7 @@ func liveShareInTx(ctx context.Context, q *db.Queries, token string, cardID int6
 		return 0, err
 	}
 	if sh.Card.ID != cardID {
-		return 0, bca.NotFound("The share link")
+		return 0, domain.NotFound("The share link")
 	}
 	if _, err := q.LockCardShare(ctx, sh.Share.ID); err != nil {
 		return 0, fmt.Errorf("lock share: %w", err)

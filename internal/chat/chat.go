@@ -30,7 +30,7 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/auth"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/push"
 )
@@ -128,7 +128,7 @@ func (r Room) Unread() int64 {
 }
 
 // ETag is the strong entity tag of the room's settings version.
-func (r Room) ETag() string { return bca.ETag(r.Version) }
+func (r Room) ETag() string { return domain.ETag(r.Version) }
 
 // FailedInvitation says why one profile was not brought into a room.
 type FailedInvitation struct {
@@ -251,9 +251,9 @@ func (s *Service) channel() string { return s.set.RedisKeyPrefix + "chat:events"
 
 // Errors callers meet.
 var (
-	errRoomNotFound   = bca.NotFound("The chat room")
-	errNotParticipant = bca.Forbidden("chat.not_participant", "Only participants of the room can do this.")
-	errNotOwner       = bca.Forbidden("chat.not_owner", "Only the owner of the room can do this.")
+	errRoomNotFound   = domain.NotFound("The chat room")
+	errNotParticipant = domain.Forbidden("chat.not_participant", "Only participants of the room can do this.")
+	errNotOwner       = domain.Forbidden("chat.not_owner", "Only the owner of the room can do this.")
 )
 
 // facts turns a room and the acting profile's standing in it into rule inputs.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 )
 
 func TestAutoName(t *testing.T) {
@@ -43,7 +43,7 @@ func TestParseLastEventID(t *testing.T) {
 		t.Fatalf("got %v, %v", got, err)
 	}
 	for _, bad := range []string{"12", "12:x", "0:1", "12:-2", "a:b,c", "12:1;13:2"} {
-		if _, err := ParseLastEventID(bad); !bca.IsKind(err, bca.KindInvalid) {
+		if _, err := ParseLastEventID(bad); !domain.IsKind(err, domain.KindInvalid) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}

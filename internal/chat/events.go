@@ -11,7 +11,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/txn"
 )
 
@@ -52,7 +52,7 @@ func (s *Service) post(ctx context.Context, a Actor, p db.AppendChatEventParams)
 // PostMessage posts a text message. deviceToken, when the client sends it, refreshes the
 // session's push token.
 func (s *Service) PostMessage(ctx context.Context, a Actor, roomID int64, text string, deviceToken *string) (Event, error) {
-	if _, err := bca.Text("message", text); err != nil {
+	if _, err := domain.Text("message", text); err != nil {
 		return Event{}, err
 	}
 	if deviceToken != nil && a.SessionID != 0 {
@@ -102,14 +102,14 @@ func (s *Service) DeleteMessage(ctx context.Context, a Actor, roomID, index int6
 			return fmt.Errorf("load chat event: %w", err)
 		}
 		if len(visible) == 0 {
-			return bca.NotFound("The message")
+			return domain.NotFound("The message")
 		}
 		target := visible[0]
 		switch {
 		case target.CausedByProfileID == nil || *target.CausedByProfileID != a.ProfileID:
-			return bca.Forbidden("chat.not_author", "Only the author can delete a message.")
+			return domain.Forbidden("chat.not_author", "Only the author can delete a message.")
 		case target.EventType != MessagePosted && target.EventType != MessagePostedImage:
-			return bca.Forbidden("chat.not_a_message", "Only messages can be deleted.")
+			return domain.Forbidden("chat.not_a_message", "Only messages can be deleted.")
 		case target.DeletedAt != nil:
 			return nil
 		}

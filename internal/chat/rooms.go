@@ -11,7 +11,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/txn"
 )
 
@@ -109,7 +109,7 @@ type CreateInput struct {
 // ExistingRoomError answers a 1:1 room request when the two profiles already share one; Room
 // is that room as the requester sees it.
 type ExistingRoomError struct {
-	Err  *bca.Error // the 409 problem
+	Err  *domain.Error // the 409 problem
 	Room Room
 }
 
@@ -195,7 +195,7 @@ func (s *Service) CreateRoom(ctx context.Context, a Actor, in CreateInput) (Room
 			return Room{}, nil, err
 		}
 		return Room{}, nil, &ExistingRoomError{
-			Err:  bca.E(bca.KindConflict, "chat.room_exists", "A chat room with exactly this profile exists already; it is in `room`."),
+			Err:  domain.E(domain.KindConflict, "chat.room_exists", "A chat room with exactly this profile exists already; it is in `room`."),
 			Room: room,
 		}
 	}
@@ -204,18 +204,18 @@ func (s *Service) CreateRoom(ctx context.Context, a Actor, in CreateInput) (Room
 }
 
 func allRefused(failed []FailedInvitation) error {
-	fields := make([]bca.FieldError, len(failed))
+	fields := make([]domain.FieldError, len(failed))
 	for i, f := range failed {
-		fields[i] = bca.FieldError{Field: fmt.Sprintf("invite_profile_ids.%d", f.ProfileID), Reason: f.Code}
+		fields[i] = domain.FieldError{Field: fmt.Sprintf("invite_profile_ids.%d", f.ProfileID), Reason: f.Code}
 	}
-	return bca.E(bca.KindForbidden, access.InviteRefused, "None of the profiles can be invited; no room was created.", fields...)
+	return domain.E(domain.KindForbidden, access.InviteRefused, "None of the profiles can be invited; no room was created.", fields...)
 }
 
 func cleanRoomName(name *string) (*string, error) {
 	if name == nil {
 		return nil, nil
 	}
-	n, err := bca.Name("name", *name, bca.MaxNameLength)
+	n, err := domain.Name("name", *name, domain.MaxNameLength)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +428,7 @@ func (s *Service) RemoveParticipant(ctx context.Context, a Actor, roomID, profil
 		}
 		if profileID == a.ProfileID {
 			if !f.Live {
-				return bca.E(bca.KindNotFound, "chat.not_participant", "You are not in this room.")
+				return domain.E(domain.KindNotFound, "chat.not_participant", "You are not in this room.")
 			}
 			events, err = leave(ctx, q, room, profileID, profileID, false)
 			return err
@@ -440,7 +440,7 @@ func (s *Service) RemoveParticipant(ctx context.Context, a Actor, roomID, profil
 			return errNotOwner
 		}
 		if _, err := q.GetLiveChatParticipant(ctx, db.GetLiveChatParticipantParams{RoomID: roomID, ProfileID: profileID}); errors.Is(err, pgx.ErrNoRows) {
-			return bca.E(bca.KindNotFound, "chat.not_participant", "This profile is not in the room.")
+			return domain.E(domain.KindNotFound, "chat.not_participant", "This profile is not in the room.")
 		} else if err != nil {
 			return fmt.Errorf("check participant: %w", err)
 		}
@@ -552,7 +552,7 @@ func (s *Service) UpdateRoom(ctx context.Context, a Actor, roomID int64, ifMatch
 	case !f.Owner:
 		return Room{}, errNotOwner
 	}
-	version, err := bca.IfMatch(ifMatch)
+	version, err := domain.IfMatch(ifMatch)
 	if err != nil {
 		return Room{}, err
 	}
@@ -574,7 +574,7 @@ func (s *Service) UpdateRoom(ctx context.Context, a Actor, roomID int64, ifMatch
 		q := t.Q
 		events = nil // a retried attempt starts afresh
 		t.AfterCommit(func(ctx context.Context) { s.deliver(ctx, a.SessionID, events) })
-		err := bca.Conditional(version, func() (int64, error) {
+		err := domain.Conditional(version, func() (int64, error) {
 			room, err := lockRoom(ctx, q, roomID)
 			if err != nil {
 				return 0, err
@@ -603,7 +603,7 @@ func (s *Service) UpdateRoom(ctx context.Context, a Actor, roomID int64, ifMatch
 		if newOwner != nil {
 			// The UPDATE holds the room's row lock, so the heir cannot leave before we commit.
 			if _, err := q.GetLiveChatParticipant(ctx, db.GetLiveChatParticipantParams{RoomID: roomID, ProfileID: *newOwner}); errors.Is(err, pgx.ErrNoRows) {
-				return bca.Invalid("owner_profile_id", "must be a participant of the room")
+				return domain.Invalid("owner_profile_id", "must be a participant of the room")
 			} else if err != nil {
 				return fmt.Errorf("check new owner: %w", err)
 			}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/auth"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 )
 
 // Live streams. Each API replica holds one Redis subscription (the hub) and hands each
@@ -158,7 +158,7 @@ func ParseLastEventID(v string) (map[int64]int64, error) {
 		room, err1 := strconv.ParseInt(r, 10, 64)
 		index, err2 := strconv.ParseInt(i, 10, 64)
 		if !ok || err1 != nil || err2 != nil || room <= 0 || index < -1 {
-			return nil, bca.Invalid("Last-Event-ID", "must be room_id:event_index pairs separated by commas")
+			return nil, domain.Invalid("Last-Event-ID", "must be room_id:event_index pairs separated by commas")
 		}
 		if cur, seen := out[room]; !seen || index > cur {
 			out[room] = index
@@ -436,7 +436,7 @@ func (s *Service) acquireStreamLease(ctx context.Context, userID int64) (string,
 		return "", fmt.Errorf("chat stream slot: %w", err)
 	}
 	if ok == 0 {
-		e := bca.E(bca.KindRateLimited, "chat.too_many_streams",
+		e := domain.E(domain.KindRateLimited, "chat.too_many_streams",
 			fmt.Sprintf("At most %d live streams per account; close one first.", s.set.StreamsPerUser))
 		e.RetryAfter = s.set.Heartbeat
 		return "", e

@@ -21,7 +21,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/storage"
 )
 
@@ -81,7 +81,7 @@ func (s *Service) Upload(ctx context.Context, ownerUserID int64, body io.Reader)
 			// The quota still bounds what an account can store while the limiter is away.
 			s.log.WarnContext(ctx, "upload rate limit unavailable", "err", err)
 		} else if !ok {
-			e := bca.E(bca.KindRateLimited, "file.rate_limited", "Too many uploads; try again later.")
+			e := domain.E(domain.KindRateLimited, "file.rate_limited", "Too many uploads; try again later.")
 			e.RetryAfter = retry
 			return db.File{}, e
 		}
@@ -102,12 +102,12 @@ func (s *Service) Upload(ctx context.Context, ownerUserID int64, body io.Reader)
 		return db.File{}, s.readError(err)
 	}
 	if len(head) == 0 {
-		return db.File{}, bca.Invalid("file", "must not be empty")
+		return db.File{}, domain.Invalid("file", "must not be empty")
 	}
 	contentType := http.DetectContentType(head)
 	if !allowed[contentType] {
-		return db.File{}, bca.E(bca.KindUnsupportedMediaType, "file.unsupported_type",
-			"Only JPEG, PNG, WebP and GIF images are accepted.", bca.FieldError{Field: "file", Reason: "detected " + contentType})
+		return db.File{}, domain.E(domain.KindUnsupportedMediaType, "file.unsupported_type",
+			"Only JPEG, PNG, WebP and GIF images are accepted.", domain.FieldError{Field: "file", Reason: "detected " + contentType})
 	}
 	key := "files/" + rand.Text()
 	info, err := s.store.Put(ctx, key, br, contentType)
@@ -128,15 +128,15 @@ func (s *Service) Upload(ctx context.Context, ownerUserID int64, body io.Reader)
 }
 
 func (s *Service) quotaError() error {
-	return bca.E(bca.KindTooLarge, "file.quota_exceeded",
+	return domain.E(domain.KindTooLarge, "file.quota_exceeded",
 		fmt.Sprintf("Your uploads would take more than %d bytes; remove images you no longer use.", s.limits.QuotaBytes),
-		bca.FieldError{Field: "file", Reason: "storage quota exceeded"})
+		domain.FieldError{Field: "file", Reason: "storage quota exceeded"})
 }
 
 func (s *Service) readError(err error) error {
 	if errors.Is(err, errTooLarge) {
-		return bca.E(bca.KindTooLarge, "file.too_large", fmt.Sprintf("The file is larger than %d bytes.", s.maxBytes),
-			bca.FieldError{Field: "file", Reason: "too large"})
+		return domain.E(domain.KindTooLarge, "file.too_large", fmt.Sprintf("The file is larger than %d bytes.", s.maxBytes),
+			domain.FieldError{Field: "file", Reason: "too large"})
 	}
 	return fmt.Errorf("store upload: %w", err)
 }
@@ -145,7 +145,7 @@ func (s *Service) readError(err error) error {
 func (s *Service) Owned(ctx context.Context, fileID, ownerUserID int64) (db.File, error) {
 	f, err := s.q.GetOwnedFile(ctx, db.GetOwnedFileParams{ID: fileID, OwnerUserID: ownerUserID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return db.File{}, bca.NotFound("The file")
+		return db.File{}, domain.NotFound("The file")
 	}
 	return f, err
 }
@@ -173,7 +173,7 @@ type Guard struct {
 func (s *Service) Open(ctx context.Context, v access.Viewer, publicID string, preferRedirect bool, g Guard) (Download, error) {
 	row, err := s.q.GetFileForRead(ctx, db.GetFileForReadParams{PublicID: publicID, ViewerUserID: v.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Download{}, bca.NotFound("The file")
+		return Download{}, domain.NotFound("The file")
 	}
 	if err != nil {
 		return Download{}, fmt.Errorf("load file: %w", err)
@@ -183,7 +183,7 @@ func (s *Service) Open(ctx context.Context, v access.Viewer, publicID string, pr
 		return Download{}, err
 	}
 	if !ok {
-		return Download{}, bca.NotFound("The file")
+		return Download{}, domain.NotFound("The file")
 	}
 	f := db.File{ID: row.ID, OwnerUserID: row.OwnerUserID, StorageKey: row.StorageKey, ContentType: row.ContentType,
 		Size: row.Size, Md5: row.Md5, CreatedAt: row.CreatedAt, PublicID: row.PublicID}
@@ -195,7 +195,7 @@ func (s *Service) Open(ctx context.Context, v access.Viewer, publicID string, pr
 func (s *Service) OpenShared(ctx context.Context, fileID int64) (Download, error) {
 	f, err := s.q.GetFile(ctx, fileID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Download{}, bca.NotFound("The file")
+		return Download{}, domain.NotFound("The file")
 	}
 	if err != nil {
 		return Download{}, fmt.Errorf("load file: %w", err)
@@ -215,7 +215,7 @@ func (s *Service) download(ctx context.Context, f db.File, preferRedirect bool) 
 	}
 	body, _, err := s.store.Get(ctx, f.StorageKey)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Download{}, bca.NotFound("The file")
+		return Download{}, domain.NotFound("The file")
 	}
 	if err != nil {
 		return Download{}, fmt.Errorf("open file %d: %w", f.ID, err)

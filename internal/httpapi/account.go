@@ -17,7 +17,7 @@ import (
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/account"
 	"github.com/bca-app/backend/internal/auth"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/profile"
 )
@@ -125,11 +125,11 @@ func (s *Server) RefreshSession(ctx context.Context, req api.RefreshSessionReque
 		token = *req.Body.RefreshToken
 	case req.Params.BcaRefresh != nil:
 		if req.Params.XRequestedWith == nil || *req.Params.XRequestedWith != "bca" {
-			return nil, bca.Forbidden("auth.csrf", "Refreshing with the cookie needs the header X-Requested-With: bca.")
+			return nil, domain.Forbidden("auth.csrf", "Refreshing with the cookie needs the header X-Requested-With: bca.")
 		}
 		token = *req.Params.BcaRefresh
 	default:
-		return nil, bca.Invalid("refresh_token", "is required (body or cookie)")
+		return nil, domain.Invalid("refresh_token", "is required (body or cookie)")
 	}
 	sess, err := s.Accounts.Refresh(ctx, token, client(ctx, req.Params.XClientToken))
 	if err != nil {
@@ -294,7 +294,7 @@ func (s *Server) VerifyEmail(ctx context.Context, req api.VerifyEmailRequestObje
 		return api.VerifyEmail200TexthtmlResponse(htmlBody("Email verified", fmt.Sprintf("%s is verified. You can sign in to the B.Ca app now.", u.Email))), nil
 	case err == nil:
 		return api.VerifyEmail200JSONResponse{Verified: true, Email: u.Email}, nil
-	case html && bca.IsKind(err, bca.KindNotFound):
+	case html && domain.IsKind(err, domain.KindNotFound):
 		page := htmlBody("Link not valid", "This link is unknown, was already used or has expired. Ask the app to send a new one.")
 		return api.VerifyEmail404TexthtmlResponse{Body: page.Body, ContentLength: page.ContentLength, Headers: api.VerifyEmail404ResponseHeaders{CacheControl: "no-store"}}, nil
 	default:
@@ -333,7 +333,7 @@ func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccoun
 		return nil, err
 	}
 	if !req.Body.Confirm {
-		return nil, bca.Invalid("confirm", "must be true")
+		return nil, domain.Invalid("confirm", "must be true")
 	}
 	if err := s.Accounts.Deactivate(ctx, p, req.Body.Password, req.Body.Reason); err != nil {
 		return nil, err
@@ -385,11 +385,11 @@ func decodeCursor(c *string) (int64, error) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(*c)
 	if err != nil || len(b) != 8 {
-		return 0, bca.Invalid("cursor", "is not a cursor this server issued")
+		return 0, domain.Invalid("cursor", "is not a cursor this server issued")
 	}
 	id := int64(binary.BigEndian.Uint64(b))
 	if id <= 0 {
-		return 0, bca.Invalid("cursor", "is not a cursor this server issued")
+		return 0, domain.Invalid("cursor", "is not a cursor this server issued")
 	}
 	return id, nil
 }

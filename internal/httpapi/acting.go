@@ -9,7 +9,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 )
 
 // viewer returns who is calling, acting as profileID when given. The acting profile must be one
@@ -30,7 +30,7 @@ func (s *Server) viewer(ctx context.Context, profileID *int64) (access.Viewer, e
 	}
 	id, err := db.New(s.Pool).GetActingProfile(ctx, db.GetActingProfileParams{ProfileID: *profileID, UserID: p.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return access.Viewer{}, bca.Forbidden("profile.not_acting", "X-Profile-Id must be one of your own live profiles.")
+		return access.Viewer{}, domain.Forbidden("profile.not_acting", "X-Profile-Id must be one of your own live profiles.")
 	}
 	if err != nil {
 		return access.Viewer{}, fmt.Errorf("check acting profile: %w", err)

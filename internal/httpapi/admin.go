@@ -9,7 +9,7 @@ import (
 
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/gen/db"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/moderation"
 )
 
@@ -49,7 +49,7 @@ func (s *Server) adminGate(next http.Handler) http.Handler {
 func (s *Server) admin(ctx context.Context) (moderation.Actor, error) {
 	p, ok := principal(ctx)
 	if !ok || !p.IsAdmin() {
-		return moderation.Actor{}, bca.E(bca.KindNotFound, "resource.not_found", "No such path.")
+		return moderation.Actor{}, domain.E(domain.KindNotFound, "resource.not_found", "No such path.")
 	}
 	var requestID string
 	if info := infoFrom(ctx); info != nil {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/gen/db"
-	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/card"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 )
 
@@ -30,7 +30,7 @@ func cardOf(c db.Card) api.Card {
 }
 
 func cardETag(c db.Card) *string {
-	e := bca.ETag(c.Version)
+	e := domain.ETag(c.Version)
 	return &e
 }
 
@@ -103,7 +103,7 @@ func (s *Server) CreateCard(ctx context.Context, req api.CreateCardRequestObject
 			return nil, err
 		}
 	default:
-		return nil, bca.Invalid("body", "is required")
+		return nil, domain.Invalid("body", "is required")
 	}
 	c, err := s.Cards.Create(ctx, v, in)
 	if err != nil {
@@ -140,7 +140,7 @@ func (s *Server) cardForm(ctx context.Context, userID int64, mr *multipart.Reade
 		name := part.FormName()
 		if name == "file" {
 			if uploaded != 0 {
-				return in, uploaded, bca.Invalid("file", "only one image per card")
+				return in, uploaded, domain.Invalid("file", "only one image per card")
 			}
 			f, err := s.Files.Upload(ctx, userID, part)
 			if err != nil {
@@ -155,23 +155,23 @@ func (s *Server) cardForm(ctx context.Context, userID int64, mr *multipart.Reade
 			return in, uploaded, multipartError(err)
 		}
 		if len(value) > maxFormField {
-			return in, uploaded, bca.Invalid(name, "is too long")
+			return in, uploaded, domain.Invalid(name, "is too long")
 		}
 		// The fields follow the rules of the JSON fields they mirror (CreateCardMultipart and
 		// CreateCardRequest in openapi.yaml), checked by the same domain values.
 		if seen[name] {
-			return in, uploaded, bca.Invalid(name, "is given twice")
+			return in, uploaded, domain.Invalid(name, "is given twice")
 		}
 		seen[name] = true
 		switch name {
 		case "name":
-			v, err := bca.Name("name", string(value), bca.MaxNameLength)
+			v, err := domain.Name("name", string(value), domain.MaxNameLength)
 			if err != nil {
 				return in, uploaded, err
 			}
 			in.Name = &v
 		case "data":
-			data, err := bca.JSONObject("data", value)
+			data, err := domain.JSONObject("data", value)
 			if err != nil {
 				return in, uploaded, err
 			}
@@ -183,18 +183,18 @@ func (s *Server) cardForm(ctx context.Context, userID int64, mr *multipart.Reade
 				b = true
 			case "false":
 			default:
-				return in, uploaded, bca.Invalid("private", "must be true or false")
+				return in, uploaded, domain.Invalid("private", "must be true or false")
 			}
 			in.Private = &b
 		default:
-			return in, uploaded, bca.Invalid(name, "unknown field")
+			return in, uploaded, domain.Invalid(name, "unknown field")
 		}
 	}
 	if in.Name == nil {
-		return in, uploaded, bca.Invalid("name", "is required")
+		return in, uploaded, domain.Invalid("name", "is required")
 	}
 	if uploaded == 0 {
-		return in, uploaded, bca.Invalid("file", "is required")
+		return in, uploaded, domain.Invalid("file", "is required")
 	}
 	return in, uploaded, nil
 }

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/bca-app/backend/gen/api"
-	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/chat"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 )
 
@@ -90,11 +90,11 @@ func decodeRoomCursor(c *string) (chat.RoomPage, error) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(*c)
 	if err != nil || len(b) != 16 {
-		return chat.RoomPage{}, bca.Invalid("cursor", "is not a cursor this server issued")
+		return chat.RoomPage{}, domain.Invalid("cursor", "is not a cursor this server issued")
 	}
 	id := int64(binary.BigEndian.Uint64(b[8:]))
 	if id <= 0 {
-		return chat.RoomPage{}, bca.Invalid("cursor", "is not a cursor this server issued")
+		return chat.RoomPage{}, domain.Invalid("cursor", "is not a cursor this server issued")
 	}
 	return chat.RoomPage{At: time.UnixMicro(int64(binary.BigEndian.Uint64(b[:8]))).UTC(), ID: id}, nil
 }

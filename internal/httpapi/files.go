@@ -12,7 +12,7 @@ import (
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 )
 
@@ -22,14 +22,14 @@ import (
 func (s *Server) upload(ctx context.Context, ownerUserID int64, mr *multipart.Reader) (db.File, error) {
 	part, err := mr.NextPart()
 	if errors.Is(err, io.EOF) {
-		return db.File{}, bca.Invalid("file", "is required")
+		return db.File{}, domain.Invalid("file", "is required")
 	}
 	if err != nil {
 		return db.File{}, multipartError(err)
 	}
 	defer part.Close()
 	if part.FormName() != "file" {
-		return db.File{}, bca.Invalid(part.FormName(), "unknown field; send the image as the field \"file\"")
+		return db.File{}, domain.Invalid(part.FormName(), "unknown field; send the image as the field \"file\"")
 	}
 	f, err := s.Files.Upload(ctx, ownerUserID, part)
 	if err != nil {
@@ -41,19 +41,19 @@ func (s *Server) upload(ctx context.Context, ownerUserID int64, mr *multipart.Re
 			return db.File{}, multipartError(err)
 		}
 		extra.Close()
-		return db.File{}, bca.Invalid(extra.FormName(), "only one part, the field \"file\", is accepted")
+		return db.File{}, domain.Invalid(extra.FormName(), "only one part, the field \"file\", is accepted")
 	}
 	return f, nil
 }
 
 func multipartError(err error) error {
-	if _, ok := bca.AsError(err); ok {
+	if _, ok := domain.AsError(err); ok {
 		return err
 	}
-	if _, _, e := problemFor(err); e.Kind == bca.KindTooLarge {
+	if _, _, e := problemFor(err); e.Kind == domain.KindTooLarge {
 		return e
 	}
-	return bca.E(bca.KindInvalid, "request.invalid", "The multipart body is malformed.", bca.FieldError{Field: "file", Reason: err.Error()})
+	return domain.E(domain.KindInvalid, "request.invalid", "The multipart body is malformed.", domain.FieldError{Field: "file", Reason: err.Error()})
 }
 
 func fileOf(f db.File) api.File {
@@ -87,7 +87,7 @@ func (s *Server) fileGuard() files.Guard {
 }
 
 func visible[T any](_ T, err error) (bool, error) {
-	if bca.IsKind(err, bca.KindNotFound) {
+	if domain.IsKind(err, domain.KindNotFound) {
 		return false, nil
 	}
 	return err == nil, err

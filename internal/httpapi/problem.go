@@ -19,7 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/gen/api"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/txn"
 )
 
@@ -30,34 +30,34 @@ func clientGone(r *http.Request) bool {
 }
 
 // statusOf maps each domain error kind to its HTTP status; the one place this mapping lives.
-var statusOf = map[bca.Kind]int{
-	bca.KindInvalid:              http.StatusBadRequest,
-	bca.KindUnauthenticated:      http.StatusUnauthorized,
-	bca.KindForbidden:            http.StatusForbidden,
-	bca.KindNotFound:             http.StatusNotFound,
-	bca.KindConflict:             http.StatusConflict,
-	bca.KindPreconditionFailed:   http.StatusPreconditionFailed,
-	bca.KindPreconditionRequired: http.StatusPreconditionRequired,
-	bca.KindTooLarge:             http.StatusRequestEntityTooLarge,
-	bca.KindUnsupportedMediaType: http.StatusUnsupportedMediaType,
-	bca.KindRateLimited:          http.StatusTooManyRequests,
-	bca.KindUnavailable:          http.StatusServiceUnavailable,
-	bca.KindGone:                 http.StatusGone,
-	bca.KindInternal:             http.StatusInternalServerError,
+var statusOf = map[domain.Kind]int{
+	domain.KindInvalid:              http.StatusBadRequest,
+	domain.KindUnauthenticated:      http.StatusUnauthorized,
+	domain.KindForbidden:            http.StatusForbidden,
+	domain.KindNotFound:             http.StatusNotFound,
+	domain.KindConflict:             http.StatusConflict,
+	domain.KindPreconditionFailed:   http.StatusPreconditionFailed,
+	domain.KindPreconditionRequired: http.StatusPreconditionRequired,
+	domain.KindTooLarge:             http.StatusRequestEntityTooLarge,
+	domain.KindUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	domain.KindRateLimited:          http.StatusTooManyRequests,
+	domain.KindUnavailable:          http.StatusServiceUnavailable,
+	domain.KindGone:                 http.StatusGone,
+	domain.KindInternal:             http.StatusInternalServerError,
 }
 
 // problemFor converts any error into the status and problem document to answer with. Errors
 // that are not domain errors are internal: logged with their detail, answered without it.
-func problemFor(err error) (int, api.Problem, *bca.Error) {
-	e, ok := bca.AsError(err)
+func problemFor(err error) (int, api.Problem, *domain.Error) {
+	e, ok := domain.AsError(err)
 	if !ok {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			e = bca.E(bca.KindTooLarge, "request.too_large", "The request body is larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes.")
+			e = domain.E(domain.KindTooLarge, "request.too_large", "The request body is larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes.")
 		} else if unavailable(err) {
 			e = errUnavailable
 		} else {
-			e = bca.E(bca.KindInternal, "server.internal", "Something went wrong on our side.")
+			e = domain.E(domain.KindInternal, "server.internal", "Something went wrong on our side.")
 		}
 	}
 	status := statusOf[e.Kind]
@@ -82,8 +82,8 @@ const StatusClientClosed = 499
 // errUnavailable answers a dependency (PostgreSQL, Redis) that is down, hung or overloaded, and
 // a write that kept colliding with others after the transaction helper's retries: the request
 // changed nothing and may be sent again shortly.
-var errUnavailable = func() *bca.Error {
-	e := bca.E(bca.KindUnavailable, "server.unavailable", "The service is briefly unavailable; try again shortly.")
+var errUnavailable = func() *domain.Error {
+	e := domain.E(domain.KindUnavailable, "server.unavailable", "The service is briefly unavailable; try again shortly.")
 	e.RetryAfter = time.Second
 	return e
 }()

@@ -8,7 +8,7 @@ import (
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/profile"
 )
@@ -224,7 +224,7 @@ func (s *Server) SetRelation(ctx context.Context, req api.SetRelationRequestObje
 	}
 	status, ok := access.ParseStatus(string(req.Body.Status))
 	if !ok {
-		return nil, bca.Invalid("status", "must be FOLLOW, HIDE or BLOCK")
+		return nil, domain.Invalid("status", "must be FOLLOW, HIDE or BLOCK")
 	}
 	r, err := s.Profiles.SetRelation(ctx, v, req.ProfileId, status)
 	if err != nil {

@@ -24,10 +24,10 @@ import (
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/internal/account"
 	"github.com/bca-app/backend/internal/auth"
-	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/card"
 	"github.com/bca-app/backend/internal/chat"
 	"github.com/bca-app/backend/internal/docs"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/moderation"
 	"github.com/bca-app/backend/internal/profile"
@@ -101,7 +101,7 @@ func New(d Deps) (http.Handler, error) {
 	v.authenticate, v.maxBody, v.maxUpload = s.authenticateRequest, d.MaxBodyBytes, d.MaxUploadBytes
 	strict := api.NewStrictHandlerWithOptions(s, []api.StrictMiddlewareFunc{s.authenticate}, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
-			writeError(w, r, d.Log, bca.E(bca.KindInvalid, "request.invalid", "The request body could not be read.", bca.FieldError{Field: "body", Reason: err.Error()}))
+			writeError(w, r, d.Log, domain.E(domain.KindInvalid, "request.invalid", "The request body could not be read.", domain.FieldError{Field: "body", Reason: err.Error()}))
 		},
 		ResponseErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, d.Log, err) },
 	})
@@ -110,7 +110,7 @@ func New(d Deps) (http.Handler, error) {
 		BaseURL:    "/api/v1",
 		BaseRouter: apiMux,
 		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
-			writeError(w, r, d.Log, bca.E(bca.KindInvalid, "request.invalid", "The request is invalid.", bca.FieldError{Field: "request", Reason: err.Error()}))
+			writeError(w, r, d.Log, domain.E(domain.KindInvalid, "request.invalid", "The request is invalid.", domain.FieldError{Field: "request", Reason: err.Error()}))
 		},
 	})
 
@@ -184,17 +184,17 @@ func (s *Server) authenticateRequest(r *http.Request, operationID string) (*http
 		return r, nil
 	}
 	if !hasToken {
-		return r, bca.Unauthenticated("auth.missing_token", "Sign in and send Authorization: Bearer <access token>.")
+		return r, domain.Unauthenticated("auth.missing_token", "Sign in and send Authorization: Bearer <access token>.")
 	}
 	// The sync poll reads the user's cached sync state in the same Redis round trip.
 	withSync := operationID == "headSyncFile" || operationID == "getSyncFile"
 	p, err := s.Authn.Authenticate(ctx, raw, actingHeader(r), withSync)
 	if err != nil {
 		s.Log.DebugContext(ctx, "authentication failed", "err", err)
-		if bca.IsKind(err, bca.KindInternal) || !isAuthFailure(err) {
+		if domain.IsKind(err, domain.KindInternal) || !isAuthFailure(err) {
 			return r, err
 		}
-		return r, bca.Unauthenticated("auth.invalid_token", "The access token is invalid, expired or revoked.")
+		return r, domain.Unauthenticated("auth.invalid_token", "The access token is invalid, expired or revoked.")
 	}
 	if info := infoFrom(ctx); info != nil {
 		info.Principal = &p
@@ -227,7 +227,7 @@ func (s *Server) authenticate(next api.StrictHandlerFunc, operationID string) ap
 	op := strings.ToLower(operationID[:1]) + operationID[1:]
 	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error) {
 		if _, ok := principal(ctx); !ok && s.security[op] == securityRequired {
-			return nil, bca.Unauthenticated("auth.missing_token", "Sign in and send Authorization: Bearer <access token>.")
+			return nil, domain.Unauthenticated("auth.missing_token", "Sign in and send Authorization: Bearer <access token>.")
 		}
 		return next(ctx, w, r, request)
 	}
@@ -271,7 +271,7 @@ func principal(ctx context.Context) (auth.Principal, bool) {
 func mustPrincipal(ctx context.Context) (auth.Principal, error) {
 	p, ok := principal(ctx)
 	if !ok {
-		return auth.Principal{}, bca.Unauthenticated("auth.missing_token", "Sign in first.")
+		return auth.Principal{}, domain.Unauthenticated("auth.missing_token", "Sign in first.")
 	}
 	return p, nil
 }

@@ -19,14 +19,14 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 )
 
 // validator checks every /api/v1 request against openapi.yaml before a handler sees it, in this
 // order: the route; the body limit of the operation (the upload limit only where a file is
 // taken); authentication (an anonymous call to a protected operation is a 401, whatever else
 // is wrong with it); the media type (only those the operation lists, else 415); then
-// parameters and body. A JSON body is checked by bca.CheckJSON (UTF-8, no NUL, one value, no
+// parameters and body. A JSON body is checked by domain.CheckJSON (UTF-8, no NUL, one value, no
 // duplicate keys, the one depth and key limit) and against its schema (types, formats,
 // lengths, patterns, enums, required and unknown fields; wrong types are rejected, never
 // coerced). Multipart bodies are streamed: their parts are checked by the form readers
@@ -78,7 +78,7 @@ func (v *validator) middleware(next http.Handler) http.Handler {
 			limit = v.maxUpload + 64<<10 // room for the multipart framing and the text fields
 		}
 		if r.ContentLength > limit {
-			writeError(w, r, v.log, bca.E(bca.KindTooLarge, "request.too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit)))
+			writeError(w, r, v.log, domain.E(domain.KindTooLarge, "request.too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit)))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
@@ -116,8 +116,8 @@ func (v *validator) middleware(next http.Handler) http.Handler {
 
 // validationError turns kin-openapi's findings into one 4xx problem naming every bad field.
 func validationError(err error) error {
-	var fields []bca.FieldError
-	status := bca.KindInvalid
+	var fields []domain.FieldError
+	status := domain.KindInvalid
 	code := "request.invalid"
 	var walk func(error)
 	walk = func(err error) {
@@ -131,8 +131,8 @@ func validationError(err error) error {
 		direct, isDirect := err.(*openapi3filter.RequestError)
 		switch {
 		case errors.As(err, &mbe):
-			status, code = bca.KindTooLarge, "request.too_large"
-			fields = append(fields, bca.FieldError{Field: "body", Reason: fmt.Sprintf("larger than %d bytes", mbe.Limit)})
+			status, code = domain.KindTooLarge, "request.too_large"
+			fields = append(fields, domain.FieldError{Field: "body", Reason: fmt.Sprintf("larger than %d bytes", mbe.Limit)})
 		case !isDirect && errors.As(err, &multi):
 			for _, e := range multi {
 				walk(e)
@@ -142,7 +142,7 @@ func validationError(err error) error {
 				reqErr = direct
 			}
 			if errors.Is(reqErr.Err, openapi3filter.ErrInvalidRequired) && reqErr.Parameter == nil && reqErr.RequestBody != nil {
-				fields = append(fields, bca.FieldError{Field: "body", Reason: "is required"})
+				fields = append(fields, domain.FieldError{Field: "body", Reason: "is required"})
 				return
 			}
 			var nested openapi3.MultiError
@@ -156,14 +156,14 @@ func validationError(err error) error {
 		case errors.As(err, &schemaErr):
 			fields = append(fields, schemaField("", schemaErr))
 		default:
-			fields = append(fields, bca.FieldError{Field: "request", Reason: err.Error()})
+			fields = append(fields, domain.FieldError{Field: "request", Reason: err.Error()})
 		}
 	}
 	walk(err)
-	return bca.E(status, code, "The request is invalid.", fields...)
+	return domain.E(status, code, "The request is invalid.", fields...)
 }
 
-func walkWithParam(reqErr *openapi3filter.RequestError, err error, fields *[]bca.FieldError, kind *bca.Kind, code *string) {
+func walkWithParam(reqErr *openapi3filter.RequestError, err error, fields *[]domain.FieldError, kind *domain.Kind, code *string) {
 	prefix := ""
 	if reqErr.Parameter != nil {
 		prefix = reqErr.Parameter.Name
@@ -176,8 +176,8 @@ func walkWithParam(reqErr *openapi3filter.RequestError, err error, fields *[]bca
 	}
 	switch {
 	case errors.As(err, &mbe):
-		*kind, *code = bca.KindTooLarge, "request.too_large"
-		*fields = append(*fields, bca.FieldError{Field: "body", Reason: fmt.Sprintf("larger than %d bytes", mbe.Limit)})
+		*kind, *code = domain.KindTooLarge, "request.too_large"
+		*fields = append(*fields, domain.FieldError{Field: "body", Reason: fmt.Sprintf("larger than %d bytes", mbe.Limit)})
 	case errors.As(err, &schemaErr):
 		*fields = append(*fields, schemaField(prefix, schemaErr))
 	case errors.As(err, &parseErr):
@@ -185,23 +185,23 @@ func walkWithParam(reqErr *openapi3filter.RequestError, err error, fields *[]bca
 		if field == "" {
 			field = "body"
 		}
-		*fields = append(*fields, bca.FieldError{Field: field, Reason: "malformed: " + parseErr.Reason})
+		*fields = append(*fields, domain.FieldError{Field: field, Reason: "malformed: " + parseErr.Reason})
 	case errors.Is(err, openapi3filter.ErrInvalidRequired):
-		*fields = append(*fields, bca.FieldError{Field: prefix, Reason: "is required"})
+		*fields = append(*fields, domain.FieldError{Field: prefix, Reason: "is required"})
 	case strings.Contains(err.Error(), "Content-Type"):
-		*kind, *code = bca.KindUnsupportedMediaType, "request.unsupported_media_type"
-		*fields = append(*fields, bca.FieldError{Field: "Content-Type", Reason: "is not accepted here"})
+		*kind, *code = domain.KindUnsupportedMediaType, "request.unsupported_media_type"
+		*fields = append(*fields, domain.FieldError{Field: "Content-Type", Reason: "is not accepted here"})
 	default:
 		field := prefix
 		if field == "" {
 			field = "body"
 		}
-		*fields = append(*fields, bca.FieldError{Field: field, Reason: err.Error()})
+		*fields = append(*fields, domain.FieldError{Field: field, Reason: err.Error()})
 	}
 }
 
 // schemaField names the offending JSON field with a dotted path (profile.data.phone.index).
-func schemaField(prefix string, e *openapi3.SchemaError) bca.FieldError {
+func schemaField(prefix string, e *openapi3.SchemaError) domain.FieldError {
 	parts := e.JSONPointer()
 	if prefix != "" {
 		parts = append([]string{prefix}, parts...)
@@ -220,7 +220,7 @@ func schemaField(prefix string, e *openapi3.SchemaError) bca.FieldError {
 	if field == "" {
 		field = "body"
 	}
-	return bca.FieldError{Field: field, Reason: reason}
+	return domain.FieldError{Field: field, Reason: reason}
 }
 
 // emailFormat accepts a bare address (no display name) as net/mail parses it.
@@ -262,11 +262,11 @@ func unsupportedMediaType(op *openapi3.Operation) error {
 	if len(types) > 0 {
 		accepted = strings.Join(types, ", ")
 	}
-	return bca.E(bca.KindUnsupportedMediaType, "request.unsupported_media_type", "This operation accepts "+accepted+".",
-		bca.FieldError{Field: "Content-Type", Reason: "is not accepted here"})
+	return domain.E(domain.KindUnsupportedMediaType, "request.unsupported_media_type", "This operation accepts "+accepted+".",
+		domain.FieldError{Field: "Content-Type", Reason: "is not accepted here"})
 }
 
-// checkJSONBody reads a JSON body (already size-limited) once, checks it with bca.CheckJSON and
+// checkJSONBody reads a JSON body (already size-limited) once, checks it with domain.CheckJSON and
 // hands it on unchanged. An empty body is left to the schema's "required".
 func checkJSONBody(r *http.Request) error {
 	body, err := io.ReadAll(r.Body)
@@ -277,5 +277,5 @@ func checkJSONBody(r *http.Request) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	return bca.CheckJSON("body", body)
+	return domain.CheckJSON("body", body)
 }

@@ -20,8 +20,8 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/auth"
-	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/chat"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/syncsvc"
 )
@@ -106,10 +106,10 @@ type LockState struct {
 
 func checkReason(reason string) error {
 	if reason == "" {
-		return bca.Invalid("reason", "is required")
+		return domain.Invalid("reason", "is required")
 	}
 	if len(reason) > 500 {
-		return bca.Invalid("reason", "must be at most 500 bytes")
+		return domain.Invalid("reason", "must be at most 500 bytes")
 	}
 	return nil
 }
@@ -159,7 +159,7 @@ func (s *Service) SetLock(ctx context.Context, a Actor, kind string, id int64, l
 func (s *Service) revoking(ctx context.Context, userID int64, change func() error) error {
 	if s.Redis != nil {
 		if err := auth.ForgetUser(ctx, s.Redis, s.KeyPrefix, userID); err != nil {
-			e := bca.E(bca.KindUnavailable, "auth.cache_unavailable", "The session store is unavailable; try again shortly.")
+			e := domain.E(domain.KindUnavailable, "auth.cache_unavailable", "The session store is unavailable; try again shortly.")
 			e.RetryAfter = 5 * time.Second
 			return e
 		}
@@ -254,7 +254,7 @@ func (s *Service) setLockTx(ctx context.Context, t *outbox.Tx, a Actor, kind str
 		}
 		return st, 0, 0, 0, audit(ctx, t.Q, a, action, kind, id, reason, map[string]any{"profile_id": row.ProfileID})
 	}
-	return st, 0, 0, 0, bca.Invalid("kind", "must be user, profile or card")
+	return st, 0, 0, 0, domain.Invalid("kind", "must be user, profile or card")
 }
 
 // RevokeSessions ends every live session of a user (the same revocation as signing out
@@ -327,7 +327,7 @@ func (s *Service) SetRole(ctx context.Context, a Actor, loginID string, admin bo
 	}
 	var userID int64
 	err := s.out.Write(ctx, func(t *outbox.Tx) error {
-		row, err := t.Q.SetUserRoleByLogin(ctx, db.SetUserRoleByLoginParams{LoginKey: bca.Key(loginID), Role: role})
+		row, err := t.Q.SetUserRoleByLogin(ctx, db.SetUserRoleByLoginParams{LoginKey: domain.Key(loginID), Role: role})
 		if err != nil {
 			return notFound(err, "The account "+strconv.Quote(loginID))
 		}
@@ -346,7 +346,7 @@ func (s *Service) SetRole(ctx context.Context, a Actor, loginID string, admin bo
 
 func notFound(err error, what string) error {
 	if errors.Is(err, pgx.ErrNoRows) {
-		return bca.NotFound(what)
+		return domain.NotFound(what)
 	}
 	return err
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bca-app/backend/gen/db"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/worker"
 )
@@ -44,9 +44,9 @@ const searchHigh = "\U0010FFFF"
 // SearchUsers finds users whose login id, nickname or email starts with q (case-insensitive:
 // q is folded the way the keys are), newest first.
 func (s *Service) SearchUsers(ctx context.Context, q string, beforeID int64, limit int) ([]db.User, error) {
-	key := bca.Key(q)
+	key := domain.Key(q)
 	if key == "" {
-		return nil, bca.Invalid("q", "must not be blank")
+		return nil, domain.Invalid("q", "must not be blank")
 	}
 	rows, err := db.New(s.Pool).SearchUsers(ctx, db.SearchUsersParams{Lo: key, Hi: key + searchHigh, BeforeID: beforeID, MaxRows: int32(limit)})
 	if err != nil {

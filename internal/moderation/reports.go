@@ -12,8 +12,8 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/card"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
@@ -71,12 +71,12 @@ func (r *Reporter) limit(ctx context.Context, userID int64) error {
 		return nil
 	}
 	if !ok {
-		return bca.RateLimited(retry)
+		return domain.RateLimited(retry)
 	}
 	return nil
 }
 
-var errOwnTarget = bca.E(bca.KindInvalid, "report.own_target", "You cannot report your own profiles, cards or messages.")
+var errOwnTarget = domain.E(domain.KindInvalid, "report.own_target", "You cannot report your own profiles, cards or messages.")
 
 // ReportProfile reports a profile the acting profile can see (docs/product.md §9).
 func (r *Reporter) ReportProfile(ctx context.Context, v access.Viewer, profileID int64, in ReportInput) (db.Report, error) {
@@ -127,7 +127,7 @@ func (r *Reporter) ReportChatMessage(ctx context.Context, v access.Viewer, roomI
 	}
 	m, err := db.New(r.Pool).GetReportableChatMessage(ctx, db.GetReportableChatMessageParams{RoomID: roomID, EventIndex: index, ReporterProfileID: v.ActingProfileID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return db.Report{}, bca.NotFound("The message")
+		return db.Report{}, domain.NotFound("The message")
 	}
 	if err != nil {
 		return db.Report{}, fmt.Errorf("load message %d:%d: %w", roomID, index, err)
@@ -180,7 +180,7 @@ const (
 // The lock, the closing and the audit entries commit together.
 func (s *Service) Resolve(ctx context.Context, a Actor, reportID int64, action string, note *string) (db.Report, error) {
 	if action != ActionDismiss && action != ActionLockTarget && action != ActionLockUser {
-		return db.Report{}, bca.Invalid("action", "must be dismiss, lock_target or lock_user")
+		return db.Report{}, domain.Invalid("action", "must be dismiss, lock_target or lock_user")
 	}
 	reason := "report #" + strconv.FormatInt(reportID, 10)
 	var out db.Report
@@ -191,7 +191,7 @@ func (s *Service) Resolve(ctx context.Context, a Actor, reportID int64, action s
 			return notFound(err, "The report")
 		}
 		if rep.Status != "open" {
-			return bca.E(bca.KindConflict, "report.closed", "The report is already closed.")
+			return domain.E(domain.KindConflict, "report.closed", "The report is already closed.")
 		}
 		if note != nil && *note != "" {
 			reason += ": " + *note
@@ -210,7 +210,7 @@ func (s *Service) Resolve(ctx context.Context, a Actor, reportID int64, action s
 		}
 		out, err = t.Q.ResolveReport(ctx, db.ResolveReportParams{ID: reportID, Action: &action, Note: note, ResolvedBy: optionalID(a.UserID)})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return bca.E(bca.KindConflict, "report.closed", "The report is already closed.")
+			return domain.E(domain.KindConflict, "report.closed", "The report is already closed.")
 		}
 		if err != nil {
 			return fmt.Errorf("resolve report: %w", err)

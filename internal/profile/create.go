@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/bca-app/backend/gen/db"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 )
 
 // CreateInput is a new profile as the caller describes it.
@@ -24,13 +24,13 @@ type CreateInput struct {
 // Create inserts a profile of userID using q, which may be bound to the caller's transaction
 // (sign-up creates the first profile in the same transaction as the account).
 func Create(ctx context.Context, q *db.Queries, userID int64, in CreateInput) (db.Profile, error) {
-	name, err := bca.Name("name", in.Name, bca.MaxNameLength)
+	name, err := domain.Name("name", in.Name, domain.MaxNameLength)
 	if err != nil {
 		return db.Profile{}, err
 	}
 	raw := json.RawMessage("{}")
 	if in.Data != nil {
-		if raw, err = bca.JSONObjectOf("data", in.Data); err != nil {
+		if raw, err = domain.JSONObjectOf("data", in.Data); err != nil {
 			return db.Profile{}, err
 		}
 	}
@@ -54,7 +54,7 @@ func cleanOptional(s *string) *string {
 	if s == nil {
 		return nil
 	}
-	c := bca.CleanName(*s)
+	c := domain.CleanName(*s)
 	return &c
 }
 

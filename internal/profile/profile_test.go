@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
@@ -54,9 +54,9 @@ func create(t *testing.T, s *profile.Service, userID int64, private bool) int64 
 func visibility(t *testing.T, s *profile.Service, v access.Viewer, id int64) string {
 	t.Helper()
 	view, err := s.Get(context.Background(), v, id)
-	var e *bca.Error
+	var e *domain.Error
 	switch {
-	case errors.As(err, &e) && e.Kind == bca.KindNotFound:
+	case errors.As(err, &e) && e.Kind == domain.KindNotFound:
 		return "hidden"
 	case err != nil:
 		t.Fatal(err)

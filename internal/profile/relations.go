@@ -10,7 +10,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
 )
 
@@ -32,13 +32,13 @@ func relationOf(r db.Relation) Relation {
 func (s *Service) target(ctx context.Context, q *db.Queries, v access.Viewer, targetID int64, blocking bool) (db.GetProfileViewRow, error) {
 	row, err := q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: targetID, ViewerProfileID: v.ActingProfileID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return row, bca.NotFound("The profile")
+		return row, domain.NotFound("The profile")
 	}
 	if err != nil {
 		return row, fmt.Errorf("load profile %d: %w", targetID, err)
 	}
 	if row.Profile.UserID == v.UserID {
-		return row, bca.E(bca.KindInvalid, "relation.same_user", "A profile cannot relate to another profile of the same user.")
+		return row, domain.E(domain.KindInvalid, "relation.same_user", "A profile cannot relate to another profile of the same user.")
 	}
 	// Admins get no special powers over relations: the acting profile is an ordinary profile.
 	facts := access.FactsOf(row.Profile.UserID, row.Profile.Private, row.Live, row.FromViewer, row.ToViewer)
@@ -46,7 +46,7 @@ func (s *Service) target(ctx context.Context, q *db.Queries, v access.Viewer, ta
 		return row, nil
 	}
 	if access.Profile(access.Viewer{UserID: v.UserID, ActingProfileID: v.ActingProfileID}, facts) == access.Hidden {
-		return row, bca.NotFound("The profile")
+		return row, domain.NotFound("The profile")
 	}
 	return row, nil
 }
@@ -90,7 +90,7 @@ func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int
 			return err
 		}
 		if target.Profile.DeletedAt != nil {
-			return bca.NotFound("The profile")
+			return domain.NotFound("The profile")
 		}
 		current := access.Status(target.FromViewer)
 		status := want
@@ -106,7 +106,7 @@ func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int
 			}
 		case access.Hide:
 			if !current.Accepted() {
-				return bca.E(bca.KindConflict, "relation.follow_required", "Only a profile you follow can be hidden.")
+				return domain.E(domain.KindConflict, "relation.follow_required", "Only a profile you follow can be hidden.")
 			}
 		case access.Block:
 			removed, err := t.Q.DeleteSubscriptionsBetween(ctx, db.DeleteSubscriptionsBetweenParams{A: v.ActingProfileID, B: targetID})
@@ -119,7 +119,7 @@ func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int
 				}
 			}
 		default:
-			return bca.Invalid("status", "must be FOLLOW, HIDE or BLOCK")
+			return domain.Invalid("status", "must be FOLLOW, HIDE or BLOCK")
 		}
 		r, err := t.Q.UpsertRelation(ctx, db.UpsertRelationParams{FromProfileID: v.ActingProfileID, ToProfileID: targetID, Status: int16(status)})
 		if err != nil {
@@ -141,7 +141,7 @@ func (s *Service) DeleteRelation(ctx context.Context, v access.Viewer, targetID 
 		}
 		_, err := t.Q.DeleteRelation(ctx, db.DeleteRelationParams{FromProfileID: v.ActingProfileID, ToProfileID: targetID})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return bca.NotFound("The relation")
+			return domain.NotFound("The relation")
 		}
 		if err != nil {
 			return fmt.Errorf("delete relation: %w", err)
@@ -155,13 +155,13 @@ func (s *Service) DeleteRelation(ctx context.Context, v access.Viewer, targetID 
 func (s *Service) ownTarget(ctx context.Context, q *db.Queries, userID, profileID int64) error {
 	p, err := q.GetOwnProfile(ctx, db.GetOwnProfileParams{ID: profileID, UserID: userID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return bca.Forbidden("profile.not_owner", "Only the profile's owner can manage its follow requests.")
+		return domain.Forbidden("profile.not_owner", "Only the profile's owner can manage its follow requests.")
 	}
 	if err != nil {
 		return fmt.Errorf("load profile: %w", err)
 	}
 	if p.DeletedAt != nil || p.LockedAt != nil {
-		return bca.NotFound("The profile")
+		return domain.NotFound("The profile")
 	}
 	return nil
 }
@@ -193,7 +193,7 @@ func (s *Service) AcceptFollowRequest(ctx context.Context, userID, profileID, re
 		}
 		r, err := t.Q.AcceptFollowRequest(ctx, db.AcceptFollowRequestParams{FromProfileID: requesterID, ToProfileID: profileID})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return bca.NotFound("The follow request")
+			return domain.NotFound("The follow request")
 		}
 		if err != nil {
 			return fmt.Errorf("accept follow request: %w", err)
@@ -215,7 +215,7 @@ func (s *Service) RejectFollowRequest(ctx context.Context, userID, profileID, re
 		}
 		_, err := t.Q.RejectFollowRequest(ctx, db.RejectFollowRequestParams{FromProfileID: requesterID, ToProfileID: profileID})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return bca.NotFound("The follow request")
+			return domain.NotFound("The follow request")
 		}
 		if err != nil {
 			return fmt.Errorf("reject follow request: %w", err)
@@ -232,7 +232,7 @@ func (s *Service) ListFollows(ctx context.Context, v access.Viewer, profileID in
 		return nil, err
 	}
 	if !access.FollowListVisible(v, facts, subject.Profile.IsFollowListPublic) {
-		return nil, bca.Forbidden("profile.follow_list_private", "This profile's follow lists are not public.")
+		return nil, domain.Forbidden("profile.follow_list_private", "This profile's follow lists are not public.")
 	}
 	statuses := []access.Status{access.Follow}
 	owner := subject.Mine || v.Admin

@@ -11,7 +11,7 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/txn"
@@ -46,7 +46,7 @@ func (v View) ETag() string {
 	if v.Visibility == access.Redacted {
 		return `"` + strconv.FormatInt(v.Profile.Version, 10) + `-r"`
 	}
-	return bca.ETag(v.Profile.Version)
+	return domain.ETag(v.Profile.Version)
 }
 
 // Get returns a profile as the viewer may see it, or not found.
@@ -58,7 +58,7 @@ func (s *Service) Get(ctx context.Context, v access.Viewer, profileID int64) (Vi
 func (s *Service) view(ctx context.Context, v access.Viewer, profileID int64) (View, access.ProfileFacts, error) {
 	row, err := s.q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: profileID, ViewerProfileID: v.ActingProfileID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return View{}, access.ProfileFacts{}, bca.NotFound("The profile")
+		return View{}, access.ProfileFacts{}, domain.NotFound("The profile")
 	}
 	if err != nil {
 		return View{}, access.ProfileFacts{}, fmt.Errorf("load profile %d: %w", profileID, err)
@@ -66,7 +66,7 @@ func (s *Service) view(ctx context.Context, v access.Viewer, profileID int64) (V
 	facts := access.FactsOf(row.Profile.UserID, row.Profile.Private, row.Live, row.FromViewer, row.ToViewer)
 	view := View{Profile: row.Profile, Mine: row.Profile.UserID == v.UserID, Visibility: access.Profile(v, facts)}
 	if view.Visibility == access.Hidden {
-		return View{}, facts, bca.NotFound("The profile")
+		return View{}, facts, domain.NotFound("The profile")
 	}
 	return view, facts, nil
 }
@@ -102,14 +102,14 @@ type UpdateInput struct {
 
 // Update changes the caller's profile if ifMatch names its current version.
 func (s *Service) Update(ctx context.Context, userID, profileID int64, ifMatch *string, in UpdateInput) (db.Profile, error) {
-	version, err := bca.IfMatch(ifMatch)
+	version, err := domain.IfMatch(ifMatch)
 	if err != nil {
 		return db.Profile{}, err
 	}
 	params := db.UpdateProfileParams{ID: profileID, UserID: userID, Version: version,
 		Private: in.Private, CanAnonymousInvite: in.CanAnonymousInvite, IsFollowListPublic: in.IsFollowListPublic}
 	if in.Name != nil {
-		name, err := bca.Name("name", *in.Name, bca.MaxNameLength)
+		name, err := domain.Name("name", *in.Name, domain.MaxNameLength)
 		if err != nil {
 			return db.Profile{}, err
 		}
@@ -118,7 +118,7 @@ func (s *Service) Update(ctx context.Context, userID, profileID int64, ifMatch *
 	params.SetTeamName, params.TeamName = optionalText(in.TeamName, true)
 	params.SetDescription, params.Description = optionalText(in.Description, false)
 	if in.Data != nil {
-		raw, err := bca.JSONObjectOf("data", in.Data)
+		raw, err := domain.JSONObjectOf("data", in.Data)
 		if err != nil {
 			return db.Profile{}, err
 		}
@@ -126,7 +126,7 @@ func (s *Service) Update(ctx context.Context, userID, profileID int64, ifMatch *
 	}
 	var p db.Profile
 	err = s.out.Write(ctx, func(t *outbox.Tx) error {
-		return bca.Conditional(version, func() (int64, error) { return s.lockOwn(ctx, t.Q, userID, profileID) }, func(current int64) error {
+		return domain.Conditional(version, func() (int64, error) { return s.lockOwn(ctx, t.Q, userID, profileID) }, func(current int64) error {
 			params.Version = current
 			var err error
 			if p, err = t.Q.UpdateProfile(ctx, params); err != nil {
@@ -145,7 +145,7 @@ func optionalText(v *string, clean bool) (bool, *string) {
 	}
 	s := *v
 	if clean {
-		s = bca.CleanName(s)
+		s = domain.CleanName(s)
 	}
 	if s == "" {
 		return true, nil
@@ -161,14 +161,14 @@ func (s *Service) lockOwn(ctx context.Context, q *db.Queries, userID, profileID 
 		return 0, s.ownError(err)
 	}
 	if cur.DeletedAt != nil {
-		return 0, bca.NotFound("The profile")
+		return 0, domain.NotFound("The profile")
 	}
 	return cur.Version, nil
 }
 
 func (s *Service) ownError(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
-		return bca.NotFound("The profile")
+		return domain.NotFound("The profile")
 	}
 	return fmt.Errorf("load own profile: %w", err)
 }
@@ -176,13 +176,13 @@ func (s *Service) ownError(err error) error {
 // Delete soft-deletes the caller's profile: its cards are deleted, its chat participations end,
 // and everyone whose file holds it receives the tombstone.
 func (s *Service) Delete(ctx context.Context, userID, profileID int64, ifMatch *string) error {
-	version, err := bca.IfMatch(ifMatch)
+	version, err := domain.IfMatch(ifMatch)
 	if err != nil {
 		return err
 	}
 	return s.out.Write(ctx, func(t *outbox.Tx) error {
 		var p db.Profile
-		err := bca.Conditional(version, func() (int64, error) { return s.lockOwn(ctx, t.Q, userID, profileID) }, func(current int64) error {
+		err := domain.Conditional(version, func() (int64, error) { return s.lockOwn(ctx, t.Q, userID, profileID) }, func(current int64) error {
 			var err error
 			if p, err = t.Q.SoftDeleteProfile(ctx, db.SoftDeleteProfileParams{ID: profileID, UserID: userID, Version: current}); err != nil {
 				return fmt.Errorf("delete profile: %w", err)
@@ -220,7 +220,7 @@ func (s *Service) SetImage(ctx context.Context, userID, profileID, fileID int64)
 			return s.ownError(err)
 		}
 		if cur.DeletedAt != nil {
-			return bca.NotFound("The profile")
+			return domain.NotFound("The profile")
 		}
 		var image *int64
 		if fileID > 0 {

@@ -26,8 +26,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/bca-app/backend/internal/bca"
 	"github.com/bca-app/backend/internal/card"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/vcard"
@@ -136,9 +136,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	shared, err := h.Shares.Resolve(ctx, token)
 	if err != nil {
 		switch {
-		case bca.IsKind(err, bca.KindNotFound):
+		case domain.IsKind(err, domain.KindNotFound):
 			h.errorPage(w, r, http.StatusNotFound)
-		case bca.IsKind(err, bca.KindGone):
+		case domain.IsKind(err, domain.KindGone):
 			h.errorPage(w, r, http.StatusGone)
 		default:
 			h.Log.ErrorContext(ctx, "resolve share link", "err", err)
@@ -439,7 +439,7 @@ func (h *Handler) image(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	d, err := h.Files.OpenShared(ctx, *fileID)
 	if err != nil {
-		if bca.IsKind(err, bca.KindNotFound) {
+		if domain.IsKind(err, domain.KindNotFound) {
 			h.errorPage(w, r, http.StatusNotFound)
 			return
 		}

@@ -30,7 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/gen/db"
-	"github.com/bca-app/backend/internal/bca"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/push"
 	"github.com/bca-app/backend/internal/ratelimit"
@@ -453,7 +453,7 @@ func (s *Service) Rebuild(ctx context.Context, userID int64) (File, error) {
 			s.log.WarnContext(ctx, "rebuild rate limit unavailable; counting in process", "err", err)
 		}
 		if !ok {
-			return File{}, bca.RateLimited(retry)
+			return File{}, domain.RateLimited(retry)
 		}
 	}
 	return s.buildOnRequest(ctx, userID, true)
@@ -467,7 +467,7 @@ func (s *Service) buildOnRequest(ctx context.Context, userID int64, force bool) 
 	}
 	lock, err := s.locks.acquire(ctx, userID, s.set.LockWait)
 	if errors.Is(err, ErrBusy) {
-		e := bca.E(bca.KindUnavailable, "sync.busy", "Your sync file is being built; try again shortly.")
+		e := domain.E(domain.KindUnavailable, "sync.busy", "Your sync file is being built; try again shortly.")
 		e.RetryAfter = time.Second
 		return File{}, e
 	}

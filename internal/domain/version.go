@@ -1,4 +1,4 @@
-package bca
+package domain
 
 import (
 	"strconv"

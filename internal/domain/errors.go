@@ -1,6 +1,6 @@
-// Package bca holds the domain vocabulary shared by every service: errors with stable codes and
+// Package domain holds the domain vocabulary shared by every service: errors with stable codes and
 // the small value types that cross package boundaries. It depends on nothing else in the module.
-package bca
+package domain
 
 import (
 	"errors"
