@@ -1550,21 +1550,6 @@ type ListCardSharesParams struct {
 	// Cursor Opaque cursor from the previous page's `next_cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
-
-	// XProfileId The acting profile; it must be one of the caller's live profiles.
-	XProfileId XProfileId `json:"X-Profile-Id"`
-}
-
-// CreateCardShareParams defines parameters for CreateCardShare.
-type CreateCardShareParams struct {
-	// XProfileId The acting profile; it must be one of the caller's live profiles.
-	XProfileId XProfileId `json:"X-Profile-Id"`
-}
-
-// RevokeCardShareParams defines parameters for RevokeCardShare.
-type RevokeCardShareParams struct {
-	// XProfileId The acting profile; it must be one of the caller's live profiles.
-	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
 // UnsubscribeCardParams defines parameters for UnsubscribeCard.
@@ -2075,10 +2060,10 @@ type ServerInterface interface {
 	ListCardShares(w http.ResponseWriter, r *http.Request, cardId CardID, params ListCardSharesParams)
 	// CreateCardShare Make a share link (and QR code) for my card
 	// (POST /cards/{card_id}/shares)
-	CreateCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, params CreateCardShareParams)
+	CreateCardShare(w http.ResponseWriter, r *http.Request, cardId CardID)
 	// RevokeCardShare Revoke a share link of my card (idempotent)
 	// (DELETE /cards/{card_id}/shares/{share_id})
-	RevokeCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, shareId ShareID, params RevokeCardShareParams)
+	RevokeCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, shareId ShareID)
 	// UnsubscribeCard Remove this card from my acting profile's saved cards
 	// (DELETE /cards/{card_id}/subscription)
 	UnsubscribeCard(w http.ResponseWriter, r *http.Request, cardId CardID, params UnsubscribeCardParams)
@@ -3646,31 +3631,6 @@ func (siw *ServerInterfaceWrapper) ListCardShares(w http.ResponseWriter, r *http
 		return
 	}
 
-	headers := r.Header
-
-	// ------------- Required header parameter "X-Profile-Id" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
-		var XProfileId XProfileId
-		n := len(valueList)
-		if n != 1 {
-			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
-			return
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
-		if err != nil {
-			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
-			return
-		}
-
-		params.XProfileId = XProfileId
-
-	} else {
-		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
-		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
-		return
-	}
-
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ListCardShares(w, r, cardId, params)
 	}))
@@ -3697,36 +3657,8 @@ func (siw *ServerInterfaceWrapper) CreateCardShare(w http.ResponseWriter, r *htt
 		return
 	}
 
-	// Parameter object where we will unmarshal all parameters from the context
-	var params CreateCardShareParams
-
-	headers := r.Header
-
-	// ------------- Required header parameter "X-Profile-Id" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
-		var XProfileId XProfileId
-		n := len(valueList)
-		if n != 1 {
-			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
-			return
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
-		if err != nil {
-			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
-			return
-		}
-
-		params.XProfileId = XProfileId
-
-	} else {
-		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
-		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
-		return
-	}
-
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.CreateCardShare(w, r, cardId, params)
+		siw.Handler.CreateCardShare(w, r, cardId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3760,36 +3692,8 @@ func (siw *ServerInterfaceWrapper) RevokeCardShare(w http.ResponseWriter, r *htt
 		return
 	}
 
-	// Parameter object where we will unmarshal all parameters from the context
-	var params RevokeCardShareParams
-
-	headers := r.Header
-
-	// ------------- Required header parameter "X-Profile-Id" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("X-Profile-Id")]; found {
-		var XProfileId XProfileId
-		n := len(valueList)
-		if n != 1 {
-			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Profile-Id", Count: n})
-			return
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "X-Profile-Id", valueList[0], &XProfileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"})
-		if err != nil {
-			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Profile-Id", Err: err})
-			return
-		}
-
-		params.XProfileId = XProfileId
-
-	} else {
-		err := fmt.Errorf("Header parameter X-Profile-Id is required, but not found")
-		siw.ErrorHandlerFunc(w, r, &RequiredHeaderError{ParamName: "X-Profile-Id", Err: err})
-		return
-	}
-
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.RevokeCardShare(w, r, cardId, shareId, params)
+		siw.Handler.RevokeCardShare(w, r, cardId, shareId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -11614,23 +11518,6 @@ func (response ListCardShares401ApplicationProblemPlusJSONResponse) VisitListCar
 	return err
 }
 
-type ListCardShares403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
-}
-
-func (response ListCardShares403ApplicationProblemPlusJSONResponse) VisitListCardSharesResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
-	w.WriteHeader(403)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ListCardShares404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -11687,7 +11574,6 @@ func (response ListCardSharesdefaultApplicationProblemPlusJSONResponse) VisitLis
 
 type CreateCardShareRequestObject struct {
 	CardId CardID `json:"card_id"`
-	Params CreateCardShareParams
 	Body   *CreateCardShareJSONRequestBody
 }
 
@@ -11739,23 +11625,6 @@ func (response CreateCardShare401ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type CreateCardShare403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
-}
-
-func (response CreateCardShare403ApplicationProblemPlusJSONResponse) VisitCreateCardShareResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
-	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11851,7 +11720,6 @@ func (response CreateCardSharedefaultApplicationProblemPlusJSONResponse) VisitCr
 type RevokeCardShareRequestObject struct {
 	CardId  CardID  `json:"card_id"`
 	ShareId ShareID `json:"share_id"`
-	Params  RevokeCardShareParams
 }
 
 type RevokeCardShareResponseObject interface {
@@ -11896,23 +11764,6 @@ func (response RevokeCardShare401ApplicationProblemPlusJSONResponse) VisitRevoke
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type RevokeCardShare403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
-}
-
-func (response RevokeCardShare403ApplicationProblemPlusJSONResponse) VisitRevokeCardShareResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
-	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -19824,11 +19675,10 @@ func (sh *strictHandler) ListCardShares(w http.ResponseWriter, r *http.Request, 
 }
 
 // CreateCardShare operation middleware
-func (sh *strictHandler) CreateCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, params CreateCardShareParams) {
+func (sh *strictHandler) CreateCardShare(w http.ResponseWriter, r *http.Request, cardId CardID) {
 	var request CreateCardShareRequestObject
 
 	request.CardId = cardId
-	request.Params = params
 
 	var body CreateCardShareJSONRequestBody
 	if err := runtime.BindJSONBody(r, &body); err != nil {
@@ -19861,12 +19711,11 @@ func (sh *strictHandler) CreateCardShare(w http.ResponseWriter, r *http.Request,
 }
 
 // RevokeCardShare operation middleware
-func (sh *strictHandler) RevokeCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, shareId ShareID, params RevokeCardShareParams) {
+func (sh *strictHandler) RevokeCardShare(w http.ResponseWriter, r *http.Request, cardId CardID, shareId ShareID) {
 	var request RevokeCardShareRequestObject
 
 	request.CardId = cardId
 	request.ShareId = shareId
-	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.RevokeCardShare(ctx, request.(RevokeCardShareRequestObject))
@@ -21330,191 +21179,193 @@ var swaggerSpec = []string{
 	"j10TePj2kPwA20OwLxN6mdAgcs2ZYL7ffHMFJ2OmO998Q05vmZoSPCtDAkbW/poKPbGbIQUZp2osNURK",
 	"LNl744Ub0jzY3fOt3amYdrErPD7APqNm/AE52Hu+c7D3wl5UmJZbhb6MpwE52H9pLS7FiKKGdYVr2B+Q",
 	"F7vP8cpyw3Owzmixx7rrod7qkDBm1zRNTEhGjAqYaSrYxzGL7MBe7O52hRTJ1C3QcfnU2gx/bjvB0T6L",
-	"w5Zdt2NoemXPtzltQo0f5LpzlRFqhwACapowsP4ASdpKQmYXHqZ3SJp7rfLaQ0rjNxDN1HLEsI6wSLnf",
-	"kKYjex+3shyhCzDoOgB696W25SkExBvzR6S53yKUfGMP5S5tHnfeLSQQwGQouyKR8kZ/Q5pUYFl/hiEA",
-	"8NLAZVJ5NoTm6QGh8IMfBDdEOoCQZHqYEZEZsq5wL+VZrj412QaM6JRoxgK4Q6aQ7ekz+nEf3BW4RqCT",
-	"jkjzuV1VKCl2y4rT+2ZMzRAyPTUZTYmciMKqhjt+43Y+5Qr7887//vf/hGREBR0wy81e3FhzHpSrDkgf",
-	"ix5h6n7GAjKGsHbZThaVZtkrckSaBy1C0TgPiPMrBl0Bc8fCIhEV2QQ9S96xhIQoYl9uIFhnZruJr/jP",
-	"KbQr0B/1TOM5KZOrhCWakYPd544X/oId6nNZoZgeS6FBsCqOpOUsDHhX87dUGoZblGH7Ynm1k3mtTldc",
-	"zOR6o4SGbAJrPDA6AppSUxKWGukfEiHb2khlxWN4+p4OQpBQ2fCBEC05OXmvpBxpv/BWsDzTJHSB+NCK",
-	"ehiuPsI6cm5In0Y3UGR+dt0+pyYahrkN1BXNg719nJg21BL/wf73+HnEtT03tiwT2HvfSsEKDwD+aj7f",
-	"PcCrU+EqY1tunS/ogItBvsyWijIZHH4Cj+sh+aXT6fz6OSTjJNVkKCf2yQNJpOiQc6kNsh1mJ0s1oSpG",
-	"uXZI7AkHliAsOHpDPCiPHSRz6L+1D2XGAYR/NJZsjoiQ5Xu7AkUpoJ2LuEOsde5xuOGRfWmGZEKnmvSn",
-	"TipCosghCaGU689vQ9IUbAKAIVgcdM2VNq2usGuIagUusr+qVgA0EnoA7ZBo+2zfn20EMOCA/82dBM3w",
-	"vjskBO0RdoVmxoMJDBjR/F+ADg5D1UM6ZhrP4749ElgwxxdnhYTKw8ZeZ7ezC4Y9ohU0DhvPO7ud5+AA",
-	"MUMwq3YcQ9u/Bwz+yTj4LG4c2i/Pp96NBqWzwFZw8/7ubgE2Awz3gunwTxejRqN29aDUXBbm+dSLnY6d",
-	"zcHuXt3DstHtfBDUGR0MvEovdp+vdBO2r8NkMKeMl9+XQe6Aq3k0omoKZ3IaW8lNs8UzdKBdoA2zpuBM",
-	"b6Lh/LKncDIqrzwIrx9kPF1h0QsZnTMprQkf9S0pW9tNFd1jkC/NYearbVmlu+Zz2QfnsN4eg2wgwoHS",
-	"a4Z+dpdv6Q80LiA8bERyB6uQ3Gup+jyOmcA7Xi6/40SK64Tj+flgb4VXvJfyDVUDhje8WGUiOh1j4d45",
-	"izn1XTAegYdOXBWmo9ESjK8DquCC8Niae/YfX7XJWOzFJ7rMWpXs9znIBOAOnWm9OZa6QhxGQxbdlLp0",
-	"3oEznbe+Cr2Mx0WQiZVZsqr95tY4cn7kziPD88euP8wq1i3+bpV/ddPTjbn5QbnmYP/lSm87p8JvmX5Y",
-	"bnPOlsbhL78Wee89gwREHg3tFpQAAsAIRkwuxYg2PEmg5exSJsubX9ezWH7NFpRfBoiIwb3cg14FZ+Dz",
-	"6hojeQvNksTqnDeP3LgS3x3Ma+j8SfGXrq9+7+on34qCIUeanorQXYcUBhTYOkKHiT8dYxsrzF5bxhrA",
-	"T+1iXLnIIjOlxHwgoKreQRg6vzO6KvDoDg99ph2buvp7e7DskOMETjv7u/uuY7q/Hc/aUJVfZkk1lxJ6",
-	"6tvdb133rcxx9Xmqnx3rlThtf5s2JxsbyzQVmgsjqBOqyQiBP/g1+DO4dngOD8nRT4quRtF9+hyUQwq/",
-	"/Pq5pPzOLddYlikyJO4tHVAuNmDnnU/g5P5ce9SGi6enWY6CoiNmAGmjBvI1vwRzOt5DwoGdyL2dt8oY",
-	"uRC9YR/NztCMkvJDZsM8lcezEq6nZREPj7s5mxwsmGoxmLH6lIskdJfJutQKkoobISciwF7NUvk0DCt2",
-	"h+jGtM8s+RPrxuiu33krr4xUrury0S1HREjMgFvb8zzU/Mv78zegffpKTjRTOsCglv3q+OLMQVzq5cc2",
-	"SB5EDZkwNCtnzUn7vTMlz0aIU/Jl+SO+Fn/WSN6WDCHuVrPSr5VWSDjNzNxG1NkPFVCwq29DAWb2ySH1",
-	"OObAI1DoFTNz5EmaGSE5DwKiBi+XLMVsqzpnULHR8p2OqXPtlqvOp+VypkYf0u0gLD5OGDl4vrrtXN0i",
-	"etMTq3+Op+6nY+tXZRbPeltH08xt6s+zGErf4FTrH9S2R0hTz0qOc0oAkY97vKzEqlyJQx7mpHmGcIXe",
-	"eC6UcVCRh+np7Hn0yWl6r6YvnBspKZO9s3kp+l18tHx/d7+1Jv8Uj5B1fFQomr37KXJD7tueoqosAn58",
-	"PXWw/Ja30iB43RPzrMo81n6jAGmbeVhdqh2yEVZNNDUXgwQSiu7ib3VFq/VOVmwJDhe5N0dyxDT27vPe",
-	"VNJEHCPIp8l+CfsR7bl7QxJJecMZafqjbqvTFXAWwO+5RmA/6oQ9MXKAuSKZOxeP+YUUJha3f+JmeEj6",
-	"EcX+ErQrIiW1bmtuIK1m5Ov3Us0INx1ygemqkOMkfH1bW0lD8aU3kAZlFw9Dp25NMdFkVsrA1Hzx9bpi",
-	"5ucTON07QRPU9aqyqxgWmhks2gtcS8CTtY/ABcv7Ic8uXKMofwoZygWgpTxB+RM+E1+RP7Owx3WPAyiT",
-	"2efdRbDO1Jw3lOnt/2Nyvi936f/+9/+sI1ZL4C2VDvPtnYk9nVT6yy27O1LDPrxQtSFTPbPhQhJr4Vi2",
-	"kOpGz3jLrphpn+AGLXGVuam7i2FIT0eVr1xxnH50iR90hmiwbq5AYqQ5L0pQBK7ga9QFEIxKD37CtcmQ",
-	"MtaViidY1W7lzZIr3/ARN/fr5y9W9Fen5PnFCOzyZkmRD3r0f4Qjsl0Qe0DGqk23BKSJCAlrkNDOpxyY",
-	"4fMi9zVq5FpNC5ppTEGjOb1UQnwoW8lF9bBWZVcFrR1UVSGC6fXA7p81bfFH8ZzbdfFp7aOcd5aTCx8I",
-	"LuqPexqwA+5ogN3FIHEABCVQgUVOzJUtlDIqwgM78RcYLFnqxe/WAPErj40qn4yQlU+vfCAIF65eaAaB",
-	"A1KFcr/QSowvU7OY89+lFSn5B7XpQq618faI9utQ2acixiMixljKh41i+eFM13lqiBQRW3Wr2jRJlm7X",
-	"aVZOt9LGnZacG0zEc1kCf5gdLPt5XK8eDYTd5oI4WJblO5WOF2/Sh/EjatOVE8JnyzaWqd0SrErhNo+O",
-	"nxdsY0Pzz2vp6RzeZiU9vfcgjgUXBHaQZ1igeB+6e5vxnjLi0fJZHRFusqpJnzvlythQ70Chp7jxxc9o",
-	"Tw5gCTa1O77oGpWv1npAPKNC7I40obo/K0R2/ceUzgqOF5w24xEXOzSNebGwryIlTQ4A92A8ZiJuS5FM",
-	"oYAyL0VGtwpUTHtoHGoVkVHT+SzhhGtzbN/5Rg5qTqq/pQxaETtZQyMjVS9H+tz0dBrUPh4PzZXO2W+X",
-	"Y+FUP9b1snT9LvNnL+5z6ztjVkICLnzRXZfma/I7If3UeJ3eCVcPK6+BBjnTX7av4Y52z7Fl40O0U+26",
-	"AL/KawLsTZC6sSJdycTnls045Ioywt5WkhBQhb7zyfWn/byTyAgafKzpuKQqPnsFdFFtV9nHntCqDKnq",
-	"VfGXcKZ3YA2OkZFrjvyLlzZvo/0lU8rDasnt0KXdVgedsRaVpeKe6Awf/ERpvztKw41dhdbGrpPvIjyD",
-	"2W6/c6bKvKGETWezY6fvxDtmKmLCAICODz3P6PBCn9pMAWaL8iLI2+l8u7u2C357and2SWqyl6/x5z+C",
-	"0oU99tTkJ47RQwBGwr6zCGIiBdkZMaN4VI4AzVNnJWjPZtLQAecsVbwXmRn6JBF/d7o3P2OsS3SbKuFV",
-	"yA6f/UR4v2tVvArp4YlX1/og0L+Nx5nc6ZCjd+AvCnDSILF5KgVD6K8c1RPfRXSqrmnEsvTag92DahfF",
-	"pRvUSh6KrDPw/DFfjqH5RZRIXYL+Xnaqn/MbLG/iA72Qvr6zvN0XnMAqJ3pHLH+UE/1Ixp7goQv8Gsd2",
-	"t1I7n/APn0JSZ+/iFjQeZqfrTEcc6h9hcwFCz8opnLLHj9SE3fKYzUQU3d6uG3LCtQYlvJAs7JhlkmZo",
-	"Epu+JKjJkQ5dm6ow8xQLiTCgVkgfkbDQvCoEo0W7XF5UUBl2plSIVt+EjL2uAFBE19wNoTtxb5/pzPvt",
-	"n55qporP9v7zPhtyF/rFAbi0a3slgl1a0Y3p0HHByQbebWfXM2IUFZo6eL5jgtLeby23auZldYZ0oSfY",
-	"XQqZfGewmTZg2OircTWmo8BDkHjAWzORrmDL6991yi3mW5k9dAXtcmFS2oUvW6Z84fGy7Yg82A9Ivs0l",
-	"HvUeapf6AhS7SKtZPq5PrdWMqmgIwNurWW6/Lcx+LDfIWyEQ9NUZXnapatN3qYlASqcIveAsDy85Hz6T",
-	"95FU9bVVELAGpD+FMw275h+hpbsDFiyAnmWpXM2IatbmQjOhueG3rLWcrnc+uSjnQkst27jGQ1BHnXS1",
-	"I/1DGWqzyUMbGmV2TWdMspm939DVlz04WFCq5pmX+mQptMO4IXIiNLmlgushFETAr9lB2l4PZVQuw2oq",
-	"IgJ4311hza4sx50JTKIBGHVrnWX41yj8MVsuIFK4JykGFFplHdllyMj8yTf0O3NK1rBTPVd4D+XCuhpL",
-	"Lxf+wq+6tgZWy02lTkO/HxbB7ouw438EyYw0lJ/1dEBc1wIrgbBUBkS3JlxESRqz+GHkd1a+g2U5WxHl",
-	"VfU+9rJCIdl9CMmtkPJsd+gKSv6LnJARFdOSJvnSi4S+RunLqrKkN5DG1gLYUayf8iS+J1sFXD5ckxFV",
-	"lqmhRwXGVidS3UDle5JACyZrb7TcCfI6TRLiBgZpi8awEVTMO+OjCrgUrgZ2mopo+6y0v0VWgqH+PWVp",
-	"NeALelGz2T88mugfgYn8AmcaKLOH0UjWkYKGDesw1Kah1qW6Ah/8ZEj/foOsC4R3VAIDWi+GD/0Aob14",
-	"jsGx5J6z67dSMHAcAUVqpm7966B1d2PHWU7ZwDq30fU2Brfa23boLTVUfbGrkSOVfpnD+011xq7N9r2P",
-	"7++XV/xf7B5nom+/5plQFS8+C59PT+Car/oYbKewAF/CNQ58xKPvumAtjwhHUW7V98w1OixoDvy8/pn4",
-	"Z5/vFS+wQ7AarTrveo0+VQ7h1/c0OxUDLhj2FXYxnZ+kuvE5wHPNnQ/2C21poTPN6nCo2QSKneTvhECc",
-	"P/LcP+ahqyNhQyqYC4c2W0l8+p4OlpU/wjVfOmTSl20gPgasqystxAyLa6nmJQZpAvo6BG5nGAtajOQY",
-	"yhkmHZgzrQoRk6mwvORjOT67Ex7rCaez61ydrtJXB9yGX3wPuLXJd38VwmCRFNhU/TWUBWOx7Pfr3Xrp",
-	"ZddjteOxO2ipF3OFtLw2R8Q3QM2aBbcq9V5dzHUjysvV4jtXoLuJCXivplVt7gxVdxP9z1ek0HMZuy4h",
-	"vyt+e6xOonPFT5uadMUyukXNR7cgkjeFD0Zr7y2bEDQG12xJWjbkHjR5bSHnud4Pd+bAJ+31GMASX5eu",
-	"zLH8UVeupCUrTLdiDcdmcibY9JA5m7MWQ/vv+c702A3U27fckIgKSO45Ijxmo7G0bE0mQ8gzHjNxRJS1",
-	"h6HVNovJmKm8Hct8AMnO/q5H26yxJB+NmdJSUO91X6cK5JGaEJxPV8nsJ1xjHQOeMAoVDlLp35/N/TVg",
-	"2tzZ6oB9dWxl5MyeFsSHFxHVAkQPqWL1NWDvRIJ4RfaGZ5rIiSjy9ohOSQLd8o0GKCNdXdVlWfQK3/TV",
-	"e0VhHquUTLn1+J0x1+OQO7hSobzbrj4urYNrRQ1aLM868m0GMN0SG/hhQpKRsqha7dO4GNzBTt+S/sxa",
-	"EEZUKc40oURREcsR2X/xbbvPXXuFgAh2yxSJmeK3zKWG8lh3yHvoCaDsj9pIxXzbgq4YUo09og1pjpPU",
-	"PjqS4ynRjCZZUUp29zNNNIsUMy1sXEBiamifakYSRm/IkIpYE6vQhewKD8ZoR45DgDlYNa5JmKokJE1K",
-	"xhC5wX2yvNEKSPib6o3FoGcv2bEf9C1+IM2/X3ZFJGMG2wvPwAyT8BZklv2iQ8DXAE2gFeSe2T+9lCI3",
-	"PEm0S7aB8RhJuKnKdM1d48DUd2ppBFSme4D9tL+7/217b7/9fO/97u4h/O+/GoAm0UtBKu3tbuD9hjEu",
-	"bAqwt31Bt6hf5pPh8BUaDuf0hhFakKMIZff3S2K5ruU90DPujFxQ1hsRO5/g33mXco2oqwR0dV0moLDQ",
-	"jQlBtG4tSbr6cXKwt1t1GrBCv8zNK4KikyZNtMRuJtz49itkQnXrSYFvyV4FlPUS4RX1d34WfGj9DMSy",
-	"gSqvZIS0X6Cu+rBKKtyV/Twwu4xUP+T3zNLrhEJp7++OVh+vj64Zcu0ictbEqgria3rr3IV67ZDGVZFO",
-	"7vu8UnxXjTYv0i3Rhhr2REp3JqUzXRHKLfAwHNodmf3fLYYO1j+SpBUnkrcSclfkRDgJfbD7shVYMWMP",
-	"Bb7IQ/nSD3uN+xU6nRFKfnjz7uRvHXJMXN6H8wDqrkDWgQNKdvwI0XiAY06IyfHYxqWkL7hBAwGhdu1z",
-	"iBkqmQ6G9qiDJyiZCqN9Pw9uNLE2d5X5Py+DNzP+V4fjLr7wgdp7rSICruoUy+/aEFq/9n+Fuf8oBftj",
-	"tPOmJTVJq4RdjVVXCmgMqVniflRSjiojC1wTLoiQE9LEa7ghCbs2AA9iRVHCtWFxq0PCVFhC7oFsCLvC",
-	"yQgAYr+10yX02jDlOtx5DQ8lyFAFoyrrZLk2J0NqLu27v3K/pptGnVsTphiQkdSGKBYxYRLc7Fv2lPxZ",
-	"Y0gCRc7zhKE3TBPI1uIiQP2H1Ok0V5FRhtRsLy20qiq9NLQ+w76dciKYwtJzRLSnyvCIj6kwvqUrF7fc",
-	"MAYdDqj/iG0/u8K32aHk4vjy/dnJ2cXx2/e9s7fIax3yEzdDmRoSCjpiIUIOSTmy/Gy/iQvM6N5j1be9",
-	"i7CPNLK0Z7W7HwPWn4GxsHe4h4/qMzNhrjWpmchCqWqOQPcSRtkVZkgN3tXkgoT2r7BFuNAGIAiusZ8D",
-	"+ChInCKLsQ7BWDeOgjqwb7BUrMwhXHRFeA2X9AqXhKSpGXP3nmXft45Q5RYWF8HH7BN0kOE2WeOp2DMD",
-	"hCK6RADt6DkJLc108if0FLaKCu3SAvQTjYa5BBUkZEpJpcMF/lEnHO7iHsW96uUYl5aQ9/aDvRe/ZvnD",
-	"Jwkf9cGTq/i4sa6D1A3ykXqd+Ne77N0Fib2kqeWIlcjGctDQqlOkl9bvNv3k5YL1HqMU/dN66376kWvL",
-	"mnbtczlc0ci2LB7cqYNnNeyE2Qdpb/B2/lipx7AmVRZcgHRa+KZCPWVm3A6CjtRac2/ZxJtb8trjkEjX",
-	"I7rStmt6TBN7DI2ZVUSpcsWeOOxWAPoGHtvjImYfiVQxU5A4Yi8IUOJBBXKmed5Qbdqn9p722SuMfsHQ",
-	"iTZUGe0Uw8QqhiH0X/EGIjcY3cJHlZ+DsHVO/qNBahUC6lDFxgmdsrgrsq7YWWQtV3cDfmsPXnYaVlcZ",
-	"313bjW4gmQZKPiKURNDXiljt1RU3jI3Rnk2oNsQtxDXOHdY4ooJohjpjRGiCTe9GXOscFxAw9ORoZJ+b",
-	"cMG6ohkekjEXA6sQtb3fWDoZMqpMn1FDmriLey8IgDQ5gmx1yHHeKgfEm4Sy3b49fNlFQIBuO0IPVGOX",
-	"1QcBSPNg/yXps6kU1np/n68AE7HOm477gOcwNborYjkRRwSSvASLXDJ8aYcqnQDwYCu/4SrduIu1FVRZ",
-	"WSGPQw9OD7sDxAp2NARxm2By9Hh8WKDisAWp/dquL02ITq3WplzprtCWD0CV9KewXVSTpjWIPMm3AmIk",
-	"UUynIwarYEl+QMf6iGSvau+FjiY1oV0BJILRZKORC0iTanJNlU/rKuZ8gLnKTQsXtLKpe2nhyxC93ixo",
-	"7O0fHuwFey8O23sYHvUobwe7L7+FBFjDlH34//tlt/3y1z8dtv8v/tEMZr5offPvjZpm7guPTIZ9NDuw",
-	"7O1ceOVDnX3gvGJxosfRZ4ecWobDr4ZU497/mVTucEBC+HgIiE2hNU3jrgitWLD3UJIRpd2Cv169ezvL",
-	"n5U8iXtSsB9OaDRk7RMpjJLJMkPirbwyUoF2+bl9HEUsaf+QXl8zWIA5iX6cTCwBhUKGLl1AWYLVQC0f",
-	"p9BRk+lM6IsiFkQ9/J/HcBayCrj5CzdyvvgWZ7kHB6Rn+8oS0GmmlqtCHajMmiBR7MsrRGtrkV3wyZH/",
-	"51rT4CI/YmK491qqkdXixe8zyYOq/8hSnP3OIY9jO3mXbWIv6IpmKhKWO6OtYLMKpHA6HJGCicFUq0Mu",
-	"nLc61+BCGnJtNZd9RVcAeqvukBBcSkWOJmBQMmBJO5rS6KVIplUKaMBM6YR1zy6e2kRRKUdPee+PF3e0",
-	"CjhmhvLEFfoVaOfuLiH7+M1iQ74IZQZa2mesh1nGmnfjPNPEEgVpIkChsbJEk9CqBS5F2DokB/vfZ2YJ",
-	"NwE52NsHm64rAGsIjEc2GpspCQtvDUmUMKo04aZDQuDWgj8h9Klp9ns95GNsSQC82hWFxSTNg91dwiEf",
-	"joPlS6Rg1mIll+/enffO3706e312+sopca7BolQxi6uY1xXj5Pz7eAU5JfcJ2d/d/27typxNfCgPJ6F8",
-	"hc6TpHqq0HmoCh3LWwEp0GKA0exoak9n6Chv4j/YoHVxJU+tYYRnkPpA2HF2/LJGRyly5YLcmYgDn+Ih",
-	"ydwMKMfAyd2HSLkB0Se6Ih1jaqwuuFYA4r/C+GrZ+RpJhJx0yLvUaG6ZCuP0JZNrwAw52H2+KGBWd9Cu",
-	"iP25ObpwQmJJURWdPbMQJNVt3sDBsmKb1nZNn9alg9MjmiSzo3Np6WM6YHWDw+bPK45ud/X+ulBBVdPZ",
-	"brfQ2s4jrD9Ob7uMHupCj+5kwgWhOsLe28UlfspTunsD/0yOOE9wf1rypzbd850Dy3iCbj2mWVoZ07yY",
-	"O2+B7zCz5MapHrKsWgq7cBSF3DMSs1seMU2ar0/OwUHbFVmfE8fnQhp+7YgdSxPgvIcP5cplLaFXs0PC",
-	"n9sn4KhtA2pVGDhLFzy9AUH70TnYUj3EMg/vLYxoklh6d5ChVTLVLoTloXMc5freSxxdDua2sRnq1gkc",
-	"C4xMZUqoId/9n9WN0IvyVB4xkgccUWeGCh/FeCp/eIzyh0cQkJYwCSWGfcy6Hq1j1O18KkjTVdB2Suz8",
-	"h4XOeVQIGzkRfqvRkeFkC/oDxgmNWHxEKDk/vbo6/vG09+r0zen7zGlwLZNETvSjKUhvEY6pGeYGYYEK",
-	"F7rf17M+f12V8DfHKigswoNN6+FwETyZFaAR0GzJfrDUN+YsJlR3he9Tl/f00LPF30RjZhaDYPJ1oUGb",
-	"S9zWkEeNBaLxiAvdFf7VeFCM5HjaIWdr4jNUdloDhIYZiXZXoIYhVVTrESjpJ5SGJ2vjK0BpKHRMXAet",
-	"YUauAqzf3SToNiBF/aHjbLSMo++E0vmaJ+zDOJE0fjoEPOFtbtWYF4iQmdt4OYbmNWdJTELLBOGKzttS",
-	"rO7hmXOBEyRPzj6CSeeZxWDIQmrwTMUW4YIwDr6RmCsGLQiCrqAiRo/JhGtW6ALus7CNdGZv4VvlnMY0",
-	"itjYrroU05FMIUU8S3/tkEs7DprM5E+TqvTpDrlyPsB5i+qZ7gprt/OYMGHXq+yaBtd2ZU5BJEeM9Gl0",
-	"g0lldMTIhE5bVfYMjWMrGy7KwdmNLZpyPvT+3q8rmzPH8wN55LDdgtRnn18wm9iPmxrkRYCI0WJ1Je79",
-	"k3T9yqTrGRaC+GRh0pQKmXGGF2HH3Tl7NvM33kDq7nzKWWkh+sQbRm+xkoJoeW0OHdxEIXZGtKFTCDgU",
-	"MhqGXBupplnRBYqScmIB5uDaQ5R9QSF5mMXu/ORK9QuP7pCffDIrRBG7ImH01uX+kkSKAdOmDWlLsEaF",
-	"15WqdY7ypFhIMZUCAHv8k1yCJzSD1NXntJG8ZTMSZSXv0xt2bayYv+HRzZMTahtQV3bbSLOSOVp+pYtB",
-	"5wd1M3kLZEO8jBkWtszSxgrLh7Sb0pp6OBwJOkYsP2jL5xPEnYkd9NaYOiQyJxnyjO55RBrtUvsYjc9x",
-	"kndBmCr4uQ4P9tZwfPi3P5KBUJh+HfyEkYr5UttMxiqmrVEuBqX6yCeT4GsrFGdmtvQB48rztbFDivqz",
-	"Wv9nXWhr+q2Bp+A1T36XHgmYVxV0A7DOwzLFU5ywmtKRMnLnQvOvF6c/BuTi7Y8B+Yn1L6zy/vHs9RFZ",
-	"7mxAWi/Q/c6nonVbmSNmJSmH7pMgPRE+0hndPPZFcwCpGJAQhoiYi1KR0PcVQXzFY5KV+vSt8Wilb39K",
-	"JkMJOtB+rxlDG5dbU9RaqpoYeQh9+p0hD4vgYmFlaIWuuOWa93nCzTTwILZuCEW42WYG0aLyZsKtwDtU",
-	"8Q25Mi7Z41DrnRWh4aVZnj94Q1BiQArwlBkCvhDQ/QAaAz8C8sOxyBuyD5jR5GD3oEMunaFPdWHOzfDn",
-	"tjM22mdx2CLA8f5QW5i/YokvGhdxCX9J1xQJOMk2YyNVBMR8z6WVgmFpClcWaq+efwuhseLHmUIs2r7+",
-	"9dP3n9vZ3wef2wfZh+ef2798/5L2fy194//e2/9cVakVbNTUY3liGmz7zjdlOZtNvs8FhZS5pXVevi/u",
-	"M036U2NPVVB7GBMuoBDL5wBSEfflR0sWJziI9hWLUsXNtH0hEx5NO0tqs+prz4KGf+QrrsdScw8yt8ot",
-	"M6NYdpvPp15QCQe9RvarEBXRawh+P6KHUpl2AnWOHy7f+MQm2f+nvQTsvpkVeSNRPy5//Rfb1PQxMhfk",
-	"RHjl4yRXjDK8ialoDFtFUaIW7U+dChq76r9KTDv4caPzQ2X22FjC4wwHYYZQunvt/e/e737roXTXSCmr",
-	"Z+fjizMPBtLZfAccXzUOf/m1jFd9ywTT2hP88cVZEdZyqg0b+bX1hfWLe0pe5PX3XzHQkJvFgs6SOVLL",
-	"ozWXfMRWkbnjNIPYc7Dlge/HTrWH3ytya0ZF4PxZ0AjS7cA2ekGOh1I4dBdwSuwGjVuapMjPss+T6h8b",
-	"f/p+n+ztkr395wfkxbfffe/kuTNf/koFJLeAGehrmqIk7Tfu2EHSzfyR8kr9un/tLR//MKAomUnv4SsL",
-	"+BbVjFeU5gsCElU5nzlXPjVZfGqyuEqGakae2GcRclSpijGI7pWHr20HvztgIy6pUCupkToE402J9Qvv",
-	"y7hAQr/PnRdP3Rm/xu6MGbcoFtPIQETWxUsjLNsb0Sk6fzB5FqEI6y2s9XrX50GzZX0dt6MINk5HceYV",
-	"uosMo6Oes8qOT85PySXTjCr7lvUKyzexvB6Mr31Z+Tb4+0mpPlWWr977MRNKq6rkWgNzp48w7PX4Ov5c",
-	"WUTycnkoY2qGBB4AGD/ol8ZcwFZgrd48M6dDPgi40iHkoZ1x6e7BsoV5ID+X2VV8X115+A84jz+Es8PN",
-	"NTvzP+XO3D2515N5gbuQsksp9i70ckdNXs+NCHC+yJ/nnnPiuoc8hB39xTVSrOML3wddz5pnmj21JdmS",
-	"q5EW0N1wrTM3BzgcwRL2RUgQMQ1cqVgxXtlnSre20LlkNa7CSHJb+SD/Iv56Dddm+QBftRopzaWOaS5c",
-	"WrxfnUd0n/9OVYtbYFfk4NeZGFlQNg+qZWb4YeeT+6uEi7bQ96jYP1lU5pUVK84Ff8r13Yo7T0wJnaEp",
-	"0uSuznwkb8tngS0RVXUhdRX5bFhRXYMiVB2XwuqgJVS4zXTUhC7qhYbDYTHxi/1E53em82NXAFZF6b6O",
-	"4fW7N2/e/VRH7cvEoHPXLDEImPpDWttLDqLZ2jxR+vZOoEiWWKnIsR2dq9mgAJp9hNWUBTR7bKSvXcpm",
-	"6xFsiUVZPjkTYbrPExNVMtGTO+c+mCljIZ9N/AWzEqScrhzxzyEUnqIfT52Hb4txgWcas9bvJQaZVoh4",
-	"nYX2vzBgjydueKpRu/catXnGWwUVZKXonEzNQHIxaNe7MGeT6J13qRDH8Cij3k+bp4pmMTs8QvUuT//+",
-	"4fTq/emrufAddlGMFZ2ANoWqha3H8N652f5hfbB+uzMn4ZMpeGcOPS9y56wPVhueJGRCsVMd9IERLrf/",
-	"QU0//4bl1l/mhFrF3YqWwZO/dQsVmgJJJyCpy2OQikRURCyZc07VUk5dWmT9nj6c8/LJZ7ndzMHKblhe",
-	"3QKOX95D9F789FtAtkCrALqvzRoPAIOD4AtUz5kPJBWGJ3nRrHON60qgixL1b5h/qA01qc6GvHqa4VX+",
-	"/kcDuVjMmG6Vf6/86Xr7Lr7hRIrrhEfmD3GkeO0UzZDHzGoZVDelnsNVHXfXDn9sjKp8JzmzKdhxJneM",
-	"a0jLOgRBUj2mH8DvZbcNKBddgehZgLvlm+k6uFzsGutaujsYOeov6JDLtaGKt1EeB13cNBwrhctiglnR",
-	"+JYpOMNB11wp8DUO1FiP6egJzvjJRfI1wBl7/lwdybhaeN1GVMW1ISf2scCR/zixl24j7rRiV+BsbHm/",
-	"4h9Ofzx7e/iPk+PLV13VFf84vbw6e/f28KCzaz++fnsItauvJLMf313+eHh8cn5q/z59+yq/rdSTaSXk",
-	"iVs79yeT/u6djj7O0C9gt8Dqkubl6xPy7fMXuy3UI4BtM5+Aun1nvOWOghJfAAFw6a76qj1pfhoLIADc",
-	"ajwowW8jqdZkqk+TMzKy1lATUZfE1LVW9jTTylrDgUVTKzb1kCorNKEtVD3002unX+l4/EyTbuOK3oJw",
-	"/qFzQrsNoiPFmCDNsB/Rwx1MT8dH+yeH0LIfzSiPvxTYkx9AKpfPvwJsGRGjkxzalpPJkAFidIXpN7RM",
-	"lihG4ynRFDBzrP0FQ+SuS3+YJRRbXgzhkSEMsAfjC3O4pVgy7NqKuE6UpJrVtVWmKr6yD7lPjwy8IAbl",
-	"VHf0gytgSX9/Vs8KU/nRGrqPZ7T4cgJAu0GEcXEDBwcdZKeV8ZgoJqClJS9yo73DKub1RTzQhWurtgFS",
-	"agkRbCHk25x/CiZbun8mGRx4iTAaDfFaYEHHL13RlIrQJHHINSPfZyZvKKqnIgJsoVaHXHm+BZZNRcbH",
-	"rkAsdMLmk/0HTL7iwMK6ENL59Ko0/83Nvq+yMqY4+To9ebVgg79sKfMYNZdQ4jIPOIr6KEcZjImRVQUt",
-	"wJFTEdUy4hX2e3Q+CrQswyIR3Iq4o39LuGHPQ6fzPDYbIu2FgM/l0bk0aT7f3W8RI7uijNI1VkzzgXB4",
-	"alnGUxFRzR68r54DR+bPs5IvkuKaD1LF4g457ooRNdHQLkd4dt1+KwXzLd2bE0ZviF1fqrjGNpdoGzzf",
-	"PchatxuZ4u32pXRgtXBXeKA8OwZKrv7+hhsGjTT7VLNM1oL0xWW4BBT0M6OJsZutD0n4/ofexeW712dv",
-	"TkPSHE27IseEKpSvwmJP0aNqjZ0gr1UC2K2shMyZHUekWPuvGDmzKzAFW8J1vmKjVlB8fe/y9M3x+7N3",
-	"b0PSBJdN7vsHaVgy6LrC3mkPeTBqj8bhwIzx0xkOBduG+st7Vx9+uDq5PLtwbxp5OwnuaXW64szBejgk",
-	"sWea8NguBh8xbehorMkHwT8SDTXOOiBhJEcjbqAtPqJjTnxXfrd5XfFbKg3THXIik3RkJYg9ieJ4VYr7",
-	"EMtIA9l3RnHoI/99Gt0woCzAIJRq2iE/eYoYsq6wyxHkTi+79wQzvGHNymhmgfsMDOo/lEVbV5RST/Gi",
-	"6hwDGH1FGXGNfXg1FdHrzcAWNoYkKciBrYBSOg67U7ZS0LAr0XbpC8vusdf6S+8PBnKd0a8GGXnnWR5U",
-	"218RNNB9Bk36ptCsL1XKwcE/xnb8jlHyMpRLKyK9FUqayAMtUKCgoKxStBK4vCElAEYRgU1vV7F6W1HJ",
-	"trmwB0z1TM+/MAA1xgAZ2Su2TKUd5aYAEntX2OcEoG6waz4KJ+jfKCQp4ga3OiS0tBD6zCsQ1jGBKo3I",
-	"KtIh+0jOX73Inj2DTYvBxsw4gGFMqCYTxY1h4tDp9vwAbq/Kn0cSGdEEu0B2BfoFmEOQds/Wxmpdbwr4",
-	"pif+ZUekn/LEHhxQEYylIRwfbVeBDKnuCiEFI1NmOiQsEvwhMSplIRkxKqwNIdiEKXgeYFt7V4KcsPgQ",
-	"cn6y6MI41cOuyFp3Z829wk9dkAbdxiHpwt53GwHpNpihA/yum+7uPo9G8Qu7sPCBdRufwxbhQhtrG8hr",
-	"MpbQjLtKl1gquldlUiF1kKY9KPGIGWrnPAsvXDIxK+VjoeXpQ6qMJ2H62MIUzMHm+asXLeebzARckJv4",
-	"1uCT8XRedPoT0Y5iwJrFvgwzMCf258LJCKVIpADwRsgJaaLfNJJgYUP2XkEAYUA3kfLGii8pBmA8d4U/",
-	"kST8BlDZPf91yBsX7wXL45pNiBuihgjwiIvUMPgTRFHzYP+ld1ZcMqOm7eNrw1TYqo4Rw5MKvP6Iph8O",
-	"xjyZgCubgJ83dnJ8PU0oXnEd+Y5FjlzL5pKQk8D9alIlZvydjrvL0NafGn1GFVPHqVUiv/xq1RTg3zsN",
-	"l6qkcdjYoWO+c7sHSsw975OvLXeI15+D7BuXiVH8CqNphS+yCFvhuzwrpvAl+mkKX8A8ihcMKb5qxm2T",
-	"OYRzlwEujsY2ca41hRkqmQ6GRAogUv8S5xyef+4Fdt0Y04E9UqMc1ZZJlZSGNIUE87LNRatoROrCaOwY",
-	"/n5JIhkzXXglFrRVvNHFBlG6WsGm54PznWKtP0aZ5h90jpdzKWAMmfzTRx4ABrBhmj6FpdwWo1V4B1ze",
-	"+Pzr5/8vAAD//w==",
+	"w5Zdt2NoemXPtzltQo0f5LpzlRFqh7wTjKg0YV0Rs4jHTLtZWfGJ/b/JQDIdYI5hjjTtiqkAKpULLNG1",
+	"gvewK5p7rfJmQQ7kNxD+1HLEsPCwSOrfQE0+tjSHZHiaH8qllfNQ2Yus1BV4NneM5SNjOgAOClzyuQ7s",
+	"+wUWzuZmditwxb3lRQuIPz4cdUVzv0Uo+UYxGrtMfSQ2t3dAc5OhJImUN/ob0qQCgQQy1IJsrHZSjvFh",
+	"bgGhXYHdUagr38DRcEOkwyZJpocZ/ULRJr6bZ1UC1GRrM6JTohkL4AaZmq7gJismQBJwl+BqozpsUtJP",
+	"ZHRD6IByoQ1iIVxn9zzLkAQ0GQJFmCGzj2aj1hFpPp/ZXFyib8bUDCFBtbjHZ0ROxDekGe74J+58yg2N",
+	"zzv/+9//E9pXj6ZdkS1f6LqSfHL1c5/dJXiusWRoFzjfU+1XUUjBEN8aTBrIobUjL7t5jkjzoEUonjYC",
+	"4hylgYPlcqVSIioyPvrKvKsMWctyA4g5+9bODD0RD2KQM53zsD3TePLLNAVhiWbkYPf5UUmC2k2MZRc8",
+	"cTGLEjtZy2kDIeEvJwv+gh36c1mpmB5LoUGxKI6E7iwsGFjzt1QaeFQB2xi5xMn8VqcrLmZy3VFDQTaF",
+	"NZ4YHQGFqykJT2g0ZO0TKYySySERsq2NVFY9hKfv6SAECZ1NFna2KzJ9p6QcabdRIFifaRK6RITQyhUY",
+	"rj7COnpuSJ9awtUkPLtun1MTDcPcBuyK5sHePk5MG2pp6WD/e/w84tqem1uWJe29b6VghQcAszef7x7g",
+	"1alwlcEtt84XdMDFIF9my86ZDgo/gcf5kPzS6XR+/RyScZJqMpQT++SBJFJ0yLnUxgk4yM6WakJVjHL9",
+	"kNgTHixBWHB0h+goGDtI6tB/ax/KjANI/2gsjR0RIcv3dgWqEkB7F3GH2NOJxyGHR/alGZIJnWrSnzqt",
+	"AIkyhySEUrY/vw1JU7AJAKZgcdQ1V9q0usKuIapVuMj+qlqoIUIPIB4SbZ/t+9ONAAYd8M+5UwgZ3nmH",
+	"hKA9w67QzHgwhQEjmv8L0NFhqHpIx0yjP8K3hwIL7vjirJBQetjY6+x2duFgg2gNjcPG885u5zk4gMwQ",
+	"zModx//27wGDfzLuO4sbh/bL86l3I0LpMLAV3Ly/u1uADYGDS8F0+qeL0aNRv3pQbi4L9XzqpVTHzuZg",
+	"d6/uYdnodj4I6owuBl61F7vPV7oJ2/dhMpwzRpbfl0EOgat9NKJqCj4JGltpTbPFM3SgXaARs8bAp2Gi",
+	"4fyyp3AyLK88CK8fZDxdYdELGa0zKb0JH/UtKVvbVRXdg5AvzmHmq21Zpbvqc9kH6bDuHoNsIMKD0muG",
+	"fnaXb+kPNC4gXGxEcgerkNxrqfo8jpnAO14uv+NEiuuEo//gYG+FV7yX8g1VA4Y3vFhlIjodY+HiOYs5",
+	"9V1AHoGHTlwVqqPREoyxA+rggvDYGp/2H1+1yljsxSe6DFuV7Pc5yATgDp1pPTqWukIcRkMW3ZS6lN6B",
+	"M120ogq9jcdFkI2VWbKq/ejWOHJ+5M4jxfPHrj/MKtYt/m6Vf3XT1425+UG55mD/5UpvO6fCb5l+WG5z",
+	"zqbG4S+/FnnvPYMETB4N7RaUABLACEZMMsWINjxJoOXuUibLm3/Xs1h+zRaUXwYIicHNPIJQBefg8wob",
+	"I3kLzaLE6pw3j1y5Et8dzGvo/Enxl66vfu/qJ9+KgiFHmp6K0F2JFAYU2DqyJws19YdpbOOF2XvLWAP4",
+	"qV2MqxdZZKaUmg8EoAo4CEfnd0d/CThL8KHPtGNThz9gD5YdcpzAaWd/d991jPe348kcUAnKLKnmUmJP",
+	"fbv/reu+lTmuPk/3s2O9Eqftb9PmZGNjmaZCc2EEeUI1GSHwCb8G5wfXDs/iITn6SdHVKLpPn4NySOWX",
+	"Xz+XlN+55RrLMkWGxL0Fb+EG7LzzCZz8n2uP2nDx9DTL0VB0xAwgjdRA3uaXYE7Le0i4sBO5t/NWGSMY",
+	"olfso9kZmlFSfshsmKvyeFbCNbUs4uGBN2eTgwVTLQZzVp9ykYTuMlmXWkJScSPkRATYq1oqn4ZixS4G",
+	"GmDXSv7EujG663feyisjlas6fXTLEREiM+Da9jwPNf/y/vwNaJ++khPNlA4wqGe/Or44cxCfevmxDZIn",
+	"UUMmDM3KWXPSfu9MybMR4rR8Wf6Ir8WfNZK3JUOIu9Ws9GulFRJOMzO3EXX2QwUU7urbUIDZfXJIPY45",
+	"8AgUesXMHHmSZkZIzoOAqMnLJUsx26zOGVRsNH2nY+pcu+mq82m5nKvRh3RDSAsYJ4wcPF/ddq5ukb3p",
+	"idU/x1P307H1qzKLZ72to2nmNvXnWQzsb3Cq9Q9q2yOkqWclxzklgMzHPV5WYnWuxCEPc9I8w2i6N54L",
+	"ZSxU5FF9OnsefXKa3qvpC+dGSspk72xein4XHy3f391vrck/xSNkHR8ViobvforckPu2p6gqi6AfX08d",
+	"LL/lrTQI3vfEPKsyj7XfKED6Zh5Wl2qIbIRVI03NxSCB9KO7+Ftd0W69kxVbosNF7s2RHDGNvQu9N5U0",
+	"EccJ8mmyX8J+RHvu3pBEUt5wRpr+qNvqdAWcBfB7rhHYkDphT4wcYK5I5s51+Yd5ChOL2z9xMzwk/Yhi",
+	"fw3aFZGSWrc1N5BWM/L1i6mGPClygem6kOMkfH1fW0lD8aU3kAZlF0+7/EZYU0w0mZUyMDVffL6umPn5",
+	"BE73TtAEdb267CqGhWYOi/YC1xLwdO0jcMHyftCzC9coyp9ChnYBaCpP0P6Ez8RX5M8s7HHd4wDKZfZ5",
+	"dxGsMzX3DWV6+/+YnO/LXfq///0/64jVEnhNpcN8e2diTyeV/nLL7o7UsA8xVK3IVM9suJDEWjiWLaS6",
+	"0TPesitm2ie4QUtcZW7q7mIY0tNR5StXHKcfXeIHnSEarBsskBhpzosSFIEr+Bp1AQSk0oOfcG0ypJB1",
+	"peIJVvVbebPkyjd8xM39+vmLiAbVKXl+MQK7vFlS5IMe/R/hiGwXxB6QsWrVLQFpIkLEGiS08ykHpvi8",
+	"yH2NGrlW04JmGlPQaE4vlRAvylZyUT2sVdlWQWsHVVWYYHo9sPtnTVv8UTzndl18Dvwo553l5MIHgov6",
+	"454G7IQ7GmB3MUgcAEMJVGGRE3NlC6WMCvHATvwFBkuWevG7NUD8ymOjzicjZOXTKx8IwoUrWppBIIFU",
+	"odwvtBLjy9Qs5vx3aUVK/kFtupBr7bw9ov06VPapq9dzMZbyYaNYfjnTdZ8aIkXEVt2qNk2SpdsFRTNQ",
+	"V7jSxp2WnBtMxHNZAn+YHSz7eVwpmQbCbnNBHCzN8p1Kx4s36cP4EbXpygnhs2Uby9RuCVamcJvvDpAX",
+	"rGND989r6ekc3mclPb33II4FFwR2kG9Yzngfunub8Z4y4tPyWR0RbrISS5875crYUO+wGIMPrvgb7ckB",
+	"LMGmdscXXaPy1VoPiOdUiN2RJqAbZNXQrv+a0lnZ84LTZjziYoemMS8W9lWkpMkB4D6Mx0zEbSmSKRRQ",
+	"5jXN6FaB+m0PDUStIjJqOp8lnHBtju0738hBzUn1t5RBK2Yna2hkpOrlSKebnk6D2sfjobnSOfvtciyg",
+	"6se6Xp6u32f+7MV9fn1n0EpIxIUvuuvSfE1+J6SfGq/TO+HqYeU10CBn+sv2NdzR7jm2bIyF/MDLwK/y",
+	"mgB7E6RurEhXMvG5ZTMOuaKMsLeVJMQMvsBOIiNocLKm45Kq+OwV0EW1XWUfe0KrMqSqV8VfwpnegTU4",
+	"RkauOfIvXtq8jfiXTCkPqyW3Q5eInUGcdFudylJxT3SGD36itN8dpeHGrkJrY9fJeBGewWy34zlTZd5Q",
+	"wqa72bHTdyIeMxUxYQBAyIeeZ3R4oU9vpgCzRXkR5O2Evt1d2wW/PbU7uyQ12cvX+PMfQenCHntq8hPH",
+	"6KGmI0aw7y6CmEhBdkbMKB6VI0Dz1FkJ/rOZNHQoO0sV70Vmhj5JxN+d7s3PGOsS3aZKeBWyw2c/Ed7v",
+	"WhWvQnoOgq7WB4H+bTzO5E6HHL0Df7GHmyNMbJ5KwRAoLEc1xXcRnaprGrEsvfZg96DaRXHpBrWShyLr",
+	"jDx/zJdjaP4RJVKXoM+Xnern/AbLmxhBL6iv7yxv9wUnsMqJ3hHLH+VEP5KxJ3jogr/Gsd2t1M4n/MOn",
+	"kNTZu7gFjYfZ6TrTEYf6R9hcgNCzcgqn7EEsNWG3PGYzEUW3t+uGnHCtQQkvJIsdQCdNMzSJTV8S1ORI",
+	"h65NV5h5ioVExEsrpI9IWGjeFYLRol0uLyqoDMFTKkS1bELGXlcAKKJrbodAori3OSZnyz891UwVn+39",
+	"53025C70iwNwadf2ygAjwonUmA4dF5xs4N12dj0jRlGhqYPnOyYo7f3WcqtmXlZnSBd6ot2lkMl3Rptp",
+	"g4aNzhpXYzoKPASJB/w1E+kKtrz+XafcYr6V20NX0C4XJqVd+LJlyhceL9uOyIP9gOTbXOJR76F2qS9A",
+	"sYu0muXj+tRazaiKhgA8vprl9tvC7Mdyg8AVAkFfneFll6o2fZeaCKR0itALzvLwkvPhM3kfSVVfWwUB",
+	"a0D6UzjTsGv+EVraO2DBAuhZlsrVjKhmbS40E5obfstay+l655OLci601LKNazwEddRJVzvSP5ShNps8",
+	"tKFRZtd0xiSb2fsNXX3Zg4MFpWqeealPlkI7jBsiJ0KTWyq4HkJBBPyaHaTt9VBG5TKspiICSPajrgB4",
+	"cZ/jzkSOOQ7WWYZ/jcIfs+UCIoV7kmJAoVXWkV2GjMyffEO/M6dkDTvVc4X3UC6sq7H0cuEv/Kpra2C1",
+	"3FTqNPT7YREavwg7/keQzHS2/0IAtOXS+LBUBkS3JlxESRqz+GHkd1a+g2U5WxHlVfU+9rJCIdl9CMmt",
+	"kPJsd+wKSv6LnJARFdOSJvnSi4S+RunLqrKkN5DG1gLYUayf8iS+J1sFXD5ckxFVlqmhRwXGVidS3UDl",
+	"e5JACyprb7TcCfI6TRLiBgZpi8awEVTMO+OjCrgUrgZ2mopo+6y0v0VWgqH+PWVpNeALelGz2T88mugf",
+	"gYn8AmcaKLOH0UjWkYKGDesw1Kah1qW6Ah/8ZEj/foOsC4R3VAIDWi+GD/0Qob16jsGx5J6z67dSMHAc",
+	"AUVi9zN8HbQub+w4yykbWOc2ut7G4FZ72w69pYaqL3Y1cqTSL3N4v6nO2LUZv/fx/f3yiv+L3eNM9O3X",
+	"PBOq4sVn4fPpCVzzVR+D7RQW4Eu4toaPePRdF6zlEeEoyp39nrm2iwXNgZ/XPxP/7PO94gV2CFajVedd",
+	"r9GnyiH8+p5mp2LABcO+yi6m85NUNz4HeK659cF+oS0vdKZZHQ41m0Cxk/6dEIjzR577xzx0dSRsSAVz",
+	"4dBmK4lP39PBsvJHuOZLh0z6sg3Ex4B1daWFmGFxLdW8xCBNQF+HwO0MY0GLkRxDOcOkA3OmVSFiMhWW",
+	"l3wsx2d3wmM94XR2navTVfrqgNvwi+8Btzb57q9CGCySApvKv4ayYCyW/X69Wy+97Hqsdjx2B7MOuE0t",
+	"r80R8Q1Qs9bFrUq9Vxdz3YjycrX4zhXobmIC3qtpVZs7Q9XdRP/zFSn0XMauS8jvit8eq5PoXPHTpiZd",
+	"sYxuUfPRLYjkTeGD0dp7yyYEjcE1W5KWDbkHTV5byHmu98OdOfBJez0GsMTXpStzLH/UlStpyQrTrVjD",
+	"sZmcCTY9ZM7mrMXQ/htTfEvGK3QD9fYtNySiApJ7jgiP2WgsLVuTyRDyjMdMHBFl7WFotc1iMmYqb8cy",
+	"H0Cys7/r0TZrLMlHY6a0FNR73depAnmkJgTn01Uy+wnXWMeAJ4xChYNU+vdnc38NmDZ3tjpgXx1bGTmz",
+	"pwXx4UVEtQDRQ6pYfQ3YO5EgXpGcCKZ8iTW8c0SnJIFO+UYDjJE+yn+0RkKVNKgu+rIcfIUD+eqdpjCP",
+	"VSqqYMm+8Bjx49A2+E2hltuuJS6Uw2ZFdVmsxTryPQUwtxK79WH2kZGyqEft07gY3NEor02bACSviCrF",
+	"mSaUKCpiOSL7L75t97nrjhAQwW6ZIjFT/Ja5zE4e6w55D5D+yv6ojVTMdx3oiiHV2OLZkOY4Se2jIzme",
+	"Es1oktWUZHc/00SzSDHTwr4DJKaG9qlmJGH0hgypiDWx+ljIrvBYinbkOASYg9XCmoSpSkLSpGQMgRdc",
+	"eUu7rYCEv6neWAx69pId+0Hf4gfS/PtlV0QyZrBh8AxMEAlvQeTYLzoEXAXQw1lB6pj9MxMdNzxJtMuV",
+	"gfEYSbipSlTNPdvAdHfqSAR0o3sA3bS/u/9te2+//Xzv/e7uIfzvvxoABtFLQWrs7W7gvIYxLsT039u+",
+	"IFrU7vIpP+XRtfg5vWGEFuQc4sr9/ZJYHmp5d/CMbyEXZPUafecT/Dvv360RXJXoqq7lA1T5uTEhotWt",
+	"JTBXzE0O9narTHMrlMu8uSJCOWnSREtsLcKN74VCJlS3ntRlPYB5iYyK2jI/Zm1XGy43uWDrs6TdOUJN",
+	"+4Xdr49BpMJd2c+jmMtI6UN+zyw9TSjUwbY6T67PLTWdNUOuXfjKGjRVEW9Nb51vTa/t/78q0sl9W+/F",
+	"d9XoziLdEm2oYU+kdGdSOtMVcc8CD8MJ15HZ/92in319/1daYf+/lZDoISfCydyD3ZetwIoZa4L7igjl",
+	"6yTsNe5XaAtGKPnhzbuTv3XIMXFJEs5dprsCWQeOA5mxH6Jyh0NFiJnk2POkpAG4QQWOuLT2OcQMlUwH",
+	"Q3uwwPOKTIXRvvmFPclbC7fK2J6XwZuZ2qtjVxdf+EC9sFYRAVd1iuURDZX796mtXyi/wtx/lIL9MXpf",
+	"05KapFXCrsZOK3n/h9Qs8dUpKUeVbniuCRdEyAlp4jXckIRdG8DSsKIo4dqwuNUhYSosIfdANoT2OA8y",
+	"AlDLb+10Cb02TLl2cF7DQ70ulIyoyqJSrs3JkJpL++6v3MvnplHn5IMpBmQktSGKRUyYBDf7lj1lStYY",
+	"kkCR8zxh6A3TBFKbuAhQ/yF1Os1VZJQhNdvLoawq4S4Nrc+wySU6xqFOG+HfqTI84mMqjO9/ysUtN4xB",
+	"OwDqP2KPzK7wPWkouTi+fH92cnZx/PZ97+wt8lqH/MTNUKaGhIKOWIj4PFKOLD/bb+ICM7r3WPVt7yLs",
+	"I40s7Vnt7seAxVpgLOwd7uGj+sxMmOvjaSayUNeZw7W9hFF2hRlSg3c1uSCh/StsES60gXr9a2x+AD4E",
+	"EqfIYqxDMDCMo6AOGRssFStzCBddEV7DJb3CJSFpasbcvWfZ960jVLmFxUWkLvsEHWQgR9Z4KjaYAKGI",
+	"LguABnpOQksznfwJPYV9lUK7tICTRKNhLkEFCZlSUulwgTfSCYe7OCNxr3o5IKQl5L39YO/Fr1my7UnC",
+	"R33wmyo+bqzrjnSDfKTGIP71LtV1QRYsaWo5YiWysRw0tOoU6aX1u83VeLlgvccoRf+03rqffuTasqZd",
+	"+1wOV3R9LYsHd+rgWcE3YfZB2hu8nT9Wni6sSZUFFyCdFr6pUE+ZGbeDCB211txbNvHmlrz2oB3SNVSu",
+	"tO2aHgDEHkNjZhVRqlxlJA67FYC+gcf2uIjZRyJVzBRkWdgLApR4UK6baZ43VJv2qb2nffYKY00wdKIN",
+	"VUY7xTCximEIzUq8gcgNxpLwUeXnIMabk/9okFqFgDpUsXFCpyzuiqyFdBbHytXdgN/ag5edhtVVxrei",
+	"dqMbSKaBko8IJRE0gSJWe3XFDWNjtGcTqg1xC3GNc4c1jqggmqHOGBGaYIe4Edc6B9EDwDk5GtnnJlyw",
+	"rmiGh2TMxcAqRG3vN5ZOhowq02fUkCbu4t4LAohGjiBbHXKc95UB8SahxrVvD192ERDN2o7Qo7rYZfVO",
+	"etI82H9J+mwqhbXe3+crwESs8w7dPrw4TI3uilhOxBGBjCjBIpc5XtqhSicAPNjKb7hKN+5ibQVVVlbI",
+	"49CnGcDuALGCHQ0h0yaYHD0eHxaoOGxBHry260sTolOrtSlXuiu05QNQJf0pbBfVpGkNIk/yrYAYSRTT",
+	"6YjBKliSH9CxPiLZq9p7oaNJTWhXAIlg7NZo5ALSpJpcU+VzoDxn2u0Ec5WbFi5oZQf00sKX8Wy9WdDY",
+	"2z882Av2Xhy29zAY6SHRDnZffgvZooYp+/D/98tu++Wvfzps/1/8oxnMfNH65t8bNZ3PFx6ZDPtodmDZ",
+	"27nwyoc6+8B5xeJEj6PPDjm1DIdfDanGvf8zqdzhgITw8RDgjUJrmsZdEVqxYO+hJCNKuwV/vXr3dpY/",
+	"K3kS96RgP5zQaMjaJ1IYJZNlhsRbeWWkAu3yc/s4iljS/iG9vmawAHMS/TiZWAIKhQxdcF5ZgtVALR+n",
+	"0H6S6UzoiyJwQj1Wngc8FrIK5fgLN3K++H5guQcHpGf7yhLQaaaWq0IdqMyaIFHsyytEa2uRXfDJkf/n",
+	"WtPgIj9iYjj2WqqR1eLF7zPJg6r/yFKc/c7BdGPvdZfbYS/oimYqEpY7o61gswqkcDockYKJwVSrQy6c",
+	"tzrX4EIacm01l31FVwDUqe6QEFxKRY4mYFAyYEk7mtLopUimVQpowEzphHXPLp7arEopR09J4o8Xd7QK",
+	"OGaG8sRVxRVo5+4uIfv4zWJDvmJjBofZp3eHWX6Yd+M808QSBWkimp+xskST0KoFLkXYOiQH+99nZgk3",
+	"ATnY2webrisAmAeMRzYamykJC28NSZQwqjThpkNC4NaCPyH0iWD2ez3kY8TvB17tisJikubB7i7hkH3G",
+	"wfIlUjBrsZLLd+/Oe+fvXp29Pjt95ZQ412BRqpjFVczrKldy/n286pWS+4Ts7+5/t3YZyyY+lIeTUL6c",
+	"5UlSPZWzPFQ5i+WtgBRoMcBodjS1pzN0lDddIjl0M11c9lJrGOEZpD4Qdpwdv6zRUYpcuSB3JuLAp3hI",
+	"MjcDyjFwcvchUm5A9ImuSMeYiKoLrhXAw68wvlp2vkYSIScd8i41mlumwjh9yeQaMEMOdp8vCpjVHbQr",
+	"Yn9uji6ckFhSVEVnzyxeR3VPNHCwrNjTtF3T1HTp4PSIJsns6Fxa95gOWN3gsFPyiqPbXb0ZLZQb1bSB",
+	"2y30gfNw5I/TCC6jh7rQozuZcEGojrBRdXGJn/KU7t7tPpMjzhPcn5b8qU33fOfAMp6gW49pllbGNC/m",
+	"zlvgO8wsuXGqhywrLcKWFUUh94zE7JZHTJPm65NzcNB2RdYUxPG5kIZfO2LHQgA47+FDuXJZS+jV7JDw",
+	"5zZ2628DxFMYOEsXPL0BQfvROdhSPcSiirwoKUksvTt8zSqZahfC8tA5jnJ97yWOLkc+29gMdesEjgVG",
+	"pjIl1JDv/s/qRuhFeSqPGMkDjqgzQ4WPYjwVGf6+G+dnAtISJqHEsI9Zi6B1jLqdTwVpugo0TYmd/7A4",
+	"M4+K9yInwm81OjKcbEF/wDihEYuPCCXnp1dXxz+e9l6dvjl9nzkNrmWSyIl+NAXpLcIxNcPcICxQ4UL3",
+	"+3rW56+rEv7mhf2FRXiwaT0ciIAnswKOAJot2Q+W+sacxYTqrvBN3fIGGHq2UppozMxiEEy+LnQzc4nb",
+	"GvKosRwzHnGhu8K/Gg+KkRxPO+RsTTCDyrZkAGcwI9HuimowpIpqPQIl/QRp8GRtfAWQBoX2gutAG8zI",
+	"VcDAu5sE3Qb+pj90nI2WcfSdIC1f84R9GCeSxk+HgCdwyq0a8wLhJHMbLwecvOYsiUlomSBc0XlbitU9",
+	"PHMucILkydlHMOk8sxgMWUgNnqnYIlwQxsE3EnPFAK8/6AoqYvSYTLhmhZbZPgvbSGf2Fr5VzmlMo4iN",
+	"7apLMR3JFFLEs/TXDrm046DJTP40qUqf7pAr5wOct6ie6a6wdjuPCRN2vcquaXBtV+YURHLESJ9GN5hU",
+	"RkeMTOi0VWXP0Di2suGiHJzd2KIp50Pv7/26sjlzPD+QRw7bLUh99vkFs4n9uKlBXgSIGCdWV+LeP0nX",
+	"r0y6nmEhiE8WJk2pkBlneBF23J2zZzN/4w2k7s6nnJUWokO8YfQWKymIltfm0MFBFGJnRBs6hYBDIaNh",
+	"yLWRapoVXaAoKScWYA6uPUTZFxSSh1nszk+uVL/w6A75ySezQhSxKxJGb13uL0mkGDBt2pC2BGtUeF2p",
+	"WucoT4qFFFMpAB7HP8kleELnRF19ThvJWzYjUVbyPr1h18aK+Rse3Tw5obYBFWW3jTQrmaPlV7oYdH5Q",
+	"N5O3QNa3V6pY2DJLGyssH9JuSmvq4XAk6Bix/KAtn08QFyZ2QFdj6pC8nGTIM7rnEWO0S+1jND7HSd4F",
+	"z6ng5zo82FvD8eHf/kgGQmH6dfATRirmS20zGauYtka5GJTqI59Mgq+tUJyZ2dIHjCvP18YOKerPav2f",
+	"tWytaU4GnoLXPPldeiRgXlXQDcA6D8sUT3HCakpHysidC82/Xpz+GJCLtz8G5CfWv7DK+8ez10dkubMB",
+	"ab1A9zufitZtZY6YlaQcWjWC9ESwRmd089gXzQGAYUBCGCIiHEpFQt+EA9EMj0lW6tO3xqOVvv0pmQwl",
+	"6ED7vWYMbVxuTVFrqWpi5CE0tXeGPCyCi4WVoRW64pZr3ucJN9PAI766IWSwic80aWYQLSrvvNsKvEMV",
+	"35Ar45I9DrXeWREaXprl+YM3BCUGpABPmSHgCwHdD6Ax8CMgPxyLvHv5gBlNDnYPOuTSGfpUF+bcDH9u",
+	"O2OjfRaHLQIc7w+1hfkrlviicRGX8Jd0TZGAk2wzNlJFQMw3KFopGJamcGWh9ur5txAaK36cKcSi7etf",
+	"P33/uZ39ffC5fZB9eP65/cv3L2n/19I3/u+9/c9VlVrBRh0wliemwbbvfFOWs9nk+1xQSJlbWuflm8g+",
+	"06Q/NfZUBbWHMeECCrF8DiAVcV9+tGRxgoNoX7EoVdxM2xcy4dG0s6Q2q772LGj4R77ieiw19yBzq9wy",
+	"M4plt/l86gWVcNCYY78K8RC9huD3I3oolWknUOf44fKNT2yS/X/aS8Dum1mRNxL14/LXf7GgiY+RuSAn",
+	"wisfJ7lilOFNTEVj2FeJErVof+pU0NhV/1Vi2sGPG50fKrPHxhIeZzgIMwSu3Wvvf/d+91sPXLtGSlk9",
+	"Ox9fnHkwkM7mO+D4qnH4y69lvOdbJpjWnuCPL86KQJVTbdjIr60vrF/cgPEir7//ioGG3CwWtGHMkVoe",
+	"rRPjI/ZVzB2nGcSeg/0OfPNyqj38XpFbMyoC58+CroluB7bROHE8lMKhu4BTYjdo3NIkRX6WfZ5U/9j4",
+	"0/f7ZG+X7O0/PyAvvv3ueyfPnfnyVyoguQXMQF/TFCVpv3HHdotu5o+UV+rX/Wvvj/iHAUXJTHoPX1nA",
+	"t6hmvKI0XxCQqMr5zLnyqSPhU0fCVTJUM/LEpoSQo0pVjEF0rzx8bTv43QEbcUmFWkmN1CEYb0qsX3gT",
+	"wwUS+n3uvHhqZfg1tjLMuEWxmEYGIrIuXhph2d6ITtH5g8mzCEVYb2Gt1+g9D5ota4K4HUWwcTqKM6/Q",
+	"XWQYHfWcVXZ8cn5KLplmVNm3rFdYvonl9WB87cvKt8HfT0r1qbJ89UaJmVBaVSXXGpg7fYRhr8fX8efK",
+	"IpKXy0MZUzMk8ADA+EG/NOYCtgJr9eaZOR3yQcCVDiEP7YxLdw+WLcwD+bnMruL76srDf8B5/CGcHW6u",
+	"2Zn/KXfm7sm9nswL3IWUXUqxd6GXO2ryem5EgPNF/jz3nBPXPeQh7Ogvrq1gHV/4puF61jzT7KktyZZc",
+	"jbSA7oZrnbk5wOEIlrAvQoKIaeBKxYrxyj5TurWFziWrcRVGktvKB/kX8ddruDbLB/iq1UhpLnVMc+HS",
+	"4v3qPKL7/HeqWtwCuyIHv87EyIKyeVAtM8MPO5/cXyVctIW+R8X+yaIyr6xYcS74U67vVtx5YkroDE2R",
+	"Jnd15iN5Wz4LbImoqgupq8hnw4rqGhSh6rgUVgctocJtpqMmdFEvNBwOi4lf7Cc6vzOdH7sCsCpK93UM",
+	"r9+9efPupzpqXyYGnbtmiUHA1B/S2l5yEM3W5onSt3cCRbLESkWO7ehczQYF0OwjrKYsoNlj53ntUjZb",
+	"j2BLLMryyZkI032emKiSiZ7cOffBTBkL+WziL5iVIOV05Yh/DqHwFP146jx8W4wLPNOYtX4vMci0QsTr",
+	"LLT/hQF7PHHDU43avdeozTPeKqggK0XnZGoGkotBu96FOZtE77xLhTiGRxn1fto8VTSL2eERqnd5+vcP",
+	"p1fvT1/Nhe+wi2Ks6AS0KVQtbD2G987N9g/rg/XbnTkJn0zBO3PoeZE7Z32w2vAkIROKneqgD4xwuf0P",
+	"avr5Nyy3/jIn1CruVrQMnvytW6jQFEg6AUldHoNUJKIiYsmcc6qWcurSIuv39OGcl08+y+1mDlZ2w/Lq",
+	"FnD88h6i9+Kn3wKyBVoF0H1t1ngAGBwEX6B6znwgqTA8yYtmnWtcVwJdlKh/w/xDbahJdTbk1dMMr/L3",
+	"PxrIxWLGdKv8e+VP19t38Q0nUlwnPDJ/iCPFa6dohjxmVsuguin1HK7quLt2+GNjVOU7yZlNwY4zuWNc",
+	"Q1rWIQiS6jH9AH4vu21AuegKRM8C3C3fTNfB5WLXWNfS3cHIUX9Bh1yuDVW8jfI46OKm4VgpXBYTzIrG",
+	"t0zBGQ665kqBr3GgxnpMR09wxk8ukq8Bztjz5+pIxtXC6zaiKq4NObGPBY78x4m9dBtxpxW7Amdjy/sV",
+	"/3D649nbw3+cHF++6qqu+Mfp5dXZu7eHB51d+/H120OoXX0lmf347vLHw+OT81P79+nbV/ltpZ5MKyFP",
+	"3Nq5P5n0d+909HGGfgG7BVaXNC9fn5Bvn7/YbaEeAWyb+QTU7TvjLXcUlPgCCIBLd9VX7Unz01gAAeBW",
+	"40EJfhtJtSZTfZqckZG1hpqIuiSmrrWyp5lW1hoOLJpasamHVFmhCW2h6qGfXjv9SsfjZ5p0G1f0FoTz",
+	"D50T2m0QHSnGBGmG/Yge7mB6Oj7aPzmElv1oRnn8pcCe/ABSuXz+FWDLiBid5NC2nEyGDBCjK0y/oWWy",
+	"RDEaT4mmgJlj7S8YIndd+sMsodjyYgiPDGGAPRhfmMMtxZJh11bEdaIk1ayurTJV8ZV9yH16ZOAFMSin",
+	"uqMfXAFL+vuzelaYyo/W0H08o8WXEwDaDSKMixs4OOggO62Mx0QxAS0teZEb7R1WMa8v4oEuXFu1DZBS",
+	"S4hgCyHf5vxTMNnS/TPJ4MBLhNFoiNcCCzp+6YqmVIQmiUOuGfk+M3lDUT0VEWALtTrkyvMtsGwqMj52",
+	"BWKhEzaf7D9g8hUHFtaFkM6nV6X5b272fZWVMcXJ1+nJqwUb/GVLmceouYQSl3nAUdRHOcpgTIysKmgB",
+	"jpyKqJYRr7Dfo/NRoGUZFongVsQd/VvCDXseOp3nsdkQaS8EfC6PzqVJ8/nufosY2RVllK6xYpoPhMNT",
+	"yzKeiohq9uB99Rw4Mn+elXyRFNd8kCoWd8hxV4yoiYZ2OcKz6/ZbKZhv6d6cMHpD7PpSxTW2uUTb4Pnu",
+	"Qda63cgUb7cvpQOrhbvCA+XZMVBy9fc33DBopNmnmmWyFqQvLsMloKCfGU2M3Wx9SML3P/QuLt+9Pntz",
+	"GpLmaNoVOSZUoXwVFnuKHlVr7AR5rRLAbmUlZM7sOCLF2n/FyJldgSnYEq7zFRu1guLre5enb47fn717",
+	"G5ImuGxy3z9Iw5JB1xX2TnvIg1F7NA4HZoyfznAo2DbUX967+vDD1cnl2YV708jbSXBPq9MVZw7WwyGJ",
+	"PdOEx3Yx+IhpQ0djTT4I/pFoqHHWAQkjORpxA23xER1z4rvyu83rit9SaZjukBOZpCMrQexJFMerUtyH",
+	"WEYayL4zikMf+e/T6IYBZQEGoVTTDvnJU8SQdYVdjiB3etm9J5jhDWtWRjML3GdgUP+hLNq6opR6ihdV",
+	"5xjA6CvKiGvsw6upiF5vBrawMSRJQQ5sBZTScdidspWChl2JtktfWHaPvdZfen8wkOuMfjXIyDvP8qDa",
+	"/oqgge4zaNI3hWZ9qVIODv4xtuN3jJKXoVxaEemtUNJEHmiBAgUFZZWilcDlDSkBMIoIbHq7itXbikq2",
+	"zYU9YKpnev6FAagxBsjIXrFlKu0oNwWQ2LvCPicAdYNd81E4Qf9GIUkRN7jVIaGlhdBnXoGwjglUaURW",
+	"kQ7ZR3L+6kX27BlsWgw2ZsYBDGNCNZkobgwTh0635wdwe1X+PJLIiCbYBbIr0C/AHIK0e7Y2Vut6U8A3",
+	"PfEvOyL9lCf24ICKYCwN4fhouwpkSHVXCCkYmTLTIWGR4A+JUSkLyYhRYW0IwSZMwfMA29q7EuSExYeQ",
+	"85NFF8apHnZF1ro7a+4VfuqCNOg2DkkX9r7bCEi3wQwd4HfddHf3eTSKX9iFhQ+s2/gctggX2ljbQF6T",
+	"sYRm3FW6xFLRvSqTCqmDNO1BiUfMUDvnWXjhkolZKR8LLU8fUmU8CdPHFqZgDjbPX71oOd9kJuCC3MS3",
+	"Bp+Mp/Oi05+IdhQD1iz2ZZiBObE/F05GKEUiBYA3Qk5IE/2mkQQLG7L3CgIIA7qJlDdWfEkxAOO5K/yJ",
+	"JOE3gMru+a9D3rh4L1ge12xC3BA1RIBHXKSGwZ8gipoH+y+9s+KSGTVtH18bpsJWdYwYnlTg9Uc0/XAw",
+	"5skEXNkE/Lyxk+PraULxiuvIdyxy5Fo2l4ScBO5Xkyox4+903F2Gtv7U6DOqmDpOrRL55VerpgD/3mm4",
+	"VCWNw8YOHfOd2z1QYu55n3xtuUO8/hxk37hMjOJXGE0rfJFF2Arf5VkxhS/RT1P4AuZRvGBI8VUzbpvM",
+	"IZy7DHBxNLaJc60pzFDJdDAkUgCR+pc45/D8cy+w68aYDuyRGuWotkyqpDSkKSSYl20uWkUjUhdGY8fw",
+	"90sSyZjpwiuxoK3ijS42iNLVCjY9H5zvFGv9Mco0/6BzvJxLAWPI5J8+8gAwgA3T9Cks5bYYrcI74PLG",
+	"518//38BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1542,21 +1542,6 @@ type ListCardSharesParams struct {
 	// Cursor Opaque cursor from the previous page's `next_cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
-
-	// XProfileId The acting profile; it must be one of the caller's live profiles.
-	XProfileId XProfileId `json:"X-Profile-Id"`
-}
-
-// CreateCardShareParams defines parameters for CreateCardShare.
-type CreateCardShareParams struct {
-	// XProfileId The acting profile; it must be one of the caller's live profiles.
-	XProfileId XProfileId `json:"X-Profile-Id"`
-}
-
-// RevokeCardShareParams defines parameters for RevokeCardShare.
-type RevokeCardShareParams struct {
-	// XProfileId The acting profile; it must be one of the caller's live profiles.
-	XProfileId XProfileId `json:"X-Profile-Id"`
 }
 
 // UnsubscribeCardParams defines parameters for UnsubscribeCard.
@@ -2454,7 +2439,7 @@ type ClientInterface interface {
 
 	// ListCardShares List the share links of my card (newest first; revoked and expired ones too)
 	//
-	// Only the card's owning profile may list its links.
+	// Only the owner of the card may list its links; the card names the acting profile.
 	//
 	// Corresponds with GET /cards/{card_id}/shares (the `ListCardShares` operationId).
 	ListCardShares(ctx context.Context, cardId CardID, params *ListCardSharesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2469,7 +2454,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
-	CreateCardShareWithBody(ctx context.Context, cardId CardID, params *CreateCardShareParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateCardShareWithBody(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateCardShare Make a share link (and QR code) for my card
 	//
@@ -2481,14 +2466,14 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
-	CreateCardShare(ctx context.Context, cardId CardID, params *CreateCardShareParams, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateCardShare(ctx context.Context, cardId CardID, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RevokeCardShare Revoke a share link of my card (idempotent)
 	//
 	// The link stops working at once; the page, QR codes and vCard answer 410.
 	//
 	// Corresponds with DELETE /cards/{card_id}/shares/{share_id} (the `RevokeCardShare` operationId).
-	RevokeCardShare(ctx context.Context, cardId CardID, shareId ShareID, params *RevokeCardShareParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RevokeCardShare(ctx context.Context, cardId CardID, shareId ShareID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UnsubscribeCard Remove this card from my acting profile's saved cards
 	//
@@ -4021,7 +4006,7 @@ func (c *Client) ReportCard(ctx context.Context, cardId CardID, params *ReportCa
 
 // ListCardShares List the share links of my card (newest first; revoked and expired ones too)
 //
-// Only the card's owning profile may list its links.
+// Only the owner of the card may list its links; the card names the acting profile.
 //
 // Corresponds with GET /cards/{card_id}/shares (the `ListCardShares` operationId).
 func (c *Client) ListCardShares(ctx context.Context, cardId CardID, params *ListCardSharesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4046,8 +4031,8 @@ func (c *Client) ListCardShares(ctx context.Context, cardId CardID, params *List
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
-func (c *Client) CreateCardShareWithBody(ctx context.Context, cardId CardID, params *CreateCardShareParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateCardShareRequestWithBody(c.Server, cardId, params, contentType, body)
+func (c *Client) CreateCardShareWithBody(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCardShareRequestWithBody(c.Server, cardId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4068,8 +4053,8 @@ func (c *Client) CreateCardShareWithBody(ctx context.Context, cardId CardID, par
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
-func (c *Client) CreateCardShare(ctx context.Context, cardId CardID, params *CreateCardShareParams, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateCardShareRequest(c.Server, cardId, params, body)
+func (c *Client) CreateCardShare(ctx context.Context, cardId CardID, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCardShareRequest(c.Server, cardId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4085,8 +4070,8 @@ func (c *Client) CreateCardShare(ctx context.Context, cardId CardID, params *Cre
 // The link stops working at once; the page, QR codes and vCard answer 410.
 //
 // Corresponds with DELETE /cards/{card_id}/shares/{share_id} (the `RevokeCardShare` operationId).
-func (c *Client) RevokeCardShare(ctx context.Context, cardId CardID, shareId ShareID, params *RevokeCardShareParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRevokeCardShareRequest(c.Server, cardId, shareId, params)
+func (c *Client) RevokeCardShare(ctx context.Context, cardId CardID, shareId ShareID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeCardShareRequest(c.Server, cardId, shareId)
 	if err != nil {
 		return nil, err
 	}
@@ -7207,35 +7192,22 @@ func NewListCardSharesRequest(server string, cardId CardID, params *ListCardShar
 		return nil, err
 	}
 
-	if params != nil {
-
-		var headerParam0 string
-
-		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
-		if err != nil {
-			return nil, err
-		}
-
-		req.Header.Set("X-Profile-Id", headerParam0)
-
-	}
-
 	return req, nil
 }
 
 // NewCreateCardShareRequest calls the generic CreateCardShare builder with application/json body
-func NewCreateCardShareRequest(server string, cardId CardID, params *CreateCardShareParams, body CreateCardShareJSONRequestBody) (*http.Request, error) {
+func NewCreateCardShareRequest(server string, cardId CardID, body CreateCardShareJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateCardShareRequestWithBody(server, cardId, params, "application/json", bodyReader)
+	return NewCreateCardShareRequestWithBody(server, cardId, "application/json", bodyReader)
 }
 
 // NewCreateCardShareRequestWithBody constructs an http.Request for the CreateCardShare method, with any body, and a specified content type
-func NewCreateCardShareRequestWithBody(server string, cardId CardID, params *CreateCardShareParams, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateCardShareRequestWithBody(server string, cardId CardID, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -7267,24 +7239,11 @@ func NewCreateCardShareRequestWithBody(server string, cardId CardID, params *Cre
 
 	req.Header.Add("Content-Type", contentType)
 
-	if params != nil {
-
-		var headerParam0 string
-
-		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
-		if err != nil {
-			return nil, err
-		}
-
-		req.Header.Set("X-Profile-Id", headerParam0)
-
-	}
-
 	return req, nil
 }
 
 // NewRevokeCardShareRequest constructs an http.Request for the RevokeCardShare method
-func NewRevokeCardShareRequest(server string, cardId CardID, shareId ShareID, params *RevokeCardShareParams) (*http.Request, error) {
+func NewRevokeCardShareRequest(server string, cardId CardID, shareId ShareID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -7319,19 +7278,6 @@ func NewRevokeCardShareRequest(server string, cardId CardID, shareId ShareID, pa
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
-	}
-
-	if params != nil {
-
-		var headerParam0 string
-
-		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Profile-Id", params.XProfileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
-		if err != nil {
-			return nil, err
-		}
-
-		req.Header.Set("X-Profile-Id", headerParam0)
-
 	}
 
 	return req, nil
@@ -10406,7 +10352,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListCardSharesWithResponse List the share links of my card (newest first; revoked and expired ones too)
 	//
-	// Only the card's owning profile may list its links.
+	// Only the owner of the card may list its links; the card names the acting profile.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -10423,7 +10369,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
-	CreateCardShareWithBodyWithResponse(ctx context.Context, cardId CardID, params *CreateCardShareParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error)
+	CreateCardShareWithBodyWithResponse(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error)
 
 	// CreateCardShareWithResponse Make a share link (and QR code) for my card
 	//
@@ -10435,7 +10381,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
-	CreateCardShareWithResponse(ctx context.Context, cardId CardID, params *CreateCardShareParams, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error)
+	CreateCardShareWithResponse(ctx context.Context, cardId CardID, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error)
 
 	// RevokeCardShareWithResponse Revoke a share link of my card (idempotent)
 	//
@@ -10444,7 +10390,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /cards/{card_id}/shares/{share_id} (the `RevokeCardShare` operationId).
-	RevokeCardShareWithResponse(ctx context.Context, cardId CardID, shareId ShareID, params *RevokeCardShareParams, reqEditors ...RequestEditorFn) (*RevokeCardShareResponse, error)
+	RevokeCardShareWithResponse(ctx context.Context, cardId CardID, shareId ShareID, reqEditors ...RequestEditorFn) (*RevokeCardShareResponse, error)
 
 	// UnsubscribeCardWithResponse Remove this card from my acting profile's saved cards
 	//
@@ -15917,11 +15863,6 @@ type ListCardSharesResponse401Headers struct {
 	CacheControl string
 }
 
-// ListCardSharesResponse403Headers the declared response headers of an HTTP 403 response for ListCardShares
-type ListCardSharesResponse403Headers struct {
-	CacheControl string
-}
-
 // ListCardSharesResponse404Headers the declared response headers of an HTTP 404 response for ListCardShares
 type ListCardSharesResponse404Headers struct {
 	CacheControl string
@@ -15947,8 +15888,6 @@ type ListCardSharesResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
-	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -15959,8 +15898,6 @@ type ListCardSharesResponse struct {
 	Headers400 *ListCardSharesResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListCardSharesResponse401Headers
-	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *ListCardSharesResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *ListCardSharesResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -15982,11 +15919,6 @@ func (r ListCardSharesResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r ListCardSharesResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r ListCardSharesResponse) GetApplicationproblemJSON403() *Forbidden {
-	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -16043,11 +15975,6 @@ type CreateCardShareResponse401Headers struct {
 	CacheControl string
 }
 
-// CreateCardShareResponse403Headers the declared response headers of an HTTP 403 response for CreateCardShare
-type CreateCardShareResponse403Headers struct {
-	CacheControl string
-}
-
 // CreateCardShareResponse404Headers the declared response headers of an HTTP 404 response for CreateCardShare
 type CreateCardShareResponse404Headers struct {
 	CacheControl string
@@ -16083,8 +16010,6 @@ type CreateCardShareResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
-	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -16099,8 +16024,6 @@ type CreateCardShareResponse struct {
 	Headers400 *CreateCardShareResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateCardShareResponse401Headers
-	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *CreateCardShareResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *CreateCardShareResponse404Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -16126,11 +16049,6 @@ func (r CreateCardShareResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r CreateCardShareResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r CreateCardShareResponse) GetApplicationproblemJSON403() *Forbidden {
-	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -16197,11 +16115,6 @@ type RevokeCardShareResponse401Headers struct {
 	CacheControl string
 }
 
-// RevokeCardShareResponse403Headers the declared response headers of an HTTP 403 response for RevokeCardShare
-type RevokeCardShareResponse403Headers struct {
-	CacheControl string
-}
-
 // RevokeCardShareResponse404Headers the declared response headers of an HTTP 404 response for RevokeCardShare
 type RevokeCardShareResponse404Headers struct {
 	CacheControl string
@@ -16225,8 +16138,6 @@ type RevokeCardShareResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
-	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -16237,8 +16148,6 @@ type RevokeCardShareResponse struct {
 	Headers400 *RevokeCardShareResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RevokeCardShareResponse401Headers
-	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *RevokeCardShareResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *RevokeCardShareResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -16255,11 +16164,6 @@ func (r RevokeCardShareResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r RevokeCardShareResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r RevokeCardShareResponse) GetApplicationproblemJSON403() *Forbidden {
-	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -23117,7 +23021,7 @@ func (c *ClientWithResponses) ReportCardWithResponse(ctx context.Context, cardId
 
 // ListCardSharesWithResponse List the share links of my card (newest first; revoked and expired ones too)
 //
-// Only the card's owning profile may list its links.
+// Only the owner of the card may list its links; the card names the acting profile.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -23140,8 +23044,8 @@ func (c *ClientWithResponses) ListCardSharesWithResponse(ctx context.Context, ca
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
-func (c *ClientWithResponses) CreateCardShareWithBodyWithResponse(ctx context.Context, cardId CardID, params *CreateCardShareParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error) {
-	rsp, err := c.CreateCardShareWithBody(ctx, cardId, params, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateCardShareWithBodyWithResponse(ctx context.Context, cardId CardID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error) {
+	rsp, err := c.CreateCardShareWithBody(ctx, cardId, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23158,8 +23062,8 @@ func (c *ClientWithResponses) CreateCardShareWithBodyWithResponse(ctx context.Co
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /cards/{card_id}/shares (the `CreateCardShare` operationId).
-func (c *ClientWithResponses) CreateCardShareWithResponse(ctx context.Context, cardId CardID, params *CreateCardShareParams, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error) {
-	rsp, err := c.CreateCardShare(ctx, cardId, params, body, reqEditors...)
+func (c *ClientWithResponses) CreateCardShareWithResponse(ctx context.Context, cardId CardID, body CreateCardShareJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCardShareResponse, error) {
+	rsp, err := c.CreateCardShare(ctx, cardId, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23173,8 +23077,8 @@ func (c *ClientWithResponses) CreateCardShareWithResponse(ctx context.Context, c
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /cards/{card_id}/shares/{share_id} (the `RevokeCardShare` operationId).
-func (c *ClientWithResponses) RevokeCardShareWithResponse(ctx context.Context, cardId CardID, shareId ShareID, params *RevokeCardShareParams, reqEditors ...RequestEditorFn) (*RevokeCardShareResponse, error) {
-	rsp, err := c.RevokeCardShare(ctx, cardId, shareId, params, reqEditors...)
+func (c *ClientWithResponses) RevokeCardShareWithResponse(ctx context.Context, cardId CardID, shareId ShareID, reqEditors ...RequestEditorFn) (*RevokeCardShareResponse, error) {
+	rsp, err := c.RevokeCardShare(ctx, cardId, shareId, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -29480,13 +29384,6 @@ func ParseListCardSharesResponse(rsp *http.Response) (*ListCardSharesResponse, e
 		}
 		response.ApplicationproblemJSON401 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON403 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -29531,16 +29428,6 @@ func ParseListCardSharesResponse(rsp *http.Response) (*ListCardSharesResponse, e
 			headers.CacheControl = value
 		}
 		response.Headers401 = &headers
-	case rsp.StatusCode == 403:
-		var headers ListCardSharesResponse403Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = value
-		}
-		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers ListCardSharesResponse404Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -29618,13 +29505,6 @@ func ParseCreateCardShareResponse(rsp *http.Response) (*CreateCardShareResponse,
 		}
 		response.ApplicationproblemJSON401 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON403 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -29683,16 +29563,6 @@ func ParseCreateCardShareResponse(rsp *http.Response) (*CreateCardShareResponse,
 			headers.CacheControl = value
 		}
 		response.Headers401 = &headers
-	case rsp.StatusCode == 403:
-		var headers CreateCardShareResponse403Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = value
-		}
-		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers CreateCardShareResponse404Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -29786,13 +29656,6 @@ func ParseRevokeCardShareResponse(rsp *http.Response) (*RevokeCardShareResponse,
 		}
 		response.ApplicationproblemJSON401 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON403 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -29837,16 +29700,6 @@ func ParseRevokeCardShareResponse(rsp *http.Response) (*RevokeCardShareResponse,
 			headers.CacheControl = value
 		}
 		response.Headers401 = &headers
-	case rsp.StatusCode == 403:
-		var headers RevokeCardShareResponse403Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = value
-		}
-		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers RevokeCardShareResponse404Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {

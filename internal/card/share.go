@@ -114,19 +114,20 @@ func (s *Shares) unseal(row db.CardShare) string {
 	return string(plain)
 }
 
-// ownCard loads a live card of the acting profile; anything else is not found.
+// ownCard loads a live, unlocked card of one of the caller's profiles; anything else is not
+// found. The card names the acting profile, as for updateCard (docs/product.md §2).
 func (s *Shares) ownCard(ctx context.Context, q *db.Queries, v access.Viewer, cardID int64) (db.Card, error) {
 	c, err := s.cards.lockOwned(ctx, q, v.UserID, cardID)
 	if err != nil {
 		return db.Card{}, err
 	}
-	if c.ProfileID != v.ActingProfileID || c.LockedAt != nil {
+	if c.LockedAt != nil {
 		return db.Card{}, domain.NotFound("The card")
 	}
 	return c, nil
 }
 
-// Create makes a link to a card of the acting profile.
+// Create makes a link to one of the caller's cards.
 func (s *Shares) Create(ctx context.Context, v access.Viewer, cardID int64, in ShareInput) (Share, error) {
 	if in.ExpiresAt != nil {
 		if !in.ExpiresAt.After(time.Now()) {
@@ -160,7 +161,7 @@ func (s *Shares) Create(ctx context.Context, v access.Viewer, cardID int64, in S
 	return Share{CardShare: row, Token: token}, nil
 }
 
-// List lists the links of a card of the acting profile, newest first, ids below beforeID.
+// List lists the links of one of the caller's cards, newest first, ids below beforeID.
 func (s *Shares) List(ctx context.Context, v access.Viewer, cardID, beforeID int64, limit int) ([]Share, error) {
 	if _, err := s.ownCard(ctx, s.q, v, cardID); err != nil {
 		return nil, err
@@ -176,7 +177,7 @@ func (s *Shares) List(ctx context.Context, v access.Viewer, cardID, beforeID int
 	return out, nil
 }
 
-// Revoke ends a link of a card of the acting profile; revoking twice is not an error.
+// Revoke ends a link of one of the caller's cards; revoking twice is not an error.
 func (s *Shares) Revoke(ctx context.Context, v access.Viewer, cardID, shareID int64) error {
 	if _, err := s.ownCard(ctx, s.q, v, cardID); err != nil {
 		return err

@@ -216,7 +216,7 @@ func TestSharePageContent(t *testing.T) {
 	// A public card of a public profile may be indexed.
 	pub := e.NewProfile(t, f.owner, map[string]any{"name": "Jane in public", "private": false})
 	c := e.NewCard(t, f.owner, pub.Id, map[string]any{"name": "Public card"})
-	sh := e.createShare(t, f.owner, pub.Id, c.Id, nil)
+	sh := e.createShare(t, f.owner, c.Id, nil)
 	status, hdr, body = e.Raw(t, "GET", "/c/"+*sh.Token, "", nil)
 	Status(t, "public page", status, http.StatusOK, body)
 	if bytes.Contains(body, []byte("noindex")) || hdr.Get("X-Robots-Tag") != "" {

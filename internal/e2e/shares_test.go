@@ -40,11 +40,11 @@ func (e *Env) newShareFixture(t testing.TB, private bool, body map[string]any) s
 	file := e.uploadPNG(t, f.owner)
 	c := e.NewCard(t, f.owner, f.ownerProf, map[string]any{"name": "Jane Kim, ACME", "private": private, "data": shareCardData, "preview_file_id": file.Id})
 	f.card = apiclient.Card{Id: c.Id, Name: c.Name}
-	f.share = e.createShare(t, f.owner, f.ownerProf, c.Id, body)
+	f.share = e.createShare(t, f.owner, c.Id, body)
 	return f
 }
 
-func (e *Env) createShare(t testing.TB, u User, acting, cardID int64, body map[string]any) apiclient.CardShare {
+func (e *Env) createShare(t testing.TB, u User, cardID int64, body map[string]any) apiclient.CardShare {
 	t.Helper()
 	var req apiclient.CreateCardShareJSONRequestBody
 	if v, ok := body["max_uses"].(int); ok {
@@ -53,7 +53,7 @@ func (e *Env) createShare(t testing.TB, u User, acting, cardID int64, body map[s
 	if v, ok := body["expires_at"].(time.Time); ok {
 		req.ExpiresAt = &v
 	}
-	r, err := e.As(u.Token()).CreateCardShareWithResponse(ctx, cardID, &apiclient.CreateCardShareParams{XProfileId: acting}, req)
+	r, err := e.As(u.Token()).CreateCardShareWithResponse(ctx, cardID, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,33 +101,32 @@ func TestCardShareLinks(t *testing.T) {
 	if n := e.Count(t, "SELECT count(*) FROM card_shares WHERE token_hash = $1 AND position($2::bytea in token_sealed) = 0", sum[:], []byte(tok)); n != 1 {
 		t.Fatalf("stored token: %d rows match its hash without holding it in clear", n)
 	}
-	second := e.createShare(t, f.owner, f.ownerProf, f.card.Id, map[string]any{"max_uses": 5, "expires_at": time.Now().Add(48 * time.Hour)})
+	second := e.createShare(t, f.owner, f.card.Id, map[string]any{"max_uses": 5, "expires_at": time.Now().Add(48 * time.Hour)})
 	if *second.Token == tok || second.MaxUses == nil || *second.MaxUses != 5 || second.ExpiresAt == nil {
 		t.Fatalf("second link: %+v", second)
 	}
 
-	// Only the card's owning profile manages its links.
+	// Only the card's owner manages its links; the card names the acting profile, so the
+	// operations take no X-Profile-Id (docs/product.md §2).
 	stranger := e.SignUp(t)
-	strangerProf := e.FirstProfile(t, stranger)
-	lr, err := e.As(stranger.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{XProfileId: strangerProf})
+	lr, err := e.As(stranger.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	Status(t, "stranger lists links", lr.StatusCode(), http.StatusNotFound, lr.Body)
-	otherProf := e.NewProfile(t, f.owner, map[string]any{"name": "Other me"})
-	lr, err = e.As(f.owner.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{XProfileId: otherProf.Id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	Status(t, "owner's other profile lists links", lr.StatusCode(), http.StatusNotFound, lr.Body)
-	rr, err := e.As(stranger.Token()).RevokeCardShareWithResponse(ctx, f.card.Id, f.share.Id, &apiclient.RevokeCardShareParams{XProfileId: strangerProf})
+	rr, err := e.As(stranger.Token()).RevokeCardShareWithResponse(ctx, f.card.Id, f.share.Id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	Status(t, "stranger revokes", rr.StatusCode(), http.StatusNotFound, rr.Body)
+	cr, err := e.As(stranger.Token()).CreateCardShareWithResponse(ctx, f.card.Id, apiclient.CreateCardShareJSONRequestBody{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	Status(t, "stranger creates a link", cr.StatusCode(), http.StatusNotFound, cr.Body)
 
 	limit := 1
-	lr, err = e.As(f.owner.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{XProfileId: f.ownerProf, Limit: &limit})
+	lr, err = e.As(f.owner.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{Limit: &limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +134,7 @@ func TestCardShareLinks(t *testing.T) {
 	if items := lr.JSON200.Items; len(items) != 1 || items[0].Id != second.Id || lr.JSON200.NextCursor == nil {
 		t.Fatalf("first page, newest first: %s", lr.Body)
 	}
-	lr, err = e.As(f.owner.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{XProfileId: f.ownerProf, Cursor: lr.JSON200.NextCursor})
+	lr, err = e.As(f.owner.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{Cursor: lr.JSON200.NextCursor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +200,7 @@ func TestCardShareLinks(t *testing.T) {
 
 	// Revoked: idempotent for the owner, 410 for everyone else.
 	for range 2 {
-		rr, err = e.As(f.owner.Token()).RevokeCardShareWithResponse(ctx, f.card.Id, f.share.Id, &apiclient.RevokeCardShareParams{XProfileId: f.ownerProf})
+		rr, err = e.As(f.owner.Token()).RevokeCardShareWithResponse(ctx, f.card.Id, f.share.Id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +217,7 @@ func TestCardShareLinks(t *testing.T) {
 	o = e.openShare(t, late, lateProf, tok)
 	Status(t, "open a revoked link", o.StatusCode(), http.StatusGone, o.Body)
 	assertUnchanged(t, e, before)
-	lr, _ = e.As(f.owner.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{XProfileId: f.ownerProf})
+	lr, _ = e.As(f.owner.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{})
 	for _, s := range lr.JSON200.Items {
 		if s.Id == f.share.Id && (s.Active || s.RevokedAt == nil) {
 			t.Fatalf("revoked link listed as %+v", s)
@@ -226,13 +225,13 @@ func TestCardShareLinks(t *testing.T) {
 	}
 
 	// Expired.
-	expiring := e.createShare(t, f.owner, f.ownerProf, f.card.Id, map[string]any{"expires_at": time.Now().Add(time.Hour)})
+	expiring := e.createShare(t, f.owner, f.card.Id, map[string]any{"expires_at": time.Now().Add(time.Hour)})
 	e.Exec(t, "UPDATE card_shares SET expires_at = now() - interval '1 second' WHERE id = $1", expiring.Id)
 	r = e.subscribeWith(t, late, lateProf, f.card.Id, *expiring.Token)
 	Status(t, "save through an expired link", r.StatusCode(), http.StatusGone, r.Body)
 
 	// Used up: one use, two savers.
-	once := e.createShare(t, f.owner, f.ownerProf, f.card.Id, map[string]any{"max_uses": 1})
+	once := e.createShare(t, f.owner, f.card.Id, map[string]any{"max_uses": 1})
 	r = e.subscribeWith(t, late, lateProf, f.card.Id, *once.Token)
 	Status(t, "first save of a one-use link", r.StatusCode(), http.StatusOK, r.Body)
 	third := e.SignUp(t)

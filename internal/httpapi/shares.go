@@ -31,9 +31,10 @@ func (s *Server) shareOf(sh card.Share, now time.Time) api.CardShare {
 	return out
 }
 
-// CreateCardShare makes a share link for a card of the acting profile.
+// CreateCardShare makes a share link for one of the caller's cards; the card names the acting
+// profile (docs/product.md §2, §6).
 func (s *Server) CreateCardShare(ctx context.Context, req api.CreateCardShareRequestObject) (api.CreateCardShareResponseObject, error) {
-	v, err := s.actingViewer(ctx, req.Params.XProfileId)
+	v, err := s.viewer(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -48,9 +49,9 @@ func (s *Server) CreateCardShare(ctx context.Context, req api.CreateCardShareReq
 	return api.CreateCardShare201JSONResponse(s.shareOf(sh, time.Now())), nil
 }
 
-// ListCardShares lists the share links of a card of the acting profile, newest first.
+// ListCardShares lists the share links of one of the caller's cards, newest first.
 func (s *Server) ListCardShares(ctx context.Context, req api.ListCardSharesRequestObject) (api.ListCardSharesResponseObject, error) {
-	v, err := s.actingViewer(ctx, req.Params.XProfileId)
+	v, err := s.viewer(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -78,9 +79,9 @@ func (s *Server) ListCardShares(ctx context.Context, req api.ListCardSharesReque
 	return api.ListCardShares200JSONResponse(out), nil
 }
 
-// RevokeCardShare ends a share link of a card of the acting profile.
+// RevokeCardShare ends a share link of one of the caller's cards.
 func (s *Server) RevokeCardShare(ctx context.Context, req api.RevokeCardShareRequestObject) (api.RevokeCardShareResponseObject, error) {
-	v, err := s.actingViewer(ctx, req.Params.XProfileId)
+	v, err := s.viewer(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
