@@ -453,8 +453,12 @@ type AdminProfile struct {
 
 // AdminProfileList defines model for AdminProfileList.
 type AdminProfileList struct {
-	Items      []AdminProfile `json:"items"`
-	NextCursor *string        `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool           `json:"has_more"`
+	Items   []AdminProfile `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // AdminReport defines model for AdminReport.
@@ -489,8 +493,12 @@ type AdminReportStatus string
 
 // AdminReportList defines model for AdminReportList.
 type AdminReportList struct {
-	Items      []AdminReport `json:"items"`
-	NextCursor *string       `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool          `json:"has_more"`
+	Items   []AdminReport `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // AdminUser defines model for AdminUser.
@@ -513,8 +521,12 @@ type AdminUserRole string
 
 // AdminUserList defines model for AdminUserList.
 type AdminUserList struct {
-	Items      []AdminUser `json:"items"`
-	NextCursor *string     `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool        `json:"has_more"`
+	Items   []AdminUser `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // AuditEntry defines model for AuditEntry.
@@ -539,8 +551,12 @@ type AuditEntryTargetKind string
 
 // AuditList defines model for AuditList.
 type AuditList struct {
-	Items      []AuditEntry `json:"items"`
-	NextCursor *string      `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool         `json:"has_more"`
+	Items   []AuditEntry `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // Availability For each field asked about, whether it is free.
@@ -591,7 +607,11 @@ type CardData map[string]interface{}
 
 // CardList defines model for CardList.
 type CardList struct {
-	Items      []Card  `json:"items"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool   `json:"has_more"`
+	Items   []Card `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
@@ -622,8 +642,12 @@ type CardShare struct {
 
 // CardShareList defines model for CardShareList.
 type CardShareList struct {
-	Items      []CardShare `json:"items"`
-	NextCursor *string     `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool        `json:"has_more"`
+	Items   []CardShare `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // CardSubscription defines model for CardSubscription.
@@ -636,8 +660,12 @@ type CardSubscription struct {
 
 // CardSubscriptionList defines model for CardSubscriptionList.
 type CardSubscriptionList struct {
-	Items      []CardSubscription `json:"items"`
-	NextCursor *string            `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool               `json:"has_more"`
+	Items   []CardSubscription `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // ChangePasswordRequest defines model for ChangePasswordRequest.
@@ -675,7 +703,7 @@ type ChatEvent struct {
 
 // ChatEventList defines model for ChatEventList.
 type ChatEventList struct {
-	// HasMore More events exist beyond this page in the direction asked.
+	// HasMore More items exist beyond this page in the direction asked.
 	HasMore bool        `json:"has_more"`
 	Items   []ChatEvent `json:"items"`
 }
@@ -736,8 +764,12 @@ type ChatRoomCreated struct {
 
 // ChatRoomList defines model for ChatRoomList.
 type ChatRoomList struct {
-	Items      []ChatRoom `json:"items"`
-	NextCursor *string    `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool       `json:"has_more"`
+	Items   []ChatRoom `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // CreateCardMultipart defines model for CreateCardMultipart.
@@ -811,6 +843,16 @@ type CreateProfileRequest struct {
 
 	// TeamName Example: ACME
 	TeamName *string `json:"team_name,omitempty"`
+}
+
+// CursorPage A forward-only page: `Page` plus `next_cursor`, to pass as `cursor` for the next page.
+// `next_cursor` is present exactly when `has_more` is true.
+type CursorPage struct {
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // DeactivateRequest defines model for DeactivateRequest.
@@ -911,8 +953,12 @@ type FollowRequest struct {
 
 // FollowRequestList defines model for FollowRequestList.
 type FollowRequestList struct {
-	Items      []FollowRequest `json:"items"`
-	NextCursor *string         `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool            `json:"has_more"`
+	Items   []FollowRequest `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // LockState defines model for LockState.
@@ -952,12 +998,24 @@ type MyReportStatus string
 
 // MyReportList defines model for MyReportList.
 type MyReportList struct {
-	Items      []MyReport `json:"items"`
-	NextCursor *string    `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool       `json:"has_more"`
+	Items   []MyReport `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // Nickname Example: Jane
 type Nickname = string
+
+// Page The part every list answer shares (see "Paging" in the API description): `items` holds
+// the page, `has_more` says whether more exist beyond it in the direction asked. Chat events
+// page both ways by event index (`after`/`before`) and need nothing else.
+type Page struct {
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool `json:"has_more"`
+}
 
 // Password At least two of lower case, upper case, digit and symbol; not equal to id, nickname or email.
 //
@@ -1100,8 +1158,12 @@ type ProfileDataValue struct {
 
 // ProfileList defines model for ProfileList.
 type ProfileList struct {
-	Items      []Profile `json:"items"`
-	NextCursor *string   `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool      `json:"has_more"`
+	Items   []Profile `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // ReadMarker defines model for ReadMarker.
@@ -1207,8 +1269,12 @@ type SessionInfo struct {
 
 // SessionList defines model for SessionList.
 type SessionList struct {
-	Items      []SessionInfo `json:"items"`
-	NextCursor *string       `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool          `json:"has_more"`
+	Items   []SessionInfo `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // SetRelationRequest defines model for SetRelationRequest.
@@ -21039,333 +21105,336 @@ func (sh *strictHandler) RebuildSyncFile(w http.ResponseWriter, r *http.Request)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P35chtHli+Ov0pezEQIcBfARZRtkdFxh6YoN7tFiU1Kbc8YvqhEVRLIZiETzswihFYoYv76PcDvIebB",
-	"5km+kedk1gJUYSNISjYdHS0CqCWXs+VZPudTI5KjsRRMGN04/NQYMhozBX+evqcD+2/MdKT42HApGoeN",
-	"K6OkGATkt1QaFpNbpjSXghg6IPKamCEjio0V00wYam/pkNdSkbGS1zxhOiARVbEmVMQkGlJDlJQjTbjp",
-	"Cq7h7r6Mp880Cd2DQ8IFvkuTpv/ykDwPyf/+//7/JLRjPCTdxvNuI2wFREtCSZRwJgwx9vE3jI3huV1h",
-	"H0wiKkg/5UlMwrPr9jk10TDcsX++lYK5z4QbzZLrI3ItFYFRE26IG14khWHCPNNkSPWw0xWNoKGjIRtR",
-	"u1TsIx2NE9Y4bMCQGkHDTMf2ozaKi0Hj8+eg8VZeGanY/MoeJxM61SQUsq3tFeGRXbZ+wkYkllE6slsE",
-	"C8du7fy0UYyONKGKEcFumSIRjYYs7jSChmK/pVyxuHFoVMpKIxTpqHH4S8O/pPFr1Rgv2bViengi5Q2v",
-	"GGnYj2hP4TV/7qa7u88j94kYecMEfMWOyAU1wz/v0DHfud3boVEkU2GOyOnHMVdMl2/swY09hr/1qHHP",
-	"6Iq/GDN+J5LpEbmiI3bFDfvzlVE8MmFAxkmqSXjFolSxkEyGTMAmaaZumbJUdPHhhzdnJ70fjq9Oex8u",
-	"34R2G8OhMWN9uLMTkibtinFCuWjb70jMblkixyNYXngGSRi9RQKQqQmIVKSv5EQzpclEpklMYiXHjjLs",
-	"YrU65IoPRFumpis0EzGSjaYjfwWZcDMk4Tn92D4esD/vhsRIErOEGUa46ZBz2ecJc1SsgWL5QEhlf4Xt",
-	"TzXrCvvQsLR2oec/S+izhFm1xUZNj68NUxU8ziIJI5dkQrkhfXZt32/UlIsBoQPKxWIqG3HBR5bQdjPq",
-	"4sKwAVPw7qupiC6YiO1Y5onLPsxtJiWCTZhyLOvmZ1nS7iNNFKPxlMgJi49woJZj7SXjVA8JF9owCreN",
-	"ZZJwMeg0qljBvq8RNK5poivZ4XPQGFNFR8w4wXhCVXz2yv7F7YDH1AwbQUPQkb3Nyrcejxcuz7VUI2pw",
-	"Ub49aAT5eu1VrtdJqrSs2Kd3Y/pbykgEP5NrJUc4e8VuuUw1GdMBs1wg2EfTw6tCuwYw7N9SpqaFceM7",
-	"SrtIP75hYmCGjcP9F99WyYnTEeXJe0t9NasBlLmYVPKX7O1/D0uRff7WrrwxTNkH/79fjtv/Rdv/2m2/",
-	"7LV//dO/VwrXs2uQ4fNL9X7IiFUWnoi83uozS9LRkIoBUBE3Q5kay2r2Kiq0JT+uycH+99nKoY7MJ+k1",
-	"SWPRvKrGapVONt66R+eaqfb5u/sHVS94w0fcZI+e2e8Efiw+MWbXNE1M43B/N7CPdxS5u7uUPi9Qu9fy",
-	"hNP+22aLi7Sf8OhqSBXLaHB+14EE7bZTou2lJOHipkOOxdQM7d6zRKM4gb1mMTnYPci2el1qnt+Ev19e",
-	"8X9V6NCfeGyGIM+HjA+Gxto5Y/6RJZo0L97+2LKqJtVMkVRwo0nz6h8/tup4V9s3VG7li739wl7u7x58",
-	"X1jVbw8ql/WSjaUytZup4Odt7+WllKP6V0o52vYLgWxq3wiUci+vXJdSSdMKooRqa5IMwDSR19ZEJWGq",
-	"krC1MakWBMjB85LctR/XlLsfNFO1i2nJeNtr+fMJ2EcLVjNmtzyy6u/1yTlRbMC1UXAiwXUOCNi/MZpj",
-	"aDVqqxJqxfzPbXxn+71b2+q13H35bVmLVa3Xz15kxtWDp5GxsskJziOrj0aptpYYkYJ5JRbRJAE7N+G3",
-	"LDtjLZiAe2v7bMubkc3mHUyCJqvMKkAbzxpxYFbqyqmtO6tNZ/EZF4Rp84OMOQND7zgecXEc4QzsSRnO",
-	"fvZPOh4nPAJy2vmnxp+zw9+nhmJUoyU9piOCElOTf9vbB4H/b3sHjc/Fkf67YteNw8a/7eRn8R38Ve8U",
-	"xnCJ48sHm+8efqPHUmgc+g809pfXj9wdL/9UMYNIxijs4RkdLm5pAiwcM0N54jbU/WzVp7vCbhNTSlpL",
-	"+ZdPjWvOkrhx2GDWUASacwvjqZkKAr8RGseKad34/GvQ0IaaVFtesucHbuBE/QONiZ9Stn+0L1Nz2E+o",
-	"uFl9SS9w2riO81RamNSIJpaKrGUY4qxCYslOE0ajIenTmMAM7awLnpMTexBvn0hhlEzqRuOu3/H+ABjN",
-	"iRTXCY/utmnupN2JU7yLFbftSo4YuaVJytB14E9Rht4wUbN7gkc3wG2FDYTrZ3brZb5b2UQeZKuihOoh",
-	"0yjL2UeuQc7E1NDqjYPr7SXb3b3XUvV5HDOxxvbdeR3eSkNokthT8CEJi9IQvB1CmuUqI8DTTkk8d8WI",
-	"TuH2WBIz5Bq8H03nc7hCZRkQS3MkpKkZdiKtrsMWoUVHB/hBwp/bjnNZ3P6Jm+Eh6Uc0RCfFVlb+RynY",
-	"Qy66JT6wziZUE8Vu5Q2LAzKkmqAHK7ZrxbW14GOSjmHpOHhzVGy/H0jBtkZ2b2R0c2Usny9XUqvNPH9i",
-	"HePJiaUhGd0Qy/6M0GvDlHP/ospogK/TvJapiB+WH4hOoyFRTMtURYw0pQIyvuWa9xNrZhc4obW1XXgr",
-	"zbmM+TVnNTYdevSeaRLJ8dQSQZQqxYSZGYF3uy96MVwDb72gA1ZB/IZ9NDtDM0rKS1rh2roPunbjqtn9",
-	"Tcf2QdwIORH2lZledkckCq4ucP9592yQOc//evXurXMn6hsW26ta2RjfS3lOxdSJJ72loV5algAPC4vJ",
-	"mCkfk3BGzhFRzKipY5oQXLFt8MWGRKPvdYYoCpdUDqVgx4I/Bh7C7WheU56w+KFlo3eJZX42p4mA8ZDs",
-	"yTZFYHHGl5ll/LBzRiciEYxBgCtfAxzxFueKw3jA6R0Lkgr2ccwiS9AuNAJ2FWm+2N1tdcjpLVNTgqag",
-	"nbwcM3faRr+aPdyRcarGEr1tCbfGQFeAxcbNEQmdzyq0DxGxvT6ZAkdTck15kipWiO2QmMdAUNdSMc3Y",
-	"Fk2JKz4QZ+KSXVsZ99A05Ex34k0vzQeCcHFIYmats1tqUARbzWsls90AZ4E5o9+w0Vgqqngy7eFVYasr",
-	"8C+3nJMhTzKNLSUZUTGFNbZ7yweizYU+sostZmSTYUmiyVBOSCLFYEtrHswKt+pYVCoMT/zwMPwDNi+G",
-	"o0jTz3sKa4Pk0yoHfBZFpYLGx3YmQWjiT9Wfg8Z7Kd9QNXhw8xLi1ZZT7MutaUVFNudmeH78c++Hd6/+",
-	"s/fDf74/vQphZ62iCwj89OHizbvjV8Uf03Eiaay3Z+8s1pz3ujxF9VrWpVZCiHTUZ8oeeJwuJXyGkDv3",
-	"QreL7ipEW2E+H4Q9MUnF//WwMuaca83FIPDumqBo1zl7j0SKxUwYThNNmtGQgejwMeDcwn+mSR4X7Qoq",
-	"YqDZFkiliZJikLGrPYlvUUR/EPSW8oT2kwflymMSszETMRPRlDTtnPpUswDzLgIi+/9kkUG3cstybuys",
-	"1X6qp0dWnIPLwVrWLt7YIUAXXbHIELwnKbsetep0PJbKsPicxZy+B+H5sOIwJ7rwBF/btsMo+TgsceaG",
-	"hzUxNJz+qHDi75nG7AEr/f2NNIrY2LB4W5Ix822hC9k93f49VnZwxjmXaeEXp436UiaMikbZv/tLfmme",
-	"nYDEZvf1GBX//Asixay50KOm5A2PqWFtw8GbN3OQmVn3T/O/ox+3lOn0TyrYf7iPnUiOqh4Lt/VumcqO",
-	"x7MzDho8nn9uL5aVw+QjOmC9VCWVgxy5Y/haM898nKVB/JWKyquVRNHjc0hSDSEJGo+4qMghCbIYWPHp",
-	"e8F8jKIiulKkhDyUBv9XcMx6D/vMUruhBkVqKK9QJU3F8cmQmguqDI/4mAqjC9EEGnsz6aJAcJA/E8zQ",
-	"YB75h4/csJFeOzYDEewzvNWnI/iPuXtZKTptBI1U8N9S5n7OQyP5EhaHVD33uYDLenP2LvK5iP9wekRu",
-	"2BhC/eBvTWNuSCIhL6kQQnzh5rgwglickntj7WycS3hbIiJhpo6J3Y9blTnINUs5JWjgIad6YPjbWuPa",
-	"TIw4ETL3w1jB6a16dIbRUa/21oLsWGEVnMdlxasnw2lvfkdr6AxkTi6CnOTxM8tfvUDa5PST7dcysn3D",
-	"dYV2y0RJ9sfSKKpng88zQsNuW54ht8IywBtrh435M9tiNkN5oqt18S23pihbNncryc+Z1nTATv0t67DV",
-	"DUcX7qJ34Jz/Zq/8HBQk4PJ7LvFauAtMTNUrpIutNsLszvU4RTEtk9TKnR7Ngvxeo8dcj7jWjkx7xp7C",
-	"jf8E6r5KzRceKaSpZme45nZNQshu6k/XnKUPz+ZTk2NIX4kSqUvsl78NZ9vzuayrvcjdBNnpPS5i9nG9",
-	"G9fednefzw5b66Z11rBKCgJTVFBeNRlXzXFuKBnfZHtWkqNL5M3WpKQTX/csJD9oPIZuQ0RmntE6myS7",
-	"YK0HZ2edOxxn5m7dso1SPLVs9ZCy/YOJO4fMnU/cipQ3cjXKt0S0NboHirxHqrfG/qkwalrlCsi0T3by",
-	"BD3jxEXVztPIVJUEhHYjDrG0hsdYRIMOYCoI7HxAwn5EI5O4qyREc1XpUqKHLEk6te9dUwVtaPFUn7kw",
-	"WXFufdfQ+t44qVCycN7r1fCuk9frqhpvP82wYb63Vs1miqO6IGtO/4ApjTQQePopv7E43lqC3Ar35JR9",
-	"j+yDDl+ecDOdp/rXUmFiF+RzuTg/JJxBkqkZMuVq+K4Vg6hzecKzor5Ojhe+r5C8Rffdwgms6lfAM0v2",
-	"7V7tsBdtD9To5DNZnPYz4OLs1ez0Ft3y1l9XOekTS9nb0fLULPUg27e9stfdh5diZa7fttuA3XI26a1n",
-	"Gfu7nIc01yq+GBOy/nZeXO9G+/R71v4u3uu3D6LnrP2SHuy39/r70fP4gL24/na3arQLfRlrm/HrOCyq",
-	"RGHJpnZGB5BL0TWxwCGRey080fxaQ8qvHBEuUkxz1dJpZFLFYoiB5VmYKg7QF0g1GfBbJkiTYqYSvhKi",
-	"EaXU3tGYimnjsHF8cn7ayBNtT8WAC5a5SYsDKtT3lOexDakPrH1/8t4+Huplqq2l24qKqrfS5ClrQhof",
-	"2sQPLmOtYNMUaJaOx/O80o/o4c4O1KvvQD3OzvPf9tvfTY5X+a+KbdY7Tm8iJfPy6fsQbPSjtft0VdpZ",
-	"0PhN9cZiUBuT+U319G39z27f1hq4qa/9Sbi4eaZdQVWT9jUTBlMAuSERFZYg+owoFslbBiTCOoOOyyGg",
-	"5Or05PL0fe9vp//pIrWtSlN4jmJ8YXk/oh337U50V6pJNetlEb4K6QlUVb2uVdIyr0+295T2rbRLxSfn",
-	"DDIjSPOxBZ4tFzLztgQPSoZ7lj5pvxSXmLFh7p2X19ajGgfcXymknJNBSX0WnrHKumxtP4trfY/bCsx8",
-	"QbWeSBVvFt1z2au9sXtKZS32wuCdnc6kdP/CtAh/3dwOzg5k5rk1C2BOb13KRtG6oFY99vrTkhN270WZ",
-	"chv7u/vftvf22vvfvd/99nB393B397+smVL0+B7s+S/c289Pr66OfzztXby7en/6ylpfGIuA3D5GpjIl",
-	"1JDv/g+4iJwn97vPc8teOcL5EKuEzFBuylJ/JnGUmwBrBKgmQwo4FMQqAiIngik95GMQ+PfE2IWjybzm",
-	"cosDWULuwiPMsMekF3uGVWyc0AiRXuZtmfX978XtWh5KAvqBDKDliRh+pyurndlHBFSxmzNggilIbtVT",
-	"bdgIfu1UZ15s4O2fWZOZnDhHoK9O35y+P311CAMq3OGNdrcdfotWpJDK4MYc1Y6cewKL5MhkKElER4xw",
-	"EZCEXRtIqYOSjJG8dYm/kOvIJki0K41mNm0gK6svrk+JHvI9XOqRzWijWikMqe6NKnGPzqVy662xdo/0",
-	"2VSKGIrOsLDDJUzEXLEIk8r1TR39r6l9Mok4p3Yq1UqQT2ThIvgUOe/0uzi+fH92cnZx/PZ97+xtIyh9",
-	"8e7D+5lv/nZ28jcQlnPSs/xF7+z8+MfTwteOiBtB4/Ldu/Pe+btXZ6/PTl9VuvurAsOVrOpCWhnpW7nJ",
-	"DRCkK+HG3+cda5jlun5ob6PDzx0FX02W2XoDL4i8O4muu7Hq/LKvxL6FfK9Fx+4KnluoBrjugYyqvvef",
-	"kos1d9pKxG2519YizNpUstzzlE9n8ZFoSM2llKNZQwxj8t70XMX6AnspaCRUz+g5a4mVnJF1T3BACicJ",
-	"H/WtKWQUHzeCBuxZ2SDcByisLCcQisQ9XaD7K99r/FzY3SWv/ysVjLySrHwkOdzb/xzUv8St0+pv+Rsf",
-	"kXMudDr7mheffy04NvE9itG4vKbPXwaNVMD37ky+X3Bg7s2brW4/qwj/PvJzV8+VmyOXWcHf3sttZyt+",
-	"oApUSKepV7R+tusMn6fI1bzhJZJdwzAoysOKU+lCN/g87aw01jJxres/L+/gP1ztpcfllHL0TBPNjOFi",
-	"oEnTrnNACvcExE0pQKOyBVVggJu2iX1ZFItzW1d0zpc2aEVf/RwBz6zdIqF7gi+Y13FYBNfj4pYjeunq",
-	"9IJ1tmfZnVUEo5zAX0Z3oBiqTACAKZwb4qKpbsVDkw3p/jwzsCMnVMXnaWK4JYj5UfsYYEXpLVXxM40h",
-	"FqpJKZJSf5T0OdEZXfe5oICrViuSSp6e3aWOnoKEWBVtsrxijntgpIvXbTNv1rph1Y3XYS6KOVdgDDYk",
-	"glhisc5rnlQfshfXChTWfBYtExfliISwFg5jFI/Xqak6TVbtxuJtAM/0ZntRDt7U4DJoI8eaTKS6AUvN",
-	"TqDpTsfXqUkVCwg1ZCS1IZRMGVWEDhmNy/6sxWnvhTDPTDAToHDNUMl0gJBpMCTu8Ge0K2PIcCPtf0ux",
-	"w+rW0smcDcm6bCYtw8oMGiBOWe9LKFfZhrCpJfwCtu4adF+xOvVc4LLsN/SuU9GjQorpSKYaldx2OHm1",
-	"DBI39jyJpI6MEEmz6qR7LS0v9BKuTW8MAKVbGn91cZo7MT0eqcwUr+Sjc3kKsyNbQd9V0darLDl0Q8KS",
-	"4pqrUYX30QHR2elCzgXqafvx16rZ3iXuk6ceroDeW3I05DEeP5GqRTpdqTozE2Y+M7eE81wlHeG5/yik",
-	"Oy/OnstvXJQiPTPFQkYwPq9ygg7azWqGAgwKTZJ31+CMWKnAOJidwN3t8vnB/vo5aMydCebDyIDYN5fE",
-	"Gw2p6XhxK6TpXctUxCFpCgdulUFoSpXFJTJYkFbQFfiI/JTQUwhoEpImJT+8eXfyt8Dhp1hx5WwJggJX",
-	"wWOpmBIJmZNwK02OEHUeiRiqp6HrgJFJTKi12FsBwdc6TMFe4VznwN5ywqwZ31Yi4Tmf5e97D8EEfFIh",
-	"BQRnHHcaS1mw5Eu12xYsqrt8zVkSnyolK6ocHKxicXSeFReIjPziWuzMZXPAFy8Zd2WdKAYfM1d5Phaw",
-	"2nfGYlCZ8LSBh2v1dAcHq72KU+U+0iArayMxRaa4WoFH517if7cL/wHOPRWnIxKO/LF4x863bY2ZECFi",
-	"AEFJCkbsrwByGZPQTiwkQ5nEnrX7U2ihwo0mciK6ooyi4BKgwmw7w1aH/E2ahAvSlGMm6Ji3XZBWqhag",
-	"hdpzdvhPeks7XHbs8MOjrvDX2vnhFABsAbtgwAipJiGuYQgNWzQTsX3Sa6lGr2BaMCPaFaGd3xVTnCb8",
-	"X0yFpKkZgjxcnh6/Oj99pkm38SMOChCEHcxat9FCaTPLdise9+e4pubw/RpkZ8Eeqax9X9HmLNQfrMUx",
-	"1WKqMfOwpcPfhp+ovB735ywq4V3OCCoEVplnITAKiw7tSYZ8O6E6q8iHwgFEtGwWAVtigFC1CnYwcFAh",
-	"daUCa1TULq4IqQrZbrV8bGbBXdUILxVl+QWt3gcsF6iD7Siiopc7exysBzAfNM6neVX1rGzE6DPGpLWP",
-	"RSuiGfTtmY9Jb7sO+3dVSL1BafJTgfGatcJLC4PXrgP27LENKZ6x2v0J8LeLsHbqpUbVkfqicByfEQyG",
-	"JIxqQ8xEEnlNEjmBHmmaBSQdj7O/Yz5wjbX0dNSXyRHWDvyW0oQYSXgcEF8MZTUAWNyd8lFGKsUiQ4ZS",
-	"aUYO9me9HjOege8XTOOSaWY2dB+vUQw2s1P1B+4LPmYJF+w1H6QqM2tKnlYa9xJmZXmV2v0AndLGVEFB",
-	"XiXiJPT2WjWenFS2JJyKiCR0QJqRHI24gdaAgk0A66tVbBumCbjk9JDFXuVPuIjlZF5LjF/s9hwEW1kU",
-	"yrRfrMhFtEE4pr58ueYdGiiopqACB9YbcZGa6mtmdnHmhvzxVRsrk5hp0xtjF7biuGe4aJBBx+MtGcyt",
-	"NGTKAMvIqt3r2WBN/axlavryYy9mYzOso5jJUGrX6S2hA/uZAnjwFHoWyAme2FcgmN9SlrK6d72zE5NW",
-	"CMD8BBxpJlLdMAUIrPaUQwRSxypYOnCnriFQ9yv2pcwy6hwVQn8fwwRxuwfdTry0nsnDGrA1yawOioBq",
-	"09OMiQ3tRTQUs4cEpZFV0dzC9MoSVZT3rZZagxnxg/Ih34hKiSax6WB5URel7cFibLZEeUYeXF49Hm0K",
-	"iZibyf7C8EutiNYFEvPPqRxo7m+dQWN9fUJeHrz4bq5baYXpXenuvDK0nzAyotGQC9a2pzL4wl5d1rQe",
-	"07+T+UTrjfVq5A7X3GTVE23uxauwhrjQhrqk2XWxBApGs5/dwe5BpRGKhZ5FS+mtNOR13eznfXTFzivL",
-	"KMD5rPClRQPU7lwNWXgvx+zBzNm0HfKTP3ZjzwWQrQDvfSPkBAUiN5j7rUnTBafAJMtd1M6trVhMI8Ow",
-	"t4lRKV4GDwNLDVKasnTULKEJrrI8qA0djbHzzTVPEhZXeYq8P3U+WES58N5W0rSj0lYDxuxjdYVgXThz",
-	"S8mAm0Q0Hxi8L7NKKxYSndcrLOMMbuZ3K2njUk7ytivgawO986s64qImrd5HI/oskWKgy41Jql1Md8qn",
-	"rIwcz0dbhrJqwLBj8NsqO7YkNRJ5uPpXLeoY7+rtFZRrJSsNYTGm4l1BB2pxBqo4vo5e1oQlKKycI6sF",
-	"AnkxVsHKQgM04ByjN06kMDQyiLeiAwRfoYJIFUMPVc2gTWVC+8wKWddw7LArwk9dpLBu45B86jZgA+3f",
-	"uwHpNuAy98sI+mAvvqzb+NP3+2Rvl/zvf/9PF8CXw05X/A3axODQQNKDoAmQegOihQ7yTiwQ4sTLSngM",
-	"M/HKwvnaeZ72AhyH/coanIWfdrOfMP5OoxHzBeGuobRnsrk7PrmJVz/OTXdv//kBefHtd987wOkZ4Ifn",
-	"+4vp4rUPQK5hYmb+tlKGV7CkqUI2qTuS4T/gOSvNdC53CZODcSRLGOYfi4d7HwuzZibIytPZhivw/gFT",
-	"LxmNz6k9rVWklazt512vNnTtVPsVa7KWpqHnk97Q07dkYTLKa+8tnUTxWdVjBf/c3+1xvCL1R8HPNQmr",
-	"fDRiMbfWN14WE51GEWMxi0kT5O6EawzoOqdLLCFmUxNfWw90bkKF1ax3UPQ5puHMs4Js3tVLBh0SNwUP",
-	"h5t7GbjJbBP+Zcf5iuEkdclHG5w5rpUcrR9I2chszY/IZdISaZJkkVzl+jgQ5aZZyOFrvH735s27nxpB",
-	"4y9nr04bQQPynhqB+753efr3D6dYVmuf+WsAj8auIiWUwSLmTO9uJYOz6zf7yGza1ZSVBQcL0bY5IMFo",
-	"SE1v3pWTz6IUMCw8SY/pCCqcFdV6xADWhQs6tmSjOBq4fDRmSktBHeSgPUQPaNIIGsDRC9+3WSp3Fnkt",
-	"p5LuLsyWWj1eujqW/iXTTMSYB4mtTh4kUlM5DnM3FJOtIJAshRu5xHDyXbZ/W8DcHo27lMO9PB/Zvb56",
-	"cgBZ5Rrh6irdCBdUR3e2ArXr31A1PDeu6r4zWucKpgLhNb+gtwmi2JwOW3zFRu9wzfrXsPZ0fd+jDMnU",
-	"tdKp6r+TLVn9As3OfME8SxNwg1uwi2fiWm5HfzvUoGrXyyYbMaS6F7NbHrG5/S7mJlENQOfx/W9yjw7K",
-	"E6xh7dIGlPwwpcGWViVfv4qJL9i/bRzGiqRwfweyK2a8wbiZwJ7PBqq2wpaWPi6wg6DILq4Bl6XLNZrH",
-	"rpQTUV9PWu2WJc0SgqCmt7XpgOO6rjsrk/NiWI0a32att7JqJcuYcVX9SIst4QECwKdNwtQRo8cu1wpl",
-	"ZM48ze3VJWhzvhPrJmSYyAGv2FweB+Q/eJwl8pSii/9RnbsINTHLCqo2rgqaWSMcd+GBdQvzYXyB0fB5",
-	"+lpL1fkinciXYeTNk7OVKR2G6nbXJbFWP61+Fg9U4PlFQWWX6WU12ztYNZ+8sgqzWirMN2lYTHaeXTev",
-	"Nwcc3d4C5FaEbJXXhJKE3zICN2CdMaQheWlD3qIfCdsV+Civ/emIpNrKLG66AmhcQ3VEWkz/9u3qBZsk",
-	"TpJ1yHGOHlxoimrtgHY6dqXOuitcoRJWKRzs7WKgoJh28byc6/x8vWTnqhPfh7G1kxzPbgs9foaH5gry",
-	"2WhspgSH5YDntAPCy67sVOU61sRvH4idZpJTHNFbLe4y10Ieh50lOZp7a2zLOtywdE8eDY9hc5SFVbof",
-	"uJVas6h/TQpeTogbLtdKuEP3sF5rltLP9MTA+GdG90ckxKoxBx+KvDwZyoQ5pJQOmeX6KGFUaZKF0rHc",
-	"tMz9S/Zo9RSYRy3Qr6+337y0fkmp/PLK+PnIpmZRqriZXtn1wAXuM6qYOk4xwRU/vfbE+def3vsW+DAU",
-	"+DXXOUNjxhiQ5s7DUKahHzonFGBJAfmRiQFTkK9tCFUyFTHpW13LNCpl3SEu31sxwN41QzbSLCmihjgm",
-	"0kFXuFRsvDVwaV6YSQCu5AAUM/4M+VvRkBqE9/GZZV3RFSdS3DIBSEiHiPvDBSaFpSYgl69PyPPnz1+S",
-	"D+9PCglgAQG2JdwOGhL8MAVgNpexK3wyoybNsK7JddhyNYtEYypjGMmYhR1id8WOLQJo26w1tYbM4q4I",
-	"j10TePj2kPwA20OwLxN6mdAgcs2ZYL7ffHMFJ2OmO998Q05vmZoSPCtDAkbW/poKPbGbIQUZp2osNURK",
-	"LNl744Ub0jzY3fOt3amYdrErPD7APqNm/AE52Hu+c7D3wl5UmJZbhb6MpwE52H9pLS7FiKKGdYVr2B+Q",
-	"F7vP8cpyw3Owzmixx7rrod7qkDBm1zRNTEhGjAqYaSrYxzGL7MBe7O52hRTJ1C3QcfnU2gx/bjvB0T6L",
-	"w5Zdt2NoemXPtzltQo0f5LpzlRFqh7wTjKg0YV0Rs4jHTLtZWfGJ/b/JQDIdYI5hjjTtiqkAKpULLNG1",
-	"gvewK5p7rfJmQQ7kNxD+1HLEsPCwSOrfQE0+tjSHZHiaH8qllfNQ2Yus1BV4NneM5SNjOgAOClzyuQ7s",
-	"+wUWzuZmditwxb3lRQuIPz4cdUVzv0Uo+UYxGrtMfSQ2t3dAc5OhJImUN/ob0qQCgQQy1IJsrHZSjvFh",
-	"bgGhXYHdUagr38DRcEOkwyZJpocZ/ULRJr6bZ1UC1GRrM6JTohkL4AaZmq7gJismQBJwl+BqozpsUtJP",
-	"ZHRD6IByoQ1iIVxn9zzLkAQ0GQJFmCGzj2aj1hFpPp/ZXFyib8bUDCFBtbjHZ0ROxDekGe74J+58yg2N",
-	"zzv/+9//E9pXj6ZdkS1f6LqSfHL1c5/dJXiusWRoFzjfU+1XUUjBEN8aTBrIobUjL7t5jkjzoEUonjYC",
-	"4hylgYPlcqVSIioyPvrKvKsMWctyA4g5+9bODD0RD2KQM53zsD3TePLLNAVhiWbkYPf5UUmC2k2MZRc8",
-	"cTGLEjtZy2kDIeEvJwv+gh36c1mpmB5LoUGxKI6E7iwsGFjzt1QaeFQB2xi5xMn8VqcrLmZy3VFDQTaF",
-	"NZ4YHQGFqykJT2g0ZO0TKYySySERsq2NVFY9hKfv6SAECZ1NFna2KzJ9p6QcabdRIFifaRK6RITQyhUY",
-	"rj7COnpuSJ9awtUkPLtun1MTDcPcBuyK5sHePk5MG2pp6WD/e/w84tqem1uWJe29b6VghQcAszef7x7g",
-	"1alwlcEtt84XdMDFIF9my86ZDgo/gcf5kPzS6XR+/RyScZJqMpQT++SBJFJ0yLnUxgk4yM6WakJVjHL9",
-	"kNgTHixBWHB0h+goGDtI6tB/ax/KjANI/2gsjR0RIcv3dgWqEkB7F3GH2NOJxyGHR/alGZIJnWrSnzqt",
-	"AIkyhySEUrY/vw1JU7AJAKZgcdQ1V9q0usKuIapVuMj+qlqoIUIPIB4SbZ/t+9ONAAYd8M+5UwgZ3nmH",
-	"hKA9w67QzHgwhQEjmv8L0NFhqHpIx0yjP8K3hwIL7vjirJBQetjY6+x2duFgg2gNjcPG885u5zk4gMwQ",
-	"zModx//27wGDfzLuO4sbh/bL86l3I0LpMLAV3Ly/u1uADYGDS8F0+qeL0aNRv3pQbi4L9XzqpVTHzuZg",
-	"d6/uYdnodj4I6owuBl61F7vPV7oJ2/dhMpwzRpbfl0EOgat9NKJqCj4JGltpTbPFM3SgXaARs8bAp2Gi",
-	"4fyyp3AyLK88CK8fZDxdYdELGa0zKb0JH/UtKVvbVRXdg5AvzmHmq21Zpbvqc9kH6bDuHoNsIMKD0muG",
-	"fnaXb+kPNC4gXGxEcgerkNxrqfo8jpnAO14uv+NEiuuEo//gYG+FV7yX8g1VA4Y3vFhlIjodY+HiOYs5",
-	"9V1AHoGHTlwVqqPREoyxA+rggvDYGp/2H1+1yljsxSe6DFuV7Pc5yATgDp1pPTqWukIcRkMW3ZS6lN6B",
-	"M120ogq9jcdFkI2VWbKq/ejWOHJ+5M4jxfPHrj/MKtYt/m6Vf3XT1425+UG55mD/5UpvO6fCb5l+WG5z",
-	"zqbG4S+/FnnvPYMETB4N7RaUABLACEZMMsWINjxJoOXuUibLm3/Xs1h+zRaUXwYIicHNPIJQBefg8wob",
-	"I3kLzaLE6pw3j1y5Et8dzGvo/Enxl66vfu/qJ9+KgiFHmp6K0F2JFAYU2DqyJws19YdpbOOF2XvLWAP4",
-	"qV2MqxdZZKaUmg8EoAo4CEfnd0d/CThL8KHPtGNThz9gD5YdcpzAaWd/d991jPe348kcUAnKLKnmUmJP",
-	"fbv/reu+lTmuPk/3s2O9Eqftb9PmZGNjmaZCc2EEeUI1GSHwCb8G5wfXDs/iITn6SdHVKLpPn4NySOWX",
-	"Xz+XlN+55RrLMkWGxL0Fb+EG7LzzCZz8n2uP2nDx9DTL0VB0xAwgjdRA3uaXYE7Le0i4sBO5t/NWGSMY",
-	"olfso9kZmlFSfshsmKvyeFbCNbUs4uGBN2eTgwVTLQZzVp9ykYTuMlmXWkJScSPkRATYq1oqn4ZixS4G",
-	"GmDXSv7EujG663feyisjlas6fXTLEREiM+Da9jwPNf/y/vwNaJ++khPNlA4wqGe/Or44cxCfevmxDZIn",
-	"UUMmDM3KWXPSfu9MybMR4rR8Wf6Ir8WfNZK3JUOIu9Ws9GulFRJOMzO3EXX2QwUU7urbUIDZfXJIPY45",
-	"8AgUesXMHHmSZkZIzoOAqMnLJUsx26zOGVRsNH2nY+pcu+mq82m5nKvRh3RDSAsYJ4wcPF/ddq5ukb3p",
-	"idU/x1P307H1qzKLZ72to2nmNvXnWQzsb3Cq9Q9q2yOkqWclxzklgMzHPV5WYnWuxCEPc9I8w2i6N54L",
-	"ZSxU5FF9OnsefXKa3qvpC+dGSspk72xein4XHy3f391vrck/xSNkHR8ViobvforckPu2p6gqi6AfX08d",
-	"LL/lrTQI3vfEPKsyj7XfKED6Zh5Wl2qIbIRVI03NxSCB9KO7+Ftd0W69kxVbosNF7s2RHDGNvQu9N5U0",
-	"EccJ8mmyX8J+RHvu3pBEUt5wRpr+qNvqdAWcBfB7rhHYkDphT4wcYK5I5s51+Yd5ChOL2z9xMzwk/Yhi",
-	"fw3aFZGSWrc1N5BWM/L1i6mGPClygem6kOMkfH1fW0lD8aU3kAZlF0+7/EZYU0w0mZUyMDVffL6umPn5",
-	"BE73TtAEdb267CqGhWYOi/YC1xLwdO0jcMHyftCzC9coyp9ChnYBaCpP0P6Ez8RX5M8s7HHd4wDKZfZ5",
-	"dxGsMzX3DWV6+/+YnO/LXfq///0/64jVEnhNpcN8e2diTyeV/nLL7o7UsA8xVK3IVM9suJDEWjiWLaS6",
-	"0TPesitm2ie4QUtcZW7q7mIY0tNR5StXHKcfXeIHnSEarBsskBhpzosSFIEr+Bp1AQSk0oOfcG0ypJB1",
-	"peIJVvVbebPkyjd8xM39+vmLiAbVKXl+MQK7vFlS5IMe/R/hiGwXxB6QsWrVLQFpIkLEGiS08ykHpvi8",
-	"yH2NGrlW04JmGlPQaE4vlRAvylZyUT2sVdlWQWsHVVWYYHo9sPtnTVv8UTzndl18Dvwo553l5MIHgov6",
-	"454G7IQ7GmB3MUgcAEMJVGGRE3NlC6WMCvHATvwFBkuWevG7NUD8ymOjzicjZOXTKx8IwoUrWppBIIFU",
-	"odwvtBLjy9Qs5vx3aUVK/kFtupBr7bw9ov06VPapq9dzMZbyYaNYfjnTdZ8aIkXEVt2qNk2SpdsFRTNQ",
-	"V7jSxp2WnBtMxHNZAn+YHSz7eVwpmQbCbnNBHCzN8p1Kx4s36cP4EbXpygnhs2Uby9RuCVamcJvvDpAX",
-	"rGND989r6ekc3mclPb33II4FFwR2kG9Yzngfunub8Z4y4tPyWR0RbrISS5875crYUO+wGIMPrvgb7ckB",
-	"LMGmdscXXaPy1VoPiOdUiN2RJqAbZNXQrv+a0lnZ84LTZjziYoemMS8W9lWkpMkB4D6Mx0zEbSmSKRRQ",
-	"5jXN6FaB+m0PDUStIjJqOp8lnHBtju0738hBzUn1t5RBK2Yna2hkpOrlSKebnk6D2sfjobnSOfvtciyg",
-	"6se6Xp6u32f+7MV9fn1n0EpIxIUvuuvSfE1+J6SfGq/TO+HqYeU10CBn+sv2NdzR7jm2bIyF/MDLwK/y",
-	"mgB7E6RurEhXMvG5ZTMOuaKMsLeVJMQMvsBOIiNocLKm45Kq+OwV0EW1XWUfe0KrMqSqV8VfwpnegTU4",
-	"RkauOfIvXtq8jfiXTCkPqyW3Q5eInUGcdFudylJxT3SGD36itN8dpeHGrkJrY9fJeBGewWy34zlTZd5Q",
-	"wqa72bHTdyIeMxUxYQBAyIeeZ3R4oU9vpgCzRXkR5O2Evt1d2wW/PbU7uyQ12cvX+PMfQenCHntq8hPH",
-	"6KGmI0aw7y6CmEhBdkbMKB6VI0Dz1FkJ/rOZNHQoO0sV70Vmhj5JxN+d7s3PGOsS3aZKeBWyw2c/Ed7v",
-	"WhWvQnoOgq7WB4H+bTzO5E6HHL0Df7GHmyNMbJ5KwRAoLEc1xXcRnaprGrEsvfZg96DaRXHpBrWShyLr",
-	"jDx/zJdjaP4RJVKXoM+Xnern/AbLmxhBL6iv7yxv9wUnsMqJ3hHLH+VEP5KxJ3jogr/Gsd2t1M4n/MOn",
-	"kNTZu7gFjYfZ6TrTEYf6R9hcgNCzcgqn7EEsNWG3PGYzEUW3t+uGnHCtQQkvJIsdQCdNMzSJTV8S1ORI",
-	"h65NV5h5ioVExEsrpI9IWGjeFYLRol0uLyqoDMFTKkS1bELGXlcAKKJrbodAori3OSZnyz891UwVn+39",
-	"53025C70iwNwadf2ygAjwonUmA4dF5xs4N12dj0jRlGhqYPnOyYo7f3WcqtmXlZnSBd6ot2lkMl3Rptp",
-	"g4aNzhpXYzoKPASJB/w1E+kKtrz+XafcYr6V20NX0C4XJqVd+LJlyhceL9uOyIP9gOTbXOJR76F2qS9A",
-	"sYu0muXj+tRazaiKhgA8vprl9tvC7Mdyg8AVAkFfneFll6o2fZeaCKR0itALzvLwkvPhM3kfSVVfWwUB",
-	"a0D6UzjTsGv+EVraO2DBAuhZlsrVjKhmbS40E5obfstay+l655OLci601LKNazwEddRJVzvSP5ShNps8",
-	"tKFRZtd0xiSb2fsNXX3Zg4MFpWqeealPlkI7jBsiJ0KTWyq4HkJBBPyaHaTt9VBG5TKspiICSPajrgB4",
-	"cZ/jzkSOOQ7WWYZ/jcIfs+UCIoV7kmJAoVXWkV2GjMyffEO/M6dkDTvVc4X3UC6sq7H0cuEv/Kpra2C1",
-	"3FTqNPT7YREavwg7/keQzHS2/0IAtOXS+LBUBkS3JlxESRqz+GHkd1a+g2U5WxHlVfU+9rJCIdl9CMmt",
-	"kPJsd+wKSv6LnJARFdOSJvnSi4S+RunLqrKkN5DG1gLYUayf8iS+J1sFXD5ckxFVlqmhRwXGVidS3UDl",
-	"e5JACyprb7TcCfI6TRLiBgZpi8awEVTMO+OjCrgUrgZ2mopo+6y0v0VWgqH+PWVpNeALelGz2T88mugf",
-	"gYn8AmcaKLOH0UjWkYKGDesw1Kah1qW6Ah/8ZEj/foOsC4R3VAIDWi+GD/0Qob16jsGx5J6z67dSMHAc",
-	"AUVi9zN8HbQub+w4yykbWOc2ut7G4FZ72w69pYaqL3Y1cqTSL3N4v6nO2LUZv/fx/f3yiv+L3eNM9O3X",
-	"PBOq4sVn4fPpCVzzVR+D7RQW4Eu4toaPePRdF6zlEeEoyp39nrm2iwXNgZ/XPxP/7PO94gV2CFajVedd",
-	"r9GnyiH8+p5mp2LABcO+yi6m85NUNz4HeK659cF+oS0vdKZZHQ41m0Cxk/6dEIjzR577xzx0dSRsSAVz",
-	"4dBmK4lP39PBsvJHuOZLh0z6sg3Ex4B1daWFmGFxLdW8xCBNQF+HwO0MY0GLkRxDOcOkA3OmVSFiMhWW",
-	"l3wsx2d3wmM94XR2navTVfrqgNvwi+8Btzb57q9CGCySApvKv4ayYCyW/X69Wy+97Hqsdjx2B7MOuE0t",
-	"r80R8Q1Qs9bFrUq9Vxdz3YjycrX4zhXobmIC3qtpVZs7Q9XdRP/zFSn0XMauS8jvit8eq5PoXPHTpiZd",
-	"sYxuUfPRLYjkTeGD0dp7yyYEjcE1W5KWDbkHTV5byHmu98OdOfBJez0GsMTXpStzLH/UlStpyQrTrVjD",
-	"sZmcCTY9ZM7mrMXQ/htTfEvGK3QD9fYtNySiApJ7jgiP2WgsLVuTyRDyjMdMHBFl7WFotc1iMmYqb8cy",
-	"H0Cys7/r0TZrLMlHY6a0FNR73depAnmkJgTn01Uy+wnXWMeAJ4xChYNU+vdnc38NmDZ3tjpgXx1bGTmz",
-	"pwXx4UVEtQDRQ6pYfQ3YO5EgXpGcCKZ8iTW8c0SnJIFO+UYDjJE+yn+0RkKVNKgu+rIcfIUD+eqdpjCP",
-	"VSqqYMm+8Bjx49A2+E2hltuuJS6Uw2ZFdVmsxTryPQUwtxK79WH2kZGyqEft07gY3NEor02bACSviCrF",
-	"mSaUKCpiOSL7L75t97nrjhAQwW6ZIjFT/Ja5zE4e6w55D5D+yv6ojVTMdx3oiiHV2OLZkOY4Se2jIzme",
-	"Es1oktWUZHc/00SzSDHTwr4DJKaG9qlmJGH0hgypiDWx+ljIrvBYinbkOASYg9XCmoSpSkLSpGQMgRdc",
-	"eUu7rYCEv6neWAx69pId+0Hf4gfS/PtlV0QyZrBh8AxMEAlvQeTYLzoEXAXQw1lB6pj9MxMdNzxJtMuV",
-	"gfEYSbipSlTNPdvAdHfqSAR0o3sA3bS/u/9te2+//Xzv/e7uIfzvvxoABtFLQWrs7W7gvIYxLsT039u+",
-	"IFrU7vIpP+XRtfg5vWGEFuQc4sr9/ZJYHmp5d/CMbyEXZPUafecT/Dvv360RXJXoqq7lA1T5uTEhotWt",
-	"JTBXzE0O9narTHMrlMu8uSJCOWnSREtsLcKN74VCJlS3ntRlPYB5iYyK2jI/Zm1XGy43uWDrs6TdOUJN",
-	"+4Xdr49BpMJd2c+jmMtI6UN+zyw9TSjUwbY6T67PLTWdNUOuXfjKGjRVEW9Nb51vTa/t/78q0sl9W+/F",
-	"d9XoziLdEm2oYU+kdGdSOtMVcc8CD8MJ15HZ/92in319/1daYf+/lZDoISfCydyD3ZetwIoZa4L7igjl",
-	"6yTsNe5XaAtGKPnhzbuTv3XIMXFJEs5dprsCWQeOA5mxH6Jyh0NFiJnk2POkpAG4QQWOuLT2OcQMlUwH",
-	"Q3uwwPOKTIXRvvmFPclbC7fK2J6XwZuZ2qtjVxdf+EC9sFYRAVd1iuURDZX796mtXyi/wtx/lIL9MXpf",
-	"05KapFXCrsZOK3n/h9Qs8dUpKUeVbniuCRdEyAlp4jXckIRdG8DSsKIo4dqwuNUhYSosIfdANoT2OA8y",
-	"AlDLb+10Cb02TLl2cF7DQ70ulIyoyqJSrs3JkJpL++6v3MvnplHn5IMpBmQktSGKRUyYBDf7lj1lStYY",
-	"kkCR8zxh6A3TBFKbuAhQ/yF1Os1VZJQhNdvLoawq4S4Nrc+wySU6xqFOG+HfqTI84mMqjO9/ysUtN4xB",
-	"OwDqP2KPzK7wPWkouTi+fH92cnZx/PZ97+wt8lqH/MTNUKaGhIKOWIj4PFKOLD/bb+ICM7r3WPVt7yLs",
-	"I40s7Vnt7seAxVpgLOwd7uGj+sxMmOvjaSayUNeZw7W9hFF2hRlSg3c1uSCh/StsES60gXr9a2x+AD4E",
-	"EqfIYqxDMDCMo6AOGRssFStzCBddEV7DJb3CJSFpasbcvWfZ960jVLmFxUWkLvsEHWQgR9Z4KjaYAKGI",
-	"LguABnpOQksznfwJPYV9lUK7tICTRKNhLkEFCZlSUulwgTfSCYe7OCNxr3o5IKQl5L39YO/Fr1my7UnC",
-	"R33wmyo+bqzrjnSDfKTGIP71LtV1QRYsaWo5YiWysRw0tOoU6aX1u83VeLlgvccoRf+03rqffuTasqZd",
-	"+1wOV3R9LYsHd+rgWcE3YfZB2hu8nT9Wni6sSZUFFyCdFr6pUE+ZGbeDCB211txbNvHmlrz2oB3SNVSu",
-	"tO2aHgDEHkNjZhVRqlxlJA67FYC+gcf2uIjZRyJVzBRkWdgLApR4UK6baZ43VJv2qb2nffYKY00wdKIN",
-	"VUY7xTCximEIzUq8gcgNxpLwUeXnIMabk/9okFqFgDpUsXFCpyzuiqyFdBbHytXdgN/ag5edhtVVxrei",
-	"dqMbSKaBko8IJRE0gSJWe3XFDWNjtGcTqg1xC3GNc4c1jqggmqHOGBGaYIe4Edc6B9EDwDk5GtnnJlyw",
-	"rmiGh2TMxcAqRG3vN5ZOhowq02fUkCbu4t4LAohGjiBbHXKc95UB8SahxrVvD192ERDN2o7Qo7rYZfVO",
-	"etI82H9J+mwqhbXe3+crwESs8w7dPrw4TI3uilhOxBGBjCjBIpc5XtqhSicAPNjKb7hKN+5ibQVVVlbI",
-	"49CnGcDuALGCHQ0h0yaYHD0eHxaoOGxBHry260sTolOrtSlXuiu05QNQJf0pbBfVpGkNIk/yrYAYSRTT",
-	"6YjBKliSH9CxPiLZq9p7oaNJTWhXAIlg7NZo5ALSpJpcU+VzoDxn2u0Ec5WbFi5oZQf00sKX8Wy9WdDY",
-	"2z882Av2Xhy29zAY6SHRDnZffgvZooYp+/D/98tu++Wvfzps/1/8oxnMfNH65t8bNZ3PFx6ZDPtodmDZ",
-	"27nwyoc6+8B5xeJEj6PPDjm1DIdfDanGvf8zqdzhgITw8RDgjUJrmsZdEVqxYO+hJCNKuwV/vXr3dpY/",
-	"K3kS96RgP5zQaMjaJ1IYJZNlhsRbeWWkAu3yc/s4iljS/iG9vmawAHMS/TiZWAIKhQxdcF5ZgtVALR+n",
-	"0H6S6UzoiyJwQj1Wngc8FrIK5fgLN3K++H5guQcHpGf7yhLQaaaWq0IdqMyaIFHsyytEa2uRXfDJkf/n",
-	"WtPgIj9iYjj2WqqR1eLF7zPJg6r/yFKc/c7BdGPvdZfbYS/oimYqEpY7o61gswqkcDockYKJwVSrQy6c",
-	"tzrX4EIacm01l31FVwDUqe6QEFxKRY4mYFAyYEk7mtLopUimVQpowEzphHXPLp7arEopR09J4o8Xd7QK",
-	"OGaG8sRVxRVo5+4uIfv4zWJDvmJjBofZp3eHWX6Yd+M808QSBWkimp+xskST0KoFLkXYOiQH+99nZgk3",
-	"ATnY2webrisAmAeMRzYamykJC28NSZQwqjThpkNC4NaCPyH0iWD2ez3kY8TvB17tisJikubB7i7hkH3G",
-	"wfIlUjBrsZLLd+/Oe+fvXp29Pjt95ZQ412BRqpjFVczrKldy/n286pWS+4Ts7+5/t3YZyyY+lIeTUL6c",
-	"5UlSPZWzPFQ5i+WtgBRoMcBodjS1pzN0lDddIjl0M11c9lJrGOEZpD4Qdpwdv6zRUYpcuSB3JuLAp3hI",
-	"MjcDyjFwcvchUm5A9ImuSMeYiKoLrhXAw68wvlp2vkYSIScd8i41mlumwjh9yeQaMEMOdp8vCpjVHbQr",
-	"Yn9uji6ckFhSVEVnzyxeR3VPNHCwrNjTtF3T1HTp4PSIJsns6Fxa95gOWN3gsFPyiqPbXb0ZLZQb1bSB",
-	"2y30gfNw5I/TCC6jh7rQozuZcEGojrBRdXGJn/KU7t7tPpMjzhPcn5b8qU33fOfAMp6gW49pllbGNC/m",
-	"zlvgO8wsuXGqhywrLcKWFUUh94zE7JZHTJPm65NzcNB2RdYUxPG5kIZfO2LHQgA47+FDuXJZS+jV7JDw",
-	"5zZ2628DxFMYOEsXPL0BQfvROdhSPcSiirwoKUksvTt8zSqZahfC8tA5jnJ97yWOLkc+29gMdesEjgVG",
-	"pjIl1JDv/s/qRuhFeSqPGMkDjqgzQ4WPYjwVGf6+G+dnAtISJqHEsI9Zi6B1jLqdTwVpugo0TYmd/7A4",
-	"M4+K9yInwm81OjKcbEF/wDihEYuPCCXnp1dXxz+e9l6dvjl9nzkNrmWSyIl+NAXpLcIxNcPcICxQ4UL3",
-	"+3rW56+rEv7mhf2FRXiwaT0ciIAnswKOAJot2Q+W+sacxYTqrvBN3fIGGHq2UppozMxiEEy+LnQzc4nb",
-	"GvKosRwzHnGhu8K/Gg+KkRxPO+RsTTCDyrZkAGcwI9HuimowpIpqPQIl/QRp8GRtfAWQBoX2gutAG8zI",
-	"VcDAu5sE3Qb+pj90nI2WcfSdIC1f84R9GCeSxk+HgCdwyq0a8wLhJHMbLwecvOYsiUlomSBc0XlbitU9",
-	"PHMucILkydlHMOk8sxgMWUgNnqnYIlwQxsE3EnPFAK8/6AoqYvSYTLhmhZbZPgvbSGf2Fr5VzmlMo4iN",
-	"7apLMR3JFFLEs/TXDrm046DJTP40qUqf7pAr5wOct6ie6a6wdjuPCRN2vcquaXBtV+YURHLESJ9GN5hU",
-	"RkeMTOi0VWXP0Di2suGiHJzd2KIp50Pv7/26sjlzPD+QRw7bLUh99vkFs4n9uKlBXgSIGCdWV+LeP0nX",
-	"r0y6nmEhiE8WJk2pkBlneBF23J2zZzN/4w2k7s6nnJUWokO8YfQWKymIltfm0MFBFGJnRBs6hYBDIaNh",
-	"yLWRapoVXaAoKScWYA6uPUTZFxSSh1nszk+uVL/w6A75ySezQhSxKxJGb13uL0mkGDBt2pC2BGtUeF2p",
-	"WucoT4qFFFMpAB7HP8kleELnRF19ThvJWzYjUVbyPr1h18aK+Rse3Tw5obYBFWW3jTQrmaPlV7oYdH5Q",
-	"N5O3QNa3V6pY2DJLGyssH9JuSmvq4XAk6Bix/KAtn08QFyZ2QFdj6pC8nGTIM7rnEWO0S+1jND7HSd4F",
-	"z6ng5zo82FvD8eHf/kgGQmH6dfATRirmS20zGauYtka5GJTqI59Mgq+tUJyZ2dIHjCvP18YOKerPav2f",
-	"tWytaU4GnoLXPPldeiRgXlXQDcA6D8sUT3HCakpHysidC82/Xpz+GJCLtz8G5CfWv7DK+8ez10dkubMB",
-	"ab1A9zufitZtZY6YlaQcWjWC9ESwRmd089gXzQGAYUBCGCIiHEpFQt+EA9EMj0lW6tO3xqOVvv0pmQwl",
-	"6ED7vWYMbVxuTVFrqWpi5CE0tXeGPCyCi4WVoRW64pZr3ucJN9PAI766IWSwic80aWYQLSrvvNsKvEMV",
-	"35Ar45I9DrXeWREaXprl+YM3BCUGpABPmSHgCwHdD6Ax8CMgPxyLvHv5gBlNDnYPOuTSGfpUF+bcDH9u",
-	"O2OjfRaHLQIc7w+1hfkrlviicRGX8Jd0TZGAk2wzNlJFQMw3KFopGJamcGWh9ur5txAaK36cKcSi7etf",
-	"P33/uZ39ffC5fZB9eP65/cv3L2n/19I3/u+9/c9VlVrBRh0wliemwbbvfFOWs9nk+1xQSJlbWuflm8g+",
-	"06Q/NfZUBbWHMeECCrF8DiAVcV9+tGRxgoNoX7EoVdxM2xcy4dG0s6Q2q772LGj4R77ieiw19yBzq9wy",
-	"M4plt/l86gWVcNCYY78K8RC9huD3I3oolWknUOf44fKNT2yS/X/aS8Dum1mRNxL14/LXf7GgiY+RuSAn",
-	"wisfJ7lilOFNTEVj2FeJErVof+pU0NhV/1Vi2sGPG50fKrPHxhIeZzgIMwSu3Wvvf/d+91sPXLtGSlk9",
-	"Ox9fnHkwkM7mO+D4qnH4y69lvOdbJpjWnuCPL86KQJVTbdjIr60vrF/cgPEir7//ioGG3CwWtGHMkVoe",
-	"rRPjI/ZVzB2nGcSeg/0OfPNyqj38XpFbMyoC58+CroluB7bROHE8lMKhu4BTYjdo3NIkRX6WfZ5U/9j4",
-	"0/f7ZG+X7O0/PyAvvv3ueyfPnfnyVyoguQXMQF/TFCVpv3HHdotu5o+UV+rX/Wvvj/iHAUXJTHoPX1nA",
-	"t6hmvKI0XxCQqMr5zLnyqSPhU0fCVTJUM/LEpoSQo0pVjEF0rzx8bTv43QEbcUmFWkmN1CEYb0qsX3gT",
-	"wwUS+n3uvHhqZfg1tjLMuEWxmEYGIrIuXhph2d6ITtH5g8mzCEVYb2Gt1+g9D5ota4K4HUWwcTqKM6/Q",
-	"XWQYHfWcVXZ8cn5KLplmVNm3rFdYvonl9WB87cvKt8HfT0r1qbJ89UaJmVBaVSXXGpg7fYRhr8fX8efK",
-	"IpKXy0MZUzMk8ADA+EG/NOYCtgJr9eaZOR3yQcCVDiEP7YxLdw+WLcwD+bnMruL76srDf8B5/CGcHW6u",
-	"2Zn/KXfm7sm9nswL3IWUXUqxd6GXO2ryem5EgPNF/jz3nBPXPeQh7Ogvrq1gHV/4puF61jzT7KktyZZc",
-	"jbSA7oZrnbk5wOEIlrAvQoKIaeBKxYrxyj5TurWFziWrcRVGktvKB/kX8ddruDbLB/iq1UhpLnVMc+HS",
-	"4v3qPKL7/HeqWtwCuyIHv87EyIKyeVAtM8MPO5/cXyVctIW+R8X+yaIyr6xYcS74U67vVtx5YkroDE2R",
-	"Jnd15iN5Wz4LbImoqgupq8hnw4rqGhSh6rgUVgctocJtpqMmdFEvNBwOi4lf7Cc6vzOdH7sCsCpK93UM",
-	"r9+9efPupzpqXyYGnbtmiUHA1B/S2l5yEM3W5onSt3cCRbLESkWO7ehczQYF0OwjrKYsoNlj53ntUjZb",
-	"j2BLLMryyZkI032emKiSiZ7cOffBTBkL+WziL5iVIOV05Yh/DqHwFP146jx8W4wLPNOYtX4vMci0QsTr",
-	"LLT/hQF7PHHDU43avdeozTPeKqggK0XnZGoGkotBu96FOZtE77xLhTiGRxn1fto8VTSL2eERqnd5+vcP",
-	"p1fvT1/Nhe+wi2Ks6AS0KVQtbD2G987N9g/rg/XbnTkJn0zBO3PoeZE7Z32w2vAkIROKneqgD4xwuf0P",
-	"avr5Nyy3/jIn1CruVrQMnvytW6jQFEg6AUldHoNUJKIiYsmcc6qWcurSIuv39OGcl08+y+1mDlZ2w/Lq",
-	"FnD88h6i9+Kn3wKyBVoF0H1t1ngAGBwEX6B6znwgqTA8yYtmnWtcVwJdlKh/w/xDbahJdTbk1dMMr/L3",
-	"PxrIxWLGdKv8e+VP19t38Q0nUlwnPDJ/iCPFa6dohjxmVsuguin1HK7quLt2+GNjVOU7yZlNwY4zuWNc",
-	"Q1rWIQiS6jH9AH4vu21AuegKRM8C3C3fTNfB5WLXWNfS3cHIUX9Bh1yuDVW8jfI46OKm4VgpXBYTzIrG",
-	"t0zBGQ665kqBr3GgxnpMR09wxk8ukq8Bztjz5+pIxtXC6zaiKq4NObGPBY78x4m9dBtxpxW7Amdjy/sV",
-	"/3D649nbw3+cHF++6qqu+Mfp5dXZu7eHB51d+/H120OoXX0lmf347vLHw+OT81P79+nbV/ltpZ5MKyFP",
-	"3Nq5P5n0d+909HGGfgG7BVaXNC9fn5Bvn7/YbaEeAWyb+QTU7TvjLXcUlPgCCIBLd9VX7Unz01gAAeBW",
-	"40EJfhtJtSZTfZqckZG1hpqIuiSmrrWyp5lW1hoOLJpasamHVFmhCW2h6qGfXjv9SsfjZ5p0G1f0FoTz",
-	"D50T2m0QHSnGBGmG/Yge7mB6Oj7aPzmElv1oRnn8pcCe/ABSuXz+FWDLiBid5NC2nEyGDBCjK0y/oWWy",
-	"RDEaT4mmgJlj7S8YIndd+sMsodjyYgiPDGGAPRhfmMMtxZJh11bEdaIk1ayurTJV8ZV9yH16ZOAFMSin",
-	"uqMfXAFL+vuzelaYyo/W0H08o8WXEwDaDSKMixs4OOggO62Mx0QxAS0teZEb7R1WMa8v4oEuXFu1DZBS",
-	"S4hgCyHf5vxTMNnS/TPJ4MBLhNFoiNcCCzp+6YqmVIQmiUOuGfk+M3lDUT0VEWALtTrkyvMtsGwqMj52",
-	"BWKhEzaf7D9g8hUHFtaFkM6nV6X5b272fZWVMcXJ1+nJqwUb/GVLmceouYQSl3nAUdRHOcpgTIysKmgB",
-	"jpyKqJYRr7Dfo/NRoGUZFongVsQd/VvCDXseOp3nsdkQaS8EfC6PzqVJ8/nufosY2RVllK6xYpoPhMNT",
-	"yzKeiohq9uB99Rw4Mn+elXyRFNd8kCoWd8hxV4yoiYZ2OcKz6/ZbKZhv6d6cMHpD7PpSxTW2uUTb4Pnu",
-	"Qda63cgUb7cvpQOrhbvCA+XZMVBy9fc33DBopNmnmmWyFqQvLsMloKCfGU2M3Wx9SML3P/QuLt+9Pntz",
-	"GpLmaNoVOSZUoXwVFnuKHlVr7AR5rRLAbmUlZM7sOCLF2n/FyJldgSnYEq7zFRu1guLre5enb47fn717",
-	"G5ImuGxy3z9Iw5JB1xX2TnvIg1F7NA4HZoyfznAo2DbUX967+vDD1cnl2YV708jbSXBPq9MVZw7WwyGJ",
-	"PdOEx3Yx+IhpQ0djTT4I/pFoqHHWAQkjORpxA23xER1z4rvyu83rit9SaZjukBOZpCMrQexJFMerUtyH",
-	"WEYayL4zikMf+e/T6IYBZQEGoVTTDvnJU8SQdYVdjiB3etm9J5jhDWtWRjML3GdgUP+hLNq6opR6ihdV",
-	"5xjA6CvKiGvsw6upiF5vBrawMSRJQQ5sBZTScdidspWChl2JtktfWHaPvdZfen8wkOuMfjXIyDvP8qDa",
-	"/oqgge4zaNI3hWZ9qVIODv4xtuN3jJKXoVxaEemtUNJEHmiBAgUFZZWilcDlDSkBMIoIbHq7itXbikq2",
-	"zYU9YKpnev6FAagxBsjIXrFlKu0oNwWQ2LvCPicAdYNd81E4Qf9GIUkRN7jVIaGlhdBnXoGwjglUaURW",
-	"kQ7ZR3L+6kX27BlsWgw2ZsYBDGNCNZkobgwTh0635wdwe1X+PJLIiCbYBbIr0C/AHIK0e7Y2Vut6U8A3",
-	"PfEvOyL9lCf24ICKYCwN4fhouwpkSHVXCCkYmTLTIWGR4A+JUSkLyYhRYW0IwSZMwfMA29q7EuSExYeQ",
-	"85NFF8apHnZF1ro7a+4VfuqCNOg2DkkX9r7bCEi3wQwd4HfddHf3eTSKX9iFhQ+s2/gctggX2ljbQF6T",
-	"sYRm3FW6xFLRvSqTCqmDNO1BiUfMUDvnWXjhkolZKR8LLU8fUmU8CdPHFqZgDjbPX71oOd9kJuCC3MS3",
-	"Bp+Mp/Oi05+IdhQD1iz2ZZiBObE/F05GKEUiBYA3Qk5IE/2mkQQLG7L3CgIIA7qJlDdWfEkxAOO5K/yJ",
-	"JOE3gMru+a9D3rh4L1ge12xC3BA1RIBHXKSGwZ8gipoH+y+9s+KSGTVtH18bpsJWdYwYnlTg9Uc0/XAw",
-	"5skEXNkE/Lyxk+PraULxiuvIdyxy5Fo2l4ScBO5Xkyox4+903F2Gtv7U6DOqmDpOrRL55VerpgD/3mm4",
-	"VCWNw8YOHfOd2z1QYu55n3xtuUO8/hxk37hMjOJXGE0rfJFF2Arf5VkxhS/RT1P4AuZRvGBI8VUzbpvM",
-	"IZy7DHBxNLaJc60pzFDJdDAkUgCR+pc45/D8cy+w68aYDuyRGuWotkyqpDSkKSSYl20uWkUjUhdGY8fw",
-	"90sSyZjpwiuxoK3ijS42iNLVCjY9H5zvFGv9Mco0/6BzvJxLAWPI5J8+8gAwgA3T9Cks5bYYrcI74PLG",
-	"518//38BAAD//w==",
+	"7P35chtHli+Ov0pezEQIcBfARZRtkdFxh6YoN7tFiU1Kbc8YvqhEVQLIViETzswihFYoYv76PcDvIebB",
+	"5km+kedk1gJUYSNESjYdHS0CqCWXs+VZPudjI5LjiRRMGN04/tgYMRozBX+ev6VD+2/MdKT4xHApGseN",
+	"G6OkGAbkt1QaFpNbpjSXghg6JHJAzIgRxSaKaSYMtbd0yEupyETJAU+YDkhEVawJFTGJRtQQJeVYE266",
+	"gmu4uy/j2RNNQvfgkHCB79Kk6b88Jk9D8r//v/8/Ce0Yj0m38bTbCFsB0ZJQEiWcCUOMffx7xibw3K6w",
+	"DyYRFaSf8iQm4cWgfUlNNAr37J+vpWDuM+FGs2RwQgZSERg14Ya44UVSGCbME01GVI86XdEIGjoasTG1",
+	"S8U+0PEkYY3jBgypETTMbGI/aqO4GDY+fQoar+WNkYotruxpMqUzTUIh29peEZ7YZesnbExiGaVju0Ww",
+	"cOzWzk8bxehYE6oYEeyWKRLRaMTiTiNoKPZbyhWLG8dGpaw0QpGOG8e/NPxLGr9WjfGaDRTTozMp3/OK",
+	"kYb9iPYUXvPnbrq//zRyn4iR75mAr9gJuaJm9Oc9OuF7twd7NIpkKswJOf8w4Yrp8o09uLHH8LceNe4Z",
+	"XfEXYyZvRDI7ITd0zG64YX++MYpHJgzIJEk1CW9YlCoWkumICdgkzdQtU5aKrt798OrirPfD6c157931",
+	"q9BuYzgyZqKP9/ZC0qRdMUkoF237HYnZLUvkZAzLC88gCaO3SAAyNQGRivSVnGqmNJnKNIlJrOTEUYZd",
+	"rFaH3PChaMvUdIVmIkay0XTsryBTbkYkvKQf2qdD9uf9kBhJYpYwwwg3HXIp+zxhjoo1UCwfCqnsr7D9",
+	"qWZdYR8altYu9PxnCX2eMKu22KjZ6cAwVcHjLJIwckmmlBvSZwP7fqNmXAwJHVIullPZmAs+toS2n1EX",
+	"F4YNmYJ338xEdMVEbMeySFz2YW4zKRFsypRjWTc/y5J2H2miGI1nRE5ZfIIDtRxrL5mkekS40IZRuG0i",
+	"k4SLYadRxQr2fY2gMaCJrmSHT0FjQhUdM+ME4xlV8cUL+xe3A55QM2oEDUHH9jYr33o8Xro8A6nG1OCi",
+	"fHvUCPL1Oqhcr7NUaVmxT28m9LeUkQh+JgMlxzh7xW65TDWZ0CGzXCDYB9PDq0K7BjDs31KmZoVx4ztK",
+	"u0g/vGJiaEaN48Nn31bJifMx5clbS301qwGUuZxU8pccHH4PS5F9/tauvDFM2Qf/v19O2/9F2//abz/v",
+	"tX/9079XCteLAcjwxaV6O2LEKgtPRF5v9Zkl6WhExRCoiJuRTI1lNXsVFdqSH9fk6PD7bOVQR+aT9Jqk",
+	"sWxeVWO1Sicbb92jc81U+/z9w6OqF7ziY26yR8/tdwI/Fp8YswFNE9M4PtwP7OMdRe7vr6TPK9TutTzh",
+	"tP+u2eIq7Sc8uhlRxTIaXNx1IEG77ZRoeylJuHjfIadiZkZ271miUZzAXrOYHO0fZVu9KTUvbsLfr2/4",
+	"vyp06E88NiOQ5yPGhyNj7ZwJ/8ASTZpXr39sWVWTaqZIKrjRpHnzjx9bdbyr7Rsqt/LZwWFhLw/3j74v",
+	"rOq3R5XLes0mUpnazVTw86738lrKcf0rpRzv+oVANrVvBEr5LK/clFJJ0wqihGprkgzBNJEDa6KSMFVJ",
+	"2NqaVAsC5OhpSe7ajxvK3XeaqdrFtGS867X8+QzsoyWrGbNbHln19/Lskig25NooOJHgOgcE7N8YzTG0",
+	"GrVVCbVi/uc2vrP91q1t9VruP/+2rMWq1utnLzLj6sHTyFjZ5ATnidVH41RbS4xIwbwSi2iSgJ2b8FuW",
+	"nbGWTMC9tX2x483IZvMGJkGTdWYVoI1njTgwK3Xl1Dad1baz+IQLwrT5QcacgaF3Go+5OI1wBvakDGc/",
+	"+yedTBIeATnt/VPjz9nh72NDMarRkp7QMUGJqcm/HRyCwP+3g6PGp+JI/12xQeO48W97+Vl8D3/Ve4Ux",
+	"XOP48sHmu4ff6IkUGof+A4395fUjd8fLP1XMIJIxCnt4RoeLW5oAC8fMUJ64DXU/W/XprrDbxJSS1lL+",
+	"5WNjwFkSN44bzBqKQHNuYTw1U0HgN0LjWDGtG59+DRraUJNqy0v2/MANnKh/oDHxU8r2j/Zlao77CRXv",
+	"11/SK5w2ruMilRYmNaaJpSJrGYY4q5BYstOE0WhE+jQmMEM764Ln5MwexNtnUhglk7rRuOv3vD8ARnMm",
+	"xSDh0d02zZ20O3GKd7Hitt3IMSO3NEkZug78KcrQ90zU7J7g0XvgtsIGwvVzu/U8361sIveyVVFC9Yhp",
+	"lOXsA9cgZ2JqaPXGwfX2kt3u3kup+jyOmdhg++68Dq+lITRJ7Cn4mIRFaQjeDiHNapUR4GmnJJ67Ykxn",
+	"cHssiRlxDd6PpvM53KCyDIilORLS1Iw6kVaDsEVo0dEBfpDw57bjXBa3f+JmdEz6EQ3RSbGTlf9RCnaf",
+	"i26JD6yzKdVEsVv5nsUBGVFN0IMV27Xi2lrwMUknsHQcvDkqtt8PpWA7I7tXMnp/Yyyfr1ZS6808f2Id",
+	"48mppSEZvSeW/RmhA8OUc/+iymiAr9O8lKmI75cfiE6jEVFMy1RFjDSlAjK+5Zr3E2tmFzihtbNdeC3N",
+	"pYz5gLMamw49ek80ieRkZokgSpViwsyNwLvdl70YroG3XtEhqyB+wz6YvZEZJ+UlrXBtfQ66duOq2f1t",
+	"x/ZOvBdyKuwrM73sjkgUXF3g/vPu2SBznv/15s1r507U71lsr2plY3wr5SUVMyee9I6Gem1ZAjwsLCYT",
+	"pnxMwhk5J0Qxo2aOaUJwxbbBFxsSjb7XOaIoXFI5lIIdC/4YeAi3o3lJecLi+5aN3iWW+dmcJgLGQ7In",
+	"uxSBxRlfZ5bx/c4ZnYhEMAYBrnwNcMQ7nCsO4x6ndypIKtiHCYssQbvQCNhVpPlsf7/VIee3TM0ImoJ2",
+	"8nLC3Gkb/Wr2cEcmqZpI9LYl3BoDXQEWGzcnJHQ+q9A+RMT2+mQGHE3JgPIkVawQ2yExj4GgBlIxzdgO",
+	"TYkbPhQX4poNrIy7bxpypjvxppfmQ0G4OCYxs9bZLTUogq3mtZLZboCzwJzRb9h4IhVVPJn18Kqw1RX4",
+	"l1vO6YgnmcaWkoypmMEa273lQ9HmQp/YxRZzssmwJNFkJKckkWK4ozUP5oVbdSwqFYYnfngY/gGbF8NR",
+	"pOnnPYO1QfJplQM+y6JSQeNDO5MgNPGn6k9B462Ur6ga3rt5CfFqyyn25da0oiKbczO8PP2598ObF//Z",
+	"++E/357fhLCzVtEFBH56d/XqzemL4o/pJJE01ruzd5Zrzs+6PEX1WtalVkKIdNxnyh54nC4lfI6QO5+F",
+	"bpfdVYi2wnzeCXtikor/635lzCXXmoth4N01QdGuc/YeiRSLmTCcJpo0oxED0eFjwLmF/0STPC7aFVTE",
+	"QLMtkEpTJcUwY1d7Et+hiH4n6C3lCe0n98qVpyRmEyZiJqIZado59almAeZdBET2/8kig27lluXc2Fmr",
+	"/VTPTqw4B5eDtaxdvLFDgC66Ypkh+Jmk7GbUqtPJRCrD4ksWc/oWhOf9isOc6MIzfG3bDqPk47DEmRse",
+	"1sTQcPqjwom/JxqzB6z09zfSKGITw+JdScbMt4UuZPd0+/dE2cEZ51ymhV+cNupLmTAqGmX/7i/5pXl2",
+	"AhKb3ddTVPyLL4gUs+ZCj5qSNzymhrUNB2/e3EFmbt0/Lv6OftxSptM/qWD/4T52Ijmueizc1rtlKjse",
+	"z884aPB48bm9WFYOk4/pkPVSlVQOcuyO4RvNPPNxlgbxVyoqr1YSRY/PIUk1hCRoPOaiIockyGJgxacf",
+	"BIsxioroSpES8lAa/F/BMes97HNL7YYaFKmhvEKVNBXHZyNqrqgyPOITKowuRBNo7M2kqwLBQf5MMEeD",
+	"eeQfPnLDxnrj2AxEsC/wVp+O4D/m7mWl6KwRNFLBf0uZ+zkPjeRLWBxS9dwXAi6bzdm7yBci/qPZCXnP",
+	"JhDqB39rGnNDEgl5SYUQ4jM3x6URxOKU3BtrZ+NcwrsSEQkzdUzsftypzEGuWckpQQMPOdUDw982Gtd2",
+	"YsSJkIUfJgpOb9WjM4yOe7W3FmTHGqvgPC5rXj0dzXqLO1pDZyBzchHkJI+fWf7qJdImp59sv1aR7Svu",
+	"WDBJ3gwgLrXMjMBcuSs6tEbPPL1n8if7Y2Xo1fPOpzlJs7A28MTFufzqZ4NpNbviQUN5oqtV9C23Fipb",
+	"NTsr4C+Z1nTIzv0tm3Dbe46e3WXvwDn/zV75KSgIxtX3XOO1cBdYnqpXyCJbb4TZnZsxkGJaJqkVRz2a",
+	"xf69oo+5HnOtHfX2jD2cG/8JrIAq7V94pJCmmsvhmtsNCSG7qT/bcJY+aptPTU4gqyVKpC5xZf42nG3P",
+	"p7iu9yJ3EySt97iI2YfNbtx42919Pmlso5s2WcMq4QhMUUF51WRcNceFoWR8k+1ZSbzWSk/ko4cVnk7m",
+	"3Vl2vtN4aN2F5Mz8qHUWTHbBRg/OTkZ3OPws3Lpji6Z4xtnpkWb3xxh3alk4zbgVKW/kegxhiehh2QHI",
+	"+E7MYE8M58KoWZU/IdNV2fEVtJITLlUEQSNTVVcQ2v05xvocHmMlDnqRqSBAEAEJ+xGNTOKukhASVqVL",
+	"iR6xJOnUvndDhbWlfVR9cMOMxwU62cBG8KZMhUqGQ2OvhqWddN9UMXlra4478721SjlTM9VVXQvaCuxx",
+	"pIHA00/5jcXxVjKWJciHY6qcHe7EVehM5gk3s0VmeCkVJo1BrpjLIYBkNkhgNSOmXH3gQDGIaJenNK8Y",
+	"6qR+4fsKOV10DS7uQmEC6/os8GiTfXtQO+xlGwD1P/lMlqcUDbm4eDE/vWW3vPbXVU76zBL8bmwCalZ6",
+	"p+3bXtjrPocHZG1hsGuXBLvlbNrbzLz2dznva65sfKEnZBTuPRvsR4f0e9b+Lj7ot4+ip6z9nB4dtg/6",
+	"h9HT+Ig9G3y7XzXapX6Sjc8CmzhDqiRkyTB3JgqQS9HtscTZkXtEPNH8WkPKLxwRLtNXC5XYaWRSxWKI",
+	"r+UZnioO0M9INRnyWyZIk2IWFL4SIh2ltOHxhIpZ47hxenZ53siTeM/FkAuWuWCLAyrUDpXn8WDKAOTB",
+	"XdSAfQCU6FTbVrcVRVyvpcmz5IQ0PpqKH1ySXMECKpAynUwWWagf0eO9PSiR34MSoL2nvx22v5uervNf",
+	"FTdtdlTfRnjmFdufQ97RD9ZK1FWZbkHjN9WbiGFtGOg31dO39T+7fdto4Ka+3Cjh4v0T7Wq4mrSvmTCY",
+	"dcgNiaiwBNFnRLFI3jIgEdYZdlzaAiU352fX5297fzv/TxccblUazgsU42vZ+xHtuG/3ortSTapZLwsq",
+	"VghVoKrqda0SonlJtL2ntG+lXSo+OWeQOfmajy3wbFknUoGZH1QeoTi5s1BK+6UIyZzF89lZfGOtq3HA",
+	"/bWC2zl1lJRt4Rm1+1tYl4fd5uIG3Wm3gfWvqNZTqeLtwo8uvbY3cU+pLBZfGl0MGoJNS/cvzdvw1y1s",
+	"7PxA5p5bua0jas5vXU5J0UShVpn2+rOSO/jgWZmgG4f7h9+2Dw7ah9+93f/2eH//eH//v6ytU/Q9Hx34",
+	"L9zbL89vbk5/PO9dvbl5e/7CmnAYFYHkQ0ZmMiXUkO/+D3ilnE/5u08Ly145wsUYsITUVW7KOmIus5Wb",
+	"AIsYqCYjCkAZxKoNIqeCKT3iE1APn4nfC+ebRT3nFgfSmNyFJ1gCgFk59iCs2CShEULRLFo+m0cCitu1",
+	"OqgF9AMpSqszRfxOV5Zjsw+I+GI3Z8gEU5B9q2fasDH82qlODdki7jC3JnNJe45AX5y/On97/uIYBlS4",
+	"w1v+bjv8Fq1JIZVhlgWqHTsfB1bxkelIkoiOGeEiIAkbGMj5g5qRsbx1mcmQjMmmSLRrjWY+ryGr+y+u",
+	"T4ke8j1c6QTOaGMzXbEbLZHJtTuqhwJ1F7yBV6fXby/OLq5OX7/tXbxuBKUv3rx7O/fN3y7O/gaSbkH0",
+	"lb/oXVye/nhe+NpRYCNoXL95c9m7fPPi4uXF+YvK8EBVfLmSz1xkLKNbK/S4AWpyBeL4+6JrDXNoN48Q",
+	"bnXOuaPUqslh22zgBXl1J7lzNz5bXPa1eK+QTbbshF3hJl0qw7nugYCpvvefkosNd9qKs1052DYizNpE",
+	"tdz3lE9n+elnRM21lON5KwpD+95uXMd0AmMnaCRUzykpa0aV3JF1T3AwDWcJH/etHWMUnzSCBuxZ2Zo7",
+	"BKCtLOMQJLOnC3SA5XuNnwu7u+L1f6WCkReSlY8ZxweHVrLXvcSt0/pv+Rsfk0sudDr/mmeffi24NvE9",
+	"itG4vKZPnweNVMD37vh9WHBhHizanG4/qwj/c2T/rp+Jt0Au84K/fZAbvlb8QI2pkGjW6DVNl926wxcp",
+	"cj1/eIlkN7AHivJwwSpY4QhfpJ21xlomrk096OUd/Ier7PSon1KOn2iimTFcDDVp2nUOSOGegLgpBWgR",
+	"tqDGDFDZtjEOi2JxYeuK7vnSBq3prV8g4Lm1WyZ0z/AFizoOS+x6XNxyxEZdn16wivciu7OKYJQT+Kvo",
+	"DhRDlQkAIIgLQ1w21YfzumTzuIs5DRt1RlV8mSaGWzpZ3DQfHKyo96UqfqIx9kI1KYVY6o+HPhE7I/c+",
+	"FxTA3GolVcl7s7/SeVMQHOtCXJbXzDEVjLRy97N1285DtWm8det1WAhvLlQ1g2mJyJlYIfSSJ9UH5+UF",
+	"CoU1n4foxEU5ISGshQM2xSNzaqo8JFW7sXwbwM283V6Uwzc1YBDayIkmU6negwFnJ9B0NQyD1KSKBYQa",
+	"MpbaEEpmjCpCR4zGZR/V8lz7QqBnLsoJ+LtmpGQ6RJw2GBJ3oDfa1U5kYJX2v5WAZXVr6aTKlmRdtp5W",
+	"AXQGDZCyrPcl1MjsQtjUEn4B0HcDuq9YnXoucFn6W3rMqehRIcVsLFONum83nLxeaokbe55dUkdGCN9Z",
+	"dQAeSMsLvYRr05sAKuqOxl9dEecOUg9HKnMVM/noXALD/MjW0HeVtJUbLHd1FxYgmOtwnE/IhGpwfVFN",
+	"QgfXTIwEhESCwJSLE5m3axaLlgdSTamK2wCoMaFDdkxCO8rQwacX0aED+z4YRnEMg8yZ+8HAEzpdUbqN",
+	"cE0c6D9hH2hkkhluYjiiujeWCut07e52urB/L7L03S15VooBV+MKZ7kDFoR3NQJvAtmPv1YR0l3CZHkW",
+	"6BpozCXXTh4S8xOpor/ztaptMz3hc6dLuN1Vigee+49CQvryjMX8xmVJ7HNTLORs4/MqJ+ig+qzSLcDa",
+	"rMlpvmB8gdnufhKqPjAsnMIWg/GAwLiQTx2NqOl4TSak6Q1kKuKQNIUDK8sgUaXKwjgZzEsr6Ap8RH4u",
+	"6ykEqAlJk5IfXr05+1vg8HCsJnBmGkFdpuCxVMyIhGxVuJUmJ9hFAIkYquGhi4SRSUyoPQy1AoKvdRiR",
+	"vcJJ2oH35YRZM76d5BPkfJa/7+2IZ+CwhfwanHFcLStrvauwbcGyOtqXnCXxuVKyog7FwWQWR+dZcYnI",
+	"yC+uxUJdNQd88YpxV9b9Yqw2C07kY4ED0d5EDCuzybbwKa6fNOJg0tdxY32O1NPKWlfMPyquVuDR1ldE",
+	"POzCv4MjZcXBk4Rj73HYs/NtWzsxRMgfQMSSghH7K4CWxiS0EwvJSCaxZ+3+DFricKOJnIquKKNiuOyy",
+	"MNvOsNUhf5Mm4YI05YQJOuFtF9OWqgXor5pQEv6T3tIOlx07/PCkK/y1dn44BQDPwK4mMEJrKOAahtCA",
+	"RzMR2ye9lGr8AqYFM6JdEdr53TDFacL/xVRImpohaMf1+emLy/MnmnQbP+KgABHaweZ1Gy2UNvNst6Yn",
+	"ZYFravwaL0F2FuyRSiyDNc35QinIRhxTLaYacw9bOfwH88yVF/Eu7rkSrOmc/EL8nEXOAluxGFmYZgDH",
+	"U6oz4AWo4UDg0mYRlycGpFyrd4dDhwhTV7WxQYX08pqdqtj5Tuv+5pbc1fXwUjWdX9AquvKVG3XoLEXw",
+	"+3IDl6PN+ggEjctZXiU/LzIxDQCTA7RPClBEM2jPtJgcsOu6+t9VYfwWpeaPBeMb1n6vLPTeuK7bs8eD",
+	"CfeMP+8i118vQ1qqFyZVB/Cr2uQ9ME0YgJImXBvfyQmKKjQaHl17OxfDbsPrhdOri2LAsnVMQpgIWl4a",
+	"z0sTOmRB0bGh6UxnlYD2K0SgJ302kwJSPd3jY65YhJioVgF1iD2Duoh3VwCCcV+aEYE2gP2Z6/OHKX7N",
+	"ECoFwr0QgfjCFrSSEIzFGbIcSzSrMpT8UCucJdhWjo11ecwGDld2QDVDX+2+zV5aRchXBafLnJw3JGFU",
+	"G2KmksgBSeQUOhtqFpB0Msn+jvnQtcPTs3FfJidYfvNbShNiJOFxQHyZoVXocK7qlA+sUtk5kZFUmpGj",
+	"w3m34Zz/5/tK8vOJ2pqZLeMvG5RZzq1wvVvlik9YwgV7yYepyozXUqiCxr2EWdVcZUW9g/6GE6qg1LUS",
+	"JxY68q2bp5FUNhKdiYgkdEiakRyPuYGGnoJNAaGvVWz2pwn4tPWIxZ4ep1zEcrqo9CfP9nsOOLGs2WTa",
+	"L5bAI0YoOCOeP9/wDg0UVFOThAPrjblITfU1c7s4d0P++KqNlUnMtOlNsHdicdxzXDTMGj7gLRk4tTRk",
+	"xkAiWStqMB/trJ+1TE1ffujFbGJGdRQzHUnt+jMmdGg/U4D8nkGnETlFwbEGwfyWspTVveuNnZi0QgDm",
+	"J+DgOpXqvRW/FDuZEIHUsQ4CFtypawjU/YrdZLNMVUeF0JXLMEHc7kGPIq9H5/Ibh2xDMquDBKHa9DRj",
+	"YkvzH+3+7CFBaWRVNLdUz5eoorxvtdQazIkflA/5RlRKNImtQsuLuiwdFhZjuyXKM13h8urxaFNIcN5O",
+	"9heGX2ogtin8n39O5UBzr/ochvLLM/L86Nl3Cz2GK05SlU7tG0P7CSNjGo24YG17yIYv7NVlTes7cXQy",
+	"z3f92asaQce1JFrXBZH7aivSpLjQhrpk9E3BOwpnID+7o/2jyjMFllAXLdzX0pCXdbNf9MQW+yWtogDn",
+	"mcSXFs8TdudqyML7subP2e6I0iE/eS8KdkoB2QoxxPdCTlEgcoN2oyZNF91FqzQLRLjghWIxjQyLsygg",
+	"XAYPA0sNUgWzNO8sURCusjyoDR1PsF/VgCcJi6vMXO81X7RyKRfep06adlTamdXVRbZ1+QA7SrLdJiXg",
+	"niE3M6u0YiExRLHGMs6h3X63ljYu5frvGluiNlNicVXHXNSdLF3Mqc8SKYa63E6o2mN4pzzlytSLxZja",
+	"SFYNGHYMfltnx1akHCMPV/+qRR3j3by+gRrGZK0hLEdCvSucRy2CRxXH19HLhoAfhZVzZLVEIC9HAVlb",
+	"aIAGXGD0xpkUhkYGkYx0gLBGVBCpYuh8rBk0l01on1kh69oEHndF+LGLFNZtHJOP3QZsoP17PyDdBlzm",
+	"fhlD9/rll3Ubf/r+kBzsk//97//pAmR62OmKv0FzJxwaSHoQNAFSb0C00EHePwkC2XhZCelkLipdOF87",
+	"R+JBgOOwX1mDs/DTfvYTZlnQaMw8poJrA++ZbOGOj27i1Y9z0z04fHpEnn373fcOJn4OUuXp4XK6eOnD",
+	"zBuYmJn7tJQiGaxohZJN6o5k+A94zlozXUj+w6R7HMkKhvnH8uF+joXZMN9n7ek8mGd3FzDH14zGl9Qe",
+	"4ipyijb25m9WR71xZcuaJZArqz7ySW/pAFyxMBlBtg9WTqL4rOqxgtvu7/aUXpH3peDnmkRwPh6zmFuj",
+	"HC+LiU6jiLGYxaQJ4njKNUbznS8mlhCZq4mibgb+OKXCKtw76P8ccnTuWUE27+olg3an23YCgJt7GWxQ",
+	"KTNvjTbhFcNJ6jLPtjiKDJQcbx4u28qazU/OZdISaZJk8XrlmrIQ5aZZSOBsvHzz6tWbnxpB4y8XL84b",
+	"QQOS3hqB+753ff73d+dYxW6f+WsAj8YWQSW0zyKaU+9uFbrz6zf/yGza1ZSVhYALMdUFQM9oRE1v0cOT",
+	"z6IUFi48SU/ouBE0RlRRrccMAJO4oBNLNoqj3cvHE6a0FNRBf9qz9ZAmjaABHL30fduVSGTx9XKK9v7S",
+	"VLn1o+LrN8a4ZpqJGJNgsW/RvQRwKsdh7ob4sxO0npXQPNeYNHCX7d8VnL7H0C/VRqzO83evr54cgMG5",
+	"rta6SjfCBdVBn50gYfs3VA3Pjau6iZTWuYKpQFrOL+htg9W3oMOWX7HVOzRObwNrT9c3McvAgV1frKpm",
+	"WtmS1S/Q/MyXzLM0ATe4Jbt4IQZyN/rbIWxVe2S22YgR1b2Y3fKILex3MQONamhPEH/+Te7RYXmCNaxd",
+	"2oCSe6Y02NKq5OtXMfEl+/dgZ7Qi/dzlnHbDjLcjt5Pji6lg1cbZykrjJeYR1LTGNSDPdLWi83Cwcirq",
+	"y7ernbikWYLs1PS2Nhd0UtdZa20qXw5uU+MJrfVtVq1kGY2xqucwZFt7v/aI6ixnFqaO2UB2udZI+3FW",
+	"a27GrsBx9N2WtyHDRA55xebyOCD/weMs7acUi/yP6sRVqJNaVb+4daXY3BrhuAsPrFuYd5MrjJ0v0tdG",
+	"GtAXbkW+NCdvkJ6tTOmMVLe7LoO5+mn1s7ineuovCrK+TC/rmeTBujUGlUXP1VJhsbXKcrLz7Lo9vAPk",
+	"WPaWQCUjRrIcEEoSfsswKRPL+iFpyUsb8hrdS9hNxMeE7U8nJNVWZnHTFUDjGipm0mLuP8h3qGqbJk6S",
+	"dchpDtddaHxszYN2OnHIArorXPEaVq4cHexjWKGYpPG0nOj+dLNM96qD4LuJNZ8cz+6qi8McDy3gX7Dx",
+	"xMwIDsthN2qHJZld2anKjKyJ9t4TO82lsjiit1rc5bmFPA47KzI6DzbYlk24YeWePBj8yfagJut0IXEr",
+	"tSGGxoYUvJoQt1yutdC/PsN6bYhcMdebBqOlGd2fkBArCR0CL/LydCQT5oCJOmSe66OEUaVJFnjHEuQy",
+	"96/Yo/UTZh4UD6Me3mJ7JIsVyBSrgSgW46CaRaniZnZj1wMXuM+oYuo0xXRY/PTSE+dff3rbcD3HYSjw",
+	"a65zRsZMMHzNneOhTEM/dM4oIPsC/ioTQ6Ygu9sQqmQqYtK3upZpVMq6Q1x2uIN7MCM21iwpgvQ4JtJB",
+	"V7jEbbw1cElhmHcAHuYAFDP+DNle0YgaRNPyeWhd0RVnUtwyAXhkxwizxQWmkKUmINcvz8jTp0+fk3dv",
+	"zwrpYgEBtiXcDhrSATFhYD7zsSt86qMmzbCukX3YcnWsRGPiYxjJmIUdYnfFji0CdOis/byGPOSuCE8B",
+	"LZX/C749Jj/A9hBsm4bOJzSIXO80mO8339zAyZjpzjffkHMoY8GzMqRrZC3usarFGj9kkqqJ1BBAsWTv",
+	"jRduSPNo/4Bg1QihYtYVtzThMT7APqNm/AE5Oni6d3TwzF5UmJZbhb6MZwE5OnxuLS7FiKKGdUXCx9xY",
+	"6+rZ/lO8MrxmRs3ap1C9gtYZJTGbMBEzEc3seGM5Fa0OCWM2oGliQjJmVMBMU8E+TFhkB/Zsf78rpEhm",
+	"boFOy6fWZvhz2wmO9kUctuy6nUJPOnu+zWkTCjwhM56rjFA75I1gRKUJ64qYRTxm2s3Kik/s8U+GkukA",
+	"MxJzsHZXSaddlQ+UbVvBe9wVzYNWebMgY/IbiIpqOWZYs1Mk9W8ApyGBfEpInaf5oVxaOQ/V3shKXYFn",
+	"c8dYPmCmA+CgwKWq68C+X2AxdW5mtwJX8F1eNHsXWlInXdE8bBFKvgHsGczrdyVUuHdAc9ORJImU7/U3",
+	"pEkFgktkSBbZWO2kHOPD3AJCuwK7FFFX7IGj4YZIBwWUzI4z+oWKXXw3z2oKqMnWZkxnRDMWwA0yNV3B",
+	"TVZ6gCTgLsHVRnXYpKSfyOg9oUPKBVSIzXzNhL3nSYYuockIKMKMmH00G7dOSPPp3ObiEn0zoWYE6azF",
+	"Pb4gciq+Ic1wzz9x72NuaHza+9///p/Qvno864ps+ULXBuijK5785C7Bcw2FwjJd2FPtV1FIwRAiHkwa",
+	"yLi1Iy+7eU5I86hFKJ42AuL8p4FDwXOFVSIqMj76yryrDFnLcgOIOfvWzhw9EQ9skTOd87A90XjyyzQF",
+	"1K6Ro/2nJyUJajcxll3wxMUsSiiUqxE+FFi45mTBX4BDC7JSMT2RQoNiURwJ3VlYMLDmb6k08KgCwjhy",
+	"iZP5rU5XXM1lxqOGwqo8bRSjY6BwNSPhGY1GrH0mhVEyOSZCtrWRyqqH8PwtHYYgobPJws52RabvlJRj",
+	"7TYKBOsTTUKXnxBauQLD1SeIrcAN6VNLuJqEF4P2JTXRKMxtwK5oHh0c4sS0oZaWjg6/x89jru25uWVZ",
+	"0t77WgpWeAAwe/Pp/hFenQpXFt5y64z1kvkyFysrwYJAXKljEn4E//Mx+aXT6fwaEF8M+CkMiOb/YjHp",
+	"z0gIysIqvEupjZN7kOKNgFWYH94Mcw962DpGcCq7TmUAKvAmTBx6fAE8qyuGzOTgVVJYG3lb6KpiwSa8",
+	"rCtKBZuoVSD/5phgweafX4ekKdgUQHiwFGvAlTa4BaiV4Rr7o2qBgumKNapLuVMoWWUm+ih86zaw6k6v",
+	"LgopqceNg85+Zx8OO4jq0ThuPO3sd56CU8iMwNTcczLB/j1k8E/GkRdx49h+eTnzrkWoJQdWg5sP9/cL",
+	"8DJwmCmYU/904Xw09NeP3y3ksV7OvOTq2Nkc7R/UPSwb3d47QZ0hxsDT9mz/6Vo3YWtNzIxzBsrq+zJo",
+	"KnC/j8dUzcBPQWMrwWm2eIYOtYtJYoIZ+DlMNFpc9hROi+WVB4H2g4xnayx6ISd2Lik44eO+JU9rz6qi",
+	"yxAyzjnMfL0tq3RhfSr7JR3c5EOQDUR9UKLN0c/+6i39gcYFUJOtSO5oHZJ7KVWfxzETeMfz1XecSTFI",
+	"OPoUjg7WeMVbKV9RBQHJxtHBs3UmotMJlj5esphT31znAXjozNWxOhotAYw75BYuCI+tQWr/8XWvjMUe",
+	"swjdiK1K9vsUZAJwj861BZ5IXSEOoxGL3pc6CN+BM10Eowrlj8dF1JW1WbKqNfDOOHJx5M5LxfPHbj7M",
+	"KtYt/m51fXVD5q25+V655ujw+Vpvu6TCb5m+X25zDqjG8S+/FnnvLYNcTR6N7BaUIBbAMEbsOsWINjxJ",
+	"oB32SibL2/jXs1h+zQ6UXwYcigHPPKpQBQjhUxAbY3kLPdjE+py3iHC6Ft8dLWro/Enxl66vfu/qJ9+K",
+	"giFHmp6K0IWJFAYU2DpxIDTugI3d8TDRbxVrAD+1i7H2IovMFWPzoQBcAgf16Xzx6EMBBwo+9Il2bOoQ",
+	"DOxhs0NOEzjBHO4fYqw1ux1P64BrUGZJtZA9e+6iy7vXfWtzXH1K7yfHeiVOO9ylzckmxjJNhebCqPKU",
+	"ajJG6BQ+AIcI1w4R4z45+lHR1Si6j5+Ccpjll18/lZTfpeUayzJFhsS9BQ/iFuy89xEc/59qj9pw8ew8",
+	"y9tQdMwMYJXUJB3ml2Cey1tIwrAT+WznrTKWNES02AezNzLjpPyQ+dBX5fGshH9rWcTDSG/PJkdLploM",
+	"8Kw/5SIJ3WWyLt2EpOK9kFMRYMN4qXxqihW7GHyAXSv5GOvG6K7fey1vjFSubvXBLUcEBc0AjtuLPNT8",
+	"y9vLV6B9+kpONVM6wECf/er06sJBwerVxzZIqEQNmTA0K+fNSfu9MyUvxoj08mX5I74Wf9ZY3pYMIe5W",
+	"s9KvlVZIOM3MwkbU2Q8VkMnrb0MBjvnRIfUw5sADUOgNMwvkSZoZITkPAqJrr5YsxQy0OmdQsX/7nY6p",
+	"C13cq86n5cqvRh9SECFVYJIwcvR0fdu5uvP8tidW/xxP3Y/H1q/KLJ73to5nmdvUn2cx2L/FqdY/qG2P",
+	"kKaelRznlCA2H/Z4WYn2uRaH3M9J8wIj7N54LpS2UJFH+un8efTRafpZTV84N1JSJntn81L0u/gsrsP9",
+	"w9aG/FM8QtbxUaG++O6nyC25b3eKqrJe+uH11NHqW15Lg/B/j8yzLvNY+40CKHDmYXXph8hGWEnS1FwM",
+	"E0hJuou/1dX31jtZ30K3JLjIvTmSY6axfaj3ppImIkFBgkf2S9iPaM/dG5JIyveckaY/6rY6XQFnAfye",
+	"a0x9oU7YEyOHmP+RuXNdTmKe1sTi9k/cjI5JP6LYh4V2RaSk1m3NDeTUjH1NY6ohd4pcYdoL5D0JX/PX",
+	"VtJQfOl7SI2yi6ddziOsKSaazEsZmJqvU99UzPx8Bqd7J2iCup5udhXDQnePZXuBawmIvPYRuGB5p/b5",
+	"hWsU5U8ha7sAVZUnbX/EZ+Ir8mcW9rjucYD6Mv+8uwjWufL8hjK9w39MLw/lPv3f//6fTcRqCeem0mG+",
+	"uzOxp5NKf7lld0dq2CEcKllkquc2XEhiLRzLFlK913Peshtm2me4QStcZW7q7mIY0uNR5StXHOcfXOIH",
+	"nSMarCUskBhpLooSFIFr+Bp1AS+k0oOfcG0yUJFNpSImPoI8XHHlKz7m5vP6+YvgB9UpeX4xAru8WaLj",
+	"vR79H+CIbBfEHpCxktUtAWkimMQGJLT3Mcew+LTMfY0auVbTgmaaUNBoTi+VwDHKVnJRPWxU7VZBa0dV",
+	"lZlget2z+2dDW/xBPOd2XXxe/DjnndXkwoeCi/rjngY8hTsaYHcxSBwoQwloYZkTc20LpYwUcc9O/CUG",
+	"S5Z68bs1QPzKY0PXRyNk7dMrHwrChStkmkMlgVSh3C+0FuPL1Czn/DdpRUr+UW26kOuuvjui/TpU9rmr",
+	"4XMxlvJho1iSSbSREw3HCzgkGyJFxNbdqjZNkpXbBYU0UGu41sadl5wbTMQLWQJ/mB0s+3lceZkGwm5z",
+	"QRxUzeqdSifLN+nd5AG16doJ4fNlG6vUbglqpnCb7y+QF7E3Ts8uz3H919bTOeTPWnr64F4cCy4I7NDh",
+	"sMTxc+juXcZ7yihQq2d1QrjJyi597pQrTUO9w2IMPriCcLQnh7AE29odX3SNyldrPSDGUyF2R5qAeJBV",
+	"SLsObkpnpdBLTpvxmIs9msa8WNhXkZImh1DJOZkwEbelSGYnRMhCnTO6VaCm28MFUauIjJotZgknXJtT",
+	"+85XclhzUv0tZdCy28kaGhmpejko6ran06D28XhornTOfrsaH6j6sa65q2sAmz97eeNn3yq2EiZx6Yvu",
+	"ujRfk98J6afG6/RGYD9WKAkSRnGmv2xfwx3tnlPLxljcD7wM/CoHBNibIHVjlbqSic8tm3PIFWWEva0k",
+	"IeYwB/YSGUGLlA0dl1TFFy+ALqrtKvvYM1qVIVW9Kv4SzvQerMEpMnLNkX/50uZ95b9kSrlfLbkbukQ8",
+	"DeKk2/pUlorPRGf44EdK+91RGm7sOrQ2cb2Ql+EZzPdLXjBVFg0lbNubHTt9L+MJUxETBkCFfOh5TocX",
+	"Ov1mCjBblGdB3pDo2/2NXfC7U7vzS1KTvTzAn/8IShf22FOTnzhGDzUdM4KdexHBRAqyN2ZG8agcAVqk",
+	"zkpAoO2koUPeWal4rzIz9FEi/u50b37G2JTotlXC65AdPvuR8H7Xqngd0nOwdLU+CPRv43Emdzrk6B34",
+	"iz3cnGBi80wKhuBhOdIpvovoVA1oxLL02qP9o2oXxbUb1Foeiqy38uIxX06gT0iUSF2CQ191ql/wG6zu",
+	"dwRto76+s7zdF5zAOid6Ryx/lBP9WMae4KGP/gbHdrdSex/xD59CUmfv4hY07men60xHHOofYXMBVs/K",
+	"KZyyB7bUhN3ymM1FFN3ebhpywrUGJbyULPYAsTTN0CS2fUlQkyMduo5eYeYpFhJRMK2QPiFhoc9XCEaL",
+	"drm8qKAyVE+pEOmyCRl7XQFAia4PHoKL4t7mOJ0t//RUM1V8tvef99mIu9AvDsClXdsrA4wIJ1JjOnRc",
+	"cLKBd9vZ9YwYRYVGV1uHnBKU9n5ruVUzz6szpAvt0+5SyOSbqM11TMOeaI2bCR0HHoLEgwCbqXQFW17/",
+	"blJusdj17b4raFcLk9IufNky5QuPl+1G5MF+QPJtLvGo91C71Beg2GVazfJxfWqtZlRFIwAjX89y+21p",
+	"9mO5l+AagaCvzvCyS1WbvktNBFI6RegFZ3l4yXn/mbwPpKoHVkHAGpD+DM40bMA/QFN8ByxYAD3LUrma",
+	"EdWszYVmQnPDb1lrNV3vfXRRzqWWWrZxjfugjjrpakf6hzLU5pOHtjTK7JrOmWRze7+lqy97cLCkVM0z",
+	"L/XJUmiHcUPkVGhySwXXIyiIgF+zg7S9HsqoXIbVTEQA037SFQA57nPcmchxyME6yzCxUfhjtlxApHBP",
+	"UgwotMo6ssuQkfmjb+h35pSsYad6rvAeyqV1NZZervyFX3VtDayWm0qdhn47KsLlF6HE/wiSmc73ZAiA",
+	"tlwaH5bKgOjWhIsoSWMW34/8zsp3sCxnJ6K8qt7HXlYoJPscQnInpDzfSLuCkv8ip2RMxaykSb70IqGv",
+	"UfqyqizpLaSxtQD2FOunPIk/k60CLh+uyZgqy9TQtwJjq1Op3kPle5JAWyprb7TcCXKQJglxA4O0RWPY",
+	"GCrmnfFRBVwKVwM7zUS0e1Y63CErwVD/nrK0GvAFvajZ7O8fTfSPwER+gTMNlNnDaCTrSEHDhk0YattQ",
+	"60pdgQ9+NKR/v0HWJcI7KoEBbRbDhx6J0HI9x+BYcc/F4LUUDBxHQJHYEQ1fB+3MG3vOcsoG1rmNBrsY",
+	"3Hpv26O31FD1xa5GjlT6ZQ7vN9WZuNbjn318f7++4f9in3Em+vZrnglV8fKz8OXsDK75qo/BdgpL8CVc",
+	"q8MHPPpuCtbygHAU5W5/T1wrxoLmwM+bn4l/9vle8RI7BKvRqvOuN+hT5RB+fU+zczHkgmGvZRfT+Umq",
+	"9z4HeKHh9dFhoVUvdKZZHw41m0Cxu/6dEIjzR176x9x3dSRsSAVz4dDmK4nP39LhqvJHuOZLh0z6sg3E",
+	"h4B1daWFmGExkGpRYpAmoK9D4HaOsaDFSI6hnGHSgTnTqhAxmQrLSz5W47M74bGZcLoY5Op0nb464Db8",
+	"4nvAbUy+h+sQBoukwEbzL6EsGItlv9/s1msvux6qHY/dwawrblPLgTkhvilq1s64Van36mKuW1Ferhbf",
+	"uALdbUzAz2pa1ebOUHU30f90TQq9lLHrEvK74reH6iS6UPy0rUlXLKNb1nx0ByJ5W/hgtPZesylBY3DD",
+	"lqRlQ+5ek9eWcp7r/XBnDnzUXg8BLPF16cocyx915VpassJ0K9ZwbCdngm0PmfM5azF0+8YU35LxCt1A",
+	"vX3LDYmogOSeE8JjNp5Iy9ZkOoI84wkTJ0RZexj6kbOYTJjK27EsBpDs7O96tM0aS/LxhCktBfVe902q",
+	"QB6oCcHlbJ3MfsI11jHgCaNQ4SCV/v3Z3F8Dps2drQ7YV8dWRs7taUF8eBFRLUD0iCpWXwP2RiSIVySn",
+	"gilfYg3vHNMZSaD7vdEAY6RP8h+tkVAlDaqLviwH3+BAvnqnKcxjnYoqWLIvPEb8MLQNflOo5bZriQvl",
+	"sFlRXRZrsU58TwHMrcRufZh9ZKQs6lH7NC6GdzTKa9MmAMkrokpxpgkliopYjsnhs2/bfe66IwREsFum",
+	"SMwUv2Uus5PHukPeAqS/sj9qIxXzXQe6YkQ1tng2pDlJUvvoSE5mRDOaZDUl2d1PNNEsUsy0sO8Aiamh",
+	"faoZSRh9T0ZUxJpYfSxkV3gsRTtyHALMwWphTcJUJSFpUjKBwAuuvKXdVkDC31RvIoY9e8me/aBv8QNp",
+	"/v26KyIZM9gweAYmiIS3IHLsFx0CrgLo4awgdcz+mYmO9zxJtMuVgfEYSbipSlTNPdvAdHfqSAR0o3sA",
+	"3XS4f/ht++Cw/fTg7f7+MfzvvxoABtFLQWoc7G/hvIYxLsX0P9i9IFrW7vIxP+XBtfglfc8ILcg5xJX7",
+	"+zWxPNTy7uA530IuyOo1+t5H+HfRv1sjuCrRVV3LB6jyc2NCRKtbS2CumJscHexXmeZWKJd5c02EctKk",
+	"iZbYWoQb3wuFTKluParLegDzEhkVtWV+zNqtNlxtcsHWZ0m7C4Sa9gu7Xx+DSIW7sp9HMVeR0rv8nnl6",
+	"mlKog211Hl2fO2o6a0Zcu/CVNWiqIt6a3jrfmt7Y/39TpJPPbb0X31WjO4t0S7Shhj2S0p1J6UJXxD0L",
+	"PAwnXEdm/3eHfvbN/V9phf3/WkKih5wKJ3OP9p+3AitmrAnuKyKUr5Ow17hfoS0YoeSHV2/O/tYhp8Ql",
+	"STh3me4KZB04DmTGfojKHQ4VIWaSY8+TkgbgBhU44tLa5xAzUjIdjuzBAs8rMhVG++YX9iRvLdwqY3tR",
+	"Bm9naq+PXV184T31wlpHBNzUKZYHNFQ+v09t80L5Neb+oxTsj9H7mpbUJK0SdjV2Wsn7P6Jmha9OSTmu",
+	"dMNzTbggQk5JE6/hhiRsYABLw4qihGvD4laHhKmwhNwD2RDa4zzICEAtv7XTJXRgmHLt4LyGh3pdKBlR",
+	"lUWlXJuzETXX9t1fuZfPTaPOyQdTDMhYakMUi5gwCW72LXvMlKwxJIEiF3nC0PdME0ht4iJA/YfU6TRX",
+	"kVFG1Owuh7KqhLs0tD7DJpfoGIc6bYR/p8rwiE+oML7/KRe33DAG7QCo/4g9MrvC96Sh5Or0+u3F2cXV",
+	"6eu3vYvXyGsd8hM3I5kaEgo6ZiHi80g5tvxsv4kLzOjeY9W3vYuwDzSytGe1ux8DFmuBsXBwfICP6jMz",
+	"Za6Pp5nKQl1nDtf2HEbZFWZEDd7V5IKE9q+wRbjQBur1B9j8AHwIJE6RxViHYGAYR0EdMjZYKlbmEC66",
+	"IhzAJb3CJSFpasbcvRfZ960TVLmFxUWkLvsEHWQgR9Z4KjaYAKGILguABnpKQksznfwJPYV9lUK7tICT",
+	"RKNRLkEFCZlSUulwiTfSCYe7OCNxr3o5IKQl5IPD4ODZr1my7VnCx33wmyo+aWzqjnSDfKDGIP71LtV1",
+	"SRYsaWo5ZiWysRw0suoU6aX1u83VeL5kvScoRf+02bqff+DasqZd+1wOV3R9LYsHd+rgWcE3YfZB2hu8",
+	"nT9Wni6sSZUFFyCdFr6pUE+ZGbeHCB211txrNvXmlhx40A7pGipX2nZNDwBij6Exs4ooVa4yEofdCkDf",
+	"wGN7XMTsA5EqZgqyLOwFAUo8KNfNNM8rqk373N7TvniBsSYYOtGGKqOdYphaxTCCZiXeQOQGY0n4qPJz",
+	"EOPNyX80SK1CQB2q2CShMxZ3RdZCOotj5epuyG/twctOw+oq41tRu9ENJdNAySeEkgiaQBGrvbriPWMT",
+	"tGcTqg1xCzHAucMaR1QQzVBnjAlNsEPcmGudg+gB4Jwcj+1zEy5YVzTDYzLhYmgVorb3G0snI0aV6TNq",
+	"SBN38eAZAUQjR5CtDjnN+8qAeJNQ49q3hy+7CIhmbUfoUV3ssnonPWkeHT4nfTaTwlrvb/MVYCLWeYdu",
+	"H14cpUZ3RSyn4oRARpRgkcscL+1QpRMAHmzlN1ylG3extoIqKyvkcejTDGB3gFjBjoaQaRNMjh6PjwtU",
+	"HLYgD17b9aUJ0anV2pQr3RXa8gGokv4Mtotq0rQGkSf5VkCMJIrpdMxgFSzJD+lEn5DsVe2D0NGkJrQr",
+	"gEQwdms0cgFpUk0GVPkcKM+ZdjvBXOWmhQta2QG9tPBlPFtvFjQODo+PDoKDZ8ftAwxGeki0o/3n30K2",
+	"qGHKPvz//bLffv7rn47b/xf/aAZzX7S++fdGTefzpUcmwz6YPVj2di688qHOP3BRsTjR4+izQ84tw+FX",
+	"I6px7/9MKnc4ICF8PAZ4o9CapnFXhFYs2HsoyYjSbsFfb968nufPSp7EPSnYD2c0GrH2mRRGyWSVIfFa",
+	"3hipQLv83D6NIpa0f0gHAwYLsCDRT5OpJaBQyNAF55UlWA3U8mEG7SeZzoS+KAIn1GPlecBjIatQjr9w",
+	"I+eL7weWe3BAerZvLAGdZ2q5KtSByqwJEsW+vEK0tpbZBR8d+X+qNQ2u8iMmhmMHUo2tFi9+n0keVP0n",
+	"luLsdw6mG3uvu9wOe0FXNFORsNwZbQWbVSCF0+GYFEwMplodcuW81bkGF9KQgdVc9hVdAVCnukNCcCkV",
+	"OZqAQcmAJe1oSqOXIplVKaAhM6UT1md28dRmVUo5fkwSf7i4o1XAMTOUJ64qrkA7d3cJ2cdvFxvyFRtz",
+	"OMw+vTvM8sO8G+eJJpYoSBPR/IyVJZqEVi1wKcLWMTk6/D4zS7gJyNHBIdh0XQHAPGA8svHEzEhYeGtI",
+	"ooRRpQk3HRICtxb8CaFPBLPf6xGfIH4/8GpXFBaTNI/29wmH7DMOli+RglmLlVy/eXPZu3zz4uLlxfkL",
+	"p8S5BotSxSyuYl5XuZLz78NVr5TcJ+Rw//C7jctYtvGh3J+E8uUsj5LqsZzlvspZLG8FpECLAUazo5k9",
+	"naGjvOkSyaGb6fKyl1rDCM8g9YGw0+z4ZY2OUuTKBbkzEQc+xWOSuRlQjoGTuw+RcgOiT3RFOsFEVF1w",
+	"rQAefoXx1bLzNZIIOe2QN6nR3DIVxulLJteQGXK0/3RZwKzuoF0R+3NzdOGExJKiKjp75vE6qnuigYNl",
+	"zZ6m7ZqmpisHp8c0SeZH59K6J3TI6gaHnZLXHN3++s1oodyopg3cfqEPnIcjf5hGcBk91IUe3cmEC0J1",
+	"hI2qi0v8mKd09273mRxxnuD+rORPbbrnOweW8QTdekiztDKmebVw3gLfYWbJTVI9YllpEbasKAq5JyRm",
+	"tzximjRfnl2Cg7YrsqYgjs+FNHzgiB0LAeC8hw/lymUtoVezQ8Kf29itvw0QT2HgLF3w9AYE7UfnYEv1",
+	"CIsq8qKkJLH07vA1q2SqXQjLQ5c4ys29lzi6HPlsazPUrRM4FhiZyZRQQ777P+sboVflqTxgJA84os4M",
+	"FT6K8Vhk+PtunJ8JSEuYhBLDPmQtgjYx6vY+FqTpOtA0JXb+w+LMPCjei5wKv9XoyHCyBf0Bk4RGLD4h",
+	"lFye39yc/njee3H+6vxt5jQYyCSRU/1gCtJbhBNqRrlBWKDCpe73zazPX9cl/O0L+wuLcG/Tuj8QAU9m",
+	"BRwBNFuyHyz1TTiLCdVd4Zu65Q0w9HylNNGYmcUgmDwodDNzidsa8qixHDMec6G7wr8aD4qRnMw65GJD",
+	"MIPKtmQAZzAn0e6KajCiimo9BiX9CGnwaG18BZAGhfaCm0AbzMlVwMC7mwTdBf6mP3RcjFdx9J0gLV/y",
+	"hL2bJJLGj4eAR3DKnRrzAuEkcxsvB5wccJbEJLRMEK7pvC3F6u6fOZc4QfLk7BOYdJ5ZDIYspAbPVWwR",
+	"Lgjj4BuJuWKA1x90BRUxekymXLNCy2yfhW2kM3sL3yrnNKZRxCZ21aWYjWUKKeJZ+muHXNtx0GQuf5pU",
+	"pU93yI3zAS5aVE90V1i7nceECbteZdc0uLYrcwoiOWakT6P3mFRGx4xM6axVZc/QOLay4aocnN3aoinn",
+	"Qx8e/Lq2OXO6OJAHDtstSX32+QXzif24qUFeBIgYJ1ZX4t4/StevTLpeYCGITxYmTamQGed4EXbcnbPn",
+	"M3/jLaTu3seclZaiQ7xi9BYrKYiWA3Ps4CAKsTOiDZ1BwKGQ0TDi2kg1y4ouUJSUEwswB9ceouwLCsnD",
+	"LHbnJ1eqX3h0h/zkk1khitgVCaO3LveXJFIMmTZtSFuCNSq8rlStc5InxUKKqRQAj+Of5BI8oXOirj6n",
+	"jeUtm5Moa3mfXrGBsWL+PY/ePzqhdgEVZbeNNCuZo+VXuhh0vlc3k7dANrdXqljYMksbKyzv025Ka+rh",
+	"cCToGLH8oC2fTxEXJnZAVxPqkLycZMgzuhcRY7RL7WM0vsRJ3gXPqeDnOj462MDx4d/+QAZCYfp18BNG",
+	"KuZLbTMZq5i2RrkYluojH02Cr61QnJn50geMKy/Wxo4o6s9q/Z+1bK1pTgaegpc8+V16JGBeVdANwDr3",
+	"yxSPccJqSkfKyJ0Lzb9enf8YkKvXPwbkJ9a/ssr7x4uXJ2S1swFpvUD3ex+L1m1ljpiVpBxaNYL0RLBG",
+	"Z3Tz2BfNAYBhQEIYIiIcSkVC34QD0QxPSVbq07fGo5W+/RmZjiToQPu9ZgxtXG5NUWupamLkMTS1d4Y8",
+	"LIKLhZWhFbrilmve5wk3s8AjvrohZLCJTzRpZhAtKu+82wq8QxXfkCvjkj0Otd5ZERpemuX5gzcEJQak",
+	"AM+YIeALAd0PoDHwIyA/nIq8e/mQGU2O9o865NoZ+lQX5twMf247Y6N9EYctAhzvD7WF+SuW+KJxEZfw",
+	"l3RNkYCTbHM2UkVAzDcoWisYlqZwZaH26um3EBorfpwrxKLtwa8fv//Uzv4++tQ+yj48/dT+5fvntP9r",
+	"6Rv/98Hhp6pKrWCrDhirE9Ng2/e+KcvZbPJ9LiikzK2s8/JNZJ9o0p8Ze6qC2sOYcAGFWD4HkIq4Lz9Y",
+	"sjjDQbRvWJQqbmbtK5nwaNZZUZtVX3sWNPwjX3A9kZp7kLl1bpkbxarbfD71kko4aMxxWIV4iF5D8PsR",
+	"PZLKtBOoc3x3/conNsn+P+0lYPfNrcgrifpx9eu/WNDEh8hckFPhlY+TXDHK8CamojHsq0SJWrY/dSpo",
+	"4qr/KjHt4Metzg+V2WMTCY8zHIQZAtcetA+/e7v/rQeu3SClrJ6dT68uPBhIZ/sdcHzVOP7l1zLe8y0T",
+	"TGtP8KdXF0Wgypk2bOzX1hfWL2/AeJXX33/FQENuFkvaMOZILQ/WifEB+yrmjtMMYs/Bfge+eTnVHn6v",
+	"yK0ZFYHzZ0nXRLcDu2icOBlJ4dBdwCmxHzRuaZIiP8s+T6p/bPzp+0NysE8ODp8ekWfffve9k+fOfPkr",
+	"FZDcAmagr2mKkrTfuGO7RTfzB8or9ev+tfdH/MOAomQmvYevLOBbVDNeUZovCUhU5XzmXPnYkfCxI+E6",
+	"GaoZeWJTQshRpSrGILpXHr62HfzugI24okKtpEbqEIy3JdYvvInhEgn9NndePLYy/BpbGWbcolhMIwMR",
+	"WRcvjbBsb0xn6PzB5FmEIqy3sDZr9J4HzVY1QdyNItg6HcWZV+guMoyOe84qOz27PCfXTDOq7Fs2Kyzf",
+	"xvK6N772ZeW74O9HpfpYWb5+o8RMKK2rkmsNzL0+wrDX4+v4c2URycvloUyoGRF4AGD8oF8acwFbgbV6",
+	"88ycDnkn4EqHkId2xrW7B8sWFoH8XGZX8X115eE/4Dz+EM4ON9fszP+YO3P35F5P5gXuQsoupdi70Msd",
+	"NXk9NyLA+TJ/nnvOmesech929BfXVrCOL3zTcD1vnmn22JZkR65GWkB3w7XO3BzgcARL2BchQcQ0cKVi",
+	"xXhlnynd2kHnkvW4CiPJbeWD/Mv46yVcm+UDfNVqpDSXOqa5cmnxfnUe0H3+O1UtboFdkYNfZ2JkQdnc",
+	"q5aZ44e9j+6vEi7aUt+jYv9kUZlX1qw4F/wx13cn7jwxI3SOpkiTuzrzsbwtnwV2RFTVhdRV5LNlRXUN",
+	"ilB1XAqrg1ZQ4S7TURO6rBcaDofFxC/2I53fmc5PXQFYFaX7OoaXb169evNTHbWvEoPOXbPCIGDqD2lt",
+	"rziIZmvzSOm7O4EiWWKlIsd2dK5mgwJo9glWUxbQ7LHzvHYpm60HsCWWZfnkTITpPo9MVMlEj+6cz8FM",
+	"GQv5bOIvmJUg5XTtiH8OofAY/XjsPHxbjAs80Zi1/llikGmFiNdZaP8LA/Z45IbHGrXPXqO2yHjroIKs",
+	"FZ2TqRlKLobtehfmfBK98y4V4hgeZdT7afNU0Sxmh0eo3vX539+d37w9f7EQvsMuirGiU9CmULWw8xje",
+	"GzfbP6wP1m935iR8NAXvzKGXRe6c98Fqw5OETCl2qoM+MMLl9t+r6effsNr6y5xQ67hb0TJ49LfuoEJT",
+	"IOkEJHV5DFKRiIqIJQvOqVrKqUuLrN/T+3NePvosd5s5WNkNy6tbwPHLe4h+Fj/9DpAt0CqA7mvzxgPA",
+	"4CD4AtUL5gNJheFJXjTrXOO6EuiiRP1b5h9qQ02qsyGvn2Z4k7//wUAuljOmW+XfK3+63r7LbziTYpDw",
+	"yPwhjhQvnaIZ8ZhZLYPqptRzuKrj7sbhj61Rle8kZ7YFO87kjnENaVmHIEiqx/QD+L3stiHloisQPQtw",
+	"t3wzXQeXi11jXUt3ByNH/QUdcr0xVPEuyuOgi5uGY6VwWUwwKxrfMgVnOOiaKwW+xoEa6wkdP8IZP7pI",
+	"vgY4Y8+f6yMZVwuv24iquDbkxD4UOPIfZ/bSXcSd1uwKnI0t71f8w/mPF6+P/3F2ev2iq7riH+fXNxdv",
+	"Xh8fdfbtx5evj6F29YVk9uOb6x+PT88uz+3f569f5LeVejKthTxxa+f+aNLfvdPRhzn6BewWWF3SvH55",
+	"Rr59+my/hXoEsG0WE1B374y33FFQ4ksgAK7dVV+1J81PYwkEgFuNeyX4XSTVmkz1aXJBxtYaaiLqkpi5",
+	"1sqeZlpZaziwaGrFph5RZYUmtIWqh3566fQrnUyeaNJt3NBbEM4/dM5ot0F0pBgTpBn2I3q8h+np+Gj/",
+	"5BBa9qMZ5fGXAnvyA0jl8vlXgC0jYnSSQ9tyMh0xQIyuMP1GlskSxWg8I5oCZo61v2CI3HXpD7OEYsuL",
+	"ITwyhAH2YHxhDrcUS4ZdWxHXiZJUs7q2ylTFN/Yhn9MjAy+IQTnVHf3gCljS35/Vs8ZUfrSG7sMZLb6c",
+	"ANBuEGFcvIeDgw6y08pkQhQT0NKSF7nR3mEV8+YiHujCtVXbAim1hAi2FPJtwT8Fky3dP5cMDrxEGI1G",
+	"eC2woOOXrmhKRWiSOOSase8zkzcU1TMRAbZQq0NuPN8Cy6Yi42NXIBY6YfPR/gMmX3FgYV0I6XJ2U5r/",
+	"9mbfV1kZU5x8nZ68WbLBX7aUeYiaSyhxWQQcRX2UowzGxMiqghbgyJmIahnxBvs9Oh8FWpZhkQhuRdzR",
+	"vyXcsKeh03kemw2R9kLA5/LoXJo0n+4ftoiRXVFG6ZoopvlQODy1LOOpiKhmD943T4Ej8+dZyRdJMeDD",
+	"VLG4Q067YkxNNLLLEV4M2q+lYL6le3PK6Hti15cqrrHNJdoGT/ePstbtRqZ4u30pHVot3BUeKM+OgZKb",
+	"v7/ihkEjzT7VLJO1IH1xGa4BBf3CaGLsZutjEr79oXd1/eblxavzkDTHs67IMaEK5auw2DP0qFpjJ8hr",
+	"lQB2Kyshc2bHCSnW/itGLuwKzMCWcJ2v2LgVFF/fuz5/dfr24s3rkDTBZZP7/kEalgy6rrB32kMejNqj",
+	"cTgwY/x0gUPBtqH+8t7Nux9uzq4vrtybxt5Ogntana64cLAeDknsiSY8tovBx0wbOp5o8k7wD0RDjbMO",
+	"SBjJ8ZgbaIuP6JhT35XfbV5X/JZKw3SHnMkkHVsJYk+iOF6V4j7EMtJA9p1xHPrIf59G7xlQFmAQSjXr",
+	"kJ88RYxYV9jlCHKnl917ghnesGZlNLPAfQYG9R/Koq0rSqmneFF1jgGMvqKMuMY+vJmJ6OV2YAtbQ5IU",
+	"5MBOQCkdh90pWylo2JVou/SFVffYa/2lnw8GcpPRrwcZeedZHlXbXxE00H0CTfpm0KwvVcrBwT/EdvyO",
+	"UfIylEsrIr0VSprIAy1QoKCgrFK0Eri8ISUARhGBTW9XsXpbUcm2ubAHTPVEL74wADXGABnZK7ZMpZ3k",
+	"pgASe1fY5wSgbrBrPgon6N8oJCniBrc6JLS0EPrMKxDWMYEqjcgq0hH7QC5fPMuePYdNi8HGzDiAYUyp",
+	"JlPFjWHi2On2/ABur8qfRxIZ0QS7QHYF+gWYQ5B2z9bGal1vCvimJ/5lJ6Sf8sQeHFARTKQhHB9tV4GM",
+	"qO4KIQUjM2Y6JCwS/DExKmUhGTMqrA0h2JQpeB5gW3tXgpyy+BhyfrLowiTVo67IWndnzb3Cj12QBt3G",
+	"MenC3ncbAek2mKFD/K6b7u8/jcbxM7uw8IF1G5/CFuFCG2sbyAGZSGjGXaVLLBV9VmVSIXWQpj0o8ZgZ",
+	"auc8Dy9cMjEr5WOh5el9qoxHYfrQwhTMwebli2ct55vMBFyQm/jW4JPxbFF0+hPRnmLAmsW+DHMwJ/bn",
+	"wskIpUikAPBGyClpot80kmBhQ/ZeQQBhQDeR8r0VX1IMwXjuCn8iSfh7QGX3/Nchr1y8FyyPAZsSN0QN",
+	"EeAxF6lh8CeIoubR4XPvrLhmRs3apwPDVNiqjhHDkwq8/oCmHw7GPJqAa5uAn7Z2cnw9TShecB35jkWO",
+	"XMvmkpDTwP1qUiXm/J2Ou8vQ1h8bfUYVU6epVSK//GrVFODfOw2XqqRx3NijE753ewBKzD3vo68td4jX",
+	"n4LsG5eJUfwKo2mFL7IIW+G7PCum8CX6aQpfwDyKF4wovmrObZM5hHOXAS6OxjZxrjWFGSmZDkdECiBS",
+	"/xLnHF587hV23ZjQoT1SoxzVlkmVlIY0hQTzss1Fq2hE6sJo7Bj+fk0iGTNdeCUWtFW80cUGUbpawaYX",
+	"g/OdYq0/RpkWH3SJl3MpYAyZ/NMnHgAGsGGaPoWl3BajVXgHXN749Oun/y8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -445,8 +445,12 @@ type AdminProfile struct {
 
 // AdminProfileList defines model for AdminProfileList.
 type AdminProfileList struct {
-	Items      []AdminProfile `json:"items"`
-	NextCursor *string        `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool           `json:"has_more"`
+	Items   []AdminProfile `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // AdminReport defines model for AdminReport.
@@ -481,8 +485,12 @@ type AdminReportStatus string
 
 // AdminReportList defines model for AdminReportList.
 type AdminReportList struct {
-	Items      []AdminReport `json:"items"`
-	NextCursor *string       `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool          `json:"has_more"`
+	Items   []AdminReport `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // AdminUser defines model for AdminUser.
@@ -505,8 +513,12 @@ type AdminUserRole string
 
 // AdminUserList defines model for AdminUserList.
 type AdminUserList struct {
-	Items      []AdminUser `json:"items"`
-	NextCursor *string     `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool        `json:"has_more"`
+	Items   []AdminUser `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // AuditEntry defines model for AuditEntry.
@@ -531,8 +543,12 @@ type AuditEntryTargetKind string
 
 // AuditList defines model for AuditList.
 type AuditList struct {
-	Items      []AuditEntry `json:"items"`
-	NextCursor *string      `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool         `json:"has_more"`
+	Items   []AuditEntry `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // Availability For each field asked about, whether it is free.
@@ -583,7 +599,11 @@ type CardData map[string]interface{}
 
 // CardList defines model for CardList.
 type CardList struct {
-	Items      []Card  `json:"items"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool   `json:"has_more"`
+	Items   []Card `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
@@ -614,8 +634,12 @@ type CardShare struct {
 
 // CardShareList defines model for CardShareList.
 type CardShareList struct {
-	Items      []CardShare `json:"items"`
-	NextCursor *string     `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool        `json:"has_more"`
+	Items   []CardShare `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // CardSubscription defines model for CardSubscription.
@@ -628,8 +652,12 @@ type CardSubscription struct {
 
 // CardSubscriptionList defines model for CardSubscriptionList.
 type CardSubscriptionList struct {
-	Items      []CardSubscription `json:"items"`
-	NextCursor *string            `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool               `json:"has_more"`
+	Items   []CardSubscription `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // ChangePasswordRequest defines model for ChangePasswordRequest.
@@ -667,7 +695,7 @@ type ChatEvent struct {
 
 // ChatEventList defines model for ChatEventList.
 type ChatEventList struct {
-	// HasMore More events exist beyond this page in the direction asked.
+	// HasMore More items exist beyond this page in the direction asked.
 	HasMore bool        `json:"has_more"`
 	Items   []ChatEvent `json:"items"`
 }
@@ -728,8 +756,12 @@ type ChatRoomCreated struct {
 
 // ChatRoomList defines model for ChatRoomList.
 type ChatRoomList struct {
-	Items      []ChatRoom `json:"items"`
-	NextCursor *string    `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool       `json:"has_more"`
+	Items   []ChatRoom `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // CreateCardMultipart defines model for CreateCardMultipart.
@@ -803,6 +835,16 @@ type CreateProfileRequest struct {
 
 	// TeamName Example: ACME
 	TeamName *string `json:"team_name,omitempty"`
+}
+
+// CursorPage A forward-only page: `Page` plus `next_cursor`, to pass as `cursor` for the next page.
+// `next_cursor` is present exactly when `has_more` is true.
+type CursorPage struct {
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // DeactivateRequest defines model for DeactivateRequest.
@@ -903,8 +945,12 @@ type FollowRequest struct {
 
 // FollowRequestList defines model for FollowRequestList.
 type FollowRequestList struct {
-	Items      []FollowRequest `json:"items"`
-	NextCursor *string         `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool            `json:"has_more"`
+	Items   []FollowRequest `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // LockState defines model for LockState.
@@ -944,12 +990,24 @@ type MyReportStatus string
 
 // MyReportList defines model for MyReportList.
 type MyReportList struct {
-	Items      []MyReport `json:"items"`
-	NextCursor *string    `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool       `json:"has_more"`
+	Items   []MyReport `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // Nickname Example: Jane
 type Nickname = string
+
+// Page The part every list answer shares (see "Paging" in the API description): `items` holds
+// the page, `has_more` says whether more exist beyond it in the direction asked. Chat events
+// page both ways by event index (`after`/`before`) and need nothing else.
+type Page struct {
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool `json:"has_more"`
+}
 
 // Password At least two of lower case, upper case, digit and symbol; not equal to id, nickname or email.
 //
@@ -1092,8 +1150,12 @@ type ProfileDataValue struct {
 
 // ProfileList defines model for ProfileList.
 type ProfileList struct {
-	Items      []Profile `json:"items"`
-	NextCursor *string   `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool      `json:"has_more"`
+	Items   []Profile `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // ReadMarker defines model for ReadMarker.
@@ -1199,8 +1261,12 @@ type SessionInfo struct {
 
 // SessionList defines model for SessionList.
 type SessionList struct {
-	Items      []SessionInfo `json:"items"`
-	NextCursor *string       `json:"next_cursor,omitempty"`
+	// HasMore More items exist beyond this page in the direction asked.
+	HasMore bool          `json:"has_more"`
+	Items   []SessionInfo `json:"items"`
+
+	// NextCursor Opaque; pass it as `cursor` to read on.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // SetRelationRequest defines model for SetRelationRequest.

@@ -241,6 +241,9 @@ func (e *Env) validateResponse(req *http.Request, reqBody []byte, resp *http.Res
 	if err := checkListed(route.Operation, resp); err != nil {
 		return err
 	}
+	if err := checkPage(body); err != nil {
+		return err
+	}
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
 			Options: &openapi3filter.Options{AuthenticationFunc: func(context.Context, *openapi3filter.AuthenticationInput) error { return nil }}},
@@ -253,6 +256,24 @@ func (e *Env) validateResponse(req *http.Request, reqBody []byte, resp *http.Res
 	}
 	in.SetBodyBytes(body)
 	return openapi3filter.ValidateResponse(context.Background(), in)
+}
+
+// checkPage holds every list answer to the shared paging part (openapi.yaml Page and
+// CursorPage): a page with a next_cursor says has_more, and a cursor page that says has_more
+// gives the cursor to read on. Bodies that are not pages pass.
+func checkPage(body []byte) error {
+	var page struct {
+		Items      *json.RawMessage `json:"items"`
+		HasMore    *bool            `json:"has_more"`
+		NextCursor *string          `json:"next_cursor"`
+	}
+	if json.Unmarshal(body, &page) != nil || page.Items == nil || page.HasMore == nil {
+		return nil
+	}
+	if page.NextCursor != nil && !*page.HasMore {
+		return fmt.Errorf("page has next_cursor but has_more is false")
+	}
+	return nil
 }
 
 // checkListed is the strict part of the contract: the status must be listed explicitly for the

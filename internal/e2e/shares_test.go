@@ -131,14 +131,14 @@ func TestCardShareLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	Status(t, "list links", lr.StatusCode(), http.StatusOK, lr.Body)
-	if items := lr.JSON200.Items; len(items) != 1 || items[0].Id != second.Id || lr.JSON200.NextCursor == nil {
+	if items := lr.JSON200.Items; len(items) != 1 || items[0].Id != second.Id || lr.JSON200.NextCursor == nil || !lr.JSON200.HasMore {
 		t.Fatalf("first page, newest first: %s", lr.Body)
 	}
 	lr, err = e.As(f.owner.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{Cursor: lr.JSON200.NextCursor})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if items := lr.JSON200.Items; len(items) != 1 || items[0].Id != f.share.Id || items[0].Token == nil || *items[0].Token != tok || lr.JSON200.NextCursor != nil {
+	if items := lr.JSON200.Items; len(items) != 1 || items[0].Id != f.share.Id || items[0].Token == nil || *items[0].Token != tok || lr.JSON200.NextCursor != nil || lr.JSON200.HasMore {
 		t.Fatalf("second page lists the first link again, token included: %s", lr.Body)
 	}
 

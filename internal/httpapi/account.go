@@ -178,7 +178,7 @@ func (s *Server) ListSessions(ctx context.Context, req api.ListSessionsRequestOb
 		return nil, err
 	}
 	out := api.ListSessions200JSONResponse{Items: []api.SessionInfo{}}
-	rows, out.NextCursor = page(rows, limit, func(r db.Session) int64 { return r.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(r db.Session) int64 { return r.ID })
 	for _, r := range rows {
 		out.Items = append(out.Items, api.SessionInfo{
 			SessionId: r.ID, CreatedAt: r.CreatedAt.UTC(), LastUsedAt: r.LastUsedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
@@ -410,13 +410,13 @@ func decodeAfter(c *string) (int64, error) {
 }
 
 // page trims a result fetched with limit+1 rows to limit, and returns the cursor of the next
-// page when there is one.
-func page[T any](rows []T, limit int, id func(T) int64) ([]T, *string) {
+// page and true when there is one (the CursorPage part of every forward list).
+func page[T any](rows []T, limit int, id func(T) int64) ([]T, *string, bool) {
 	if len(rows) <= limit {
-		return rows, nil
+		return rows, nil, false
 	}
 	rows = rows[:limit]
-	return rows, encodeCursor(id(rows[len(rows)-1]))
+	return rows, encodeCursor(id(rows[len(rows)-1])), true
 }
 
 func utc(t *time.Time) *time.Time {

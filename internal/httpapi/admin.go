@@ -102,7 +102,7 @@ func (s *Server) ListReports(ctx context.Context, req api.ListReportsRequestObje
 		return nil, err
 	}
 	out := api.ListReports200JSONResponse{Items: []api.AdminReport{}}
-	rows, out.NextCursor = page(rows, limit, func(r db.Report) int64 { return r.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(r db.Report) int64 { return r.ID })
 	for _, r := range rows {
 		out.Items = append(out.Items, adminReportOf(r))
 	}
@@ -157,7 +157,7 @@ func (s *Server) SearchUsers(ctx context.Context, req api.SearchUsersRequestObje
 		return nil, err
 	}
 	out := api.SearchUsers200JSONResponse{Items: []api.AdminUser{}}
-	rows, out.NextCursor = page(rows, limit, func(u db.User) int64 { return u.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(u db.User) int64 { return u.ID })
 	for _, u := range rows {
 		out.Items = append(out.Items, adminUserOf(u))
 	}
@@ -191,7 +191,7 @@ func (s *Server) ListUserProfiles(ctx context.Context, req api.ListUserProfilesR
 		return nil, err
 	}
 	out := api.ListUserProfiles200JSONResponse{Items: []api.AdminProfile{}}
-	rows, out.NextCursor = page(rows, limit, func(p db.Profile) int64 { return p.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(p db.Profile) int64 { return p.ID })
 	for _, p := range rows {
 		out.Items = append(out.Items, api.AdminProfile{
 			Id: p.ID, UserId: p.UserID, Name: p.Name, TeamName: p.TeamName, Description: p.Description, Private: p.Private,
@@ -346,7 +346,7 @@ func (s *Server) ListAuditLog(ctx context.Context, req api.ListAuditLogRequestOb
 		return nil, err
 	}
 	out := api.ListAuditLog200JSONResponse{Items: []api.AuditEntry{}}
-	rows, out.NextCursor = page(rows, limit, func(e db.AuditLog) int64 { return e.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(e db.AuditLog) int64 { return e.ID })
 	for _, e := range rows {
 		item := api.AuditEntry{Id: e.ID, At: e.At.UTC(), ActorUserId: e.ActorUserID, Actor: e.Actor, Action: e.Action,
 			TargetKind: api.AuditEntryTargetKind(e.TargetKind), TargetId: e.TargetID, Reason: e.Reason, RequestId: e.RequestID}

@@ -75,7 +75,7 @@ func cardPage(cursor *string, l *int, list func(after int64, limit int) ([]db.Ca
 		return api.CardList{}, err
 	}
 	out := api.CardList{Items: []api.Card{}}
-	rows, out.NextCursor = page(rows, limit, func(c db.Card) int64 { return c.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(c db.Card) int64 { return c.ID })
 	for _, c := range rows {
 		out.Items = append(out.Items, cardOf(c))
 	}

@@ -118,7 +118,7 @@ func (s *Server) ListChatRooms(ctx context.Context, req api.ListChatRoomsRequest
 		out.Items[i] = chatRoomOf(r)
 	}
 	if next != nil {
-		out.NextCursor = encodeRoomCursor(*next)
+		out.NextCursor, out.HasMore = encodeRoomCursor(*next), true
 	}
 	return out, nil
 }

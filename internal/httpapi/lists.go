@@ -25,7 +25,7 @@ func (s *Server) ListMySubscriptions(ctx context.Context, req api.ListMySubscrip
 		return nil, err
 	}
 	out := api.ListMySubscriptions200JSONResponse{Items: []api.CardSubscription{}}
-	rows, out.NextCursor = page(rows, limit, func(r db.CardSubscription) int64 { return r.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(r db.CardSubscription) int64 { return r.ID })
 	for _, r := range rows {
 		at := r.CreatedAt.UTC()
 		out.Items = append(out.Items, api.CardSubscription{CardId: r.CardID, ProfileId: r.ProfileID, Subscribed: true, CreatedAt: &at})
@@ -39,7 +39,7 @@ func (s *Server) ListOutgoingFollowRequests(ctx context.Context, req api.ListOut
 	if err != nil {
 		return nil, err
 	}
-	out := api.ListOutgoingFollowRequests200JSONResponse{Items: []api.FollowRequest{}, NextCursor: next}
+	out := api.ListOutgoingFollowRequests200JSONResponse{Items: []api.FollowRequest{}, NextCursor: next, HasMore: next != nil}
 	for _, r := range rows {
 		out.Items = append(out.Items, api.FollowRequest{Profile: profileOf(r.View), RequestedAt: r.RelatedAt.UTC()})
 	}
@@ -52,7 +52,7 @@ func (s *Server) ListBlockedProfiles(ctx context.Context, req api.ListBlockedPro
 	if err != nil {
 		return nil, err
 	}
-	out := api.ListBlockedProfiles200JSONResponse{Items: []api.Profile{}, NextCursor: next}
+	out := api.ListBlockedProfiles200JSONResponse{Items: []api.Profile{}, NextCursor: next, HasMore: next != nil}
 	for _, r := range rows {
 		out.Items = append(out.Items, profileOf(r.View))
 	}
@@ -73,6 +73,6 @@ func (s *Server) outgoing(ctx context.Context, profileID int64, status access.St
 	if err != nil {
 		return nil, nil, err
 	}
-	rows, next := page(rows, limit, func(r profile.Listed) int64 { return r.Profile.ID })
+	rows, next, _ := page(rows, limit, func(r profile.Listed) int64 { return r.Profile.ID })
 	return rows, next, nil
 }

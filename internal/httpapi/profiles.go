@@ -81,7 +81,7 @@ func (s *Server) ListMyProfiles(ctx context.Context, req api.ListMyProfilesReque
 		return nil, err
 	}
 	out := api.ListMyProfiles200JSONResponse{Items: []api.Profile{}}
-	rows, out.NextCursor = page(rows, limit, func(r db.Profile) int64 { return r.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(r db.Profile) int64 { return r.ID })
 	for _, r := range rows {
 		out.Items = append(out.Items, profileOf(ownView(r)))
 	}
@@ -261,7 +261,7 @@ func (s *Server) ListFollowRequests(ctx context.Context, req api.ListFollowReque
 		return nil, err
 	}
 	out := api.ListFollowRequests200JSONResponse{Items: []api.FollowRequest{}}
-	rows, out.NextCursor = page(rows, limit, func(r profile.Listed) int64 { return r.Profile.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(r profile.Listed) int64 { return r.Profile.ID })
 	for _, r := range rows {
 		out.Items = append(out.Items, api.FollowRequest{Profile: profileOf(r.View), RequestedAt: r.RelatedAt.UTC()})
 	}
@@ -308,7 +308,7 @@ func (s *Server) follows(ctx context.Context, acting *int64, profileID int64, in
 		return api.ProfileList{}, err
 	}
 	out := api.ProfileList{Items: []api.Profile{}}
-	rows, out.NextCursor = page(rows, limit, func(r profile.Listed) int64 { return r.Profile.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(r profile.Listed) int64 { return r.Profile.ID })
 	for _, r := range rows {
 		out.Items = append(out.Items, profileOf(r.View))
 	}

@@ -78,7 +78,7 @@ func (s *Server) ListMyReports(ctx context.Context, req api.ListMyReportsRequest
 		return nil, err
 	}
 	out := api.ListMyReports200JSONResponse{Items: []api.MyReport{}}
-	rows, out.NextCursor = page(rows, limit, func(r db.Report) int64 { return r.ID })
+	rows, out.NextCursor, out.HasMore = page(rows, limit, func(r db.Report) int64 { return r.ID })
 	for _, r := range rows {
 		out.Items = append(out.Items, myReportOf(r))
 	}

@@ -71,7 +71,7 @@ func (s *Server) ListCardShares(ctx context.Context, req api.ListCardSharesReque
 	now := time.Now()
 	for i, sh := range rows {
 		if i == limit {
-			out.NextCursor = encodeCursor(rows[i-1].ID)
+			out.NextCursor, out.HasMore = encodeCursor(rows[i-1].ID), true
 			break
 		}
 		out.Items = append(out.Items, s.shareOf(sh, now))
