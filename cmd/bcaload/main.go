@@ -6,6 +6,11 @@
 //	bcaload -path /api/v1/ping -c 32 -d 10s
 //	bcaload -path /api/v1/account -signup
 //	bcaload -method POST -path /api/v1/account/availability -body '{"id":"jane"}'
+//	bcaload -signin -c 64 -d 30s -pid $(pgrep -f 'bcactl dev')
+//
+// -signin signs up a throwaway account and then loads sign-in with its credentials (the
+// password-hashing path). -pid samples the resident memory of that local process during the run
+// and prints its peak.
 package main
 
 import (
@@ -67,6 +72,8 @@ type options struct {
 	duration    time.Duration
 	maxRequests int64
 	signup      bool
+	signin      bool
+	pid         int
 }
 
 func parseFlags(args []string) (options, error) {
@@ -81,6 +88,8 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration of the run (at most 5m)")
 	fs.Int64Var(&o.maxRequests, "n", 0, "stop after this many requests (0: no limit)")
 	fs.BoolVar(&o.signup, "signup", false, "sign up a throwaway account first and send its access token")
+	fs.BoolVar(&o.signin, "signin", false, "sign up a throwaway account first, then load POST /api/v1/account/signin with it")
+	fs.IntVar(&o.pid, "pid", 0, "a local process (the server) whose peak resident memory during the run is printed")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -94,6 +103,10 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-d must be positive and at most %s", maxDuration)
 	case o.maxRequests < 0:
 		return o, errors.New("-n must not be negative")
+	case o.signup && o.signin:
+		return o, errors.New("-signup and -signin exclude each other")
+	case o.pid < 0:
+		return o, errors.New("-pid must be a process id")
 	case *method == "" || strings.ContainsAny(*method, " \t\r\n"):
 		return o, fmt.Errorf("-method %q is not an HTTP method", *method)
 	}
@@ -184,59 +197,79 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	client := newClient(o.concurrency)
 	defer client.CloseIdleConnections()
-	if o.signup {
-		token, err := signUp(ctx, client, o.target)
+	if o.signup || o.signin {
+		token, creds, err := signUp(ctx, client, o.target)
 		if err != nil {
 			return err
 		}
-		o.header.Set("Authorization", "Bearer "+token)
+		if o.signup {
+			o.header.Set("Authorization", "Bearer "+token)
+		} else {
+			o.method, o.body = http.MethodPost, creds
+			o.target.Path, o.target.RawQuery = "/api/v1/account/signin", ""
+			o.header.Set("Content-Type", "application/json")
+		}
+	}
+	var rss *rssSampler
+	if o.pid > 0 {
+		if rss, err = sampleRSS(o.pid, 50*time.Millisecond); err != nil {
+			return err
+		}
 	}
 	// One request first: a wrong URL or a dead server is an error, not a histogram of failures.
 	if _, _, err := send(ctx, client, o); err != nil {
 		return fmt.Errorf("first request: %w", err)
 	}
 	r := load(ctx, client, o)
+	if rss != nil {
+		r.peakRSS = rss.stop()
+	}
 	r.print(out, o)
 	return nil
 }
 
-// signUp creates a throwaway account and returns its access token.
-func signUp(ctx context.Context, client *http.Client, target *url.URL) (string, error) {
+// signUp creates a throwaway account and returns its access token and a sign-in body for it.
+func signUp(ctx context.Context, client *http.Client, target *url.URL) (string, []byte, error) {
 	suffix := strings.ToLower(rand.Text()[:12])
+	password := "Load test " + suffix + " 42"
 	body, err := json.Marshal(map[string]string{
 		"id": "load_" + suffix, "nickname": "Load " + suffix, "email": "load-" + suffix + "@example.com",
-		"password": "Load test " + suffix + " 42",
+		"password": password,
 	})
 	if err != nil {
-		return "", err
+		return "", nil, err
+	}
+	creds, err := json.Marshal(map[string]string{"login": "load_" + suffix, "password": password})
+	if err != nil {
+		return "", nil, err
 	}
 	u := *target
 	u.Path, u.RawQuery = "/api/v1/account/signup", ""
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("sign up: %w", err)
+		return "", nil, fmt.Errorf("sign up: %w", err)
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	switch resp.StatusCode {
 	case http.StatusCreated:
 	case http.StatusAccepted:
-		return "", errors.New("sign up: the server requires email verification before sign-in (SIGNIN_AFTER_EMAIL_VERIFICATION); -signup cannot get a token")
+		return "", nil, errors.New("sign up: the server requires email verification before sign-in (SIGNIN_AFTER_EMAIL_VERIFICATION); -signup cannot get a token")
 	default:
-		return "", fmt.Errorf("sign up: %s: %s", resp.Status, answer)
+		return "", nil, fmt.Errorf("sign up: %s: %s", resp.Status, answer)
 	}
 	var session struct {
 		AccessToken string `json:"access_token"`
 	}
 	if err := json.Unmarshal(answer, &session); err != nil || session.AccessToken == "" {
-		return "", fmt.Errorf("sign up: no access token in %s", answer)
+		return "", nil, fmt.Errorf("sign up: no access token in %s", answer)
 	}
-	return session.AccessToken, nil
+	return session.AccessToken, creds, nil
 }
 
 // send makes one request and reads the whole answer.
@@ -261,6 +294,7 @@ type result struct {
 	latencies []time.Duration // of answered requests, sorted
 	statuses  map[int]int
 	errors    map[string]int
+	peakRSS   int64 // bytes; 0 when not sampled
 }
 
 // load runs the workers until the duration has passed, n requests were sent, or ctx ends
@@ -352,6 +386,9 @@ func (r result) print(w io.Writer, o options) {
 	fmt.Fprintln(w)
 	for _, e := range slices.Sorted(maps.Keys(r.errors)) {
 		fmt.Fprintf(w, "error      %d × %s\n", r.errors[e], e)
+	}
+	if r.peakRSS > 0 {
+		fmt.Fprintf(w, "server     peak RSS %.1f MiB (pid %d)\n", float64(r.peakRSS)/(1<<20), o.pid)
 	}
 	if answered == 0 {
 		return
