@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -124,6 +125,13 @@ func TestCardShareLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	Status(t, "stranger creates a link", cr.StatusCode(), http.StatusNotFound, cr.Body)
+	// An operation that does not declare X-Profile-Id ignores it, even a stranger's profile.
+	lr, err = e.As(f.owner.Token(), "X-Profile-Id", strconv.FormatInt(e.FirstProfile(t, stranger), 10)).
+		ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	Status(t, "owner lists links with an ignored header", lr.StatusCode(), http.StatusOK, lr.Body)
 
 	limit := 1
 	lr, err = e.As(f.owner.Token()).ListCardSharesWithResponse(ctx, f.card.Id, &apiclient.ListCardSharesParams{Limit: &limit})
