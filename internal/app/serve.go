@@ -18,10 +18,13 @@ import (
 // NewLogger returns the JSON logger of the service at the configured level. Lines are buffered
 // (one write per 64 KiB or per logFlushEvery instead of one per line: the access log writes a
 // line per request) and warnings and errors flush at once, with everything before them.
-func NewLogger(level string) *slog.Logger {
+func NewLogger(level string) *slog.Logger { return NewLoggerTo(os.Stderr, level) }
+
+// NewLoggerTo is NewLogger writing to out (benchmarks measure the production logger this way).
+func NewLoggerTo(out io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(strings.ToUpper(level)))
-	w := newLogWriter(os.Stderr, logFlushEvery)
+	w := newLogWriter(out, logFlushEvery)
 	return slog.New(flushingHandler{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}), w: w})
 }
 

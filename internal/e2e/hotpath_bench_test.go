@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -32,18 +31,27 @@ import (
 //
 //	go run ./cmd/bcactl with-services -- go test -run '^$' -bench 'HotPath' -benchmem ./internal/e2e/
 
-// hotServer starts the service with the production logger (default level) writing to a file.
+// hotServer starts the service with the production logger (default level, buffered JSON lines)
+// writing to a file.
 func hotServer(b *testing.B, opts ...Option) (*Env, *app.App, string) {
 	b.Helper()
 	e := benchEnv(b, opts...)
+	url, a := e.serveWithLog(b, config.Defaults().LogLevel)
+	return e, a, url
+}
+
+// serveWithLog starts another instance of e's service whose production logger, at level, writes
+// to a file; it returns its base URL.
+func (e *Env) serveWithLog(b *testing.B, level string) (string, *app.App) {
+	b.Helper()
 	cfg := e.Config
-	cfg.LogLevel = config.Defaults().LogLevel
+	cfg.LogLevel = level
 	logFile, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = logFile.Close() })
-	log := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := app.NewLoggerTo(logFile, level)
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
@@ -62,7 +70,27 @@ func hotServer(b *testing.B, opts ...Option) (*Env, *app.App, string) {
 		<-done
 		a.Close()
 	})
-	return e, a, "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), a
+}
+
+// BenchmarkHotPathAccessLog measures what the access log costs: ping and getProfile on a server
+// at the default level (a JSON line per request) next to the same service at warn (no request
+// lines), in one run. Target: the log costs at most 5 % of throughput.
+func BenchmarkHotPathAccessLog(b *testing.B) {
+	e, _, logged := hotServer(b)
+	quiet, _ := e.serveWithLog(b, "warn")
+	viewer, owner := e.SignUp(b), e.SignUp(b)
+	target := e.NewProfile(b, owner, map[string]any{"name": "Bench target", "private": false})
+	acting := strconv.FormatInt(e.FirstProfile(b, viewer), 10)
+	auth := "Bearer " + viewer.Token()
+	book := &rateBook{rates: map[string][3]float64{}}
+	for range 2 { // alternate, so drift on a shared machine does not favour one side
+		book.run(b, "ping-unlogged", benchRequest("GET", quiet+"/api/v1/ping", http.StatusOK))
+		book.run(b, "ping-logged", benchRequest("GET", logged+"/api/v1/ping", http.StatusOK))
+		book.run(b, "getProfile-unlogged", benchRequest("GET", fmt.Sprintf("%s/api/v1/profiles/%d", quiet, target.Id), http.StatusOK, "Authorization", auth, "X-Profile-Id", acting))
+		book.run(b, "getProfile-logged", benchRequest("GET", fmt.Sprintf("%s/api/v1/profiles/%d", logged, target.Id), http.StatusOK, "Authorization", auth, "X-Profile-Id", acting))
+	}
+	book.summary(b, [][2]string{{"ping-logged", "ping-unlogged"}, {"getProfile-logged", "getProfile-unlogged"}})
 }
 
 // benchRequest returns a worker factory issuing method url with the headers and expecting want.
