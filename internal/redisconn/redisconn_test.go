@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,7 +116,10 @@ func TestClusterKeepsUserKeysTogether(t *testing.T) {
 
 	// Pub/sub crosses nodes: subscribe on each master directly, publish through another.
 	var nodes []*redis.Client
+	var mu sync.Mutex // ForEachMaster calls concurrently
 	if err := cc.ForEachMaster(ctx, func(_ context.Context, n *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
 		nodes = append(nodes, redis.NewClient(&redis.Options{Addr: n.Options().Addr}))
 		return nil
 	}); err != nil {
