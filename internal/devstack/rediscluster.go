@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -128,22 +127,6 @@ func (c *RedisCluster) Stop() error {
 		errs = append(errs, n.Stop())
 	}
 	return errors.Join(errs...)
-}
-
-// Pause freezes the server (SIGSTOP): connections stay open and nothing answers, what a Redis
-// stalled by a long fork or a network partition looks like to clients. Resume undoes it.
-func (r *Redis) Pause() error { return r.signal(syscall.SIGSTOP) }
-
-// Resume lets a paused server run again (SIGCONT).
-func (r *Redis) Resume() error { return r.signal(syscall.SIGCONT) }
-
-func (r *Redis) signal(sig syscall.Signal) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := syscall.Kill(r.proc.cmd.Process.Pid, sig); err != nil {
-		return fmt.Errorf("signal redis on port %d: %w", r.port, err)
-	}
-	return nil
 }
 
 func (r *Redis) addr() string {
