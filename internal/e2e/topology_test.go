@@ -277,7 +277,7 @@ type reader struct {
 	mu      sync.Mutex
 	seen    []int64 // event indexes of the room, in arrival order
 	first   api.ChatEvent
-	last    string  // the last SSE id: what Last-Event-ID resumes from
+	last    string // the last SSE id: what Last-Event-ID resumes from
 	opens   int
 	refused map[int]int
 }
