@@ -489,7 +489,7 @@ func TestTopology(t *testing.T) {
 
 	// Sync: every user's published file equals a fresh full build.
 	converged := 0
-	syncDeadline := time.Now().Add(90 * time.Second)
+	syncDeadline := time.Now().Add(2 * time.Minute)
 	for _, u := range tp.users {
 		for {
 			got, ok := publishedContents(t, e, tp.apis[0].srv, u)
