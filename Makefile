@@ -5,16 +5,19 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: run test generate check-generated vet lint build bench load migrate deps deps-test
+.PHONY: run test test-topology generate check-generated vet lint build bench load migrate deps deps-test
 
 run: deps ## run API + worker locally with private PostgreSQL and Redis (Swagger UI at /docs/)
 	$(GO) build -o bin/bcactl ./cmd/bcactl
 	./bin/bcactl dev
 
-test: deps-test ## generate, vet, check gen/ drift, run every test with -race against real services
+test: deps-test ## generate, vet, check gen/ drift, run every test with -race against real services, then the Redis tests on a Redis Cluster
 	$(GO) generate ./...
 	@$(MAKE) --no-print-directory check-generated vet
-	$(GO) run ./cmd/bcactl with-services -- $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(GO) run ./cmd/bcactl with-services -- bash -c '$(GO) test -race -count=1 -timeout 30m $(PKGS) && GO=$(GO) bash scripts/test-redis-cluster.sh'
+
+test-topology: deps-test ## 2 API + 2 worker processes, Redis Cluster, SQS/S3 (moto) under a 60 s mixed load with faults
+	$(GO) run ./cmd/bcactl with-services -- $(GO) test -tags topology -count=1 -v -timeout 20m -run '^TestTopology$$' ./internal/e2e/
 
 deps:
 	@bash scripts/ensure-deps.sh

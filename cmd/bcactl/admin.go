@@ -8,11 +8,13 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/internal/moderation"
 	"github.com/bca-app/backend/internal/postgres"
+	"github.com/bca-app/backend/internal/redisconn"
 	"github.com/bca-app/backend/internal/syncqueue"
 )
 
@@ -61,14 +63,13 @@ func moderationService(ctx context.Context, wantRedis bool) (*moderation.Service
 		return nil, nil, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if ru := os.Getenv("REDIS_URL"); ru != "" {
-		opts, err := redis.ParseURL(ru)
-		if err != nil {
+		var err error
+		if rdb, err = redisconn.Open(ru, 5*time.Second); err != nil {
 			pool.Close()
 			return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
-		rdb = redis.NewClient(opts)
 	} else if wantRedis {
 		log.Warn("REDIS_URL is not set: running API processes see the change when their cached sessions expire (minutes), and open chat streams end at their next session check")
 	}

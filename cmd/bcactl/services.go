@@ -13,9 +13,9 @@ import (
 	"github.com/bca-app/backend/internal/testenv"
 )
 
-// withServices starts throw-away PostgreSQL, Redis and moto, runs the command with
-// BCA_TEST_* pointing at them, and stops them: `make test` shares one set across every test
-// binary instead of each binary starting its own.
+// withServices starts throw-away PostgreSQL, Redis, a 3-master Redis Cluster and moto, runs the
+// command with BCA_TEST_* pointing at them, and stops them: `make test` shares one set across
+// every test binary instead of each binary starting its own.
 func withServices(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errUsage
@@ -43,6 +43,14 @@ func withServices(ctx context.Context, args []string) error {
 		}
 		defer rd.Stop()
 		env = append(env, testenv.RedisURLEnv+"="+rd.URL())
+	}
+	if os.Getenv(testenv.RedisClusterURLEnv) == "" {
+		rc, err := devstack.StartRedisCluster(ctx, filepath.Join(root, "redis-cluster"), eph, log)
+		if err != nil {
+			return err
+		}
+		defer rc.Stop()
+		env = append(env, testenv.RedisClusterURLEnv+"="+rc.URL())
 	}
 	if os.Getenv(testenv.AWSEndpointEnv) == "" {
 		moto, err := devstack.StartMoto(ctx, log)

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/account"
 	"github.com/bca-app/backend/internal/auth"
@@ -53,12 +51,7 @@ func newService(t *testing.T, now func() time.Time) *account.Service {
 	}
 	t.Cleanup(pool.Close)
 	redisURL, prefix := testenv.Redis(t)
-	opts, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := testenv.RedisClient(t, redisURL)
 	hasher, err := auth.NewHasher(config.PasswordHashing{MemoryKiB: 1024, Iterations: 1, Parallelism: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,7 @@ import (
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/push"
 	"github.com/bca-app/backend/internal/ratelimit"
+	"github.com/bca-app/backend/internal/redisconn"
 	"github.com/bca-app/backend/internal/storage"
 	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc"
@@ -46,7 +47,7 @@ type App struct {
 	Config   config.Config
 	Log      *slog.Logger
 	Pool     *pgxpool.Pool
-	Redis    *redis.Client
+	Redis    redis.UniversalClient
 	Store    storage.Store
 	Registry *prometheus.Registry
 	Accounts *account.Service
@@ -181,17 +182,12 @@ func connect(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, 
 	if a.Pool, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
 		return nil, err
 	}
-	redisOpts, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
 	// Every Redis call has a deadline: a Redis that hangs costs a request REDIS_TIMEOUT, not
 	// seconds. No automatic retries (a retry doubles the cost of a hung server); callers decide.
-	redisOpts.DialTimeout, redisOpts.ReadTimeout, redisOpts.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
-	redisOpts.PoolTimeout = 2 * cfg.RedisTimeout
-	redisOpts.ContextTimeoutEnabled = true
-	redisOpts.MaxRetries = -1
-	a.Redis = redis.NewClient(redisOpts)
+	// A redis+cluster:// URL selects a Redis Cluster client.
+	if a.Redis, err = redisconn.Open(cfg.RedisURL, cfg.RedisTimeout); err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
 	if err := a.Redis.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("ping redis: %w", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bca-app/backend/internal/redisconn"
 )
 
 // Config is the whole configuration of the API server and the worker.
@@ -21,7 +23,9 @@ type Config struct {
 	HTTPAddr      string // HTTP_ADDR
 	PublicBaseURL string // PUBLIC_BASE_URL: absolute base of links in mails and share pages
 	DatabaseURL   string // DATABASE_URL
-	RedisURL      string // REDIS_URL
+	// RedisURL is redis:// or rediss:// for one node, redis+cluster:// or rediss+cluster:// with
+	// a comma-separated list of seed nodes for a Redis Cluster (see internal/redisconn).
+	RedisURL string // REDIS_URL
 	// RedisKeyPrefix namespaces every key, so several deployments (or tests) can share a Redis.
 	RedisKeyPrefix string // REDIS_KEY_PREFIX
 	SecretKey      []byte // SECRET_KEY: signs access tokens; at least 32 bytes
@@ -309,6 +313,8 @@ func (c Config) Validate() error {
 	}
 	if c.RedisURL == "" {
 		bad("REDIS_URL", "is required")
+	} else if err := redisconn.Validate(c.RedisURL); err != nil {
+		bad("REDIS_URL", "must be redis://, rediss://, redis+cluster:// or rediss+cluster:// (%v)", err)
 	}
 	if len(c.SecretKey) < 32 {
 		bad("SECRET_KEY", "is required and must be at least 32 bytes")

@@ -166,3 +166,27 @@ func TestPublicBaseURLFollowsHTTPAddr(t *testing.T) {
 		t.Fatalf("explicit PUBLIC_BASE_URL replaced: %q", c.PublicBaseURL)
 	}
 }
+
+// TestRedisURLForms: REDIS_URL names one node or a Redis Cluster; deploy/bca.yaml gives the
+// processes rediss+cluster://<configuration endpoint>:<port>.
+func TestRedisURLForms(t *testing.T) {
+	for _, u := range []string{
+		"redis://localhost:6379/0",
+		"rediss://user:pw@cache.example:6380",
+		"redis+cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379",
+		"rediss+cluster://clustercfg.bca-cache.abc123.euc1.cache.amazonaws.com:6379",
+	} {
+		vars := valid()
+		vars["REDIS_URL"] = u
+		if _, err := FromLookup(lookup(vars)); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+	}
+	for _, u := range []string{"http://localhost:6379", "redis+cluster://10.0.0.1:6379/1", "redis+cluster://10.0.0.1"} {
+		vars := valid()
+		vars["REDIS_URL"] = u
+		if _, err := FromLookup(lookup(vars)); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+			t.Errorf("%s: error %v does not name REDIS_URL", u, err)
+		}
+	}
+}

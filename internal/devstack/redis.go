@@ -22,6 +22,10 @@ type Redis struct {
 	opts    Options
 	log     *slog.Logger
 
+	// clusterBus is the cluster bus port of a Redis Cluster node (StartRedisCluster); 0 for a
+	// standalone server.
+	clusterBus int
+
 	mu   sync.Mutex // serialises Stop and Restart
 	port int
 	proc *process
@@ -86,7 +90,11 @@ func (r *Redis) Restart(ctx context.Context) error {
 }
 
 func (r *Redis) start(ctx context.Context, bin string, port int) error {
-	cmd := exec.Command(bin, redisArgs(r.dataDir, port, r.opts)...)
+	args := redisArgs(r.dataDir, port, r.opts)
+	if r.clusterBus != 0 {
+		args = append(args, clusterArgs(r.clusterBus)...)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = r.dataDir
 	proc, err := startProcess("redis", cmd, r.log)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/bca-app/backend/gen/apiclient"
 	"github.com/bca-app/backend/internal/config"
 	"github.com/bca-app/backend/internal/testenv"
@@ -15,21 +13,12 @@ import (
 // flushPrefix deletes every Redis key of the environment: what a Redis flush or restart does.
 func flushPrefix(t *testing.T, cfg config.Config) {
 	t.Helper()
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	n, err := testenv.DeleteRedisKeys(ctx, testenv.RedisClient(t, cfg.RedisURL), cfg.RedisKeyPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	keys, err := rdb.Keys(ctx, cfg.RedisKeyPrefix+"*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) == 0 {
+	if n == 0 {
 		t.Fatal("the authentication cache wrote nothing to Redis")
-	}
-	if err := rdb.Del(ctx, keys...).Err(); err != nil {
-		t.Fatal(err)
 	}
 }
 

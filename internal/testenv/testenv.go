@@ -8,7 +8,8 @@
 // Servers named by environment variables are used as they are:
 //
 //	BCA_TEST_POSTGRES_URL      postgres://… of a server, database "postgres", as a superuser
-//	BCA_TEST_REDIS_URL         redis://…
+//	BCA_TEST_REDIS_URL         redis://… (or redis+cluster://…: every Redis test then runs on a cluster)
+//	BCA_TEST_REDIS_CLUSTER_URL redis+cluster://… of a Redis Cluster (RedisCluster)
 //	BCA_TEST_AWS_ENDPOINT_URL  http://… of moto (or another S3/SQS/SES endpoint)
 //
 // Otherwise the first test that needs a service starts a private one with
@@ -38,7 +39,10 @@ import (
 const (
 	PostgresURLEnv = "BCA_TEST_POSTGRES_URL"
 	RedisURLEnv    = "BCA_TEST_REDIS_URL"
-	AWSEndpointEnv = "BCA_TEST_AWS_ENDPOINT_URL"
+	// RedisClusterURLEnv names a Redis Cluster; `make test` runs the Redis-touching packages a
+	// second time with BCA_TEST_REDIS_URL set to it.
+	RedisClusterURLEnv = "BCA_TEST_REDIS_CLUSTER_URL"
+	AWSEndpointEnv     = "BCA_TEST_AWS_ENDPOINT_URL"
 )
 
 // startTimeout bounds starting one service, initdb included.
@@ -58,6 +62,7 @@ type harness struct {
 	dataRoot    func() (string, error)
 	postgresURL func() (string, error) // admin URL, database "postgres"
 	redisURL    func() (string, error)
+	clusterURL  func() (string, error)
 	awsEndpoint func() (string, error)
 	admin       func() (*adminDB, error)
 	template    func() (string, error)
@@ -73,6 +78,7 @@ func newHarness() *harness {
 	h.dataRoot = sync.OnceValues(h.makeDataRoot)
 	h.postgresURL = sync.OnceValues(h.startPostgres)
 	h.redisURL = sync.OnceValues(h.startRedis)
+	h.clusterURL = sync.OnceValues(h.startRedisCluster)
 	h.awsEndpoint = sync.OnceValues(h.startMoto)
 	h.admin = sync.OnceValues(h.openAdmin)
 	h.template = sync.OnceValues(h.createTemplate)
@@ -189,6 +195,19 @@ func (h *harness) startRedis() (string, error) {
 		return "", err
 	}
 	return r.URL(), nil
+}
+
+func (h *harness) startRedisCluster() (string, error) {
+	if url := os.Getenv(RedisClusterURLEnv); url != "" {
+		return url, nil
+	}
+	c, err := start(h, "Redis Cluster", RedisClusterURLEnv, func(ctx context.Context, root string) (*devstack.RedisCluster, error) {
+		return devstack.StartRedisCluster(ctx, filepath.Join(root, "redis-cluster"), devstack.Options{Ephemeral: true}, h.log)
+	})
+	if err != nil {
+		return "", err
+	}
+	return c.URL(), nil
 }
 
 func (h *harness) startMoto() (string, error) {

@@ -171,15 +171,9 @@ func TestUniqueName(t *testing.T) {
 	}
 }
 
-func redisClient(t *testing.T, url string) *redis.Client {
+func redisClient(t *testing.T, url string) redis.UniversalClient {
 	t.Helper()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := redis.NewClient(opts)
-	t.Cleanup(func() { client.Close() })
-	return client
+	return RedisClient(t, url)
 }
 
 func execSQL(t *testing.T, url, sql string) {

@@ -37,7 +37,7 @@ import (
 // Env is one test's pipeline: its own database, a Redis key space, a local object store.
 type Env struct {
 	Pool     *pgxpool.Pool
-	Redis    *redis.Client
+	Redis    redis.UniversalClient
 	Prefix   string
 	Store    storage.Store
 	Push     *Pushes
@@ -71,12 +71,7 @@ func New(t testing.TB, o Options) *Env {
 	if o.RedisURL != "" {
 		redisURL = o.RedisURL
 	}
-	opts, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := testenv.RedisClient(t, redisURL)
 	store := o.Store
 	if store == nil {
 		local, err := storage.NewLocal(t.TempDir())

@@ -1,0 +1,112 @@
+// Package redisconn turns a REDIS_URL into a client: a single node for redis:// and rediss://,
+// a Redis Cluster for redis+cluster:// and rediss+cluster://.
+//
+// A cluster URL names one or more seed nodes, comma-separated in the host part or repeated as
+// addr= query parameters (both forms may be mixed); the client discovers the rest of the
+// cluster from any of them:
+//
+//	redis+cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379
+//	rediss+cluster://user:password@clustercfg.bca.example.cache.amazonaws.com:6379
+//	redis+cluster://127.0.0.1:7001?addr=127.0.0.1:7002&addr=127.0.0.1:7003
+//
+// rediss+cluster:// speaks TLS (ElastiCache with in-transit encryption, as deploy/bca.yaml
+// configures it). A cluster has no database number: a path other than "" or "/" is an error.
+// The other query parameters are those of go-redis' ParseURL/ParseClusterURL.
+//
+// Callers hold redis.UniversalClient, so the same code runs on both. What keeps it correct on a
+// cluster: every multi-key command or script keeps its keys in one hash slot (auth.UserKey's
+// {u<id>} hash tag); pipelines that are not transactions may span slots (the client splits
+// them by node); PUBLISH/SUBSCRIBE are cluster-wide.
+package redisconn
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// IsCluster reports whether rawURL selects a Redis Cluster.
+func IsCluster(rawURL string) bool {
+	return strings.HasPrefix(rawURL, "redis+cluster://") || strings.HasPrefix(rawURL, "rediss+cluster://")
+}
+
+// Validate checks that rawURL is a usable REDIS_URL without connecting.
+func Validate(rawURL string) error {
+	if IsCluster(rawURL) {
+		_, err := clusterOptions(rawURL)
+		return err
+	}
+	_, err := redis.ParseURL(rawURL)
+	return err
+}
+
+// Open returns a client for rawURL. A positive timeout bounds every dial, read and write (and
+// twice that the wait for a pooled connection), and the client neither retries on its own nor
+// outlives a caller's context deadline: a Redis that hangs costs a request timeout, not seconds.
+// Open does not connect; the first command does.
+func Open(rawURL string, timeout time.Duration) (redis.UniversalClient, error) {
+	if IsCluster(rawURL) {
+		opts, err := clusterOptions(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		if timeout > 0 {
+			opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
+			opts.PoolTimeout = 2 * timeout
+			opts.ContextTimeoutEnabled = true
+			opts.MaxRetries = -1
+		}
+		return redis.NewClusterClient(opts), nil
+	}
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if timeout > 0 {
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
+		opts.PoolTimeout = 2 * timeout
+		opts.ContextTimeoutEnabled = true
+		opts.MaxRetries = -1
+	}
+	return redis.NewClient(opts), nil
+}
+
+// clusterOptions rewrites a redis+cluster:// URL into the form go-redis' ParseClusterURL reads
+// (one host, the others as addr= parameters).
+func clusterOptions(rawURL string) (*redis.ClusterOptions, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis cluster URL: %w", err)
+	}
+	u.Scheme = strings.TrimSuffix(u.Scheme, "+cluster")
+	if u.Path != "" && u.Path != "/" {
+		return nil, errors.New("redis cluster URL: a cluster has no database number; drop the path")
+	}
+	u.Path = ""
+	q := u.Query()
+	hosts := strings.Split(u.Host, ",")
+	for _, h := range hosts {
+		if h == "" {
+			return nil, errors.New("redis cluster URL: empty host in the host list")
+		}
+		if !strings.Contains(h, ":") {
+			return nil, fmt.Errorf("redis cluster URL: host %q needs a port", h)
+		}
+	}
+	u.Host = hosts[0]
+	extra := append(hosts[1:], q["addr"]...)
+	q.Del("addr")
+	for _, h := range extra {
+		q.Add("addr", h)
+	}
+	u.RawQuery = q.Encode()
+	opts, err := redis.ParseClusterURL(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("redis cluster URL: %w", err)
+	}
+	return opts, nil
+}

@@ -1,0 +1,150 @@
+package redisconn_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bca-app/backend/internal/auth"
+	"github.com/bca-app/backend/internal/redisconn"
+	"github.com/bca-app/backend/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func TestClusterURLForms(t *testing.T) {
+	for _, tc := range []struct {
+		url   string
+		addrs []string
+		tls   bool
+		user  string
+	}{
+		{"redis+cluster://10.0.0.1:6379,10.0.0.2:6380,10.0.0.3:6381", []string{"10.0.0.1:6379", "10.0.0.2:6380", "10.0.0.3:6381"}, false, ""},
+		{"redis+cluster://127.0.0.1:7001?addr=127.0.0.1:7002&addr=127.0.0.1:7003", []string{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"}, false, ""},
+		{"rediss+cluster://bca:s3cret@clustercfg.bca.example.cache.amazonaws.com:6379", []string{"clustercfg.bca.example.cache.amazonaws.com:6379"}, true, "bca"},
+		{"rediss+cluster://a.example:6379,b.example:6379/", []string{"a.example:6379", "b.example:6379"}, true, ""},
+	} {
+		c, err := redisconn.Open(tc.url, time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		cc, ok := c.(*redis.ClusterClient)
+		if !ok {
+			t.Fatalf("%s opened %T, want a cluster client", tc.url, c)
+		}
+		o := cc.Options()
+		got := slices.Clone(o.Addrs)
+		slices.Sort(got)
+		if !slices.Equal(got, tc.addrs) {
+			t.Errorf("%s: addrs %v, want %v", tc.url, got, tc.addrs)
+		}
+		if (o.TLSConfig != nil) != tc.tls || o.Username != tc.user || o.ReadTimeout != time.Second || o.MaxRetries != -1 {
+			t.Errorf("%s: tls %v user %q read timeout %v retries %d", tc.url, o.TLSConfig != nil, o.Username, o.ReadTimeout, o.MaxRetries)
+		}
+		c.Close()
+	}
+	c, err := redisconn.Open("redis://127.0.0.1:6379/2", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := c.(*redis.Client); !ok || n.Options().DB != 2 {
+		t.Errorf("redis:// opened %T, want a single-node client on database 2", c)
+	}
+	c.Close()
+	for _, bad := range []string{
+		"redis+cluster://10.0.0.1:6379/3", // a cluster has no database
+		"redis+cluster://10.0.0.1:6379,,10.0.0.2:6379",
+		"redis+cluster://10.0.0.1",
+		"memcached://10.0.0.1:11211",
+	} {
+		if err := redisconn.Validate(bad); err == nil {
+			t.Errorf("Validate(%q) accepted it", bad)
+		}
+	}
+}
+
+// TestClusterKeepsUserKeysTogether runs what the service does on a real 3-master cluster: a
+// user's keys share a slot (one MGET reads them), different users spread over the masters, and a
+// message published through one node reaches a subscriber connected to another.
+func TestClusterKeepsUserKeysTogether(t *testing.T) {
+	url, prefix := testenv.RedisCluster(t)
+	c, err := redisconn.Open(url, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cc := c.(*redis.ClusterClient)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	masters := map[string]bool{}
+	for id := int64(1); id <= 64; id++ {
+		keys := []string{auth.UserKey(prefix, id, "gen"), auth.UserKey(prefix, id, "s:1"), auth.SyncStateKey(prefix, id)}
+		for _, k := range keys {
+			if err := c.Set(ctx, k, k, time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		vals, err := c.MGet(ctx, keys...).Result()
+		if err != nil {
+			t.Fatalf("MGET of user %d's keys: %v", id, err)
+		}
+		for i, v := range vals {
+			if v != keys[i] {
+				t.Fatalf("MGET[%d] = %v, want %s", i, v, keys[i])
+			}
+		}
+		node, err := cc.MasterForKey(ctx, keys[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[node.Options().Addr] = true
+	}
+	if len(masters) != 3 {
+		t.Errorf("64 users' keys landed on %d masters, want all 3", len(masters))
+	}
+	// Keys of different users are in different slots: a multi-key command across them fails,
+	// which is why every multi-key command stays within one user.
+	if err := c.Do(ctx, "MGET", auth.UserKey(prefix, 1, "gen"), auth.UserKey(prefix, 2, "gen")).Err(); err == nil {
+		t.Error("MGET across two users' slots succeeded; the test no longer proves slot separation")
+	}
+
+	// Pub/sub crosses nodes: subscribe on each master directly, publish through another.
+	var nodes []*redis.Client
+	var mu sync.Mutex // ForEachMaster calls concurrently
+	if err := cc.ForEachMaster(ctx, func(_ context.Context, n *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		nodes = append(nodes, redis.NewClient(&redis.Options{Addr: n.Options().Addr}))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		defer n.Close()
+		ch := prefix + "chat:events"
+		sub := n.Subscribe(ctx, ch)
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		from := nodes[(i+1)%len(nodes)]
+		msg := fmt.Sprintf("hello from %s", from.Options().Addr)
+		if err := from.Publish(ctx, ch, msg).Err(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-sub.Channel():
+			if m.Payload != msg {
+				t.Errorf("subscriber on %s got %q, want %q", n.Options().Addr, m.Payload, msg)
+			}
+		case <-ctx.Done():
+			t.Fatalf("subscriber on %s got nothing published on %s", n.Options().Addr, from.Options().Addr)
+		}
+		sub.Close()
+	}
+}
