@@ -67,6 +67,12 @@ func TestSyncBurstsCoalesce(t *testing.T) {
 		startWorker(t, p.deps, fastOptions())
 		waitDrained(t, p.e, 30*time.Second)
 		builds := p.e.Svc.Metrics().Builds
+		// The publish commits before its counter and push are recorded: wait for them (bounded).
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if counter(t, builds.WithLabelValues(string(syncsvc.Published))) >= 1 && len(p.e.Push.To(u)) >= 1 {
+				break
+			}
+		}
 		if n := counter(t, builds.WithLabelValues(string(syncsvc.Published))); n != 1 {
 			t.Fatalf("%v builds published, want 1", n)
 		}
