@@ -30,7 +30,7 @@ func relationOf(r db.Relation) Relation {
 // block may always be set), and the caller's own profiles (a profile cannot relate to one of the
 // same user), are refused here.
 func (s *Service) target(ctx context.Context, q *db.Queries, v access.Viewer, targetID int64, blocking bool) (db.GetProfileViewRow, error) {
-	row, err := q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: targetID, ViewerProfileID: v.ActingProfileID})
+	row, err := q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: targetID, ViewerProfileID: v.ActingProfileID, ViewerUserID: v.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row, domain.NotFound("The profile")
 	}
@@ -248,7 +248,7 @@ func (s *Service) related(ctx context.Context, v access.Viewer, profileID int64,
 		st[i] = int16(x)
 	}
 	rows, err := s.q.ListRelatedProfiles(ctx, db.ListRelatedProfilesParams{
-		Incoming: incoming, ViewerProfileID: v.ActingProfileID, ProfileID: profileID, Statuses: st,
+		Incoming: incoming, ViewerProfileID: v.ActingProfileID, ViewerUserID: v.UserID, ProfileID: profileID, Statuses: st,
 		AfterID: afterID, IncludeDeleted: includeDeleted, MaxRows: int32(limit),
 	})
 	if err != nil {
