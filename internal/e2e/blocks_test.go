@@ -16,7 +16,7 @@ func TestBlockCoversEveryProfileOfTheBlockedUser(t *testing.T) {
 	e := New(t)
 	blockerUser := e.SignUp(t)
 	blocker := chatter{User: blockerUser, Profile: e.NewProfile(t, blockerUser, map[string]any{"name": "Blocker", "private": false}).Id} // T
-	blocked := e.newChatter(t) // A1 of user U
+	blocked := e.newChatter(t)                                                                                                           // A1 of user U
 	a2 := e.NewProfile(t, blocked.User, map[string]any{"name": "Second self"}).Id
 	card := e.NewCard(t, blocker.User, blocker.Profile, map[string]any{"name": "T's card", "data": map[string]any{}})
 	otherOfBlocker := e.NewProfile(t, blocker.User, map[string]any{"name": "Blocker's other", "private": false}).Id
