@@ -92,7 +92,14 @@ func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int
 		if target.Profile.DeletedAt != nil {
 			return domain.NotFound("The profile")
 		}
-		current := access.Status(target.FromViewer)
+		// The stored relation, not the effective one (target.FromViewer reads BLOCK when the
+		// acting profile blocks another profile of the target's user).
+		current := access.None
+		if stored, err := t.Q.GetRelation(ctx, db.GetRelationParams{FromProfileID: v.ActingProfileID, ToProfileID: targetID}); err == nil {
+			current = access.Status(stored.Status)
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("load relation: %w", err)
+		}
 		status := want
 		switch want {
 		case access.Follow:
