@@ -4,19 +4,17 @@ VALUES ($1, $2, $3, $4, $5)
 RETURNING *;
 
 -- name: GetCardView :one
--- A card with its profile's visibility facts relative to the viewer's acting profile, and
--- whether that profile subscribes to it.
+-- A card with its profile's visibility facts relative to the viewer (relation_towards: a BLOCK
+-- of any profile of the viewer's user counts), and whether the acting profile subscribes to it.
 SELECT sqlc.embed(c),
        p.user_id AS owner_user_id,
        p.private AS profile_private,
        EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id)::boolean AS profile_live,
-       coalesce(rf.status, 0)::smallint AS from_viewer,
-       coalesce(rt.status, 0)::smallint AS to_viewer,
+       relation_towards(sqlc.arg(viewer_profile_id), p.user_id, p.id)::smallint AS from_viewer,
+       relation_towards(p.id, sqlc.arg(viewer_user_id), sqlc.arg(viewer_profile_id))::smallint AS to_viewer,
        EXISTS (SELECT 1 FROM card_subscriptions s WHERE s.card_id = c.id AND s.profile_id = sqlc.arg(viewer_profile_id))::boolean AS subscribed
 FROM cards c
 JOIN profiles p ON p.id = c.profile_id
-LEFT JOIN relations rf ON rf.from_profile_id = sqlc.arg(viewer_profile_id) AND rf.to_profile_id = p.id
-LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = sqlc.arg(viewer_profile_id)
 WHERE c.id = sqlc.arg(card_id);
 
 -- name: ListCardsOfProfile :many

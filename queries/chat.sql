@@ -16,10 +16,10 @@ SELECT sqlc.embed(r),
        coalesce(lp.read_event_index, -1)::bigint AS read_event_index,
        EXISTS (SELECT 1 FROM chat_participants fp
                WHERE fp.room_id = r.id AND fp.profile_id = sqlc.arg(profile_id) AND fp.left_at IS NOT NULL)::boolean AS former,
-       EXISTS (SELECT 1 FROM relations b
-               WHERE b.status = 3
-                 AND ((b.from_profile_id = sqlc.arg(profile_id) AND b.to_profile_id = r.owner_profile_id)
-                   OR (b.from_profile_id = r.owner_profile_id AND b.to_profile_id = sqlc.arg(profile_id))))::boolean AS blocked_with_owner
+       EXISTS (SELECT 1 FROM profiles me, profiles owner
+               WHERE me.id = sqlc.arg(profile_id) AND owner.id = r.owner_profile_id
+                 AND (relation_towards(me.id, owner.user_id, owner.id) = 3
+                   OR relation_towards(owner.id, me.user_id, me.id) = 3))::boolean AS blocked_with_owner
 FROM chat_rooms r
 LEFT JOIN chat_participants lp ON lp.room_id = r.id AND lp.profile_id = sqlc.arg(profile_id) AND lp.left_at IS NULL
 WHERE r.id = sqlc.arg(room_id);
@@ -91,14 +91,17 @@ SELECT pg_advisory_xact_lock(hashtextextended('bca.chat.pair:' || least(sqlc.arg
                                               || ':' || greatest(sqlc.arg(a)::bigint, sqlc.arg(b)::bigint)::text, 0));
 
 -- name: GetChatInviteTargets :many
--- What the invitation rule needs about each target relative to the requesting profile.
+-- What the invitation rule needs about each target relative to the requesting profile and the
+-- room's owner (the requester itself when creating a room). relation_towards: a BLOCK of any
+-- profile of a user counts for all of them.
 SELECT p.id, p.user_id, p.name, p.can_anonymous_invite,
        (p.deleted_at IS NULL AND EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id))::boolean AS alive,
-       coalesce(rf.status, 0)::smallint AS from_requester,
-       coalesce(rt.status, 0)::smallint AS to_requester
+       relation_towards(rq.id, p.user_id, p.id)::smallint AS from_requester,
+       relation_towards(p.id, rq.user_id, rq.id)::smallint AS to_requester,
+       (relation_towards(ow.id, p.user_id, p.id) = 3 OR relation_towards(p.id, ow.user_id, ow.id) = 3)::boolean AS blocked_with_owner
 FROM profiles p
-LEFT JOIN relations rf ON rf.from_profile_id = sqlc.arg(requester_id) AND rf.to_profile_id = p.id
-LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = sqlc.arg(requester_id)
+JOIN profiles rq ON rq.id = sqlc.arg(requester_id)
+JOIN profiles ow ON ow.id = sqlc.arg(owner_id)
 WHERE p.id = ANY(sqlc.arg(profile_ids)::bigint[]);
 
 -- name: GetProfileName :one

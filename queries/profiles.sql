@@ -12,14 +12,13 @@ WHERE p.id = sqlc.arg(profile_id) AND p.user_id = sqlc.arg(user_id)
 
 -- name: GetProfileView :one
 -- A profile with what the visibility rules need: whether it is live, and the
--- relations between it and the viewer's acting profile (0 when none, or no acting profile).
+-- relations between it and the viewer (relation_towards: a BLOCK of any profile of the viewer's
+-- user counts; 0 when none, or no acting profile).
 SELECT sqlc.embed(p),
        EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id)::boolean AS live,
-       coalesce(rf.status, 0)::smallint AS from_viewer,
-       coalesce(rt.status, 0)::smallint AS to_viewer
+       relation_towards(sqlc.arg(viewer_profile_id), p.user_id, p.id)::smallint AS from_viewer,
+       relation_towards(p.id, sqlc.arg(viewer_user_id), sqlc.arg(viewer_profile_id))::smallint AS to_viewer
 FROM profiles p
-LEFT JOIN relations rf ON rf.from_profile_id = sqlc.arg(viewer_profile_id) AND rf.to_profile_id = p.id
-LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = sqlc.arg(viewer_profile_id)
 WHERE p.id = sqlc.arg(profile_id);
 
 -- name: ListProfilesOfUser :many

@@ -22,18 +22,17 @@ DELETE FROM relations WHERE from_profile_id = $1 AND to_profile_id = $2 AND stat
 
 -- name: ListRelatedProfiles :many
 -- Profiles on the other end of relations of one profile, for follower/following/request lists,
--- with the facts the visibility rules need relative to the viewer's acting profile.
+-- with the facts the visibility rules need relative to the viewer (relation_towards: a BLOCK of
+-- any profile of the viewer's user counts).
 -- incoming = true lists relations TO the profile (followers, requests), else FROM it.
 SELECT sqlc.embed(p),
        r.created_at AS related_at,
        r.status AS relation_status,
-       coalesce(vf.status, 0)::smallint AS from_viewer,
-       coalesce(vt.status, 0)::smallint AS to_viewer
+       relation_towards(sqlc.arg(viewer_profile_id), p.user_id, p.id)::smallint AS from_viewer,
+       relation_towards(p.id, sqlc.arg(viewer_user_id), sqlc.arg(viewer_profile_id))::smallint AS to_viewer
 FROM relations r
 JOIN profiles p ON p.id = CASE WHEN sqlc.arg(incoming)::boolean THEN r.from_profile_id ELSE r.to_profile_id END
 JOIN live_profiles lp ON lp.id = p.id
-LEFT JOIN relations vf ON vf.from_profile_id = sqlc.arg(viewer_profile_id) AND vf.to_profile_id = p.id
-LEFT JOIN relations vt ON vt.from_profile_id = p.id AND vt.to_profile_id = sqlc.arg(viewer_profile_id)
 WHERE (CASE WHEN sqlc.arg(incoming)::boolean THEN r.to_profile_id ELSE r.from_profile_id END) = sqlc.arg(profile_id)
   AND r.status = ANY(sqlc.arg(statuses)::smallint[])
   AND p.id > sqlc.arg(after_id)

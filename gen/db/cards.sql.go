@@ -57,18 +57,17 @@ SELECT c.id, c.profile_id, c.name, c.data, c.preview_file_id, c.private, c.versi
        p.user_id AS owner_user_id,
        p.private AS profile_private,
        EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id)::boolean AS profile_live,
-       coalesce(rf.status, 0)::smallint AS from_viewer,
-       coalesce(rt.status, 0)::smallint AS to_viewer,
+       relation_towards($1, p.user_id, p.id)::smallint AS from_viewer,
+       relation_towards(p.id, $2, $1)::smallint AS to_viewer,
        EXISTS (SELECT 1 FROM card_subscriptions s WHERE s.card_id = c.id AND s.profile_id = $1)::boolean AS subscribed
 FROM cards c
 JOIN profiles p ON p.id = c.profile_id
-LEFT JOIN relations rf ON rf.from_profile_id = $1 AND rf.to_profile_id = p.id
-LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = $1
-WHERE c.id = $2
+WHERE c.id = $3
 `
 
 type GetCardViewParams struct {
 	ViewerProfileID int64
+	ViewerUserID    int64
 	CardID          int64
 }
 
@@ -82,10 +81,10 @@ type GetCardViewRow struct {
 	Subscribed     bool
 }
 
-// A card with its profile's visibility facts relative to the viewer's acting profile, and
-// whether that profile subscribes to it.
+// A card with its profile's visibility facts relative to the viewer (relation_towards: a BLOCK
+// of any profile of the viewer's user counts), and whether the acting profile subscribes to it.
 func (q *Queries) GetCardView(ctx context.Context, arg GetCardViewParams) (GetCardViewRow, error) {
-	row := q.db.QueryRow(ctx, getCardView, arg.ViewerProfileID, arg.CardID)
+	row := q.db.QueryRow(ctx, getCardView, arg.ViewerProfileID, arg.ViewerUserID, arg.CardID)
 	var i GetCardViewRow
 	err := row.Scan(
 		&i.Card.ID,

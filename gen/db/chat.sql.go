@@ -269,16 +269,18 @@ func (q *Queries) GetChatEvent(ctx context.Context, arg GetChatEventParams) (Cha
 const getChatInviteTargets = `-- name: GetChatInviteTargets :many
 SELECT p.id, p.user_id, p.name, p.can_anonymous_invite,
        (p.deleted_at IS NULL AND EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id))::boolean AS alive,
-       coalesce(rf.status, 0)::smallint AS from_requester,
-       coalesce(rt.status, 0)::smallint AS to_requester
+       relation_towards(rq.id, p.user_id, p.id)::smallint AS from_requester,
+       relation_towards(p.id, rq.user_id, rq.id)::smallint AS to_requester,
+       (relation_towards(ow.id, p.user_id, p.id) = 3 OR relation_towards(p.id, ow.user_id, ow.id) = 3)::boolean AS blocked_with_owner
 FROM profiles p
-LEFT JOIN relations rf ON rf.from_profile_id = $1 AND rf.to_profile_id = p.id
-LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = $1
-WHERE p.id = ANY($2::bigint[])
+JOIN profiles rq ON rq.id = $1
+JOIN profiles ow ON ow.id = $2
+WHERE p.id = ANY($3::bigint[])
 `
 
 type GetChatInviteTargetsParams struct {
 	RequesterID int64
+	OwnerID     int64
 	ProfileIds  []int64
 }
 
@@ -290,11 +292,14 @@ type GetChatInviteTargetsRow struct {
 	Alive              bool
 	FromRequester      int16
 	ToRequester        int16
+	BlockedWithOwner   bool
 }
 
-// What the invitation rule needs about each target relative to the requesting profile.
+// What the invitation rule needs about each target relative to the requesting profile and the
+// room's owner (the requester itself when creating a room). relation_towards: a BLOCK of any
+// profile of a user counts for all of them.
 func (q *Queries) GetChatInviteTargets(ctx context.Context, arg GetChatInviteTargetsParams) ([]GetChatInviteTargetsRow, error) {
-	rows, err := q.db.Query(ctx, getChatInviteTargets, arg.RequesterID, arg.ProfileIds)
+	rows, err := q.db.Query(ctx, getChatInviteTargets, arg.RequesterID, arg.OwnerID, arg.ProfileIds)
 	if err != nil {
 		return nil, err
 	}
@@ -310,6 +315,7 @@ func (q *Queries) GetChatInviteTargets(ctx context.Context, arg GetChatInviteTar
 			&i.Alive,
 			&i.FromRequester,
 			&i.ToRequester,
+			&i.BlockedWithOwner,
 		); err != nil {
 			return nil, err
 		}
@@ -327,10 +333,10 @@ SELECT r.id, r.name, r.description, r.owner_profile_id, r.created_by_profile_id,
        coalesce(lp.read_event_index, -1)::bigint AS read_event_index,
        EXISTS (SELECT 1 FROM chat_participants fp
                WHERE fp.room_id = r.id AND fp.profile_id = $1 AND fp.left_at IS NOT NULL)::boolean AS former,
-       EXISTS (SELECT 1 FROM relations b
-               WHERE b.status = 3
-                 AND ((b.from_profile_id = $1 AND b.to_profile_id = r.owner_profile_id)
-                   OR (b.from_profile_id = r.owner_profile_id AND b.to_profile_id = $1)))::boolean AS blocked_with_owner
+       EXISTS (SELECT 1 FROM profiles me, profiles owner
+               WHERE me.id = $1 AND owner.id = r.owner_profile_id
+                 AND (relation_towards(me.id, owner.user_id, owner.id) = 3
+                   OR relation_towards(owner.id, me.user_id, me.id) = 3))::boolean AS blocked_with_owner
 FROM chat_rooms r
 LEFT JOIN chat_participants lp ON lp.room_id = r.id AND lp.profile_id = $1 AND lp.left_at IS NULL
 WHERE r.id = $2

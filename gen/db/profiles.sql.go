@@ -118,16 +118,15 @@ func (q *Queries) GetOwnProfile(ctx context.Context, arg GetOwnProfileParams) (P
 const getProfileView = `-- name: GetProfileView :one
 SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.can_anonymous_invite, p.is_follow_list_public, p.version, p.created_at, p.modified_at, p.deleted_at, p.why_deleted, p.locked_at, p.image_file_key,
        EXISTS (SELECT 1 FROM live_profiles lp WHERE lp.id = p.id)::boolean AS live,
-       coalesce(rf.status, 0)::smallint AS from_viewer,
-       coalesce(rt.status, 0)::smallint AS to_viewer
+       relation_towards($1, p.user_id, p.id)::smallint AS from_viewer,
+       relation_towards(p.id, $2, $1)::smallint AS to_viewer
 FROM profiles p
-LEFT JOIN relations rf ON rf.from_profile_id = $1 AND rf.to_profile_id = p.id
-LEFT JOIN relations rt ON rt.from_profile_id = p.id AND rt.to_profile_id = $1
-WHERE p.id = $2
+WHERE p.id = $3
 `
 
 type GetProfileViewParams struct {
 	ViewerProfileID int64
+	ViewerUserID    int64
 	ProfileID       int64
 }
 
@@ -139,9 +138,10 @@ type GetProfileViewRow struct {
 }
 
 // A profile with what the visibility rules need: whether it is live, and the
-// relations between it and the viewer's acting profile (0 when none, or no acting profile).
+// relations between it and the viewer (relation_towards: a BLOCK of any profile of the viewer's
+// user counts; 0 when none, or no acting profile).
 func (q *Queries) GetProfileView(ctx context.Context, arg GetProfileViewParams) (GetProfileViewRow, error) {
-	row := q.db.QueryRow(ctx, getProfileView, arg.ViewerProfileID, arg.ProfileID)
+	row := q.db.QueryRow(ctx, getProfileView, arg.ViewerProfileID, arg.ViewerUserID, arg.ProfileID)
 	var i GetProfileViewRow
 	err := row.Scan(
 		&i.Profile.ID,

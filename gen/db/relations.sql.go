@@ -127,24 +127,23 @@ const listRelatedProfiles = `-- name: ListRelatedProfiles :many
 SELECT p.id, p.user_id, p.name, p.team_name, p.description, p.data, p.image_file_id, p.private, p.can_anonymous_invite, p.is_follow_list_public, p.version, p.created_at, p.modified_at, p.deleted_at, p.why_deleted, p.locked_at, p.image_file_key,
        r.created_at AS related_at,
        r.status AS relation_status,
-       coalesce(vf.status, 0)::smallint AS from_viewer,
-       coalesce(vt.status, 0)::smallint AS to_viewer
+       relation_towards($1, p.user_id, p.id)::smallint AS from_viewer,
+       relation_towards(p.id, $2, $1)::smallint AS to_viewer
 FROM relations r
-JOIN profiles p ON p.id = CASE WHEN $1::boolean THEN r.from_profile_id ELSE r.to_profile_id END
+JOIN profiles p ON p.id = CASE WHEN $3::boolean THEN r.from_profile_id ELSE r.to_profile_id END
 JOIN live_profiles lp ON lp.id = p.id
-LEFT JOIN relations vf ON vf.from_profile_id = $2 AND vf.to_profile_id = p.id
-LEFT JOIN relations vt ON vt.from_profile_id = p.id AND vt.to_profile_id = $2
-WHERE (CASE WHEN $1::boolean THEN r.to_profile_id ELSE r.from_profile_id END) = $3
-  AND r.status = ANY($4::smallint[])
-  AND p.id > $5
-  AND ($6::boolean OR p.deleted_at IS NULL)
+WHERE (CASE WHEN $3::boolean THEN r.to_profile_id ELSE r.from_profile_id END) = $4
+  AND r.status = ANY($5::smallint[])
+  AND p.id > $6
+  AND ($7::boolean OR p.deleted_at IS NULL)
 ORDER BY p.id
-LIMIT $7
+LIMIT $8
 `
 
 type ListRelatedProfilesParams struct {
-	Incoming        bool
 	ViewerProfileID int64
+	ViewerUserID    int64
+	Incoming        bool
 	ProfileID       int64
 	Statuses        []int16
 	AfterID         int64
@@ -161,12 +160,14 @@ type ListRelatedProfilesRow struct {
 }
 
 // Profiles on the other end of relations of one profile, for follower/following/request lists,
-// with the facts the visibility rules need relative to the viewer's acting profile.
+// with the facts the visibility rules need relative to the viewer (relation_towards: a BLOCK of
+// any profile of the viewer's user counts).
 // incoming = true lists relations TO the profile (followers, requests), else FROM it.
 func (q *Queries) ListRelatedProfiles(ctx context.Context, arg ListRelatedProfilesParams) ([]ListRelatedProfilesRow, error) {
 	rows, err := q.db.Query(ctx, listRelatedProfiles,
-		arg.Incoming,
 		arg.ViewerProfileID,
+		arg.ViewerUserID,
+		arg.Incoming,
 		arg.ProfileID,
 		arg.Statuses,
 		arg.AfterID,

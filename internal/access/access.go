@@ -64,8 +64,10 @@ type ProfileFacts struct {
 
 // FactsOf is the one place rows become ProfileFacts: the profile's owner and privacy, whether
 // it is live (the live_profiles view: neither the profile nor its owner's account locked, the
-// account not deactivated), and the relations between it and the viewer's acting profile (0
-// when none, or no acting profile).
+// account not deactivated), and the relations between it and the viewer as the SQL function
+// relation_towards gives them: BLOCK when either side blocks any profile of the other's user
+// (so a BLOCK covers every profile of the blocked user, and a viewer acting as no profile),
+// otherwise the relation with the acting profile (0 when none, or no acting profile).
 func FactsOf(ownerUserID int64, private, live bool, fromViewer, toViewer int16) ProfileFacts {
 	return ProfileFacts{
 		OwnerUserID: ownerUserID, Private: private, Locked: !live,

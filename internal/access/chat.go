@@ -21,18 +21,23 @@ type InviteFacts struct {
 	// FromRequester is R's relation to T; ToRequester is T's relation to R.
 	FromRequester Status
 	ToRequester   Status
+	// BlockedWithOwner: a BLOCK exists, in either direction, between T and the room's owner (a
+	// participant may not bring in someone the owner blocked or who blocked the owner).
+	BlockedWithOwner bool
 	// AnonymousInvite: T accepts invitations from profiles it does not follow.
 	AnonymousInvite bool
 }
 
 // Invite decides whether R may put T into a room; InviteOK means yes. Deleted and locked
-// targets are answered like absent ones. A BLOCK in either direction is checked before
-// anything else, so can_anonymous_invite never opens a way around it.
+// targets are answered like absent ones. A BLOCK in either direction, between T and R or
+// between T and the room's owner, is checked before anything else, so can_anonymous_invite
+// never opens a way around it. The relations come from relation_towards: a BLOCK of any
+// profile of a user counts for all of that user's profiles.
 func Invite(f InviteFacts) string {
 	switch {
 	case !f.Alive:
 		return InviteNotFound
-	case f.FromRequester == Block, f.ToRequester == Block:
+	case f.FromRequester == Block, f.ToRequester == Block, f.BlockedWithOwner:
 		return InviteRefused
 	case f.SameUser:
 		// Refused exactly like any other refusal, so nobody learns that two profiles share a user.

@@ -111,7 +111,7 @@ func (s *Service) Get(ctx context.Context, v access.Viewer, cardID int64) (View,
 }
 
 func (s *Service) load(ctx context.Context, q *db.Queries, v access.Viewer, cardID int64) (db.GetCardViewRow, access.CardFacts, error) {
-	row, err := q.GetCardView(ctx, db.GetCardViewParams{CardID: cardID, ViewerProfileID: v.ActingProfileID})
+	row, err := q.GetCardView(ctx, db.GetCardViewParams{CardID: cardID, ViewerProfileID: v.ActingProfileID, ViewerUserID: v.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row, access.CardFacts{}, domain.NotFound("The card")
 	}

@@ -3,6 +3,7 @@ package chat
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/bca-app/backend/internal/domain"
@@ -46,5 +47,35 @@ func TestParseLastEventID(t *testing.T) {
 		if _, err := ParseLastEventID(bad); !domain.IsKind(err, domain.KindInvalid) {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// TestStreamBufferIsBounded: the hub's offer never blocks and never grows a stream's queue past
+// streamBuffer, however many events arrive while the writer is stuck; an overflow is signalled
+// once so the stream catches up from the database (issue 9).
+func TestStreamBufferIsBounded(t *testing.T) {
+	st := newStream(nil, Actor{UserID: 1, ProfileID: 1}, "lease")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 100 * streamBuffer {
+			st.offer(Event{RoomID: 1, Index: int64(i)})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("offer blocked on a stream nobody reads")
+	}
+	if len(st.in) != streamBuffer || cap(st.in) != streamBuffer {
+		t.Fatalf("queue %d of capacity %d, want both %d", len(st.in), cap(st.in), streamBuffer)
+	}
+	select {
+	case <-st.stale:
+	default:
+		t.Fatal("the overflow was not signalled")
+	}
+	if first := <-st.in; first.Index != 0 {
+		t.Fatalf("the queue keeps the oldest events; first is %d", first.Index)
 	}
 }

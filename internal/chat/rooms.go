@@ -152,7 +152,7 @@ func (s *Service) CreateRoom(ctx context.Context, a Actor, in CreateInput) (Room
 				return fmt.Errorf("find 1:1 room: %w", err)
 			}
 		}
-		decisions, err := decideInvitations(ctx, q, a, ids)
+		decisions, err := decideInvitations(ctx, q, a, a.ProfileID, ids)
 		if err != nil {
 			return err
 		}
@@ -252,9 +252,9 @@ func (d invitation) failure() FailedInvitation {
 }
 
 // decideInvitations applies the invitation rule to each invited profile other than the
-// requester itself (which the caller handles), in the order asked.
-func decideInvitations(ctx context.Context, q *db.Queries, a Actor, ids []int64) ([]invitation, error) {
-	rows, err := q.GetChatInviteTargets(ctx, db.GetChatInviteTargetsParams{RequesterID: a.ProfileID, ProfileIds: ids})
+// requester itself (which the caller handles), in the order asked, for a room owned by ownerID.
+func decideInvitations(ctx context.Context, q *db.Queries, a Actor, ownerID int64, ids []int64) ([]invitation, error) {
+	rows, err := q.GetChatInviteTargets(ctx, db.GetChatInviteTargetsParams{RequesterID: a.ProfileID, OwnerID: ownerID, ProfileIds: ids})
 	if err != nil {
 		return nil, fmt.Errorf("load invited profiles: %w", err)
 	}
@@ -272,7 +272,7 @@ func decideInvitations(ctx context.Context, q *db.Queries, a Actor, ids []int64)
 		code := access.Invite(access.InviteFacts{
 			Alive: ok && t.Alive, SameUser: ok && t.UserID == a.UserID,
 			FromRequester: access.Status(t.FromRequester), ToRequester: access.Status(t.ToRequester),
-			AnonymousInvite: t.CanAnonymousInvite,
+			BlockedWithOwner: t.BlockedWithOwner, AnonymousInvite: t.CanAnonymousInvite,
 		})
 		out = append(out, invitation{profileID: id, name: t.Name, code: code})
 	}
@@ -362,7 +362,7 @@ func (s *Service) AddParticipants(ctx context.Context, a Actor, roomID int64, pr
 		if acc != access.RoomMember {
 			return errNotParticipant
 		}
-		decisions, err := decideInvitations(ctx, q, a, others)
+		decisions, err := decideInvitations(ctx, q, a, room.OwnerProfileID, others)
 		if err != nil {
 			return err
 		}

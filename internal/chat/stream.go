@@ -146,6 +146,19 @@ type Stream struct {
 	closeOnce sync.Once
 }
 
+// streamBuffer bounds the events waiting for one stream's writer: a slow or stalled client
+// costs at most this much memory; beyond it events are dropped and read from the database when
+// the client catches up.
+const streamBuffer = 256
+
+func newStream(s *Service, a Actor, lease string) *Stream {
+	return &Stream{
+		svc: s, actor: a, lease: lease,
+		in: make(chan Event, streamBuffer), stale: make(chan struct{}, 1), ended: make(chan struct{}),
+		pos: map[int64]int64{}, live: map[int64]bool{}, resume: map[int64]int64{},
+	}
+}
+
 // ParseLastEventID reads a Last-Event-ID: one or more "room_id:event_index" pairs separated
 // by commas (a client may keep one per room). Malformed input is a 400.
 func ParseLastEventID(v string) (map[int64]int64, error) {
@@ -175,11 +188,7 @@ func (s *Service) OpenStream(ctx context.Context, a Actor, resume map[int64]int6
 	if err != nil {
 		return nil, err
 	}
-	st := &Stream{
-		svc: s, actor: a, lease: lease,
-		in: make(chan Event, 256), stale: make(chan struct{}, 1), ended: make(chan struct{}),
-		pos: map[int64]int64{}, live: map[int64]bool{}, resume: map[int64]int64{},
-	}
+	st := newStream(s, a, lease)
 	// Subscribe before reading the positions: an event committed in between is either in the
 	// positions (and skipped when it arrives) or arrives after them.
 	s.hub.add(st)

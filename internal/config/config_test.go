@@ -190,3 +190,26 @@ func TestRedisURLForms(t *testing.T) {
 		}
 	}
 }
+
+// TestCORSWildcardIsRefused: the API allows credentials (the refresh cookie), so
+// CORS_ORIGINS=* would let every web site act as a signed-in user; the configuration is refused
+// at start, also when * hides among real origins. A list of origins is accepted.
+func TestCORSWildcardIsRefused(t *testing.T) {
+	for _, v := range []string{"*", "https://app.example, *"} {
+		vars := valid()
+		vars["CORS_ORIGINS"] = v
+		_, err := FromLookup(lookup(vars))
+		if err == nil || !strings.Contains(err.Error(), "CORS_ORIGINS") {
+			t.Errorf("CORS_ORIGINS=%q: error %v, want a refusal naming CORS_ORIGINS", v, err)
+		}
+	}
+	vars := valid()
+	vars["CORS_ORIGINS"] = "https://app.example,https://admin.example"
+	c, err := FromLookup(lookup(vars))
+	if err != nil {
+		t.Fatalf("a list of origins: %v", err)
+	}
+	if len(c.CORSOrigins) != 2 {
+		t.Fatalf("origins %v", c.CORSOrigins)
+	}
+}

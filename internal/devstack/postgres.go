@@ -32,6 +32,11 @@ type Postgres struct {
 	dataDir string
 	port    int
 	proc    *process
+
+	bin   string
+	owner identity
+	opts  Options
+	log   *slog.Logger
 }
 
 // StartPostgres starts a PostgreSQL server whose cluster lives in dataDir,
@@ -60,7 +65,7 @@ func StartPostgres(ctx context.Context, dataDir string, opts Options, log *slog.
 			return nil, err
 		}
 	}
-	pg := &Postgres{dataDir: dataDir}
+	pg := &Postgres{dataDir: dataDir, bin: bin, owner: owner, opts: opts, log: log}
 	err = startOnFreePort(ctx, func(ctx context.Context, port int) error {
 		return pg.start(ctx, bin, port, owner, opts, log)
 	})
@@ -83,6 +88,25 @@ func (pg *Postgres) Stop() error {
 	// SIGINT to the postmaster is fast shutdown; we own the process, so
 	// signalling it directly avoids running pg_ctl as another user.
 	return pg.proc.stop(syscall.SIGINT, 30*time.Second)
+}
+
+// Restart stops the server (fast mode) and starts it again on the same port and data
+// directory, so clients see what a database restart in production looks like: dropped
+// connections, refused connections, then the same address answering with the same data.
+func (pg *Postgres) Restart(ctx context.Context) error {
+	if err := pg.Stop(); err != nil {
+		return fmt.Errorf("restart postgres: %w", err)
+	}
+	return pg.Start(ctx)
+}
+
+// Start starts a stopped server again on its port and data directory.
+func (pg *Postgres) Start(ctx context.Context) error {
+	if err := pg.start(ctx, pg.bin, pg.port, pg.owner, pg.opts, pg.log); err != nil {
+		return fmt.Errorf("start postgres on port %d: %w", pg.port, err)
+	}
+	pg.log.Info("postgres started again", "port", pg.port)
+	return nil
 }
 
 func (pg *Postgres) start(ctx context.Context, bin string, port int, owner identity, opts Options, log *slog.Logger) error {

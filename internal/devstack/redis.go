@@ -89,6 +89,21 @@ func (r *Redis) Restart(ctx context.Context) error {
 	return nil
 }
 
+// Freeze stops the server process with SIGSTOP: it keeps its port and its connections but
+// answers nothing, as a hung Redis does. Thaw resumes it.
+func (r *Redis) Freeze() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.proc.signal(syscall.SIGSTOP)
+}
+
+// Thaw resumes a frozen server with SIGCONT.
+func (r *Redis) Thaw() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.proc.signal(syscall.SIGCONT)
+}
+
 func (r *Redis) start(ctx context.Context, bin string, port int) error {
 	args := redisArgs(r.dataDir, port, r.opts)
 	if r.clusterBus != 0 {

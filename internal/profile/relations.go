@@ -30,7 +30,7 @@ func relationOf(r db.Relation) Relation {
 // block may always be set), and the caller's own profiles (a profile cannot relate to one of the
 // same user), are refused here.
 func (s *Service) target(ctx context.Context, q *db.Queries, v access.Viewer, targetID int64, blocking bool) (db.GetProfileViewRow, error) {
-	row, err := q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: targetID, ViewerProfileID: v.ActingProfileID})
+	row, err := q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: targetID, ViewerProfileID: v.ActingProfileID, ViewerUserID: v.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row, domain.NotFound("The profile")
 	}
@@ -92,7 +92,14 @@ func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int
 		if target.Profile.DeletedAt != nil {
 			return domain.NotFound("The profile")
 		}
-		current := access.Status(target.FromViewer)
+		// The stored relation, not the effective one (target.FromViewer reads BLOCK when the
+		// acting profile blocks another profile of the target's user).
+		current := access.None
+		if stored, err := t.Q.GetRelation(ctx, db.GetRelationParams{FromProfileID: v.ActingProfileID, ToProfileID: targetID}); err == nil {
+			current = access.Status(stored.Status)
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("load relation: %w", err)
+		}
 		status := want
 		switch want {
 		case access.Follow:
@@ -248,7 +255,7 @@ func (s *Service) related(ctx context.Context, v access.Viewer, profileID int64,
 		st[i] = int16(x)
 	}
 	rows, err := s.q.ListRelatedProfiles(ctx, db.ListRelatedProfilesParams{
-		Incoming: incoming, ViewerProfileID: v.ActingProfileID, ProfileID: profileID, Statuses: st,
+		Incoming: incoming, ViewerProfileID: v.ActingProfileID, ViewerUserID: v.UserID, ProfileID: profileID, Statuses: st,
 		AfterID: afterID, IncludeDeleted: includeDeleted, MaxRows: int32(limit),
 	})
 	if err != nil {

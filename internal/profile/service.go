@@ -56,7 +56,7 @@ func (s *Service) Get(ctx context.Context, v access.Viewer, profileID int64) (Vi
 }
 
 func (s *Service) view(ctx context.Context, v access.Viewer, profileID int64) (View, access.ProfileFacts, error) {
-	row, err := s.q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: profileID, ViewerProfileID: v.ActingProfileID})
+	row, err := s.q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: profileID, ViewerProfileID: v.ActingProfileID, ViewerUserID: v.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return View{}, access.ProfileFacts{}, domain.NotFound("The profile")
 	}

@@ -138,13 +138,36 @@ func readContents(ctx context.Context, q *db.Queries, userID int64) (syncfile.Co
 	if err != nil {
 		return c, fmt.Errorf("referenced profiles: %w", err)
 	}
-	towards, err := q.SyncRelationsTowards(ctx, db.SyncRelationsTowardsParams{FromIds: otherIDs, ToIds: liveIDs})
+	// All of U's profiles, deleted ones too: a BLOCK of any of them blocks U (docs/product.md §5).
+	towards, err := q.SyncRelationsTowards(ctx, db.SyncRelationsTowardsParams{FromIds: otherIDs, ToIds: ownIDs})
 	if err != nil {
 		return c, fmt.Errorf("relations towards own profiles: %w", err)
 	}
 	toViewer := make(map[[2]int64]access.Status, len(towards)) // (A, T) → T's relation to A
 	for _, r := range towards {
 		toViewer[[2]int64{r.ToProfileID, r.FromProfileID}] = access.Status(r.Status)
+		if access.Status(r.Status) == access.Block {
+			toViewer[[2]int64{0, r.FromProfileID}] = access.Block // T blocks U: every A of U
+		}
+	}
+	// The same rule the other way (relation_towards in SQL): A blocking one profile of a user
+	// blocks all of that user's profiles.
+	userOf := make(map[int64]int64, len(others))
+	for _, p := range others {
+		userOf[p.ID] = p.UserID
+	}
+	blocksUser := map[[2]int64]bool{} // (A, user) → A blocks a profile of that user
+	for k, st := range fromViewer {
+		if u, ok := userOf[k[1]]; ok && st == access.Block {
+			blocksUser[[2]int64{k[0], u}] = true
+		}
+	}
+	for k := range blocksUser {
+		for _, p := range others {
+			if p.UserID == k[1] {
+				fromViewer[[2]int64{k[0], p.ID}] = access.Block
+			}
+		}
 	}
 	for _, p := range others {
 		row := profileRow{
@@ -170,7 +193,11 @@ func readContents(ctx context.Context, q *db.Queries, userID int64) (syncfile.Co
 // file must still resolve U's relation to T.
 func visibility(userID int64, liveIDs []int64, target int64, facts access.ProfileFacts,
 	fromViewer, toViewer map[[2]int64]access.Status) access.Visibility {
+	blocked := toViewer[[2]int64{0, target}] == access.Block // T blocks one of U's profiles
 	if len(liveIDs) == 0 {
+		if blocked {
+			facts.ToViewer = access.Block
+		}
 		return access.Profile(access.Viewer{UserID: userID}, facts)
 	}
 	best := access.Hidden
@@ -178,6 +205,9 @@ func visibility(userID int64, liveIDs []int64, target int64, facts access.Profil
 		f := facts
 		f.FromViewer = fromViewer[[2]int64{a, target}]
 		f.ToViewer = toViewer[[2]int64{a, target}]
+		if blocked {
+			f.ToViewer = access.Block
+		}
 		best = max(best, access.Profile(access.Viewer{UserID: userID, ActingProfileID: a}, f))
 		if best == access.Full {
 			break
