@@ -216,7 +216,7 @@ func TestWorkerOnLambda(t *testing.T) {
 	fn := startLambdaBootstrap(t, fl.addr, e.Config, moto)
 
 	arn := "arn:aws:sqs:us-east-1:123456789012:" + spec.Name
-	seen := map[string]int{}    // message id → receives
+	seen := map[string]int{}     // message id → receives
 	deleted := map[string]bool{} // message ids deleted after a successful batch
 	failures := 0
 	emptyRounds := 0
