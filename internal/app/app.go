@@ -114,7 +114,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.Push, err = newPusher(ctx, cfg, db.New(a.Pool), log); err != nil {
 		return nil, err
 	}
-	if a.Chat, err = chat.NewService(ctx, chat.Deps{
+	// The chat hub lives until Close, not until ctx ends: during a drain (Serve) live streams
+	// stay up through SHUTDOWN_DELAY and then end with a retry hint.
+	if a.Chat, err = chat.NewService(context.WithoutCancel(ctx), chat.Deps{
 		Pool: a.Pool, Redis: a.Redis, Push: a.Push, Files: fileService, Log: log.With("component", "chat"),
 		Settings: chat.Settings{RedisKeyPrefix: cfg.RedisKeyPrefix, Heartbeat: cfg.ChatHeartbeat, StreamsPerUser: cfg.ChatStreamsPerUser,
 			WriteTimeout: cfg.ChatWriteTimeout},

@@ -236,6 +236,8 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	e := New(t, res.onAWS(moto))
 	u := e.SignUp(t)
 	userID := u.Session.User.UserId
+	// A write owes the user a file: the task waits in the queue (no worker runs yet).
+	e.NewProfile(t, u, map[string]any{"name": "Drain me"})
 
 	// Hold the user's state row: the worker's build blocks on it.
 	conn, err := pgx.Connect(ctx, e.Config.DatabaseURL)
@@ -248,8 +250,9 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "SELECT 1 FROM sync_states WHERE user_id = $1 FOR UPDATE", userID); err != nil {
-		t.Fatal(err)
+	var one int
+	if err := tx.QueryRow(ctx, "SELECT 1 FROM sync_states WHERE user_id = $1 FOR UPDATE", userID).Scan(&one); err != nil {
+		t.Fatalf("lock user %d's sync state: %v", userID, err)
 	}
 
 	cfg := e.Config
