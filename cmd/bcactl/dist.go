@@ -68,11 +68,13 @@ func staticBuild(ctx context.Context, goos, goarch, pkg, out string, tags ...str
 	return nil
 }
 
-// goTool is the go command of the toolchain running bcactl when it is there (go run), else the
+// goTool is the go command that runs bcactl under `go run` (GOROOT is set then), else the
 // one on PATH.
 func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
+	if root := os.Getenv("GOROOT"); root != "" {
+		if p := filepath.Join(root, "bin", "go"); fileExists(p) {
+			return p
+		}
 	}
 	return "go"
 }
