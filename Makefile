@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: run test test-topology generate check-generated vet lint build bench load migrate deps deps-test
+.PHONY: run test test-topology generate check-generated vet lint build dist bench load migrate deps deps-test
 
 run: deps ## run API + worker locally with private PostgreSQL and Redis (Swagger UI at /docs/)
 	$(GO) build -o bin/bcactl ./cmd/bcactl
@@ -44,6 +44,9 @@ lint: vet ## vet, gofmt, staticcheck and deadcode of the hand-written code
 
 build: ## build the binaries into ./bin
 	$(GO) build -o bin/ ./cmd/...
+
+dist: ## static binaries (api, worker, bcactl) and the worker's Lambda zips (arm64, amd64) into ./dist
+	$(GO) run ./cmd/bcactl dist dist
 
 bench: deps-test ## run the Go benchmarks against real services
 	$(GO) run ./cmd/bcactl with-services -- $(GO) test -run '^$$' -bench . -benchmem $(PKGS)

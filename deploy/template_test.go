@@ -207,8 +207,12 @@ func TestTemplateCreatesTheStack(t *testing.T) {
 		if !allows(worker, "sqs:ChangeMessageVisibility", queueArn) || !allows(worker, "sqs:DeleteMessage", queueArn) {
 			t.Error("the worker cannot extend visibility of or delete its queue's messages")
 		}
-		if allows(worker, "sqs:SendMessage", queueArn) || allows(worker, "ses:SendEmail", "") {
-			t.Error("the worker may send to the queue or send mail; it needs neither")
+		// The scheduled sweep re-sends the tasks of lagging users (docs/sync.md §4.4).
+		if !allows(worker, "sqs:SendMessage", queueArn) {
+			t.Error("the worker cannot re-send lagging users' tasks")
+		}
+		if allows(worker, "ses:SendEmail", "") {
+			t.Error("the worker may send mail; it does not need to")
 		}
 		if !allows(api, "sqs:SendMessage", queueArn) {
 			t.Error("the API cannot send sync tasks")

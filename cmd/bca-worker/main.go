@@ -3,7 +3,13 @@
 // claims stale users from PostgreSQL. It serves /metrics, /healthz and /readyz on
 // WORKER_HTTP_ADDR (default 127.0.0.1:8081, so it never collides with the API's HTTP_ADDR). It
 // does not apply migrations unless MIGRATE_ON_START=true: a rollout runs `bcactl migrate`
-// first. SIGINT/SIGTERM stop it gracefully: no new work is taken and in-flight builds finish.
+// first. SIGINT/SIGTERM stop it gracefully: no new work is taken, messages received meanwhile
+// go back to the queue, and in-flight builds finish within SHUTDOWN_TIMEOUT (then they are
+// handed back: locks released, messages visible again).
+//
+// Started by the AWS Lambda runtime (AWS_LAMBDA_RUNTIME_API is set; the binary is the
+// function's bootstrap, see `make dist`), it serves SQS event batches instead of polling, with
+// partial batch responses, and runs one sweep per scheduled event (docs/sync.md §4.6).
 package main
 
 import (
@@ -17,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bca-app/backend/internal/app"
@@ -43,6 +50,9 @@ func run() error {
 		return err
 	}
 	defer a.Close()
+	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		return runLambda(ctx, a)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Sync.WorkerHTTPAddr)
 	if err != nil {
@@ -73,4 +83,15 @@ func opsHandler(a *app.App) http.Handler {
 	})
 	mux.Handle("GET /readyz", app.ReadyHandler(a.WorkerReadiness))
 	return mux
+}
+
+// runLambda serves invocations from the Lambda Runtime API until the runtime stops the process.
+// The SQS event source receives and deletes the messages; the worker reports the failed ones.
+func runLambda(ctx context.Context, a *app.App) error {
+	if a.Queue == nil {
+		return errors.New("on Lambda the worker needs AWS_TASK_SQS_URL (the queue of its event source)")
+	}
+	a.Log.Info("sync worker serving Lambda invocations")
+	lambda.StartWithOptions(a.Worker.HandleLambdaEvent, lambda.WithContext(ctx))
+	return nil
 }

@@ -22,6 +22,7 @@ const usage = `usage:
   bcactl unlock user|profile|card ID REASON...  unlock it
   bcactl revoke-sessions USER_ID REASON...      end every session of a user
   bcactl rebuild USER_ID REASON...              owe a user a fresh sync file
+  bcactl dist [DIR]               build static binaries and the worker's Lambda zips into DIR (./dist)
   bcactl dev                      run API + worker with private PostgreSQL and Redis under ./.data
   bcactl with-services -- CMD...  run CMD with throw-away PostgreSQL, Redis and moto (BCA_TEST_*)
 `
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string) error {
 		return provision(ctx, args[1:])
 	case "lock", "unlock", "revoke-sessions", "rebuild":
 		return moderate(ctx, args[0], args[1:])
+	case "dist":
+		return dist(ctx, args[1:])
 	case "dev":
 		return dev(ctx)
 	case "with-services":

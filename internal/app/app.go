@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -72,6 +73,9 @@ type App struct {
 	// background producer in front of it.
 	Queue  *syncqueue.SQS
 	sender *syncqueue.Sender
+
+	// Drain is the API's graceful stop, driven by Serve.
+	Drain *httpapi.Drain
 }
 
 // New connects to PostgreSQL and Redis, applies migrations when configured, and builds the
@@ -111,7 +115,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.Push, err = newPusher(ctx, cfg, db.New(a.Pool), log); err != nil {
 		return nil, err
 	}
-	if a.Chat, err = chat.NewService(ctx, chat.Deps{
+	// The chat hub lives until Close, not until ctx ends: during a drain (Serve) live streams
+	// stay up through SHUTDOWN_DELAY and then end with a retry hint.
+	if a.Chat, err = chat.NewService(context.WithoutCancel(ctx), chat.Deps{
 		Pool: a.Pool, Redis: a.Redis, Push: a.Push, Files: fileService, Log: log.With("component", "chat"),
 		Settings: chat.Settings{RedisKeyPrefix: cfg.RedisKeyPrefix, Heartbeat: cfg.ChatHeartbeat, StreamsPerUser: cfg.ChatStreamsPerUser,
 			WriteTimeout: cfg.ChatWriteTimeout},
@@ -145,6 +151,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 			PerAddressPerMinute: cfg.RateLimit.PerAddress, PerAccountPerMinute: cfg.RateLimit.PerAccount,
 		},
 	})
+	a.Drain = httpapi.NewDrain()
 	a.Handler, err = httpapi.New(httpapi.Deps{
 		Log: log, Pool: a.Pool, Redis: a.Redis, Registry: a.Registry, Authn: authn, Accounts: a.Accounts, Files: fileService,
 		Profiles: profiles, Cards: cards, Chat: a.Chat, Sync: a.Sync, PublicBaseURL: cfg.PublicBaseURL,
@@ -152,7 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		FileRedirects: cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect, SecureCookies: isHTTPS(cfg.PublicBaseURL),
 		RequestTimeout: cfg.RequestTimeout,
 		Shares:         shares, ShareLimiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), SharePagePerMinute: cfg.SharePagePerMinute,
-		Moderation: mod, Reports: reports,
+		Moderation: mod, Reports: reports, Drain: a.Drain,
 	})
 	if err != nil {
 		return nil, err
@@ -276,12 +283,15 @@ func WorkerOptions(c config.SyncPipeline) worker.Options {
 	return o
 }
 
-// RunWorker runs the sync worker until ctx ends, then lets in-flight builds finish (bounded)
-// before returning: the body of cmd/bca-worker.
+// RunWorker runs the sync worker until ctx ends, then drains it: no new work is taken,
+// messages received meanwhile go back to the queue, and in-flight builds may finish within
+// SHUTDOWN_TIMEOUT; builds still running then are cut off with syncsvc.ErrStopping, which
+// releases their locks and returns their messages to visibility. The body of cmd/bca-worker;
+// a drain returns nil whether or not it had to cut builds off.
 func (a *App) RunWorker(ctx context.Context) error {
 	errc := make(chan error, 1)
-	hard, abort := context.WithCancel(context.WithoutCancel(ctx))
-	defer abort()
+	hard, abort := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer abort(nil)
 	go func() { errc <- a.Worker.Run(hard) }()
 	if a.Files != nil {
 		go a.Files.RunSweeper(hard, a.Config.Uploads.SweepPeriod, a.Config.Uploads.UnusedTTL)
@@ -291,19 +301,19 @@ func (a *App) RunWorker(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
-	a.Log.Info("stopping the sync worker: finishing in-flight builds")
-	drain, cancel := context.WithTimeout(context.Background(), workerDrainTimeout)
+	a.Log.Info("stopping the sync worker: finishing in-flight builds", "deadline", a.Config.Shutdown.Timeout)
+	drain, cancel := context.WithTimeout(context.Background(), a.Config.Shutdown.Timeout)
 	defer cancel()
 	if err := a.Worker.Shutdown(drain); err != nil {
-		a.Log.Warn("sync worker did not drain in time; abandoning its builds", "err", err)
-		abort()
+		a.Log.Warn("sync worker did not drain in time; handing its builds back", "err", err)
+		abort(syncsvc.ErrStopping)
+		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
 	}
 	return <-errc
 }
-
-// workerDrainTimeout bounds how long a stopping process waits for in-flight builds; an
-// abandoned build is retried by another worker once its lock and lease lapse.
-const workerDrainTimeout = 30 * time.Second
 
 // senderDrainTimeout bounds how long a stopping API sends its buffered sync tasks; what is left
 // is re-sent by the sweeper.

@@ -94,7 +94,15 @@ func NewHTTPServer(h http.Handler) *http.Server {
 	}
 }
 
-// Serve answers HTTP on ln until ctx ends, then drains in-flight requests for up to 20 seconds.
+// Serve answers HTTP on ln until ctx ends, then drains (README: deployment):
+//  1. /readyz answers 503 at once, and for SHUTDOWN_DELAY everything else is served as before,
+//     so a load balancer's health checks take the process out of rotation first;
+//  2. the listener closes (no new connections; idle keep-alive connections close) and live
+//     chat streams end with a `retry:` hint, so their clients reconnect elsewhere;
+//  3. in-flight requests may finish within SHUTDOWN_TIMEOUT; then the remaining connections
+//     are closed.
+//
+// A drain returns nil, also when it had to cut requests off (that is logged).
 func Serve(ctx context.Context, a *App, ln net.Listener) error {
 	srv := NewHTTPServer(a.Handler)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
@@ -105,11 +113,23 @@ func Serve(ctx context.Context, a *App, ln net.Listener) error {
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	a.Log.Info("shutting down: draining requests")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	drain := a.Config.Shutdown
+	a.Log.Info("shutting down: not ready; draining", "delay", drain.Delay, "timeout", drain.Timeout)
+	if a.Drain != nil {
+		a.Drain.NotReady()
+	}
+	if drain.Delay > 0 {
+		time.Sleep(drain.Delay)
+	}
+	if a.Drain != nil {
+		a.Drain.Stop()
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain.Timeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+		a.Log.Warn("in-flight requests did not finish within SHUTDOWN_TIMEOUT; closing their connections", "err", err)
+		_ = srv.Close()
 	}
+	a.Log.Info("drained")
 	return nil
 }

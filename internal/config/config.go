@@ -65,6 +65,9 @@ type Config struct {
 
 	Uploads Uploads
 
+	// Shutdown is the graceful drain on SIGTERM of bca-api and bca-worker.
+	Shutdown Shutdown
+
 	// SharePagePerMinute bounds requests per client address to the public share pages, QR codes
 	// and vCards under /c/ (RATE_LIMIT_SHARE_PAGE, per minute).
 	SharePagePerMinute int
@@ -113,6 +116,16 @@ type SyncPipeline struct {
 	SendTimeout       time.Duration // SYNC_SEND_TIMEOUT: bound of one SendMessageBatch call
 }
 
+// Shutdown is the graceful drain on SIGTERM (README: deployment).
+type Shutdown struct {
+	// Delay (SHUTDOWN_DELAY): bca-api answers /readyz with 503 for this long before it stops
+	// accepting connections, so a load balancer's health checks take it out of rotation first.
+	Delay time.Duration
+	// Timeout (SHUTDOWN_TIMEOUT): in-flight requests (bca-api) and builds (bca-worker) may
+	// finish within this; then requests are cut off and builds handed back.
+	Timeout time.Duration
+}
+
 // RateLimits are requests per minute.
 type RateLimits struct {
 	PerAddress int // RATE_LIMIT_PER_ADDRESS: sensitive anonymous operations, per client address
@@ -152,6 +165,7 @@ func Defaults() Config {
 		ChatWriteTimeout:             10 * time.Second,
 		Uploads:                      Uploads{PerHour: 120, QuotaBytes: 200 << 20, UnusedTTL: 24 * time.Hour, SweepPeriod: 10 * time.Minute},
 		SharePagePerMinute:           120,
+		Shutdown:                     Shutdown{Delay: 0, Timeout: 20 * time.Second},
 		RunMigrations:                true,
 		EmbeddedWorker:               true,
 		LogLevel:                     "info",
@@ -286,6 +300,8 @@ func fromLookup(lookup func(string) string, c Config) (Config, error) {
 	p.duration("UPLOAD_UNUSED_TTL", &c.Uploads.UnusedTTL)
 	p.duration("UPLOAD_SWEEP_PERIOD", &c.Uploads.SweepPeriod)
 	p.integer("RATE_LIMIT_SHARE_PAGE", &c.SharePagePerMinute)
+	p.duration("SHUTDOWN_DELAY", &c.Shutdown.Delay)
+	p.duration("SHUTDOWN_TIMEOUT", &c.Shutdown.Timeout)
 	p.boolean("MIGRATE_ON_START", &c.RunMigrations)
 	p.boolean("EMBEDDED_WORKER", &c.EmbeddedWorker)
 	p.str("LOG_LEVEL", &c.LogLevel)
@@ -356,6 +372,12 @@ func (c Config) Validate() error {
 	}
 	if c.ChatWriteTimeout < 10*time.Millisecond {
 		bad("CHAT_WRITE_TIMEOUT", "must be at least 10ms")
+	}
+	if c.Shutdown.Delay < 0 || c.Shutdown.Delay > 5*time.Minute {
+		bad("SHUTDOWN_DELAY", "must be between 0 and 5m")
+	}
+	if c.Shutdown.Timeout < 100*time.Millisecond || c.Shutdown.Timeout > 15*time.Minute {
+		bad("SHUTDOWN_TIMEOUT", "must be between 100ms and 15m")
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "*" {

@@ -103,8 +103,8 @@ func (l *lockedBuffer) String() string {
 
 // startWorkerProcess runs the built bca-worker with the environment a deployment would give it
 // (cfg's database, Redis and AWS settings; endpoint as AWS_ENDPOINT_URL) and the defaults for
-// everything else. It is killed when the test ends.
-func startWorkerProcess(t *testing.T, cfg config.Config, endpoint string) *workerProcess {
+// everything else, then the extra variables. It is killed when the test ends.
+func startWorkerProcess(t *testing.T, cfg config.Config, endpoint string, extra ...string) *workerProcess {
 	t.Helper()
 	bin, err := workerBinary()
 	if err != nil {
@@ -119,6 +119,7 @@ func startWorkerProcess(t *testing.T, cfg config.Config, endpoint string) *worke
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL=" + endpoint,
 		"AWS_S3_BUCKET_NAME=" + cfg.AWS.S3Bucket, "AWS_S3_PATH_STYLE=true", "AWS_TASK_SQS_URL=" + cfg.AWS.TaskSQSURL,
 	}
+	cmd.Env = append(cmd.Env, extra...)
 	wp := &workerProcess{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = wp.out, wp.out
 	if err := cmd.Start(); err != nil {

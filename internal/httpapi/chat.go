@@ -302,7 +302,7 @@ func (s *Server) StreamChatEvents(ctx context.Context, req api.StreamChatEventsR
 	if err != nil {
 		return nil, err
 	}
-	return chatStream{ctx: ctx, stream: st, log: s.Log, writeTimeout: s.Chat.WriteTimeout()}, nil
+	return chatStream{ctx: ctx, stream: st, log: s.Log, writeTimeout: s.Chat.WriteTimeout(), stopping: s.Drain.stopped()}, nil
 }
 
 // chatStream writes the stream as it happens; the generated response types only copy a body.
@@ -312,6 +312,8 @@ type chatStream struct {
 	log    *slog.Logger
 	// writeTimeout bounds each write: a client that stops reading is disconnected.
 	writeTimeout time.Duration
+	// stopping closes when the server drains: the stream ends with a retry hint.
+	stopping <-chan struct{}
 }
 
 func (c chatStream) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
@@ -345,8 +347,23 @@ func (c chatStream) VisitStreamChatEventsResponse(w http.ResponseWriter) error {
 		}
 		return send(fmt.Sprintf("id: %d:%d\nevent: chat\ndata: %s\n\n", e.RoomID, e.Index, data))
 	}
-	if err := c.stream.Run(c.ctx, emit, func() error { return send(": ping\n\n") }); err != nil && c.ctx.Err() == nil {
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := c.stream.Run(ctx, emit, func() error { return send(": ping\n\n") }); err != nil && ctx.Err() == nil {
 		c.log.DebugContext(c.ctx, "chat stream ended", "err", err)
+	}
+	select {
+	case <-c.stopping:
+		// The client reconnects (to another replica) with its Last-Event-ID after this delay.
+		_ = send(drainRetry)
+	default:
 	}
 	return nil
 }

@@ -69,6 +69,9 @@ type Deps struct {
 	// pages (/c/…).
 	ShareLimiter       *ratelimit.Limiter
 	SharePagePerMinute int
+
+	// Drain is the graceful stop: /readyz and the live streams follow it (nil: never).
+	Drain *Drain
 }
 
 // Server implements api.StrictServerInterface.
@@ -282,6 +285,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	// Callers learn only up or down; the reason (addresses, driver errors) goes to the log.
 	checks := map[string]string{"postgres": "ok", "redis": "ok"}
 	status := http.StatusOK
+	if s.Drain.draining() {
+		// Stopping: out of rotation first, while requests are still served.
+		checks["process"], status = "draining", http.StatusServiceUnavailable
+	}
 	if err := s.Pool.Ping(ctx); err != nil {
 		s.Log.WarnContext(ctx, "readiness: postgres", "err", err)
 		checks["postgres"], status = "unavailable", http.StatusServiceUnavailable

@@ -19,6 +19,14 @@ var ErrBusy = errors.New("sync: another builder holds the user's lock")
 // build is abandoned; the compare-and-set on publish would have refused a stale result anyway.
 var ErrLockLost = errors.New("sync: lost the user's lock while building")
 
+// ErrStopping is the cause with which a stopping process cancels the builds it gives up on (a
+// drain past its deadline, a Lambda invocation near its end). Unlike a crash, such a build
+// releases its lock at once, so another builder need not wait for the lock to lapse.
+var ErrStopping = errors.New("sync: the process is stopping; the build is handed back")
+
+// releaseTimeout bounds the release of a lock given up while stopping.
+const releaseTimeout = 2 * time.Second
+
 // locker hands out per-user locks in Redis: SET NX PX with a random owner token, renewed while
 // the holder works, released only by its owner. The expiry frees the lock of a crashed holder;
 // the token keeps a holder whose lock expired from releasing or extending a successor's.
@@ -120,8 +128,14 @@ func (h *heldLock) hold(ctx context.Context) context.Context {
 }
 
 // release stops renewing and deletes the lock if it is still ours. With a cancelled context
-// (a killed worker) it does nothing, and the lock lapses at its expiry.
+// (a killed worker) it does nothing, and the lock lapses at its expiry, unless the cause of the
+// cancellation is ErrStopping: then the lock is released within releaseTimeout.
 func (h *heldLock) release(ctx context.Context) error {
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrStopping) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+	}
 	if h.stop != nil {
 		h.stop()
 		h.stopped.Wait()

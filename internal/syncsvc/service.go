@@ -172,7 +172,7 @@ func (s *Service) Sync(ctx context.Context, userID int64) (Result, error) {
 	}
 	lctx := lock.hold(ctx)
 	defer func() {
-		if err := lock.release(ctx); err != nil && ctx.Err() == nil {
+		if err := lock.release(ctx); err != nil && (ctx.Err() == nil || errors.Is(context.Cause(ctx), ErrStopping)) {
 			s.log.WarnContext(ctx, "release sync lock", "user_id", userID, "err", err)
 		}
 	}()

@@ -2,11 +2,13 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/bca-app/backend/internal/syncqueue"
+	"github.com/bca-app/backend/internal/syncsvc"
 )
 
 // consumePostgres is one loop of the PostgreSQL queue: claim a stale user (FOR UPDATE SKIP
@@ -91,10 +93,12 @@ func (w *Worker) listenOnce(ctx context.Context, wake *signal) error {
 // consumeSQS is one loop of the SQS consumer: receive a batch and handle it. The receive's
 // visibility is short (SYNC_VISIBILITY) and its wait shorter (SYNC_RECEIVE_WAIT), so neither a
 // dead worker's messages nor a long-poll it left open hide a user's tasks for longer than one
-// visibility window.
+// visibility window. A receive under way when the worker stops taking work completes (it is
+// not cancelled, so SQS hands out no messages that nobody reads), and what it brought is
+// returned to the queue at once, unprocessed.
 func (w *Worker) consumeSQS(ctx, take context.Context) {
 	for take.Err() == nil {
-		ds, err := w.Queue.Receive(take, w.opts.WaitTime, w.opts.Visibility)
+		ds, err := w.Queue.Receive(ctx, w.opts.WaitTime, w.opts.Visibility)
 		if err != nil {
 			if take.Err() != nil {
 				return
@@ -103,16 +107,76 @@ func (w *Worker) consumeSQS(ctx, take context.Context) {
 			sleep(take, time.Second)
 			continue
 		}
+		if take.Err() != nil {
+			w.returnToQueue(ctx, ds)
+			return
+		}
 		w.HandleDeliveries(ctx, ds)
 	}
 }
 
+// returnToQueue makes messages visible again at once (ChangeMessageVisibility 0): this worker
+// will not process them, another consumer may. It works on after ctx is cancelled, within
+// releaseTimeout.
+func (w *Worker) returnToQueue(ctx context.Context, ds []syncqueue.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := w.Queue.Hide(rctx, ds, 0); err != nil {
+		w.Log.WarnContext(ctx, "return sync tasks to the queue; they reappear after their visibility", "messages", len(ds), "err", err)
+		return
+	}
+	w.Log.InfoContext(ctx, "returned unprocessed sync tasks to the queue", "messages", len(ds))
+}
+
+// releaseTimeout bounds the calls that hand work back while the worker stops.
+const releaseTimeout = 3 * time.Second
+
+// settler is what a driver does with a user's messages once the attempt is over. The receive
+// loop deletes and hides them itself; the Lambda driver leaves the deleting to Lambda's event
+// source (a message not reported as failed is deleted) and reports the others as failed.
+type settler interface {
+	// done: the work is settled (built, nothing owed, or parked in PostgreSQL).
+	done(ctx context.Context, ds []syncqueue.Delivery) error
+	// again: retry after d (back-off, or someone else holds the user).
+	again(ctx context.Context, ds []syncqueue.Delivery, d time.Duration) error
+	// abandoned: the build was cut off; stopping says the process hands it back on purpose
+	// (syncsvc.ErrStopping) rather than dying.
+	abandoned(ctx context.Context, ds []syncqueue.Delivery, stopping bool)
+}
+
+// pollerSettler settles the receive loop's messages with SQS calls.
+type pollerSettler struct{ w *Worker }
+
+func (p pollerSettler) done(ctx context.Context, ds []syncqueue.Delivery) error {
+	return p.w.Queue.Ack(ctx, ds)
+}
+
+func (p pollerSettler) again(ctx context.Context, ds []syncqueue.Delivery, d time.Duration) error {
+	return p.w.Queue.Hide(ctx, ds, d)
+}
+
+func (p pollerSettler) abandoned(ctx context.Context, ds []syncqueue.Delivery, stopping bool) {
+	if stopping {
+		p.w.returnToQueue(ctx, ds)
+	}
+	// Otherwise (a crash) the messages reappear when their visibility lapses.
+}
+
 // HandleDeliveries processes received task messages: each user in them is built once (one
 // build answers all of a user's messages) under the visibility heartbeat, then its messages
-// are acknowledged, hidden until the retry, or left to reappear when ctx ended mid-build.
-// Undecodable messages go to the dead-letter path. It is the one code path of every driver of
-// the worker: the receive loop here, and an event-driven driver that is handed the messages.
+// are acknowledged, hidden until the retry, or left to reappear when ctx ended mid-build
+// (returned at once when ctx ended with syncsvc.ErrStopping). Undecodable messages go to the
+// dead-letter path. It is the receive loop's driver of handle, the one code path of every
+// driver of the worker (HandleSQSEvent is the Lambda one).
 func (w *Worker) HandleDeliveries(ctx context.Context, ds []syncqueue.Delivery) {
+	w.handle(ctx, ds, pollerSettler{w})
+}
+
+// handle groups the messages by user, builds each user once and has s settle the messages.
+func (w *Worker) handle(ctx context.Context, ds []syncqueue.Delivery, s settler) {
 	byUser := map[int64][]syncqueue.Delivery{}
 	var invalid []syncqueue.Delivery
 	for _, d := range ds {
@@ -123,17 +187,17 @@ func (w *Worker) HandleDeliveries(ctx context.Context, ds []syncqueue.Delivery) 
 		}
 	}
 	if len(invalid) > 0 {
-		w.rejectInvalid(ctx, invalid)
+		w.rejectInvalid(ctx, invalid, s)
 	}
 	var wg sync.WaitGroup
 	for userID, uds := range byUser {
-		wg.Go(func() { w.handleMessages(ctx, userID, uds) })
+		wg.Go(func() { w.handleMessages(ctx, userID, uds, s) })
 	}
 	wg.Wait()
 }
 
 // handleMessages builds userID for the messages and settles them.
-func (w *Worker) handleMessages(ctx context.Context, userID int64, ds []syncqueue.Delivery) {
+func (w *Worker) handleMessages(ctx context.Context, userID int64, ds []syncqueue.Delivery, s settler) {
 	stopHeartbeat := w.Queue.KeepHidden(ctx, ds, w.opts.Visibility)
 	o, retryAt := w.attempt(ctx, userID)
 	stopHeartbeat()
@@ -141,11 +205,12 @@ func (w *Worker) handleMessages(ctx context.Context, userID int64, ds []syncqueu
 	switch o {
 	case settled, parked:
 		// Parked users are in PostgreSQL as dead-lettered; the sweeper comes back for them.
-		err = w.Queue.Ack(ctx, ds)
+		err = s.done(ctx, ds)
 	case retry, later:
-		err = w.Queue.Hide(ctx, ds, time.Until(retryAt))
+		err = s.again(ctx, ds, time.Until(retryAt))
 	case aborted:
-		return // the messages reappear when their visibility lapses
+		s.abandoned(ctx, ds, errors.Is(context.Cause(ctx), syncsvc.ErrStopping))
+		return
 	}
 	if err != nil && ctx.Err() == nil {
 		w.Log.WarnContext(ctx, "settle sync tasks", "user_id", userID, "messages", len(ds), "err", err)
@@ -155,7 +220,7 @@ func (w *Worker) handleMessages(ctx context.Context, userID int64, ds []syncqueu
 // rejectInvalid handles messages that are not tasks. With a redrive policy SQS moves them to
 // the dead-letter queue after its receive limit; they are hidden until then so they do not
 // spin. Without one they are deleted once they have come back as often as a failing build may.
-func (w *Worker) rejectInvalid(ctx context.Context, ds []syncqueue.Delivery) {
+func (w *Worker) rejectInvalid(ctx context.Context, ds []syncqueue.Delivery, s settler) {
 	ids := make([]string, len(ds))
 	for i, d := range ds {
 		ids[i] = d.ID
@@ -165,14 +230,14 @@ func (w *Worker) rejectInvalid(ctx context.Context, ds []syncqueue.Delivery) {
 	}
 	w.Log.ErrorContext(ctx, "undecodable sync task messages", "message_ids", ids)
 	if w.Queue.HasRedrive(ctx) {
-		if err := w.Queue.Hide(ctx, ds, w.opts.Retry.BaseBackoff); err != nil {
+		if err := s.again(ctx, ds, w.opts.Retry.BaseBackoff); err != nil {
 			w.Log.WarnContext(ctx, "hide undecodable sync tasks", "err", err)
 		}
 		return
 	}
 	expired := slices.DeleteFunc(slices.Clone(ds), func(d syncqueue.Delivery) bool { return d.Receives < w.opts.Retry.MaxAttempts })
 	if len(expired) > 0 {
-		if err := w.Queue.Ack(ctx, expired); err != nil {
+		if err := s.done(ctx, expired); err != nil {
 			w.Log.WarnContext(ctx, "drop undecodable sync tasks", "err", err)
 		}
 	}
