@@ -245,10 +245,9 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) er
 		a.Queue = syncqueue.NewSQS(client, cfg.AWS.TaskSQSURL, metrics, log)
 		a.SyncNotifier = a.Queue
 		if background {
-			a.sender = syncqueue.NewSender(a.Queue, syncqueue.SenderOptions{
-				Buffer: cfg.Sync.SendBuffer, Concurrency: cfg.Sync.SendConcurrency, Timeout: cfg.Sync.SendTimeout,
-				Attempts: 5, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second,
-			}, metrics, log.With("component", "sync-sender"))
+			opts := syncqueue.DefaultSenderOptions()
+			opts.Buffer, opts.Concurrency, opts.Timeout = cfg.Sync.SendBuffer, cfg.Sync.SendConcurrency, cfg.Sync.SendTimeout
+			a.sender = syncqueue.NewSender(a.Queue, opts, metrics, log.With("component", "sync-sender"))
 			a.SyncNotifier = a.sender
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/bca-app/backend/internal/config"
 	"github.com/bca-app/backend/internal/moderation"
 	"github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/syncfile/syncfiletest"
 )
 
 // Admin and moderation (docs/product.md §9) end to end.
@@ -149,7 +150,7 @@ func (e *Env) syncContents(t *testing.T, u User) syncfile.Contents {
 	if err := os.WriteFile(path, g.Body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := syncfile.CheckSchema(ctx, path, filepath.Join("..", "syncfile", "testdata", "android-blank.sqlite")); err != nil {
+	if err := syncfiletest.CheckSchema(ctx, path, filepath.Join("..", "syncfile", "testdata", "android-blank.sqlite")); err != nil {
 		t.Fatalf("sync file schema: %v", err)
 	}
 	return checkFile(t, g.HTTPResponse.Header, g.Body)

@@ -30,6 +30,7 @@ import (
 	"github.com/bca-app/backend/internal/push"
 	"github.com/bca-app/backend/internal/storage"
 	"github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/syncfile/syncfiletest"
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/testenv"
 )
@@ -198,7 +199,7 @@ func (e *Env) Published(t testing.TB, userID int64) syncfile.Contents {
 	if st.Etag == nil || *st.Etag != sum {
 		t.Fatalf("user %d: stored ETag %v, file MD5 %s", userID, st.Etag, sum)
 	}
-	c, err := syncfile.Read(context.Background(), path)
+	c, err := syncfiletest.Read(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
