@@ -24,8 +24,12 @@ import (
 // moderationOf is the same moderation service bcactl uses, on the test's database and Redis.
 func (e *Env) moderationOf() *moderation.Service {
 	a := e.Server.App
-	return moderation.New(moderation.Deps{Pool: a.Pool, Redis: a.Redis, KeyPrefix: e.Config.RedisKeyPrefix, Notifier: a.SyncNotifier,
+	s, err := moderation.New(moderation.Deps{Pool: a.Pool, Redis: a.Redis, KeyPrefix: e.Config.RedisKeyPrefix, Notifier: a.SyncNotifier,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 // setRole grants or revokes the admin role the way `bcactl admin` does (with its audit entry).

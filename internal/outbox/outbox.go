@@ -18,6 +18,9 @@ type Bump = txn.Bump
 // It must not fail the request: a lost notification only delays the build (the sweeper).
 type Notifier = txn.Notifier
 
+// Tx is what a write function gets (see txn.Tx).
+type Tx = txn.Tx
+
 // Nop drops notifications; the worker finds stale users in the table itself.
 type Nop struct{}
 
