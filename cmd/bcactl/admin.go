@@ -87,7 +87,12 @@ func moderationService(ctx context.Context, wantRedis bool) (*moderation.Service
 		}
 		pool.Close()
 	}
-	return moderation.New(d), closeAll, nil
+	s, err := moderation.New(d)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return s, closeAll, nil
 }
 
 // setAdmin is the only way to grant the admin role: an operator with database access runs it.

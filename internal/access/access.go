@@ -3,6 +3,8 @@
 // file) asks these functions, so a rule changes in one place.
 package access
 
+import "time"
+
 // Status is a relation status, numbered as in the sync file.
 type Status int16
 
@@ -43,11 +45,18 @@ func ParseStatus(s string) (Status, bool) {
 // Accepted reports whether the relation is an accepted follow (FOLLOW, or HIDE which still follows).
 func (s Status) Accepted() bool { return s == Follow || s == Hide }
 
-// Viewer is who is looking: a user, maybe an admin, maybe acting as one of their profiles.
-type Viewer struct {
+// Caller is who makes a request, the one caller type every service takes: a signed-in user
+// (maybe an admin), from one session, maybe acting as one of their profiles. Operator commands
+// and background work have no session (SessionID 0).
+type Caller struct {
 	UserID          int64
 	Admin           bool
 	ActingProfileID int64 // 0 when not acting as a profile
+	SessionID       int64
+	// TokenID and ExpiresAt are the request's access token: sign-out blacklists the id until the
+	// token would have expired, and a live chat stream ends when it does.
+	TokenID   string
+	ExpiresAt time.Time
 }
 
 // ProfileFacts are what the rules need to know about a target profile and its relations with
@@ -87,7 +96,7 @@ const (
 
 // Profile decides how much of a profile the viewer may see (docs/product.md §4). Deleted profiles
 // follow the same rule: those who could see them before still can, with a deleted marker.
-func Profile(v Viewer, f ProfileFacts) Visibility {
+func Profile(v Caller, f ProfileFacts) Visibility {
 	switch {
 	case v.UserID == f.OwnerUserID, v.Admin:
 		return Full
@@ -114,7 +123,7 @@ type CardFacts struct {
 // CanReadCard decides whether the viewer may read the card (docs/product.md §6): owners and admins
 // always; others need a live, unlocked card of a profile they may fully read, and for a private
 // card an existing subscription. Subscribers keep seeing a deleted card, as a tombstone.
-func CanReadCard(v Viewer, c CardFacts) bool {
+func CanReadCard(v Caller, c CardFacts) bool {
 	if v.UserID == c.Profile.OwnerUserID || v.Admin {
 		return true
 	}
@@ -128,7 +137,7 @@ func CanReadCard(v Viewer, c CardFacts) bool {
 }
 
 // SubscribeRefusal says why the acting profile may not subscribe to a card; "" means it may.
-func SubscribeRefusal(v Viewer, c CardFacts) string {
+func SubscribeRefusal(v Caller, c CardFacts) string {
 	switch {
 	case v.UserID == c.Profile.OwnerUserID:
 		return "card.own_card"
@@ -150,7 +159,7 @@ func SubscribeRefusal(v Viewer, c CardFacts) string {
 // card (docs/product.md §6 "Sharing"): the owner handed the card out, so a private card, or a card
 // of a profile the caller may not read, may be saved; own, deleted and locked cards and a BLOCK
 // in either direction still refuse.
-func SubscribeThroughLinkRefusal(v Viewer, c CardFacts) string {
+func SubscribeThroughLinkRefusal(v Caller, c CardFacts) string {
 	switch r := SubscribeRefusal(v, c); r {
 	case "", "card.own_card":
 		return r
@@ -163,7 +172,7 @@ func SubscribeThroughLinkRefusal(v Viewer, c CardFacts) string {
 
 // FollowListVisible decides whether the viewer may see a profile's followers or following
 // list: the owner always, others only when the list is public and the profile fully readable.
-func FollowListVisible(v Viewer, f ProfileFacts, listPublic bool) bool {
+func FollowListVisible(v Caller, f ProfileFacts, listPublic bool) bool {
 	if v.UserID == f.OwnerUserID || v.Admin {
 		return true
 	}

@@ -3,12 +3,12 @@ package access
 import "testing"
 
 func TestProfileVisibility(t *testing.T) {
-	owner := Viewer{UserID: 1, ActingProfileID: 10}
-	other := Viewer{UserID: 2, ActingProfileID: 20}
-	admin := Viewer{UserID: 3, Admin: true}
+	owner := Caller{UserID: 1, ActingProfileID: 10}
+	other := Caller{UserID: 2, ActingProfileID: 20}
+	admin := Caller{UserID: 3, Admin: true}
 	cases := []struct {
 		name string
-		v    Viewer
+		v    Caller
 		f    ProfileFacts
 		want Visibility
 	}{
@@ -32,7 +32,7 @@ func TestProfileVisibility(t *testing.T) {
 }
 
 func TestCardRules(t *testing.T) {
-	v := Viewer{UserID: 2, ActingProfileID: 20}
+	v := Caller{UserID: 2, ActingProfileID: 20}
 	pub := ProfileFacts{OwnerUserID: 1}
 	cases := []struct {
 		name    string

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
@@ -54,7 +55,7 @@ type Service struct {
 	files    *files.Service
 	settings Settings
 	log      *slog.Logger
-	out      outbox.Writer
+	out      txn.Runner
 	// leaveChats ends a profile's chat participations inside the caller's transaction.
 	leaveChats func(ctx context.Context, t *txn.Tx, profileID int64) error
 
@@ -90,17 +91,24 @@ type Deps struct {
 	RedisKeyPrefix string
 }
 
-// NewService wires a Service.
-func NewService(d Deps) *Service {
+// New wires a Service; it refuses missing required dependencies (everything but Files, which
+// only the account image needs, LeaveChats, Notifier, Now and Redis).
+func New(d Deps) (*Service, error) {
+	if err := domain.RequireDeps("account", map[string]any{
+		"Pool": d.Pool, "Hasher": d.Hasher, "Signer": d.Signer, "Authn": d.Authn, "Limiter": d.Limiter,
+		"Mailer": d.Mailer, "Log": d.Log,
+	}); err != nil {
+		return nil, err
+	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
 	return &Service{
 		pool: d.Pool, q: db.New(d.Pool), hasher: d.Hasher, signer: d.Signer, authn: d.Authn,
 		limiter: d.Limiter, mailer: d.Mailer, files: d.Files, settings: d.Settings, log: d.Log,
-		out: outbox.Writer{Pool: d.Pool, Notifier: d.Notifier}, leaveChats: d.LeaveChats,
+		out: txn.Runner{Pool: d.Pool, Notifier: d.Notifier}, leaveChats: d.LeaveChats,
 		now: d.Now, rdb: d.Redis, keyPrefix: d.RedisKeyPrefix,
-	}
+	}, nil
 }
 
 // sessionsEnded announces ended sessions to every API process (docs/product.md §3): their
@@ -230,8 +238,8 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, c Client) (SignUpR
 	}
 	var res SignUpResult
 	var verifyToken string
-	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err = txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
+		q := tx.Q
 		user, err := q.CreateUser(ctx, db.CreateUserParams{
 			LoginID: loginID, LoginKey: *keys.login, Nickname: nickname, NicknameKey: *keys.nickname,
 			Email: email, EmailKey: *keys.email, PasswordHash: hash, Description: in.Description, EmailVerifiedAt: verifiedAt,
@@ -395,8 +403,8 @@ func (s *Service) SignIn(ctx context.Context, login, password string, c Client) 
 		return Session{}, err
 	}
 	var session Session
-	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err = txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
+		q := tx.Q
 		if err := q.ClearFailedSignIns(ctx, user.ID); err != nil {
 			return fmt.Errorf("clear failed sign-ins: %w", err)
 		}
@@ -436,8 +444,8 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (S
 	hash := auth.HashSecret(refreshToken)
 	secret, newHash := auth.NewSecret()
 	var session Session
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err := txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
+		q := tx.Q
 		row, err := q.RotateRefreshToken(ctx, db.RotateRefreshTokenParams{
 			NewHash: newHash, DeviceToken: c.DeviceToken, ExpiresAt: s.now().Add(s.settings.RefreshTokenTTL), OldHash: hash,
 		})
@@ -489,7 +497,7 @@ func (s *Service) handleReuse(ctx context.Context, hash []byte) error {
 }
 
 // SignOut ends the caller's session and blacklists its access token.
-func (s *Service) SignOut(ctx context.Context, p auth.Principal) error {
+func (s *Service) SignOut(ctx context.Context, p access.Caller) error {
 	if err := s.authn.Revoking(ctx, p.UserID, func() error {
 		_, err := s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: p.SessionID, UserID: p.UserID, RevokeReason: ptr("sign_out")})
 		return err
@@ -501,7 +509,7 @@ func (s *Service) SignOut(ctx context.Context, p auth.Principal) error {
 }
 
 // SignOutEverywhere ends every session of the caller.
-func (s *Service) SignOutEverywhere(ctx context.Context, p auth.Principal) error {
+func (s *Service) SignOutEverywhere(ctx context.Context, p access.Caller) error {
 	if err := s.authn.Revoking(ctx, p.UserID, func() error {
 		_, err := s.q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: p.UserID, KeepSessionID: 0, Reason: ptr("sign_out_everywhere")})
 		return err
@@ -514,7 +522,7 @@ func (s *Service) SignOutEverywhere(ctx context.Context, p auth.Principal) error
 
 // blacklist stops the current access token at once; the session is already revoked (and its
 // cached record made stale), so a Redis failure here is logged rather than failing sign-out.
-func (s *Service) blacklist(ctx context.Context, p auth.Principal) error {
+func (s *Service) blacklist(ctx context.Context, p access.Caller) error {
 	if err := s.authn.Blacklist(ctx, p.UserID, p.TokenID, p.ExpiresAt); err != nil {
 		s.log.WarnContext(ctx, "blacklist token", "err", err)
 	}
@@ -522,7 +530,7 @@ func (s *Service) blacklist(ctx context.Context, p auth.Principal) error {
 }
 
 // ListSessions pages through the caller's live sessions, newest first.
-func (s *Service) ListSessions(ctx context.Context, p auth.Principal, beforeID int64, limit int) ([]db.Session, error) {
+func (s *Service) ListSessions(ctx context.Context, p access.Caller, beforeID int64, limit int) ([]db.Session, error) {
 	rows, err := s.q.ListLiveSessions(ctx, db.ListLiveSessionsParams{UserID: p.UserID, BeforeID: beforeID, MaxRows: int32(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
@@ -531,7 +539,7 @@ func (s *Service) ListSessions(ctx context.Context, p auth.Principal, beforeID i
 }
 
 // RevokeSession ends one of the caller's sessions.
-func (s *Service) RevokeSession(ctx context.Context, p auth.Principal, sessionID int64) error {
+func (s *Service) RevokeSession(ctx context.Context, p access.Caller, sessionID int64) error {
 	var n int64
 	err := s.authn.Revoking(ctx, p.UserID, func() (err error) {
 		n, err = s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: sessionID, UserID: p.UserID, RevokeReason: ptr("revoked_by_user")})
@@ -572,7 +580,7 @@ type UpdateInput struct {
 }
 
 // Update changes nickname, description or login id; an id change re-checks the password.
-func (s *Service) Update(ctx context.Context, p auth.Principal, in UpdateInput) (db.User, error) {
+func (s *Service) Update(ctx context.Context, p access.Caller, in UpdateInput) (db.User, error) {
 	user, err := s.Get(ctx, p.UserID)
 	if err != nil {
 		return db.User{}, err
@@ -623,7 +631,7 @@ func (s *Service) checkPassword(user db.User, password string) error {
 }
 
 // ChangePassword sets a new password and revokes every other session.
-func (s *Service) ChangePassword(ctx context.Context, p auth.Principal, current, next string) error {
+func (s *Service) ChangePassword(ctx context.Context, p access.Caller, current, next string) error {
 	user, err := s.Get(ctx, p.UserID)
 	if err != nil {
 		return err
@@ -657,7 +665,7 @@ func (s *Service) ChangePassword(ctx context.Context, p auth.Principal, current,
 
 // Deactivate closes the account after the password and confirmation: every session ends. The
 // id, nickname and email stay reserved so nobody can take them over.
-func (s *Service) Deactivate(ctx context.Context, p auth.Principal, password string, reason *string) error {
+func (s *Service) Deactivate(ctx context.Context, p access.Caller, password string, reason *string) error {
 	user, err := s.Get(ctx, p.UserID)
 	if err != nil {
 		return err
@@ -676,7 +684,7 @@ func (s *Service) Deactivate(ctx context.Context, p auth.Principal, password str
 }
 
 func (s *Service) deactivate(ctx context.Context, user db.User, reason *string) error {
-	return s.out.Write(ctx, func(t *outbox.Tx) error {
+	return s.out.Do(ctx, func(t *txn.Tx) error {
 		if _, err := t.Q.DeactivateUser(ctx, db.DeactivateUserParams{ID: user.ID, DeactivationReason: reason}); err != nil {
 			return fmt.Errorf("deactivate: %w", err)
 		}
@@ -705,10 +713,10 @@ func (s *Service) deactivate(ctx context.Context, user db.User, reason *string) 
 
 // SetImage stores an uploaded image as the account image; the previous one is released after
 // the change commits.
-func (s *Service) SetImage(ctx context.Context, p auth.Principal, fileID int64) (db.User, error) {
+func (s *Service) SetImage(ctx context.Context, p access.Caller, fileID int64) (db.User, error) {
 	var previous *int64
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		prev, err := s.q.WithTx(tx).SetUserImage(ctx, db.SetUserImageParams{ID: p.UserID, ImageFileID: optionalID(fileID)})
+	err := txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
+		prev, err := tx.Q.SetUserImage(ctx, db.SetUserImageParams{ID: p.UserID, ImageFileID: optionalID(fileID)})
 		previous = prev
 		return err
 	})

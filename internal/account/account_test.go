@@ -58,7 +58,7 @@ func newService(t *testing.T, now func() time.Time) *account.Service {
 	}
 	log := slog.New(slog.DiscardHandler)
 	signer := auth.NewSigner([]byte("0123456789abcdef0123456789abcdef"), 15*time.Minute)
-	s := account.NewService(account.Deps{
+	s, err := account.New(account.Deps{
 		Pool: pool, Hasher: hasher, Signer: signer,
 		Authn:   auth.NewAuthenticator(signer, rdb, prefix, db.New(pool), log),
 		Limiter: ratelimit.New(rdb, prefix), Mailer: mail.LogSender{Log: log}, Log: log, Notifier: outbox.Nop{},
@@ -68,6 +68,9 @@ func newService(t *testing.T, now func() time.Time) *account.Service {
 		},
 		Now: now,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(s.Wait)
 	return s
 }

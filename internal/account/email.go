@@ -9,10 +9,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/mail"
-	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/txn"
 )
 
@@ -74,8 +74,8 @@ func resetMail(base string, u db.User, token string) mail.Message {
 // VerifyEmail consumes a verification link.
 func (s *Service) VerifyEmail(ctx context.Context, token string) (db.User, error) {
 	var user db.User
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err := txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
+		q := tx.Q
 		t, err := q.ConsumeEmailToken(ctx, db.ConsumeEmailTokenParams{TokenHash: auth.HashSecret(token), Purpose: purposeVerify})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errBadEmailToken
@@ -94,7 +94,7 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (db.User, error
 
 // ResendVerification mails a new verification link: to the signed-in user, or to the account
 // of the given email (answering the same whether it exists or not).
-func (s *Service) ResendVerification(ctx context.Context, p *auth.Principal, email *string, c Client) error {
+func (s *Service) ResendVerification(ctx context.Context, p *access.Caller, email *string, c Client) error {
 	if err := s.limitAddress(ctx, "mail", c); err != nil {
 		return err
 	}

@@ -101,23 +101,28 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	signer := auth.NewSigner(cfg.SecretKey, cfg.AccessTokenTTL)
 	authn := auth.NewAuthenticator(signer, a.Redis, cfg.RedisKeyPrefix, db.New(a.Pool), log)
-	fileService := files.NewService(a.Pool, a.Store, cfg.MaxUploadBytes, log)
 	uploadLimiter := ratelimit.New(a.Redis, cfg.RedisKeyPrefix)
-	fileService.SetLimits(files.Limits{
-		QuotaBytes: cfg.Uploads.QuotaBytes,
-		Allow: func(ctx context.Context, userID int64) (bool, time.Duration, error) {
-			ctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			return uploadLimiter.Allow(ctx, "upload:"+strconv.FormatInt(userID, 10), cfg.Uploads.PerHour, time.Hour)
+	fileService, err := files.New(files.Deps{
+		Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes,
+		Limits: files.Limits{
+			QuotaBytes: cfg.Uploads.QuotaBytes,
+			Allow: func(ctx context.Context, userID int64) (bool, time.Duration, error) {
+				ctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				return uploadLimiter.Allow(ctx, "upload:"+strconv.FormatInt(userID, 10), cfg.Uploads.PerHour, time.Hour)
+			},
 		},
 	})
+	if err != nil {
+		return nil, err
+	}
 	a.Files = fileService
 	if a.Push, err = newPusher(ctx, cfg, db.New(a.Pool), log); err != nil {
 		return nil, err
 	}
 	// The chat hub lives until Close, not until ctx ends: during a drain (Serve) live streams
 	// stay up through SHUTDOWN_DELAY and then end with a retry hint.
-	if a.Chat, err = chat.NewService(context.WithoutCancel(ctx), chat.Deps{
+	if a.Chat, err = chat.New(context.WithoutCancel(ctx), chat.Deps{
 		Pool: a.Pool, Redis: a.Redis, Push: a.Push, Files: fileService, Log: log.With("component", "chat"),
 		Settings: chat.Settings{RedisKeyPrefix: cfg.RedisKeyPrefix, Heartbeat: cfg.ChatHeartbeat, StreamsPerUser: cfg.ChatStreamsPerUser,
 			WriteTimeout: cfg.ChatWriteTimeout},
@@ -128,20 +133,29 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	notifier := a.SyncNotifier
-	profiles := profile.NewService(a.Pool, notifier, fileService, a.Chat.LeaveAllRooms)
-	cards := card.NewService(a.Pool, notifier, fileService)
+	profiles, err := profile.New(profile.Deps{Pool: a.Pool, Notifier: notifier, Files: fileService, LeaveChats: a.Chat.LeaveAllRooms})
+	if err != nil {
+		return nil, err
+	}
+	cards, err := card.New(card.Deps{Pool: a.Pool, Notifier: notifier, Files: fileService})
+	if err != nil {
+		return nil, err
+	}
 	shares, err := card.NewShares(a.Pool, cards, cfg.SecretKey)
 	if err != nil {
 		return nil, err
 	}
-	mod := moderation.New(moderation.Deps{
+	mod, err := moderation.New(moderation.Deps{
 		Pool: a.Pool, Notifier: notifier, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Sync: a.Sync, Log: log.With("component", "moderation"),
 	})
+	if err != nil {
+		return nil, err
+	}
 	a.Registry.MustRegister(moderation.NewCollector(mod))
 	reports := moderation.NewReporter(mod, moderation.ReportDeps{
 		Profiles: profiles, Cards: cards, Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), PerMinute: cfg.RateLimit.PerAccount,
 	})
-	a.Accounts = account.NewService(account.Deps{
+	if a.Accounts, err = account.New(account.Deps{
 		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
 		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log, Notifier: notifier,
 		LeaveChats: a.Chat.LeaveAllRooms, Redis: a.Redis, RedisKeyPrefix: cfg.RedisKeyPrefix,
@@ -150,7 +164,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 			VerificationRequired: cfg.VerificationRequired(), MailEnabled: cfg.MailEnable, PublicBaseURL: cfg.PublicBaseURL,
 			PerAddressPerMinute: cfg.RateLimit.PerAddress, PerAccountPerMinute: cfg.RateLimit.PerAccount,
 		},
-	})
+	}); err != nil {
+		return nil, err
+	}
 	a.Drain = httpapi.NewDrain()
 	a.Handler, err = httpapi.New(httpapi.Deps{
 		Log: log, Pool: a.Pool, Redis: a.Redis, Registry: a.Registry, Authn: authn, Accounts: a.Accounts, Files: fileService,
@@ -217,7 +233,10 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App
 			a.Close()
 		}
 	}()
-	a.Files = files.NewService(a.Pool, a.Store, cfg.MaxUploadBytes, log) // for the sweeper of unused uploads
+	// For the sweeper of unused uploads.
+	if a.Files, err = files.New(files.Deps{Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes}); err != nil {
+		return nil, err
+	}
 	if a.Push, err = newPusher(ctx, cfg, db.New(a.Pool), log); err != nil {
 		return nil, err
 	}
@@ -248,20 +267,22 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) er
 		a.Queue = syncqueue.NewSQS(client, cfg.AWS.TaskSQSURL, metrics, log)
 		a.SyncNotifier = a.Queue
 		if background {
-			a.sender = syncqueue.NewSender(a.Queue, syncqueue.SenderOptions{
-				Buffer: cfg.Sync.SendBuffer, Concurrency: cfg.Sync.SendConcurrency, Timeout: cfg.Sync.SendTimeout,
-				Attempts: 5, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second,
-			}, metrics, log.With("component", "sync-sender"))
+			opts := syncqueue.DefaultSenderOptions()
+			opts.Buffer, opts.Concurrency, opts.Timeout = cfg.Sync.SendBuffer, cfg.Sync.SendConcurrency, cfg.Sync.SendTimeout
+			a.sender = syncqueue.NewSender(a.Queue, opts, metrics, log.With("component", "sync-sender"))
 			a.SyncNotifier = a.sender
 		}
 	}
 	settings := syncsvc.DefaultSettings()
 	settings.Redirect = cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect
 	settings.LockTTL = cfg.Sync.LockTTL
-	a.Sync = syncsvc.New(syncsvc.Deps{
+	var err error
+	if a.Sync, err = syncsvc.New(syncsvc.Deps{
 		Pool: a.Pool, Store: a.Store, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Push: a.Push,
-		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Metrics: metrics, Log: log,
-	}, settings)
+		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Metrics: metrics, Log: log, Settings: settings,
+	}); err != nil {
+		return err
+	}
 	// Bumps mark the poll's cached sync state stale before they reach the queue (docs/sync.md §3).
 	a.SyncNotifier = syncsvc.StateNotifier{Sync: a.Sync, Next: a.SyncNotifier}
 	a.Worker = worker.New(worker.Deps{

@@ -14,29 +14,23 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/domain"
 )
 
-// Principal is the authenticated caller of a request.
+// Principal is what authentication yields: the caller (access.Caller, which services take)
+// and what the same Redis round trip read for the request.
 type Principal struct {
-	UserID    int64
-	SessionID int64
-	Role      string
-	TokenID   string
-	ExpiresAt time.Time
-	// ActingProfileID is the acting profile the request named, when it is one of the user's
-	// live, unlocked profiles (checked with the session); 0 otherwise, and then the caller
-	// checks the id in PostgreSQL.
-	ActingProfileID int64
+	// Caller.ActingProfileID is the acting profile the request named when the session's cached
+	// record lists it among the user's live, unlocked profiles; 0 otherwise, and then the HTTP
+	// layer checks the id in PostgreSQL.
+	access.Caller
 	// SyncState is the user's cached sync state (syncsvc), read in the same Redis round trip as
 	// the session when the operation asked for it; SyncStateRead says that read happened ("" with
 	// SyncStateRead means nothing cached).
 	SyncState     string
 	SyncStateRead bool
 }
-
-// IsAdmin reports whether the caller holds the admin role.
-func (p Principal) IsAdmin() bool { return p.Role == "admin" }
 
 // ErrUnauthenticated is returned for any unusable credential.
 var ErrUnauthenticated = errors.New("unauthenticated")
@@ -104,7 +98,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string, actingProf
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
-	p := Principal{UserID: claims.UserID, SessionID: claims.SessionID, TokenID: claims.TokenID, ExpiresAt: claims.ExpiresAt}
+	p := Principal{Caller: access.Caller{UserID: claims.UserID, SessionID: claims.SessionID, TokenID: claims.TokenID, ExpiresAt: claims.ExpiresAt}}
 	keys := []string{a.generationKey(claims.UserID), a.sessionKey(claims.UserID, claims.SessionID), a.blacklistKey(claims.UserID, claims.TokenID)}
 	if withSync {
 		keys = append(keys, SyncStateKey(a.prefix, claims.UserID))
@@ -141,7 +135,7 @@ func fromRecord(p Principal, rec string, acting int64) (Principal, error) {
 		return Principal{}, fmt.Errorf("%w: session ended", ErrUnauthenticated)
 	}
 	role, ids, _ := strings.Cut(rec, sep)
-	p.Role = role
+	p.Admin = role == "admin"
 	if acting != 0 && containsID(ids, acting) {
 		p.ActingProfileID = acting
 	}

@@ -16,18 +16,32 @@ import (
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/profile"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // Service implements cards and subscriptions.
 type Service struct {
 	q     *db.Queries
-	out   outbox.Writer
+	out   txn.Runner
 	files *files.Service
 }
 
-// NewService wires a Service.
-func NewService(pool *pgxpool.Pool, notifier outbox.Notifier, fileService *files.Service) *Service {
-	return &Service{q: db.New(pool), out: outbox.Writer{Pool: pool, Notifier: notifier}, files: fileService}
+// Deps are the collaborators of the Service.
+type Deps struct {
+	Pool *pgxpool.Pool // required
+	// Notifier hears the sync bumps after commit; nil drops them (the worker polls the table).
+	Notifier outbox.Notifier
+	// Files checks and releases preview images; nil only where no image is ever used (package
+	// tests).
+	Files *files.Service
+}
+
+// New wires a Service; it refuses missing required dependencies.
+func New(d Deps) (*Service, error) {
+	if err := domain.RequireDeps("card", map[string]any{"Pool": d.Pool}); err != nil {
+		return nil, err
+	}
+	return &Service{q: db.New(d.Pool), out: txn.Runner{Pool: d.Pool, Notifier: d.Notifier}, files: d.Files}, nil
 }
 
 // Input is a new card or a partial change of one.
@@ -69,7 +83,7 @@ func (s *Service) cleanInput(ctx context.Context, userID int64, in Input) (name 
 }
 
 // Create adds a card to the acting profile.
-func (s *Service) Create(ctx context.Context, v access.Viewer, in Input) (db.Card, error) {
+func (s *Service) Create(ctx context.Context, v access.Caller, in Input) (db.Card, error) {
 	if in.Name == nil {
 		return db.Card{}, domain.Invalid("name", "is required")
 	}
@@ -81,7 +95,7 @@ func (s *Service) Create(ctx context.Context, v access.Viewer, in Input) (db.Car
 		data = []byte("{}")
 	}
 	var c db.Card
-	err = s.out.Write(ctx, func(t *outbox.Tx) error {
+	err = s.out.Do(ctx, func(t *txn.Tx) error {
 		c, err = t.Q.CreateCard(ctx, db.CreateCardParams{ProfileID: v.ActingProfileID, Name: *name, Data: data,
 			PreviewFileID: in.PreviewFileID, Private: in.Private != nil && *in.Private})
 		if err != nil {
@@ -99,7 +113,7 @@ type View struct {
 }
 
 // Get reads a card under the rules of access.CanReadCard.
-func (s *Service) Get(ctx context.Context, v access.Viewer, cardID int64) (View, error) {
+func (s *Service) Get(ctx context.Context, v access.Caller, cardID int64) (View, error) {
 	row, facts, err := s.load(ctx, s.q, v, cardID)
 	if err != nil {
 		return View{}, err
@@ -110,7 +124,7 @@ func (s *Service) Get(ctx context.Context, v access.Viewer, cardID int64) (View,
 	return View{Card: row.Card, Subscribed: row.Subscribed}, nil
 }
 
-func (s *Service) load(ctx context.Context, q *db.Queries, v access.Viewer, cardID int64) (db.GetCardViewRow, access.CardFacts, error) {
+func (s *Service) load(ctx context.Context, q *db.Queries, v access.Caller, cardID int64) (db.GetCardViewRow, access.CardFacts, error) {
 	row, err := q.GetCardView(ctx, db.GetCardViewParams{CardID: cardID, ViewerProfileID: v.ActingProfileID, ViewerUserID: v.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row, access.CardFacts{}, domain.NotFound("The card")
@@ -128,7 +142,7 @@ func (s *Service) load(ctx context.Context, q *db.Queries, v access.Viewer, card
 // ListOfProfile lists the cards of a profile the viewer may see: all live cards for the owner
 // and admins; public ones (and private ones the acting profile subscribes to) for viewers who
 // may fully read the profile.
-func (s *Service) ListOfProfile(ctx context.Context, v access.Viewer, profiles *profile.Service, profileID, afterID int64, limit int) ([]db.Card, error) {
+func (s *Service) ListOfProfile(ctx context.Context, v access.Caller, profiles *profile.Service, profileID, afterID int64, limit int) ([]db.Card, error) {
 	view, err := profiles.Get(ctx, v, profileID)
 	if err != nil {
 		return nil, err
@@ -159,7 +173,7 @@ func (s *Service) Update(ctx context.Context, userID, cardID int64, ifMatch *str
 	}
 	var c db.Card
 	var previous *int64
-	err = s.out.Write(ctx, func(t *outbox.Tx) error {
+	err = s.out.Do(ctx, func(t *txn.Tx) error {
 		return domain.Conditional(version, func() (int64, error) {
 			cur, err := s.lockOwned(ctx, t.Q, userID, cardID)
 			previous = cur.PreviewFileID
@@ -199,7 +213,7 @@ func (s *Service) Delete(ctx context.Context, userID, cardID int64, ifMatch *str
 	if err != nil {
 		return err
 	}
-	return s.out.Write(ctx, func(t *outbox.Tx) error {
+	return s.out.Do(ctx, func(t *txn.Tx) error {
 		return domain.Conditional(version, func() (int64, error) {
 			cur, err := s.lockOwned(ctx, t.Q, userID, cardID)
 			return cur.Version, err
@@ -221,7 +235,7 @@ type Subscription struct {
 }
 
 // GetSubscription answers "am I subscribed?" for a card the acting profile may read.
-func (s *Service) GetSubscription(ctx context.Context, v access.Viewer, cardID int64) (Subscription, error) {
+func (s *Service) GetSubscription(ctx context.Context, v access.Caller, cardID int64) (Subscription, error) {
 	row, facts, err := s.load(ctx, s.q, v, cardID)
 	if err != nil {
 		return Subscription{}, err
@@ -244,9 +258,9 @@ func (s *Service) GetSubscription(ctx context.Context, v access.Viewer, cardID i
 // creates follows. shareToken ("" for none) is the token of a share link of the card: with a live
 // one a private card may be saved too, and a new save counts one use of the link
 // (docs/product.md §6 "Sharing").
-func (s *Service) Subscribe(ctx context.Context, v access.Viewer, cardID int64, shareToken string) (Subscription, error) {
+func (s *Service) Subscribe(ctx context.Context, v access.Caller, cardID int64, shareToken string) (Subscription, error) {
 	var out Subscription
-	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+	err := s.out.Do(ctx, func(t *txn.Tx) error {
 		var shareID int64
 		if shareToken != "" {
 			id, err := liveShareInTx(ctx, t.Q, shareToken, cardID)
@@ -305,8 +319,8 @@ func (s *Service) Subscribe(ctx context.Context, v access.Viewer, cardID int64, 
 }
 
 // Unsubscribe removes the card from the acting profile's saved cards (idempotent).
-func (s *Service) Unsubscribe(ctx context.Context, v access.Viewer, cardID int64) error {
-	return s.out.Write(ctx, func(t *outbox.Tx) error {
+func (s *Service) Unsubscribe(ctx context.Context, v access.Caller, cardID int64) error {
+	return s.out.Do(ctx, func(t *txn.Tx) error {
 		n, err := t.Q.Unsubscribe(ctx, db.UnsubscribeParams{ProfileID: v.ActingProfileID, CardID: cardID})
 		if err != nil {
 			return fmt.Errorf("unsubscribe: %w", err)

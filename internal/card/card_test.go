@@ -58,11 +58,19 @@ func setup(t *testing.T) world {
 	}
 	t.Cleanup(pool.Close)
 	rec := &recorder{}
-	return world{pool: pool, profiles: profile.NewService(pool, rec, nil, nil), cards: card.NewService(pool, rec, nil), notes: rec}
+	profiles, err := profile.New(profile.Deps{Pool: pool, Notifier: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cards, err := card.New(card.Deps{Pool: pool, Notifier: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return world{pool: pool, profiles: profiles, cards: cards, notes: rec}
 }
 
 // actor creates a user with one public profile and returns it as a viewer.
-func (w world) actor(t *testing.T, name string) access.Viewer {
+func (w world) actor(t *testing.T, name string) access.Caller {
 	t.Helper()
 	var id int64
 	if err := w.pool.QueryRow(context.Background(), `
@@ -75,7 +83,7 @@ func (w world) actor(t *testing.T, name string) access.Viewer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return access.Viewer{UserID: id, ActingProfileID: p.ID}
+	return access.Caller{UserID: id, ActingProfileID: p.ID}
 }
 
 func code(err error) string {

@@ -116,7 +116,7 @@ func (s *Shares) unseal(row db.CardShare) string {
 
 // ownCard loads a live, unlocked card of one of the caller's profiles; anything else is not
 // found. The card names the acting profile, as for updateCard (docs/product.md §2).
-func (s *Shares) ownCard(ctx context.Context, q *db.Queries, v access.Viewer, cardID int64) (db.Card, error) {
+func (s *Shares) ownCard(ctx context.Context, q *db.Queries, v access.Caller, cardID int64) (db.Card, error) {
 	c, err := s.cards.lockOwned(ctx, q, v.UserID, cardID)
 	if err != nil {
 		return db.Card{}, err
@@ -128,7 +128,7 @@ func (s *Shares) ownCard(ctx context.Context, q *db.Queries, v access.Viewer, ca
 }
 
 // Create makes a link to one of the caller's cards.
-func (s *Shares) Create(ctx context.Context, v access.Viewer, cardID int64, in ShareInput) (Share, error) {
+func (s *Shares) Create(ctx context.Context, v access.Caller, cardID int64, in ShareInput) (Share, error) {
 	if in.ExpiresAt != nil {
 		if !in.ExpiresAt.After(time.Now()) {
 			return Share{}, domain.Invalid("expires_at", "must be in the future")
@@ -162,7 +162,7 @@ func (s *Shares) Create(ctx context.Context, v access.Viewer, cardID int64, in S
 }
 
 // List lists the links of one of the caller's cards, newest first, ids below beforeID.
-func (s *Shares) List(ctx context.Context, v access.Viewer, cardID, beforeID int64, limit int) ([]Share, error) {
+func (s *Shares) List(ctx context.Context, v access.Caller, cardID, beforeID int64, limit int) ([]Share, error) {
 	if _, err := s.ownCard(ctx, s.q, v, cardID); err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (s *Shares) List(ctx context.Context, v access.Viewer, cardID, beforeID int
 }
 
 // Revoke ends a link of one of the caller's cards; revoking twice is not an error.
-func (s *Shares) Revoke(ctx context.Context, v access.Viewer, cardID, shareID int64) error {
+func (s *Shares) Revoke(ctx context.Context, v access.Caller, cardID, shareID int64) error {
 	if _, err := s.ownCard(ctx, s.q, v, cardID); err != nil {
 		return err
 	}
@@ -245,7 +245,7 @@ type SharedView struct {
 
 // Open answers getCardShare: the card of a live link, whether the acting profile saved it. Across
 // a BLOCK in either direction the link is as if unknown.
-func (s *Shares) Open(ctx context.Context, v access.Viewer, token string) (SharedView, error) {
+func (s *Shares) Open(ctx context.Context, v access.Caller, token string) (SharedView, error) {
 	sh, err := s.Resolve(ctx, token)
 	if err != nil {
 		return SharedView{}, err

@@ -58,16 +58,6 @@ const (
 	defaultRoomName = "새 채팅방"
 )
 
-// Actor is who does something: the signed-in user acting as one of its profiles, from one
-// session (the device that is not pushed its own events).
-type Actor struct {
-	UserID    int64
-	ProfileID int64
-	SessionID int64
-	// SessionExpires is when the access token of the request ends; a live stream ends then.
-	SessionExpires time.Time
-}
-
 // Event is one entry of a room's log.
 type Event struct {
 	ID                    int64     `json:"id"`
@@ -190,10 +180,13 @@ type Service struct {
 	workers sync.WaitGroup
 }
 
-// NewService starts the service: its Redis subscription (every replica hears every event and
+// New starts the service: its Redis subscription (every replica hears every event and
 // hands it to its own streams) and its push workers. Streams end when ctx ends; Close waits
 // for the background work.
-func NewService(ctx context.Context, d Deps) (*Service, error) {
+func New(ctx context.Context, d Deps) (*Service, error) {
+	if err := domain.RequireDeps("chat", map[string]any{"Pool": d.Pool, "Redis": d.Redis, "Push": d.Push, "Log": d.Log}); err != nil {
+		return nil, err
+	}
 	set := d.Settings
 	if set.Heartbeat <= 0 {
 		set.Heartbeat = 15 * time.Second
@@ -266,15 +259,15 @@ func facts(row db.GetChatRoomAccessRow, profileID int64) access.RoomFacts {
 }
 
 // standing loads the room and the acting profile's access to it; hidden rooms are not found.
-func (s *Service) standing(ctx context.Context, q *db.Queries, a Actor, roomID int64) (db.GetChatRoomAccessRow, access.RoomFacts, access.RoomAccess, error) {
-	row, err := q.GetChatRoomAccess(ctx, db.GetChatRoomAccessParams{ProfileID: a.ProfileID, RoomID: roomID})
+func (s *Service) standing(ctx context.Context, q *db.Queries, a access.Caller, roomID int64) (db.GetChatRoomAccessRow, access.RoomFacts, access.RoomAccess, error) {
+	row, err := q.GetChatRoomAccess(ctx, db.GetChatRoomAccessParams{ProfileID: a.ActingProfileID, RoomID: roomID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row, access.RoomFacts{}, access.RoomHidden, errRoomNotFound
 	}
 	if err != nil {
 		return row, access.RoomFacts{}, access.RoomHidden, fmt.Errorf("load chat room %d: %w", roomID, err)
 	}
-	f := facts(row, a.ProfileID)
+	f := facts(row, a.ActingProfileID)
 	acc := access.Room(f)
 	if acc == access.RoomHidden {
 		return row, f, acc, errRoomNotFound
@@ -283,7 +276,7 @@ func (s *Service) standing(ctx context.Context, q *db.Queries, a Actor, roomID i
 }
 
 // requireMember is standing for operations only live participants may do.
-func (s *Service) requireMember(ctx context.Context, q *db.Queries, a Actor, roomID int64) (db.GetChatRoomAccessRow, error) {
+func (s *Service) requireMember(ctx context.Context, q *db.Queries, a access.Caller, roomID int64) (db.GetChatRoomAccessRow, error) {
 	row, _, acc, err := s.standing(ctx, q, a, roomID)
 	if err != nil {
 		return row, err

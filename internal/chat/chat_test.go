@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"github.com/bca-app/backend/internal/access"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func TestParseLastEventID(t *testing.T) {
 // streamBuffer, however many events arrive while the writer is stuck; an overflow is signalled
 // once so the stream catches up from the database (issue 9).
 func TestStreamBufferIsBounded(t *testing.T) {
-	st := newStream(nil, Actor{UserID: 1, ProfileID: 1}, "lease")
+	st := newStream(nil, access.Caller{UserID: 1, ActingProfileID: 1}, "lease")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -22,8 +22,8 @@ var errNotPosted = errors.New("author is not a live participant")
 // post appends a message in one short transaction: allocating the index and inserting the event
 // is one statement, and the same statement checks — after the room's row lock is taken — that
 // the author is a live participant (otherwise the transaction rolls back, index and all).
-func (s *Service) post(ctx context.Context, a Actor, p db.AppendChatEventParams) (Event, error) {
-	p.CausedByProfileID = &a.ProfileID
+func (s *Service) post(ctx context.Context, a access.Caller, p db.AppendChatEventParams) (Event, error) {
+	p.CausedByProfileID = &a.ActingProfileID
 	var ev Event
 	err := txn.Do(ctx, s.pool, func(t *txn.Tx) error {
 		e, err := appendEvent(ctx, t.Q, p)
@@ -51,7 +51,7 @@ func (s *Service) post(ctx context.Context, a Actor, p db.AppendChatEventParams)
 
 // PostMessage posts a text message. deviceToken, when the client sends it, refreshes the
 // session's push token.
-func (s *Service) PostMessage(ctx context.Context, a Actor, roomID int64, text string, deviceToken *string) (Event, error) {
+func (s *Service) PostMessage(ctx context.Context, a access.Caller, roomID int64, text string, deviceToken *string) (Event, error) {
 	if _, err := domain.Text("message", text); err != nil {
 		return Event{}, err
 	}
@@ -68,7 +68,7 @@ func (s *Service) PostMessage(ctx context.Context, a Actor, roomID int64, text s
 type Upload func(ctx context.Context) (fileID int64, err error)
 
 // PostImage posts an image message.
-func (s *Service) PostImage(ctx context.Context, a Actor, roomID int64, upload Upload) (Event, error) {
+func (s *Service) PostImage(ctx context.Context, a access.Caller, roomID int64, upload Upload) (Event, error) {
 	if _, err := s.requireMember(ctx, s.q, a, roomID); err != nil {
 		return Event{}, err
 	}
@@ -86,7 +86,7 @@ func (s *Service) PostImage(ctx context.Context, a Actor, roomID int64, upload U
 
 // DeleteMessage replaces the content of the acting profile's own message and records a
 // MESSAGE_DELETED event pointing at it. Deleting a deleted message again changes nothing.
-func (s *Service) DeleteMessage(ctx context.Context, a Actor, roomID, index int64) error {
+func (s *Service) DeleteMessage(ctx context.Context, a access.Caller, roomID, index int64) error {
 	return txn.Do(ctx, s.pool, func(t *txn.Tx) error {
 		q := t.Q
 		if _, err := lockRoom(ctx, q, roomID); err != nil {
@@ -96,7 +96,7 @@ func (s *Service) DeleteMessage(ctx context.Context, a Actor, roomID, index int6
 			return err
 		}
 		visible, err := q.ListChatEventsAfter(ctx, db.ListChatEventsAfterParams{
-			RoomID: roomID, AfterIndex: index - 1, BeforeIndex: index + 1, ProfileID: a.ProfileID, MaxRows: 1,
+			RoomID: roomID, AfterIndex: index - 1, BeforeIndex: index + 1, ProfileID: a.ActingProfileID, MaxRows: 1,
 		})
 		if err != nil {
 			return fmt.Errorf("load chat event: %w", err)
@@ -106,7 +106,7 @@ func (s *Service) DeleteMessage(ctx context.Context, a Actor, roomID, index int6
 		}
 		target := visible[0]
 		switch {
-		case target.CausedByProfileID == nil || *target.CausedByProfileID != a.ProfileID:
+		case target.CausedByProfileID == nil || *target.CausedByProfileID != a.ActingProfileID:
 			return domain.Forbidden("chat.not_author", "Only the author can delete a message.")
 		case target.EventType != MessagePosted && target.EventType != MessagePostedImage:
 			return domain.Forbidden("chat.not_a_message", "Only messages can be deleted.")
@@ -118,7 +118,7 @@ func (s *Service) DeleteMessage(ctx context.Context, a Actor, roomID, index int6
 			return fmt.Errorf("delete chat message: %w", err)
 		}
 		ev, err := appendEvent(ctx, q, db.AppendChatEventParams{
-			RoomID: roomID, EventType: MessageDeleted, Message: textDeleted, CausedByProfileID: &a.ProfileID, TargetEventIndex: &index,
+			RoomID: roomID, EventType: MessageDeleted, Message: textDeleted, CausedByProfileID: &a.ActingProfileID, TargetEventIndex: &index,
 		})
 		if err != nil {
 			return err
@@ -141,7 +141,7 @@ type EventPage struct {
 
 // ListEvents returns a page of the events the acting profile may read, and whether more exist
 // beyond the page in the direction asked.
-func (s *Service) ListEvents(ctx context.Context, a Actor, roomID int64, page EventPage) ([]Event, bool, error) {
+func (s *Service) ListEvents(ctx context.Context, a access.Caller, roomID int64, page EventPage) ([]Event, bool, error) {
 	_, _, acc, err := s.standing(ctx, s.q, a, roomID)
 	if err != nil {
 		return nil, false, err
@@ -159,11 +159,11 @@ func (s *Service) ListEvents(ctx context.Context, a Actor, roomID int64, page Ev
 	var rows []db.ChatEvent
 	if page.After != nil {
 		rows, err = s.q.ListChatEventsAfter(ctx, db.ListChatEventsAfterParams{
-			RoomID: roomID, AfterIndex: after, BeforeIndex: before, ProfileID: a.ProfileID, MaxRows: int32(page.Limit + 1),
+			RoomID: roomID, AfterIndex: after, BeforeIndex: before, ProfileID: a.ActingProfileID, MaxRows: int32(page.Limit + 1),
 		})
 	} else {
 		rows, err = s.q.ListChatEventsBefore(ctx, db.ListChatEventsBeforeParams{
-			RoomID: roomID, AfterIndex: after, BeforeIndex: before, ProfileID: a.ProfileID, MaxRows: int32(page.Limit + 1),
+			RoomID: roomID, AfterIndex: after, BeforeIndex: before, ProfileID: a.ActingProfileID, MaxRows: int32(page.Limit + 1),
 		})
 	}
 	if err != nil {
@@ -185,8 +185,8 @@ func (s *Service) ListEvents(ctx context.Context, a Actor, roomID int64, page Ev
 
 // SetReadMarker moves the acting profile's read marker forward (never past the last event) and
 // returns the stored marker and the unread count.
-func (s *Service) SetReadMarker(ctx context.Context, a Actor, roomID, index int64) (marker, unread int64, err error) {
-	row, err := s.q.SetChatReadMarker(ctx, db.SetChatReadMarkerParams{RoomID: roomID, ProfileID: a.ProfileID, EventIndex: index})
+func (s *Service) SetReadMarker(ctx context.Context, a access.Caller, roomID, index int64) (marker, unread int64, err error) {
+	row, err := s.q.SetChatReadMarker(ctx, db.SetChatReadMarkerParams{RoomID: roomID, ProfileID: a.ActingProfileID, EventIndex: index})
 	if errors.Is(err, pgx.ErrNoRows) {
 		_, err = s.requireMember(ctx, s.q, a, roomID)
 		if err == nil {

@@ -24,12 +24,12 @@ type RoomPage struct {
 
 // ListRooms returns the rooms the acting profile takes part in, most recently active first,
 // and where the next page starts (nil on the last page).
-func (s *Service) ListRooms(ctx context.Context, a Actor, after RoomPage, limit int) ([]Room, *RoomPage, error) {
+func (s *Service) ListRooms(ctx context.Context, a access.Caller, after RoomPage, limit int) ([]Room, *RoomPage, error) {
 	if after.ID == 0 {
 		after = RoomPage{At: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: 1<<63 - 1}
 	}
 	rows, err := s.q.ListChatRoomsOfProfile(ctx, db.ListChatRoomsOfProfileParams{
-		ProfileID: a.ProfileID, BeforeAt: after.At, BeforeID: after.ID, MaxRows: int32(limit + 1),
+		ProfileID: a.ActingProfileID, BeforeAt: after.At, BeforeID: after.ID, MaxRows: int32(limit + 1),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list chat rooms: %w", err)
@@ -77,11 +77,11 @@ func (s *Service) fillParticipants(ctx context.Context, q *db.Queries, rooms []R
 }
 
 // GetRoom returns a room as the acting profile may see it.
-func (s *Service) GetRoom(ctx context.Context, a Actor, roomID int64) (Room, error) {
+func (s *Service) GetRoom(ctx context.Context, a access.Caller, roomID int64) (Room, error) {
 	return s.loadRoom(ctx, s.q, a, roomID)
 }
 
-func (s *Service) loadRoom(ctx context.Context, q *db.Queries, a Actor, roomID int64) (Room, error) {
+func (s *Service) loadRoom(ctx context.Context, q *db.Queries, a access.Caller, roomID int64) (Room, error) {
 	row, _, acc, err := s.standing(ctx, q, a, roomID)
 	if err != nil {
 		return Room{}, err
@@ -119,7 +119,7 @@ func (e *ExistingRoomError) Unwrap() error { return e.Err }
 // CreateRoom creates a room owned by the acting profile and brings the invited profiles in.
 // With exactly one invitee and a live 1:1 room of the two, nothing is created and the answer is
 // an *ExistingRoomError. When every invitation fails nothing is created either.
-func (s *Service) CreateRoom(ctx context.Context, a Actor, in CreateInput) (Room, []FailedInvitation, error) {
+func (s *Service) CreateRoom(ctx context.Context, a access.Caller, in CreateInput) (Room, []FailedInvitation, error) {
 	name, err := cleanRoomName(in.Name)
 	if err != nil {
 		return Room{}, nil, err
@@ -139,11 +139,11 @@ func (s *Service) CreateRoom(ctx context.Context, a Actor, in CreateInput) (Room
 		q := t.Q
 		roomID, existing, events, failed = 0, 0, nil, nil // a retried attempt starts afresh
 		t.AfterCommit(func(ctx context.Context) { s.deliver(ctx, a.SessionID, events) })
-		if len(ids) == 1 && ids[0] != a.ProfileID {
-			if err := q.LockChatPair(ctx, db.LockChatPairParams{A: a.ProfileID, B: ids[0]}); err != nil {
+		if len(ids) == 1 && ids[0] != a.ActingProfileID {
+			if err := q.LockChatPair(ctx, db.LockChatPairParams{A: a.ActingProfileID, B: ids[0]}); err != nil {
 				return fmt.Errorf("lock 1:1 pair: %w", err)
 			}
-			id, err := q.FindOneToOneChatRoom(ctx, db.FindOneToOneChatRoomParams{A: a.ProfileID, B: ids[0]})
+			id, err := q.FindOneToOneChatRoom(ctx, db.FindOneToOneChatRoomParams{A: a.ActingProfileID, B: ids[0]})
 			switch {
 			case err == nil:
 				existing = id
@@ -152,7 +152,7 @@ func (s *Service) CreateRoom(ctx context.Context, a Actor, in CreateInput) (Room
 				return fmt.Errorf("find 1:1 room: %w", err)
 			}
 		}
-		decisions, err := decideInvitations(ctx, q, a, a.ProfileID, ids)
+		decisions, err := decideInvitations(ctx, q, a, a.ActingProfileID, ids)
 		if err != nil {
 			return err
 		}
@@ -172,18 +172,18 @@ func (s *Service) CreateRoom(ctx context.Context, a Actor, in CreateInput) (Room
 			name = &auto
 		}
 		room, err := q.CreateChatRoom(ctx, db.CreateChatRoomParams{
-			Name: *name, Description: cleanDescription(in.Description), OwnerProfileID: a.ProfileID, Private: private,
+			Name: *name, Description: cleanDescription(in.Description), OwnerProfileID: a.ActingProfileID, Private: private,
 		})
 		if err != nil {
 			return fmt.Errorf("create chat room: %w", err)
 		}
 		roomID = room.ID
 		if _, err := q.AddChatParticipant(ctx, db.AddChatParticipantParams{
-			RoomID: room.ID, ProfileID: a.ProfileID, FirstEventIndex: 0, ReadEventIndex: -1,
+			RoomID: room.ID, ProfileID: a.ActingProfileID, FirstEventIndex: 0, ReadEventIndex: -1,
 		}); err != nil {
 			return fmt.Errorf("add creator to chat room: %w", err)
 		}
-		events, err = bringIn(ctx, q, room, a.ProfileID, decisions)
+		events, err = bringIn(ctx, q, room, a.ActingProfileID, decisions)
 		return err
 	})
 	if err != nil {
@@ -253,8 +253,8 @@ func (d invitation) failure() FailedInvitation {
 
 // decideInvitations applies the invitation rule to each invited profile other than the
 // requester itself (which the caller handles), in the order asked, for a room owned by ownerID.
-func decideInvitations(ctx context.Context, q *db.Queries, a Actor, ownerID int64, ids []int64) ([]invitation, error) {
-	rows, err := q.GetChatInviteTargets(ctx, db.GetChatInviteTargetsParams{RequesterID: a.ProfileID, OwnerID: ownerID, ProfileIds: ids})
+func decideInvitations(ctx context.Context, q *db.Queries, a access.Caller, ownerID int64, ids []int64) ([]invitation, error) {
+	rows, err := q.GetChatInviteTargets(ctx, db.GetChatInviteTargetsParams{RequesterID: a.ActingProfileID, OwnerID: ownerID, ProfileIds: ids})
 	if err != nil {
 		return nil, fmt.Errorf("load invited profiles: %w", err)
 	}
@@ -264,7 +264,7 @@ func decideInvitations(ctx context.Context, q *db.Queries, a Actor, ownerID int6
 	}
 	out := make([]invitation, 0, len(ids))
 	for _, id := range ids {
-		if id == a.ProfileID {
+		if id == a.ActingProfileID {
 			out = append(out, invitation{profileID: id, code: access.InviteAlreadyPresent})
 			continue
 		}
@@ -321,7 +321,7 @@ func lockRoom(ctx context.Context, q *db.Queries, roomID int64) (db.ChatRoom, er
 
 // AddParticipants invites profiles into a room (participants only) and, when the acting
 // profile's own id is among them, enters a public room first.
-func (s *Service) AddParticipants(ctx context.Context, a Actor, roomID int64, profileIDs []int64) (Room, []FailedInvitation, error) {
+func (s *Service) AddParticipants(ctx context.Context, a access.Caller, roomID int64, profileIDs []int64) (Room, []FailedInvitation, error) {
 	ids := dedupe(profileIDs)
 	var (
 		events []Event
@@ -339,13 +339,13 @@ func (s *Service) AddParticipants(ctx context.Context, a Actor, roomID int64, pr
 		if err != nil {
 			return err
 		}
-		others := slices.DeleteFunc(slices.Clone(ids), func(id int64) bool { return id == a.ProfileID })
+		others := slices.DeleteFunc(slices.Clone(ids), func(id int64) bool { return id == a.ActingProfileID })
 		if len(others) < len(ids) { // entering by itself
 			switch {
 			case f.Live:
-				failed = append(failed, invitation{profileID: a.ProfileID, code: access.InviteAlreadyPresent}.failure())
+				failed = append(failed, invitation{profileID: a.ActingProfileID, code: access.InviteAlreadyPresent}.failure())
 			case access.CanEnterRoom(f):
-				ev, err := enter(ctx, q, room, a.ProfileID)
+				ev, err := enter(ctx, q, room, a.ActingProfileID)
 				if err != nil {
 					return err
 				}
@@ -353,7 +353,7 @@ func (s *Service) AddParticipants(ctx context.Context, a Actor, roomID int64, pr
 				room.LastEventIndex = ev.Index
 				acc = access.RoomMember
 			default:
-				failed = append(failed, invitation{profileID: a.ProfileID, code: access.InviteRefused}.failure())
+				failed = append(failed, invitation{profileID: a.ActingProfileID, code: access.InviteRefused}.failure())
 			}
 		}
 		if len(others) == 0 {
@@ -381,7 +381,7 @@ func (s *Service) AddParticipants(ctx context.Context, a Actor, roomID int64, pr
 				failed = append(failed, d.failure())
 			}
 		}
-		more, err := bringIn(ctx, q, room, a.ProfileID, decisions)
+		more, err := bringIn(ctx, q, room, a.ActingProfileID, decisions)
 		events = append(events, more...)
 		return err
 	})
@@ -412,7 +412,7 @@ func enter(ctx context.Context, q *db.Queries, room db.ChatRoom, profileID int64
 
 // RemoveParticipant makes the acting profile leave (profileID is its own) or, for the owner,
 // removes another participant.
-func (s *Service) RemoveParticipant(ctx context.Context, a Actor, roomID, profileID int64) error {
+func (s *Service) RemoveParticipant(ctx context.Context, a access.Caller, roomID, profileID int64) error {
 	var events []Event
 	err := txn.Do(ctx, s.pool, func(t *txn.Tx) error {
 		q := t.Q
@@ -426,7 +426,7 @@ func (s *Service) RemoveParticipant(ctx context.Context, a Actor, roomID, profil
 		if err != nil {
 			return err
 		}
-		if profileID == a.ProfileID {
+		if profileID == a.ActingProfileID {
 			if !f.Live {
 				return domain.E(domain.KindNotFound, "chat.not_participant", "You are not in this room.")
 			}
@@ -444,7 +444,7 @@ func (s *Service) RemoveParticipant(ctx context.Context, a Actor, roomID, profil
 		} else if err != nil {
 			return fmt.Errorf("check participant: %w", err)
 		}
-		events, err = leave(ctx, q, room, profileID, a.ProfileID, true)
+		events, err = leave(ctx, q, room, profileID, a.ActingProfileID, true)
 		return err
 	})
 	return err
@@ -541,7 +541,7 @@ type UpdateInput struct {
 
 // UpdateRoom changes a room's settings (owner only) if ifMatch names its current version, and
 // records a ROOM_MODIFIED event. Handing ownership to another live participant is part of it.
-func (s *Service) UpdateRoom(ctx context.Context, a Actor, roomID int64, ifMatch *string, in UpdateInput) (Room, error) {
+func (s *Service) UpdateRoom(ctx context.Context, a access.Caller, roomID int64, ifMatch *string, in UpdateInput) (Room, error) {
 	_, f, _, err := s.standing(ctx, s.q, a, roomID)
 	if err != nil {
 		return Room{}, err
@@ -560,12 +560,12 @@ func (s *Service) UpdateRoom(ctx context.Context, a Actor, roomID int64, ifMatch
 	if err != nil {
 		return Room{}, err
 	}
-	params := db.UpdateChatRoomParams{ID: roomID, OwnerProfileID: a.ProfileID, Name: name, Private: in.Private}
+	params := db.UpdateChatRoomParams{ID: roomID, OwnerProfileID: a.ActingProfileID, Name: name, Private: in.Private}
 	if in.Description != nil {
 		params.SetDescription, params.Description = true, cleanDescription(in.Description)
 	}
 	newOwner := in.OwnerProfileID
-	if newOwner != nil && *newOwner == a.ProfileID {
+	if newOwner != nil && *newOwner == a.ActingProfileID {
 		newOwner = nil
 	}
 	params.NewOwnerProfileID = newOwner
@@ -614,7 +614,7 @@ func (s *Service) UpdateRoom(ctx context.Context, a Actor, roomID int64, ifMatch
 			text = fmt.Sprintf(textNewOwner, heirName)
 		}
 		ev, err := appendEvent(ctx, q, db.AppendChatEventParams{
-			RoomID: roomID, EventType: RoomModified, Message: text, CausedByProfileID: &a.ProfileID, TargetProfileID: newOwner,
+			RoomID: roomID, EventType: RoomModified, Message: text, CausedByProfileID: &a.ActingProfileID, TargetProfileID: newOwner,
 		})
 		events = append(events, ev)
 		return err

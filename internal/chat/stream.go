@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/domain"
 )
@@ -113,25 +114,25 @@ func (h *hub) endSessions(payload string) {
 func (h *hub) add(st *Stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.subs[st.actor.ProfileID] == nil {
-		h.subs[st.actor.ProfileID] = map[*Stream]struct{}{}
+	if h.subs[st.actor.ActingProfileID] == nil {
+		h.subs[st.actor.ActingProfileID] = map[*Stream]struct{}{}
 	}
-	h.subs[st.actor.ProfileID][st] = struct{}{}
+	h.subs[st.actor.ActingProfileID][st] = struct{}{}
 }
 
 func (h *hub) remove(st *Stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.subs[st.actor.ProfileID], st)
-	if len(h.subs[st.actor.ProfileID]) == 0 {
-		delete(h.subs, st.actor.ProfileID)
+	delete(h.subs[st.actor.ActingProfileID], st)
+	if len(h.subs[st.actor.ActingProfileID]) == 0 {
+		delete(h.subs, st.actor.ActingProfileID)
 	}
 }
 
 // Stream is one client's live view of its acting profile's rooms.
 type Stream struct {
 	svc   *Service
-	actor Actor
+	actor access.Caller
 	lease string
 
 	in      chan Event    // bounded: when full, events are dropped and read from the database
@@ -151,7 +152,7 @@ type Stream struct {
 // the client catches up.
 const streamBuffer = 256
 
-func newStream(s *Service, a Actor, lease string) *Stream {
+func newStream(s *Service, a access.Caller, lease string) *Stream {
 	return &Stream{
 		svc: s, actor: a, lease: lease,
 		in: make(chan Event, streamBuffer), stale: make(chan struct{}, 1), ended: make(chan struct{}),
@@ -183,7 +184,7 @@ func ParseLastEventID(v string) (map[int64]int64, error) {
 // OpenStream registers a live stream of the acting profile's rooms, resuming after the
 // positions of resume (room id → last event index received). Too many open streams of the
 // user is a 429.
-func (s *Service) OpenStream(ctx context.Context, a Actor, resume map[int64]int64) (*Stream, error) {
+func (s *Service) OpenStream(ctx context.Context, a access.Caller, resume map[int64]int64) (*Stream, error) {
 	lease, err := s.acquireStreamLease(ctx, a.UserID)
 	if err != nil {
 		return nil, err
@@ -192,7 +193,7 @@ func (s *Service) OpenStream(ctx context.Context, a Actor, resume map[int64]int6
 	// Subscribe before reading the positions: an event committed in between is either in the
 	// positions (and skipped when it arrives) or arrives after them.
 	s.hub.add(st)
-	positions, err := s.q.ListChatStreamPositions(ctx, a.ProfileID)
+	positions, err := s.q.ListChatStreamPositions(ctx, a.ActingProfileID)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("chat stream positions: %w", err)
@@ -249,8 +250,8 @@ func (st *Stream) Run(ctx context.Context, emit func(Event) error, heartbeat fun
 	defer ticker.Stop()
 	// The stream ends with its access token (the client reconnects with a fresh one).
 	var expired <-chan time.Time
-	if !st.actor.SessionExpires.IsZero() {
-		timer := time.NewTimer(time.Until(st.actor.SessionExpires))
+	if !st.actor.ExpiresAt.IsZero() {
+		timer := time.NewTimer(time.Until(st.actor.ExpiresAt))
 		defer timer.Stop()
 		expired = timer.C
 	}
@@ -313,7 +314,7 @@ func (st *Stream) sessionLive(ctx context.Context) bool {
 		return true
 	}
 	row, err := st.svc.q.GetLiveSessionForAuth(ctx, db.GetLiveSessionForAuthParams{
-		ID: st.actor.SessionID, UserID: st.actor.UserID, ActingProfileID: st.actor.ProfileID,
+		ID: st.actor.SessionID, UserID: st.actor.UserID, ActingProfileID: st.actor.ActingProfileID,
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false
@@ -343,7 +344,7 @@ func (st *Stream) handle(ctx context.Context, e Event, emit func(Event) error) e
 // between "in it" and "not in it".
 func (st *Stream) advance(e Event) {
 	st.pos[e.RoomID] = e.Index
-	if e.about(st.actor.ProfileID) {
+	if e.about(st.actor.ActingProfileID) {
 		switch e.Type {
 		case ParticipantIn:
 			st.live[e.RoomID] = true
@@ -365,7 +366,7 @@ func (st *Stream) catchUp(ctx context.Context, roomID, upTo int64, emit func(Eve
 	var last *Event
 	for {
 		rows, err := st.svc.q.ListChatEventsAfter(ctx, db.ListChatEventsAfterParams{
-			RoomID: roomID, AfterIndex: from, BeforeIndex: 1<<63 - 1, ProfileID: st.actor.ProfileID, MaxRows: page,
+			RoomID: roomID, AfterIndex: from, BeforeIndex: 1<<63 - 1, ProfileID: st.actor.ActingProfileID, MaxRows: page,
 		})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -389,7 +390,7 @@ func (st *Stream) catchUp(ctx context.Context, roomID, upTo int64, emit func(Eve
 	// What the profile may read ends with its own departure when it is no longer in the room;
 	// anything else means it is in it (the creator of a room has no PARTICIPANT_IN of its own).
 	if last != nil {
-		st.live[roomID] = !(last.about(st.actor.ProfileID) && (last.Type == ParticipantOut || last.Type == ParticipantKicked))
+		st.live[roomID] = !(last.about(st.actor.ActingProfileID) && (last.Type == ParticipantOut || last.Type == ParticipantKicked))
 	}
 	st.pos[roomID] = max(from, upTo)
 	return nil
@@ -398,7 +399,7 @@ func (st *Stream) catchUp(ctx context.Context, roomID, upTo int64, emit func(Eve
 // reconcile compares every room of the profile with what the stream delivered and catches up
 // where the database is ahead (lost publications, a full buffer, rooms joined meanwhile).
 func (st *Stream) reconcile(ctx context.Context, emit func(Event) error) error {
-	positions, err := st.svc.q.ListChatStreamPositions(ctx, st.actor.ProfileID)
+	positions, err := st.svc.q.ListChatStreamPositions(ctx, st.actor.ActingProfileID)
 	if err != nil {
 		if ctx.Err() == nil {
 			st.svc.log.WarnContext(ctx, "chat stream positions", "err", err)

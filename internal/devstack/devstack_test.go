@@ -10,6 +10,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,22 +118,38 @@ func TestDefaultDataRoot(t *testing.T) {
 	}
 }
 
-func TestRedisRestart(t *testing.T) {
+// TestRedisStartsAgainOnItsPort: a server stopped and started on its port answers at the same
+// URL (what testenv's Redis restart relies on).
+func TestRedisStartsAgainOnItsPort(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	r, err := StartRedis(ctx, filepath.Join(tempDataRoot(t), "redis"), Options{Ephemeral: true}, testLogger(t))
+	dir := filepath.Join(tempDataRoot(t), "redis")
+	first, err := StartRedis(ctx, dir, Options{Ephemeral: true}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Stop()
-	url := r.URL()
+	defer first.Stop()
+	url := first.URL()
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "redis://"), "/0")
 	if err := pingRedis(ctx, addr); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Restart(ctx); err != nil {
+	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	if err := pingRedis(ctx, addr); err == nil {
+		t.Fatal("a stopped server answered")
+	}
+	_, portText, _ := strings.Cut(addr, ":")
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := StartRedisOnPort(ctx, dir, port, Options{Ephemeral: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
 	if r.URL() != url {
 		t.Errorf("URL changed across restart: %s then %s", url, r.URL())
 	}

@@ -26,16 +26,29 @@ type Redis struct {
 	// standalone server.
 	clusterBus int
 
-	mu   sync.Mutex // serialises Stop and Restart
+	mu   sync.Mutex // serialises Stop, Freeze and Thaw
 	port int
 	proc *process
 }
 
 // StartRedis starts redis-server with its working directory (snapshots,
-// append-only file) in dataDir. Ephemeral servers persist nothing; others
-// keep an append-only file, so a dev runner's data survives restarts. It
-// returns once the server answers PING.
+// append-only file) in dataDir, on a free loopback port. Ephemeral servers
+// persist nothing; others keep an append-only file, so a dev runner's data
+// survives restarts. It returns once the server answers PING.
 func StartRedis(ctx context.Context, dataDir string, opts Options, log *slog.Logger) (*Redis, error) {
+	var r *Redis
+	err := startOnFreePort(ctx, func(ctx context.Context, port int) (err error) {
+		r, err = StartRedisOnPort(ctx, dataDir, port, opts, log)
+		return err
+	})
+	return r, err
+}
+
+// StartRedisOnPort is StartRedis on a given port: a server stopped and
+// started again on its port is what clients see of a Redis restart in
+// production (dropped connections, then the same address answering, with no
+// data for an ephemeral server).
+func StartRedisOnPort(ctx context.Context, dataDir string, port int, opts Options, log *slog.Logger) (*Redis, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create redis data directory: %w", err)
 	}
@@ -44,11 +57,8 @@ func StartRedis(ctx context.Context, dataDir string, opts Options, log *slog.Log
 		return nil, fmt.Errorf("redis-server not found on PATH; run scripts/ensure-deps.sh: %w", err)
 	}
 	r := &Redis{dataDir: dataDir, opts: opts, log: log}
-	err = startOnFreePort(ctx, func(ctx context.Context, port int) error {
-		return r.start(ctx, bin, port)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start redis in %s: %w", dataDir, err)
+	if err := r.start(ctx, bin, port); err != nil {
+		return nil, fmt.Errorf("start redis in %s on port %d: %w", dataDir, port, err)
 	}
 	log.Info("redis ready", "url", r.URL(), "data", dataDir)
 	return r, nil
@@ -66,27 +76,6 @@ func (r *Redis) Stop() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.proc.stop(syscall.SIGTERM, 10*time.Second)
-}
-
-// Restart stops the server and starts it again on the same port, so clients
-// see what a Redis restart in production looks like: dropped connections,
-// then the same address answering again — with no data for an ephemeral
-// server.
-func (r *Redis) Restart(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.proc.stop(syscall.SIGTERM, 10*time.Second); err != nil {
-		return fmt.Errorf("restart redis: %w", err)
-	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return fmt.Errorf("restart redis: %w", err)
-	}
-	if err := r.start(ctx, bin, r.port); err != nil {
-		return fmt.Errorf("restart redis on port %d: %w", r.port, err)
-	}
-	r.log.Info("redis restarted", "port", r.port)
-	return nil
 }
 
 // Freeze stops the server process with SIGSTOP: it keeps its port and its connections but

@@ -36,30 +36,25 @@ const (
 	cacheRevalidate = "no-cache"
 )
 
-// Handler returns a handler for Swagger UI showing the spec at specURL
-// (e.g. "/openapi.yaml").
+// HandlerWithErrors returns a handler for Swagger UI showing the spec at
+// specURL (e.g. "/openapi.yaml").
 //
 // It expects paths relative to its mount point, as http.StripPrefix leaves
 // them when given the prefix without a trailing slash:
 //
-//	h := http.StripPrefix("/docs", docs.Handler("/openapi.yaml"))
+//	h := http.StripPrefix("/docs", docs.HandlerWithErrors("/openapi.yaml", notFound, notAllowed))
 //	mux.Handle("/docs", h)
 //	mux.Handle("/docs/", h)
 //
 // The index page is served at "/", assets at "/assets/<name>", and the bare
 // prefix redirects to the index so relative asset URLs resolve.
 //
-// Handler does all its work up front; it panics only if the embedded files
-// are inconsistent, which the package tests catch.
-func Handler(specURL string) http.Handler {
-	return HandlerWithErrors(specURL, http.NotFound, func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
-	})
-}
-
-// HandlerWithErrors is Handler answering unknown paths with notFound and other methods than GET
-// and HEAD with notAllowed (after setting Allow), so the server's error format holds under the
-// docs prefix too.
+// Unknown paths are answered by notFound, and methods other than GET and
+// HEAD by notAllowed (after setting Allow), so the server's error format holds
+// under the docs prefix too.
+//
+// It does all its work up front; it panics only if the embedded files are
+// inconsistent, which the package tests catch.
 func HandlerWithErrors(specURL string, notFound, notAllowed http.HandlerFunc) http.Handler {
 	assets := loadAssets()
 	var buf bytes.Buffer

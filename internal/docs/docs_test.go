@@ -12,9 +12,11 @@ import (
 
 const specURL = "/openapi.yaml"
 
-// newMux mounts the handler the way Handler's doc comment tells callers to.
+// newMux mounts the handler the way HandlerWithErrors's doc comment tells callers to.
 func newMux() *http.ServeMux {
-	h := http.StripPrefix("/docs", Handler(specURL))
+	h := http.StripPrefix("/docs", HandlerWithErrors(specURL, http.NotFound, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	}))
 	mux := http.NewServeMux()
 	mux.Handle("/docs", h)
 	mux.Handle("/docs/", h)

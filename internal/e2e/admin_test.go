@@ -16,6 +16,7 @@ import (
 	"github.com/bca-app/backend/internal/config"
 	"github.com/bca-app/backend/internal/moderation"
 	"github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/syncfile/syncfiletest"
 )
 
 // Admin and moderation (docs/product.md §9) end to end.
@@ -23,8 +24,12 @@ import (
 // moderationOf is the same moderation service bcactl uses, on the test's database and Redis.
 func (e *Env) moderationOf() *moderation.Service {
 	a := e.Server.App
-	return moderation.New(moderation.Deps{Pool: a.Pool, Redis: a.Redis, KeyPrefix: e.Config.RedisKeyPrefix, Notifier: a.SyncNotifier,
+	s, err := moderation.New(moderation.Deps{Pool: a.Pool, Redis: a.Redis, KeyPrefix: e.Config.RedisKeyPrefix, Notifier: a.SyncNotifier,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 // setRole grants or revokes the admin role the way `bcactl admin` does (with its audit entry).
@@ -149,7 +154,7 @@ func (e *Env) syncContents(t *testing.T, u User) syncfile.Contents {
 	if err := os.WriteFile(path, g.Body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := syncfile.CheckSchema(ctx, path, filepath.Join("..", "syncfile", "testdata", "android-blank.sqlite")); err != nil {
+	if err := syncfiletest.CheckSchema(ctx, path, filepath.Join("..", "syncfile", "testdata", "android-blank.sqlite")); err != nil {
 		t.Fatalf("sync file schema: %v", err)
 	}
 	return checkFile(t, g.HTTPResponse.Header, g.Body)

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/bca-app/backend/gen/apiclient"
-	"github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/syncfile/syncfiletest"
 )
 
 // Card sharing: docs/product.md §6 "Sharing".
@@ -202,7 +202,7 @@ func TestCardShareLinks(t *testing.T) {
 	if err := os.WriteFile(path, sr.Body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := syncfile.CheckSchema(ctx, path, filepath.Join("..", "syncfile", "testdata", "android-blank.sqlite")); err != nil {
+	if err := syncfiletest.CheckSchema(ctx, path, filepath.Join("..", "syncfile", "testdata", "android-blank.sqlite")); err != nil {
 		t.Fatalf("sync file schema: %v", err)
 	}
 

@@ -25,6 +25,7 @@ import (
 	"github.com/bca-app/backend/internal/push/fcmtest"
 	"github.com/bca-app/backend/internal/storage"
 	"github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/syncfile/syncfiletest"
 	"github.com/bca-app/backend/internal/testenv"
 )
 
@@ -75,7 +76,7 @@ func checkFile(t *testing.T, h http.Header, body []byte) syncfile.Contents {
 	if err := os.WriteFile(path, body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := syncfile.Read(ctx, path)
+	c, err := syncfiletest.Read(ctx, path)
 	if err != nil {
 		t.Fatalf("the download is not a sync file: %v", err)
 	}

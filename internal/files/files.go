@@ -46,13 +46,23 @@ type Limits struct {
 	QuotaBytes int64
 }
 
-// NewService returns a Service storing objects in store, refusing uploads above maxBytes.
-func NewService(pool *pgxpool.Pool, store storage.Store, maxBytes int64, log *slog.Logger) *Service {
-	return &Service{q: db.New(pool), store: store, maxBytes: maxBytes, log: log}
+// Deps are the collaborators and limits of the Service.
+type Deps struct {
+	Pool  *pgxpool.Pool // required
+	Store storage.Store // required: where the objects live
+	Log   *slog.Logger  // required
+	// MaxBytes refuses larger uploads; Limits bound what one account may upload.
+	MaxBytes int64
+	Limits   Limits
 }
 
-// SetLimits sets the per-account upload rate and quota.
-func (s *Service) SetLimits(l Limits) { s.limits = l }
+// New returns a Service storing objects in Store; it refuses missing required dependencies.
+func New(d Deps) (*Service, error) {
+	if err := domain.RequireDeps("files", map[string]any{"Pool": d.Pool, "Store": d.Store, "Log": d.Log}); err != nil {
+		return nil, err
+	}
+	return &Service{q: db.New(d.Pool), store: d.Store, maxBytes: d.MaxBytes, limits: d.Limits, log: d.Log}, nil
+}
 
 // ErrTooLarge is returned by the limited reader when the upload exceeds the limit.
 var errTooLarge = errors.New("upload exceeds the size limit")
@@ -160,8 +170,8 @@ type Download struct {
 // Guard answers whether a viewer may see what a file belongs to; the profile and card services
 // give the answers, so the file rule is the same rule as theirs (internal/access).
 type Guard struct {
-	CanSeeProfile func(ctx context.Context, v access.Viewer, profileID int64) (bool, error)
-	CanReadCard   func(ctx context.Context, v access.Viewer, cardID int64) (bool, error)
+	CanSeeProfile func(ctx context.Context, v access.Caller, profileID int64) (bool, error)
+	CanReadCard   func(ctx context.Context, v access.Caller, cardID int64) (bool, error)
 }
 
 // Open returns the file's bytes, or a presigned URL when the store can give one and redirects
@@ -170,7 +180,7 @@ type Guard struct {
 // a participant of a room it was posted in, for the events that participation may read.
 // An account image is shown to its owner only, who is its uploader. Anyone else is told the
 // file does not exist.
-func (s *Service) Open(ctx context.Context, v access.Viewer, publicID string, preferRedirect bool, g Guard) (Download, error) {
+func (s *Service) Open(ctx context.Context, v access.Caller, publicID string, preferRedirect bool, g Guard) (Download, error) {
 	row, err := s.q.GetFileForRead(ctx, db.GetFileForReadParams{PublicID: publicID, ViewerUserID: v.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Download{}, domain.NotFound("The file")
@@ -223,7 +233,7 @@ func (s *Service) download(ctx context.Context, f db.File, preferRedirect bool) 
 	return Download{File: f, Body: body}, nil
 }
 
-func mayRead(ctx context.Context, v access.Viewer, row db.GetFileForReadRow, g Guard) (bool, error) {
+func mayRead(ctx context.Context, v access.Caller, row db.GetFileForReadRow, g Guard) (bool, error) {
 	if row.OwnerUserID == v.UserID || row.InViewersChat {
 		return true, nil
 	}

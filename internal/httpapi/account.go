@@ -144,7 +144,7 @@ func (s *Server) SignOut(ctx context.Context, _ api.SignOutRequestObject) (api.S
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Accounts.SignOut(ctx, p); err != nil {
+	if err := s.Accounts.SignOut(ctx, p.Caller); err != nil {
 		return nil, err
 	}
 	return api.SignOut204Response{Headers: api.SignOut204ResponseHeaders{SetCookie: s.cookieFor(nil)}}, nil
@@ -156,7 +156,7 @@ func (s *Server) SignOutEverywhere(ctx context.Context, _ api.SignOutEverywhereR
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Accounts.SignOutEverywhere(ctx, p); err != nil {
+	if err := s.Accounts.SignOutEverywhere(ctx, p.Caller); err != nil {
 		return nil, err
 	}
 	return api.SignOutEverywhere204Response{Headers: api.SignOutEverywhere204ResponseHeaders{SetCookie: s.cookieFor(nil)}}, nil
@@ -173,7 +173,7 @@ func (s *Server) ListSessions(ctx context.Context, req api.ListSessionsRequestOb
 		return nil, err
 	}
 	limit := pageLimit(req.Params.Limit)
-	rows, err := s.Accounts.ListSessions(ctx, p, before, limit+1)
+	rows, err := s.Accounts.ListSessions(ctx, p.Caller, before, limit+1)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (s *Server) RevokeSession(ctx context.Context, req api.RevokeSessionRequest
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Accounts.RevokeSession(ctx, p, req.SessionId); err != nil {
+	if err := s.Accounts.RevokeSession(ctx, p.Caller, req.SessionId); err != nil {
 		return nil, err
 	}
 	return api.RevokeSession204Response{}, nil
@@ -227,7 +227,7 @@ func (s *Server) UpdateMyAccount(ctx context.Context, req api.UpdateMyAccountReq
 			in.Description = b.Description
 		}
 	}
-	u, err := s.Accounts.Update(ctx, p, in)
+	u, err := s.Accounts.Update(ctx, p.Caller, in)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Accounts.ChangePassword(ctx, p, req.Body.CurrentPassword, req.Body.NewPassword); err != nil {
+	if err := s.Accounts.ChangePassword(ctx, p.Caller, req.Body.CurrentPassword, req.Body.NewPassword); err != nil {
 		return nil, err
 	}
 	return api.ChangePassword204Response{}, nil
@@ -269,11 +269,11 @@ func (s *Server) ResendVerificationEmail(ctx context.Context, req api.ResendVeri
 		e := string(*req.Body.Email)
 		email = &e
 	}
-	var pp *auth.Principal
+	var caller *access.Caller
 	if p, ok := principal(ctx); ok {
-		pp = &p
+		caller = &p.Caller
 	}
-	if err := s.Accounts.ResendVerification(ctx, pp, email, client(ctx, nil)); err != nil {
+	if err := s.Accounts.ResendVerification(ctx, caller, email, client(ctx, nil)); err != nil {
 		return nil, err
 	}
 	return api.ResendVerificationEmail202JSONResponse{Accepted: true}, nil
@@ -335,7 +335,7 @@ func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccoun
 	if !req.Body.Confirm {
 		return nil, domain.Invalid("confirm", "must be true")
 	}
-	if err := s.Accounts.Deactivate(ctx, p, req.Body.Password, req.Body.Reason); err != nil {
+	if err := s.Accounts.Deactivate(ctx, p.Caller, req.Body.Password, req.Body.Reason); err != nil {
 		return nil, err
 	}
 	return api.DeactivateAccount204Response{}, nil
@@ -351,7 +351,7 @@ func (s *Server) SetAccountImage(ctx context.Context, req api.SetAccountImageReq
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.Accounts.SetImage(ctx, p, f.ID)
+	u, err := s.Accounts.SetImage(ctx, p.Caller, f.ID)
 	if err != nil {
 		s.Files.ReleaseAfterCommit(ctx, f.ID)
 		return nil, err
@@ -365,7 +365,7 @@ func (s *Server) DeleteAccountImage(ctx context.Context, _ api.DeleteAccountImag
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.Accounts.SetImage(ctx, p, 0)
+	u, err := s.Accounts.SetImage(ctx, p.Caller, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -427,6 +427,8 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
-func accessViewer(p auth.Principal) access.Viewer {
-	return access.Viewer{UserID: p.UserID, Admin: p.IsAdmin()}
+func accessViewer(p auth.Principal) access.Caller {
+	c := p.Caller
+	c.ActingProfileID = 0
+	return c
 }

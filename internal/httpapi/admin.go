@@ -37,7 +37,7 @@ func (s *Server) adminGate(next http.Handler) http.Handler {
 			notFound(w, r)
 			return
 		}
-		if !p.IsAdmin() {
+		if !p.Admin {
 			notFound(w, r)
 			return
 		}
@@ -48,7 +48,7 @@ func (s *Server) adminGate(next http.Handler) http.Handler {
 // admin returns the acting admin, or the not-found of a non-admin.
 func (s *Server) admin(ctx context.Context) (moderation.Actor, error) {
 	p, ok := principal(ctx)
-	if !ok || !p.IsAdmin() {
+	if !ok || !p.Admin {
 		return moderation.Actor{}, domain.E(domain.KindNotFound, "resource.not_found", "No such path.")
 	}
 	var requestID string

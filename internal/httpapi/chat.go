@@ -13,22 +13,15 @@ import (
 	"time"
 
 	"github.com/bca-app/backend/gen/api"
+	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/chat"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 )
 
 // chatActor is the caller acting as its profile profileID, from its current session.
-func (s *Server) chatActor(ctx context.Context, profileID int64) (chat.Actor, error) {
-	p, err := mustPrincipal(ctx)
-	if err != nil {
-		return chat.Actor{}, err
-	}
-	v, err := s.actingViewer(ctx, profileID)
-	if err != nil {
-		return chat.Actor{}, err
-	}
-	return chat.Actor{UserID: p.UserID, ProfileID: v.ActingProfileID, SessionID: p.SessionID, SessionExpires: p.ExpiresAt}, nil
+func (s *Server) chatActor(ctx context.Context, profileID int64) (access.Caller, error) {
+	return s.actingViewer(ctx, profileID)
 }
 
 func chatRoomOf(r chat.Room) api.ChatRoom {

@@ -77,10 +77,10 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 // a file belongs to.
 func (s *Server) fileGuard() files.Guard {
 	return files.Guard{
-		CanSeeProfile: func(ctx context.Context, v access.Viewer, id int64) (bool, error) {
+		CanSeeProfile: func(ctx context.Context, v access.Caller, id int64) (bool, error) {
 			return visible(s.Profiles.Get(ctx, v, id))
 		},
-		CanReadCard: func(ctx context.Context, v access.Viewer, id int64) (bool, error) {
+		CanReadCard: func(ctx context.Context, v access.Caller, id int64) (bool, error) {
 			return visible(s.Cards.Get(ctx, v, id))
 		},
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/syncsvc"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // Actor is who performs an admin action: an admin user through the API (UserID set) or an
@@ -54,15 +55,19 @@ type Deps struct {
 // Service runs moderation.
 type Service struct {
 	Deps
-	out outbox.Writer
+	out txn.Runner
 }
 
-// New returns a Service.
-func New(d Deps) *Service {
+// New returns a Service; it refuses missing required dependencies (Pool, Log). Without Redis
+// (an operator command), API processes see a change when their cached sessions expire.
+func New(d Deps) (*Service, error) {
+	if err := domain.RequireDeps("moderation", map[string]any{"Pool": d.Pool, "Log": d.Log}); err != nil {
+		return nil, err
+	}
 	if d.Notifier == nil {
 		d.Notifier = outbox.Nop{}
 	}
-	return &Service{Deps: d, out: outbox.Writer{Pool: d.Pool, Notifier: d.Notifier}}
+	return &Service{Deps: d, out: txn.Runner{Pool: d.Pool, Notifier: d.Notifier}}, nil
 }
 
 // Target kinds of locks and audit entries.
@@ -130,7 +135,7 @@ func (s *Service) SetLock(ctx context.Context, a Actor, kind string, id int64, l
 	var st LockState
 	var streamsUser, streamsProfile, owner int64
 	write := func() error {
-		return s.out.Write(ctx, func(t *outbox.Tx) error {
+		return s.out.Do(ctx, func(t *txn.Tx) error {
 			var err error
 			st, streamsUser, streamsProfile, owner, err = s.setLockTx(ctx, t, a, kind, id, locked, reason, action)
 			return err
@@ -265,7 +270,7 @@ func (s *Service) RevokeSessions(ctx context.Context, a Actor, userID int64, rea
 	}
 	var n int
 	err := s.revoking(ctx, userID, func() error {
-		return s.out.Write(ctx, func(t *outbox.Tx) error {
+		return s.out.Do(ctx, func(t *txn.Tx) error {
 			if _, err := t.Q.GetUserByID(ctx, userID); err != nil {
 				return notFound(err, "The user")
 			}
@@ -290,7 +295,7 @@ func (s *Service) Rebuild(ctx context.Context, a Actor, userID int64, reason str
 	if err := checkReason(reason); err != nil {
 		return 0, false, err
 	}
-	err = s.out.Write(ctx, func(t *outbox.Tx) error {
+	err = s.out.Do(ctx, func(t *txn.Tx) error {
 		if _, err := t.Q.GetUserByID(ctx, userID); err != nil {
 			return notFound(err, "The user")
 		}
@@ -326,7 +331,7 @@ func (s *Service) SetRole(ctx context.Context, a Actor, loginID string, admin bo
 		role = "admin"
 	}
 	var userID int64
-	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+	err := s.out.Do(ctx, func(t *txn.Tx) error {
 		row, err := t.Q.SetUserRoleByLogin(ctx, db.SetUserRoleByLoginParams{LoginKey: domain.Key(loginID), Role: role})
 		if err != nil {
 			return notFound(err, "The account "+strconv.Quote(loginID))

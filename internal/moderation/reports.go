@@ -14,9 +14,9 @@ import (
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/card"
 	"github.com/bca-app/backend/internal/domain"
-	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // Reports need the read rules of profiles and cards (a reporter reports only what it can see)
@@ -79,7 +79,7 @@ func (r *Reporter) limit(ctx context.Context, userID int64) error {
 var errOwnTarget = domain.E(domain.KindInvalid, "report.own_target", "You cannot report your own profiles, cards or messages.")
 
 // ReportProfile reports a profile the acting profile can see (docs/product.md §9).
-func (r *Reporter) ReportProfile(ctx context.Context, v access.Viewer, profileID int64, in ReportInput) (db.Report, error) {
+func (r *Reporter) ReportProfile(ctx context.Context, v access.Caller, profileID int64, in ReportInput) (db.Report, error) {
 	if err := r.limit(ctx, v.UserID); err != nil {
 		return db.Report{}, err
 	}
@@ -98,7 +98,7 @@ func (r *Reporter) ReportProfile(ctx context.Context, v access.Viewer, profileID
 }
 
 // ReportCard reports a card the acting profile can read.
-func (r *Reporter) ReportCard(ctx context.Context, v access.Viewer, cardID int64, in ReportInput) (db.Report, error) {
+func (r *Reporter) ReportCard(ctx context.Context, v access.Caller, cardID int64, in ReportInput) (db.Report, error) {
 	if err := r.limit(ctx, v.UserID); err != nil {
 		return db.Report{}, err
 	}
@@ -121,7 +121,7 @@ func (r *Reporter) ReportCard(ctx context.Context, v access.Viewer, cardID int64
 }
 
 // ReportChatMessage reports a message the acting profile can read, copying it as evidence.
-func (r *Reporter) ReportChatMessage(ctx context.Context, v access.Viewer, roomID, index int64, in ReportInput) (db.Report, error) {
+func (r *Reporter) ReportChatMessage(ctx context.Context, v access.Caller, roomID, index int64, in ReportInput) (db.Report, error) {
 	if err := r.limit(ctx, v.UserID); err != nil {
 		return db.Report{}, err
 	}
@@ -185,7 +185,7 @@ func (s *Service) Resolve(ctx context.Context, a Actor, reportID int64, action s
 	reason := "report #" + strconv.FormatInt(reportID, 10)
 	var out db.Report
 	var endUser, endProfile, owner int64
-	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+	err := s.out.Do(ctx, func(t *txn.Tx) error {
 		rep, err := t.Q.GetReport(ctx, reportID)
 		if err != nil {
 			return notFound(err, "The report")

@@ -18,6 +18,9 @@ type Bump = txn.Bump
 // It must not fail the request: a lost notification only delays the build (the sweeper).
 type Notifier = txn.Notifier
 
+// Tx is what a write function gets (see txn.Tx).
+type Tx = txn.Tx
+
 // Nop drops notifications; the worker finds stale users in the table itself.
 type Nop struct{}
 
@@ -41,31 +44,4 @@ func MarkStale(ctx context.Context, q *db.Queries, userIDs ...int64) ([]Bump, er
 		bumps[i] = Bump{UserID: r.UserID, Version: r.WantedVersion}
 	}
 	return bumps, nil
-}
-
-// ProfilesChanged bumps every user whose file holds one of the profiles.
-func ProfilesChanged(ctx context.Context, q *db.Queries, profileIDs ...int64) ([]Bump, error) {
-	users, err := q.AudienceOfProfiles(ctx, profileIDs)
-	if err != nil {
-		return nil, fmt.Errorf("audience of profiles: %w", err)
-	}
-	return MarkStale(ctx, q, users...)
-}
-
-// CardsChanged bumps every user whose file holds one of the cards.
-func CardsChanged(ctx context.Context, q *db.Queries, cardIDs ...int64) ([]Bump, error) {
-	users, err := q.AudienceOfCards(ctx, cardIDs)
-	if err != nil {
-		return nil, fmt.Errorf("audience of cards: %w", err)
-	}
-	return MarkStale(ctx, q, users...)
-}
-
-// OwnersChanged bumps the owners of the profiles (a relation or subscription of theirs changed).
-func OwnersChanged(ctx context.Context, q *db.Queries, profileIDs ...int64) ([]Bump, error) {
-	users, err := q.OwnersOfProfiles(ctx, profileIDs)
-	if err != nil {
-		return nil, fmt.Errorf("owners of profiles: %w", err)
-	}
-	return MarkStale(ctx, q, users...)
 }

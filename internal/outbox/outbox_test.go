@@ -9,6 +9,7 @@ import (
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/testenv"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -35,8 +36,8 @@ func TestWriterBumpsInTheTransactionAndNotifiesAfterCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	w := outbox.Writer{Pool: pool, Notifier: rec}
-	if err := w.Write(ctx, func(tx *outbox.Tx) error {
+	w := txn.Runner{Pool: pool, Notifier: rec}
+	if err := w.Do(ctx, func(tx *outbox.Tx) error {
 		b, err := outbox.MarkStale(ctx, tx.Q, u, u, u)
 		tx.Add(b)
 		return err
@@ -53,7 +54,7 @@ func TestWriterBumpsInTheTransactionAndNotifiesAfterCommit(t *testing.T) {
 	}
 
 	failed := context.Canceled
-	if err := w.Write(ctx, func(tx *outbox.Tx) error {
+	if err := w.Do(ctx, func(tx *outbox.Tx) error {
 		b, err := outbox.MarkStale(ctx, tx.Q, u)
 		tx.Add(b)
 		if err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
-	"github.com/bca-app/backend/internal/txn"
 	"github.com/bca-app/backend/migrations"
 )
 
@@ -68,12 +67,6 @@ func migrateDB(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("apply migrations: %w", err)
 	}
 	return nil
-}
-
-// InTx runs fn in a transaction through txn.Do (bounded retry of serialization failures and
-// deadlocks, so fn may run more than once). New code uses txn directly.
-func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
-	return txn.Do(ctx, pool, func(t *txn.Tx) error { return fn(t.Raw) })
 }
 
 // IsUniqueViolation reports whether err is a unique-index violation, and of which constraint.

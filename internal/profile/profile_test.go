@@ -11,7 +11,6 @@ import (
 
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/domain"
-	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/testenv"
@@ -28,7 +27,11 @@ func setup(t *testing.T) (*pgxpool.Pool, *profile.Service) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return pool, profile.NewService(pool, outbox.Nop{}, nil, nil)
+	s, err := profile.New(profile.Deps{Pool: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool, s
 }
 
 func user(t *testing.T, pool *pgxpool.Pool, name string) int64 {
@@ -51,7 +54,7 @@ func create(t *testing.T, s *profile.Service, userID int64, private bool) int64 
 	return p.ID
 }
 
-func visibility(t *testing.T, s *profile.Service, v access.Viewer, id int64) string {
+func visibility(t *testing.T, s *profile.Service, v access.Caller, id int64) string {
 	t.Helper()
 	view, err := s.Get(context.Background(), v, id)
 	var e *domain.Error
@@ -77,8 +80,8 @@ func TestReadRulesAgainstTheDatabase(t *testing.T) {
 	owner, viewer := user(t, pool, "owner"), user(t, pool, "viewer")
 	target := create(t, s, owner, true)
 	acting := create(t, s, viewer, false)
-	v := access.Viewer{UserID: viewer, ActingProfileID: acting}
-	mine := access.Viewer{UserID: owner}
+	v := access.Caller{UserID: viewer, ActingProfileID: acting}
+	mine := access.Caller{UserID: owner}
 
 	if got := visibility(t, s, v, target); got != "redacted" {
 		t.Fatalf("private, no relation: %s", got)
@@ -95,7 +98,7 @@ func TestReadRulesAgainstTheDatabase(t *testing.T) {
 	if got := visibility(t, s, v, target); got != "full" {
 		t.Fatalf("accepted follow: %s", got)
 	}
-	if _, err := s.SetRelation(ctx, access.Viewer{UserID: owner, ActingProfileID: target}, acting, access.Block); err != nil {
+	if _, err := s.SetRelation(ctx, access.Caller{UserID: owner, ActingProfileID: target}, acting, access.Block); err != nil {
 		t.Fatal(err)
 	}
 	if got := visibility(t, s, v, target); got != "hidden" {
@@ -137,7 +140,7 @@ func TestRelationRules(t *testing.T) {
 	u, other := user(t, pool, "u"), user(t, pool, "other")
 	a, b := create(t, s, u, false), create(t, s, u, false)
 	pub := create(t, s, other, false)
-	v := access.Viewer{UserID: u, ActingProfileID: a}
+	v := access.Caller{UserID: u, ActingProfileID: a}
 	if _, err := s.SetRelation(ctx, v, b, access.Follow); err == nil {
 		t.Fatal("a profile followed another profile of the same user")
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/domain"
-	"github.com/bca-app/backend/internal/outbox"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // Relation is the acting profile's relation to a target (Status None when there is none).
@@ -29,7 +29,7 @@ func relationOf(r db.Relation) Relation {
 // target loads the relation target as the acting profile sees it. Hidden targets (except that a
 // block may always be set), and the caller's own profiles (a profile cannot relate to one of the
 // same user), are refused here.
-func (s *Service) target(ctx context.Context, q *db.Queries, v access.Viewer, targetID int64, blocking bool) (db.GetProfileViewRow, error) {
+func (s *Service) target(ctx context.Context, q *db.Queries, v access.Caller, targetID int64, blocking bool) (db.GetProfileViewRow, error) {
 	row, err := q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: targetID, ViewerProfileID: v.ActingProfileID, ViewerUserID: v.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row, domain.NotFound("The profile")
@@ -45,7 +45,7 @@ func (s *Service) target(ctx context.Context, q *db.Queries, v access.Viewer, ta
 	if blocking && !facts.Locked {
 		return row, nil
 	}
-	if access.Profile(access.Viewer{UserID: v.UserID, ActingProfileID: v.ActingProfileID}, facts) == access.Hidden {
+	if access.Profile(access.Caller{UserID: v.UserID, ActingProfileID: v.ActingProfileID}, facts) == access.Hidden {
 		return row, domain.NotFound("The profile")
 	}
 	return row, nil
@@ -64,7 +64,7 @@ func LockPair(ctx context.Context, q *db.Queries, a, b int64) error {
 var lockPair = LockPair
 
 // GetRelation reads the acting profile's relation to the target.
-func (s *Service) GetRelation(ctx context.Context, v access.Viewer, targetID int64) (Relation, error) {
+func (s *Service) GetRelation(ctx context.Context, v access.Caller, targetID int64) (Relation, error) {
 	if _, err := s.target(ctx, s.q, v, targetID, false); err != nil {
 		return Relation{}, err
 	}
@@ -79,9 +79,9 @@ func (s *Service) GetRelation(ctx context.Context, v access.Viewer, targetID int
 }
 
 // SetRelation applies FOLLOW, HIDE or BLOCK from the acting profile to the target (docs/product.md §5).
-func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int64, want access.Status) (Relation, error) {
+func (s *Service) SetRelation(ctx context.Context, v access.Caller, targetID int64, want access.Status) (Relation, error) {
 	var out Relation
-	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+	err := s.out.Do(ctx, func(t *txn.Tx) error {
 		if err := lockPair(ctx, t.Q, v.ActingProfileID, targetID); err != nil {
 			return err
 		}
@@ -141,8 +141,8 @@ func (s *Service) SetRelation(ctx context.Context, v access.Viewer, targetID int
 }
 
 // DeleteRelation removes the acting profile's relation (unfollow, unblock, cancel a request).
-func (s *Service) DeleteRelation(ctx context.Context, v access.Viewer, targetID int64) error {
-	return s.out.Write(ctx, func(t *outbox.Tx) error {
+func (s *Service) DeleteRelation(ctx context.Context, v access.Caller, targetID int64) error {
+	return s.out.Do(ctx, func(t *txn.Tx) error {
 		if err := lockPair(ctx, t.Q, v.ActingProfileID, targetID); err != nil {
 			return err
 		}
@@ -181,17 +181,17 @@ type Listed struct {
 }
 
 // ListFollowRequests lists pending requests to the caller's profile.
-func (s *Service) ListFollowRequests(ctx context.Context, v access.Viewer, profileID, afterID int64, limit int) ([]Listed, error) {
+func (s *Service) ListFollowRequests(ctx context.Context, v access.Caller, profileID, afterID int64, limit int) ([]Listed, error) {
 	if err := s.ownTarget(ctx, s.q, v.UserID, profileID); err != nil {
 		return nil, err
 	}
-	return s.related(ctx, access.Viewer{UserID: v.UserID, ActingProfileID: profileID}, profileID, true, []access.Status{access.FollowRequested}, true, afterID, limit)
+	return s.related(ctx, access.Caller{UserID: v.UserID, ActingProfileID: profileID}, profileID, true, []access.Status{access.FollowRequested}, true, afterID, limit)
 }
 
 // AcceptFollowRequest turns a pending request into FOLLOW.
 func (s *Service) AcceptFollowRequest(ctx context.Context, userID, profileID, requesterID int64) (Relation, error) {
 	var out Relation
-	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+	err := s.out.Do(ctx, func(t *txn.Tx) error {
 		if err := lockPair(ctx, t.Q, requesterID, profileID); err != nil {
 			return err
 		}
@@ -213,7 +213,7 @@ func (s *Service) AcceptFollowRequest(ctx context.Context, userID, profileID, re
 
 // RejectFollowRequest removes a pending request.
 func (s *Service) RejectFollowRequest(ctx context.Context, userID, profileID, requesterID int64) error {
-	return s.out.Write(ctx, func(t *outbox.Tx) error {
+	return s.out.Do(ctx, func(t *txn.Tx) error {
 		if err := lockPair(ctx, t.Q, requesterID, profileID); err != nil {
 			return err
 		}
@@ -233,7 +233,7 @@ func (s *Service) RejectFollowRequest(ctx context.Context, userID, profileID, re
 
 // ListFollows lists followers (incoming) or followed profiles (outgoing) of a profile. The owner
 // sees hidden entries too; others see plain follows only, and only when the list is public.
-func (s *Service) ListFollows(ctx context.Context, v access.Viewer, profileID int64, incoming bool, afterID int64, limit int) ([]Listed, error) {
+func (s *Service) ListFollows(ctx context.Context, v access.Caller, profileID int64, incoming bool, afterID int64, limit int) ([]Listed, error) {
 	subject, facts, err := s.view(ctx, v, profileID)
 	if err != nil {
 		return nil, err
@@ -249,7 +249,7 @@ func (s *Service) ListFollows(ctx context.Context, v access.Viewer, profileID in
 	return s.related(ctx, v, profileID, incoming, statuses, owner, afterID, limit)
 }
 
-func (s *Service) related(ctx context.Context, v access.Viewer, profileID int64, incoming bool, statuses []access.Status, includeDeleted bool, afterID int64, limit int) ([]Listed, error) {
+func (s *Service) related(ctx context.Context, v access.Caller, profileID int64, incoming bool, statuses []access.Status, includeDeleted bool, afterID int64, limit int) ([]Listed, error) {
 	st := make([]int16, len(statuses))
 	for i, x := range statuses {
 		st[i] = int16(x)

@@ -23,14 +23,28 @@ type LeaveChatsFunc func(ctx context.Context, t *txn.Tx, profileID int64) error
 // Service implements profiles and relations.
 type Service struct {
 	q          *db.Queries
-	out        outbox.Writer
+	out        txn.Runner
 	files      *files.Service
 	leaveChats LeaveChatsFunc
 }
 
-// NewService wires a Service. leaveChats may be nil when chat is not wired.
-func NewService(pool *pgxpool.Pool, notifier outbox.Notifier, fileService *files.Service, leaveChats LeaveChatsFunc) *Service {
-	return &Service{q: db.New(pool), out: outbox.Writer{Pool: pool, Notifier: notifier}, files: fileService, leaveChats: leaveChats}
+// Deps are the collaborators of the Service.
+type Deps struct {
+	Pool *pgxpool.Pool // required
+	// Notifier hears the sync bumps after commit; nil drops them (the worker polls the table).
+	Notifier outbox.Notifier
+	// Files releases replaced images; nil only where no image is ever set (package tests).
+	Files *files.Service
+	// LeaveChats, nil when chat is not wired, ends a deleted profile's chat participations.
+	LeaveChats LeaveChatsFunc
+}
+
+// New wires a Service; it refuses missing required dependencies.
+func New(d Deps) (*Service, error) {
+	if err := domain.RequireDeps("profile", map[string]any{"Pool": d.Pool}); err != nil {
+		return nil, err
+	}
+	return &Service{q: db.New(d.Pool), out: txn.Runner{Pool: d.Pool, Notifier: d.Notifier}, files: d.Files, leaveChats: d.LeaveChats}, nil
 }
 
 // View is a profile as one viewer may see it.
@@ -50,12 +64,12 @@ func (v View) ETag() string {
 }
 
 // Get returns a profile as the viewer may see it, or not found.
-func (s *Service) Get(ctx context.Context, v access.Viewer, profileID int64) (View, error) {
+func (s *Service) Get(ctx context.Context, v access.Caller, profileID int64) (View, error) {
 	view, _, err := s.view(ctx, v, profileID)
 	return view, err
 }
 
-func (s *Service) view(ctx context.Context, v access.Viewer, profileID int64) (View, access.ProfileFacts, error) {
+func (s *Service) view(ctx context.Context, v access.Caller, profileID int64) (View, access.ProfileFacts, error) {
 	row, err := s.q.GetProfileView(ctx, db.GetProfileViewParams{ProfileID: profileID, ViewerProfileID: v.ActingProfileID, ViewerUserID: v.UserID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return View{}, access.ProfileFacts{}, domain.NotFound("The profile")
@@ -83,7 +97,7 @@ func (s *Service) ListMine(ctx context.Context, userID, afterID int64, limit int
 // CreateMine creates a profile of the caller.
 func (s *Service) CreateMine(ctx context.Context, userID int64, in CreateInput) (db.Profile, error) {
 	var p db.Profile
-	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+	err := s.out.Do(ctx, func(t *txn.Tx) error {
 		var err error
 		if p, err = Create(ctx, t.Q, userID, in); err != nil {
 			return err
@@ -125,7 +139,7 @@ func (s *Service) Update(ctx context.Context, userID, profileID int64, ifMatch *
 		params.Data = raw
 	}
 	var p db.Profile
-	err = s.out.Write(ctx, func(t *outbox.Tx) error {
+	err = s.out.Do(ctx, func(t *txn.Tx) error {
 		return domain.Conditional(version, func() (int64, error) { return s.lockOwn(ctx, t.Q, userID, profileID) }, func(current int64) error {
 			params.Version = current
 			var err error
@@ -180,7 +194,7 @@ func (s *Service) Delete(ctx context.Context, userID, profileID int64, ifMatch *
 	if err != nil {
 		return err
 	}
-	return s.out.Write(ctx, func(t *outbox.Tx) error {
+	return s.out.Do(ctx, func(t *txn.Tx) error {
 		var p db.Profile
 		err := domain.Conditional(version, func() (int64, error) { return s.lockOwn(ctx, t.Q, userID, profileID) }, func(current int64) error {
 			var err error
@@ -214,7 +228,7 @@ func (s *Service) Delete(ctx context.Context, userID, profileID int64, ifMatch *
 // image is released after the change commits.
 func (s *Service) SetImage(ctx context.Context, userID, profileID, fileID int64) (db.Profile, error) {
 	var p db.Profile
-	err := s.out.Write(ctx, func(t *outbox.Tx) error {
+	err := s.out.Do(ctx, func(t *txn.Tx) error {
 		cur, err := t.Q.LockOwnProfileForUpdate(ctx, db.LockOwnProfileForUpdateParams{ID: profileID, UserID: userID})
 		if err != nil {
 			return s.ownError(err)

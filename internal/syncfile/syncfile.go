@@ -99,8 +99,7 @@ type Subscription struct {
 	CardProfileID, CardID, SubscribedProfileID int64
 }
 
-// Contents is every row of one file. Order does not matter on input; Read returns rows sorted by
-// id.
+// Contents is every row of one file. Order does not matter.
 type Contents struct {
 	Profiles      []Profile
 	Relations     []Relation
@@ -113,18 +112,9 @@ type TableStats struct {
 	Inserted, Updated, Deleted int
 }
 
-func (s TableStats) changed() bool { return s.Inserted+s.Updated+s.Deleted > 0 }
-
 // Stats counts, per table, the rows Update changed.
 type Stats struct {
 	Profiles, Relations, Cards, Subscriptions TableStats
-}
-
-// Changed reports whether Update wrote anything. When it did not, the file's bytes (and so its
-// MD5 ETag) are unchanged and the caller can skip storing and announcing it.
-func (s Stats) Changed() bool {
-	return s.Profiles.changed() || s.Relations.changed() || s.Cards.changed() ||
-		s.Subscriptions.changed()
 }
 
 // busyTimeoutMillis bounds how long an operation waits for another connection's lock on the same
@@ -247,33 +237,6 @@ func Update(ctx context.Context, path string, c Contents) (Stats, error) {
 	return st, nil
 }
 
-// Read returns every row of the file at path, each table sorted by id. It reads in one
-// transaction, so the four tables are a consistent snapshot.
-func Read(ctx context.Context, path string) (Contents, error) {
-	if err := requireFile(path); err != nil {
-		return Contents{}, fmt.Errorf("syncfile: read %s: %w", path, err)
-	}
-	var c Contents
-	err := withTx(ctx, path, readParams(), &sql.TxOptions{ReadOnly: true}, func(tx *sql.Tx) error {
-		var err error
-		if c.Profiles, err = readRows(ctx, tx, profileTable()); err != nil {
-			return err
-		}
-		if c.Relations, err = readRows(ctx, tx, relationTable()); err != nil {
-			return err
-		}
-		if c.Cards, err = readRows(ctx, tx, cardTable()); err != nil {
-			return err
-		}
-		c.Subscriptions, err = readRows(ctx, tx, subscriptionTable())
-		return err
-	})
-	if err != nil {
-		return Contents{}, fmt.Errorf("syncfile: read %s: %w", path, err)
-	}
-	return c, nil
-}
-
 // MD5File returns the lowercase hex MD5 of the file's bytes and its size: the app compares the
 // ETag with the MD5 of its local copy, so this is the one definition of a file's ETag.
 func MD5File(path string) (string, int64, error) {
@@ -308,10 +271,6 @@ func writeParams(synchronous string, enforceForeignKeys bool) []string {
 		"_pragma=synchronous(" + synchronous + ")",
 		"_txlock=immediate",
 	}
-}
-
-func readParams() []string {
-	return []string{"mode=ro", fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMillis)}
 }
 
 // dsn turns a file path into a SQLite URI. The driver splits the DSN at the first '?' and SQLite

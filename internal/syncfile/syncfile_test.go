@@ -304,14 +304,11 @@ func TestUpdateStatsHandMade(t *testing.T) {
 	if stats != want {
 		t.Errorf("stats = %+v, want %+v", stats, want)
 	}
-	if !stats.Changed() {
-		t.Error("Changed() = false after changes")
-	}
 	assertContents(t, "Read after Update", readFile(t, path), next)
 }
 
 // TestUpdateWithoutChangesKeepsBytes: when nothing differs Update writes nothing, so the ETag
-// stays and the caller may rely on Stats.Changed to skip publishing.
+// stays (zero Stats) and the publish finds the same bytes.
 func TestUpdateWithoutChangesKeepsBytes(t *testing.T) {
 	t.Parallel()
 	path := buildFile(t, handMade())
@@ -323,8 +320,8 @@ func TestUpdateWithoutChangesKeepsBytes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if stats != (Stats{}) || stats.Changed() {
-		t.Errorf("stats = %+v (Changed %v), want zero", stats, stats.Changed())
+	if stats != (Stats{}) {
+		t.Errorf("stats = %+v, want zero", stats)
 	}
 	after, sizeAfter, err := MD5File(path)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // TombstoneTTL is how long a user's own deleted profile stays in their file (docs/sync.md §2).
@@ -36,28 +37,28 @@ type Snapshot struct {
 // Snapshot reads what userID's file must hold now. It is the one definition of a file's rows:
 // every build, full or incremental, by the worker or on request, starts from it.
 func (s *Service) Snapshot(ctx context.Context, userID int64) (Snapshot, error) {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("sync snapshot of user %d: begin: %w", userID, err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // read-only
-	q := db.New(tx)
 	snap := Snapshot{UserID: userID}
-	// The first statement fixes the transaction's view, so wanted_version and the rows below
-	// belong together; now() is the transaction's start, a lower bound of that view's time.
-	if snap.At, err = q.SyncSnapshotTime(ctx); err != nil {
-		return Snapshot{}, fmt.Errorf("sync snapshot of user %d: %w", userID, err)
-	}
-	st, err := q.GetSyncState(ctx, userID)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		snap.Version = 0
-	case err != nil:
-		return Snapshot{}, fmt.Errorf("sync snapshot of user %d: state: %w", userID, err)
-	default:
-		snap.Version = st.WantedVersion
-	}
-	if snap.Contents, err = readContents(ctx, q, userID); err != nil {
+	read := txn.Runner{Pool: s.pool, Options: pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}}
+	err := read.Do(ctx, func(t *txn.Tx) error {
+		// The first statement fixes the transaction's view, so wanted_version and the rows below
+		// belong together; now() is the transaction's start, a lower bound of that view's time.
+		var err error
+		if snap.At, err = t.Q.SyncSnapshotTime(ctx); err != nil {
+			return err
+		}
+		st, err := t.Q.GetSyncState(ctx, userID)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			snap.Version = 0
+		case err != nil:
+			return fmt.Errorf("state: %w", err)
+		default:
+			snap.Version = st.WantedVersion
+		}
+		snap.Contents, err = readContents(ctx, t.Q, userID)
+		return err
+	})
+	if err != nil {
 		return Snapshot{}, fmt.Errorf("sync snapshot of user %d: %w", userID, err)
 	}
 	return snap, nil
@@ -198,7 +199,7 @@ func visibility(userID int64, liveIDs []int64, target int64, facts access.Profil
 		if blocked {
 			facts.ToViewer = access.Block
 		}
-		return access.Profile(access.Viewer{UserID: userID}, facts)
+		return access.Profile(access.Caller{UserID: userID}, facts)
 	}
 	best := access.Hidden
 	for _, a := range liveIDs {
@@ -208,7 +209,7 @@ func visibility(userID int64, liveIDs []int64, target int64, facts access.Profil
 		if blocked {
 			f.ToViewer = access.Block
 		}
-		best = max(best, access.Profile(access.Viewer{UserID: userID, ActingProfileID: a}, f))
+		best = max(best, access.Profile(access.Caller{UserID: userID, ActingProfileID: a}, f))
 		if best == access.Full {
 			break
 		}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/outbox"
-	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // The worker's bookkeeping in PostgreSQL: claims, retries, dead letters, garbage and the
@@ -117,8 +117,8 @@ func (s *Service) UpdateBacklogGauges(ctx context.Context) error {
 // so concurrent collectors split the work; a failed delete is retried next time.
 func (s *Service) CollectGarbage(ctx context.Context, max int) (int, error) {
 	var deleted int
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+	err := txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
+		q := tx.Q
 		keys, err := q.TakeDueSyncGarbage(ctx, int32(max))
 		if err != nil {
 			return err

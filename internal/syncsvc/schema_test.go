@@ -8,6 +8,7 @@ import (
 	_ "modernc.org/sqlite" // the reference file is read with the same driver the builder uses
 
 	"github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/syncfile/syncfiletest"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/testenv"
 )
@@ -38,14 +39,14 @@ func TestSyncProducedFileHasTheAppSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := e.Download(t, f.Key)
-	c, err := syncfile.Read(ctx, path)
+	c, err := syncfiletest.Read(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Profiles) != 2 || len(c.Relations) != 1 || len(c.Cards) != 2 || len(c.Subscriptions) != 1 {
 		t.Fatalf("every table should have rows:\n%s", synctest.Describe(c))
 	}
-	if err := syncfile.CheckSchema(ctx, path, androidBlank); err != nil {
+	if err := syncfiletest.CheckSchema(ctx, path, androidBlank); err != nil {
 		t.Fatalf("the published file differs from the app's schema:\n%v", err)
 	}
 	d := openRO(t, path)

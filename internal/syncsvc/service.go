@@ -31,11 +31,11 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/domain"
-	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/push"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/storage"
 	"github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // ContentType is the media type of a sync file.
@@ -53,6 +53,8 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	Metrics *Metrics
 	Log     *slog.Logger
+	// Settings tune the service (DefaultSettings with the configured values).
+	Settings Settings
 }
 
 // Settings tune the service; DefaultSettings are the production values.
@@ -120,12 +122,18 @@ type Service struct {
 }
 
 // New returns a Service.
-func New(d Deps, s Settings) *Service {
+func New(d Deps) (*Service, error) {
+	if err := domain.RequireDeps("syncsvc", map[string]any{
+		"Pool": d.Pool, "Store": d.Store, "Redis": d.Redis, "Metrics": d.Metrics, "Log": d.Log,
+	}); err != nil {
+		return nil, err
+	}
+	s := d.Settings
 	return &Service{
 		pool: d.Pool, q: db.New(d.Pool), store: d.Store, push: d.Push, limiter: d.Limiter,
 		locks:   &locker{rdb: d.Redis, prefix: d.KeyPrefix, ttl: s.LockTTL},
 		metrics: d.Metrics, log: d.Log, set: s, rdb: d.Redis, prefix: d.KeyPrefix,
-	}
+	}, nil
 }
 
 // Settings returns the service's settings.
@@ -352,8 +360,8 @@ func (s *Service) upload(ctx context.Context, key, path, sum string) error {
 // disappears early whatever happens next. lag is -1 when the file was not behind.
 func (s *Service) publish(ctx context.Context, st db.SyncState, snap Snapshot, sum string, size int64, key string, newObject bool) (ok bool, lag float64, err error) {
 	schema := int32(syncfile.SchemaVersion)
-	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+	err = txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
+		q := tx.Q
 		row, err := q.PublishSyncFile(ctx, db.PublishSyncFileParams{
 			UserID: st.UserID, Version: snap.Version, Etag: &sum, Size: &size, StorageKey: &key,
 			BuilderSchema: &schema, SnapshotAt: snap.At, ExpectedKey: st.StorageKey,

@@ -2,8 +2,11 @@ package testenv
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -102,11 +105,50 @@ func deleteKeys(url, prefix string) error {
 	return err
 }
 
+// RedisProcess is a private Redis server of one test, which the test may stop and restart.
+type RedisProcess struct {
+	dir  string
+	mu   sync.Mutex
+	cur  *devstack.Redis
+	port int
+}
+
+// URL is the server's redis:// URL; it stays the same across restarts.
+func (r *RedisProcess) URL() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur.URL()
+}
+
+// Stop shuts the server down.
+func (r *RedisProcess) Stop() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur.Stop()
+}
+
+// Restart stops the server and starts it again on the same port, so clients see what a Redis
+// restart in production looks like: dropped connections, then the same address answering again,
+// with no data (the server is ephemeral).
+func (r *RedisProcess) Restart(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.cur.Stop(); err != nil {
+		return fmt.Errorf("restart redis: %w", err)
+	}
+	next, err := devstack.StartRedisOnPort(ctx, r.dir, r.port, devstack.Options{Ephemeral: true}, current().log)
+	if err != nil {
+		return fmt.Errorf("restart redis: %w", err)
+	}
+	r.cur = next
+	return nil
+}
+
 // RedisServer starts a Redis server for this test alone, stopped when the
 // test ends, for tests that stop or restart Redis (outage and restart
 // faults) without disturbing tests using the shared server. It is
 // ephemeral: a restart loses every key, as a restarted cache would.
-func RedisServer(t testing.TB) *devstack.Redis {
+func RedisServer(t testing.TB) *RedisProcess {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "bca-redis-*")
 	if err != nil {
@@ -114,16 +156,41 @@ func RedisServer(t testing.TB) *devstack.Redis {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	server, err := devstack.StartRedis(ctx, filepath.Join(dir, "redis"), devstack.Options{Ephemeral: true}, current().log)
+	r := &RedisProcess{dir: filepath.Join(dir, "redis")}
+	r.cur, err = devstack.StartRedis(ctx, r.dir, devstack.Options{Ephemeral: true}, current().log)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatalf("testenv: start a private Redis (install it with scripts/ensure-deps.sh): %v", err)
 	}
+	u, err := url.Parse(r.cur.URL())
+	if err == nil {
+		r.port, err = strconv.Atoi(u.Port())
+	}
+	if err != nil {
+		r.cur.Stop()
+		os.RemoveAll(dir)
+		t.Fatalf("testenv: port of private Redis: %v", err)
+	}
 	t.Cleanup(func() {
-		if err := server.Stop(); err != nil {
+		if err := r.Stop(); err != nil {
 			t.Errorf("testenv: stop private Redis: %v", err)
 		}
 		os.RemoveAll(dir)
 	})
-	return server
+	return r
+}
+
+// Freeze stops the server with SIGSTOP: it keeps its port and connections but answers nothing,
+// as a hung Redis does. Thaw resumes it.
+func (r *RedisProcess) Freeze() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur.Freeze()
+}
+
+// Thaw resumes a frozen server.
+func (r *RedisProcess) Thaw() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur.Thaw()
 }

@@ -170,8 +170,11 @@ func measureLag(b *testing.B, mode string, rate int, duration time.Duration, cra
 				if _, err := tx.Raw.Exec(ctx, `UPDATE profiles SET name = $2, version = version + 1, modified_at = now() WHERE id = $1`, prof, name); err != nil {
 					return err
 				}
-				var err error
-				bumps, err = outbox.ProfilesChanged(ctx, tx.Q, prof)
+				users, err := tx.Q.AudienceOfProfiles(ctx, []int64{prof})
+				if err != nil {
+					return err
+				}
+				bumps, err = outbox.MarkStale(ctx, tx.Q, users...)
 				tx.Add(bumps)
 				return err
 			})

@@ -57,9 +57,6 @@ func (w *Worker) electedFor(ctx context.Context, key string, interval time.Durat
 	return ok
 }
 
-// SweepOnce runs one sweep now (tests and operators; the loop calls it on its own).
-func (w *Worker) SweepOnce(ctx context.Context) { w.sweepOnce(ctx) }
-
 func (w *Worker) sweepOnce(ctx context.Context) {
 	if bumps, err := w.Sync.MarkTimeStale(ctx, w.opts.TombstoneLookback, w.opts.RebuildBatch); err != nil {
 		w.Log.ErrorContext(ctx, "sweeper: mark time-stale files", "err", err)

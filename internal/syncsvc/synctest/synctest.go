@@ -30,8 +30,10 @@ import (
 	"github.com/bca-app/backend/internal/push"
 	"github.com/bca-app/backend/internal/storage"
 	"github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/syncfile/syncfiletest"
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/testenv"
+	"github.com/bca-app/backend/internal/txn"
 )
 
 // Env is one test's pipeline: its own database, a Redis key space, a local object store.
@@ -101,10 +103,14 @@ func New(t testing.TB, o Options) *Env {
 
 // NewService returns another service on the Env, writing to store, with metrics of its own.
 func (e *Env) NewService(store storage.Store) *syncsvc.Service {
-	return syncsvc.New(syncsvc.Deps{
+	s, err := syncsvc.New(syncsvc.Deps{
 		Pool: e.Pool, Store: store, Redis: e.Redis, KeyPrefix: e.Prefix, Push: e.Push,
-		Metrics: syncsvc.NewMetrics(prometheus.NewRegistry()), Log: e.Log,
-	}, e.Settings)
+		Metrics: syncsvc.NewMetrics(prometheus.NewRegistry()), Log: e.Log, Settings: e.Settings,
+	})
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 type testWriter struct{ t testing.TB }
@@ -193,7 +199,7 @@ func (e *Env) Published(t testing.TB, userID int64) syncfile.Contents {
 	if st.Etag == nil || *st.Etag != sum {
 		t.Fatalf("user %d: stored ETag %v, file MD5 %s", userID, st.Etag, sum)
 	}
-	c, err := syncfile.Read(context.Background(), path)
+	c, err := syncfiletest.Read(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +286,7 @@ func (w *World) Write(t testing.TB, fn func(ctx context.Context, tx *outbox.Tx) 
 
 // TryWrite is Write returning the error (for concurrent writers).
 func (w *World) TryWrite(ctx context.Context, fn func(ctx context.Context, tx *outbox.Tx) error) error {
-	return outbox.Writer{Pool: w.Pool, Notifier: w.Notifier}.Write(ctx, func(tx *outbox.Tx) error { return fn(ctx, tx) })
+	return txn.Runner{Pool: w.Pool, Notifier: w.Notifier}.Do(ctx, func(tx *outbox.Tx) error { return fn(ctx, tx) })
 }
 
 // User creates an account and returns its id.

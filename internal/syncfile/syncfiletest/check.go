@@ -1,11 +1,19 @@
-package syncfile
+// Package syncfiletest reads sync files for tests, independently of package syncfile: its own
+// queries check what syncfile wrote (the rows, and the schema against the Android app's blank
+// file), so a mistake in syncfile's column mapping cannot hide itself.
+package syncfiletest
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
 
 // CheckSchema compares a file's schema with a reference file (the Android app's blank file) the
@@ -50,7 +58,7 @@ type schema struct {
 
 func describeSchema(ctx context.Context, path string) (schema, error) {
 	s := schema{pragmas: map[string][][]string{}}
-	err := withTx(ctx, path, readParams(), &sql.TxOptions{ReadOnly: true}, func(tx *sql.Tx) error {
+	err := readTx(ctx, path, func(tx *sql.Tx) error {
 		tables, err := firstColumn(ctx, tx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'sqlite_sequence' ORDER BY name`)
 		if err != nil {
 			return err
@@ -122,4 +130,28 @@ func strings2D(ctx context.Context, q queryer, query string, args ...any) ([][]s
 		out = append(out, row)
 	}
 	return out, rows.Err()
+}
+
+// readTx runs fn in one read-only transaction on the file at path (which must exist).
+func readTx(ctx context.Context, path string, fn func(*sql.Tx) error) (err error) {
+	if _, err := os.Stat(path); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	u := url.URL{Scheme: "file", OmitHost: true, Path: filepath.ToSlash(abs), RawQuery: "mode=ro&_pragma=busy_timeout(5000)"}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+	db.SetMaxOpenConns(1)
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	return fn(tx)
 }
