@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -44,8 +45,20 @@ func TestStalledStreamReaderLosesItsSlot(t *testing.T) {
 	fmt.Fprintf(conn, "GET /api/v1/chats/stream HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nX-Profile-Id: %d\r\nAccept: text/event-stream\r\n\r\n",
 		strings.TrimPrefix(e.Server.URL, "http://"), reader.Token(), reader.Profile)
 
-	// Its slot is taken: a second stream of the same user is refused (bounded wait while the
-	// stalled one opens).
+	// The stalled stream is open once its answer's head arrives (read only that, never its
+	// body): from then on it holds the user's one slot. Waiting for it first keeps a probe
+	// below from taking the slot ahead of it on a slow machine.
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	head, err := http.ReadResponse(bufio.NewReaderSize(conn, 16), nil)
+	if err != nil {
+		t.Fatalf("the stalled stream's answer: %v", err)
+	}
+	if head.StatusCode != http.StatusOK {
+		t.Fatalf("the stalled stream was refused: %d", head.StatusCode)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+
+	// Its slot is taken: a second stream of the same user is refused.
 	taken := false
 	for range 50 {
 		if s, status, _ := e.tryStream(t, e.Server, reader, ""); s == nil && status == http.StatusTooManyRequests {
