@@ -58,20 +58,6 @@ const (
 	opGap = 20 * time.Millisecond
 )
 
-// apiBinary builds cmd/bca-api once per test binary.
-var apiBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "bca-api-bin-*")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "bca-api")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/bca-app/backend/cmd/bca-api").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build bca-api: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
 // apiProcess is a bca-api started as a real process on a free loopback port.
 type apiProcess struct {
 	srv      *Server
