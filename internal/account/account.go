@@ -616,6 +616,7 @@ func (s *Service) Update(ctx context.Context, p access.Caller, in UpdateInput) (
 	if err != nil {
 		return db.User{}, s.uniqueError(ctx, err, keys, user.ID)
 	}
+	s.authn.AccountChanged(ctx, user.ID)
 	return updated, nil
 }
 
@@ -718,6 +719,7 @@ func (s *Service) SetImage(ctx context.Context, p access.Caller, fileID int64) (
 	err := txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
 		prev, err := tx.Q.SetUserImage(ctx, db.SetUserImageParams{ID: p.UserID, ImageFileID: optionalID(fileID)})
 		previous = prev
+		tx.AfterCommit(func(ctx context.Context) { s.authn.AccountChanged(ctx, p.UserID) })
 		return err
 	})
 	if err != nil {

@@ -87,6 +87,7 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (db.User, error
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errBadEmailToken // the address changed since the link was sent
 		}
+		tx.AfterCommit(func(ctx context.Context) { s.authn.AccountChanged(ctx, t.UserID) })
 		return err
 	})
 	return user, err

@@ -26,11 +26,28 @@ type Principal struct {
 	// layer checks the id in PostgreSQL.
 	access.Caller
 	// SyncState is the user's cached sync state (syncsvc), read in the same Redis round trip as
-	// the session when the operation asked for it; SyncStateRead says that read happened ("" with
-	// SyncStateRead means nothing cached).
+	// the session when the operation asked for it (WithSyncState); SyncStateRead says that read
+	// happened ("" with SyncStateRead means nothing cached).
 	SyncState     string
 	SyncStateRead bool
+	// Account is the caller's cached account representation when the operation asked for it
+	// (WithAccount) and the cache holds one written under the user's current generation; "" means
+	// read it from PostgreSQL (and offer it to CacheAccount).
+	Account string
+	// generation is the user's cache generation read (or created) by this authentication; ""
+	// when Redis could not tell, and then nothing may be cached for this request.
+	generation string
 }
+
+// Extra names what Authenticate reads besides the session, in the same Redis round trip.
+type Extra uint8
+
+const (
+	// WithSyncState reads the user's cached sync state (the sync poll).
+	WithSyncState Extra = 1 << iota
+	// WithAccount reads the user's cached account representation (getMyAccount).
+	WithAccount
+)
 
 // ErrUnauthenticated is returned for any unusable credential.
 var ErrUnauthenticated = errors.New("unauthenticated")
@@ -61,6 +78,9 @@ const (
 	// recordTTL bounds how long a session record is trusted; it is also the worst-case delay of
 	// a revocation whose second generation write failed (see Revoking).
 	recordTTL = 5 * time.Minute
+	// accountTTL bounds how long a cached account representation is served; it is also how long
+	// a change whose generation write failed can stay unseen by getMyAccount.
+	accountTTL = time.Minute
 	// generationTTL outlives every record; a generation that expires only causes misses.
 	generationTTL = time.Hour
 	sep           = "|"
@@ -84,6 +104,8 @@ func (a *Authenticator) sessionKey(userID, sessionID int64) string {
 	return UserKey(a.prefix, userID, "s:"+strconv.FormatInt(sessionID, 10))
 }
 
+func (a *Authenticator) accountKey(userID int64) string { return UserKey(a.prefix, userID, "account") }
+
 func (a *Authenticator) blacklistKey(userID int64, tokenID string) string {
 	return UserKey(a.prefix, userID, "revoked-token:"+tokenID)
 }
@@ -92,16 +114,20 @@ func (a *Authenticator) blacklistKey(userID int64, tokenID string) string {
 func SyncStateKey(prefix string, userID int64) string { return UserKey(prefix, userID, "sync") }
 
 // Authenticate returns the principal behind a raw access token. actingProfileID (0 for none) is
-// the profile the request wants to act as; withSync also reads the user's cached sync state.
-func (a *Authenticator) Authenticate(ctx context.Context, raw string, actingProfileID int64, withSync bool) (Principal, error) {
+// the profile the request wants to act as; extra names the cached values to read as well.
+func (a *Authenticator) Authenticate(ctx context.Context, raw string, actingProfileID int64, extra Extra) (Principal, error) {
 	claims, err := a.signer.Parse(raw)
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
 	p := Principal{Caller: access.Caller{UserID: claims.UserID, SessionID: claims.SessionID, TokenID: claims.TokenID, ExpiresAt: claims.ExpiresAt}}
-	keys := []string{a.generationKey(claims.UserID), a.sessionKey(claims.UserID, claims.SessionID), a.blacklistKey(claims.UserID, claims.TokenID)}
-	if withSync {
+	var buf [5]string
+	keys := append(buf[:0], a.generationKey(claims.UserID), a.sessionKey(claims.UserID, claims.SessionID), a.blacklistKey(claims.UserID, claims.TokenID))
+	if extra&WithSyncState != 0 {
 		keys = append(keys, SyncStateKey(a.prefix, claims.UserID))
+	}
+	if extra&WithAccount != 0 {
+		keys = append(keys, a.accountKey(claims.UserID))
 	}
 	vals, err := a.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
@@ -113,12 +139,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string, actingProf
 	if vals[2] != nil {
 		return Principal{}, fmt.Errorf("%w: token revoked", ErrUnauthenticated)
 	}
-	if withSync {
-		p.SyncState, p.SyncStateRead = str(vals[3]), true
-	}
 	gen, record := str(vals[0]), str(vals[1])
-	if gen != "" && len(record) > len(gen) && strings.HasPrefix(record, gen) && record[len(gen)] == sep[0] {
-		return fromRecord(p, record[len(gen)+1:], actingProfileID)
+	next := 3
+	if extra&WithSyncState != 0 {
+		p.SyncState, p.SyncStateRead = str(vals[next]), true
+		next++
+	}
+	if extra&WithAccount != 0 {
+		p.Account, _ = underGeneration(str(vals[next]), gen)
+	}
+	if rec, ok := underGeneration(record, gen); ok {
+		p.generation = gen
+		return fromRecord(p, rec, actingProfileID)
 	}
 	if gen == "" {
 		if gen, err = a.ensureGeneration(ctx, claims.UserID); err != nil {
@@ -126,7 +158,42 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string, actingProf
 			gen = ""
 		}
 	}
+	p.generation = gen
 	return a.fromDatabase(ctx, p, actingProfileID, gen)
+}
+
+// underGeneration returns what a cached value "<generation>|<value>" holds when it was written
+// under gen, the user's current generation; anything else is stale.
+func underGeneration(cached, gen string) (string, bool) {
+	if gen == "" || len(cached) <= len(gen) || !strings.HasPrefix(cached, gen) || cached[len(gen)] != sep[0] {
+		return "", false
+	}
+	return cached[len(gen)+1:], true
+}
+
+// CacheAccount offers the caller's account representation, just read from PostgreSQL, to later
+// requests of the same user (getMyAccount answers from the authentication read). It is stored
+// under the generation this request's authentication read, so a change that committed meanwhile
+// (which writes a new generation after its commit: see AccountChanged) leaves it stale from
+// birth. A failure only costs later requests a database read.
+func (a *Authenticator) CacheAccount(ctx context.Context, p Principal, representation []byte) {
+	if p.generation == "" {
+		return
+	}
+	v := make([]byte, 0, len(p.generation)+1+len(representation))
+	v = append(append(append(v, p.generation...), sep...), representation...)
+	if err := a.rdb.Set(ctx, a.accountKey(p.UserID), v, accountTTL).Err(); err != nil {
+		a.log.WarnContext(ctx, "cache account", "err", err)
+	}
+}
+
+// AccountChanged makes the user's cached account (and session records) stale on every process.
+// Every write to the user's row calls it after its commit; if Redis cannot take the new
+// generation, the old cached account is served for at most accountTTL.
+func (a *Authenticator) AccountChanged(ctx context.Context, userID int64) {
+	if err := a.UserChanged(ctx, userID); err != nil {
+		a.log.ErrorContext(ctx, "invalidate the cached account after a change", "user_id", userID, "err", err)
+	}
 }
 
 // fromRecord answers from a cached record: "-" (session ended) or "role|id,id,…".

@@ -160,3 +160,78 @@ func TestSyncPollWithoutPostgreSQL(t *testing.T) {
 		t.Fatalf("full GET: %v, %d bytes", full.HTTPResponse.Header, len(full.Body))
 	}
 }
+
+// TestMyAccountWithoutPostgreSQL: getMyAccount answers from the account cached with the session
+// in Redis, and every change of the account shows at once, on every process (docs/product.md §3).
+func TestMyAccountWithoutPostgreSQL(t *testing.T) {
+	e := New(t)
+	other := e.StartServer(e.Config) // a second API process on the same PostgreSQL and Redis
+	u := e.SignUp(t)
+	verifyToken := mailToken(t, waitMails(t, e.Server, u.Email, verifySubject, 1)[0])
+	read := func(s *Server) (apiclient.Account, string) {
+		t.Helper()
+		r, err := e.Client(s, u.Token()).GetMyAccountWithResponse(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Status(t, "getMyAccount", r.StatusCode(), http.StatusOK, r.Body)
+		return *r.JSON200, string(r.Body)
+	}
+	_, first := read(e.Server) // fills the cache
+	pools := []*Server{e.Server, other}
+	var before [2]int64
+	for i, s := range pools {
+		before[i] = s.App.Pool.Stat().AcquireCount()
+	}
+	const reads = 20
+	for i := range reads {
+		if _, body := read(pools[i%2]); body != first {
+			t.Fatalf("read %d differs from the first:\n%s\n%s", i, body, first)
+		}
+	}
+	for i, s := range pools {
+		if used := s.App.Pool.Stat().AcquireCount() - before[i]; used > reads/8 {
+			t.Fatalf("process %d: %d reads took %d PostgreSQL connections", i, reads/2, used)
+		}
+	}
+
+	// Each change is made on one process and read at once on the other, whose cache was warm.
+	steps := []struct {
+		name   string
+		change func()
+		check  func(apiclient.Account) bool
+	}{
+		{"nickname", func() {
+			r, _ := e.Client(e.Server, u.Token()).UpdateMyAccountWithResponse(ctx, apiclient.UpdateMyAccountJSONRequestBody{Nickname: ptr("Renamed")})
+			Status(t, "rename", r.StatusCode(), http.StatusOK, r.Body)
+		}, func(a apiclient.Account) bool { return a.Nickname == "Renamed" }},
+		{"description", func() {
+			r, _ := e.Client(e.Server, u.Token()).UpdateMyAccountWithResponse(ctx, apiclient.UpdateMyAccountJSONRequestBody{Description: ptr("about me")})
+			Status(t, "describe", r.StatusCode(), http.StatusOK, r.Body)
+		}, func(a apiclient.Account) bool { return a.Description != nil && *a.Description == "about me" }},
+		{"login id", func() {
+			r, _ := e.Client(e.Server, u.Token()).UpdateMyAccountWithResponse(ctx, apiclient.UpdateMyAccountJSONRequestBody{Id: ptr(u.LoginID + "x"), Password: ptr(Password)})
+			Status(t, "new id", r.StatusCode(), http.StatusOK, r.Body)
+			u.LoginID += "x"
+		}, func(a apiclient.Account) bool { return a.Id == u.LoginID }},
+		{"image set", func() {
+			r := setAccountImage(t, e, u.Token(), pngBytes(t))
+			Status(t, "set image", r.StatusCode(), http.StatusOK, r.Body)
+		}, func(a apiclient.Account) bool { return a.ImageUrl != nil }},
+		{"image deleted", func() {
+			r, _ := e.Client(e.Server, u.Token()).DeleteAccountImageWithResponse(ctx)
+			Status(t, "delete image", r.StatusCode(), http.StatusOK, r.Body)
+		}, func(a apiclient.Account) bool { return a.ImageUrl == nil }},
+		{"email verified", func() {
+			Status(t, "verify", verifyEmail(t, e, verifyToken, "application/json").StatusCode(), http.StatusOK, nil)
+		}, func(a apiclient.Account) bool { return a.EmailVerified }},
+		{"admin role", func() { e.setRole(t, u, true) }, func(a apiclient.Account) bool { return a.Role == apiclient.AccountRoleAdmin }},
+	}
+	for _, step := range steps {
+		read(other) // warm: the cached account is the one before the change
+		step.change()
+		if a, body := read(other); !step.check(a) {
+			t.Fatalf("after the %s change the other process answers %s", step.name, body)
+		}
+	}
+}

@@ -28,7 +28,7 @@ func (s *Server) adminGate(next http.Handler) http.Handler {
 			notFound(w, r)
 			return
 		}
-		p, err := s.Authn.Authenticate(r.Context(), raw, 0, false)
+		p, err := s.Authn.Authenticate(r.Context(), raw, 0, 0)
 		if err != nil {
 			if !isAuthFailure(err) {
 				writeError(w, r, s.Log, err)

@@ -189,9 +189,16 @@ func (s *Server) authenticateRequest(r *http.Request, operationID string) (*http
 	if !hasToken {
 		return r, domain.Unauthenticated("auth.missing_token", "Sign in and send Authorization: Bearer <access token>.")
 	}
-	// The sync poll reads the user's cached sync state in the same Redis round trip.
-	withSync := operationID == "headSyncFile" || operationID == "getSyncFile"
-	p, err := s.Authn.Authenticate(ctx, raw, actingHeader(r), withSync)
+	// The sync poll reads the user's cached sync state, and getMyAccount the cached account, in
+	// the same Redis round trip as the session.
+	var extra auth.Extra
+	switch operationID {
+	case "headSyncFile", "getSyncFile":
+		extra = auth.WithSyncState
+	case "getMyAccount":
+		extra = auth.WithAccount
+	}
+	p, err := s.Authn.Authenticate(ctx, raw, actingHeader(r), extra)
 	if err != nil {
 		s.Log.DebugContext(ctx, "authentication failed", "err", err)
 		if domain.IsKind(err, domain.KindInternal) || !isAuthFailure(err) {
