@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/bca-app/backend/internal/config"
 )
 
@@ -78,6 +80,65 @@ func TestAccessTokens(t *testing.T) {
 	}
 	if _, err := s.Parse("eyJhbGciOiJub25lIn0.eyJzdWIiOiI3In0."); err == nil {
 		t.Fatal("alg=none is refused")
+	}
+	// Tokens made with the same key by the general JWT library: only the shape Issue writes,
+	// with every claim right, is accepted.
+	key := []byte(strings.Repeat("k", 32))
+	sign := func(m jwt.SigningMethod, c jwt.Claims) string {
+		raw, err := jwt.NewWithClaims(m, c).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	good := func() jwtClaims {
+		return jwtClaims{SessionID: 9, RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Audience: jwt.ClaimStrings{audience},
+			Subject: "7", ID: "t1", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Minute))}}
+	}
+	if _, err := s.Parse(sign(jwt.SigningMethodHS256, good())); err != nil {
+		t.Fatalf("a well-formed token: %v", err)
+	}
+	if _, err := s.Parse(sign(jwt.SigningMethodHS256, jwt.MapClaims{"sid": 9, "iss": issuer, "aud": audience, "sub": "7", "jti": "t1",
+		"exp": now.Add(time.Minute).Unix()})); err != nil {
+		t.Fatalf("aud as a single string: %v", err)
+	}
+	for name, mutate := range map[string]func(*jwtClaims){
+		"wrong issuer":   func(c *jwtClaims) { c.Issuer = "other" },
+		"wrong audience": func(c *jwtClaims) { c.Audience = jwt.ClaimStrings{"other"} },
+		"no audience":    func(c *jwtClaims) { c.Audience = nil },
+		"no expiry":      func(c *jwtClaims) { c.ExpiresAt = nil },
+		"expired":        func(c *jwtClaims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-10 * time.Second)) },
+		"not yet valid":  func(c *jwtClaims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Minute)) },
+		"issued later":   func(c *jwtClaims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Minute)) },
+		"no session":     func(c *jwtClaims) { c.SessionID = 0 },
+		"bad subject":    func(c *jwtClaims) { c.Subject = "x7" },
+		"no token id":    func(c *jwtClaims) { c.ID = "" },
+	} {
+		c := good()
+		mutate(&c)
+		if _, err := s.Parse(sign(jwt.SigningMethodHS256, c)); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: %v, want ErrInvalidToken", name, err)
+		}
+	}
+	hs512 := sign(jwt.SigningMethodHS512, good())
+	head, rest, _ := strings.Cut(raw, ".")
+	payload, sig, _ := strings.Cut(rest, ".")
+	flipped := []byte(payload)
+	flipped[len(flipped)/2] ^= 1
+	for name, bad := range map[string]string{
+		"HS512":             hs512,
+		"tampered claims":   head + "." + string(flipped) + "." + sig,
+		"short signature":   raw[:len(raw)-1],
+		"long signature":    raw + "A",
+		"extra segment":     raw + ".x",
+		"two segments":      head + "." + payload,
+		"empty":             "",
+		"too long":          raw + strings.Repeat("A", 4096),
+		"non-base64 claims": head + ".!!!." + sig,
+	} {
+		if _, err := s.Parse(bad); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: %v, want ErrInvalidToken", name, err)
+		}
 	}
 	secret, hash := NewSecret()
 	if len(secret) < 40 || string(HashSecret(secret)) != string(hash) {

@@ -1,12 +1,19 @@
 package auth
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
+	"math"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -33,24 +40,16 @@ type jwtClaims struct {
 
 // Signer issues and parses HS256 access tokens.
 type Signer struct {
-	key    []byte
-	ttl    time.Duration
-	parser *jwt.Parser
+	key  []byte
+	ttl  time.Duration
+	macs sync.Pool // of HMAC-SHA256 states keyed with key
 }
 
 // NewSigner returns a Signer with the given key and token lifetime.
 func NewSigner(key []byte, ttl time.Duration) *Signer {
-	return &Signer{
-		key: key,
-		ttl: ttl,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithIssuer(issuer),
-			jwt.WithAudience(audience),
-			jwt.WithExpirationRequired(),
-			jwt.WithLeeway(5*time.Second),
-		),
-	}
+	s := &Signer{key: key, ttl: ttl}
+	s.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return s
 }
 
 // Issue returns a signed access token for the session.
@@ -78,18 +77,124 @@ func (s *Signer) Issue(userID, sessionID int64, now time.Time) (string, AccessCl
 // the caller does not learn which.
 var ErrInvalidToken = errors.New("invalid access token")
 
-// Parse verifies signature, issuer, audience and expiry and returns the claims.
-func (s *Signer) Parse(raw string) (AccessClaims, error) {
-	var claims jwtClaims
-	_, err := s.parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return s.key, nil })
+// leeway is the clock skew tolerated on exp, nbf and iat.
+const leeway = 5 * time.Second
+
+// tokenHeader is the encoded JOSE header of every token Issue signs. Parse accepts no other: the
+// algorithm is fixed by the header bytes themselves, so "alg":"none" or a confused algorithm
+// never reaches the signature check.
+var tokenHeader = strings.SplitN(mustSign(), ".", 2)[0]
+
+func mustSign() string {
+	raw, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{}).SignedString([]byte("header"))
 	if err != nil {
-		return AccessClaims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		panic(err)
 	}
-	userID, err := strconv.ParseInt(claims.Subject, 10, 64)
-	if err != nil || userID <= 0 || claims.SessionID <= 0 || claims.ID == "" {
-		return AccessClaims{}, fmt.Errorf("%w: incomplete claims", ErrInvalidToken)
+	return raw
+}
+
+// tokenPayload is the claims part of an access token as Issue writes it.
+// NumericDates are seconds since the epoch; an absent one reads as 0 (1970), which fails the
+// expiry check and passes the not-before ones.
+type tokenPayload struct {
+	SessionID int64         `json:"sid"`
+	Issuer    string        `json:"iss"`
+	Audience  audienceClaim `json:"aud"`
+	Subject   string        `json:"sub"`
+	ID        string        `json:"jti"`
+	ExpiresAt float64       `json:"exp"`
+	NotBefore float64       `json:"nbf"`
+	IssuedAt  float64       `json:"iat"`
+}
+
+// audienceClaim decodes the aud claim (a string or an array of strings) into whether it names
+// this API.
+type audienceClaim bool
+
+func (a *audienceClaim) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var one string
+		if err := json.Unmarshal(b, &one); err != nil {
+			return err
+		}
+		*a = one == audience
+		return nil
 	}
-	return AccessClaims{UserID: userID, SessionID: claims.SessionID, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}, nil
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = audienceClaim(slices.Contains(many, audience))
+	return nil
+}
+
+// Parse verifies signature, issuer, audience and expiry and returns the claims. It runs on every
+// authenticated request, so it checks the one token shape Issue writes directly (fixed header,
+// HMAC-SHA256 compared in constant time, then the claims) instead of through the general JWT
+// parser, at a fraction of its cost (BenchmarkParseAccessToken).
+func (s *Signer) Parse(raw string) (AccessClaims, error) {
+	invalid := func(why string) (AccessClaims, error) {
+		return AccessClaims{}, fmt.Errorf("%w: %s", ErrInvalidToken, why)
+	}
+	if len(raw) > 2048 {
+		return invalid("too long")
+	}
+	header, rest, ok := strings.Cut(raw, ".")
+	payload, signature, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || strings.Contains(signature, ".") {
+		return invalid("malformed")
+	}
+	if header != tokenHeader {
+		return invalid("unexpected header")
+	}
+	if base64.RawURLEncoding.EncodedLen(sha256.Size) != len(signature) || len(payload) > len(raw) {
+		return invalid("malformed signature")
+	}
+	buf := make([]byte, 0, 2*sha256.Size+base64.RawURLEncoding.DecodedLen(len(payload)))
+	sig, err := base64.RawURLEncoding.AppendDecode(buf, []byte(signature))
+	if err != nil {
+		return invalid("malformed signature")
+	}
+	mac := s.macs.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write([]byte(raw[:len(header)+1+len(payload)]))
+	want := mac.Sum(sig[len(sig):])
+	s.macs.Put(mac)
+	if !hmac.Equal(want, sig) {
+		return invalid("bad signature")
+	}
+	body, err := base64.RawURLEncoding.AppendDecode(want[len(want):], []byte(payload))
+	if err != nil {
+		return invalid("malformed claims")
+	}
+	var c tokenPayload
+	if err := json.Unmarshal(body, &c); err != nil {
+		return invalid("malformed claims")
+	}
+	now := time.Now()
+	switch {
+	case c.Issuer != issuer:
+		return invalid("wrong issuer")
+	case !bool(c.Audience):
+		return invalid("wrong audience")
+	case !now.Before(numericDate(c.ExpiresAt).Add(leeway)):
+		return invalid("expired")
+	case now.Add(leeway).Before(numericDate(c.NotBefore)):
+		return invalid("not valid yet")
+	case now.Add(leeway).Before(numericDate(c.IssuedAt)):
+		return invalid("issued in the future")
+	}
+	userID, err := strconv.ParseInt(c.Subject, 10, 64)
+	if err != nil || userID <= 0 || c.SessionID <= 0 || c.ID == "" {
+		return invalid("incomplete claims")
+	}
+	return AccessClaims{UserID: userID, SessionID: c.SessionID, TokenID: c.ID, ExpiresAt: numericDate(c.ExpiresAt)}, nil
+}
+
+// numericDate turns a JWT NumericDate (seconds, possibly fractional) into a time.
+func numericDate(v float64) time.Time {
+	sec, frac := math.Modf(v)
+	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
 // NewSecret returns a random URL-safe secret (refresh tokens, email links) and its hash, which
