@@ -7,10 +7,13 @@
 //	bcaload -path /api/v1/account -signup
 //	bcaload -method POST -path /api/v1/account/availability -body '{"id":"jane"}'
 //	bcaload -signin -c 64 -d 30s -pid $(pgrep -f 'bcactl dev')
+//	bcaload -hotpath -c 32 -d 10s
 //
 // -signin signs up a throwaway account and then loads sign-in with its credentials (the
 // password-hashing path). -pid samples the resident memory of that local process during the run
-// and prints its peak.
+// and prints its peak. -hotpath signs up a throwaway account, gives it a profile and a built sync
+// file, then loads ping, getProfile, getMyAccount, HEAD /sync, the 304 GET /sync and the full
+// GET /sync for -d each and prints a table with the sync routes' ratios to ping.
 package main
 
 import (
@@ -73,6 +76,7 @@ type options struct {
 	maxRequests int64
 	signup      bool
 	signin      bool
+	hotpath     bool
 	pid         int
 }
 
@@ -89,6 +93,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Int64Var(&o.maxRequests, "n", 0, "stop after this many requests (0: no limit)")
 	fs.BoolVar(&o.signup, "signup", false, "sign up a throwaway account first and send its access token")
 	fs.BoolVar(&o.signin, "signin", false, "sign up a throwaway account first, then load POST /api/v1/account/signin with it")
+	fs.BoolVar(&o.hotpath, "hotpath", false, "sign up a throwaway account and load each hot route (ping, getProfile, getMyAccount, the sync poll) for -d")
 	fs.IntVar(&o.pid, "pid", 0, "a local process (the server) whose peak resident memory during the run is printed")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -103,8 +108,8 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-d must be positive and at most %s", maxDuration)
 	case o.maxRequests < 0:
 		return o, errors.New("-n must not be negative")
-	case o.signup && o.signin:
-		return o, errors.New("-signup and -signin exclude each other")
+	case o.signup && o.signin, o.hotpath && (o.signup || o.signin):
+		return o, errors.New("-signup, -signin and -hotpath exclude each other")
 	case o.pid < 0:
 		return o, errors.New("-pid must be a process id")
 	case *method == "" || strings.ContainsAny(*method, " \t\r\n"):
@@ -197,10 +202,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	client := newClient(o.concurrency)
 	defer client.CloseIdleConnections()
-	if o.signup || o.signin {
+	if o.signup || o.signin || o.hotpath {
 		token, creds, err := signUp(ctx, client, o.target)
 		if err != nil {
 			return err
+		}
+		if o.hotpath {
+			return runHotPath(ctx, client, o, token, out)
 		}
 		if o.signup {
 			o.header.Set("Authorization", "Bearer "+token)

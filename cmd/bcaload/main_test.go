@@ -78,3 +78,55 @@ func TestSignInLoad(t *testing.T) {
 		t.Fatalf("report:\n%s", out.String())
 	}
 }
+
+// TestHotPathLoad runs the -hotpath scenario against a stand-in that checks each request: the
+// profile is created once, the sync poll carries the token (and the 304 the ETag it was told),
+// getProfile names the created profile as the acting one; every route gets a line.
+func TestHotPathLoad(t *testing.T) {
+	var bad atomic.Int64
+	var profiles atomic.Int64
+	const etag = `"0123abcd"`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		authed := r.Header.Get("Authorization") == "Bearer t"
+		switch {
+		case r.URL.Path == "/api/v1/account/signup":
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"access_token":"t"}`))
+		case r.URL.Path == "/api/v1/ping":
+			_, _ = w.Write([]byte(`{}`))
+		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/profiles" && authed:
+			profiles.Add(1)
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":77}`))
+		case r.URL.Path == "/api/v1/profiles/77" && authed && r.Header.Get("X-Profile-Id") == "77":
+			_, _ = w.Write([]byte(`{"id":77}`))
+		case r.URL.Path == "/api/v1/account" && authed:
+			_, _ = w.Write([]byte(`{}`))
+		case r.URL.Path == "/api/v1/sync" && authed:
+			w.Header().Set("ETag", etag)
+			w.Header().Set("Sync-Pending", "false")
+			if r.Header.Get("If-None-Match") == etag {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			_, _ = w.Write(bytes.Repeat([]byte{1}, 4096))
+		default:
+			bad.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-url", srv.URL, "-hotpath", "-c", "2", "-n", "20"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	report := out.String()
+	if bad.Load() != 0 || profiles.Load() != 1 || strings.Contains(report, "UNEXPECTED") {
+		t.Fatalf("%d unexpected requests, %d profiles created:\n%s", bad.Load(), profiles.Load(), report)
+	}
+	for _, want := range []string{"ping", "getProfile", "getMyAccount", "headSync", "getSync304", "getSyncFull", "getSyncFull / ping"} {
+		if !strings.Contains(report, want) {
+			t.Fatalf("no %q in the report:\n%s", want, report)
+		}
+	}
+}
