@@ -32,6 +32,7 @@ import (
 // coerced). Multipart bodies are streamed: their parts are checked by the form readers
 // against the same schema (formField).
 type validator struct {
+	table    *routeTable
 	router   routers.Router
 	jsonOpts *openapi3filter.Options
 	fileOpts *openapi3filter.Options
@@ -54,12 +55,16 @@ func newValidator(spec *openapi3.T, log *slog.Logger) (*validator, error) {
 	formats := []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidator("email", emailFormat{})}
 	jsonOpts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: noAuth, SchemaValidationOptions: formats}
 	fileOpts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: noAuth, ExcludeRequestBody: true, SchemaValidationOptions: formats}
-	return &validator{router: router, jsonOpts: jsonOpts, fileOpts: fileOpts, log: log}, nil
+	return &validator{table: newRouteTable(spec, spec.Servers[0].URL), router: router, jsonOpts: jsonOpts, fileOpts: fileOpts, log: log}, nil
 }
 
 func (v *validator) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route, params, err := v.router.FindRoute(r)
+		route, params, ok := v.table.find(r)
+		var err error
+		if !ok {
+			route, params, err = v.router.FindRoute(r)
+		}
 		switch {
 		case errors.Is(err, routers.ErrMethodNotAllowed):
 			writeProblem(w, http.StatusMethodNotAllowed, problemOf(r, http.StatusMethodNotAllowed, "request.method_not_allowed", "This path does not accept "+r.Method+"."))
