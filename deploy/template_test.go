@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -180,6 +182,53 @@ func TestTemplateCreatesTheStack(t *testing.T) {
 		}
 		if !slices.Contains(m.FunctionResponseTypes, lambdatypes.FunctionResponseTypeReportBatchItemFailures) {
 			t.Errorf("function response types %v lack ReportBatchItemFailures", m.FunctionResponseTypes)
+		}
+	})
+
+	// On Lambda no loop sweeps between invocations: a schedule invokes the function, which
+	// then sweeps sync state and unused uploads once (docs/sync.md §4.6).
+	t.Run("a schedule invokes the worker's sweeps", func(t *testing.T) {
+		fnArn := outputs["WorkerFunctionArn"]
+		rule := eventsCall(ctx, t, moto.URL(), "DescribeRule", map[string]any{"Name": resources["WorkerSweepSchedule"]})
+		ruleArn, _ := rule["Arn"].(string)
+		if rule["ScheduleExpression"] != "rate(1 minute)" || rule["State"] != "ENABLED" || ruleArn == "" {
+			t.Errorf("sweep rule: schedule %v state %v arn %q; want rate(1 minute), ENABLED", rule["ScheduleExpression"], rule["State"], ruleArn)
+		}
+		targets := eventsCall(ctx, t, moto.URL(), "ListTargetsByRule", map[string]any{"Rule": resources["WorkerSweepSchedule"]})
+		list, _ := targets["Targets"].([]any)
+		invokes := false
+		for _, tg := range list {
+			if m, _ := tg.(map[string]any); m["Arn"] == fnArn {
+				invokes = true
+			}
+		}
+		if !invokes {
+			t.Errorf("the sweep rule's targets %v do not include the worker %s", list, fnArn)
+		}
+		pol, err := c.lambda.GetPolicy(ctx, &lambda.GetPolicyInput{FunctionName: aws.String(fnArn)})
+		if err != nil {
+			t.Fatalf("the worker's resource policy: %v", err)
+		}
+		var doc struct {
+			Statement []struct {
+				Effect    string
+				Action    json.RawMessage
+				Principal json.RawMessage
+				Condition map[string]map[string]string
+			}
+		}
+		if err := json.Unmarshal([]byte(aws.ToString(pol.Policy)), &doc); err != nil {
+			t.Fatalf("policy %s: %v", aws.ToString(pol.Policy), err)
+		}
+		allowed := false
+		for _, st := range doc.Statement {
+			if st.Effect == "Allow" && slices.Contains(stringOrList(st.Action), "lambda:InvokeFunction") &&
+				strings.Contains(string(st.Principal), "events.amazonaws.com") && st.Condition["ArnLike"]["AWS:SourceArn"] == ruleArn {
+				allowed = true
+			}
+		}
+		if !allowed {
+			t.Errorf("the worker's policy does not let the sweep rule %s invoke it:\n%s", ruleArn, aws.ToString(pol.Policy))
 		}
 	})
 
@@ -449,6 +498,37 @@ func allows(stmts []statement, action, resource string) bool {
 		}
 	}
 	return false
+}
+
+// eventsCall calls an EventBridge action of moto (JSON protocol; the module has no EventBridge
+// client, and moto checks no signature) and returns the decoded answer.
+func eventsCall(ctx context.Context, t *testing.T, endpoint, action string, in any) map[string]any {
+	t.Helper()
+	body, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "AWSEvents."+action)
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("events %s: %v", action, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("events %s: %d %s", action, resp.StatusCode, raw)
+	}
+	out := map[string]any{}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("events %s: %v\n%s", action, err, raw)
+	}
+	return out
 }
 
 // lambdaZip is a stand-in deployment package: moto stores it and never runs it.

@@ -5,11 +5,13 @@
 // does not apply migrations unless MIGRATE_ON_START=true: a rollout runs `bcactl migrate`
 // first. SIGINT/SIGTERM stop it gracefully: no new work is taken, messages received meanwhile
 // go back to the queue, and in-flight builds finish within SHUTDOWN_TIMEOUT (then they are
-// handed back: locks released, messages visible again).
+// handed back: locks released, messages visible again, PostgreSQL claims released); /readyz
+// answers 503 from the signal until the exit.
 //
 // Started by the AWS Lambda runtime (AWS_LAMBDA_RUNTIME_API is set; the binary is the
 // function's bootstrap, see `make dist`), it serves SQS event batches instead of polling, with
-// partial batch responses, and runs one sweep per scheduled event (docs/sync.md §4.6).
+// partial batch responses, and runs one pass of the sync sweeper and of the unused uploads'
+// sweeper per scheduled event (docs/sync.md §4.6).
 package main
 
 import (

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -73,6 +74,9 @@ type App struct {
 	// background producer in front of it.
 	Queue  *syncqueue.SQS
 	sender *syncqueue.Sender
+	// workerDraining is set when RunWorker starts draining: the worker's /readyz answers 503
+	// from then on (WorkerReadiness).
+	workerDraining atomic.Bool
 
 	// Drain is the API's graceful stop, driven by Serve.
 	Drain *httpapi.Drain
@@ -285,10 +289,17 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) er
 	}
 	// Bumps mark the poll's cached sync state stale before they reach the queue (docs/sync.md §3).
 	a.SyncNotifier = syncsvc.StateNotifier{Sync: a.Sync, Next: a.SyncNotifier}
-	a.Worker = worker.New(worker.Deps{
+	deps := worker.Deps{
 		Sync: a.Sync, Queue: a.Queue, Pool: a.Pool, Notifier: a.SyncNotifier, Redis: a.Redis,
 		KeyPrefix: cfg.RedisKeyPrefix, Log: log.With("component", "sync-worker"),
-	}, WorkerOptions(cfg.Sync))
+	}
+	if a.Files != nil {
+		// The scheduled Lambda invocation sweeps unused uploads too (RunWorker runs their loop).
+		deps.Uploads = a.Files
+	}
+	opts := WorkerOptions(cfg.Sync)
+	opts.UploadUnusedFor = cfg.Uploads.UnusedTTL
+	a.Worker = worker.New(deps, opts)
 	return nil
 }
 
@@ -304,7 +315,8 @@ func WorkerOptions(c config.SyncPipeline) worker.Options {
 	return o
 }
 
-// RunWorker runs the sync worker until ctx ends, then drains it: no new work is taken,
+// RunWorker runs the sync worker until ctx ends, then drains it: /readyz answers 503 at once
+// (WorkerReadiness), no new work is taken,
 // messages received meanwhile go back to the queue, and in-flight builds may finish within
 // SHUTDOWN_TIMEOUT; builds still running then are cut off with syncsvc.ErrStopping, which
 // releases their locks and returns their messages to visibility. The body of cmd/bca-worker;
@@ -322,7 +334,8 @@ func (a *App) RunWorker(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
-	a.Log.Info("stopping the sync worker: finishing in-flight builds", "deadline", a.Config.Shutdown.Timeout)
+	a.workerDraining.Store(true)
+	a.Log.Info("stopping the sync worker: not ready; finishing in-flight builds", "deadline", a.Config.Shutdown.Timeout)
 	drain, cancel := context.WithTimeout(context.Background(), a.Config.Shutdown.Timeout)
 	defer cancel()
 	if err := a.Worker.Shutdown(drain); err != nil {

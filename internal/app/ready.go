@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -17,10 +18,17 @@ type Check struct {
 // readyTimeout bounds each readiness check.
 const readyTimeout = 2 * time.Second
 
+// errWorkerDraining is the "drain" check's failure while the worker stops.
+var errWorkerDraining = errors.New("draining: the worker takes no new work and stops")
+
 // WorkerReadiness checks what the sync worker needs, concurrently and each within a deadline:
 // PostgreSQL, Redis, the task queue with its dead-letter queue (with AWS_TASK_SQS_URL), and the
-// bucket or directory of the object store.
+// bucket or directory of the object store. From the moment RunWorker starts draining (SIGTERM)
+// the "drain" check fails, so the worker is not ready until it exits.
 func (a *App) WorkerReadiness(ctx context.Context) []Check {
+	if a.workerDraining.Load() {
+		return []Check{{Name: "drain", Err: errWorkerDraining}}
+	}
 	probes := []struct {
 		name  string
 		check func(context.Context) error

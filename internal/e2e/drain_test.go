@@ -228,8 +228,9 @@ func TestAPIDrainsOnSIGTERM(t *testing.T) {
 
 // TestWorkerDrainsOnSIGTERM starts the real bca-worker binary on SQS (moto) and gives it a
 // build that cannot finish (the test holds the user's sync_states row locked), then sends
-// SIGTERM: after SHUTDOWN_TIMEOUT the worker hands the build back (its Redis lock released,
-// its message visible again at once although SYNC_VISIBILITY is long) and exits 0.
+// SIGTERM: its /readyz answers 503 from then until it exits; after SHUTDOWN_TIMEOUT the worker
+// hands the build back (its Redis lock released, its message visible again at once although
+// SYNC_VISIBILITY is long) and exits 0.
 func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	res := provision(t)
 	moto := testenv.AWSEndpoint(t)
@@ -256,7 +257,19 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	}
 
 	cfg := e.Config
-	w := startWorkerProcess(t, cfg, moto, "SHUTDOWN_TIMEOUT=2s", "SYNC_VISIBILITY=2m", "SYNC_WORKER_CONCURRENCY=1")
+	opsAddr := freeAddr(t)
+	w := startWorkerProcess(t, cfg, moto, "SHUTDOWN_TIMEOUT=2s", "SYNC_VISIBILITY=2m", "SYNC_WORKER_CONCURRENCY=1",
+		"WORKER_HTTP_ADDR="+opsAddr)
+	opsClient := &http.Client{Timeout: 2 * time.Second}
+	readyz := func() (int, string) {
+		r, err := opsClient.Get("http://" + opsAddr + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
 	lockKey := cfg.RedisKeyPrefix + "sync:lock:" + strconv.FormatInt(userID, 10)
 	rdb := e.Server.App.Redis
 	for deadline := time.Now().Add(60 * time.Second); ; {
@@ -268,10 +281,43 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		code, body := readyz()
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker's /readyz never answered 200 before SIGTERM: %d %s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	signalled := time.Now()
+	// Not ready from the signal until the exit (the drain takes SHUTDOWN_TIMEOUT here).
+	sawNotReady := false
+	for !sawNotReady && time.Since(signalled) < 20*time.Second {
+		select {
+		case <-w.done:
+			t.Fatal("bca-worker exited before its /readyz answered 503")
+		default:
+		}
+		switch code, body := readyz(); code {
+		case http.StatusServiceUnavailable:
+			if !strings.Contains(body, `"drain"`) {
+				t.Errorf("/readyz during the drain names no drain: %s", body)
+			}
+			sawNotReady = true
+		case http.StatusOK: // the signal has not landed yet
+		default:
+			t.Fatalf("/readyz during the drain: %d %s, want 503", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !sawNotReady {
+		t.Fatal("the worker's /readyz never answered 503 after SIGTERM")
+	}
 	if code := waitExit(t, w, 20*time.Second); code != 0 {
 		t.Fatalf("bca-worker exited %d after SIGTERM, want 0", code)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/bca-app/backend/internal/app"
 	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/syncfile"
 	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/testenv"
@@ -175,7 +176,12 @@ func startLambdaBootstrap(t *testing.T, runtimeAPI string, cfg config.Config, en
 // does (docs/sync.md §4.6). The batches hold the API's tasks, a duplicate of one, a task for a
 // user who does not exist and an undecodable message. Only the undecodable message is ever
 // reported; it ends in the dead-letter queue through the redrive policy; every other message
-// is deleted; every user's file equals a fresh full build (the long-running worker's result).
+// is deleted; every user's file equals a fresh full build.
+//
+// A scheduled event then runs one pass of both sweeps: an old upload attached to nothing is
+// removed, an old attached one stays. Last, the same messages go through the long-running
+// worker (the real bca-worker process, its receive loop on the same queue) after the users'
+// files were reset, and the files it builds equal the function's by table content.
 func TestWorkerOnLambda(t *testing.T) {
 	moto := testenv.AWSEndpoint(t)
 	res := provision(t)
@@ -197,6 +203,11 @@ func TestWorkerOnLambda(t *testing.T) {
 	e.NewProfile(t, b, map[string]any{"name": "Bob on Lambda"})
 	e.NewProfile(t, b, map[string]any{"name": "Bob again"})
 	aID := a.Session.User.UserId
+	// Uploads older than UPLOAD_UNUSED_TTL (24 h, the function's default): one attached to a
+	// card, one attached to nothing, for the scheduled sweep.
+	unused, used := e.uploadPNG(t, a), e.uploadPNG(t, a)
+	e.NewCard(t, a, e.FirstProfile(t, a), map[string]any{"name": "Card on Lambda", "preview_file_id": used.Id})
+	e.Exec(t, "UPDATE files SET created_at = now() - interval '2 days' WHERE id = ANY($1)", []int64{unused.Id, used.Id})
 	send := func(group, dedup, body string) string {
 		out, err := client.SendMessage(ctx, &sqs.SendMessageInput{
 			QueueUrl: &queue.QueueURL, MessageBody: &body, MessageGroupId: &group, MessageDeduplicationId: &dedup,
@@ -216,8 +227,10 @@ func TestWorkerOnLambda(t *testing.T) {
 	fn := startLambdaBootstrap(t, fl.addr, e.Config, moto)
 
 	arn := "arn:aws:sqs:us-east-1:123456789012:" + spec.Name
-	seen := map[string]int{}     // message id → receives
-	deleted := map[string]bool{} // message ids deleted after a successful batch
+	type sentTask struct{ group, body string }
+	tasks := map[string]sentTask{} // message id → what it carried, to send again to the poller
+	seen := map[string]int{}       // message id → receives
+	deleted := map[string]bool{}   // message ids deleted after a successful batch
 	failures := 0
 	emptyRounds := 0
 	for round := 0; emptyRounds < 3; round++ {
@@ -242,6 +255,7 @@ func TestWorkerOnLambda(t *testing.T) {
 		for _, m := range out.Messages {
 			id := aws.ToString(m.MessageId)
 			seen[id]++
+			tasks[id] = sentTask{group: m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)], body: aws.ToString(m.Body)}
 			ev.Records = append(ev.Records, events.SQSMessage{
 				MessageId: id, ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
 				Attributes: m.Attributes, EventSource: "aws:sqs", EventSourceARN: arn, AWSRegion: "us-east-1",
@@ -303,13 +317,16 @@ func TestWorkerOnLambda(t *testing.T) {
 	}
 
 	// Every user's file is current and holds what a fresh full build holds.
-	for _, u := range []User{a, b} {
+	users := []User{a, b}
+	lambdaBuilt := map[int64]syncfile.Contents{}
+	for _, u := range users {
 		r := syncGet(t, e.As(u.Token()), "")
 		Status(t, "sync file", r.StatusCode(), http.StatusOK, r.Body)
 		if p := r.HTTPResponse.Header.Get("Sync-Pending"); p != "false" {
 			t.Fatalf("user %d: Sync-Pending %q after the queue drained", u.Session.User.UserId, p)
 		}
 		got := checkFile(t, r.HTTPResponse.Header, r.Body)
+		lambdaBuilt[u.Session.User.UserId] = got
 		snap, err := e.Server.App.Sync.Snapshot(ctx, u.Session.User.UserId)
 		if err != nil {
 			t.Fatal(err)
@@ -323,14 +340,71 @@ func TestWorkerOnLambda(t *testing.T) {
 		t.Error("the function did not log the undecodable message")
 	}
 
-	// A scheduled event runs one sweep.
+	// A scheduled event runs one pass of both sweeps: the sync sweep and the unused uploads'.
 	ans := fl.invoke(map[string]any{"source": "aws.events", "detail-type": "Scheduled Event", "detail": map[string]any{}})
-	if ans.failed || !strings.Contains(string(ans.body), "swept") {
-		t.Errorf("scheduled event: failed %v, answer %s", ans.failed, ans.body)
+	var swept struct {
+		Status         string `json:"status"`
+		SyncSweep      string `json:"sync_sweep"`
+		UploadsRemoved int    `json:"uploads_removed"`
+	}
+	if err := json.Unmarshal(ans.body, &swept); ans.failed || err != nil {
+		t.Fatalf("scheduled event: failed %v, answer %s (%v)", ans.failed, ans.body, err)
+	}
+	if swept.Status != "swept" || swept.SyncSweep != "done" || swept.UploadsRemoved < 1 {
+		t.Errorf("scheduled event answered %s; want both sweeps run and the unused upload removed", ans.body)
+	}
+	if n := e.Count(t, "SELECT count(*) FROM files WHERE id = $1", unused.Id); n != 0 {
+		t.Error("the scheduled sweep left the old unused upload")
+	}
+	if r := getFile(t, e, a.Token(), unused.Url); r.StatusCode() != http.StatusNotFound {
+		t.Errorf("the swept upload answers %d, want 404", r.StatusCode())
+	}
+	if r := getFile(t, e, a.Token(), used.Url); r.StatusCode() != http.StatusOK {
+		t.Errorf("the upload attached to a card answers %d after the sweep, want 200", r.StatusCode())
 	}
 	// Anything else is an error of the invocation.
 	if ans := fl.invoke(map[string]any{"hello": "world"}); !ans.failed {
 		t.Errorf("an unknown event was answered %s, want an invocation error", ans.body)
+	}
+
+	// The same messages through the long-running worker: the users' files are reset (so it
+	// builds them from scratch, as the function did), every message the function received is
+	// sent again to the same queue, and a bca-worker process consumes them.
+	ids := []int64{aID, b.Session.User.UserId}
+	e.Exec(t, `UPDATE sync_states SET built_version = 0, etag = NULL, size = NULL, storage_key = NULL,
+		builder_schema = NULL, built_at = NULL, stale_since = now(), not_before = NULL WHERE user_id = ANY($1)`, ids)
+	e.Server.App.Sync.ForgetState(ctx, ids...)
+	for id, m := range tasks {
+		send(m.group, "poller-"+id, m.body)
+	}
+	poller := startWorkerProcess(t, e.Config, moto)
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		built := e.Count(t, `SELECT count(*) FROM sync_states
+			WHERE user_id = ANY($1) AND storage_key IS NOT NULL AND built_version = wanted_version`, ids)
+		if built == len(ids) && queueCount(t, client, queue.QueueURL) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the long-running worker did not build the users and drain the queue (%d of %d built, %d messages left)",
+				built, len(ids), queueCount(t, client, queue.QueueURL))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	poller.stop(t)
+	e.Server.App.Sync.ForgetState(ctx, ids...)
+	for _, u := range users {
+		r := syncGet(t, e.As(u.Token()), "")
+		Status(t, "sync file built by the long-running worker", r.StatusCode(), http.StatusOK, r.Body)
+		// The file served is the one the worker published, not one built on request.
+		etag := strings.Trim(r.HTTPResponse.Header.Get("ETag"), `"`)
+		if e.Count(t, "SELECT count(*) FROM sync_states WHERE user_id = $1 AND etag = $2", u.Session.User.UserId, etag) != 1 {
+			t.Fatalf("user %d: the file served (ETag %s) is not the one the long-running worker published", u.Session.User.UserId, etag)
+		}
+		got := checkFile(t, r.HTTPResponse.Header, r.Body)
+		if want := lambdaBuilt[u.Session.User.UserId]; !synctest.Equal(got, want) {
+			t.Errorf("user %d: the long-running worker's file differs from the function's:\n%s\nthe function built\n%s",
+				u.Session.User.UserId, synctest.Describe(got), synctest.Describe(want))
+		}
 	}
 }
 

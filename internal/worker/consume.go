@@ -49,12 +49,30 @@ func (w *Worker) settleClaim(ctx context.Context, userID int64) {
 		err = w.Sync.ReleaseClaim(ctx, userID)
 	case later:
 		err = w.Sync.Defer(ctx, userID, w.opts.BusyDelay)
-	case retry, parked, aborted:
-		// RecordFailure scheduled the retry; an aborted claim lapses with its lease.
+	case aborted:
+		if errors.Is(context.Cause(ctx), syncsvc.ErrStopping) {
+			w.releaseClaim(ctx, userID)
+		}
+		// Otherwise (a crash) the claim lapses with its lease.
+	case retry, parked:
+		// RecordFailure scheduled the retry.
 	}
 	if err != nil && ctx.Err() == nil {
 		w.Log.WarnContext(ctx, "settle sync claim", "user_id", userID, "err", err)
 	}
+}
+
+// releaseClaim ends the claim of a build the draining worker cut off (syncsvc.ErrStopping), so
+// another worker claims the user at once instead of after the lease: the PostgreSQL queue's
+// counterpart of returnToQueue. It works on after ctx is cancelled, within releaseTimeout.
+func (w *Worker) releaseClaim(ctx context.Context, userID int64) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := w.Sync.ReleaseClaim(rctx, userID); err != nil {
+		w.Log.WarnContext(ctx, "release the claim of a cut-off build; it lapses with its lease", "user_id", userID, "err", err)
+		return
+	}
+	w.Log.InfoContext(ctx, "released the claim of a cut-off build", "user_id", userID)
 }
 
 // listen wakes the PostgreSQL consumers when the API signals new stale users (LISTEN/NOTIFY),

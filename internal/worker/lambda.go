@@ -58,9 +58,8 @@ func (w *Worker) HandleSQSEvent(ctx context.Context, ev events.SQSEvent) (events
 const lambdaAnswerMargin = 5 * time.Second
 
 // HandleLambdaEvent is the function's entry point: an SQS batch (with "Records") goes to
-// HandleSQSEvent; a scheduled event (EventBridge, "source": "aws.events") runs one sweep, the
-// job the long-running worker's sweeper loop does on its own (re-sending lagging users,
-// collecting replaced objects, gauges). Anything else is refused.
+// HandleSQSEvent; a scheduled event (EventBridge, "source": "aws.events") runs ScheduledSweep,
+// the jobs the long-running worker's sweeper loops do on their own. Anything else is refused.
 func (w *Worker) HandleLambdaEvent(ctx context.Context, raw json.RawMessage) (any, error) {
 	var probe struct {
 		Records []json.RawMessage `json:"Records"`
@@ -77,12 +76,64 @@ func (w *Worker) HandleLambdaEvent(ctx context.Context, raw json.RawMessage) (an
 		}
 		return w.HandleSQSEvent(ctx, ev)
 	case probe.Source == "aws.events":
-		if w.sweeperTurn(ctx) {
-			w.sweepOnce(ctx)
-		}
-		return map[string]string{"status": "swept"}, nil
+		return w.ScheduledSweep(ctx)
 	}
 	return nil, errors.New("bca-worker: neither an SQS batch nor a scheduled event")
+}
+
+// SweepReport is the answer to a scheduled invocation.
+type SweepReport struct {
+	Status string `json:"status"` // "swept"
+	// SyncSweep is "done", or "skipped" when another worker swept within SYNC_SWEEP_INTERVAL.
+	SyncSweep string `json:"sync_sweep"`
+	// UploadsRemoved counts the unused uploads removed (-1: no upload sweep configured).
+	UploadsRemoved int `json:"uploads_removed"`
+}
+
+// scheduledSweepTimeout bounds each of the two passes of a scheduled invocation; within a
+// shorter invocation each gets half of the time left (less lambdaAnswerMargin).
+const scheduledSweepTimeout = 2 * time.Minute
+
+// ScheduledSweep runs one pass of each periodic job of a long-running worker process, for the
+// scheduled (EventBridge) invocation on Lambda, where no loop runs between invocations:
+//   - the sync sweep (docs/sync.md §4.4): re-sending lagging users' tasks, time-stale files,
+//     replaced objects, gauges; skipped when another worker was elected within
+//     SYNC_SWEEP_INTERVAL;
+//   - the sweep of uploads attached to nothing for UploadUnusedFor (docs/product.md §7).
+//
+// Each pass has its own deadline and runs even when the other failed; a failure of either is
+// logged and fails the invocation (so Lambda's error metrics show it), after both ran.
+func (w *Worker) ScheduledSweep(ctx context.Context) (SweepReport, error) {
+	budget := scheduledSweepTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		budget = min(budget, (left-min(lambdaAnswerMargin, left/5))/2)
+	}
+	rep := SweepReport{Status: "swept", SyncSweep: "skipped", UploadsRemoved: -1}
+	var errs []error
+	sctx, cancel := context.WithTimeout(ctx, budget)
+	if w.sweeperTurn(sctx) {
+		rep.SyncSweep = "done"
+		if err := w.sweepOnce(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("sync sweep: %w", err))
+		}
+	}
+	cancel()
+	if w.Uploads != nil && w.opts.UploadUnusedFor > 0 {
+		uctx, cancel := context.WithTimeout(ctx, budget)
+		n, err := w.Uploads.Sweep(uctx, w.opts.UploadUnusedFor)
+		cancel()
+		rep.UploadsRemoved = n
+		if err != nil {
+			w.Log.ErrorContext(ctx, "sweeper: unused uploads", "err", err)
+			errs = append(errs, fmt.Errorf("upload sweep: %w", err))
+		}
+	}
+	w.Log.InfoContext(ctx, "scheduled sweep", "sync_sweep", rep.SyncSweep, "uploads_removed", rep.UploadsRemoved, "failed", len(errs))
+	if err := errors.Join(errs...); err != nil {
+		return rep, fmt.Errorf("bca-worker: scheduled sweep: %w", err)
+	}
+	return rep, nil
 }
 
 // lambdaSettler records which messages are settled; the rest are reported as failed.

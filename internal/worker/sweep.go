@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"strconv"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 func (w *Worker) sweep(ctx context.Context) {
 	for {
 		if w.sweeperTurn(ctx) {
-			w.sweepOnce(ctx)
+			_ = w.sweepOnce(ctx) // each failure is logged; the next round tries again
 		}
 		if !sleep(ctx, w.opts.SweepInterval) {
 			return
@@ -30,7 +31,7 @@ func (w *Worker) sweep(ctx context.Context) {
 func (w *Worker) resend(ctx context.Context) {
 	for {
 		if w.electedFor(ctx, "sync:resender", w.opts.ResendInterval) {
-			w.resendLagging(ctx)
+			_ = w.resendLagging(ctx) // logged; the next round tries again
 		}
 		if !sleep(ctx, w.opts.ResendInterval) {
 			return
@@ -57,23 +58,30 @@ func (w *Worker) electedFor(ctx context.Context, key string, interval time.Durat
 	return ok
 }
 
-func (w *Worker) sweepOnce(ctx context.Context) {
+// sweepOnce runs one sweep; it logs each failure and returns them all.
+func (w *Worker) sweepOnce(ctx context.Context) error {
+	var errs []error
 	if bumps, err := w.Sync.MarkTimeStale(ctx, w.opts.TombstoneLookback, w.opts.RebuildBatch); err != nil {
 		w.Log.ErrorContext(ctx, "sweeper: mark time-stale files", "err", err)
+		errs = append(errs, err)
 	} else if len(bumps) > 0 {
 		w.Log.InfoContext(ctx, "sweeper: files changed by time", "users", len(bumps))
 		w.Notifier.Notify(ctx, bumps)
 	}
 	if w.Queue != nil {
-		w.resendLagging(ctx)
+		if err := w.resendLagging(ctx); err != nil {
+			errs = append(errs, err)
+		}
 		if err := w.Queue.UpdateDepthGauges(ctx); err != nil {
 			w.Log.WarnContext(ctx, "sweeper: queue depth", "err", err)
+			errs = append(errs, err)
 		}
 	}
 	for {
 		n, err := w.Sync.CollectGarbage(ctx, w.opts.GarbageBatch)
 		if err != nil {
 			w.Log.ErrorContext(ctx, "sweeper: collect garbage", "err", err)
+			errs = append(errs, err)
 			break
 		}
 		if n < w.opts.GarbageBatch {
@@ -82,23 +90,25 @@ func (w *Worker) sweepOnce(ctx context.Context) {
 	}
 	if err := w.Sync.UpdateBacklogGauges(ctx); err != nil {
 		w.Log.ErrorContext(ctx, "sweeper: backlog gauges", "err", err)
+		errs = append(errs, err)
 	}
+	return errors.Join(errs...)
 }
 
 // resendLagging sends the work again for users whose file has lagged longer than LagThreshold
 // and who are not waiting for a back-off. Claiming them holds them for another LagThreshold, so
 // each lagging user is re-sent at most once per threshold. The PostgreSQL queue needs no
 // re-send: its claims lapse by themselves.
-func (w *Worker) resendLagging(ctx context.Context) {
+func (w *Worker) resendLagging(ctx context.Context) error {
 	const batch = 500
 	for {
 		claims, err := w.Sync.ClaimStale(ctx, w.opts.LagThreshold, w.opts.LagThreshold, batch)
 		if err != nil {
 			w.Log.ErrorContext(ctx, "sweeper: lagging users", "err", err)
-			return
+			return err
 		}
 		if len(claims) == 0 {
-			return
+			return nil
 		}
 		// A fresh deduplication id: the original message may still be inside SQS's five-minute
 		// deduplication window.
@@ -109,11 +119,12 @@ func (w *Worker) resendLagging(ctx context.Context) {
 		}
 		if err := w.Queue.Send(ctx, bumps, suffix); err != nil {
 			w.Log.ErrorContext(ctx, "sweeper: re-send sync tasks", "users", len(claims), "err", err)
+			return err
 		}
 		w.Sync.Metrics().Resent.Add(float64(len(claims)))
 		w.Log.InfoContext(ctx, "sweeper: re-sent work for lagging users", "users", len(claims))
 		if len(claims) < batch {
-			return
+			return nil
 		}
 	}
 }

@@ -53,6 +53,11 @@ type Options struct {
 	// per sweep, and tombstones expired within TombstoneLookback are looked for.
 	GarbageBatch, RebuildBatch int
 	TombstoneLookback          time.Duration
+
+	// UploadUnusedFor is how old an upload attached to nothing must be before the scheduled
+	// Lambda invocation removes it (UPLOAD_UNUSED_TTL; the long-running process runs the
+	// uploads' own sweeper loop instead).
+	UploadUnusedFor time.Duration
 }
 
 // Defaults are the production options.
@@ -71,6 +76,7 @@ func Defaults() Options {
 		GarbageBatch:      100,
 		RebuildBatch:      100,
 		TombstoneLookback: 7 * 24 * time.Hour,
+		UploadUnusedFor:   24 * time.Hour,
 	}
 }
 
@@ -87,6 +93,15 @@ type Deps struct {
 	Redis     redis.UniversalClient
 	KeyPrefix string
 	Log       *slog.Logger
+	// Uploads removes unused uploads (files.Service); the scheduled Lambda invocation runs one
+	// pass of it. Nil: no upload sweep.
+	Uploads UploadSweeper
+}
+
+// UploadSweeper removes uploads older than unusedFor that nothing refers to and says how many
+// it removed (files.Service.Sweep).
+type UploadSweeper interface {
+	Sweep(ctx context.Context, unusedFor time.Duration) (int, error)
 }
 
 // Worker is one worker process's loops.

@@ -1,0 +1,132 @@
+package worker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bca-app/backend/internal/syncsvc"
+	"github.com/bca-app/backend/internal/syncsvc/synctest"
+	"github.com/bca-app/backend/internal/worker"
+)
+
+// TestSyncCutOffBuildReleasesItsClaim: in PostgreSQL-queue mode, a build that the draining
+// worker cuts off at its deadline (syncsvc.ErrStopping, as app.RunWorker does at
+// SHUTDOWN_TIMEOUT) ends its claim at once, as the SQS path hands its messages back: the claim
+// row's not_before is cleared instead of holding the user for the lease (an hour here), and a
+// second worker claims and builds the user.
+func TestSyncCutOffBuildReleasesItsClaim(t *testing.T) {
+	p := newPipeline(t, "postgres", 10)
+	world := p.e.NewWorld()
+	world.Notifier = p.producer
+	u := world.User(t)
+	inPut := make(chan struct{}, 1)
+	p.store.SetHook(func(ctx context.Context, op, _ string) error {
+		if op == "put" {
+			select {
+			case inPut <- struct{}{}:
+			default:
+			}
+			<-ctx.Done() // the object store hangs until the build is cut off
+			return ctx.Err()
+		}
+		return nil
+	})
+	opts := fastOptions()
+	opts.Concurrency = 1
+	opts.Lease = time.Hour // only a release frees the user before the test ends
+
+	runCtx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	w := worker.New(p.deps, opts)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	world.Profile(t, u, synctest.ProfileSpec{})
+	select {
+	case <-inPut:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker never started the build")
+	}
+	if st := p.e.State(t, u); st.NotBefore == nil || time.Until(*st.NotBefore) < 30*time.Minute {
+		t.Fatalf("the building worker holds no lease on the user: not_before %v", st.NotBefore)
+	}
+
+	// The drain: no new work, the hanging build may finish within a short deadline, then it
+	// is cut off with ErrStopping.
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := w.Shutdown(sctx)
+	cancel()
+	if err == nil {
+		t.Fatal("Shutdown returned although the build hangs")
+	}
+	abort(syncsvc.ErrStopping)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the worker did not stop after the build was cut off")
+	}
+
+	st := p.e.State(t, u)
+	if st.BuiltVersion >= st.WantedVersion {
+		t.Fatalf("the cut-off build was published: %+v", st)
+	}
+	if st.NotBefore != nil {
+		t.Fatalf("the claim still holds the user until %v after the drain; want it released (not_before NULL)", st.NotBefore)
+	}
+
+	// Another worker takes the user now, although the first one's lease would hold it for an hour.
+	p.store.SetHook(nil)
+	rw := startWorker(t, p.deps, opts)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		st := p.e.State(t, u)
+		if st.StorageKey != nil && st.BuiltVersion == st.WantedVersion {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second worker did not build the released user: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rw.stop(t)
+}
+
+// TestSyncKilledWorkerKeepsItsLease: a worker killed without a drain (its context cancelled
+// without ErrStopping, as a crash) touches nothing; its claim lapses with the lease.
+func TestSyncKilledWorkerKeepsItsLease(t *testing.T) {
+	p := newPipeline(t, "postgres", 10)
+	world := p.e.NewWorld()
+	world.Notifier = p.producer
+	u := world.User(t)
+	inPut := make(chan struct{}, 1)
+	p.store.SetHook(func(ctx context.Context, op, _ string) error {
+		if op == "put" {
+			select {
+			case inPut <- struct{}{}:
+			default:
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	})
+	opts := fastOptions()
+	opts.Concurrency = 1
+	opts.Lease = time.Hour
+	rw := startWorker(t, p.deps, opts)
+	world.Profile(t, u, synctest.ProfileSpec{})
+	select {
+	case <-inPut:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker never started the build")
+	}
+	rw.kill()
+	select {
+	case <-rw.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the killed worker did not stop")
+	}
+	rw.done <- nil // for the cleanup's receive
+	if st := p.e.State(t, u); st.NotBefore == nil || time.Until(*st.NotBefore) < 30*time.Minute {
+		t.Fatalf("a crashed worker's claim changed: not_before %v, want the hour's lease", st.NotBefore)
+	}
+}
