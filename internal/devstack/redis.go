@@ -26,7 +26,7 @@ type Redis struct {
 	// standalone server.
 	clusterBus int
 
-	mu   sync.Mutex // serialises Stop, Freeze and Thaw
+	mu   sync.Mutex // serialises URL and Stop
 	port int
 	proc *process
 }
@@ -76,21 +76,6 @@ func (r *Redis) Stop() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.proc.stop(syscall.SIGTERM, 10*time.Second)
-}
-
-// Freeze stops the server process with SIGSTOP: it keeps its port and its connections but
-// answers nothing, as a hung Redis does. Thaw resumes it.
-func (r *Redis) Freeze() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.proc.signal(syscall.SIGSTOP)
-}
-
-// Thaw resumes a frozen server with SIGCONT.
-func (r *Redis) Thaw() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.proc.signal(syscall.SIGCONT)
 }
 
 func (r *Redis) start(ctx context.Context, bin string, port int) error {
