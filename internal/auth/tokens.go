@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/bca-app/backend/internal/domain"
 )
 
 const (
@@ -38,11 +40,24 @@ type Signer struct {
 	parser *jwt.Parser
 }
 
-// NewSigner returns a Signer with the given key and token lifetime.
-func NewSigner(key []byte, ttl time.Duration) *Signer {
+// SignerDeps configure a Signer.
+type SignerDeps struct {
+	Key []byte        // the HMAC key (SECRET_KEY); required
+	TTL time.Duration // the lifetime of an access token; positive
+}
+
+// NewSigner returns a Signer with the given key and token lifetime; it refuses a missing key
+// or a lifetime that is not positive.
+func NewSigner(d SignerDeps) (*Signer, error) {
+	if err := domain.RequireDeps("auth signer", map[string]any{"Key": d.Key}); err != nil {
+		return nil, err
+	}
+	if d.TTL <= 0 {
+		return nil, fmt.Errorf("auth signer: token lifetime %s is not positive", d.TTL)
+	}
 	return &Signer{
-		key: key,
-		ttl: ttl,
+		key: d.Key,
+		ttl: d.TTL,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithIssuer(issuer),
@@ -50,7 +65,7 @@ func NewSigner(key []byte, ttl time.Duration) *Signer {
 			jwt.WithExpirationRequired(),
 			jwt.WithLeeway(5*time.Second),
 		),
-	}
+	}, nil
 }
 
 // Issue returns a signed access token for the session.

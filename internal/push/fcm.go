@@ -15,6 +15,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/domain"
 )
 
 // Tokens is where the device tokens of live sessions live (the sessions table).
@@ -31,19 +32,25 @@ type FCM struct {
 	concurrency int
 }
 
-// FCMConfig configures the FCM sender.
-type FCMConfig struct {
+// FCMDeps configure the FCM sender and name its collaborators.
+type FCMDeps struct {
 	// Certificate is the service-account key: a file path or the JSON itself (FIREBASE_CERTIFICATE).
 	Certificate string
 	// Endpoint overrides the FCM API base, e.g. "http://127.0.0.1:9999/v1" (FCM_ENDPOINT; tests).
 	Endpoint string
 	// Concurrency bounds the sends in flight per push (default 8).
 	Concurrency int
+	Tokens      Tokens // required
+	Log         *slog.Logger
 }
 
-// NewFCM builds the sender from a service-account key. A key that cannot be read or parsed is
-// an error naming FIREBASE_CERTIFICATE, so a bad configuration stops the start, not the pushes.
-func NewFCM(ctx context.Context, c FCMConfig, tokens Tokens, log *slog.Logger) (*FCM, error) {
+// NewFCM builds the sender from a service-account key; it refuses missing dependencies. A key
+// that cannot be read or parsed is an error naming FIREBASE_CERTIFICATE, so a bad configuration
+// stops the start, not the pushes.
+func NewFCM(ctx context.Context, c FCMDeps) (*FCM, error) {
+	if err := domain.RequireDeps("push", map[string]any{"Tokens": c.Tokens, "Log": c.Log}); err != nil {
+		return nil, err
+	}
 	key, err := readCertificate(c.Certificate)
 	if err != nil {
 		return nil, err
@@ -70,7 +77,7 @@ func NewFCM(ctx context.Context, c FCMConfig, tokens Tokens, log *slog.Logger) (
 	if c.Concurrency <= 0 {
 		c.Concurrency = 8
 	}
-	return &FCM{client: client, tokens: tokens, log: log, concurrency: c.Concurrency}, nil
+	return &FCM{client: client, tokens: c.Tokens, log: c.Log, concurrency: c.Concurrency}, nil
 }
 
 func readCertificate(v string) ([]byte, error) {
