@@ -153,3 +153,30 @@ func TestConstructorsRefuseMissingDeps(t *testing.T) {
 		t.Errorf("NewAuthenticator without dependencies: err = %v", err)
 	}
 }
+
+// One announcement type ends a session, all of a user's sessions but one, a whole user, or the
+// streams acting as a profile.
+func TestSessionEndCovers(t *testing.T) {
+	const user, other, session, kept, profile = 7, 8, 70, 71, 700
+	cases := []struct {
+		name                   string
+		e                      SessionEnd
+		user, session, profile int64
+		want                   bool
+	}{
+		{"the one session", SessionEnd{UserID: user, SessionID: session}, user, session, 0, true},
+		{"another session of the user", SessionEnd{UserID: user, SessionID: session}, user, kept, 0, false},
+		{"all but the kept session", SessionEnd{UserID: user, KeepSessionID: kept}, user, session, 0, true},
+		{"the kept session", SessionEnd{UserID: user, KeepSessionID: kept}, user, kept, 0, false},
+		{"a whole user", SessionEnd{UserID: user}, user, kept, profile, true},
+		{"another user", SessionEnd{UserID: user}, other, session, 0, false},
+		{"the profile, in another user's session", SessionEnd{ProfileID: profile}, other, session, profile, true},
+		{"another profile", SessionEnd{ProfileID: profile}, user, session, profile + 1, false},
+		{"a user and a profile: the user's other profile", SessionEnd{UserID: user, ProfileID: profile}, user, session, profile + 1, true},
+	}
+	for _, c := range cases {
+		if got := c.e.Ends(c.user, c.session, c.profile); got != c.want {
+			t.Errorf("%s: Ends = %v", c.name, got)
+		}
+	}
+}
