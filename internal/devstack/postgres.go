@@ -40,12 +40,9 @@ type Postgres struct {
 // postgres OS user, which must be able to reach dataDir (see
 // ReachableByPostgres). It returns once the server accepts connections.
 func StartPostgres(ctx context.Context, dataDir string, opts Options, log *slog.Logger) (*Postgres, error) {
-	var pg *Postgres
-	err := startOnFreePort(ctx, func(ctx context.Context, port int) (err error) {
-		pg, err = StartPostgresOnPort(ctx, dataDir, port, opts, log)
-		return err
+	return startServerOnFreePort(ctx, func(ctx context.Context, port int) (*Postgres, error) {
+		return StartPostgresOnPort(ctx, dataDir, port, opts, log)
 	})
-	return pg, err
 }
 
 // StartPostgresOnPort is StartPostgres on a given port: a server stopped and

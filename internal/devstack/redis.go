@@ -36,12 +36,9 @@ type Redis struct {
 // persist nothing; others keep an append-only file, so a dev runner's data
 // survives restarts. It returns once the server answers PING.
 func StartRedis(ctx context.Context, dataDir string, opts Options, log *slog.Logger) (*Redis, error) {
-	var r *Redis
-	err := startOnFreePort(ctx, func(ctx context.Context, port int) (err error) {
-		r, err = StartRedisOnPort(ctx, dataDir, port, opts, log)
-		return err
+	return startServerOnFreePort(ctx, func(ctx context.Context, port int) (*Redis, error) {
+		return StartRedisOnPort(ctx, dataDir, port, opts, log)
 	})
-	return r, err
 }
 
 // StartRedisOnPort is StartRedis on a given port: a server stopped and

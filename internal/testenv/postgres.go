@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 
 	"github.com/bca-app/backend/internal/devstack"
@@ -15,27 +14,20 @@ import (
 )
 
 // PostgresProcess is a private PostgreSQL server of one test, which the test may stop and start
-// again.
+// again from one goroutine (its clients only need the URL, which does not change).
 type PostgresProcess struct {
 	dir  string
 	port int
-	mu   sync.Mutex
 	cur  *devstack.Postgres
 }
 
 // Stop shuts the server down in fast mode (sessions are disconnected).
-func (p *PostgresProcess) Stop() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.cur.Stop()
-}
+func (p *PostgresProcess) Stop() error { return p.cur.Stop() }
 
 // Start starts a stopped server again on its port and data directory, so clients see what a
 // database restart in production looks like: refused connections, then the same address
 // answering with the same data.
 func (p *PostgresProcess) Start(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	next, err := devstack.StartPostgresOnPort(ctx, p.dir, p.port, devstack.Options{Ephemeral: true}, current().log)
 	if err != nil {
 		return fmt.Errorf("start postgres again: %w", err)
