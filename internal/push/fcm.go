@@ -47,11 +47,11 @@ type FCMDeps struct {
 // NewFCM builds the sender from a service-account key; it refuses missing dependencies. A key
 // that cannot be read or parsed is an error naming FIREBASE_CERTIFICATE, so a bad configuration
 // stops the start, not the pushes.
-func NewFCM(ctx context.Context, c FCMDeps) (*FCM, error) {
-	if err := domain.RequireDeps("push", map[string]any{"Tokens": c.Tokens, "Log": c.Log}); err != nil {
+func NewFCM(ctx context.Context, d FCMDeps) (*FCM, error) {
+	if err := domain.RequireDeps("push", map[string]any{"Tokens": d.Tokens, "Log": d.Log}); err != nil {
 		return nil, err
 	}
-	key, err := readCertificate(c.Certificate)
+	key, err := readCertificate(d.Certificate)
 	if err != nil {
 		return nil, err
 	}
@@ -63,8 +63,8 @@ func NewFCM(ctx context.Context, c FCMDeps) (*FCM, error) {
 		return nil, errors.New("FIREBASE_CERTIFICATE: must be a service-account key (JSON with type service_account and project_id)")
 	}
 	opts := []option.ClientOption{option.WithCredentialsJSON(key)}
-	if c.Endpoint != "" {
-		opts = append(opts, option.WithEndpoint(strings.TrimSuffix(c.Endpoint, "/")))
+	if d.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(strings.TrimSuffix(d.Endpoint, "/")))
 	}
 	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: sa.ProjectID}, opts...)
 	if err != nil {
@@ -74,10 +74,10 @@ func NewFCM(ctx context.Context, c FCMDeps) (*FCM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("FIREBASE_CERTIFICATE: messaging client: %w", err)
 	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 8
+	if d.Concurrency <= 0 {
+		d.Concurrency = 8
 	}
-	return &FCM{client: client, tokens: c.Tokens, log: c.Log, concurrency: c.Concurrency}, nil
+	return &FCM{client: client, tokens: d.Tokens, log: d.Log, concurrency: d.Concurrency}, nil
 }
 
 func readCertificate(v string) ([]byte, error) {
