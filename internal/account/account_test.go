@@ -52,15 +52,22 @@ func newService(t *testing.T, now func() time.Time) *account.Service {
 	t.Cleanup(pool.Close)
 	redisURL, prefix := testenv.Redis(t)
 	rdb := testenv.RedisClient(t, redisURL)
-	hasher, err := auth.NewHasher(config.PasswordHashing{MemoryKiB: 1024, Iterations: 1, Parallelism: 1})
+	hasher, err := auth.NewHasher(auth.HasherDeps{Params: config.PasswordHashing{MemoryKiB: 1024, Iterations: 1, Parallelism: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	signer := auth.NewSigner([]byte("0123456789abcdef0123456789abcdef"), 15*time.Minute)
+	signer, err := auth.NewSigner(auth.SignerDeps{Key: []byte("0123456789abcdef0123456789abcdef"), TTL: 15 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorDeps{Signer: signer, Redis: rdb, KeyPrefix: prefix, Queries: db.New(pool), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := account.New(account.Deps{
 		Pool: pool, Hasher: hasher, Signer: signer,
-		Authn:   auth.NewAuthenticator(signer, rdb, prefix, db.New(pool), log),
+		Authn:   authn,
 		Limiter: ratelimit.New(rdb, prefix), Mailer: mail.LogSender{Log: log}, Log: log, Notifier: outbox.Nop{},
 		Settings: account.Settings{
 			AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, EmailTokenTTL: time.Hour,

@@ -99,12 +99,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 
-	hasher, err := auth.NewHasher(cfg.Password)
+	hasher, err := auth.NewHasher(auth.HasherDeps{Params: cfg.Password})
 	if err != nil {
 		return nil, err
 	}
-	signer := auth.NewSigner(cfg.SecretKey, cfg.AccessTokenTTL)
-	authn := auth.NewAuthenticator(signer, a.Redis, cfg.RedisKeyPrefix, db.New(a.Pool), log)
+	signer, err := auth.NewSigner(auth.SignerDeps{Key: cfg.SecretKey, TTL: cfg.AccessTokenTTL})
+	if err != nil {
+		return nil, err
+	}
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorDeps{
+		Signer: signer, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Queries: db.New(a.Pool), Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	uploadLimiter := ratelimit.New(a.Redis, cfg.RedisKeyPrefix)
 	fileService, err := files.New(files.Deps{
 		Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes,
@@ -145,7 +153,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	shares, err := card.NewShares(a.Pool, cards, cfg.SecretKey)
+	shares, err := card.NewShares(card.SharesDeps{Pool: a.Pool, Cards: cards, Secret: cfg.SecretKey})
 	if err != nil {
 		return nil, err
 	}
@@ -156,9 +164,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	a.Registry.MustRegister(moderation.NewCollector(mod))
-	reports := moderation.NewReporter(mod, moderation.ReportDeps{
-		Profiles: profiles, Cards: cards, Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), PerMinute: cfg.RateLimit.PerAccount,
+	reports, err := moderation.NewReporter(moderation.ReportDeps{
+		Moderation: mod, Profiles: profiles, Cards: cards, Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), PerMinute: cfg.RateLimit.PerAccount,
 	})
+	if err != nil {
+		return nil, err
+	}
 	if a.Accounts, err = account.New(account.Deps{
 		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
 		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log, Notifier: notifier,
@@ -401,7 +412,9 @@ func newPusher(ctx context.Context, cfg config.Config, tokens push.Tokens, log *
 		log.Info("push is off: FIREBASE_CERTIFICATE is not set; pushes are logged")
 		return push.LogSender{Log: log}, nil
 	}
-	return push.NewFCM(ctx, push.FCMConfig{Certificate: cfg.FirebaseCertificate, Endpoint: cfg.FCMEndpoint}, tokens, log.With("component", "push"))
+	return push.NewFCM(ctx, push.FCMDeps{
+		Certificate: cfg.FirebaseCertificate, Endpoint: cfg.FCMEndpoint, Tokens: tokens, Log: log.With("component", "push"),
+	})
 }
 
 func isHTTPS(base string) bool { return len(base) > 8 && base[:8] == "https://" }

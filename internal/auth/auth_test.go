@@ -13,7 +13,7 @@ import (
 
 func TestPasswordHashing(t *testing.T) {
 	cheap := config.PasswordHashing{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
-	h, err := NewHasher(cheap)
+	h, err := NewHasher(HasherDeps{Params: cheap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestPasswordHashing(t *testing.T) {
 	if ok, _, _ := h.Verify(enc, "correct horse 42"); ok {
 		t.Fatal("passwords are taken as typed (case matters)")
 	}
-	stronger, _ := NewHasher(config.PasswordHashing{MemoryKiB: 128, Iterations: 1, Parallelism: 1})
+	stronger, _ := NewHasher(HasherDeps{Params: config.PasswordHashing{MemoryKiB: 128, Iterations: 1, Parallelism: 1}})
 	if ok, rehash, _ := stronger.Verify(enc, "Correct horse 42"); !ok || !rehash {
 		t.Fatal("a hash made with other parameters verifies and asks for a rehash")
 	}
@@ -60,7 +60,10 @@ func TestPasswordRules(t *testing.T) {
 }
 
 func TestAccessTokens(t *testing.T) {
-	s := NewSigner([]byte(strings.Repeat("k", 32)), 15*time.Minute)
+	s, err := NewSigner(SignerDeps{Key: []byte(strings.Repeat("k", 32)), TTL: 15 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
 	raw, claims, err := s.Issue(7, 9, now)
 	if err != nil {
@@ -70,7 +73,7 @@ func TestAccessTokens(t *testing.T) {
 	if err != nil || got.UserID != 7 || got.SessionID != 9 || got.TokenID != claims.TokenID {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	other := NewSigner([]byte(strings.Repeat("o", 32)), 15*time.Minute)
+	other, _ := NewSigner(SignerDeps{Key: []byte(strings.Repeat("o", 32)), TTL: 15 * time.Minute})
 	if _, err := other.Parse(raw); err == nil {
 		t.Fatal("a token signed with another key is refused")
 	}
@@ -193,4 +196,48 @@ func TestHashingIsGated(t *testing.T) {
 		t.Fatalf("after maxWait: %v", err)
 	}
 	g.leave()
+}
+
+// The constructors refuse to start without what they need, naming it.
+func TestConstructorsRefuseMissingDeps(t *testing.T) {
+	if _, err := NewHasher(HasherDeps{}); err == nil {
+		t.Error("NewHasher accepted a zero cost")
+	}
+	if _, err := NewSigner(SignerDeps{TTL: time.Minute}); err == nil || !strings.Contains(err.Error(), "Key") {
+		t.Errorf("NewSigner without a key: err = %v", err)
+	}
+	if _, err := NewSigner(SignerDeps{Key: []byte(strings.Repeat("k", 32))}); err == nil {
+		t.Error("NewSigner accepted a zero token lifetime")
+	}
+	_, err := NewAuthenticator(AuthenticatorDeps{})
+	if err == nil || err.Error() != "auth authenticator: missing dependencies: Log, Queries, Redis, Signer" {
+		t.Errorf("NewAuthenticator without dependencies: err = %v", err)
+	}
+}
+
+// One announcement type ends a session, all of a user's sessions but one, a whole user, or the
+// streams acting as a profile.
+func TestSessionEndCovers(t *testing.T) {
+	const user, other, session, kept, profile = 7, 8, 70, 71, 700
+	cases := []struct {
+		name                   string
+		e                      SessionEnd
+		user, session, profile int64
+		want                   bool
+	}{
+		{"the one session", SessionEnd{UserID: user, SessionID: session}, user, session, 0, true},
+		{"another session of the user", SessionEnd{UserID: user, SessionID: session}, user, kept, 0, false},
+		{"all but the kept session", SessionEnd{UserID: user, KeepSessionID: kept}, user, session, 0, true},
+		{"the kept session", SessionEnd{UserID: user, KeepSessionID: kept}, user, kept, 0, false},
+		{"a whole user", SessionEnd{UserID: user}, user, kept, profile, true},
+		{"another user", SessionEnd{UserID: user}, other, session, 0, false},
+		{"the profile, in another user's session", SessionEnd{ProfileID: profile}, other, session, profile, true},
+		{"another profile", SessionEnd{ProfileID: profile}, user, session, profile + 1, false},
+		{"a user and a profile: the user's other profile", SessionEnd{UserID: user, ProfileID: profile}, user, session, profile + 1, true},
+	}
+	for _, c := range cases {
+		if got := c.e.Ends(c.user, c.session, c.profile); got != c.want {
+			t.Errorf("%s: Ends = %v", c.name, got)
+		}
+	}
 }

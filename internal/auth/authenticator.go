@@ -87,9 +87,23 @@ const (
 	endedMark     = "-"
 )
 
-// NewAuthenticator wires the checks together.
-func NewAuthenticator(signer *Signer, rdb redis.UniversalClient, keyPrefix string, q *db.Queries, log *slog.Logger) *Authenticator {
-	return &Authenticator{signer: signer, rdb: rdb, prefix: keyPrefix, q: q, log: log}
+// AuthenticatorDeps are the collaborators of the Authenticator.
+type AuthenticatorDeps struct {
+	Signer    *Signer
+	Redis     redis.UniversalClient // the session cache
+	KeyPrefix string                // REDIS_KEY_PREFIX
+	Queries   *db.Queries           // the truth when the cache cannot answer
+	Log       *slog.Logger
+}
+
+// NewAuthenticator wires the checks together; it refuses missing dependencies.
+func NewAuthenticator(d AuthenticatorDeps) (*Authenticator, error) {
+	if err := domain.RequireDeps("auth authenticator", map[string]any{
+		"Signer": d.Signer, "Redis": d.Redis, "Queries": d.Queries, "Log": d.Log,
+	}); err != nil {
+		return nil, err
+	}
+	return &Authenticator{signer: d.Signer, rdb: d.Redis, prefix: d.KeyPrefix, q: d.Queries, log: d.Log}, nil
 }
 
 // UserKey is the Redis key of one of the user's cached values. All of a user's keys share the

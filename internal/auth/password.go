@@ -80,9 +80,17 @@ const (
 	keyLen  = 32
 )
 
-// NewHasher builds a Hasher with the given cost.
-func NewHasher(params config.PasswordHashing) (*Hasher, error) {
-	h := &Hasher{params: params, gate: newGate(runtime.GOMAXPROCS(0))}
+// HasherDeps configure a Hasher.
+type HasherDeps struct {
+	Params config.PasswordHashing // the argon2id cost; every field must be positive
+}
+
+// NewHasher builds a Hasher with the given cost; it refuses a cost with a zero field.
+func NewHasher(d HasherDeps) (*Hasher, error) {
+	if p := d.Params; p.MemoryKiB == 0 || p.Iterations == 0 || p.Parallelism == 0 {
+		return nil, fmt.Errorf("auth hasher: password hashing cost %+v has a zero field", p)
+	}
+	h := &Hasher{params: d.Params, gate: newGate(runtime.GOMAXPROCS(0))}
 	dummy, err := h.Hash(rand.Text())
 	if err != nil {
 		return nil, err

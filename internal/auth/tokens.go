@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/bca-app/backend/internal/domain"
 )
 
 const (
@@ -45,11 +47,24 @@ type Signer struct {
 	macs sync.Pool // of HMAC-SHA256 states keyed with key
 }
 
-// NewSigner returns a Signer with the given key and token lifetime.
-func NewSigner(key []byte, ttl time.Duration) *Signer {
-	s := &Signer{key: key, ttl: ttl}
-	s.macs.New = func() any { return hmac.New(sha256.New, key) }
-	return s
+// SignerDeps configure a Signer.
+type SignerDeps struct {
+	Key []byte        // the HMAC key (SECRET_KEY); required
+	TTL time.Duration // the lifetime of an access token; positive
+}
+
+// NewSigner returns a Signer with the given key and token lifetime; it refuses a missing key
+// or a lifetime that is not positive.
+func NewSigner(d SignerDeps) (*Signer, error) {
+	if err := domain.RequireDeps("auth signer", map[string]any{"Key": d.Key}); err != nil {
+		return nil, err
+	}
+	if d.TTL <= 0 {
+		return nil, fmt.Errorf("auth signer: token lifetime %s is not positive", d.TTL)
+	}
+	s := &Signer{key: d.Key, ttl: d.TTL}
+	s.macs.New = func() any { return hmac.New(sha256.New, d.Key) }
+	return s, nil
 }
 
 // Issue returns a signed access token for the session.

@@ -9,7 +9,10 @@ import (
 // BenchmarkParseAccessToken measures the signature and claims check every authenticated
 // request makes.
 func BenchmarkParseAccessToken(b *testing.B) {
-	s := NewSigner([]byte(strings.Repeat("k", 32)), 15*time.Minute)
+	s, err := NewSigner(SignerDeps{Key: []byte(strings.Repeat("k", 32)), TTL: 15 * time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
 	raw, _, err := s.Issue(7, 9, time.Now())
 	if err != nil {
 		b.Fatal(err)

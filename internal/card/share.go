@@ -39,9 +39,19 @@ type Shares struct {
 	aead  cipher.AEAD
 }
 
-// NewShares wires the share links of cards; secret is the service's SECRET_KEY.
-func NewShares(pool *pgxpool.Pool, cards *Service, secret []byte) (*Shares, error) {
-	mac := hmac.New(sha256.New, secret)
+// SharesDeps are the collaborators of Shares.
+type SharesDeps struct {
+	Pool   *pgxpool.Pool
+	Cards  *Service
+	Secret []byte // the service's SECRET_KEY, which seals the tokens
+}
+
+// NewShares wires the share links of cards; it refuses missing dependencies.
+func NewShares(d SharesDeps) (*Shares, error) {
+	if err := domain.RequireDeps("card shares", map[string]any{"Pool": d.Pool, "Cards": d.Cards, "Secret": d.Secret}); err != nil {
+		return nil, err
+	}
+	mac := hmac.New(sha256.New, d.Secret)
 	mac.Write([]byte("bca card share token seal v1"))
 	block, err := aes.NewCipher(mac.Sum(nil))
 	if err != nil {
@@ -51,7 +61,7 @@ func NewShares(pool *pgxpool.Pool, cards *Service, secret []byte) (*Shares, erro
 	if err != nil {
 		return nil, fmt.Errorf("share token cipher: %w", err)
 	}
-	return &Shares{q: db.New(pool), cards: cards, aead: aead}, nil
+	return &Shares{q: db.New(d.Pool), cards: d.Cards, aead: aead}, nil
 }
 
 // Share is a link with its token when it can be unsealed ("" otherwise).

@@ -22,8 +22,6 @@ import (
 type wireEvent struct {
 	Event Event   `json:"event"`
 	To    []int64 `json:"to"` // the profiles whose streams get it
-	// End, when set, is not an event but an order to close streams (end.go).
-	End *endOrder `json:"end,omitempty"`
 }
 
 type pushJob struct {

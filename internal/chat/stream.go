@@ -79,10 +79,6 @@ func (h *hub) dispatch(payload string) {
 		h.log.Warn("undecodable chat event on pub/sub", "err", err)
 		return
 	}
-	if w.End != nil {
-		h.end(*w.End)
-		return
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, p := range w.To {
@@ -92,8 +88,9 @@ func (h *hub) dispatch(payload string) {
 	}
 }
 
-// endSessions ends the streams of sessions that ended (sign-out, revocation, password change,
-// deactivation) on this replica.
+// endSessions ends this replica's streams that an auth.SessionEnd names: the one way streams
+// are ended from outside (sign-out, revocation, password change, deactivation, refresh-token
+// reuse, and an admin's lock of a user or a profile).
 func (h *hub) endSessions(payload string) {
 	var e auth.SessionEnd
 	if err := json.Unmarshal([]byte(payload), &e); err != nil {
@@ -104,7 +101,7 @@ func (h *hub) endSessions(payload string) {
 	defer h.mu.Unlock()
 	for _, streams := range h.subs {
 		for st := range streams {
-			if e.Ends(st.actor.UserID, st.actor.SessionID) {
+			if e.Ends(st.actor.UserID, st.actor.SessionID, st.actor.ActingProfileID) {
 				st.end()
 			}
 		}
@@ -137,7 +134,7 @@ type Stream struct {
 
 	in      chan Event    // bounded: when full, events are dropped and read from the database
 	stale   chan struct{} // signalled when in overflowed: catch up from the database
-	ended   chan struct{} // closed when the stream's session ended or an admin ended it (end.go)
+	ended   chan struct{} // closed when an auth.SessionEnd names the stream (hub.endSessions)
 	endOnce sync.Once
 
 	pos    map[int64]int64 // per room: the last index delivered (or known to be unreadable)
@@ -225,7 +222,7 @@ func (st *Stream) offer(e Event) {
 	}
 }
 
-// end makes Run return: the stream's session ended.
+// end makes Run return: the stream's session, user or profile ended.
 func (st *Stream) end() { st.endOnce.Do(func() { close(st.ended) }) }
 
 // Close unregisters the stream and gives back its slot. Run closes it too.

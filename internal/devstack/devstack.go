@@ -71,6 +71,16 @@ func startOnFreePort(ctx context.Context, start func(ctx context.Context, port i
 	return err
 }
 
+// startServerOnFreePort is startOnFreePort for a start that returns the server it started.
+func startServerOnFreePort[S any](ctx context.Context, start func(ctx context.Context, port int) (S, error)) (S, error) {
+	var s S
+	err := startOnFreePort(ctx, func(ctx context.Context, port int) (err error) {
+		s, err = start(ctx, port)
+		return err
+	})
+	return s, err
+}
+
 // waitReady polls ready until it succeeds, the process exits, or the start
 // timeout (or ctx) expires. It returns the last readiness error with the
 // tail of the server's output, which usually says what went wrong.

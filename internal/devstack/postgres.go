@@ -32,11 +32,6 @@ type Postgres struct {
 	dataDir string
 	port    int
 	proc    *process
-
-	bin   string
-	owner identity
-	opts  Options
-	log   *slog.Logger
 }
 
 // StartPostgres starts a PostgreSQL server whose cluster lives in dataDir,
@@ -45,6 +40,16 @@ type Postgres struct {
 // postgres OS user, which must be able to reach dataDir (see
 // ReachableByPostgres). It returns once the server accepts connections.
 func StartPostgres(ctx context.Context, dataDir string, opts Options, log *slog.Logger) (*Postgres, error) {
+	return startServerOnFreePort(ctx, func(ctx context.Context, port int) (*Postgres, error) {
+		return StartPostgresOnPort(ctx, dataDir, port, opts, log)
+	})
+}
+
+// StartPostgresOnPort is StartPostgres on a given port: a server stopped and
+// started again on its port and data directory is what clients see of a
+// database restart in production (dropped connections, refused connections,
+// then the same address answering with the same data).
+func StartPostgresOnPort(ctx context.Context, dataDir string, port int, opts Options, log *slog.Logger) (*Postgres, error) {
 	dataDir, err := filepath.Abs(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("postgres data directory %q: %w", dataDir, err)
@@ -65,12 +70,9 @@ func StartPostgres(ctx context.Context, dataDir string, opts Options, log *slog.
 			return nil, err
 		}
 	}
-	pg := &Postgres{dataDir: dataDir, bin: bin, owner: owner, opts: opts, log: log}
-	err = startOnFreePort(ctx, func(ctx context.Context, port int) error {
-		return pg.start(ctx, bin, port, owner, opts, log)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start postgres in %s: %w", dataDir, err)
+	pg := &Postgres{dataDir: dataDir}
+	if err := pg.start(ctx, bin, port, owner, opts, log); err != nil {
+		return nil, fmt.Errorf("start postgres in %s on port %d: %w", dataDir, port, err)
 	}
 	log.Info("postgres ready", "url", pg.URL("postgres"), "data", dataDir)
 	return pg, nil
@@ -88,25 +90,6 @@ func (pg *Postgres) Stop() error {
 	// SIGINT to the postmaster is fast shutdown; we own the process, so
 	// signalling it directly avoids running pg_ctl as another user.
 	return pg.proc.stop(syscall.SIGINT, 30*time.Second)
-}
-
-// Restart stops the server (fast mode) and starts it again on the same port and data
-// directory, so clients see what a database restart in production looks like: dropped
-// connections, refused connections, then the same address answering with the same data.
-func (pg *Postgres) Restart(ctx context.Context) error {
-	if err := pg.Stop(); err != nil {
-		return fmt.Errorf("restart postgres: %w", err)
-	}
-	return pg.Start(ctx)
-}
-
-// Start starts a stopped server again on its port and data directory.
-func (pg *Postgres) Start(ctx context.Context) error {
-	if err := pg.start(ctx, pg.bin, pg.port, pg.owner, pg.opts, pg.log); err != nil {
-		return fmt.Errorf("start postgres on port %d: %w", pg.port, err)
-	}
-	pg.log.Info("postgres started again", "port", pg.port)
-	return nil
 }
 
 func (pg *Postgres) start(ctx context.Context, bin string, port int, owner identity, opts Options, log *slog.Logger) error {

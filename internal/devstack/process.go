@@ -71,19 +71,6 @@ func (p *process) exitErr() error { return p.err }
 // output returns the last lines the child wrote, for error messages.
 func (p *process) output() string { return p.out.tail() }
 
-// signal sends sig to the child (e.g. SIGSTOP and SIGCONT to freeze and resume it).
-func (p *process) signal(sig syscall.Signal) error {
-	select {
-	case <-p.done:
-		return fmt.Errorf("signal %s: it has exited", p.name)
-	default:
-	}
-	if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil {
-		return fmt.Errorf("signal %s (pid %d): %w", p.name, p.cmd.Process.Pid, err)
-	}
-	return nil
-}
-
 // stop sends sig to the child and waits up to grace for it to exit, then
 // kills its whole process group. Stopping an exited child is a no-op.
 func (p *process) stop(sig syscall.Signal, grace time.Duration) error {

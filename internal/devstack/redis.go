@@ -26,7 +26,7 @@ type Redis struct {
 	// standalone server.
 	clusterBus int
 
-	mu   sync.Mutex // serialises Stop, Freeze and Thaw
+	mu   sync.Mutex // serialises URL and Stop
 	port int
 	proc *process
 }
@@ -36,12 +36,9 @@ type Redis struct {
 // persist nothing; others keep an append-only file, so a dev runner's data
 // survives restarts. It returns once the server answers PING.
 func StartRedis(ctx context.Context, dataDir string, opts Options, log *slog.Logger) (*Redis, error) {
-	var r *Redis
-	err := startOnFreePort(ctx, func(ctx context.Context, port int) (err error) {
-		r, err = StartRedisOnPort(ctx, dataDir, port, opts, log)
-		return err
+	return startServerOnFreePort(ctx, func(ctx context.Context, port int) (*Redis, error) {
+		return StartRedisOnPort(ctx, dataDir, port, opts, log)
 	})
-	return r, err
 }
 
 // StartRedisOnPort is StartRedis on a given port: a server stopped and
@@ -76,21 +73,6 @@ func (r *Redis) Stop() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.proc.stop(syscall.SIGTERM, 10*time.Second)
-}
-
-// Freeze stops the server process with SIGSTOP: it keeps its port and its connections but
-// answers nothing, as a hung Redis does. Thaw resumes it.
-func (r *Redis) Freeze() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.proc.signal(syscall.SIGSTOP)
-}
-
-// Thaw resumes a frozen server with SIGCONT.
-func (r *Redis) Thaw() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.proc.signal(syscall.SIGCONT)
 }
 
 func (r *Redis) start(ctx context.Context, bin string, port int) error {

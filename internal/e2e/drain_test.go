@@ -76,28 +76,12 @@ func TestAPIDrainsOnSIGTERM(t *testing.T) {
 	addr := freeAddr(t)
 	base := "http://" + addr
 	const delay, timeout = 2 * time.Second, 15 * time.Second
-	cmd := exec.Command(bin)
-	cmd.Dir = t.TempDir()
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"HTTP_ADDR=" + addr, "PUBLIC_BASE_URL=" + base, "DATABASE_URL=" + e.Config.DatabaseURL,
-		"REDIS_URL=" + e.Config.RedisURL, "REDIS_KEY_PREFIX=" + e.Config.RedisKeyPrefix, "SECRET_KEY=" + string(e.Config.SecretKey),
-		"STORAGE_DIR=" + t.TempDir(), "EMBEDDED_WORKER=false", "LOG_LEVEL=info",
-		"SHUTDOWN_DELAY=" + delay.String(), "SHUTDOWN_TIMEOUT=" + timeout.String(),
-	}
-	p := &workerProcess{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-		if t.Failed() {
-			t.Logf("bca-api output:\n%s", p.out.String())
-		}
-	})
+	p := startProcess(t, "bca-api", bin,
+		"HTTP_ADDR="+addr, "PUBLIC_BASE_URL="+base, "DATABASE_URL="+e.Config.DatabaseURL,
+		"REDIS_URL="+e.Config.RedisURL, "REDIS_KEY_PREFIX="+e.Config.RedisKeyPrefix, "SECRET_KEY="+string(e.Config.SecretKey),
+		"STORAGE_DIR="+t.TempDir(), "EMBEDDED_WORKER=false", "LOG_LEVEL=info",
+		"SHUTDOWN_DELAY="+delay.String(), "SHUTDOWN_TIMEOUT="+timeout.String(),
+	)
 	client := &http.Client{Timeout: 5 * time.Second}
 	readyz := func() int {
 		r, err := client.Get(base + "/readyz")
@@ -175,7 +159,7 @@ func TestAPIDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	signalled := time.Now()

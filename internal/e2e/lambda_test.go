@@ -145,29 +145,13 @@ func startLambdaBootstrap(t *testing.T, runtimeAPI string, cfg config.Config, en
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the bootstrap: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bootstrap)
-	cmd.Dir = t.TempDir()
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"AWS_LAMBDA_RUNTIME_API=" + runtimeAPI, "AWS_LAMBDA_FUNCTION_NAME=bca-sync-worker", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512",
-		"DATABASE_URL=" + cfg.DatabaseURL, "REDIS_URL=" + cfg.RedisURL, "REDIS_KEY_PREFIX=" + cfg.RedisKeyPrefix,
-		"SECRET_KEY=" + string(cfg.SecretKey), "LOG_LEVEL=info", "MIGRATE_ON_START=false",
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL=" + endpoint,
-		"AWS_S3_BUCKET_NAME=" + cfg.AWS.S3Bucket, "AWS_S3_PATH_STYLE=true", "AWS_TASK_SQS_URL=" + cfg.AWS.TaskSQSURL,
-	}
-	wp := &workerProcess{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = wp.out, wp.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = cmd.Wait(); close(wp.done) }()
-	t.Cleanup(func() {
-		wp.kill(t)
-		if t.Failed() {
-			t.Logf("bootstrap output:\n%s", wp.out.String())
-		}
-	})
-	return wp
+	return startProcess(t, "bootstrap", bootstrap,
+		"AWS_LAMBDA_RUNTIME_API="+runtimeAPI, "AWS_LAMBDA_FUNCTION_NAME=bca-sync-worker", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512",
+		"DATABASE_URL="+cfg.DatabaseURL, "REDIS_URL="+cfg.RedisURL, "REDIS_KEY_PREFIX="+cfg.RedisKeyPrefix,
+		"SECRET_KEY="+string(cfg.SecretKey), "LOG_LEVEL=info", "MIGRATE_ON_START=false",
+		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL="+endpoint,
+		"AWS_S3_BUCKET_NAME="+cfg.AWS.S3Bucket, "AWS_S3_PATH_STYLE=true", "AWS_TASK_SQS_URL="+cfg.AWS.TaskSQSURL,
+	)
 }
 
 // TestWorkerOnLambda plays Lambda's SQS event source and the Lambda service around the real

@@ -110,29 +110,36 @@ func startWorkerProcess(t *testing.T, cfg config.Config, endpoint string, extra 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin)
-	cmd.Dir = t.TempDir() // no .env
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+	env := []string{
 		"DATABASE_URL=" + cfg.DatabaseURL, "REDIS_URL=" + cfg.RedisURL, "REDIS_KEY_PREFIX=" + cfg.RedisKeyPrefix,
 		"SECRET_KEY=" + string(cfg.SecretKey), "WORKER_HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=info",
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL=" + endpoint,
 		"AWS_S3_BUCKET_NAME=" + cfg.AWS.S3Bucket, "AWS_S3_PATH_STYLE=true", "AWS_TASK_SQS_URL=" + cfg.AWS.TaskSQSURL,
 	}
-	cmd.Env = append(cmd.Env, extra...)
-	wp := &workerProcess{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = wp.out, wp.out
+	return startProcess(t, "bca-worker", bin, append(env, extra...)...)
+}
+
+// startProcess starts the binary bin in a directory of its own (so no .env) with PATH, HOME
+// and env as its whole environment, keeping its output. It is killed when the test ends, and
+// its output logged when the test failed.
+func startProcess(t *testing.T, name, bin string, env ...string) *workerProcess {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	p := &workerProcess{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		t.Fatalf("start %s: %v", name, err)
 	}
-	go func() { _ = cmd.Wait(); close(wp.done) }()
+	go func() { _ = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		wp.kill(t)
+		p.kill(t)
 		if t.Failed() {
-			t.Logf("bca-worker pid %d output:\n%s", cmd.Process.Pid, wp.out.String())
+			t.Logf("%s pid %d output:\n%s", name, cmd.Process.Pid, p.out.String())
 		}
 	})
-	return wp
+	return p
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

@@ -79,31 +79,16 @@ func startAPIProcess(t *testing.T, cfg config.Config, endpoint string) *apiProce
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin)
-	cmd.Dir = t.TempDir()
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"HTTP_ADDR=" + addr, "PUBLIC_BASE_URL=http://" + addr,
-		"DATABASE_URL=" + cfg.DatabaseURL, "REDIS_URL=" + cfg.RedisURL, "REDIS_KEY_PREFIX=" + cfg.RedisKeyPrefix,
-		"SECRET_KEY=" + string(cfg.SecretKey), "LOG_LEVEL=warn", "EMBEDDED_WORKER=false", "MIGRATE_ON_START=false",
+	proc := startProcess(t, "bca-api "+addr, bin,
+		"HTTP_ADDR="+addr, "PUBLIC_BASE_URL=http://"+addr,
+		"DATABASE_URL="+cfg.DatabaseURL, "REDIS_URL="+cfg.RedisURL, "REDIS_KEY_PREFIX="+cfg.RedisKeyPrefix,
+		"SECRET_KEY="+string(cfg.SecretKey), "LOG_LEVEL=warn", "EMBEDDED_WORKER=false", "MIGRATE_ON_START=false",
 		"PASSWORD_HASH_MEMORY_KIB=64", "PASSWORD_HASH_ITERATIONS=1", "PASSWORD_HASH_PARALLELISM=1",
 		"RATE_LIMIT_PER_ADDRESS=100000", "RATE_LIMIT_PER_ACCOUNT=100000", "CHAT_HEARTBEAT=1s",
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL=" + endpoint,
-		"AWS_S3_BUCKET_NAME=" + cfg.AWS.S3Bucket, "AWS_S3_PATH_STYLE=true", "AWS_TASK_SQS_URL=" + cfg.AWS.TaskSQSURL,
-	}
-	p := &apiProcess{srv: &Server{URL: "http://" + addr}, cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-		if t.Failed() {
-			t.Logf("bca-api %s output:\n%s", addr, p.out.String())
-		}
-	})
+		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL="+endpoint,
+		"AWS_S3_BUCKET_NAME="+cfg.AWS.S3Bucket, "AWS_S3_PATH_STYLE=true", "AWS_TASK_SQS_URL="+cfg.AWS.TaskSQSURL,
+	)
+	p := &apiProcess{srv: &Server{URL: "http://" + addr}, cmd: proc.cmd, out: proc.out, done: proc.done}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(p.srv.URL + "/readyz")

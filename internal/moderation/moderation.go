@@ -20,7 +20,6 @@ import (
 
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/auth"
-	"github.com/bca-app/backend/internal/chat"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/syncsvc"
@@ -193,7 +192,7 @@ func (s *Service) endStreams(ctx context.Context, userID, profileID int64) {
 	if (userID == 0 && profileID == 0) || s.Redis == nil {
 		return
 	}
-	if err := chat.EndStreams(ctx, s.Redis, s.KeyPrefix, userID, profileID); err != nil {
+	if err := auth.PublishSessionEnd(context.WithoutCancel(ctx), s.Redis, s.KeyPrefix, auth.SessionEnd{UserID: userID, ProfileID: profileID}); err != nil {
 		s.Log.WarnContext(ctx, "end chat streams", "err", err, "user_id", userID, "profile_id", profileID)
 	}
 }

@@ -22,10 +22,11 @@ import (
 // Reports need the read rules of profiles and cards (a reporter reports only what it can see)
 // and the per-account limit.
 type ReportDeps struct {
-	Profiles  *profile.Service
-	Cards     *card.Service
-	Limiter   *ratelimit.Limiter
-	PerMinute int
+	Moderation *Service
+	Profiles   *profile.Service
+	Cards      *card.Service
+	Limiter    *ratelimit.Limiter
+	PerMinute  int
 }
 
 // Reporter is the service's report side.
@@ -34,8 +35,15 @@ type Reporter struct {
 	ReportDeps
 }
 
-// NewReporter returns the report side of s.
-func NewReporter(s *Service, d ReportDeps) *Reporter { return &Reporter{Service: s, ReportDeps: d} }
+// NewReporter returns the report side of d.Moderation; it refuses missing dependencies.
+func NewReporter(d ReportDeps) (*Reporter, error) {
+	if err := domain.RequireDeps("moderation reports", map[string]any{
+		"Moderation": d.Moderation, "Profiles": d.Profiles, "Cards": d.Cards, "Limiter": d.Limiter,
+	}); err != nil {
+		return nil, err
+	}
+	return &Reporter{Service: d.Moderation, ReportDeps: d}, nil
+}
 
 // Report kinds.
 const (

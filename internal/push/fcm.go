@@ -15,6 +15,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/domain"
 )
 
 // Tokens is where the device tokens of live sessions live (the sessions table).
@@ -31,20 +32,26 @@ type FCM struct {
 	concurrency int
 }
 
-// FCMConfig configures the FCM sender.
-type FCMConfig struct {
+// FCMDeps configure the FCM sender and name its collaborators.
+type FCMDeps struct {
 	// Certificate is the service-account key: a file path or the JSON itself (FIREBASE_CERTIFICATE).
 	Certificate string
 	// Endpoint overrides the FCM API base, e.g. "http://127.0.0.1:9999/v1" (FCM_ENDPOINT; tests).
 	Endpoint string
 	// Concurrency bounds the sends in flight per push (default 8).
 	Concurrency int
+	Tokens      Tokens // required
+	Log         *slog.Logger
 }
 
-// NewFCM builds the sender from a service-account key. A key that cannot be read or parsed is
-// an error naming FIREBASE_CERTIFICATE, so a bad configuration stops the start, not the pushes.
-func NewFCM(ctx context.Context, c FCMConfig, tokens Tokens, log *slog.Logger) (*FCM, error) {
-	key, err := readCertificate(c.Certificate)
+// NewFCM builds the sender from a service-account key; it refuses missing dependencies. A key
+// that cannot be read or parsed is an error naming FIREBASE_CERTIFICATE, so a bad configuration
+// stops the start, not the pushes.
+func NewFCM(ctx context.Context, d FCMDeps) (*FCM, error) {
+	if err := domain.RequireDeps("push", map[string]any{"Tokens": d.Tokens, "Log": d.Log}); err != nil {
+		return nil, err
+	}
+	key, err := readCertificate(d.Certificate)
 	if err != nil {
 		return nil, err
 	}
@@ -56,8 +63,8 @@ func NewFCM(ctx context.Context, c FCMConfig, tokens Tokens, log *slog.Logger) (
 		return nil, errors.New("FIREBASE_CERTIFICATE: must be a service-account key (JSON with type service_account and project_id)")
 	}
 	opts := []option.ClientOption{option.WithCredentialsJSON(key)}
-	if c.Endpoint != "" {
-		opts = append(opts, option.WithEndpoint(strings.TrimSuffix(c.Endpoint, "/")))
+	if d.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(strings.TrimSuffix(d.Endpoint, "/")))
 	}
 	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: sa.ProjectID}, opts...)
 	if err != nil {
@@ -67,10 +74,10 @@ func NewFCM(ctx context.Context, c FCMConfig, tokens Tokens, log *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("FIREBASE_CERTIFICATE: messaging client: %w", err)
 	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 8
+	if d.Concurrency <= 0 {
+		d.Concurrency = 8
 	}
-	return &FCM{client: client, tokens: tokens, log: log, concurrency: c.Concurrency}, nil
+	return &FCM{client: client, tokens: d.Tokens, log: d.Log, concurrency: d.Concurrency}, nil
 }
 
 func readCertificate(v string) ([]byte, error) {

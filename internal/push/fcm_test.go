@@ -53,7 +53,7 @@ func TestFCMThroughTheRealClient(t *testing.T) {
 	fake.Unregister("uninstalled")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
-	f, err := push.NewFCM(ctx, push.FCMConfig{Certificate: fake.Credentials(), Endpoint: fake.Endpoint()}, tokens, log)
+	f, err := push.NewFCM(ctx, push.FCMDeps{Certificate: fake.Credentials(), Endpoint: fake.Endpoint(), Tokens: tokens, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,10 +79,13 @@ func TestFCMThroughTheRealClient(t *testing.T) {
 		t.Fatal("no OAuth token exchange: the service-account credentials were not used")
 	}
 
-	if _, err := push.NewFCM(ctx, push.FCMConfig{Certificate: `{"type":"authorized_user"}`}, tokens, log); err == nil {
+	if _, err := push.NewFCM(ctx, push.FCMDeps{Certificate: `{"type":"authorized_user"}`, Tokens: tokens, Log: log}); err == nil {
 		t.Fatal("a key that is not a service account must be refused at start")
 	}
-	if _, err := push.NewFCM(ctx, push.FCMConfig{Certificate: "/no/such/file.json"}, tokens, log); err == nil {
+	if _, err := push.NewFCM(ctx, push.FCMDeps{Certificate: "/no/such/file.json", Tokens: tokens, Log: log}); err == nil {
 		t.Fatal("a missing key file must be refused at start")
+	}
+	if _, err := push.NewFCM(ctx, push.FCMDeps{Certificate: fake.Credentials(), Endpoint: fake.Endpoint()}); err == nil || err.Error() != "push: missing dependencies: Log, Tokens" {
+		t.Fatalf("missing dependencies: err = %v", err)
 	}
 }

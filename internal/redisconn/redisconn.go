@@ -54,29 +54,39 @@ func Open(rawURL string, timeout time.Duration) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		if timeout > 0 {
-			opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
-			opts.PoolTimeout = 2 * timeout
-			opts.ContextTimeoutEnabled = true
-			opts.MaxRetries = -1
-			opts.DialerRetries = 1 // see below
-		}
+		bounds{&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout,
+			&opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.DialerRetries}.set(timeout)
 		return redis.NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	if timeout > 0 {
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
-		opts.PoolTimeout = 2 * timeout
-		opts.ContextTimeoutEnabled = true
-		opts.MaxRetries = -1
-		// One dial attempt per call: the client's default of five attempts 100 ms apart made
-		// every call to a stopped Redis cost half a second (found by TestDependencyFaultsUnderLoad).
-		opts.DialerRetries = 1
-	}
+	bounds{&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout,
+		&opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.DialerRetries}.set(timeout)
 	return redis.NewClient(opts), nil
+}
+
+// bounds points at the fields that redis.Options and redis.ClusterOptions both have, so Open
+// bounds either kind of client in one place.
+type bounds struct {
+	dial, read, write, pool   *time.Duration
+	contextTimeout            *bool
+	maxRetries, dialerRetries *int
+}
+
+// set applies a positive timeout (0 leaves the client's defaults).
+func (b bounds) set(timeout time.Duration) {
+	if timeout <= 0 {
+		return
+	}
+	*b.dial, *b.read, *b.write = timeout, timeout, timeout
+	*b.pool = 2 * timeout
+	*b.contextTimeout = true
+	*b.maxRetries = -1
+	// One dial attempt per call: the client's default of five attempts 100 ms apart made every
+	// call to a stopped Redis cost half a second (found by TestDependencyFaultsUnderLoad).
+	*b.dialerRetries = 1
 }
 
 // clusterOptions rewrites a redis+cluster:// URL into the form go-redis' ParseClusterURL reads

@@ -148,3 +148,29 @@ func TestClusterKeepsUserKeysTogether(t *testing.T) {
 		sub.Close()
 	}
 }
+
+// Open bounds a single-node and a cluster client alike.
+func TestOpenBoundsBothKinds(t *testing.T) {
+	const timeout = 3 * time.Second
+	for _, url := range []string{"redis://127.0.0.1:6379/0", "redis+cluster://127.0.0.1:7001,127.0.0.1:7002"} {
+		client, err := redisconn.Open(url, timeout)
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		var got [7]any
+		switch c := client.(type) {
+		case *redis.Client:
+			o := c.Options()
+			got = [7]any{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, o.ContextTimeoutEnabled, o.MaxRetries <= 0, o.DialerRetries}
+		case *redis.ClusterClient:
+			o := c.Options()
+			got = [7]any{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, o.ContextTimeoutEnabled, o.MaxRetries <= 0, o.DialerRetries}
+		default:
+			t.Fatalf("%s: client %T", url, client)
+		}
+		client.Close()
+		if want := [7]any{timeout, timeout, timeout, 2 * timeout, true, true, 1}; got != want {
+			t.Errorf("%s: dial, read, write, pool timeouts, context timeouts, no retries (go-redis keeps -1 as 0), dial retries = %v, want %v", url, got, want)
+		}
+	}
+}

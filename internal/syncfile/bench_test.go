@@ -1,4 +1,4 @@
-package syncfile
+package syncfile_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	. "github.com/bca-app/backend/internal/syncfile"
 )
 
 // BenchmarkBuild measures a full build (create, insert, foreign key check, fsync, close) against

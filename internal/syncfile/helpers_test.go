@@ -1,4 +1,4 @@
-package syncfile
+package syncfile_test
 
 import (
 	"cmp"
@@ -11,6 +11,9 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	. "github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/syncfile/syncfiletest"
 )
 
 // referenceDB is the Android app's own empty sync file (docs/sync.md §1), kept in testdata;
@@ -43,7 +46,7 @@ func openRaw(t testing.TB, path string, readOnly bool) *sql.DB {
 // files can be compared with reflect.DeepEqual.
 func queryStrings(t testing.TB, db *sql.DB, query string, args ...any) [][]string {
 	t.Helper()
-	rows, err := strings2D(context.Background(), db, query, args...)
+	rows, err := syncfiletest.Strings(context.Background(), db, query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,77 +242,4 @@ func sizedContents(n int) Contents {
 		})
 	}
 	return c
-}
-
-// Read returns every row of the file at path, each table sorted by id, in one read-only
-// transaction.
-func Read(ctx context.Context, path string) (Contents, error) {
-	if err := requireFile(path); err != nil {
-		return Contents{}, fmt.Errorf("syncfile: read %s: %w", path, err)
-	}
-	var c Contents
-	err := withTx(ctx, path, readParams(), &sql.TxOptions{ReadOnly: true}, func(tx *sql.Tx) error {
-		var err error
-		if c.Profiles, err = readRows(ctx, tx, profileTable()); err != nil {
-			return err
-		}
-		if c.Relations, err = readRows(ctx, tx, relationTable()); err != nil {
-			return err
-		}
-		if c.Cards, err = readRows(ctx, tx, cardTable()); err != nil {
-			return err
-		}
-		c.Subscriptions, err = readRows(ctx, tx, subscriptionTable())
-		return err
-	})
-	if err != nil {
-		return Contents{}, fmt.Errorf("syncfile: read %s: %w", path, err)
-	}
-	return c, nil
-}
-
-func readParams() []string {
-	return []string{"mode=ro", fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMillis)}
-}
-
-// queryer is a database or a transaction.
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// strings2D returns every row as strings ("NULL" for NULL), comparable with reflect.DeepEqual.
-func strings2D(ctx context.Context, q queryer, query string, args ...any) ([][]string, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", query, err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	var out [][]string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		row := make([]string, len(cols))
-		for i, v := range vals {
-			switch v := v.(type) {
-			case nil:
-				row[i] = "NULL"
-			case []byte:
-				row[i] = string(v)
-			default:
-				row[i] = fmt.Sprint(v)
-			}
-		}
-		out = append(out, row)
-	}
-	return out, rows.Err()
 }

@@ -1,4 +1,4 @@
-package syncfile
+package syncfile_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	. "github.com/bca-app/backend/internal/syncfile"
 )
 
 // droppedCardConstraint is the one definition Build leaves out of the reference DDL (see

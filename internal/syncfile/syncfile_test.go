@@ -1,4 +1,4 @@
-package syncfile
+package syncfile_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	. "github.com/bca-app/backend/internal/syncfile"
+	"github.com/bca-app/backend/internal/syncfile/syncfiletest"
 )
 
 // handMade is a small content exercising every column, NULL and non-NULL optionals, empty
@@ -51,7 +54,7 @@ func buildFile(t testing.TB, c Contents) string {
 
 func readFile(t testing.TB, path string) Contents {
 	t.Helper()
-	c, err := Read(context.Background(), path)
+	c, err := syncfiletest.Read(context.Background(), path)
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
@@ -390,7 +393,7 @@ func TestMissingFile(t *testing.T) {
 	if _, err := Update(context.Background(), path, Contents{}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Update error = %v, want fs.ErrNotExist", err)
 	}
-	if _, err := Read(context.Background(), path); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := syncfiletest.Read(context.Background(), path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Read error = %v, want fs.ErrNotExist", err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {

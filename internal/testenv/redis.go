@@ -2,12 +2,15 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,6 +114,7 @@ type RedisProcess struct {
 	mu   sync.Mutex
 	cur  *devstack.Redis
 	port int
+	pid  int // the server's process id, for Freeze and Thaw
 }
 
 // URL is the server's redis:// URL; it stays the same across restarts.
@@ -141,6 +145,9 @@ func (r *RedisProcess) Restart(ctx context.Context) error {
 		return fmt.Errorf("restart redis: %w", err)
 	}
 	r.cur = next
+	if r.pid, err = serverPid(ctx, next.URL()); err != nil {
+		return fmt.Errorf("restart redis: %w", err)
+	}
 	return nil
 }
 
@@ -166,10 +173,13 @@ func RedisServer(t testing.TB) *RedisProcess {
 	if err == nil {
 		r.port, err = strconv.Atoi(u.Port())
 	}
+	if err == nil {
+		r.pid, err = serverPid(ctx, r.cur.URL())
+	}
 	if err != nil {
 		r.cur.Stop()
 		os.RemoveAll(dir)
-		t.Fatalf("testenv: port of private Redis: %v", err)
+		t.Fatalf("testenv: port and process id of private Redis: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := r.Stop(); err != nil {
@@ -182,15 +192,36 @@ func RedisServer(t testing.TB) *RedisProcess {
 
 // Freeze stops the server with SIGSTOP: it keeps its port and connections but answers nothing,
 // as a hung Redis does. Thaw resumes it.
-func (r *RedisProcess) Freeze() error {
+func (r *RedisProcess) Freeze() error { return r.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server with SIGCONT.
+func (r *RedisProcess) Thaw() error { return r.signal(syscall.SIGCONT) }
+
+func (r *RedisProcess) signal(sig syscall.Signal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.cur.Freeze()
+	if err := syscall.Kill(r.pid, sig); err != nil {
+		return fmt.Errorf("signal redis (pid %d): %w", r.pid, err)
+	}
+	return nil
 }
 
-// Thaw resumes a frozen server.
-func (r *RedisProcess) Thaw() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cur.Thaw()
+// serverPid asks the running server at url for its process id (INFO server), which Freeze and
+// Thaw signal: a frozen server could not answer the question.
+func serverPid(ctx context.Context, url string) (int, error) {
+	client, err := redisconn.Open(url, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	info, err := client.Info(ctx, "server").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis INFO server: %w", err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("redis INFO server has no process_id")
 }

@@ -66,7 +66,7 @@ func describeSchema(ctx context.Context, path string) (schema, error) {
 		s.tables = tables
 		for _, table := range tables {
 			for _, kind := range []string{"table_info", "foreign_key_list"} {
-				rows, err := strings2D(ctx, tx, fmt.Sprintf(`SELECT * FROM pragma_%s(?)`, kind), table)
+				rows, err := Strings(ctx, tx, fmt.Sprintf(`SELECT * FROM pragma_%s(?)`, kind), table)
 				if err != nil {
 					return err
 				}
@@ -82,7 +82,7 @@ func describeSchema(ctx context.Context, path string) (schema, error) {
 }
 
 func firstColumn(ctx context.Context, tx *sql.Tx, query string) ([]string, error) {
-	rows, err := strings2D(ctx, tx, query)
+	rows, err := Strings(ctx, tx, query)
 	out := make([]string, len(rows))
 	for i, r := range rows {
 		out[i] = r[0]
@@ -95,8 +95,9 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// strings2D returns every row as strings ("NULL" for NULL), comparable with reflect.DeepEqual.
-func strings2D(ctx context.Context, q queryer, query string, args ...any) ([][]string, error) {
+// Strings returns every row of query as strings ("NULL" for NULL), comparable with
+// reflect.DeepEqual.
+func Strings(ctx context.Context, q queryer, query string, args ...any) ([][]string, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", query, err)
