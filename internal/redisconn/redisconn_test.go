@@ -157,20 +157,20 @@ func TestOpenBoundsBothKinds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", url, err)
 		}
-		var got [7]any
+		var got [8]any
 		switch c := client.(type) {
 		case *redis.Client:
 			o := c.Options()
-			got = [7]any{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, o.ContextTimeoutEnabled, o.MaxRetries <= 0, o.DialerRetries}
+			got = [8]any{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, o.ContextTimeoutEnabled, o.MaxRetries <= 0, o.DialerRetries, o.Protocol}
 		case *redis.ClusterClient:
 			o := c.Options()
-			got = [7]any{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, o.ContextTimeoutEnabled, o.MaxRetries <= 0, o.DialerRetries}
+			got = [8]any{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, o.ContextTimeoutEnabled, o.MaxRetries <= 0, o.DialerRetries, o.Protocol}
 		default:
 			t.Fatalf("%s: client %T", url, client)
 		}
 		client.Close()
-		if want := [7]any{timeout, timeout, timeout, 2 * timeout, true, true, 1}; got != want {
-			t.Errorf("%s: dial, read, write, pool timeouts, context timeouts, no retries (go-redis keeps -1 as 0), dial retries = %v, want %v", url, got, want)
+		if want := [8]any{timeout, timeout, timeout, 2 * timeout, true, true, 1, 2}; got != want {
+			t.Errorf("%s: dial, read, write, pool timeouts, context timeouts, no retries (go-redis keeps -1 as 0), dial retries, RESP version = %v, want %v", url, got, want)
 		}
 	}
 }
