@@ -104,22 +104,18 @@ func TestDependencyFaultsUnderLoad(t *testing.T) {
 	// recover waits, bounded, until every operation succeeds again for every worker.
 	recovered := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			failed := ""
+		failed := ""
+		if !testenv.WaitFor(20*time.Second, func() bool {
+			failed = ""
 			for _, w := range ws {
 				if f := w.healthy(e); f != "" {
 					failed = f
 					break
 				}
 			}
-			if failed == "" {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after %s: the service did not recover within 20 s: %s", what, failed)
-			}
-			time.Sleep(200 * time.Millisecond)
+			return failed == ""
+		}) {
+			t.Fatalf("after %s: the service did not recover within 20 s: %s", what, failed)
 		}
 	}
 

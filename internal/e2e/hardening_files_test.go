@@ -12,6 +12,7 @@ import (
 
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/testenv"
 )
 
 // TestFileReadAuthorization is the authorisation matrix of files (docs/product.md §7): every kind
@@ -154,13 +155,9 @@ func TestUnusedUploadsAreSwept(t *testing.T) {
 	unused := e.uploadPNG(t, u)
 	used := e.uploadPNG(t, u)
 	e.NewCard(t, u, e.FirstProfile(t, u), map[string]any{"name": "card", "preview_file_id": used.Id})
-	deadline := time.Now().Add(20 * time.Second)
-	for e.Count(t, "SELECT count(*) FROM files WHERE id = $1", unused.Id) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the unused upload was not swept")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return e.Count(t, "SELECT count(*) FROM files WHERE id = $1", unused.Id) == 0
+	}, "the unused upload is swept")
 	if r := getFile(t, e, u.Token(), unused.Url); r.StatusCode() != http.StatusNotFound {
 		t.Fatalf("swept file: %d", r.StatusCode())
 	}

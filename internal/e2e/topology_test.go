@@ -446,9 +446,7 @@ func TestTopology(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for _, rd := range readers {
-		for rd.lastSeen() < lastIndex && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-		}
+		testenv.WaitFor(time.Until(deadline), func() bool { return rd.lastSeen() >= lastIndex })
 	}
 	stopReaders()
 	readersDone.Wait()
@@ -477,21 +475,20 @@ func TestTopology(t *testing.T) {
 	converged := 0
 	syncDeadline := time.Now().Add(2 * time.Minute)
 	for _, u := range tp.users {
-		for {
-			got, ok := publishedContents(t, e, tp.apis[0].srv, u)
+		var got, want syncfile.Contents
+		if testenv.WaitFor(time.Until(syncDeadline), func() bool {
+			var ok bool
+			got, ok = publishedContents(t, e, tp.apis[0].srv, u)
 			snap, err := e.Server.App.Sync.Snapshot(ctx, userID(u.User))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok && synctest.Equal(got, snap.Contents) {
-				converged++
-				break
-			}
-			if time.Now().After(syncDeadline) {
-				t.Errorf("user %d's sync file did not converge to a fresh build:\n got %s\nwant %s", userID(u.User), synctest.Describe(got), synctest.Describe(snap.Contents))
-				break
-			}
-			time.Sleep(250 * time.Millisecond)
+			want = snap.Contents
+			return ok && synctest.Equal(got, want)
+		}) {
+			converged++
+		} else {
+			t.Errorf("user %d's sync file did not converge to a fresh build:\n got %s\nwant %s", userID(u.User), synctest.Describe(got), synctest.Describe(want))
 		}
 	}
 
