@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	authn := auth.NewAuthenticator(signer, a.Redis, cfg.RedisKeyPrefix, db.New(a.Pool), log)
 	uploadLimiter := ratelimit.New(a.Redis, cfg.RedisKeyPrefix)
 	fileService, err := files.New(files.Deps{
-		Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes,
+		Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes, Now: cfg.Now,
 		Limits: files.Limits{
 			QuotaBytes: cfg.Uploads.QuotaBytes,
 			Allow: func(ctx context.Context, userID int64) (bool, time.Duration, error) {
@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	cards, err := card.New(card.Deps{Pool: a.Pool, Notifier: notifier, Files: fileService})
+	cards, err := card.New(card.Deps{Pool: a.Pool, Notifier: notifier, Files: fileService, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.Accounts, err = account.New(account.Deps{
 		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
 		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log, Notifier: notifier,
-		LeaveChats: a.Chat.LeaveAllRooms, Redis: a.Redis, RedisKeyPrefix: cfg.RedisKeyPrefix,
+		LeaveChats: a.Chat.LeaveAllRooms, Redis: a.Redis, RedisKeyPrefix: cfg.RedisKeyPrefix, Now: cfg.Now,
 		Settings: account.Settings{
 			AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, EmailTokenTTL: cfg.EmailTokenTTL,
 			VerificationRequired: cfg.VerificationRequired(), MailEnabled: cfg.MailEnable, PublicBaseURL: cfg.PublicBaseURL,
@@ -234,7 +234,7 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App
 		}
 	}()
 	// For the sweeper of unused uploads.
-	if a.Files, err = files.New(files.Deps{Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes}); err != nil {
+	if a.Files, err = files.New(files.Deps{Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes, Now: cfg.Now}); err != nil {
 		return nil, err
 	}
 	if a.Push, err = newPusher(ctx, cfg, db.New(a.Pool), log); err != nil {
@@ -279,7 +279,7 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) er
 	var err error
 	if a.Sync, err = syncsvc.New(syncsvc.Deps{
 		Pool: a.Pool, Store: a.Store, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Push: a.Push,
-		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Metrics: metrics, Log: log, Settings: settings,
+		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Metrics: metrics, Log: log, Settings: settings, Now: cfg.Now,
 	}); err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) er
 	a.SyncNotifier = syncsvc.StateNotifier{Sync: a.Sync, Next: a.SyncNotifier}
 	a.Worker = worker.New(worker.Deps{
 		Sync: a.Sync, Queue: a.Queue, Pool: a.Pool, Notifier: a.SyncNotifier, Redis: a.Redis,
-		KeyPrefix: cfg.RedisKeyPrefix, Log: log.With("component", "sync-worker"),
+		KeyPrefix: cfg.RedisKeyPrefix, Log: log.With("component", "sync-worker"), Now: cfg.Now,
 	}, WorkerOptions(cfg.Sync))
 	return nil
 }

@@ -100,6 +100,7 @@ func TestDependencyFaultsUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// run holds a phase for d of wall time while the workers load the service (a schedule, not a wait for an event).
 	run := func(p string, d time.Duration) { setPhase(p); time.Sleep(d) }
 	// recover waits, bounded, until every operation succeeds again for every worker.
 	recovered := func(what string) {

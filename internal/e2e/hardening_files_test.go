@@ -144,17 +144,27 @@ func TestUploadLimits(t *testing.T) {
 }
 
 // TestUnusedUploadsAreSwept: an upload attached to nothing is removed from the database and the
-// object store after UPLOAD_UNUSED_TTL; an attached one stays.
+// object store after UPLOAD_UNUSED_TTL; an attached one stays. The service's clock is moved
+// past the TTL instead of waiting for it.
 func TestUnusedUploadsAreSwept(t *testing.T) {
+	clock := &testenv.Clock{}
 	e := New(t, func(c *config.Config) {
 		c.EmbeddedWorker = true
-		c.Uploads.UnusedTTL = time.Second
+		c.Uploads.UnusedTTL = time.Hour
 		c.Uploads.SweepPeriod = 100 * time.Millisecond
+		c.Now = clock.Now
 	})
 	u := e.SignUp(t)
 	unused := e.uploadPNG(t, u)
 	used := e.uploadPNG(t, u)
 	e.NewCard(t, u, e.FirstProfile(t, u), map[string]any{"name": "card", "preview_file_id": used.Id})
+	// Younger than the TTL: several sweeps pass it by.
+	if testenv.WaitFor(time.Second, func() bool {
+		return e.Count(t, "SELECT count(*) FROM files WHERE id = $1", unused.Id) == 0
+	}) {
+		t.Fatal("an upload younger than UPLOAD_UNUSED_TTL was swept")
+	}
+	clock.Advance(time.Hour + time.Minute)
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		return e.Count(t, "SELECT count(*) FROM files WHERE id = $1", unused.Id) == 0
 	}, "the unused upload is swept")

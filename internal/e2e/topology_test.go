@@ -405,7 +405,7 @@ func TestTopology(t *testing.T) {
 
 	// The faults, at fixed points of the run.
 	start := time.Now()
-	at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
+	at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) } // wall time: the schedule of a real load
 	at(topologyDuration / 6)
 	t.Logf("%5.1fs SIGKILL worker 1", time.Since(start).Seconds())
 	workers[0].kill(t)
@@ -424,7 +424,7 @@ func TestTopology(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(topologyPause)
+	time.Sleep(topologyPause) // wall time: the length of the pause is the fault
 	for _, pid := range redisPIDs {
 		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 			t.Fatal(err)
