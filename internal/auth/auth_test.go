@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/testenv"
 )
 
 func TestPasswordHashing(t *testing.T) {
@@ -103,9 +104,7 @@ func TestHashingIsGated(t *testing.T) {
 			}
 		}()
 	}
-	for g.waiting.Load() < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return g.waiting.Load() >= 2 }, "two callers queued")
 	third := make(chan error, 1)
 	go func() { third <- g.enter() }()
 	select {
