@@ -378,7 +378,8 @@ func createStack(ctx context.Context, t *testing.T, cfn *cloudformation.Client, 
 	if _, err := cfn.CreateStack(ctx, in); err != nil {
 		t.Fatalf("create stack %s: %v", name, err)
 	}
-	for range 240 {
+	var outputs map[string]string
+	testenv.Eventually(t, time.Minute, func() bool {
 		out, err := cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
 		if err != nil {
 			t.Fatalf("describe stack %s: %v", name, err)
@@ -386,19 +387,19 @@ func createStack(ctx context.Context, t *testing.T, cfn *cloudformation.Client, 
 		s := out.Stacks[0]
 		switch s.StackStatus {
 		case cfntypes.StackStatusCreateComplete:
-			outputs := map[string]string{}
+			outputs = map[string]string{}
 			for _, o := range s.Outputs {
 				outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
 			}
-			return outputs
+			return true
 		case cfntypes.StackStatusCreateInProgress:
-			time.Sleep(250 * time.Millisecond)
+			return false
 		default:
 			t.Fatalf("stack %s: %s (%s)", name, s.StackStatus, aws.ToString(s.StackStatusReason))
 		}
-	}
-	t.Fatalf("stack %s not created within a minute", name)
-	return nil
+		return false
+	}, "stack %s created", name)
+	return outputs
 }
 
 // stackResources maps logical ids to physical ids, for the resources moto built (some, such as

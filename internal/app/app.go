@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	uploadLimiter := ratelimit.New(a.Redis, cfg.RedisKeyPrefix)
 	fileService, err := files.New(files.Deps{
-		Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes,
+		Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes, Now: cfg.Now,
 		Limits: files.Limits{
 			QuotaBytes: cfg.Uploads.QuotaBytes,
 			Allow: func(ctx context.Context, userID int64) (bool, time.Duration, error) {
@@ -138,6 +138,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Pool: a.Pool, Redis: a.Redis, Push: a.Push, Files: fileService, Log: log.With("component", "chat"),
 		Settings: chat.Settings{RedisKeyPrefix: cfg.RedisKeyPrefix, Heartbeat: cfg.ChatHeartbeat, StreamsPerUser: cfg.ChatStreamsPerUser,
 			WriteTimeout: cfg.ChatWriteTimeout},
+		Now: cfg.Now,
 	}); err != nil {
 		return nil, err
 	}
@@ -149,7 +150,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	cards, err := card.New(card.Deps{Pool: a.Pool, Notifier: notifier, Files: fileService})
+	cards, err := card.New(card.Deps{Pool: a.Pool, Notifier: notifier, Files: fileService, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.Accounts, err = account.New(account.Deps{
 		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
 		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log, Notifier: notifier,
-		LeaveChats: a.Chat.LeaveAllRooms, Redis: a.Redis, RedisKeyPrefix: cfg.RedisKeyPrefix,
+		LeaveChats: a.Chat.LeaveAllRooms, Redis: a.Redis, RedisKeyPrefix: cfg.RedisKeyPrefix, Now: cfg.Now,
 		Settings: account.Settings{
 			AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, EmailTokenTTL: cfg.EmailTokenTTL,
 			VerificationRequired: cfg.VerificationRequired(), MailEnabled: cfg.MailEnable, PublicBaseURL: cfg.PublicBaseURL,
@@ -249,7 +250,7 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App
 		}
 	}()
 	// For the sweeper of unused uploads.
-	if a.Files, err = files.New(files.Deps{Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes}); err != nil {
+	if a.Files, err = files.New(files.Deps{Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes, Now: cfg.Now}); err != nil {
 		return nil, err
 	}
 	if a.Push, err = newPusher(ctx, cfg, db.New(a.Pool), log); err != nil {
@@ -294,7 +295,7 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) er
 	var err error
 	if a.Sync, err = syncsvc.New(syncsvc.Deps{
 		Pool: a.Pool, Store: a.Store, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Push: a.Push,
-		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Metrics: metrics, Log: log, Settings: settings,
+		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Metrics: metrics, Log: log, Settings: settings, Now: cfg.Now,
 	}); err != nil {
 		return err
 	}
@@ -302,7 +303,7 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) er
 	a.SyncNotifier = syncsvc.StateNotifier{Sync: a.Sync, Next: a.SyncNotifier}
 	deps := worker.Deps{
 		Sync: a.Sync, Queue: a.Queue, Pool: a.Pool, Notifier: a.SyncNotifier, Redis: a.Redis,
-		KeyPrefix: cfg.RedisKeyPrefix, Log: log.With("component", "sync-worker"),
+		KeyPrefix: cfg.RedisKeyPrefix, Log: log.With("component", "sync-worker"), Now: cfg.Now,
 	}
 	if a.Files != nil {
 		// The scheduled Lambda invocation sweeps unused uploads too (RunWorker runs their loop).

@@ -9,6 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/testenv"
 )
 
 func TestPasswordHashing(t *testing.T) {
@@ -167,9 +168,7 @@ func TestHashingIsGated(t *testing.T) {
 			}
 		}()
 	}
-	for g.waiting.Load() < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return g.waiting.Load() >= 2 }, "two callers queued")
 	third := make(chan error, 1)
 	go func() { third <- g.enter() }()
 	select {

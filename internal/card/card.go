@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,6 +25,7 @@ type Service struct {
 	q     *db.Queries
 	out   txn.Runner
 	files *files.Service
+	now   func() time.Time
 }
 
 // Deps are the collaborators of the Service.
@@ -34,6 +36,8 @@ type Deps struct {
 	// Files checks and releases preview images; nil only where no image is ever used (package
 	// tests).
 	Files *files.Service
+	// Now is the clock the service compares times with (share-link expiry); nil is time.Now.
+	Now func() time.Time
 }
 
 // New wires a Service; it refuses missing required dependencies.
@@ -41,7 +45,10 @@ func New(d Deps) (*Service, error) {
 	if err := domain.RequireDeps("card", map[string]any{"Pool": d.Pool}); err != nil {
 		return nil, err
 	}
-	return &Service{q: db.New(d.Pool), out: txn.Runner{Pool: d.Pool, Notifier: d.Notifier}, files: d.Files}, nil
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Service{q: db.New(d.Pool), out: txn.Runner{Pool: d.Pool, Notifier: d.Notifier}, files: d.Files, now: d.Now}, nil
 }
 
 // Input is a new card or a partial change of one.

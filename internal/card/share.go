@@ -140,10 +140,11 @@ func (s *Shares) ownCard(ctx context.Context, q *db.Queries, v access.Caller, ca
 // Create makes a link to one of the caller's cards.
 func (s *Shares) Create(ctx context.Context, v access.Caller, cardID int64, in ShareInput) (Share, error) {
 	if in.ExpiresAt != nil {
-		if !in.ExpiresAt.After(time.Now()) {
+		now := s.cards.now()
+		if !in.ExpiresAt.After(now) {
 			return Share{}, domain.Invalid("expires_at", "must be in the future")
 		}
-		if in.ExpiresAt.After(time.Now().Add(MaxShareLifetime)) {
+		if in.ExpiresAt.After(now.Add(MaxShareLifetime)) {
 			return Share{}, domain.Invalid("expires_at", "must be at most a year ahead")
 		}
 	}

@@ -157,6 +157,9 @@ type Deps struct {
 	Files    *files.Service
 	Log      *slog.Logger
 	Settings Settings
+	// Now is the clock the service compares times with (stream slot leases, the end of a
+	// stream's access token); nil is time.Now.
+	Now func() time.Time
 }
 
 // Service implements chat.
@@ -168,6 +171,7 @@ type Service struct {
 	files *files.Service
 	log   *slog.Logger
 	set   Settings
+	now   func() time.Time
 
 	// ctx ends when the process shuts down: live streams end and background work stops waiting.
 	ctx    context.Context
@@ -203,9 +207,12 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if set.PushQueue <= 0 {
 		set.PushQueue = 10000
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	s := &Service{
 		pool: d.Pool, q: db.New(d.Pool), rdb: d.Redis, push: d.Push, files: d.Files, log: d.Log, set: set,
-		pushes: make(chan pushJob, set.PushQueue),
+		pushes: make(chan pushJob, set.PushQueue), now: d.Now,
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	h, err := startHub(s.ctx, d.Redis, s.channel(), auth.SessionEndChannel(set.RedisKeyPrefix), d.Log)

@@ -248,7 +248,7 @@ func (st *Stream) Run(ctx context.Context, emit func(Event) error, heartbeat fun
 	// The stream ends with its access token (the client reconnects with a fresh one).
 	var expired <-chan time.Time
 	if !st.actor.ExpiresAt.IsZero() {
-		timer := time.NewTimer(time.Until(st.actor.ExpiresAt))
+		timer := time.NewTimer(st.actor.ExpiresAt.Sub(st.svc.now()))
 		defer timer.Stop()
 		expired = timer.C
 	}
@@ -436,7 +436,7 @@ func (s *Service) leaseTTL() time.Duration { return 2*s.set.Heartbeat + 10*time.
 
 func (s *Service) acquireStreamLease(ctx context.Context, userID int64) (string, error) {
 	member := rand.Text()
-	now := time.Now()
+	now := s.now()
 	ok, err := acquireScript.Run(ctx, s.rdb, []string{s.leaseKey(userID)},
 		now.UnixMilli(), s.set.StreamsPerUser, now.Add(s.leaseTTL()).UnixMilli(), member, s.leaseTTL().Milliseconds()).Int()
 	if err != nil {
@@ -453,7 +453,7 @@ func (s *Service) acquireStreamLease(ctx context.Context, userID int64) (string,
 
 func (s *Service) renewStreamLease(ctx context.Context, userID int64, member string) {
 	key := s.leaseKey(userID)
-	exp := time.Now().Add(s.leaseTTL())
+	exp := s.now().Add(s.leaseTTL())
 	if err := s.rdb.ZAddXX(ctx, key, redis.Z{Score: float64(exp.UnixMilli()), Member: member}).Err(); err != nil && !errors.Is(err, context.Canceled) {
 		s.log.WarnContext(ctx, "renew chat stream slot", "err", err)
 	}

@@ -78,6 +78,11 @@ type Config struct {
 	// EmbeddedWorker runs the sync worker inside the API process (local default).
 	EmbeddedWorker bool // EMBEDDED_WORKER
 	LogLevel       string
+
+	// Now is the clock the services compare times with (expiries, back-offs, leases, ages); nil
+	// is the real clock. It is never read from the environment: tests set it to move time
+	// forward instead of sleeping.
+	Now func() time.Time
 }
 
 // PasswordHashing holds the argon2id cost. The defaults are OWASP's recommendation

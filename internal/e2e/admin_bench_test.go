@@ -89,7 +89,7 @@ func BenchmarkPipelineFiguresUnderWriteLoad(b *testing.B) {
 			}
 		})
 	}
-	time.Sleep(time.Second) // let the backlog and the lag samples form
+	time.Sleep(time.Second) // wall time on purpose: let the load form a backlog and lag samples
 	start, w0 := time.Now(), writes.Load()
 	measureParallel(b, "req/s", benchGet(e.Server.URL+"/api/v1/admin/pipeline?minutes=1", "Authorization", "Bearer "+adminUser.Token()))
 	b.ReportMetric(float64(writes.Load()-w0)/time.Since(start).Seconds(), "writes/s")

@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
+
+	"github.com/bca-app/backend/internal/testenv"
 )
 
 // artifactsDir is where the browser test keeps its screenshots: $BCA_TEST_ARTIFACTS, or
@@ -127,15 +129,16 @@ func TestSharePageInChromium(t *testing.T) {
 		t.Fatalf("click the vCard link: %v", err)
 	}
 	var vcf []byte
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	testenv.WaitFor(30*time.Second, func() bool {
 		files, _ := filepath.Glob(filepath.Join(downloads, "*.vcf"))
 		if len(files) == 1 {
 			if b, err := os.ReadFile(files[0]); err == nil && strings.HasSuffix(string(b), "END:VCARD\r\n") {
 				vcf = b
-				break
+				return true
 			}
 		}
-	}
+		return false
+	})
 	if !strings.Contains(string(vcf), "FN:Jane Kim\\, ACME\r\n") || !strings.Contains(string(vcf), "TEL;TYPE=mobile;PREF=1:+82 10 1234 5678\r\n") {
 		entries, _ := os.ReadDir(downloads)
 		t.Fatalf("downloaded vCard (files %v):\n%s", entries, vcf)

@@ -12,6 +12,7 @@ import (
 	"github.com/bca-app/backend/gen/apiclient"
 	"github.com/bca-app/backend/internal/config"
 	"github.com/bca-app/backend/internal/push/fcmtest"
+	"github.com/bca-app/backend/internal/testenv"
 )
 
 // onDevice signs c in again from a device with an FCM token: another session of the same user.
@@ -91,17 +92,15 @@ func TestChatPushThroughFCM(t *testing.T) {
 	// bob uninstalled the app: FCM answers UNREGISTERED, the token is cleared, the post succeeds.
 	fake.Unregister("bob-phone")
 	e.post(t, annTablet, room.Id, "Bob?")
-	deadline := time.Now().Add(streamWait)
-	for e.Count(t, "SELECT count(*) FROM sessions WHERE device_token = 'bob-phone'") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("unregistered token not cleared; FCM rejected %v", fake.Rejected())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.WaitFor(streamWait, func() bool {
+		return e.Count(t, "SELECT count(*) FROM sessions WHERE device_token = 'bob-phone'") == 0
+	}) {
+		t.Fatalf("unregistered token not cleared; FCM rejected %v", fake.Rejected())
 	}
 	n = len(fake.Messages())
 	e.post(t, annTablet, room.Id, "Bob is gone")
 	fake.Wait(t, streamWait, "pushes after the token was cleared", func(m []fcmtest.Message) bool { return len(m) >= n+2 })
-	time.Sleep(200 * time.Millisecond) // nothing more comes
+	time.Sleep(200 * time.Millisecond) // wall time on purpose: an absence is shown by waiting; nothing more comes
 	if got := tokensOf(fake.Messages()[n:]); !slices.Equal(got, []string{"ann-phone", "owner-phone"}) {
 		t.Fatalf("after clearing: pushed to %v", got)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/testenv"
 )
 
 const streamWait = 5 * time.Second
@@ -135,16 +136,12 @@ func TestChatStreamLimitAndShutdown(t *testing.T) {
 		t.Fatalf("429 through the validating client, with Retry-After: %d %v %s", code, h, b)
 	}
 	first.Close()
-	deadline := time.Now().Add(streamWait)
-	for {
-		s, code, _ := e.tryStream(t, e.Server, ann, "")
-		if s != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a closed stream's slot was not given back: %d", code)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testenv.WaitFor(streamWait, func() bool {
+		s, c, _ := e.tryStream(t, e.Server, ann, "")
+		code = c
+		return s != nil
+	}) {
+		t.Fatalf("a closed stream's slot was not given back: %d", code)
 	}
 
 	// Shutting a process down ends its streams promptly instead of waiting for the drain timeout.

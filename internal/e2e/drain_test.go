@@ -91,12 +91,7 @@ func TestAPIDrainsOnSIGTERM(t *testing.T) {
 		r.Body.Close()
 		return r.StatusCode
 	}
-	for deadline := time.Now().Add(60 * time.Second); readyz() != http.StatusOK; {
-		if time.Now().After(deadline) {
-			t.Fatal("bca-api never became ready")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, 60*time.Second, func() bool { return readyz() == http.StatusOK }, "bca-api becomes ready")
 
 	// A live chat stream: everything it receives is kept.
 	sctx, scancel := context.WithCancel(context.Background())
@@ -164,16 +159,14 @@ func TestAPIDrainsOnSIGTERM(t *testing.T) {
 	}
 	signalled := time.Now()
 	// Not ready at once, while the listener still takes connections.
-	sawNotReady := false
-	for time.Since(signalled) < delay {
+	sawNotReady := testenv.WaitFor(delay-time.Since(signalled), func() bool {
 		if s := readyz(); s == http.StatusServiceUnavailable {
-			sawNotReady = true
-			break
+			return true
 		} else if s != http.StatusOK {
 			t.Fatalf("/readyz during the drain delay: status %d, want 503 (or 200 before the signal lands)", s)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 	if !sawNotReady {
 		t.Fatal("/readyz never answered 503 during SHUTDOWN_DELAY")
 	}
@@ -256,25 +249,14 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	}
 	lockKey := cfg.RedisKeyPrefix + "sync:lock:" + strconv.FormatInt(userID, 10)
 	rdb := e.Server.App.Redis
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if n, _ := rdb.Exists(ctx, lockKey).Result(); n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker never took user %d's lock", userID)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		code, body := readyz()
-		if code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker's /readyz never answered 200 before SIGTERM: %d %s", code, body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, 60*time.Second, func() bool {
+		n, _ := rdb.Exists(ctx, lockKey).Result()
+		return n == 1
+	}, "the worker takes user %d's lock", userID)
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		code, _ := readyz()
+		return code == http.StatusOK
+	}, "the worker's /readyz answers 200 before SIGTERM")
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

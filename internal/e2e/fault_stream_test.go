@@ -66,16 +66,10 @@ func TestRedisDownStreamAndRebuildAre503(t *testing.T) {
 	if err := rs.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, _, body := rebuild()
-		if code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rebuild after Redis came back: %d %s", code, body)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var code int
+	var body string
+	if !testenv.WaitFor(10*time.Second, func() bool { code, _, body = rebuild(); return code == http.StatusOK }) {
+		t.Fatalf("rebuild after Redis came back: %d %s", code, body)
 	}
 	if code, _, body := openStream(); code != http.StatusOK {
 		t.Fatalf("stream after Redis came back: %d %s", code, body)

@@ -100,26 +100,23 @@ func TestDependencyFaultsUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// run holds a phase for d of wall time while the workers load the service (a schedule, not a wait for an event).
 	run := func(p string, d time.Duration) { setPhase(p); time.Sleep(d) }
 	// recover waits, bounded, until every operation succeeds again for every worker.
 	recovered := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			failed := ""
+		failed := ""
+		if !testenv.WaitFor(20*time.Second, func() bool {
+			failed = ""
 			for _, w := range ws {
 				if f := w.healthy(e); f != "" {
 					failed = f
 					break
 				}
 			}
-			if failed == "" {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after %s: the service did not recover within 20 s: %s", what, failed)
-			}
-			time.Sleep(200 * time.Millisecond)
+			return failed == ""
+		}) {
+			t.Fatalf("after %s: the service did not recover within 20 s: %s", what, failed)
 		}
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bca-app/backend/gen/api"
 	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/testenv"
 )
 
 // TestFileReadAuthorization is the authorisation matrix of files (docs/product.md §7): every kind
@@ -143,24 +144,30 @@ func TestUploadLimits(t *testing.T) {
 }
 
 // TestUnusedUploadsAreSwept: an upload attached to nothing is removed from the database and the
-// object store after UPLOAD_UNUSED_TTL; an attached one stays.
+// object store after UPLOAD_UNUSED_TTL; an attached one stays. The service's clock is moved
+// past the TTL instead of waiting for it.
 func TestUnusedUploadsAreSwept(t *testing.T) {
+	clock := &testenv.Clock{}
 	e := New(t, func(c *config.Config) {
 		c.EmbeddedWorker = true
-		c.Uploads.UnusedTTL = time.Second
+		c.Uploads.UnusedTTL = time.Hour
 		c.Uploads.SweepPeriod = 100 * time.Millisecond
+		c.Now = clock.Now
 	})
 	u := e.SignUp(t)
 	unused := e.uploadPNG(t, u)
 	used := e.uploadPNG(t, u)
 	e.NewCard(t, u, e.FirstProfile(t, u), map[string]any{"name": "card", "preview_file_id": used.Id})
-	deadline := time.Now().Add(20 * time.Second)
-	for e.Count(t, "SELECT count(*) FROM files WHERE id = $1", unused.Id) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the unused upload was not swept")
-		}
-		time.Sleep(100 * time.Millisecond)
+	// Younger than the TTL: several sweeps pass it by.
+	if testenv.WaitFor(time.Second, func() bool {
+		return e.Count(t, "SELECT count(*) FROM files WHERE id = $1", unused.Id) == 0
+	}) {
+		t.Fatal("an upload younger than UPLOAD_UNUSED_TTL was swept")
 	}
+	clock.Advance(time.Hour + time.Minute)
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return e.Count(t, "SELECT count(*) FROM files WHERE id = $1", unused.Id) == 0
+	}, "the unused upload is swept")
 	if r := getFile(t, e, u.Token(), unused.Url); r.StatusCode() != http.StatusNotFound {
 		t.Fatalf("swept file: %d", r.StatusCode())
 	}

@@ -400,18 +400,18 @@ func (m Mail) Token() (string, error) {
 // WaitMail waits (bounded) for a mail to addr whose subject contains subject.
 func (l *LogSink) WaitMail(t testing.TB, addr, subject string) Mail {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var found Mail
+	testenv.Eventually(t, 10*time.Second, func() bool {
 		mails := l.Mails()
 		for i := len(mails) - 1; i >= 0; i-- {
 			if mails[i].To == addr && strings.Contains(mails[i].Subject, subject) {
-				return mails[i]
+				found = mails[i]
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no mail to %s about %q", addr, subject)
-	return Mail{}
+		return false
+	}, "a mail to %s about %q", addr, subject)
+	return found
 }
 
 type testWriter struct{ t testing.TB }

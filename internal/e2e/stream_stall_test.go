@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bca-app/backend/internal/config"
+	"github.com/bca-app/backend/internal/testenv"
 )
 
 // TestStalledStreamReaderLosesItsSlot (issue 9): a client that opens a live stream and never
@@ -59,16 +60,14 @@ func TestStalledStreamReaderLosesItsSlot(t *testing.T) {
 	_ = conn.SetReadDeadline(time.Time{})
 
 	// Its slot is taken: a second stream of the same user is refused.
-	taken := false
-	for range 50 {
+	taken := testenv.WaitFor(5*time.Second, func() bool {
 		if s, status, _ := e.tryStream(t, e.Server, reader, ""); s == nil && status == http.StatusTooManyRequests {
-			taken = true
-			break
+			return true
 		} else if s != nil {
 			s.Close()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false
+	})
 	if !taken {
 		t.Fatal("the stalled stream never took its slot")
 	}

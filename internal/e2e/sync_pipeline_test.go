@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -199,9 +200,13 @@ func TestWorkerCrashRecoversWithinVisibility(t *testing.T) {
 	// The victim reaches S3 through a proxy that holds its uploads: its builds stall while it
 	// holds the users' messages (and its heartbeat keeps them hidden).
 	stall := NewDelayProxy(t, moto)
+	var extended atomic.Int64 // the victim's visibility heartbeats (ChangeMessageVisibility calls)
 	stall.SetDelay(func(r *http.Request) time.Duration {
 		if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/"+res.bucket+"/") {
 			return time.Hour
+		}
+		if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.ChangeMessageVisibility") {
+			extended.Add(1)
 		}
 		return 0
 	})
@@ -209,15 +214,12 @@ func TestWorkerCrashRecoversWithinVisibility(t *testing.T) {
 	for i, u := range us {
 		e.NewProfile(t, u, map[string]any{"name": "after " + strconv.Itoa(i)})
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for stall.Held() < users {
-		if time.Now().After(deadline) {
-			t.Fatalf("the victim holds %d stalled builds, want %d", stall.Held(), users)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// Let at least one heartbeat extend the visibility, as in a long build.
-	time.Sleep(6 * time.Second)
+	testenv.Eventually(t, 60*time.Second, func() bool { return stall.Held() >= users }, "the victim holds %d stalled builds", users)
+	// Wait until the heartbeats have extended the visibility (one call per receive loop), as in a
+	// long build. The worker is another process on the real clock: the wait is for the event,
+	// not for a fixed time.
+	seen := extended.Load()
+	testenv.Eventually(t, 30*time.Second, func() bool { return extended.Load() >= seen+users }, "%d visibility heartbeats of the victim", users)
 	victim.kill(t)
 	killed := time.Now()
 	startWorkerProcess(t, e.Config, moto)
@@ -227,7 +229,7 @@ func TestWorkerCrashRecoversWithinVisibility(t *testing.T) {
 	for i := range us {
 		pending[i] = true
 	}
-	for len(pending) > 0 {
+	if !testenv.WaitFor(60*time.Second-time.Since(killed), func() bool {
 		for i := range pending {
 			if etag := currentETag(t, e, us[i]); etag != "" && etag != before[i] {
 				lag := time.Since(killed)
@@ -236,10 +238,9 @@ func TestWorkerCrashRecoversWithinVisibility(t *testing.T) {
 				delete(pending, i)
 			}
 		}
-		if time.Since(killed) > 60*time.Second {
-			t.Fatalf("%d users still without a new file 60 s after the kill", len(pending))
-		}
-		time.Sleep(100 * time.Millisecond)
+		return len(pending) == 0
+	}) {
+		t.Fatalf("%d users still without a new file 60 s after the kill", len(pending))
 	}
 	if worst > 20*time.Second {
 		t.Errorf("the last affected user's new file appeared %v after the kill; want at most 20 s (visibility 15 s + one build)", worst)
@@ -282,18 +283,10 @@ func TestSlowSQSDoesNotSlowWrites(t *testing.T) {
 	close(gate)
 	for i, u := range us {
 		c := e.As(u.Token())
-		deadline := time.Now().Add(90 * time.Second)
-		for {
+		testenv.Eventually(t, 90*time.Second, func() bool {
 			r := syncGet(t, c, "")
-			if r.StatusCode() == http.StatusOK && r.HTTPResponse.Header.Get("Sync-Pending") == "false" {
-				if n := len(profileNames(checkFile(t, r.HTTPResponse.Header, r.Body))); n >= 4 {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("user %d's file did not converge behind a slow SQS", i)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return r.StatusCode() == http.StatusOK && r.HTTPResponse.Header.Get("Sync-Pending") == "false" &&
+				len(profileNames(checkFile(t, r.HTTPResponse.Header, r.Body))) >= 4
+		}, "user %d's file converges behind a slow SQS", i)
 	}
 }

@@ -215,19 +215,16 @@ func removeObjects(t *testing.T, dir string) {
 // waitForETag polls HEAD until the file is current (not pending) and differs from old.
 func waitForETag(t *testing.T, c *apiclient.ClientWithResponses, old string) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var etag, pending string
+	if !testenv.WaitFor(30*time.Second, func() bool {
 		r := syncHead(t, c, "")
 		Status(t, "head", r.StatusCode(), http.StatusOK, r.Body)
-		etag := r.HTTPResponse.Header.Get("ETag")
-		if etag != old && r.HTTPResponse.Header.Get("Sync-Pending") == "false" {
-			return etag
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the file never changed from %s (pending %s)", old, r.HTTPResponse.Header.Get("Sync-Pending"))
-		}
-		time.Sleep(50 * time.Millisecond)
+		etag, pending = r.HTTPResponse.Header.Get("ETag"), r.HTTPResponse.Header.Get("Sync-Pending")
+		return etag != old && pending == "false"
+	}) {
+		t.Fatalf("the file never changed from %s (pending %s)", old, pending)
 	}
+	return etag
 }
 
 // TestSyncByEmbeddedWorker runs the worker inside the API process, as `make run`

@@ -390,7 +390,7 @@ func TestTopology(t *testing.T) {
 
 	// The faults, at fixed points of the run.
 	start := time.Now()
-	at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
+	at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) } // wall time: the schedule of a real load
 	at(topologyDuration / 6)
 	t.Logf("%5.1fs SIGKILL worker 1", time.Since(start).Seconds())
 	workers[0].kill(t)
@@ -409,7 +409,7 @@ func TestTopology(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(topologyPause)
+	time.Sleep(topologyPause) // wall time: the length of the pause is the fault
 	for _, pid := range redisPIDs {
 		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 			t.Fatal(err)
@@ -431,9 +431,7 @@ func TestTopology(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for _, rd := range readers {
-		for rd.lastSeen() < lastIndex && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-		}
+		testenv.WaitFor(time.Until(deadline), func() bool { return rd.lastSeen() >= lastIndex })
 	}
 	stopReaders()
 	readersDone.Wait()
@@ -462,21 +460,20 @@ func TestTopology(t *testing.T) {
 	converged := 0
 	syncDeadline := time.Now().Add(2 * time.Minute)
 	for _, u := range tp.users {
-		for {
-			got, ok := publishedContents(t, e, tp.apis[0].srv, u)
+		var got, want syncfile.Contents
+		if testenv.WaitFor(time.Until(syncDeadline), func() bool {
+			var ok bool
+			got, ok = publishedContents(t, e, tp.apis[0].srv, u)
 			snap, err := e.Server.App.Sync.Snapshot(ctx, userID(u.User))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok && synctest.Equal(got, snap.Contents) {
-				converged++
-				break
-			}
-			if time.Now().After(syncDeadline) {
-				t.Errorf("user %d's sync file did not converge to a fresh build:\n got %s\nwant %s", userID(u.User), synctest.Describe(got), synctest.Describe(snap.Contents))
-				break
-			}
-			time.Sleep(250 * time.Millisecond)
+			want = snap.Contents
+			return ok && synctest.Equal(got, want)
+		}) {
+			converged++
+		} else {
+			t.Errorf("user %d's sync file did not converge to a fresh build:\n got %s\nwant %s", userID(u.User), synctest.Describe(got), synctest.Describe(want))
 		}
 	}
 

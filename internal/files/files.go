@@ -35,6 +35,7 @@ type Service struct {
 	maxBytes int64
 	limits   Limits
 	log      *slog.Logger
+	now      func() time.Time
 }
 
 // Limits bound what one account may upload.
@@ -54,6 +55,9 @@ type Deps struct {
 	// MaxBytes refuses larger uploads; Limits bound what one account may upload.
 	MaxBytes int64
 	Limits   Limits
+	// Now is the clock the service compares times with (the age of unused uploads); nil is
+	// time.Now.
+	Now func() time.Time
 }
 
 // New returns a Service storing objects in Store; it refuses missing required dependencies.
@@ -61,7 +65,10 @@ func New(d Deps) (*Service, error) {
 	if err := domain.RequireDeps("files", map[string]any{"Pool": d.Pool, "Store": d.Store, "Log": d.Log}); err != nil {
 		return nil, err
 	}
-	return &Service{q: db.New(d.Pool), store: d.Store, maxBytes: d.MaxBytes, limits: d.Limits, log: d.Log}, nil
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Service{q: db.New(d.Pool), store: d.Store, maxBytes: d.MaxBytes, limits: d.Limits, log: d.Log, now: d.Now}, nil
 }
 
 // ErrTooLarge is returned by the limited reader when the upload exceeds the limit.
@@ -256,7 +263,7 @@ func (s *Service) Sweep(ctx context.Context, unusedFor time.Duration) (int, erro
 	removed := 0
 	for range 100 {
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		keys, err := s.q.DeleteUnattachedFiles(qctx, db.DeleteUnattachedFilesParams{Cutoff: time.Now().Add(-unusedFor), MaxRows: 100})
+		keys, err := s.q.DeleteUnattachedFiles(qctx, db.DeleteUnattachedFilesParams{Cutoff: s.now().Add(-unusedFor), MaxRows: 100})
 		cancel()
 		if err != nil {
 			return removed, fmt.Errorf("sweep unused uploads: %w", err)

@@ -17,6 +17,9 @@ type Limiter struct {
 	rdb    redis.UniversalClient
 	prefix string
 	local  *Local
+	// Now is the clock the in-process fallback's windows are compared with; nil is time.Now.
+	// (The shared windows expire on Redis's clock.)
+	Now func() time.Time
 }
 
 // New returns a Limiter whose keys start with prefix.
@@ -38,7 +41,11 @@ return {n, redis.call('PTTL', KEYS[1])}
 func (l *Limiter) Allow(ctx context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error) {
 	res, err := hit.Run(ctx, l.rdb, []string{l.prefix + key}, window.Milliseconds()).Int64Slice()
 	if err != nil {
-		ok, retry := l.local.Allow(key, limit, window, time.Now())
+		now := time.Now
+		if l.Now != nil {
+			now = l.Now
+		}
+		ok, retry := l.local.Allow(key, limit, window, now())
 		return ok, retry, fmt.Errorf("rate limit %s (counted in process): %w", key, err)
 	}
 	count, ttl := res[0], time.Duration(res[1])*time.Millisecond

@@ -34,6 +34,7 @@ type locker struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration
+	now    func() time.Time // the clock of the renewal's lease
 }
 
 // Scripts compare the owner token and act in one step, so a lock taken over by someone else is
@@ -102,7 +103,7 @@ func (h *heldLock) hold(ctx context.Context) context.Context {
 	go func() {
 		defer h.stopped.Done()
 		interval := h.l.ttl / 3
-		lastRenewed := time.Now()
+		lastRenewed := h.l.now()
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
@@ -114,11 +115,11 @@ func (h *heldLock) hold(ctx context.Context) context.Context {
 			n, err := renewScript.Run(renewCtx, h.l.rdb, []string{h.key}, h.token, h.l.ttl.Milliseconds()).Int64()
 			switch {
 			case err == nil && n == 1:
-				lastRenewed = time.Now()
+				lastRenewed = h.l.now()
 			case err == nil:
 				cancel(ErrLockLost)
 				return
-			case time.Since(lastRenewed) >= h.l.ttl:
+			case h.l.now().Sub(lastRenewed) >= h.l.ttl:
 				cancel(fmt.Errorf("%w: renewal failing: %w", ErrLockLost, err))
 				return
 			}

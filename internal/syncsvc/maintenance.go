@@ -86,12 +86,12 @@ func (s *Service) RecordFailure(ctx context.Context, userID int64, cause error, 
 		MaxBackoffMs: p.MaxBackoff.Milliseconds(), BaseBackoffMs: p.BaseBackoff.Milliseconds(),
 	})
 	if errors.Is(err, pgx.ErrNoRows) { // no state row: nothing is owed, nothing to schedule
-		return Failure{RetryAt: time.Now().Add(p.BaseBackoff)}, nil
+		return Failure{RetryAt: s.now().Add(p.BaseBackoff)}, nil
 	}
 	if err != nil {
 		return Failure{}, fmt.Errorf("record sync failure of user %d: %w", userID, err)
 	}
-	f := Failure{Attempts: int(row.Attempts), DeadLettered: row.DeadLettered, RetryAt: valueOr(row.NotBefore, time.Now())}
+	f := Failure{Attempts: int(row.Attempts), DeadLettered: row.DeadLettered, RetryAt: valueOr(row.NotBefore, s.now())}
 	if f.DeadLettered {
 		s.metrics.DeadLetters.Inc()
 		s.log.ErrorContext(ctx, "sync file dead-lettered after repeated failures", "user_id", userID,

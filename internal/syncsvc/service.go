@@ -55,6 +55,9 @@ type Deps struct {
 	Log     *slog.Logger
 	// Settings tune the service (DefaultSettings with the configured values).
 	Settings Settings
+	// Now is the clock the service compares times with (the lock's lease, retry times); nil is
+	// time.Now. Times kept in PostgreSQL are compared by the database's clock.
+	Now func() time.Time
 }
 
 // Settings tune the service; DefaultSettings are the production values.
@@ -119,6 +122,7 @@ type Service struct {
 	// rdb and prefix hold the cached sync state of the poll (cache.go).
 	rdb    redis.UniversalClient
 	prefix string
+	now    func() time.Time
 }
 
 // New returns a Service.
@@ -129,10 +133,13 @@ func New(d Deps) (*Service, error) {
 		return nil, err
 	}
 	s := d.Settings
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	return &Service{
 		pool: d.Pool, q: db.New(d.Pool), store: d.Store, push: d.Push, limiter: d.Limiter,
-		locks:   &locker{rdb: d.Redis, prefix: d.KeyPrefix, ttl: s.LockTTL},
-		metrics: d.Metrics, log: d.Log, set: s, rdb: d.Redis, prefix: d.KeyPrefix,
+		locks:   &locker{rdb: d.Redis, prefix: d.KeyPrefix, ttl: s.LockTTL, now: d.Now},
+		metrics: d.Metrics, log: d.Log, set: s, rdb: d.Redis, prefix: d.KeyPrefix, now: d.Now,
 	}, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
+	"github.com/bca-app/backend/internal/testenv"
 	"github.com/bca-app/backend/internal/worker"
 )
 
@@ -195,7 +196,8 @@ func measureLag(b *testing.B, mode string, rate int, duration time.Duration, cra
 	writers.Wait()
 	tick.Stop()
 	waitDrained(b, p.e, time.Minute)
-	time.Sleep(20 * time.Millisecond)
+	// The lag observer matches the last writes to their builds on its next look.
+	testenv.WaitFor(5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(pending) == 0 })
 	close(stop)
 	bg.Wait()
 	b.StopTimer()

@@ -225,7 +225,7 @@ func (w *Worker) handleMessages(ctx context.Context, userID int64, ds []syncqueu
 		// Parked users are in PostgreSQL as dead-lettered; the sweeper comes back for them.
 		err = s.done(ctx, ds)
 	case retry, later:
-		err = s.again(ctx, ds, time.Until(retryAt))
+		err = s.again(ctx, ds, retryAt.Sub(w.Now()))
 	case aborted:
 		s.abandoned(ctx, ds, errors.Is(context.Cause(ctx), syncsvc.ErrStopping))
 		return

@@ -131,7 +131,7 @@ func testConvergence(t *testing.T, mode string) {
 					}
 					restarted.Store(true)
 				}
-				time.Sleep(time.Duration(r.IntN(4)) * time.Millisecond)
+				time.Sleep(time.Duration(r.IntN(4)) * time.Millisecond) // wall time: the writers' pace
 			}
 		})
 	}
@@ -196,29 +196,24 @@ func killVictim(t *testing.T, victim *runningWorker, store *synctest.FaultyStore
 // waitDrained waits until every user's file is built at its wanted version.
 func waitDrained(t testing.TB, e *synctest.Env, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var lagging int
+	var lagging int
+	if !testenv.WaitFor(timeout, func() bool {
 		if err := e.Pool.QueryRow(ctx, `SELECT count(*) FROM sync_states WHERE built_version < wanted_version OR storage_key IS NULL`).Scan(&lagging); err != nil {
 			t.Fatal(err)
 		}
-		if lagging == 0 {
-			return
+		return lagging == 0
+	}) {
+		rows, _ := e.Pool.Query(ctx, `SELECT user_id, wanted_version, built_version, attempts, not_before, last_error FROM sync_states WHERE built_version < wanted_version`)
+		for rows.Next() {
+			var u, wv, bv int64
+			var attempts int
+			var nb *time.Time
+			var le *string
+			_ = rows.Scan(&u, &wv, &bv, &attempts, &nb, &le)
+			t.Logf("lagging user %d: wanted %d built %d attempts %d not_before %v error %v", u, wv, bv, attempts, nb, le)
 		}
-		if time.Now().After(deadline) {
-			rows, _ := e.Pool.Query(ctx, `SELECT user_id, wanted_version, built_version, attempts, not_before, last_error FROM sync_states WHERE built_version < wanted_version`)
-			for rows.Next() {
-				var u, wv, bv int64
-				var attempts int
-				var nb *time.Time
-				var le *string
-				_ = rows.Scan(&u, &wv, &bv, &attempts, &nb, &le)
-				t.Logf("lagging user %d: wanted %d built %d attempts %d not_before %v error %v", u, wv, bv, attempts, nb, le)
-			}
-			rows.Close()
-			t.Fatalf("%d users still lag after %v", lagging, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+		rows.Close()
+		t.Fatalf("%d users still lag after %v", lagging, timeout)
 	}
 }
 

@@ -40,7 +40,7 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	beat := func() {
 		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		if err := w.Redis.HSet(c, key, id, strconv.FormatInt(time.Now().UnixMilli(), 10)).Err(); err != nil {
+		if err := w.Redis.HSet(c, key, id, strconv.FormatInt(w.Now().UnixMilli(), 10)).Err(); err != nil {
 			w.Log.DebugContext(c, "worker heartbeat", "err", err)
 		}
 	}

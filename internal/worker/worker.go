@@ -96,6 +96,9 @@ type Deps struct {
 	// Uploads removes unused uploads (files.Service); the scheduled Lambda invocation runs one
 	// pass of it. Nil: no upload sweep.
 	Uploads UploadSweeper
+	// Now is the clock the worker compares times with (back-off and retry delays, heartbeats);
+	// nil is time.Now.
+	Now func() time.Time
 }
 
 // UploadSweeper removes uploads older than unusedFor that nothing refers to and says how many
@@ -119,6 +122,9 @@ type Worker struct {
 func New(d Deps, o Options) *Worker {
 	if o.ResendInterval <= 0 {
 		o.ResendInterval = o.SweepInterval
+	}
+	if d.Now == nil {
+		d.Now = time.Now
 	}
 	return &Worker{Deps: d, opts: o, stopping: make(chan struct{}), done: make(chan struct{})}
 }
@@ -205,12 +211,12 @@ func (w *Worker) attempt(ctx context.Context, userID int64) (outcome, time.Time)
 	case ctx.Err() != nil:
 		return aborted, time.Time{}
 	case errors.Is(err, syncsvc.ErrBusy), errors.Is(err, syncsvc.ErrLockLost):
-		return later, time.Now().Add(w.opts.BusyDelay)
+		return later, w.Now().Add(w.opts.BusyDelay)
 	}
 	f, rerr := w.Sync.RecordFailure(ctx, userID, err, w.opts.Retry)
 	if rerr != nil {
 		w.Log.ErrorContext(ctx, "record sync failure", "user_id", userID, "err", rerr)
-		return retry, time.Now().Add(w.opts.Retry.BaseBackoff)
+		return retry, w.Now().Add(w.opts.Retry.BaseBackoff)
 	}
 	if f.DeadLettered {
 		return parked, f.RetryAt

@@ -15,6 +15,7 @@ import (
 	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
+	"github.com/bca-app/backend/internal/testenv"
 	"github.com/bca-app/backend/internal/worker"
 )
 
@@ -68,11 +69,9 @@ func TestSyncBurstsCoalesce(t *testing.T) {
 		waitDrained(t, p.e, 30*time.Second)
 		builds := p.e.Svc.Metrics().Builds
 		// The publish commits before its counter and push are recorded: wait for them (bounded).
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if counter(t, builds.WithLabelValues(string(syncsvc.Published))) >= 1 && len(p.e.Push.To(u)) >= 1 {
-				break
-			}
-		}
+		testenv.WaitFor(5*time.Second, func() bool {
+			return counter(t, builds.WithLabelValues(string(syncsvc.Published))) >= 1 && len(p.e.Push.To(u)) >= 1
+		})
 		if n := counter(t, builds.WithLabelValues(string(syncsvc.Published))); n != 1 {
 			t.Fatalf("%v builds published, want 1", n)
 		}
@@ -80,12 +79,8 @@ func TestSyncBurstsCoalesce(t *testing.T) {
 			t.Fatalf("the one build has the last change: %s", synctest.Describe(got))
 		}
 		if p.tq != nil {
-			deadline := time.Now().Add(10 * time.Second)
-			for p.tq.depth(t, p.tq.url) != 0 {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d messages left in the queue", p.tq.depth(t, p.tq.url))
-				}
-				time.Sleep(100 * time.Millisecond)
+			if !testenv.WaitFor(10*time.Second, func() bool { return p.tq.depth(t, p.tq.url) == 0 }) {
+				t.Fatalf("%d messages left in the queue", p.tq.depth(t, p.tq.url))
 			}
 			t.Logf("51 messages: %v skipped", counter(t, builds.WithLabelValues(string(syncsvc.Skipped))))
 		}
@@ -133,39 +128,28 @@ func TestSyncPoisonUserIsDeadLettered(t *testing.T) {
 		startWorker(t, p.deps, opts)
 		w.Profile(t, healthy, synctest.ProfileSpec{})
 
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			st, err := db.New(p.e.Pool).GetSyncState(ctx, poison)
-			if err != nil {
+		var st db.SyncState
+		if !testenv.WaitFor(30*time.Second, func() bool {
+			var err error
+			if st, err = db.New(p.e.Pool).GetSyncState(ctx, poison); err != nil {
 				t.Fatal(err)
 			}
-			if st.DeadLetteredAt != nil {
-				if st.Attempts != 3 || st.LastError == nil || st.NotBefore == nil || time.Until(*st.NotBefore) < 30*time.Minute {
-					t.Fatalf("dead-lettered state: %+v", st)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("never dead-lettered: %+v", st)
-			}
-			time.Sleep(50 * time.Millisecond)
+			return st.DeadLetteredAt != nil
+		}) {
+			t.Fatalf("never dead-lettered: %+v", st)
+		}
+		if st.Attempts != 3 || st.LastError == nil || st.NotBefore == nil || time.Until(*st.NotBefore) < 30*time.Minute {
+			t.Fatalf("dead-lettered state: %+v", st)
 		}
 		if n := counter(t, p.e.Svc.Metrics().DeadLetters); n != 1 {
 			t.Fatalf("dead letters metric %v", n)
 		}
 		// The healthy user may still be in flight: wait for its file, bounded.
-		for deadline := time.Now().Add(10 * time.Second); p.e.State(t, healthy).StorageKey == nil; {
-			if time.Now().After(deadline) {
-				t.Fatal("a poison user must not hold up the others")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testenv.Eventually(t, 10*time.Second, func() bool { return p.e.State(t, healthy).StorageKey != nil },
+			"the healthy user's file (a poison user must not hold up the others)")
 		if p.tq != nil {
-			for deadline := time.Now().Add(10 * time.Second); p.tq.depth(t, p.tq.url) != 0; {
-				if time.Now().After(deadline) {
-					t.Fatalf("the dead-lettered user's message is removed, %d left", p.tq.depth(t, p.tq.url))
-				}
-				time.Sleep(50 * time.Millisecond)
+			if !testenv.WaitFor(10*time.Second, func() bool { return p.tq.depth(t, p.tq.url) == 0 }) {
+				t.Fatalf("the dead-lettered user's message is removed, %d left", p.tq.depth(t, p.tq.url))
 			}
 		}
 	})
@@ -182,12 +166,8 @@ func TestSyncUndecodableMessagesReachTheDeadLetterQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	startWorker(t, p.deps, fastOptions())
-	deadline := time.Now().Add(30 * time.Second)
-	for p.tq.depth(t, p.tq.dlqURL) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not in the dead-letter queue; main queue holds %d", p.tq.depth(t, p.tq.url))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testenv.WaitFor(30*time.Second, func() bool { return p.tq.depth(t, p.tq.dlqURL) == 1 }) {
+		t.Fatalf("not in the dead-letter queue; main queue holds %d", p.tq.depth(t, p.tq.url))
 	}
 	if n := counter(t, p.e.Svc.Metrics().DeadLetters); n != 1 {
 		t.Fatalf("dead letters metric %v", n)

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bca-app/backend/internal/testenv"
 )
 
 // ProjectID is the Firebase project of the generated service account.
@@ -119,17 +121,11 @@ func (s *Server) TokenGrants() int {
 // Wait polls until cond holds for the accepted messages, or fails the test after timeout.
 func (s *Server) Wait(t testing.TB, timeout time.Duration, what string, cond func([]Message) bool) []Message {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		msgs := s.Messages()
-		if cond(msgs) {
-			return msgs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fcmtest: %s: not within %v; got %d messages: %+v", what, timeout, len(msgs), msgs)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var msgs []Message
+	if !testenv.WaitFor(timeout, func() bool { msgs = s.Messages(); return cond(msgs) }) {
+		t.Fatalf("fcmtest: %s: not within %v; got %d messages: %+v", what, timeout, len(msgs), msgs)
 	}
+	return msgs
 }
 
 // token answers the OAuth 2.0 JWT-bearer grant after checking the assertion's signature.
