@@ -262,8 +262,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	}
 	signalled := time.Now()
 	// Not ready from the signal until the exit (the drain takes SHUTDOWN_TIMEOUT here).
-	sawNotReady := false
-	for !sawNotReady && time.Since(signalled) < 20*time.Second {
+	testenv.Eventually(t, 20*time.Second, func() bool {
 		select {
 		case <-w.done:
 			t.Fatal("bca-worker exited before its /readyz answered 503")
@@ -274,16 +273,14 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 			if !strings.Contains(body, `"drain"`) {
 				t.Errorf("/readyz during the drain names no drain: %s", body)
 			}
-			sawNotReady = true
+			return true
 		case http.StatusOK: // the signal has not landed yet
+			return false
 		default:
 			t.Fatalf("/readyz during the drain: %d %s, want 503", code, body)
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !sawNotReady {
-		t.Fatal("the worker's /readyz never answered 503 after SIGTERM")
-	}
+	}, "the worker's /readyz answers 503 after SIGTERM")
 	if code := waitExit(t, w, 20*time.Second); code != 0 {
 		t.Fatalf("bca-worker exited %d after SIGTERM, want 0", code)
 	}

@@ -362,18 +362,11 @@ func TestWorkerOnLambda(t *testing.T) {
 		send(m.group, "poller-"+id, m.body)
 	}
 	poller := startWorkerProcess(t, e.Config, moto)
-	for deadline := time.Now().Add(90 * time.Second); ; {
+	testenv.Eventually(t, 90*time.Second, func() bool {
 		built := e.Count(t, `SELECT count(*) FROM sync_states
 			WHERE user_id = ANY($1) AND storage_key IS NOT NULL AND built_version = wanted_version`, ids)
-		if built == len(ids) && queueCount(t, client, queue.QueueURL) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the long-running worker did not build the users and drain the queue (%d of %d built, %d messages left)",
-				built, len(ids), queueCount(t, client, queue.QueueURL))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return built == len(ids) && queueCount(t, client, queue.QueueURL) == 0
+	}, "the long-running worker builds the %d users and drains the queue", len(ids))
 	poller.stop(t)
 	e.Server.App.Sync.ForgetState(ctx, ids...)
 	for _, u := range users {

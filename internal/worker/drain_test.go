@@ -7,6 +7,7 @@ import (
 
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
+	"github.com/bca-app/backend/internal/testenv"
 	"github.com/bca-app/backend/internal/worker"
 )
 
@@ -77,16 +78,10 @@ func TestSyncCutOffBuildReleasesItsClaim(t *testing.T) {
 	// Another worker takes the user now, although the first one's lease would hold it for an hour.
 	p.store.SetHook(nil)
 	rw := startWorker(t, p.deps, opts)
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	testenv.Eventually(t, 30*time.Second, func() bool {
 		st := p.e.State(t, u)
-		if st.StorageKey != nil && st.BuiltVersion == st.WantedVersion {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the second worker did not build the released user: %+v", st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return st.StorageKey != nil && st.BuiltVersion == st.WantedVersion
+	}, "the second worker builds the released user")
 	rw.stop(t)
 }
 
