@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -574,6 +575,7 @@ func TestTopology(t *testing.T) {
 		calmLag.P99, calmLag.P50, calmLag.Samples, touchedLag.P99, touchedLag.P50, maxOf(touched), touchedLag.Samples)
 	t.Logf("task queue depth (visible+in flight): max %d+%d at %.0fs; every second: %s",
 		maxDepth.visible, maxDepth.inFlight, maxDepth.at.Sub(start).Seconds(), strings.Join(timeline, " "))
+	t.Logf("workers (the restarted one and the other, since their start): %s", workerFigures(workers))
 	t.Logf("answers: %v; chat events %d, each seen by %d readers; sync files converged %d/%d", counts, lastIndex+1, len(readers), converged, len(tp.users))
 	for n, rd := range readers {
 		t.Logf("reader %d: %d connections, refusals %v", n, rd.opens, rd.refused)
@@ -685,4 +687,43 @@ func maxOf(xs []float64) float64 {
 		m = max(m, x)
 	}
 	return m
+}
+
+// workerFigures sums the build counters and build times of the running worker processes, read
+// from their /metrics (the address each logs at start).
+func workerFigures(workers []*workerProcess) string {
+	addrRE := regexp.MustCompile(`"msg":"sync worker listening for metrics","addr":"([^"]+)"`)
+	sums := map[string]float64{}
+	for _, w := range workers {
+		m := addrRE.FindStringSubmatch(w.out.String())
+		if m == nil {
+			return "no metrics address in a worker's log"
+		}
+		resp, err := http.Get("http://" + m[1] + "/metrics")
+		if err != nil {
+			return err.Error()
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			name, v, ok := strings.Cut(line, " ")
+			if !ok || !strings.HasPrefix(name, "bca_sync_builds_total") && !strings.HasPrefix(name, "bca_sync_build_duration_seconds_sum") && !strings.HasPrefix(name, "bca_sync_build_duration_seconds_count") {
+				continue
+			}
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				sums[name] += f
+			}
+		}
+	}
+	var parts []string
+	for _, o := range []string{"published", "unchanged", "skipped", "superseded", "busy", "failed"} {
+		parts = append(parts, fmt.Sprintf("%s %.0f", o, sums[`bca_sync_builds_total{outcome="`+o+`"}`]))
+	}
+	for _, mode := range []string{"full", "incremental"} {
+		if n := sums[`bca_sync_build_duration_seconds_count{mode="`+mode+`"}`]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s build mean %.0fms (%.0f)", mode, 1000*sums[`bca_sync_build_duration_seconds_sum{mode="`+mode+`"}`]/n, n))
+		}
+	}
+	return "builds " + strings.Join(parts, ", ")
 }
