@@ -692,7 +692,7 @@ func maxOf(xs []float64) float64 {
 // workerFigures sums the build counters and build times of the running worker processes, read
 // from their /metrics (the address each logs at start).
 func workerFigures(workers []*workerProcess) string {
-	addrRE := regexp.MustCompile(`"msg":"sync worker listening for metrics","addr":"([^"]+)"`)
+	addrRE := regexp.MustCompile(`"msg":"sync worker listening for metrics"[^\n]*?"addr":"([^"]+)"`)
 	sums := map[string]float64{}
 	for _, w := range workers {
 		m := addrRE.FindStringSubmatch(w.out.String())
