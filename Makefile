@@ -48,6 +48,18 @@ build: ## build the binaries into ./bin
 dist: ## static binaries (api, worker, bcactl) and the worker's Lambda zips (arm64, amd64) into ./dist
 	$(GO) run ./cmd/bcactl dist dist
 
+.PHONY: image
+IMAGE      ?= bca-api
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+image: dist ## the API's container image (deploy/Dockerfile, FROM scratch) from ./dist, with buildah, podman or docker
+	cp /etc/ssl/certs/ca-certificates.crt dist/ca-certificates.crt
+	printf 'nonroot:x:65532:65532:nonroot:/:/sbin/nologin\n' > dist/passwd
+	@engine=$$(command -v buildah || command -v podman || command -v docker); \
+	if [ -z "$$engine" ]; then echo "no container engine: install buildah (apt-get install buildah)"; exit 1; fi; \
+	case "$$engine" in *buildah) cmd="$$engine bud";; *) cmd="$$engine build";; esac; \
+	echo "$$cmd --arch $(IMAGE_ARCH) -f deploy/Dockerfile -t $(IMAGE) dist"; \
+	$$cmd --arch $(IMAGE_ARCH) -f deploy/Dockerfile -t $(IMAGE) dist
+
 bench: deps-test ## run the Go benchmarks against real services
 	$(GO) run ./cmd/bcactl with-services -- $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 

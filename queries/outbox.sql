@@ -1,12 +1,18 @@
 -- name: MarkUsersStale :many
 -- The outbox write: one bump per affected user, in the transaction of the change. Callers pass
 -- ids sorted ascending so concurrent transactions lock rows in one order.
+-- covered: the file was already behind before this bump (stale_since is an earlier
+-- transaction's), so the task sent when it fell behind still stands for the user, and its
+-- builder builds again when it publishes behind (docs/sync.md §4.2): no second message is
+-- needed. A file that was current (stale_since becomes this transaction's now()) or a
+-- dead-lettered user is not covered.
 INSERT INTO sync_states AS s (user_id)
 SELECT unnest(sqlc.arg(user_ids)::bigint[])
 ON CONFLICT (user_id) DO UPDATE
 SET wanted_version = s.wanted_version + 1,
     stale_since    = CASE WHEN s.built_version >= s.wanted_version THEN now() ELSE s.stale_since END
-RETURNING user_id, wanted_version;
+RETURNING user_id, wanted_version,
+          (COALESCE(s.stale_since <> now(), false) AND s.dead_lettered_at IS NULL)::bool AS covered;
 
 -- name: AudienceOfProfiles :many
 -- Users whose sync file holds any of the profiles: their owners, owners of profiles with a

@@ -78,16 +78,23 @@ SELECT unnest($1::bigint[])
 ON CONFLICT (user_id) DO UPDATE
 SET wanted_version = s.wanted_version + 1,
     stale_since    = CASE WHEN s.built_version >= s.wanted_version THEN now() ELSE s.stale_since END
-RETURNING user_id, wanted_version
+RETURNING user_id, wanted_version,
+          (COALESCE(s.stale_since <> now(), false) AND s.dead_lettered_at IS NULL)::bool AS covered
 `
 
 type MarkUsersStaleRow struct {
 	UserID        int64
 	WantedVersion int64
+	Covered       bool
 }
 
 // The outbox write: one bump per affected user, in the transaction of the change. Callers pass
 // ids sorted ascending so concurrent transactions lock rows in one order.
+// covered: the file was already behind before this bump (stale_since is an earlier
+// transaction's), so the task sent when it fell behind still stands for the user, and its
+// builder builds again when it publishes behind (docs/sync.md §4.2): no second message is
+// needed. A file that was current (stale_since becomes this transaction's now()) or a
+// dead-lettered user is not covered.
 func (q *Queries) MarkUsersStale(ctx context.Context, userIds []int64) ([]MarkUsersStaleRow, error) {
 	rows, err := q.db.Query(ctx, markUsersStale, userIds)
 	if err != nil {
@@ -97,7 +104,7 @@ func (q *Queries) MarkUsersStale(ctx context.Context, userIds []int64) ([]MarkUs
 	items := []MarkUsersStaleRow{}
 	for rows.Next() {
 		var i MarkUsersStaleRow
-		if err := rows.Scan(&i.UserID, &i.WantedVersion); err != nil {
+		if err := rows.Scan(&i.UserID, &i.WantedVersion, &i.Covered); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -388,11 +389,20 @@ func TestTopology(t *testing.T) {
 		loadDone.Go(func() { tp.loadClient(loadCtx, n, Password) })
 	}
 
+	// The task queue's depth every second, to show where sync lag comes from (a backlog of
+	// messages, or users waiting behind a fault).
+	depthCtx, stopDepth := context.WithCancel(context.Background())
+	defer stopDepth()
+	var depth []queueDepth
+	var depthDone sync.WaitGroup
+	depthDone.Go(func() { depth = sampleQueueDepth(depthCtx, t, endpoint, res.queue.QueueURL, time.Second) })
+
 	// The faults, at fixed points of the run.
 	start := time.Now()
 	at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) } // wall time: the schedule of a real load
 	at(topologyDuration / 6)
 	t.Logf("%5.1fs SIGKILL worker 1", time.Since(start).Seconds())
+	killedAt := time.Now()
 	workers[0].kill(t)
 	at(topologyDuration/6 + 5*time.Second)
 	t.Logf("%5.1fs restart worker 1", time.Since(start).Seconds())
@@ -418,6 +428,8 @@ func TestTopology(t *testing.T) {
 	tp.pauseTo.Store(time.Now().UnixNano())
 	loadDone.Wait()
 	elapsed := time.Since(start)
+	stopDepth()
+	depthDone.Wait()
 	select {
 	case <-tp.apis[1].done:
 	case <-time.After(30 * time.Second):
@@ -507,10 +519,45 @@ func TestTopology(t *testing.T) {
 	if err != nil {
 		t.Errorf("sync lag samples: %v", err)
 	}
+	// Lag split: a sample is touched by a fault when the change it waited for was pending at the
+	// worker's SIGKILL, the API's SIGTERM or during the Redis pause (its interval from change to
+	// publication overlaps the fault); each user has at most one such sample per fault.
+	samples, err := syncsvc.LagSamples(ctx, e.Server.App.Redis, e.Config.RedisKeyPrefix, 10*time.Minute)
+	if err != nil {
+		t.Errorf("sync lag samples: %v", err)
+	}
+	faults := [][2]time.Time{{killedAt, killedAt}, {termedAt, termedAt}, {time.Unix(0, tp.pauseFrom.Load()), time.Unix(0, tp.pauseTo.Load())}}
+	var calm, touched []float64
+	for _, s := range samples {
+		from := s.At.Add(-time.Duration(s.Lag * float64(time.Second)))
+		hit := false
+		for _, f := range faults {
+			hit = hit || !from.After(f[1]) && !s.At.Before(f[0])
+		}
+		if hit {
+			touched = append(touched, s.Lag)
+		} else {
+			calm = append(calm, s.Lag)
+		}
+	}
+	calmLag, touchedLag := syncsvc.LagStatsOf(calm), syncsvc.LagStatsOf(touched)
+	maxDepth := queueDepth{}
+	var timeline []string
+	for _, d := range depth {
+		if d.visible+d.inFlight > maxDepth.visible+maxDepth.inFlight {
+			maxDepth = d
+		}
+		timeline = append(timeline, fmt.Sprintf("%.0fs:%d+%d", d.at.Sub(start).Seconds(), d.visible, d.inFlight))
+	}
 	dead := deadLettered(t, endpoint, res.queue.DeadLetterURL)
 	t.Logf("topology: 2 API + 2 worker processes, Redis Cluster of %d masters, %d users, %v of load", len(cluster.Nodes), len(tp.users), elapsed.Round(time.Second))
 	t.Logf("throughput %.0f requests/s (%d requests), p99 latency %v, sync lag p99 %.2fs (p50 %.2fs, %d samples), messages dead-lettered %d",
 		float64(len(tp.results))/elapsed.Seconds(), len(tp.results), p99.Round(time.Millisecond), lag.P99, lag.P50, lag.Samples, dead)
+	t.Logf("sync lag of publications untouched by a fault: p99 %.2fs, p50 %.2fs (%d samples); touched by a fault: p99 %.2fs, p50 %.2fs, max %.2fs (%d samples)",
+		calmLag.P99, calmLag.P50, calmLag.Samples, touchedLag.P99, touchedLag.P50, maxOf(touched), touchedLag.Samples)
+	t.Logf("task queue depth (visible+in flight): max %d+%d at %.0fs; every second: %s",
+		maxDepth.visible, maxDepth.inFlight, maxDepth.at.Sub(start).Seconds(), strings.Join(timeline, " "))
+	t.Logf("workers (the restarted one and the other, since their start): %s", workerFigures(workers))
 	t.Logf("answers: %v; chat events %d, each seen by %d readers; sync files converged %d/%d", counts, lastIndex+1, len(readers), converged, len(tp.users))
 	for n, rd := range readers {
 		t.Logf("reader %d: %d connections, refusals %v", n, rd.opens, rd.refused)
@@ -580,4 +627,85 @@ func deadLettered(t *testing.T, endpoint, queueURL string) int {
 		n += v
 	}
 	return n
+}
+
+// queueDepth is the task queue's approximate depth at one moment.
+type queueDepth struct {
+	at                time.Time
+	visible, inFlight int
+}
+
+// sampleQueueDepth reads the queue's depth every interval until ctx ends.
+func sampleQueueDepth(ctx context.Context, t *testing.T, endpoint, queueURL string, interval time.Duration) []queueDepth {
+	awsCfg, err := app.AWSConfig(ctx, config.AWS{Region: "us-east-1", AccessKeyID: "test", SecretAccessKey: "test"})
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	client := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	var out []queueDepth
+	for ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		attrs, err := client.GetQueueAttributes(cctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(queueURL),
+			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+		cancel()
+		if err == nil {
+			d := queueDepth{at: time.Now()}
+			d.visible, _ = strconv.Atoi(attrs.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+			d.inFlight, _ = strconv.Atoi(attrs.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+			out = append(out, d)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(interval):
+		}
+	}
+	return out
+}
+
+func maxOf(xs []float64) float64 {
+	m := 0.0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
+// workerFigures sums the build counters and build times of the running worker processes, read
+// from their /metrics (the address each logs at start).
+func workerFigures(workers []*workerProcess) string {
+	addrRE := regexp.MustCompile(`"msg":"sync worker listening for metrics"[^\n]*?"addr":"([^"]+)"`)
+	sums := map[string]float64{}
+	for _, w := range workers {
+		m := addrRE.FindStringSubmatch(w.out.String())
+		if m == nil {
+			return "no metrics address in a worker's log"
+		}
+		resp, err := http.Get("http://" + m[1] + "/metrics")
+		if err != nil {
+			return err.Error()
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			name, v, ok := strings.Cut(line, " ")
+			if !ok || !strings.HasPrefix(name, "bca_sync_builds_total") && !strings.HasPrefix(name, "bca_sync_build_duration_seconds_sum") && !strings.HasPrefix(name, "bca_sync_build_duration_seconds_count") {
+				continue
+			}
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				sums[name] += f
+			}
+		}
+	}
+	var parts []string
+	for _, o := range []string{"published", "unchanged", "skipped", "superseded", "busy", "failed"} {
+		parts = append(parts, fmt.Sprintf("%s %.0f", o, sums[`bca_sync_builds_total{outcome="`+o+`"}`]))
+	}
+	for _, mode := range []string{"full", "incremental"} {
+		if n := sums[`bca_sync_build_duration_seconds_count{mode="`+mode+`"}`]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s build mean %.0fms (%.0f)", mode, 1000*sums[`bca_sync_build_duration_seconds_sum{mode="`+mode+`"}`]/n, n))
+		}
+	}
+	return "builds " + strings.Join(parts, ", ")
 }

@@ -41,7 +41,7 @@ func MarkStale(ctx context.Context, q *db.Queries, userIDs ...int64) ([]Bump, er
 	}
 	bumps := make([]Bump, len(rows))
 	for i, r := range rows {
-		bumps[i] = Bump{UserID: r.UserID, Version: r.WantedVersion}
+		bumps[i] = Bump{UserID: r.UserID, Version: r.WantedVersion, Covered: r.Covered}
 	}
 	return bumps, nil
 }

@@ -63,9 +63,13 @@ func NewSender(q *SQS, o SenderOptions, metrics *syncsvc.Metrics, log *slog.Logg
 	return s
 }
 
-// Notify queues the bumps without waiting. Bumps that do not fit are counted in
-// bca_sync_send_dropped_total and left to the sweeper.
+// Notify queues the bumps without waiting; covered bumps need no message (tasksOf). Bumps that
+// do not fit are counted in bca_sync_send_dropped_total and left to the sweeper.
 func (s *Sender) Notify(ctx context.Context, bumps []outbox.Bump) {
+	bumps = tasksOf(bumps)
+	if len(bumps) == 0 {
+		return
+	}
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	dropped := 0

@@ -50,11 +50,30 @@ const notifyTimeout = 3 * time.Second
 // on the request path: it hands bumps to a Sender, which calls Send in the background. Failures
 // are logged and counted, never returned: the sweeper re-sends lagging users.
 func (q *SQS) Notify(ctx context.Context, bumps []outbox.Bump) {
+	if bumps = tasksOf(bumps); len(bumps) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
 	defer cancel()
 	if err := q.Send(ctx, bumps, ""); err != nil {
 		q.log.WarnContext(ctx, "send sync tasks; the sweeper will re-send them", "users", len(bumps), "err", err)
 	}
+}
+
+// tasksOf leaves out the covered bumps (docs/sync.md §4.2): their user's file was already
+// behind, so the message sent when it fell behind still stands for the user and its builder
+// builds again when it publishes behind. One message per task instead of one per change keeps
+// a busy user's FIFO group at one message, however fast the changes come; without it every
+// change was a message, and a user's group held a backlog that every consumer had to receive,
+// build (or skip) and delete in order (see the pipeline section of docs/sync.md).
+func tasksOf(bumps []outbox.Bump) []outbox.Bump {
+	var out []outbox.Bump
+	for _, b := range bumps {
+		if !b.Covered {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // Send enqueues one message per bump (docs/sync.md §4.2): group = user id, so one user's

@@ -53,30 +53,56 @@ type LagStats struct {
 
 // LagPercentiles reads the lag samples of the last window (at most an hour).
 func LagPercentiles(ctx context.Context, rdb redis.UniversalClient, keyPrefix string, window time.Duration) (LagStats, error) {
+	samples, err := LagSamples(ctx, rdb, keyPrefix, window)
+	if err != nil {
+		return LagStats{}, err
+	}
+	lags := make([]float64, len(samples))
+	for i, s := range samples {
+		lags[i] = s.Lag
+	}
+	return LagStatsOf(lags), nil
+}
+
+// LagSample is one publication's lag: At is when it was published, Lag (seconds) how long the
+// oldest change it brought had waited, so the change was made at At minus Lag.
+type LagSample struct {
+	At  time.Time
+	Lag float64
+}
+
+// LagSamples reads the lag samples of the last window (at most an hour), oldest first.
+func LagSamples(ctx context.Context, rdb redis.UniversalClient, keyPrefix string, window time.Duration) ([]LagSample, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	since := time.Now().Add(-window).UnixMilli()
-	members, err := rdb.ZRangeByScore(ctx, lagKey(keyPrefix), &redis.ZRangeBy{Min: strconv.FormatInt(since, 10), Max: "+inf"}).Result()
+	zs, err := rdb.ZRangeByScoreWithScores(ctx, lagKey(keyPrefix), &redis.ZRangeBy{Min: strconv.FormatInt(since, 10), Max: "+inf"}).Result()
 	if err != nil {
-		return LagStats{}, fmt.Errorf("read sync lag samples: %w", err)
+		return nil, fmt.Errorf("read sync lag samples: %w", err)
 	}
-	lags := make([]float64, 0, len(members))
-	for _, m := range members {
+	samples := make([]LagSample, 0, len(zs))
+	for _, z := range zs {
+		m, _ := z.Member.(string)
 		_, v, ok := strings.Cut(m, ":")
 		if !ok {
 			continue
 		}
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			lags = append(lags, f)
+			samples = append(samples, LagSample{At: time.UnixMilli(int64(z.Score)), Lag: f})
 		}
 	}
+	return samples, nil
+}
+
+// LagStatsOf returns the percentiles of lags (seconds), which it sorts.
+func LagStatsOf(lags []float64) LagStats {
 	st := LagStats{Samples: len(lags), P50: math.NaN(), P99: math.NaN()}
 	if len(lags) == 0 {
-		return st, nil
+		return st
 	}
 	slices.Sort(lags)
 	st.P50, st.P99 = percentile(lags, 0.50), percentile(lags, 0.99)
-	return st, nil
+	return st
 }
 
 // percentile is the nearest-rank percentile of sorted values.

@@ -168,6 +168,11 @@ type Result struct {
 	Version int64
 	ETag    string
 	Mode    string // "full" or "incremental"
+	// Behind says the user's file is still owed a newer version after this attempt: changes
+	// committed while it built (or, when it was superseded, possibly so). The task that asked
+	// for the build stands for those changes too (docs/sync.md §4.2), so whoever holds it builds
+	// again or hands it on.
+	Behind bool
 }
 
 // Sync brings userID's file up to the user's current wanted_version, if it is behind: the
@@ -264,14 +269,14 @@ func (s *Service) build(ctx context.Context, st db.SyncState, force bool) (Resul
 
 	if !force && st.StorageKey != nil && st.Etag != nil && *st.Etag == sum {
 		// Same bytes as the live file: only record that it now stands for this version.
-		ok, lag, err := s.publish(ctx, st, snap, sum, size, *st.StorageKey, false)
+		ok, lag, wanted, err := s.publish(ctx, st, snap, sum, size, *st.StorageKey, false)
 		if err != nil {
 			return Result{}, err
 		}
 		if ok && lag >= 0 {
 			s.observeLag(ctx, lag)
 		}
-		return s.finish(start, mode, ok, Unchanged, snap.Version, sum), nil
+		return s.finish(start, mode, ok, Unchanged, snap.Version, sum, wanted), nil
 	}
 
 	key := objectKey(userID, snap.Version)
@@ -283,13 +288,13 @@ func (s *Service) build(ctx context.Context, st db.SyncState, force bool) (Resul
 	if err := s.upload(ctx, key, path, sum); err != nil {
 		return Result{}, err
 	}
-	ok, lag, err := s.publish(ctx, st, snap, sum, size, key, true)
+	ok, lag, wanted, err := s.publish(ctx, st, snap, sum, size, key, true)
 	if err != nil {
 		return Result{}, err
 	}
 	if !ok {
 		s.discard(ctx, key)
-		return s.finish(start, mode, false, Published, snap.Version, sum), nil
+		return s.finish(start, mode, false, Published, snap.Version, sum, wanted), nil
 	}
 	s.metrics.FileBytes.Observe(float64(size))
 	if lag >= 0 {
@@ -298,16 +303,18 @@ func (s *Service) build(ctx context.Context, st db.SyncState, force bool) (Resul
 	if st.Etag == nil || *st.Etag != sum {
 		s.announce(ctx, userID, sum)
 	}
-	return s.finish(start, mode, true, Published, snap.Version, sum), nil
+	return s.finish(start, mode, true, Published, snap.Version, sum, wanted), nil
 }
 
-func (s *Service) finish(start time.Time, mode string, won bool, outcome Outcome, version int64, sum string) Result {
+// finish counts the attempt and describes it; wanted is the wanted version the publish saw. A
+// superseded attempt says Behind: it cannot tell whether the winner left the file current.
+func (s *Service) finish(start time.Time, mode string, won bool, outcome Outcome, version int64, sum string, wanted int64) Result {
 	if !won {
 		outcome = Superseded
 	}
 	s.count(outcome)
 	s.metrics.BuildSeconds.WithLabelValues(mode).Observe(time.Since(start).Seconds())
-	return Result{Outcome: outcome, Version: version, ETag: sum, Mode: mode}
+	return Result{Outcome: outcome, Version: version, ETag: sum, Mode: mode, Behind: !won || wanted > version}
 }
 
 // updateCopy downloads the current file to path, checks that its bytes are the ones published
@@ -364,8 +371,9 @@ func (s *Service) upload(ctx context.Context, key, path, sum string) error {
 // publish switches the user's pointer to key with a compare-and-set (queries/sync.sql
 // PublishSyncFile). ok is false when a newer file was published first. A replaced object is
 // scheduled for deletion after the grace period, in the same transaction, so nothing leaks or
-// disappears early whatever happens next. lag is -1 when the file was not behind.
-func (s *Service) publish(ctx context.Context, st db.SyncState, snap Snapshot, sum string, size int64, key string, newObject bool) (ok bool, lag float64, err error) {
+// disappears early whatever happens next. lag is -1 when the file was not behind; wanted is the
+// user's wanted version at the switch (changes committed during the build make it newer).
+func (s *Service) publish(ctx context.Context, st db.SyncState, snap Snapshot, sum string, size int64, key string, newObject bool) (ok bool, lag float64, wanted int64, err error) {
 	schema := int32(syncfile.SchemaVersion)
 	err = txn.Do(ctx, s.pool, func(tx *txn.Tx) error {
 		q := tx.Q
@@ -379,7 +387,7 @@ func (s *Service) publish(ctx context.Context, st db.SyncState, snap Snapshot, s
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
-		ok, lag = true, row.LagSeconds
+		ok, lag, wanted = true, row.LagSeconds, row.WantedVersion
 		if row.OldKey != nil && *row.OldKey != key {
 			if err := q.AddSyncGarbage(ctx, db.AddSyncGarbageParams{StorageKey: *row.OldKey, AfterMs: s.set.ReplacedGrace.Milliseconds()}); err != nil {
 				return fmt.Errorf("schedule deletion of %s: %w", *row.OldKey, err)
@@ -393,12 +401,12 @@ func (s *Service) publish(ctx context.Context, st db.SyncState, snap Snapshot, s
 		return nil
 	})
 	if err != nil {
-		return false, 0, fmt.Errorf("publish sync file of user %d version %d: %w", st.UserID, snap.Version, err)
+		return false, 0, 0, fmt.Errorf("publish sync file of user %d version %d: %w", st.UserID, snap.Version, err)
 	}
 	if ok {
 		s.ForgetState(ctx, st.UserID)
 	}
-	return ok, lag, nil
+	return ok, lag, wanted, nil
 }
 
 // discard deletes an uploaded object that lost the publish; if that fails, its garbage entry

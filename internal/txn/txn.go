@@ -31,6 +31,10 @@ import (
 type Bump struct {
 	UserID  int64
 	Version int64
+	// Covered says the file was already behind before this bump: the task sent when it fell
+	// behind still stands (its builder builds again when it publishes behind), so a producer
+	// that sends one queue message per task sends none for this bump (docs/sync.md §4.2).
+	Covered bool
 }
 
 // Notifier delivers bumps after commit (to SQS, or nowhere when the worker polls the table).
@@ -194,7 +198,7 @@ func (t *Tx) markStale(ctx context.Context) error {
 		return fmt.Errorf("mark sync files stale: %w", err)
 	}
 	for _, r := range rows {
-		t.bumps = append(t.bumps, Bump{UserID: r.UserID, Version: r.WantedVersion})
+		t.bumps = append(t.bumps, Bump{UserID: r.UserID, Version: r.WantedVersion, Covered: r.Covered})
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -201,12 +202,25 @@ const (
 	aborted                // the worker is being killed: touch nothing
 )
 
-// attempt runs one build of userID and records a failure. retryAt is when to retry.
+// maxRounds bounds how often one attempt builds a user whose file ends behind (changes were
+// committed while it built) before it hands the task on (handOn): a user who keeps changing
+// gets builds back to back, without keeping one consumer to itself.
+const maxRounds = 3
+
+// attempt runs one build of userID and records a failure. retryAt is when to retry. A build
+// that publishes behind is repeated: the task it holds stands for the changes that arrived
+// meanwhile, since their bumps sent no message of their own (docs/sync.md §4.2).
 func (w *Worker) attempt(ctx context.Context, userID int64) (outcome, time.Time) {
 	res, err := w.Sync.Sync(ctx, userID)
+	for round := 1; err == nil && res.Behind && round < maxRounds; round++ {
+		res, err = w.Sync.Sync(ctx, userID)
+	}
 	switch {
 	case err == nil:
-		w.Log.DebugContext(ctx, "sync", "user_id", userID, "outcome", res.Outcome, "version", res.Version, "mode", res.Mode)
+		w.Log.DebugContext(ctx, "sync", "user_id", userID, "outcome", res.Outcome, "version", res.Version, "mode", res.Mode, "behind", res.Behind)
+		if res.Behind && !w.handOn(ctx, userID, res.Version+1) {
+			return later, time.Now().Add(w.opts.BusyDelay)
+		}
 		return settled, time.Time{}
 	case ctx.Err() != nil:
 		return aborted, time.Time{}
@@ -223,6 +237,23 @@ func (w *Worker) attempt(ctx context.Context, userID int64) (outcome, time.Time)
 	}
 	w.Log.WarnContext(ctx, "sync build failed; will retry", "user_id", userID, "attempts", f.Attempts, "retry_at", f.RetryAt, "err", err)
 	return retry, f.RetryAt
+}
+
+// handOn sends a new task for a user whose file is still behind after maxRounds builds, so the
+// task being settled is not the last one standing for the user; false when it could not be
+// sent (the caller keeps the current task instead). Without SQS nothing is sent: the user stays
+// stale in sync_states and is claimed again.
+func (w *Worker) handOn(ctx context.Context, userID, version int64) bool {
+	if w.Queue == nil {
+		return true
+	}
+	// A fresh deduplication id: the version may have been sent before.
+	suffix := "-more-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := w.Queue.Send(ctx, []outbox.Bump{{UserID: userID, Version: version}}, suffix); err != nil {
+		w.Log.WarnContext(ctx, "hand on the sync task of a user still behind; keeping the current one", "user_id", userID, "err", err)
+		return false
+	}
+	return true
 }
 
 // signal wakes every waiter at once (a broadcast that, unlike sync.Cond, works with select).

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,8 +54,8 @@ func eachQueue(t *testing.T, test func(t *testing.T, mode string)) {
 	}
 }
 
-// TestSyncBurstsCoalesce: fifty changes to one user before the worker looks give one build; the
-// other messages are acknowledged as already built.
+// TestSyncBurstsCoalesce: fifty changes to one user before the worker looks give one build and,
+// on SQS, one message: the changes after the first are covered by its task (docs/sync.md §4.2).
 func TestSyncBurstsCoalesce(t *testing.T) {
 	eachQueue(t, func(t *testing.T, mode string) {
 		p := newPipeline(t, mode, 10)
@@ -64,6 +65,11 @@ func TestSyncBurstsCoalesce(t *testing.T) {
 		prof := w.Profile(t, u, synctest.ProfileSpec{})
 		for i := range 50 {
 			w.Exec(t, []int64{prof}, nil, `UPDATE profiles SET name = $2, version = version + 1 WHERE id = $1`, prof, itoa(int64(i)))
+		}
+		if p.tq != nil {
+			if n := p.tq.depth(t, p.tq.url); n != 1 {
+				t.Fatalf("51 changes of one user sent %d messages, want 1", n)
+			}
 		}
 		startWorker(t, p.deps, fastOptions())
 		waitDrained(t, p.e, 30*time.Second)
@@ -82,12 +88,65 @@ func TestSyncBurstsCoalesce(t *testing.T) {
 			if !testenv.WaitFor(10*time.Second, func() bool { return p.tq.depth(t, p.tq.url) == 0 }) {
 				t.Fatalf("%d messages left in the queue", p.tq.depth(t, p.tq.url))
 			}
-			t.Logf("51 messages: %v skipped", counter(t, builds.WithLabelValues(string(syncsvc.Skipped))))
 		}
 		if len(p.e.Push.To(u)) != 1 {
 			t.Fatalf("one push for the burst, got %d", len(p.e.Push.To(u)))
 		}
 	})
+}
+
+// TestSyncChangeDuringBuildIsBuiltByTheSameTask: a change committed while the user's file is
+// being built sends no message of its own (the file is already behind), so the worker that holds
+// the task builds again when its publish finds the user behind. With the resender off, nothing
+// else could bring the change.
+func TestSyncChangeDuringBuildIsBuiltByTheSameTask(t *testing.T) {
+	p := newPipeline(t, "sqs", 10)
+	w := p.e.NewWorld()
+	w.Notifier = p.producer
+	u := w.User(t)
+	prof := w.Profile(t, u, synctest.ProfileSpec{})
+	if n := p.tq.depth(t, p.tq.url); n != 1 {
+		t.Fatalf("%d messages for one user's first changes, want 1", n)
+	}
+	var changed atomic.Bool
+	writeErr := make(chan error, 1)
+	p.store.SetHook(func(context.Context, string, string) error {
+		if changed.CompareAndSwap(false, true) { // the first build's upload
+			writeErr <- w.TryWrite(ctx, func(ctx context.Context, tx *outbox.Tx) error {
+				if _, err := tx.Raw.Exec(ctx, `UPDATE profiles SET name = 'during the build', version = version + 1 WHERE id = $1`, prof); err != nil {
+					return err
+				}
+				return tx.ProfilesChanged(ctx, prof)
+			})
+		}
+		return nil
+	})
+	if n := p.tq.depth(t, p.tq.url); n != 1 {
+		t.Fatalf("%d messages before the build, want 1", n)
+	}
+	o := fastOptions()
+	o.SweepInterval, o.LagThreshold, o.ResendInterval = time.Hour, time.Hour, time.Hour
+	startWorker(t, p.deps, o)
+	select {
+	case err := <-writeErr:
+		if err != nil {
+			t.Fatalf("change during the build: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no build uploaded a file within 20 s")
+	}
+	// The change sent nothing: the queue holds at most the task being built (the worker may
+	// already have settled it).
+	if n := p.tq.depth(t, p.tq.url); n > 1 {
+		t.Fatalf("%d messages after the change during the build, want at most the one being built", n)
+	}
+	waitDrained(t, p.e, 20*time.Second)
+	if got := p.e.Published(t, u); len(got.Profiles) != 1 || got.Profiles[0].Name != "during the build" {
+		t.Fatalf("the file lacks the change made during the first build: %s", synctest.Describe(got))
+	}
+	if n := counter(t, p.e.Svc.Metrics().Resent); n != 0 {
+		t.Fatalf("the resender re-sent %v users; the worker alone should have built the change", n)
+	}
 }
 
 // TestSyncLostMessagesAreResent: with every message lost, the sweeper sends the work again once a
