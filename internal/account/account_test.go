@@ -65,10 +65,14 @@ func newService(t *testing.T, now func() time.Time) *account.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	limiter, err := ratelimit.New(ratelimit.Deps{Redis: rdb, KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := account.New(account.Deps{
 		Pool: pool, Hasher: hasher, Signer: signer,
 		Authn:   authn,
-		Limiter: ratelimit.New(rdb, prefix), Mailer: mail.LogSender{Log: log}, Log: log, Notifier: outbox.Nop{},
+		Limiter: limiter, Mailer: mail.LogSender{Log: log}, Log: log, Notifier: outbox.Nop{},
 		Settings: account.Settings{
 			AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, EmailTokenTTL: time.Hour,
 			PublicBaseURL: "http://127.0.0.1", PerAddressPerMinute: 1000, PerAccountPerMinute: 1000,

@@ -113,7 +113,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	uploadLimiter := ratelimit.New(a.Redis, cfg.RedisKeyPrefix)
+	limiter, err := ratelimit.New(ratelimit.Deps{Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix})
+	if err != nil {
+		return nil, err
+	}
 	fileService, err := files.New(files.Deps{
 		Pool: a.Pool, Store: a.Store, Log: log, MaxBytes: cfg.MaxUploadBytes, Now: cfg.Now,
 		Limits: files.Limits{
@@ -121,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 			Allow: func(ctx context.Context, userID int64) (bool, time.Duration, error) {
 				ctx, cancel := context.WithTimeout(ctx, time.Second)
 				defer cancel()
-				return uploadLimiter.Allow(ctx, "upload:"+strconv.FormatInt(userID, 10), cfg.Uploads.PerHour, time.Hour)
+				return limiter.Allow(ctx, "upload:"+strconv.FormatInt(userID, 10), cfg.Uploads.PerHour, time.Hour)
 			},
 		},
 	})
@@ -164,16 +167,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	a.Registry.MustRegister(moderation.NewCollector(mod))
+	a.Registry.MustRegister(mod.Collector())
 	reports, err := moderation.NewReporter(moderation.ReportDeps{
-		Moderation: mod, Profiles: profiles, Cards: cards, Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), PerMinute: cfg.RateLimit.PerAccount,
+		Moderation: mod, Profiles: profiles, Cards: cards, Limiter: limiter, PerMinute: cfg.RateLimit.PerAccount,
 	})
 	if err != nil {
 		return nil, err
 	}
 	if a.Accounts, err = account.New(account.Deps{
 		Pool: a.Pool, Hasher: hasher, Signer: signer, Authn: authn,
-		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Mailer: mailer, Files: fileService, Log: log, Notifier: notifier,
+		Limiter: limiter, Mailer: mailer, Files: fileService, Log: log, Notifier: notifier,
 		LeaveChats: a.Chat.LeaveAllRooms, Redis: a.Redis, RedisKeyPrefix: cfg.RedisKeyPrefix, Now: cfg.Now,
 		Settings: account.Settings{
 			AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, EmailTokenTTL: cfg.EmailTokenTTL,
@@ -190,7 +193,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, CORSOrigins: cfg.CORSOrigins,
 		FileRedirects: cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect, SecureCookies: isHTTPS(cfg.PublicBaseURL),
 		RequestTimeout: cfg.RequestTimeout,
-		Shares:         shares, ShareLimiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), SharePagePerMinute: cfg.SharePagePerMinute,
+		Shares:         shares, ShareLimiter: limiter, SharePagePerMinute: cfg.SharePagePerMinute,
 		Moderation: mod, Reports: reports, Drain: a.Drain,
 	})
 	if err != nil {
@@ -280,22 +283,29 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) er
 				o.BaseEndpoint = &cfg.AWS.EndpointURL
 			}
 		})
-		a.Queue = syncqueue.NewSQS(client, cfg.AWS.TaskSQSURL, metrics, log)
+		if a.Queue, err = syncqueue.NewSQS(syncqueue.SQSDeps{Client: client, URL: cfg.AWS.TaskSQSURL, Metrics: metrics, Log: log}); err != nil {
+			return err
+		}
 		a.SyncNotifier = a.Queue
 		if background {
 			opts := syncqueue.DefaultSenderOptions()
 			opts.Buffer, opts.Concurrency, opts.Timeout = cfg.Sync.SendBuffer, cfg.Sync.SendConcurrency, cfg.Sync.SendTimeout
-			a.sender = syncqueue.NewSender(a.Queue, opts, metrics, log.With("component", "sync-sender"))
+			if a.sender, err = syncqueue.NewSender(syncqueue.SenderDeps{Queue: a.Queue, Options: opts, Metrics: metrics, Log: log.With("component", "sync-sender")}); err != nil {
+				return err
+			}
 			a.SyncNotifier = a.sender
 		}
 	}
 	settings := syncsvc.DefaultSettings()
 	settings.Redirect = cfg.AWS.S3Bucket != "" && cfg.AWS.S3Redirect
 	settings.LockTTL = cfg.Sync.LockTTL
-	var err error
+	limiter, err := ratelimit.New(ratelimit.Deps{Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix})
+	if err != nil {
+		return err
+	}
 	if a.Sync, err = syncsvc.New(syncsvc.Deps{
 		Pool: a.Pool, Store: a.Store, Redis: a.Redis, KeyPrefix: cfg.RedisKeyPrefix, Push: a.Push,
-		Limiter: ratelimit.New(a.Redis, cfg.RedisKeyPrefix), Metrics: metrics, Log: log, Settings: settings, Now: cfg.Now,
+		Limiter: limiter, Metrics: metrics, Log: log, Settings: settings, Now: cfg.Now,
 	}); err != nil {
 		return err
 	}
@@ -309,10 +319,10 @@ func (a *App) newSync(ctx context.Context, log *slog.Logger, background bool) er
 		// The scheduled Lambda invocation sweeps unused uploads too (RunWorker runs their loop).
 		deps.Uploads = a.Files
 	}
-	opts := WorkerOptions(cfg.Sync)
-	opts.UploadUnusedFor = cfg.Uploads.UnusedTTL
-	a.Worker = worker.New(deps, opts)
-	return nil
+	deps.Options = WorkerOptions(cfg.Sync)
+	deps.Options.UploadUnusedFor = cfg.Uploads.UnusedTTL
+	a.Worker, err = worker.New(deps)
+	return err
 }
 
 // WorkerOptions are the worker's production options with the configured settings.

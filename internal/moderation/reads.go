@@ -131,8 +131,8 @@ type Collector struct {
 	outbox, queue, oldest, dead, lag, workers, hb *prometheus.Desc
 }
 
-// NewCollector returns a collector of s's figures.
-func NewCollector(s *Service) *Collector {
+// Collector returns a collector of the service's figures.
+func (s *Service) Collector() *Collector {
 	return &Collector{s: s,
 		outbox:  prometheus.NewDesc("bca_pipeline_outbox_depth", "Users whose sync file lags what they are owed.", nil, nil),
 		queue:   prometheus.NewDesc("bca_pipeline_queue_depth", "Lagging users a worker may take now.", nil, nil),

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bca-app/backend/internal/domain"
 )
 
 // Limiter counts hits per key. When Redis cannot answer, it counts in this process instead: a
@@ -22,9 +24,18 @@ type Limiter struct {
 	Now func() time.Time
 }
 
-// New returns a Limiter whose keys start with prefix.
-func New(rdb redis.UniversalClient, prefix string) *Limiter {
-	return &Limiter{rdb: rdb, prefix: prefix + "rl:", local: NewLocal(100_000)}
+// Deps are what a Limiter works with.
+type Deps struct {
+	Redis     redis.UniversalClient // the shared windows; required
+	KeyPrefix string                // REDIS_KEY_PREFIX
+}
+
+// New returns a Limiter whose keys start with the key prefix; it refuses a missing Redis client.
+func New(d Deps) (*Limiter, error) {
+	if err := domain.RequireDeps("rate limiter", map[string]any{"Redis": d.Redis}); err != nil {
+		return nil, err
+	}
+	return &Limiter{rdb: d.Redis, prefix: d.KeyPrefix + "rl:", local: NewLocal(100_000)}, nil
 }
 
 // hit increments the window's counter and sets its expiry in one step, so a counter can never be

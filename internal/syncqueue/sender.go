@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/syncsvc"
 )
@@ -53,14 +54,27 @@ type Sender struct {
 	wg       sync.WaitGroup
 }
 
-// NewSender starts a sender in front of q; Close stops it.
-func NewSender(q *SQS, o SenderOptions, metrics *syncsvc.Metrics, log *slog.Logger) *Sender {
-	s := &Sender{q: q, opts: o, metrics: metrics, log: log, ch: make(chan outbox.Bump, o.Buffer)}
+// SenderDeps are what a Sender works with.
+type SenderDeps struct {
+	Queue   *SQS             // required
+	Options SenderOptions    // DefaultSenderOptions with the configured settings
+	Metrics *syncsvc.Metrics // required
+	Log     *slog.Logger     // required
+}
+
+// NewSender starts a sender in front of d.Queue; Close stops it. It refuses missing
+// dependencies.
+func NewSender(d SenderDeps) (*Sender, error) {
+	if err := domain.RequireDeps("sqs sender", map[string]any{"Queue": d.Queue, "Metrics": d.Metrics, "Log": d.Log}); err != nil {
+		return nil, err
+	}
+	o := d.Options
+	s := &Sender{q: d.Queue, opts: o, metrics: d.Metrics, log: d.Log, ch: make(chan outbox.Bump, o.Buffer)}
 	s.hard, s.hardStop = context.WithCancel(context.Background())
 	for range max(o.Concurrency, 1) {
 		s.wg.Go(s.loop)
 	}
-	return s
+	return s, nil
 }
 
 // Notify queues the bumps without waiting; covered bumps need no message (tasksOf). Bumps that

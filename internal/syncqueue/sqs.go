@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/syncsvc"
 )
@@ -32,9 +33,23 @@ type SQS struct {
 	dlqURL string // from the queue's redrive policy, once found
 }
 
-// NewSQS returns the queue at url (AWS_TASK_SQS_URL).
-func NewSQS(client *sqs.Client, url string, metrics *syncsvc.Metrics, log *slog.Logger) *SQS {
-	return &SQS{client: client, url: url, metrics: metrics, log: log}
+// SQSDeps are what an SQS queue works with.
+type SQSDeps struct {
+	Client  *sqs.Client      // required
+	URL     string           // the queue (AWS_TASK_SQS_URL); required
+	Metrics *syncsvc.Metrics // required
+	Log     *slog.Logger     // required
+}
+
+// NewSQS returns the queue at d.URL; it refuses missing dependencies.
+func NewSQS(d SQSDeps) (*SQS, error) {
+	if err := domain.RequireDeps("sqs queue", map[string]any{"Client": d.Client, "Metrics": d.Metrics, "Log": d.Log}); err != nil {
+		return nil, err
+	}
+	if d.URL == "" {
+		return nil, errors.New("sqs queue: no queue URL")
+	}
+	return &SQS{client: d.Client, url: d.URL, metrics: d.Metrics, log: d.Log}, nil
 }
 
 // message is the body of a task.

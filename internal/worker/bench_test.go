@@ -72,7 +72,7 @@ func measureLag(b *testing.B, mode string, rate int, duration time.Duration, cra
 	w := p.e.NewWorld()
 	w.Notifier = p.producer
 	if mode == "sqs" { // the API's producer: a background sender
-		sender := syncqueue.NewSender(p.deps.Queue, syncqueue.DefaultSenderOptions(), p.e.Svc.Metrics(), p.e.Log)
+		sender := newSender(b, p.deps.Queue, syncqueue.DefaultSenderOptions(), p.e)
 		b.Cleanup(func() { _ = sender.Close(ctx) })
 		w.Notifier = sender
 	}

@@ -56,7 +56,7 @@ func testConvergence(t *testing.T, mode string) {
 	var producer outbox.Notifier = syncqueue.PGNotifier{Pool: e.Pool, Log: e.Log}
 	if mode == "sqs" {
 		tq = newTestQueue(t, opts.Visibility, 50)
-		queueFor = func(svc *syncsvc.Service) *syncqueue.SQS { return tq.queue(e, svc) }
+		queueFor = func(svc *syncsvc.Service) *syncqueue.SQS { return tq.queue(t, e, svc) }
 		producer = queueFor(e.Svc)
 	}
 	chaos := &chaosNotifier{real: producer, queue: queueFor(e.Svc), rng: rand.New(rand.NewPCG(rng.Uint64(), 1))}

@@ -8,7 +8,6 @@ import (
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/testenv"
-	"github.com/bca-app/backend/internal/worker"
 )
 
 // TestSyncCutOffBuildReleasesItsClaim: in PostgreSQL-queue mode, a build that the draining
@@ -39,7 +38,7 @@ func TestSyncCutOffBuildReleasesItsClaim(t *testing.T) {
 
 	runCtx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
-	w := worker.New(p.deps, opts)
+	w := newWorker(t, p.deps, opts)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(runCtx) }()
 	world.Profile(t, u, synctest.ProfileSpec{})

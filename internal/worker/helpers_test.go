@@ -78,8 +78,35 @@ func newTestQueue(t testing.TB, visibility time.Duration, maxReceiveCount int) *
 	return &testQueue{client: client, url: aws.ToString(main.QueueUrl), dlqURL: aws.ToString(dlq.QueueUrl), maxReceiveCount: maxReceiveCount}
 }
 
-func (q *testQueue) queue(e *synctest.Env, svc *syncsvc.Service) *syncqueue.SQS {
-	return syncqueue.NewSQS(q.client, q.url, svc.Metrics(), e.Log)
+func (q *testQueue) queue(t testing.TB, e *synctest.Env, svc *syncsvc.Service) *syncqueue.SQS {
+	t.Helper()
+	sq, err := syncqueue.NewSQS(syncqueue.SQSDeps{Client: q.client, URL: q.url, Metrics: svc.Metrics(), Log: e.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sq
+}
+
+// newWorker is worker.New for a test: missing dependencies fail it.
+func newWorker(t testing.TB, d worker.Deps, o worker.Options) *worker.Worker {
+	t.Helper()
+	d.Options = o
+	w, err := worker.New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// newSender starts the API's background producer in front of q for a test and closes it at the
+// end.
+func newSender(t testing.TB, q *syncqueue.SQS, o syncqueue.SenderOptions, e *synctest.Env) *syncqueue.Sender {
+	t.Helper()
+	s, err := syncqueue.NewSender(syncqueue.SenderDeps{Queue: q, Options: o, Metrics: e.Svc.Metrics(), Log: e.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // depth is the number of messages in a queue, visible or in flight.
@@ -125,7 +152,7 @@ type runningWorker struct {
 func startWorker(t testing.TB, d worker.Deps, o worker.Options) *runningWorker {
 	t.Helper()
 	runCtx, kill := context.WithCancel(ctx)
-	rw := &runningWorker{w: worker.New(d, o), kill: kill, done: make(chan error, 1)}
+	rw := &runningWorker{w: newWorker(t, d, o), kill: kill, done: make(chan error, 1)}
 	go func() { rw.done <- rw.w.Run(runCtx) }()
 	t.Cleanup(func() {
 		rw.kill()

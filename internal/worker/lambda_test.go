@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
-	"github.com/bca-app/backend/internal/worker"
 )
 
 // receiveEvent receives what the queue has (as Lambda's event source would) as an SQS event.
@@ -67,7 +66,7 @@ func TestLambdaDriverReportsOnlyFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := p.tq.receiveEvent(t, 2)
-	w := worker.New(p.deps, fastOptions())
+	w := newWorker(t, p.deps, fastOptions())
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	resp, err := w.HandleSQSEvent(ictx, ev)
@@ -107,7 +106,7 @@ func TestLambdaDriverHandsBackACutOffBuild(t *testing.T) {
 	ev := p.tq.receiveEvent(t, 1)
 	opts := fastOptions()
 	opts.Visibility = time.Minute // so only the hand-back can make it visible again soon
-	w := worker.New(p.deps, opts)
+	w := newWorker(t, p.deps, opts)
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	start := time.Now()

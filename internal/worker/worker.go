@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc"
@@ -100,6 +101,8 @@ type Deps struct {
 	// Now is the clock the worker compares times with (back-off and retry delays, heartbeats);
 	// nil is time.Now.
 	Now func() time.Time
+	// Options are the worker's settings: Defaults with the configured ones.
+	Options Options
 }
 
 // UploadSweeper removes uploads older than unusedFor that nothing refers to and says how many
@@ -119,15 +122,20 @@ type Worker struct {
 	running  sync.Once
 }
 
-// New returns a worker; Run starts it.
-func New(d Deps, o Options) *Worker {
+// New returns a worker; Run starts it. It refuses missing dependencies (Queue, Redis and Uploads
+// may be nil: see Deps).
+func New(d Deps) (*Worker, error) {
+	if err := domain.RequireDeps("sync worker", map[string]any{"Sync": d.Sync, "Pool": d.Pool, "Notifier": d.Notifier, "Log": d.Log}); err != nil {
+		return nil, err
+	}
+	o := d.Options
 	if o.ResendInterval <= 0 {
 		o.ResendInterval = o.SweepInterval
 	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Worker{Deps: d, opts: o, stopping: make(chan struct{}), done: make(chan struct{})}
+	return &Worker{Deps: d, opts: o, stopping: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // Run works until ctx ends (abandoning in-flight builds) or Shutdown is called (finishing

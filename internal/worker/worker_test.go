@@ -41,7 +41,7 @@ func newPipeline(t testing.TB, mode string, maxReceiveCount int) *pipeline {
 	p.deps = worker.Deps{Sync: p.e.Svc, Pool: p.e.Pool, Redis: p.e.Redis, KeyPrefix: p.e.Prefix, Log: p.e.Log}
 	if mode == "sqs" {
 		p.tq = newTestQueue(t, 2*time.Second, maxReceiveCount)
-		q := p.tq.queue(p.e, p.e.Svc)
+		q := p.tq.queue(t, p.e, p.e.Svc)
 		p.producer, p.deps.Queue = q, q
 	}
 	p.deps.Notifier = p.producer
@@ -280,7 +280,7 @@ func TestSyncSweeperReportsBacklog(t *testing.T) {
 	if _, err := p.e.Pool.Exec(ctx, `UPDATE sync_states SET stale_since = now() - interval '1 minute', dead_lettered_at = now(), not_before = now() + interval '1 hour' WHERE user_id = $1`, u); err != nil {
 		t.Fatal(err)
 	}
-	worker.New(p.deps, fastOptions()).SweepOnce(ctx)
+	newWorker(t, p.deps, fastOptions()).SweepOnce(ctx)
 	m := p.e.Svc.Metrics()
 	if got := gauge(t, m.StaleUsers); got != 1 {
 		t.Errorf("stale users %v", got)
@@ -322,7 +322,7 @@ func TestSyncSenderOverflowIsResent(t *testing.T) {
 	}
 	opts := syncqueue.DefaultSenderOptions()
 	opts.Buffer, opts.Concurrency = 10, 1
-	sender := syncqueue.NewSender(p.deps.Queue, opts, p.e.Svc.Metrics(), p.e.Log)
+	sender := newSender(t, p.deps.Queue, opts, p.e)
 	sender.Notify(ctx, bumps) // returns at once, whatever does not fit is dropped
 	dropped := counter(t, p.e.Svc.Metrics().SendDropped)
 	if dropped == 0 {
