@@ -26,18 +26,21 @@ import (
 )
 
 // apiBinary builds cmd/bca-api once per test binary.
-var apiBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "bca-api-bin-*")
+var apiBinary = sync.OnceValues(func() (string, error) { return buildCommand("bca-api") })
+
+// buildCommand builds cmd/<name> into a temporary directory and returns the binary's path.
+func buildCommand(name string) (string, error) {
+	dir, err := os.MkdirTemp("", name+"-bin-*")
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "bca-api")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/bca-app/backend/cmd/bca-api").CombinedOutput()
+	bin := filepath.Join(dir, name)
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/bca-app/backend/cmd/"+name).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("build bca-api: %v\n%s", err, out)
+		return "", fmt.Errorf("build %s: %v\n%s", name, err, out)
 	}
 	return bin, nil
-})
+}
 
 // freeAddr is a loopback address with a port nobody listens on.
 func freeAddr(t *testing.T) string {

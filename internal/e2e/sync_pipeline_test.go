@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,18 +64,7 @@ func (p provisioned) onAWS(endpoint string) Option {
 }
 
 // workerBinary builds cmd/bca-worker once per test binary.
-var workerBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "bca-worker-bin-*")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "bca-worker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/bca-app/backend/cmd/bca-worker").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build bca-worker: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+var workerBinary = sync.OnceValues(func() (string, error) { return buildCommand("bca-worker") })
 
 // workerProcess is a bca-worker started by a test as a real process.
 type workerProcess struct {

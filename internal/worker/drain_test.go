@@ -20,18 +20,7 @@ func TestSyncCutOffBuildReleasesItsClaim(t *testing.T) {
 	world := p.e.NewWorld()
 	world.Notifier = p.producer
 	u := world.User(t)
-	inPut := make(chan struct{}, 1)
-	p.store.SetHook(func(ctx context.Context, op, _ string) error {
-		if op == "put" {
-			select {
-			case inPut <- struct{}{}:
-			default:
-			}
-			<-ctx.Done() // the object store hangs until the build is cut off
-			return ctx.Err()
-		}
-		return nil
-	})
+	inPut := hangPuts(p)
 	opts := fastOptions()
 	opts.Concurrency = 1
 	opts.Lease = time.Hour // only a release frees the user before the test ends
@@ -91,18 +80,7 @@ func TestSyncKilledWorkerKeepsItsLease(t *testing.T) {
 	world := p.e.NewWorld()
 	world.Notifier = p.producer
 	u := world.User(t)
-	inPut := make(chan struct{}, 1)
-	p.store.SetHook(func(ctx context.Context, op, _ string) error {
-		if op == "put" {
-			select {
-			case inPut <- struct{}{}:
-			default:
-			}
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
-	})
+	inPut := hangPuts(p)
 	opts := fastOptions()
 	opts.Concurrency = 1
 	opts.Lease = time.Hour
@@ -123,4 +101,22 @@ func TestSyncKilledWorkerKeepsItsLease(t *testing.T) {
 	if st := p.e.State(t, u); st.NotBefore == nil || time.Until(*st.NotBefore) < 30*time.Minute {
 		t.Fatalf("a crashed worker's claim changed: not_before %v, want the hour's lease", st.NotBefore)
 	}
+}
+
+// hangPuts makes the pipeline's object store hang every upload until the build's context ends;
+// the channel receives when the first upload starts.
+func hangPuts(p *pipeline) <-chan struct{} {
+	inPut := make(chan struct{}, 1)
+	p.store.SetHook(func(ctx context.Context, op, _ string) error {
+		if op == "put" {
+			select {
+			case inPut <- struct{}{}:
+			default:
+			}
+			<-ctx.Done() // the object store hangs until the build is cut off
+			return ctx.Err()
+		}
+		return nil
+	})
+	return inPut
 }
