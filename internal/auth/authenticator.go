@@ -16,6 +16,7 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/domain"
+	"github.com/bca-app/backend/internal/redisconn"
 )
 
 // Principal is what authentication yields: the caller (access.Caller, which services take)
@@ -53,7 +54,7 @@ const (
 var ErrUnauthenticated = errors.New("unauthenticated")
 
 // Authenticator checks an access token on every request: signature and expiry, then ONE Redis
-// round trip (MGET) that reads the token blacklist, the cached state of the session and the
+// round trip (MGET, which concurrent requests share as one pipeline: redisconn.Coalescer) that reads the token blacklist, the cached state of the session and the
 // user's cache generation (and, for the sync poll, the user's sync state). PostgreSQL, the
 // source of truth, is asked only when the cache cannot answer.
 //
@@ -69,6 +70,7 @@ var ErrUnauthenticated = errors.New("unauthenticated")
 type Authenticator struct {
 	signer *Signer
 	rdb    redis.UniversalClient
+	reads  *redisconn.Coalescer // the one read of every request, pipelined with its neighbours'
 	prefix string
 	q      *db.Queries
 	log    *slog.Logger
@@ -103,7 +105,11 @@ func NewAuthenticator(d AuthenticatorDeps) (*Authenticator, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return &Authenticator{signer: d.Signer, rdb: d.Redis, prefix: d.KeyPrefix, q: d.Queries, log: d.Log}, nil
+	reads, err := redisconn.NewCoalescer(d.Redis)
+	if err != nil {
+		return nil, err
+	}
+	return &Authenticator{signer: d.Signer, rdb: d.Redis, reads: reads, prefix: d.KeyPrefix, q: d.Queries, log: d.Log}, nil
 }
 
 // UserKey is the Redis key of one of the user's cached values. All of a user's keys share the
@@ -143,7 +149,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string, actingProf
 	if extra&WithAccount != 0 {
 		keys = append(keys, a.accountKey(claims.UserID))
 	}
-	vals, err := a.rdb.MGet(ctx, keys...).Result()
+	vals, err := a.reads.MGet(ctx, keys...)
 	if err != nil {
 		// PostgreSQL is authoritative for every revocation, so a Redis outage degrades to the
 		// database check instead of locking every user out; nothing is cached meanwhile.

@@ -20,6 +20,7 @@
 package redisconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -134,4 +135,48 @@ func clusterOptions(rawURL string) (*redis.ClusterOptions, error) {
 		return nil, fmt.Errorf("redis cluster URL: %w", err)
 	}
 	return opts, nil
+}
+
+// Coalescer sends commands that many goroutines issue at the same time as one pipeline: one
+// write and one read on a connection for a whole wave of requests instead of one each, on the
+// client and on the Redis server. It is what keeps the authentication read (one MGET per
+// request) cheap under load; a lone command still costs exactly one round trip.
+type Coalescer struct {
+	ap *redis.AutoPipeliner
+}
+
+// NewCoalescer returns a Coalescer over rdb. Commands run on rdb's connections with its read
+// and write timeouts (Open's bounds); the engine is rdb's own and stops when rdb is closed.
+func NewCoalescer(rdb redis.UniversalClient) (*Coalescer, error) {
+	c, ok := rdb.(interface {
+		AsyncAutoPipelineWithOptions(*redis.AutoPipelineOptions) (*redis.AutoPipeliner, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("redis client %T cannot coalesce commands", rdb)
+	}
+	opts := redis.DefaultAutoPipelineOptions()
+	// The reads are independent of each other, so batches may run side by side (order is only
+	// kept for one caller's own commands, and a caller issues one at a time).
+	opts.Unordered, opts.MaxConcurrentBatches = true, 4
+	ap, err := c.AsyncAutoPipelineWithOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("redis coalescer: %w", err)
+	}
+	return &Coalescer{ap: ap}, nil
+}
+
+// MGet reads keys in the next pipeline. It returns when the reply is there or ctx is done,
+// whichever comes first: the engine runs the command under the client's own timeouts, so a
+// caller's deadline is kept even though the batch is shared.
+func (c *Coalescer) MGet(ctx context.Context, keys ...string) ([]any, error) {
+	args := make([]any, 1, 1+len(keys))
+	args[0] = "mget"
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	cmd := redis.NewSliceCmd(ctx, args...)
+	if err := c.ap.Submit(ctx, cmd).WaitContext(ctx); err != nil {
+		return nil, err
+	}
+	return cmd.Result()
 }

@@ -2,6 +2,7 @@ package redisconn_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -172,5 +173,105 @@ func TestOpenBoundsBothKinds(t *testing.T) {
 		if want := [8]any{timeout, timeout, timeout, 2 * timeout, true, true, 1, 2}; got != want {
 			t.Errorf("%s: dial, read, write, pool timeouts, context timeouts, no retries (go-redis keeps -1 as 0), dial retries, RESP version = %v, want %v", url, got, want)
 		}
+	}
+}
+
+// Many callers at once share pipelines, and each still gets the reply to its own keys, on a
+// single node and on a cluster (where a pipeline is split by node).
+func TestCoalescerAnswersEachCaller(t *testing.T) {
+	for name, open := range map[string]func(testing.TB) (string, string){"single": testenv.Redis, "cluster": testenv.RedisCluster} {
+		t.Run(name, func(t *testing.T) {
+			url, prefix := open(t)
+			client, err := redisconn.Open(url, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			reads, err := redisconn.NewCoalescer(client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			const users, rounds = 48, 40
+			for id := int64(1); id <= users; id++ {
+				if err := client.Set(ctx, auth.UserKey(prefix, id, "gen"), fmt.Sprint("gen of ", id), time.Minute).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, users)
+			for id := int64(1); id <= users; id++ {
+				wg.Go(func() {
+					for range rounds {
+						vals, err := reads.MGet(ctx, auth.UserKey(prefix, id, "gen"), auth.UserKey(prefix, id, "missing"))
+						if err != nil {
+							errs <- err
+							return
+						}
+						if len(vals) != 2 || vals[0] != fmt.Sprint("gen of ", id) || vals[1] != nil {
+							errs <- fmt.Errorf("user %d read %v", id, vals)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// A hung Redis costs a caller its own deadline, not the client's longer timeout, and the shared
+// engine serves again once Redis is back.
+func TestCoalescerKeepsTheCallersDeadline(t *testing.T) {
+	r := testenv.RedisServer(t)
+	client, err := redisconn.Open(r.URL(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	reads, err := redisconn.NewCoalescer(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := client.Set(ctx, "k", "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	defer func() {
+		if !thawed {
+			_ = r.Thaw()
+		}
+	}()
+	short, stop := context.WithTimeout(ctx, 100*time.Millisecond)
+	start := time.Now()
+	_, err = reads.MGet(short, "k")
+	stop()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read from a frozen Redis: %v, want the caller's deadline", err)
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Errorf("read from a frozen Redis returned after %v; the caller's deadline was 100ms", waited)
+	}
+	if err := r.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	thawed = true
+	var last string
+	if !testenv.WaitFor(10*time.Second, func() bool {
+		vals, err := reads.MGet(ctx, "k")
+		last = fmt.Sprint(vals, err)
+		return err == nil && len(vals) == 1 && vals[0] == "v"
+	}) {
+		t.Fatalf("no good read within 10s of the thaw; last: %s", last)
 	}
 }
