@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	signer, err := auth.NewSigner(auth.SignerDeps{Key: cfg.SecretKey, TTL: cfg.AccessTokenTTL})
+	signer, err := auth.NewSigner(auth.SignerDeps{Key: cfg.SecretKey, TTL: cfg.AccessTokenTTL, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}

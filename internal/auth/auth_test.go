@@ -150,6 +150,71 @@ func TestAccessTokens(t *testing.T) {
 	}
 }
 
+// A token Parse has seen is remembered, but only until it expires, and remembering it changes
+// nothing for any other string, however close to it.
+func TestVerifiedTokensStillExpire(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	s, err := NewSigner(SignerDeps{Key: []byte(strings.Repeat("k", 32)), TTL: 15 * time.Minute, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, claims, err := s.Issue(7, 9, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if got, err := s.Parse(raw); err != nil || got.UserID != 7 || got.SessionID != 9 || got.TokenID != claims.TokenID || !got.ExpiresAt.Equal(claims.ExpiresAt) {
+			t.Fatalf("parse %d: %+v %v, want %+v", i, got, err, claims)
+		}
+	}
+	head, rest, _ := strings.Cut(raw, ".")
+	payload, sig, _ := strings.Cut(rest, ".")
+	for name, bad := range map[string]string{
+		"another signature": head + "." + payload + "." + strings.Repeat("A", len(sig)),
+		"a byte more":       raw + "A",
+		"a byte less":       raw[:len(raw)-1],
+	} {
+		if _, err := s.Parse(bad); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s next to a remembered token: %v, want ErrInvalidToken", name, err)
+		}
+	}
+	now = claims.ExpiresAt.Add(leeway - time.Second)
+	if _, err := s.Parse(raw); err != nil {
+		t.Fatalf("within the leeway: %v", err)
+	}
+	now = claims.ExpiresAt.Add(leeway)
+	for i := range 2 {
+		if _, err := s.Parse(raw); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("parse %d after expiry: %v, want ErrInvalidToken", i, err)
+		}
+	}
+}
+
+// The map of verified tokens stays bounded: past maxVerified it starts over, and every token
+// still parses.
+func TestVerifiedTokensAreBounded(t *testing.T) {
+	s, err := NewSigner(SignerDeps{Key: []byte(strings.Repeat("k", 32)), TTL: 15 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := s.Issue(1, 1, time.Now())
+	for i := range maxVerified + 10 {
+		raw, _, err := s.Issue(int64(i+2), 1, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Parse(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.verifiedSize.Load(); n > maxVerified {
+		t.Errorf("%d tokens remembered, want at most %d", n, maxVerified)
+	}
+	if _, err := s.Parse(first); err != nil {
+		t.Errorf("a token parsed after the map started over: %v", err)
+	}
+}
+
 // TestHashingIsGated: at most the gate's slots hash at once, a short queue waits, and beyond
 // it callers get ErrBusy (503 with Retry-After) at once instead of piling up memory.
 func TestHashingIsGated(t *testing.T) {
