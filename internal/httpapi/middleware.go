@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,34 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// children caches each label combination's counter and histogram: the vectors' own lookup
+	// hashes the label values on every request.
+	children sync.Map // seriesKey → series
+}
+
+type seriesKey struct {
+	operation, method string
+	status            int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// observe counts one request and its latency.
+func (m *metrics) observe(operation, method string, status int, elapsed time.Duration) {
+	k := seriesKey{operation, method, status}
+	v, ok := m.children.Load(k)
+	if !ok {
+		v, _ = m.children.LoadOrStore(k, series{
+			requests: m.requests.WithLabelValues(operation, method, strconv.Itoa(status)),
+			latency:  m.latency.WithLabelValues(operation),
+		})
+	}
+	s := v.(series)
+	s.requests.Inc()
+	s.latency.Observe(elapsed.Seconds())
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -109,8 +138,7 @@ func observe(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 				op = "other"
 			}
 			elapsed := time.Since(start)
-			m.requests.WithLabelValues(op, r.Method, strconv.Itoa(rec.status)).Inc()
-			m.latency.WithLabelValues(op).Observe(elapsed.Seconds())
+			m.observe(op, r.Method, rec.status, elapsed)
 			if !log.Enabled(r.Context(), slog.LevelInfo) {
 				return
 			}

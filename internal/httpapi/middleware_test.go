@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bca-app/backend/gen/api"
 )
@@ -48,6 +50,37 @@ func TestRequestIDIsKeptOrMade(t *testing.T) {
 		got := rec.Header().Get("X-Request-Id")
 		if got == "" || (got == in) != keep {
 			t.Errorf("X-Request-Id %q → %q", in, got)
+		}
+	}
+}
+
+// Every request lands in the series of its operation, method and status, however many label
+// combinations have been seen before.
+func TestMetricsCountEachSeries(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	statuses := []int{200, 404, 200, 503, 200}
+	h := observe(slog.New(slog.DiscardHandler), m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		infoFrom(r.Context()).OperationID = r.URL.Query().Get("op")
+		code, _ := strconv.Atoi(r.URL.Query().Get("status"))
+		w.WriteHeader(code)
+	}))
+	for _, op := range []string{"getProfile", "ping"} {
+		for _, code := range statuses {
+			for _, method := range []string{"GET", "HEAD"} {
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "/?op="+op+"&status="+strconv.Itoa(code), nil))
+			}
+		}
+	}
+	for _, op := range []string{"getProfile", "ping"} {
+		for code, want := range map[int]float64{200: 3, 404: 1, 503: 1} {
+			for _, method := range []string{"GET", "HEAD"} {
+				if got := testutil.ToFloat64(m.requests.WithLabelValues(op, method, strconv.Itoa(code))); got != want {
+					t.Errorf("%s %s %d: %v requests counted, want %v", op, method, code, got, want)
+				}
+			}
+		}
+		if n := testutil.CollectAndCount(m.latency); n != 2 {
+			t.Errorf("%d latency series, want one per operation (2)", n)
 		}
 	}
 }

@@ -37,7 +37,7 @@ func profileOf(v profile.View) api.Profile {
 	out.TeamName, out.Description = p.TeamName, p.Description
 	out.CanAnonymousInvite, out.IsFollowListPublic = p.CanAnonymousInvite, p.IsFollowListPublic
 	_ = json.Unmarshal(p.Data, &out.Data) // stored data passed the same schema on the way in
-	c := profile.MainContacts(p.Data)
+	c := profile.ContactsOf(func(field string) map[string]api.ProfileDataValue { return out.Data[field].Value })
 	out.Email, out.Phone, out.Sns, out.Address = c.Email, c.Phone, c.SNS, c.Address
 	return out
 }

@@ -1,6 +1,9 @@
 package profile
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 func TestMainContacts(t *testing.T) {
 	data := []byte(`{
@@ -21,5 +24,21 @@ func TestMainContacts(t *testing.T) {
 	}
 	if got := MainContacts([]byte(`not json`)); got != (Contacts{}) {
 		t.Errorf("malformed data: %+v", got)
+	}
+	// The same data decoded into another type of the entry's layout (the API's) gives the same
+	// contacts.
+	type apiEntry struct {
+		Index int    `json:"index"`
+		Value string `json:"value"`
+	}
+	var decoded map[string]struct{ Value map[string]apiEntry }
+	if err := json.Unmarshal(data, &decoded); err != nil {
+		t.Fatal(err)
+	}
+	other := ContactsOf(func(f string) map[string]apiEntry { return decoded[f].Value })
+	for name, pair := range map[string][2]*string{"email": {c.Email, other.Email}, "phone": {c.Phone, other.Phone}, "sns": {c.SNS, other.SNS}, "address": {c.Address, other.Address}} {
+		if (pair[0] == nil) != (pair[1] == nil) || (pair[0] != nil && *pair[0] != *pair[1]) {
+			t.Errorf("%s: %v from bytes, %v from decoded data", name, pair[0], pair[1])
+		}
 	}
 }
