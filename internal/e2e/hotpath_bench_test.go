@@ -130,10 +130,15 @@ type rateBook struct {
 // run measures name once; of the calls b.Run makes to size b.N, the last one is the measurement.
 func (r *rateBook) run(b *testing.B, name string, factory func() func() error) {
 	var last [3]float64
+	ran := false
 	b.Run(name, func(b *testing.B) {
 		b.SetParallelism(8)
 		last[0], last[1], last[2] = measureParallelRates(b, factory)
+		ran = true
 	})
+	if !ran { // filtered out by -bench
+		return
+	}
 	r.mu.Lock()
 	r.rates[name] = append(r.rates[name], last)
 	r.mu.Unlock()
