@@ -40,6 +40,9 @@ const trailerMagic = "BCAOBJ1\n"
 // allocate an arbitrary amount.
 const maxTrailerLen = 64 << 10
 
+// trailerReadAhead is how much of a file's end readInfo reads at once.
+const trailerReadAhead = 512
+
 // trailer is the metadata stored after an object's bytes.
 type trailer struct {
 	Size        int64  `json:"size"`
@@ -236,20 +239,28 @@ func readInfo(f *os.File) (ObjectInfo, error) {
 	if size < fixed {
 		return ObjectInfo{}, errors.New("not an object file: too short")
 	}
-	tail := make([]byte, fixed)
-	if _, err := f.ReadAt(tail, size-fixed); err != nil {
+	// One read of the file's end usually holds the whole trailer (a few hundred bytes); a longer
+	// one costs a second read.
+	tail := make([]byte, min(size, trailerReadAhead))
+	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
 		return ObjectInfo{}, fmt.Errorf("read trailer: %w", err)
 	}
-	if string(tail[4:]) != trailerMagic {
+	suffix := tail[len(tail)-int(fixed):]
+	if string(suffix[4:]) != trailerMagic {
 		return ObjectInfo{}, errors.New("not an object file: bad magic")
 	}
-	n := int64(binary.BigEndian.Uint32(tail[:4]))
+	n := int64(binary.BigEndian.Uint32(suffix[:4]))
 	if n > maxTrailerLen || n > size-fixed {
 		return ObjectInfo{}, fmt.Errorf("not an object file: trailer length %d", n)
 	}
-	body := make([]byte, n)
-	if _, err := f.ReadAt(body, size-fixed-n); err != nil {
-		return ObjectInfo{}, fmt.Errorf("read trailer: %w", err)
+	var body []byte
+	if n <= int64(len(tail))-fixed {
+		body = tail[int64(len(tail))-fixed-n : int64(len(tail))-fixed]
+	} else {
+		body = make([]byte, n)
+		if _, err := f.ReadAt(body, size-fixed-n); err != nil {
+			return ObjectInfo{}, fmt.Errorf("read trailer: %w", err)
+		}
 	}
 	var meta trailer
 	if err := json.Unmarshal(body, &meta); err != nil {

@@ -514,3 +514,25 @@ func readBytesSoFar() (int64, error) {
 	}
 	return 0, errors.New("no rchar in /proc/self/io")
 }
+
+// The trailer is found whether the file's end read at once holds all of it, part of it, or
+// the whole (small) file.
+func TestLocalTrailerOfEveryLength(t *testing.T) {
+	s, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{0, 1, 100, 511, 600, 4096} {
+		for _, typ := range []string{"application/vnd.sqlite3", "application/x-" + strings.Repeat("long", 150)} {
+			key := fmt.Sprintf("o/%d-%d", size, len(typ))
+			data := randomBytes(t, size)
+			if _, err := s.Put(t.Context(), key, bytes.NewReader(data), typ); err != nil {
+				t.Fatal(err)
+			}
+			got, info := getAll(t, s, key)
+			if !bytes.Equal(got, data) || info.Size != int64(size) || info.ContentType != typ {
+				t.Errorf("%d bytes, type of %d: got %d bytes (equal %v), size %d, type %.20q", size, len(typ), len(got), bytes.Equal(got, data), info.Size, info.ContentType)
+			}
+		}
+	}
+}
