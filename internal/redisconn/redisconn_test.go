@@ -176,21 +176,28 @@ func TestOpenBoundsBothKinds(t *testing.T) {
 	}
 }
 
+// coalescerOn opens a client of url with timeout and a Coalescer over it, closed with the test.
+func coalescerOn(t *testing.T, url string, timeout time.Duration) (redis.UniversalClient, *redisconn.Coalescer) {
+	t.Helper()
+	client, err := redisconn.Open(url, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	reads, err := redisconn.NewCoalescer(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, reads
+}
+
 // Many callers at once share pipelines, and each still gets the reply to its own keys, on a
 // single node and on a cluster (where a pipeline is split by node).
 func TestCoalescerAnswersEachCaller(t *testing.T) {
 	for name, open := range map[string]func(testing.TB) (string, string){"single": testenv.Redis, "cluster": testenv.RedisCluster} {
 		t.Run(name, func(t *testing.T) {
 			url, prefix := open(t)
-			client, err := redisconn.Open(url, 2*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			reads, err := redisconn.NewCoalescer(client)
-			if err != nil {
-				t.Fatal(err)
-			}
+			client, reads := coalescerOn(t, url, 2*time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			const users, rounds = 48, 40
@@ -229,15 +236,7 @@ func TestCoalescerAnswersEachCaller(t *testing.T) {
 // engine serves again once Redis is back.
 func TestCoalescerKeepsTheCallersDeadline(t *testing.T) {
 	r := testenv.RedisServer(t)
-	client, err := redisconn.Open(r.URL(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	reads, err := redisconn.NewCoalescer(client)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, reads := coalescerOn(t, r.URL(), 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := client.Set(ctx, "k", "v", time.Minute).Err(); err != nil {
@@ -254,7 +253,7 @@ func TestCoalescerKeepsTheCallersDeadline(t *testing.T) {
 	}()
 	short, stop := context.WithTimeout(ctx, 100*time.Millisecond)
 	start := time.Now()
-	_, err = reads.MGet(short, "k")
+	_, err := reads.MGet(short, "k")
 	stop()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("read from a frozen Redis: %v, want the caller's deadline", err)
