@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bca-app/backend/gen/api"
+	"github.com/bca-app/backend/gen/apiclient"
 	"github.com/bca-app/backend/internal/config"
 	"github.com/bca-app/backend/internal/testenv"
 )
@@ -168,6 +169,15 @@ func TestUnusedUploadsAreSwept(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		return e.Count(t, "SELECT count(*) FROM files WHERE id = $1", unused.Id) == 0
 	}, "the unused upload is swept")
+	// The access token issued an hour ago (by the service's clock) has expired: sign in again.
+	if r := getFile(t, e, u.Token(), used.Url); r.StatusCode() != http.StatusUnauthorized {
+		t.Fatalf("a token an hour past its issue: %d, want 401", r.StatusCode())
+	}
+	in, err := e.Anon().SignInWithResponse(t.Context(), nil, apiclient.SignInJSONRequestBody{Login: u.LoginID, Password: Password})
+	if err != nil || in.JSON200 == nil {
+		t.Fatalf("sign in again: %v %v", err, in.Status())
+	}
+	u.Session = *in.JSON200
 	if r := getFile(t, e, u.Token(), unused.Url); r.StatusCode() != http.StatusNotFound {
 		t.Fatalf("swept file: %d", r.StatusCode())
 	}
