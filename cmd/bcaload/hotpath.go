@@ -9,8 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
+
+// hotPathCards is how many cards the -hotpath account gets: they make its sync file 36 KiB.
+const hotPathCards = 20
 
 // hotRoute is one route of the -hotpath scenario.
 type hotRoute struct {
@@ -22,8 +26,8 @@ type hotRoute struct {
 }
 
 // hotPath prepares a throwaway account for the routes the app calls all day (a profile, its
-// built sync file) and returns them in the order they are loaded.
-func hotPath(ctx context.Context, client *http.Client, base *url.URL, token string) ([]hotRoute, error) {
+// built sync file) and returns them in the order they are loaded, and the sync file's size.
+func hotPath(ctx context.Context, client *http.Client, base *url.URL, token string) (routes []hotRoute, syncBytes string, err error) {
 	auth := func(extra ...string) http.Header {
 		h := http.Header{"Authorization": {"Bearer " + token}}
 		for i := 0; i+1 < len(extra); i += 2 {
@@ -36,32 +40,41 @@ func hotPath(ctx context.Context, client *http.Client, base *url.URL, token stri
 	}
 	body := []byte(`{"name":"Load profile","private":false,"data":{"phone":{"index":0,"value":{"m":{"index":0,"value":"+82 10 1234 5678"}}}}}`)
 	if err := call(ctx, client, base, http.MethodPost, "/api/v1/profiles", auth("Content-Type", "application/json"), body, http.StatusCreated, &created); err != nil {
-		return nil, fmt.Errorf("create a profile: %w", err)
+		return nil, "", fmt.Errorf("create a profile: %w", err)
 	}
 	acting := strconv.FormatInt(created.ID, 10)
+	// Cards give the sync file the size the hot-path figures are stated for (36 KiB).
+	note := strings.Repeat("lorem ipsum ", 40)
+	for i := range hotPathCards {
+		card := fmt.Appendf(nil, `{"name":"card %d","data":{"note":{"index":0,"value":%q}}}`, i, note)
+		var ignored struct{}
+		if err := call(ctx, client, base, http.MethodPost, "/api/v1/cards", auth("Content-Type", "application/json", "X-Profile-Id", acting), card, http.StatusCreated, &ignored); err != nil {
+			return nil, "", fmt.Errorf("create a card: %w", err)
+		}
+	}
 	// Wait (bounded) until the sync file is built and current, so HEAD answers 200 with its ETag.
-	var etag string
+	var etag, size string
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		req, err := http.NewRequestWithContext(ctx, http.MethodHead, base.JoinPath("/api/v1/sync").String(), nil)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		req.Header = auth()
 		resp, err := client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("HEAD /sync: %w", err)
+			return nil, "", fmt.Errorf("HEAD /sync: %w", err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK && resp.Header.Get("Sync-Pending") == "false" && resp.Header.Get("ETag") != "" {
-			etag = resp.Header.Get("ETag")
+			etag, size = resp.Header.Get("ETag"), resp.Header.Get("Content-Length")
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the sync file was not built within 30 s (HEAD /sync: %s, Sync-Pending %q)", resp.Status, resp.Header.Get("Sync-Pending"))
+			return nil, "", fmt.Errorf("the sync file was not built within 30 s (HEAD /sync: %s, Sync-Pending %q)", resp.Status, resp.Header.Get("Sync-Pending"))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -72,7 +85,7 @@ func hotPath(ctx context.Context, client *http.Client, base *url.URL, token stri
 		{"headSync", http.MethodHead, "/api/v1/sync", auth(), http.StatusOK},
 		{"getSync304", http.MethodGet, "/api/v1/sync", auth("If-None-Match", etag), http.StatusNotModified},
 		{"getSyncFull", http.MethodGet, "/api/v1/sync", auth(), http.StatusOK},
-	}, nil
+	}, size, nil
 }
 
 // call makes one JSON request and decodes the answer into out.
@@ -99,7 +112,7 @@ func call(ctx context.Context, client *http.Client, base *url.URL, method, path 
 func runHotPath(ctx context.Context, client *http.Client, o options, token string, out io.Writer) error {
 	base := *o.target
 	base.Path, base.RawQuery = "", ""
-	routes, err := hotPath(ctx, client, &base, token)
+	routes, syncBytes, err := hotPath(ctx, client, &base, token)
 	if err != nil {
 		return err
 	}
@@ -110,7 +123,7 @@ func runHotPath(ctx context.Context, client *http.Client, o options, token strin
 	warm.method, warm.header, warm.body = routes[0].method, routes[0].header, nil
 	load(ctx, client, warm)
 	rates := map[string]float64{}
-	fmt.Fprintf(out, "hot path: %d connections, %s per route\n", o.concurrency, o.duration)
+	fmt.Fprintf(out, "hot path: %d connections, %s per route, sync file %s bytes\n", o.concurrency, o.duration, syncBytes)
 	fmt.Fprintf(out, "%-14s %10s %9s %9s %8s  %s\n", "route", "req/s", "p50", "p99", "p99/p50", "statuses")
 	for _, rt := range routes {
 		ro := o

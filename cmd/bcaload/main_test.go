@@ -84,7 +84,7 @@ func TestSignInLoad(t *testing.T) {
 // getProfile names the created profile as the acting one; every route gets a line.
 func TestHotPathLoad(t *testing.T) {
 	var bad atomic.Int64
-	var profiles atomic.Int64
+	var profiles, cards atomic.Int64
 	const etag = `"0123abcd"`
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		authed := r.Header.Get("Authorization") == "Bearer t"
@@ -98,6 +98,16 @@ func TestHotPathLoad(t *testing.T) {
 			profiles.Add(1)
 			w.WriteHeader(http.StatusCreated)
 			_, _ = w.Write([]byte(`{"id":77}`))
+		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/cards" && authed && r.Header.Get("X-Profile-Id") == "77":
+			var card struct {
+				Name string `json:"name"`
+			}
+			if json.NewDecoder(r.Body).Decode(&card) != nil || card.Name == "" {
+				bad.Add(1)
+			}
+			cards.Add(1)
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":1}`))
 		case r.URL.Path == "/api/v1/profiles/77" && authed && r.Header.Get("X-Profile-Id") == "77":
 			_, _ = w.Write([]byte(`{"id":77}`))
 		case r.URL.Path == "/api/v1/account" && authed:
@@ -105,6 +115,7 @@ func TestHotPathLoad(t *testing.T) {
 		case r.URL.Path == "/api/v1/sync" && authed:
 			w.Header().Set("ETag", etag)
 			w.Header().Set("Sync-Pending", "false")
+			w.Header().Set("Content-Length", "4096")
 			if r.Header.Get("If-None-Match") == etag {
 				w.WriteHeader(http.StatusNotModified)
 				return
@@ -121,10 +132,10 @@ func TestHotPathLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	report := out.String()
-	if bad.Load() != 0 || profiles.Load() != 1 || strings.Contains(report, "UNEXPECTED") {
-		t.Fatalf("%d unexpected requests, %d profiles created:\n%s", bad.Load(), profiles.Load(), report)
+	if bad.Load() != 0 || profiles.Load() != 1 || cards.Load() != hotPathCards || strings.Contains(report, "UNEXPECTED") {
+		t.Fatalf("%d unexpected requests, %d profiles and %d cards created:\n%s", bad.Load(), profiles.Load(), cards.Load(), report)
 	}
-	for _, want := range []string{"ping", "getProfile", "getMyAccount", "headSync", "getSync304", "getSyncFull", "getSyncFull / ping"} {
+	for _, want := range []string{"sync file 4096 bytes", "ping", "getProfile", "getMyAccount", "headSync", "getSync304", "getSyncFull", "getSyncFull / ping"} {
 		if !strings.Contains(report, want) {
 			t.Fatalf("no %q in the report:\n%s", want, report)
 		}
