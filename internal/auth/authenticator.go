@@ -54,9 +54,10 @@ const (
 var ErrUnauthenticated = errors.New("unauthenticated")
 
 // Authenticator checks an access token on every request: signature and expiry, then ONE Redis
-// round trip (MGET, which concurrent requests share as one pipeline: redisconn.Coalescer) that reads the token blacklist, the cached state of the session and the
-// user's cache generation (and, for the sync poll, the user's sync state). PostgreSQL, the
-// source of truth, is asked only when the cache cannot answer.
+// round trip (an MGET, which concurrent requests share as one pipeline: redisconn.Coalescer)
+// that reads the token blacklist, the cached state of the session and the user's cache
+// generation (and, for the sync poll, the user's sync state). PostgreSQL, the source of truth,
+// is asked only when the cache cannot answer.
 //
 // The cache is positive: a session is trusted without PostgreSQL only while Redis holds a
 // record of it that names the user's current generation. Every change that ends sessions or

@@ -82,8 +82,14 @@ type series struct {
 	latency  prometheus.Observer
 }
 
-// observe counts one request and its latency.
+// observe counts one request and its latency. A method outside the standard ones counts as
+// "other": a client choosing method names must not make series (and cache entries) without end.
 func (m *metrics) observe(operation, method string, status int, elapsed time.Duration) {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		method = "other"
+	}
 	k := seriesKey{operation, method, status}
 	v, ok := m.children.Load(k)
 	if !ok {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -82,5 +83,16 @@ func TestMetricsCountEachSeries(t *testing.T) {
 		if n := testutil.CollectAndCount(m.latency); n != 2 {
 			t.Errorf("%d latency series, want one per operation (2)", n)
 		}
+	}
+	// Made-up methods share one series.
+	before := testutil.CollectAndCount(m.requests)
+	for i := range 50 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(fmt.Sprintf("X%d", i), "/?op=ping&status=405", nil))
+	}
+	if got := testutil.CollectAndCount(m.requests) - before; got != 1 {
+		t.Errorf("50 made-up methods added %d series, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("ping", "other", "405")); got != 50 {
+		t.Errorf("%v requests counted under method \"other\", want 50", got)
 	}
 }
