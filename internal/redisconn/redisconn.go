@@ -143,6 +143,10 @@ func clusterOptions(rawURL string) (*redis.ClusterOptions, error) {
 // request) cheap under load; a lone command still costs exactly one round trip.
 type Coalescer struct {
 	ap *redis.AutoPipeliner
+	// wait bounds how long a caller waits for its reply: the client's read timeout, as for a
+	// command of its own. A shared batch may queue behind others stuck on a hung Redis, so
+	// without it a caller could wait for several timeouts. 0: only the caller's context.
+	wait time.Duration
 }
 
 // NewCoalescer returns a Coalescer over rdb. Commands run on rdb's connections with its read
@@ -154,6 +158,13 @@ func NewCoalescer(rdb redis.UniversalClient) (*Coalescer, error) {
 	if !ok {
 		return nil, fmt.Errorf("redis client %T cannot coalesce commands", rdb)
 	}
+	var wait time.Duration
+	switch rdb := rdb.(type) {
+	case *redis.Client:
+		wait = rdb.Options().ReadTimeout
+	case *redis.ClusterClient:
+		wait = rdb.Options().ReadTimeout
+	}
 	opts := redis.DefaultAutoPipelineOptions()
 	// The reads are independent of each other, so batches may run side by side (order is only
 	// kept for one caller's own commands, and a caller issues one at a time).
@@ -162,13 +173,18 @@ func NewCoalescer(rdb redis.UniversalClient) (*Coalescer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis coalescer: %w", err)
 	}
-	return &Coalescer{ap: ap}, nil
+	return &Coalescer{ap: ap, wait: max(wait, 0)}, nil
 }
 
-// MGet reads keys in the next pipeline. It returns when the reply is there or ctx is done,
-// whichever comes first: the engine runs the command under the client's own timeouts, so a
-// caller's deadline is kept even though the batch is shared.
+// MGet reads keys in the next pipeline. It returns when the reply is there, when ctx is done or
+// when the client's read timeout has passed, whichever comes first, so a caller waits no longer
+// than for a command of its own even though the batch is shared.
 func (c *Coalescer) MGet(ctx context.Context, keys ...string) ([]any, error) {
+	if c.wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.wait)
+		defer cancel()
+	}
 	args := make([]any, 1, 1+len(keys))
 	args[0] = "mget"
 	for _, k := range keys {

@@ -232,8 +232,8 @@ func TestCoalescerAnswersEachCaller(t *testing.T) {
 	}
 }
 
-// A hung Redis costs a caller its own deadline, not the client's longer timeout, and the shared
-// engine serves again once Redis is back.
+// A hung Redis costs a caller its own deadline, or at most the client's read timeout, however
+// many batches are stuck before its own, and the shared engine serves again once Redis is back.
 func TestCoalescerKeepsTheCallersDeadline(t *testing.T) {
 	r := testenv.RedisServer(t)
 	client, reads := coalescerOn(t, r.URL(), 5*time.Second)
@@ -261,6 +261,21 @@ func TestCoalescerKeepsTheCallersDeadline(t *testing.T) {
 	if waited := time.Since(start); waited > 2*time.Second {
 		t.Errorf("read from a frozen Redis returned after %v; the caller's deadline was 100ms", waited)
 	}
+	// Without a deadline of its own, a caller waits no longer than the client's read timeout,
+	// even with earlier batches stuck on the frozen server.
+	_, quick := coalescerOn(t, r.URL(), 300*time.Millisecond)
+	var stuck sync.WaitGroup
+	for range 8 {
+		stuck.Go(func() { _, _ = quick.MGet(context.Background(), "k") })
+	}
+	start = time.Now()
+	if _, err := quick.MGet(context.Background(), "k"); err == nil {
+		t.Fatal("a read from a frozen Redis succeeded")
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("a read without a deadline waited %v for a frozen Redis; the client's read timeout is 300ms", waited)
+	}
+	stuck.Wait()
 	if err := r.Thaw(); err != nil {
 		t.Fatal(err)
 	}
