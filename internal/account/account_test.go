@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// clock is a test clock the service reads instead of time.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // newService builds the account service on its own database and Redis prefix.
 func newService(t *testing.T, now func() time.Time) *account.Service {
@@ -99,7 +80,7 @@ func code(err error) string {
 // right password signs in and clears the count. The clock moves instead of the test sleeping.
 func TestSignInLockLapsesWithTheClock(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Now()}
+	clk := &testenv.Clock{}
 	s := newService(t, clk.Now)
 	c := account.Client{Address: "192.0.2.1"}
 	if _, err := s.SignUp(ctx, account.SignUpInput{LoginID: "lockme", Nickname: "Lock Me", Email: "lock@example.com", Password: "Correct-horse-1"}, c); err != nil {

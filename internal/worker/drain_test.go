@@ -8,6 +8,7 @@ import (
 	"github.com/bca-app/backend/internal/syncsvc"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/testenv"
+	"github.com/bca-app/backend/internal/worker"
 )
 
 // TestSyncCutOffBuildReleasesItsClaim: in PostgreSQL-queue mode, a build that the draining
@@ -16,26 +17,15 @@ import (
 // row's not_before is cleared instead of holding the user for the lease (an hour here), and a
 // second worker claims and builds the user.
 func TestSyncCutOffBuildReleasesItsClaim(t *testing.T) {
-	p := newPipeline(t, "postgres", 10)
-	world := p.e.NewWorld()
-	world.Notifier = p.producer
-	u := world.User(t)
-	inPut := hangPuts(p)
-	opts := fastOptions()
-	opts.Concurrency = 1
-	opts.Lease = time.Hour // only a release frees the user before the test ends
+	h := newHungBuild(t)
+	p, u, opts := h.p, h.user, h.opts
 
 	runCtx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
 	w := newWorker(t, p.deps, opts)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(runCtx) }()
-	world.Profile(t, u, synctest.ProfileSpec{})
-	select {
-	case <-inPut:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the worker never started the build")
-	}
+	h.startBuild(t)
 	if st := p.e.State(t, u); st.NotBefore == nil || time.Until(*st.NotBefore) < 30*time.Minute {
 		t.Fatalf("the building worker holds no lease on the user: not_before %v", st.NotBefore)
 	}
@@ -76,21 +66,10 @@ func TestSyncCutOffBuildReleasesItsClaim(t *testing.T) {
 // TestSyncKilledWorkerKeepsItsLease: a worker killed without a drain (its context cancelled
 // without ErrStopping, as a crash) touches nothing; its claim lapses with the lease.
 func TestSyncKilledWorkerKeepsItsLease(t *testing.T) {
-	p := newPipeline(t, "postgres", 10)
-	world := p.e.NewWorld()
-	world.Notifier = p.producer
-	u := world.User(t)
-	inPut := hangPuts(p)
-	opts := fastOptions()
-	opts.Concurrency = 1
-	opts.Lease = time.Hour
+	h := newHungBuild(t)
+	p, u, opts := h.p, h.user, h.opts
 	rw := startWorker(t, p.deps, opts)
-	world.Profile(t, u, synctest.ProfileSpec{})
-	select {
-	case <-inPut:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the worker never started the build")
-	}
+	h.startBuild(t)
 	rw.kill()
 	select {
 	case <-rw.done:
@@ -100,6 +79,37 @@ func TestSyncKilledWorkerKeepsItsLease(t *testing.T) {
 	rw.done <- nil // for the cleanup's receive
 	if st := p.e.State(t, u); st.NotBefore == nil || time.Until(*st.NotBefore) < 30*time.Minute {
 		t.Fatalf("a crashed worker's claim changed: not_before %v, want the hour's lease", st.NotBefore)
+	}
+}
+
+// hungBuild is a PostgreSQL-queue pipeline whose uploads hang (hangPuts), a user of it, and
+// worker options of one build at a time under an hour's lease, so that only a release frees the
+// user before a test ends.
+type hungBuild struct {
+	p     *pipeline
+	world *synctest.World
+	user  int64
+	inPut <-chan struct{}
+	opts  worker.Options
+}
+
+func newHungBuild(t *testing.T) *hungBuild {
+	p := newPipeline(t, "postgres", 10)
+	world := p.e.NewWorld()
+	world.Notifier = p.producer
+	opts := fastOptions()
+	opts.Concurrency, opts.Lease = 1, time.Hour
+	return &hungBuild{p: p, world: world, user: world.User(t), inPut: hangPuts(p), opts: opts}
+}
+
+// startBuild changes the user's data and waits until a worker's build of it hangs in its upload.
+func (h *hungBuild) startBuild(t *testing.T) {
+	t.Helper()
+	h.world.Profile(t, h.user, synctest.ProfileSpec{})
+	select {
+	case <-h.inPut:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker never started the build")
 	}
 }
 
