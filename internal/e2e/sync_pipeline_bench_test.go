@@ -23,9 +23,9 @@ func BenchmarkWriteLatencySlowSQS(b *testing.B) {
 	for _, delay := range []time.Duration{0, 2 * time.Second} {
 		b.Run(fmt.Sprintf("sqs_delay=%v", delay), func(b *testing.B) {
 			res := provision(b)
-			proxy := NewDelayProxy(b, testenv.AWSEndpoint(b))
+			proxy := testenv.NewDelayProxy(b, testenv.AWSEndpoint(b))
 			proxy.SetDelay(func(r *http.Request) time.Duration {
-				if IsSQS(r) {
+				if testenv.IsSQS(r) {
 					return delay
 				}
 				return 0

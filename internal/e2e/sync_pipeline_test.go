@@ -187,7 +187,7 @@ func TestWorkerCrashRecoversWithinVisibility(t *testing.T) {
 
 	// The victim reaches S3 through a proxy that holds its uploads: its builds stall while it
 	// holds the users' messages (and its heartbeat keeps them hidden).
-	stall := NewDelayProxy(t, moto)
+	stall := testenv.NewDelayProxy(t, moto)
 	var extended atomic.Int64 // the victim's visibility heartbeats (ChangeMessageVisibility calls)
 	stall.SetDelay(func(r *http.Request) time.Duration {
 		if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/"+res.bucket+"/") {
@@ -241,10 +241,10 @@ func TestWorkerCrashRecoversWithinVisibility(t *testing.T) {
 // figures, healthy and slow, are in BenchmarkWriteLatencySlowSQS.
 func TestSlowSQSDoesNotSlowWrites(t *testing.T) {
 	res := provision(t)
-	slow := NewDelayProxy(t, testenv.AWSEndpoint(t))
+	slow := testenv.NewDelayProxy(t, testenv.AWSEndpoint(t))
 	gate := make(chan struct{})
 	slow.SetDelay(func(r *http.Request) time.Duration {
-		if !IsSQS(r) {
+		if !testenv.IsSQS(r) {
 			return 0
 		}
 		select {
