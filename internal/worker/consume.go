@@ -17,7 +17,9 @@ import (
 func (w *Worker) consumePostgres(ctx, take context.Context, wake *signal) {
 	for take.Err() == nil {
 		woken := wake.wait() // before claiming, so a NOTIFY during the claim is not missed
-		claims, err := w.Sync.ClaimStale(ctx, 0, w.opts.Lease, 1)
+		cctx, cancel := context.WithTimeout(ctx, w.opts.CallTimeout)
+		claims, err := w.Sync.ClaimStale(cctx, 0, w.opts.Lease, 1)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -116,7 +118,9 @@ func (w *Worker) listenOnce(ctx context.Context, wake *signal) error {
 // returned to the queue at once, unprocessed.
 func (w *Worker) consumeSQS(ctx, take context.Context) {
 	for take.Err() == nil {
-		ds, err := w.Queue.Receive(ctx, w.opts.WaitTime, w.opts.Visibility)
+		rctx, cancel := context.WithTimeout(ctx, w.opts.WaitTime+w.opts.CallTimeout)
+		ds, err := w.Queue.Receive(rctx, w.opts.WaitTime, w.opts.Visibility)
+		cancel()
 		if err != nil {
 			if take.Err() != nil {
 				return

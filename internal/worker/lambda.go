@@ -90,10 +90,6 @@ type SweepReport struct {
 	UploadsRemoved int `json:"uploads_removed"`
 }
 
-// scheduledSweepTimeout bounds each of the two passes of a scheduled invocation; within a
-// shorter invocation each gets half of the time left (less lambdaAnswerMargin).
-const scheduledSweepTimeout = 2 * time.Minute
-
 // ScheduledSweep runs one pass of each periodic job of a long-running worker process, for the
 // scheduled (EventBridge) invocation on Lambda, where no loop runs between invocations:
 //   - the sync sweep (docs/sync.md §4.4): re-sending lagging users' tasks, time-stale files,
@@ -101,10 +97,11 @@ const scheduledSweepTimeout = 2 * time.Minute
 //     SYNC_SWEEP_INTERVAL;
 //   - the sweep of uploads attached to nothing for UploadUnusedFor (docs/product.md §7).
 //
-// Each pass has its own deadline and runs even when the other failed; a failure of either is
+// Each pass has its own deadline (PassTimeout; within a shorter invocation, half of the time
+// left less lambdaAnswerMargin) and runs even when the other failed; a failure of either is
 // logged and fails the invocation (so Lambda's error metrics show it), after both ran.
 func (w *Worker) ScheduledSweep(ctx context.Context) (SweepReport, error) {
-	budget := scheduledSweepTimeout
+	budget := w.opts.PassTimeout
 	if deadline, ok := ctx.Deadline(); ok {
 		left := time.Until(deadline)
 		budget = min(budget, (left-min(lambdaAnswerMargin, left/5))/2)

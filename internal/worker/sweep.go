@@ -16,9 +16,11 @@ import (
 // the backlog gauges. One worker sweeps per interval; the others skip.
 func (w *Worker) sweep(ctx context.Context) {
 	for {
-		if w.sweeperTurn(ctx) {
-			_ = w.sweepOnce(ctx) // each failure is logged; the next round tries again
-		}
+		w.pass(ctx, func(ctx context.Context) {
+			if w.sweeperTurn(ctx) {
+				_ = w.sweepOnce(ctx) // each failure is logged; the next round tries again
+			}
+		})
 		if !sleep(ctx, w.opts.SweepInterval) {
 			return
 		}
@@ -30,13 +32,23 @@ func (w *Worker) sweep(ctx context.Context) {
 // died with bumps in its buffer delays a user by seconds.
 func (w *Worker) resend(ctx context.Context) {
 	for {
-		if w.electedFor(ctx, "sync:resender", w.opts.ResendInterval) {
-			_ = w.resendLagging(ctx) // logged; the next round tries again
-		}
+		w.pass(ctx, func(ctx context.Context) {
+			if w.electedFor(ctx, "sync:resender", w.opts.ResendInterval) {
+				_ = w.resendLagging(ctx) // logged; the next round tries again
+			}
+		})
 		if !sleep(ctx, w.opts.ResendInterval) {
 			return
 		}
 	}
+}
+
+// pass runs one pass of a periodic job under PassTimeout, so a dependency that hangs costs the
+// loop one pass, not the rest of the process's life.
+func (w *Worker) pass(ctx context.Context, job func(context.Context)) {
+	pctx, cancel := context.WithTimeout(ctx, w.opts.PassTimeout)
+	defer cancel()
+	job(pctx)
 }
 
 // sweeperTurn elects this worker as the sweeper for one interval.

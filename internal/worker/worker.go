@@ -56,6 +56,12 @@ type Options struct {
 	GarbageBatch, RebuildBatch int
 	TombstoneLookback          time.Duration
 
+	// PassTimeout bounds one pass of a periodic job (a sweep, a re-send of lagging users, each
+	// part of a scheduled invocation); CallTimeout bounds one claim of the PostgreSQL queue and,
+	// on top of WaitTime, one SQS receive. A hung PostgreSQL or SQS costs a loop that long, then
+	// it tries again; no loop waits on a dependency without a deadline (docs/operations.md).
+	PassTimeout, CallTimeout time.Duration
+
 	// UploadUnusedFor is how old an upload attached to nothing must be before the scheduled
 	// Lambda invocation removes it (UPLOAD_UNUSED_TTL; the long-running process runs the
 	// uploads' own sweeper loop instead).
@@ -78,6 +84,8 @@ func Defaults() Options {
 		GarbageBatch:      100,
 		RebuildBatch:      100,
 		TombstoneLookback: 7 * 24 * time.Hour,
+		PassTimeout:       2 * time.Minute,
+		CallTimeout:       10 * time.Second,
 		UploadUnusedFor:   24 * time.Hour,
 	}
 }
@@ -131,6 +139,13 @@ func New(d Deps) (*Worker, error) {
 	o := d.Options
 	if o.ResendInterval <= 0 {
 		o.ResendInterval = o.SweepInterval
+	}
+	def := Defaults()
+	if o.PassTimeout <= 0 {
+		o.PassTimeout = def.PassTimeout
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = def.CallTimeout
 	}
 	if d.Now == nil {
 		d.Now = time.Now
