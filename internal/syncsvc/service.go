@@ -72,8 +72,8 @@ type Settings struct {
 	// long enough for a builder that has just published to release it, short enough not to
 	// tie up a worker behind a long build.
 	SyncLockWait time.Duration
-	// BuildTimeout bounds a build done for a request; it goes on if the client leaves, so the
-	// work is not wasted.
+	// BuildTimeout bounds one build: a worker's (Sync), and one done for a request, which goes
+	// on if the client leaves, so the work is not wasted.
 	BuildTimeout time.Duration
 	// Incremental updates a copy of the current file instead of building from scratch when the
 	// current file was written by this builder. Both give the same rows.
@@ -190,7 +190,11 @@ func (s *Service) Sync(ctx context.Context, userID int64) (Result, error) {
 		s.count(Failed)
 		return Result{Outcome: Failed}, err
 	}
-	lctx := lock.hold(ctx)
+	// A hung PostgreSQL or S3 costs the build BuildTimeout; it then fails like any other
+	// failure, and the lock is released on ctx.
+	bctx, cancel := context.WithTimeout(ctx, s.set.BuildTimeout)
+	defer cancel()
+	lctx := lock.hold(bctx)
 	defer func() {
 		if err := lock.release(ctx); err != nil && (ctx.Err() == nil || errors.Is(context.Cause(ctx), ErrStopping)) {
 			s.log.WarnContext(ctx, "release sync lock", "user_id", userID, "err", err)
