@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	firebase "firebase.google.com/go/v4"
 	"firebase.google.com/go/v4/messaging"
@@ -30,6 +31,7 @@ type FCM struct {
 	tokens      Tokens
 	log         *slog.Logger
 	concurrency int
+	timeout     time.Duration
 }
 
 // FCMDeps configure the FCM sender and name its collaborators.
@@ -40,8 +42,11 @@ type FCMDeps struct {
 	Endpoint string
 	// Concurrency bounds the sends in flight per push (default 8).
 	Concurrency int
-	Tokens      Tokens // required
-	Log         *slog.Logger
+	// Timeout bounds one push, its token lookup and every send of it (default DefaultTimeout):
+	// a hung FCM or database costs a push that long, never a caller for ever.
+	Timeout time.Duration
+	Tokens  Tokens // required
+	Log     *slog.Logger
 }
 
 // NewFCM builds the sender from a service-account key; it refuses missing dependencies. A key
@@ -77,8 +82,14 @@ func NewFCM(ctx context.Context, d FCMDeps) (*FCM, error) {
 	if d.Concurrency <= 0 {
 		d.Concurrency = 8
 	}
-	return &FCM{client: client, tokens: d.Tokens, log: d.Log, concurrency: d.Concurrency}, nil
+	if d.Timeout <= 0 {
+		d.Timeout = DefaultTimeout
+	}
+	return &FCM{client: client, tokens: d.Tokens, log: d.Log, concurrency: d.Concurrency, timeout: d.Timeout}, nil
 }
+
+// DefaultTimeout bounds one push unless FCMDeps.Timeout says otherwise.
+const DefaultTimeout = 10 * time.Second
 
 func readCertificate(v string) ([]byte, error) {
 	v = strings.TrimSpace(v)
@@ -96,6 +107,8 @@ func readCertificate(v string) ([]byte, error) {
 // token of session exceptSessionID (the device that caused the push). Tokens FCM reports as
 // unregistered are cleared. Failures are logged, never returned.
 func (f *FCM) SendToUsers(ctx context.Context, userIDs []int64, exceptSessionID int64, msg Message) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
 	rows, err := f.tokens.ListDeviceTokensOfUsers(ctx, userIDs)
 	if err != nil {
 		f.log.WarnContext(ctx, "push: load device tokens", "err", err)
@@ -127,6 +140,10 @@ func (f *FCM) SendToUsers(ctx context.Context, userIDs []int64, exceptSessionID 
 	wg.Wait()
 }
 
+// clearTimeout bounds clearing an unregistered token, which goes on when the push's own
+// deadline has passed.
+const clearTimeout = 5 * time.Second
+
 func (f *FCM) sendOne(ctx context.Context, token string, msg Message) {
 	m := &messaging.Message{Token: token, Data: msg.Data, Android: &messaging.AndroidConfig{Priority: "high"}}
 	if msg.Title != "" && msg.Body != "" {
@@ -138,7 +155,9 @@ func (f *FCM) sendOne(ctx context.Context, token string, msg Message) {
 		return
 	case messaging.IsUnregistered(err):
 		f.log.InfoContext(ctx, "push: device token unregistered; clearing it")
-		if err := f.tokens.ClearDeviceToken(context.WithoutCancel(ctx), &token); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
+		defer cancel()
+		if err := f.tokens.ClearDeviceToken(cctx, &token); err != nil {
 			f.log.WarnContext(ctx, "push: clear device token", "err", err)
 		}
 	default:

@@ -89,3 +89,40 @@ func TestFCMThroughTheRealClient(t *testing.T) {
 		t.Fatalf("missing dependencies: err = %v", err)
 	}
 }
+
+// TestFCMPushHasADeadline: an FCM that accepts connections and never answers costs a push its
+// Timeout, even when the caller's context has no deadline (the sync announcement's does not).
+func TestFCMPushHasADeadline(t *testing.T) {
+	fake := fcmtest.New(t)
+	tokens := &fakeTokens{rows: []db.ListDeviceTokensOfUsersRow{
+		{SessionID: 1, UserID: 10, DeviceToken: "phone"},
+		{SessionID: 2, UserID: 10, DeviceToken: "tablet"},
+	}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const timeout = 300 * time.Millisecond
+	f, err := push.NewFCM(context.Background(), push.FCMDeps{Certificate: fake.Credentials(), Endpoint: fake.Endpoint(), Tokens: tokens, Log: log, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func() time.Duration {
+		start := time.Now()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f.SendToUsers(context.Background(), []int64{10}, 0, push.Message{Data: map[string]string{"type": "sync"}})
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a push to a hung FCM did not return within 10 s")
+		}
+		return time.Since(start)
+	}
+	fake.Stall()
+	if took := send(); took < timeout {
+		t.Fatalf("the push returned after %v, before its %v deadline: the stall did not hold it", took, timeout)
+	}
+	if n := len(fake.Messages()); n != 0 {
+		t.Fatalf("a stalled FCM recorded %d messages", n)
+	}
+}

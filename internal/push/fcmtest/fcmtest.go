@@ -50,6 +50,8 @@ type Server struct {
 	unregistered map[string]bool
 	rejected     []string
 	tokenGrants  int
+	stalled      bool
+	release      chan struct{} // closed when the test ends: stalled sends give up
 }
 
 // New starts a fake FCM that stops when the test ends.
@@ -59,13 +61,22 @@ func New(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("fcmtest key: %v", err)
 	}
-	s := &Server{key: key, unregistered: map[string]bool{}}
+	s := &Server{key: key, unregistered: map[string]bool{}, release: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.token)
 	mux.HandleFunc("POST /v1/projects/{project}/{send}", s.send)
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
+	t.Cleanup(func() { close(s.release) }) // before Close, which waits for the stalled sends
 	return s
+}
+
+// Stall makes every later send hang without an answer until its client gives up (or the test
+// ends): an FCM that accepts connections but never replies.
+func (s *Server) Stall() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stalled = true
 }
 
 // Endpoint is the FCM API base to configure (FCM_ENDPOINT).
@@ -163,6 +174,16 @@ func (s *Server) verify(jwt string) error {
 
 // send is messages:send of the FCM HTTP v1 API.
 func (s *Server) send(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	stalled := s.stalled
+	s.mu.Unlock()
+	if stalled {
+		select {
+		case <-r.Context().Done():
+		case <-s.release:
+		}
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if r.PathValue("project") != ProjectID || r.PathValue("send") != "messages:send" {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "")
