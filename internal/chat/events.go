@@ -78,7 +78,7 @@ func (s *Service) PostImage(ctx context.Context, a access.Caller, roomID int64, 
 	}
 	ev, err := s.post(ctx, a, db.AppendChatEventParams{RoomID: roomID, EventType: MessagePostedImage, Message: "", ImageFileID: &fileID})
 	if err != nil {
-		s.files.ReleaseAfterCommit(context.WithoutCancel(ctx), fileID)
+		s.files.ReleaseAfterCommit(ctx, fileID)
 		return Event{}, err
 	}
 	return ev, nil

@@ -36,6 +36,8 @@ type Service struct {
 	limits   Limits
 	log      *slog.Logger
 	now      func() time.Time
+	// deleteTimeout bounds the removal of one object from the store.
+	deleteTimeout time.Duration
 }
 
 // Limits bound what one account may upload.
@@ -58,6 +60,9 @@ type Deps struct {
 	// Now is the clock the service compares times with (the age of unused uploads); nil is
 	// time.Now.
 	Now func() time.Time
+	// DeleteTimeout bounds the removal of one object from the store (default 10 s): a hung
+	// store costs a release or a sweep that long per object, and the object stays behind.
+	DeleteTimeout time.Duration
 }
 
 // New returns a Service storing objects in Store; it refuses missing required dependencies.
@@ -68,7 +73,11 @@ func New(d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Service{q: db.New(d.Pool), store: d.Store, maxBytes: d.MaxBytes, limits: d.Limits, log: d.Log, now: d.Now}, nil
+	if d.DeleteTimeout <= 0 {
+		d.DeleteTimeout = 10 * time.Second
+	}
+	return &Service{q: db.New(d.Pool), store: d.Store, maxBytes: d.MaxBytes, limits: d.Limits, log: d.Log, now: d.Now,
+		deleteTimeout: d.DeleteTimeout}, nil
 }
 
 // ErrTooLarge is returned by the limited reader when the upload exceeds the limit.
@@ -302,7 +311,12 @@ func (s *Service) RunSweeper(ctx context.Context, period, unusedFor time.Duratio
 // ReleaseAfterCommit removes the rows and objects of files nothing refers to any more. Call it
 // after the transaction that dropped the references committed, so a rollback never leaves a
 // row pointing at a deleted object.
+//
+// It goes on when the caller's context is cancelled (the caller has usually answered already),
+// within releaseTimeout, and each object removal within DeleteTimeout.
 func (s *Service) ReleaseAfterCommit(ctx context.Context, fileIDs ...int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
 	for _, id := range fileIDs {
 		key, err := s.q.DeleteFileIfUnreferenced(ctx, id)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -317,10 +331,17 @@ func (s *Service) ReleaseAfterCommit(ctx context.Context, fileIDs ...int64) {
 }
 
 func (s *Service) removeObject(ctx context.Context, key string) {
-	if err := s.store.Delete(context.WithoutCancel(ctx), key); err != nil {
+	// It outlives the caller's cancellation (the row is gone already) but not for ever: a hung
+	// store costs DeleteTimeout, and the object is left behind as an orphan.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.deleteTimeout)
+	defer cancel()
+	if err := s.store.Delete(dctx, key); err != nil {
 		s.log.WarnContext(ctx, "remove object", "key", key, "err", err)
 	}
 }
+
+// releaseTimeout bounds a whole ReleaseAfterCommit.
+const releaseTimeout = 30 * time.Second
 
 // presignTTL is how long a redirect URL stays valid: long enough to start a download.
 const presignTTL = 5 * time.Minute

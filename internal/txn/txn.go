@@ -107,7 +107,7 @@ func (r Runner) once(ctx context.Context, fn func(*Tx) error) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	defer raw.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
+	defer rollback(ctx, raw)
 	t := &Tx{Q: db.New(raw), Raw: raw}
 	if err := fn(t); err != nil {
 		return nil, err
@@ -201,4 +201,16 @@ func (t *Tx) markStale(ctx context.Context) error {
 		t.bumps = append(t.bumps, Bump{UserID: r.UserID, Version: r.WantedVersion, Covered: r.Covered})
 	}
 	return nil
+}
+
+// rollbackTimeout bounds the rollback of a transaction that did not commit. It runs after the
+// caller's cancellation too (the connection must not go back to the pool mid-transaction), but
+// a hung database costs it this long, not for ever; pgx then closes the connection.
+const rollbackTimeout = 5 * time.Second
+
+// rollback ends raw unless it committed (then it is a no-op that touches nothing).
+func rollback(ctx context.Context, raw pgx.Tx) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	_ = raw.Rollback(rctx)
 }
