@@ -206,10 +206,13 @@ func (s *Server) authenticateRequest(r *http.Request, operationID string) (*http
 		}
 		return r, domain.Unauthenticated("auth.invalid_token", "The access token is invalid, expired or revoked.")
 	}
+	// The principal travels in the request's info, which every later layer reads: no copy of
+	// the request for it.
 	if info := infoFrom(ctx); info != nil {
 		info.Principal = &p
+		return r, nil
 	}
-	return r.WithContext(withPrincipal(ctx, p)), nil
+	return r.WithContext(withInfo(ctx, &requestInfo{Principal: &p})), nil
 }
 
 // budget gives each request a deadline, so a dependency that hangs costs the caller a bounded
@@ -265,17 +268,13 @@ func bearerToken(r *http.Request) (string, bool) {
 	return strings.TrimSpace(token), true
 }
 
-type principalKey struct{}
-
-func withPrincipal(ctx context.Context, p auth.Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
 // principal returns the authenticated caller; operations that require authentication always
 // have one.
 func principal(ctx context.Context) (auth.Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(auth.Principal)
-	return p, ok
+	if info := infoFrom(ctx); info != nil && info.Principal != nil {
+		return *info.Principal, true
+	}
+	return auth.Principal{}, false
 }
 
 func mustPrincipal(ctx context.Context) (auth.Principal, error) {

@@ -42,6 +42,8 @@ type validator struct {
 	authenticate func(r *http.Request, operationID string) (*http.Request, error)
 	maxBody      int64
 	maxUpload    int64
+	// unsecured holds the operations as kin-openapi validates them (unsecuredOperations).
+	unsecured map[*openapi3.Operation]*openapi3.Operation
 }
 
 func newValidator(spec *openapi3.T, log *slog.Logger) (*validator, error) {
@@ -52,10 +54,27 @@ func newValidator(spec *openapi3.T, log *slog.Logger) (*validator, error) {
 	// Authentication is done by our own middleware, which needs the operation's requirements
 	// but not kin-openapi's opinion of the credential.
 	noAuth := func(context.Context, *openapi3filter.AuthenticationInput) error { return nil }
-	formats := []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidator("email", emailFormat{})}
+	// One map for every validation (WithStringFormatValidator would make one per schema checked).
+	formats := []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(map[string]openapi3.StringFormatValidator{"email": emailFormat{}})}
 	jsonOpts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: noAuth, SchemaValidationOptions: formats}
 	fileOpts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: noAuth, ExcludeRequestBody: true, SchemaValidationOptions: formats}
-	return &validator{table: newRouteTable(spec, spec.Servers[0].URL), router: router, jsonOpts: jsonOpts, fileOpts: fileOpts, log: log}, nil
+	return &validator{table: newRouteTable(spec, spec.Servers[0].URL), router: router, jsonOpts: jsonOpts, fileOpts: fileOpts, log: log,
+		unsecured: unsecuredOperations(spec)}, nil
+}
+
+// unsecuredOperations maps each operation of spec to a copy without security requirements: the
+// copy is what kin-openapi validates, since with authentication already done (authenticate) its
+// own security check would only call noAuth, at a few allocations per request.
+func unsecuredOperations(spec *openapi3.T) map[*openapi3.Operation]*openapi3.Operation {
+	m := map[*openapi3.Operation]*openapi3.Operation{}
+	for _, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			c := *op
+			c.Security = &openapi3.SecurityRequirements{}
+			m[op] = &c
+		}
+	}
+	return m
 }
 
 func (v *validator) middleware(next http.Handler) http.Handler {
@@ -64,6 +83,10 @@ func (v *validator) middleware(next http.Handler) http.Handler {
 		var err error
 		if !ok {
 			route, params, err = v.router.FindRoute(r)
+			if err == nil {
+				c := *route
+				route = &c
+			}
 		}
 		switch {
 		case errors.Is(err, routers.ErrMethodNotAllowed):
@@ -109,6 +132,9 @@ func (v *validator) middleware(next http.Handler) http.Handler {
 					return
 				}
 			}
+		}
+		if u := v.unsecured[op]; u != nil {
+			route.Operation = u // route is this request's own copy (find, FindRoute below)
 		}
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: opts}
 		if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
