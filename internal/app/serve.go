@@ -25,7 +25,7 @@ func NewLoggerTo(out io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(strings.ToUpper(level)))
 	w := newLogWriter(out, logFlushEvery)
-	return slog.New(flushingHandler{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}), w: w})
+	return slog.New(flushingHandler{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}), w: w, plain: true})
 }
 
 const logFlushEvery = 200 * time.Millisecond
@@ -64,6 +64,18 @@ func (w *logWriter) Flush() {
 type flushingHandler struct {
 	slog.Handler
 	w *logWriter
+	// plain: no attributes or groups of its own, so a pre-rendered line (JSONLines) is the
+	// line the handler would have written.
+	plain bool
+}
+
+// JSONLines is where the access log writes the JSON lines it renders itself (whole lines, one
+// Write each), or nil when the handler adds attributes or groups.
+func (h flushingHandler) JSONLines() io.Writer {
+	if !h.plain {
+		return nil
+	}
+	return h.w
 }
 
 func (h flushingHandler) Handle(ctx context.Context, r slog.Record) error {

@@ -119,6 +119,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // observe is the outermost middleware: request id, access log, metrics and panic recovery.
 func observe(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
+	access := newAccessLog(log)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -145,20 +146,15 @@ func observe(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 			}
 			elapsed := time.Since(start)
 			m.observe(op, r.Method, rec.status, elapsed)
-			if !log.Enabled(r.Context(), slog.LevelInfo) {
-				return
-			}
-			var attrs [11]slog.Attr
-			a := append(attrs[:0], slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.String("operation", op), slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
-				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000), slog.String("client", info.ClientAddr))
+			line := accessLine{id: id, method: r.Method, path: r.URL.Path, operation: op, status: rec.status,
+				bytes: rec.bytes, elapsed: elapsed, client: info.ClientAddr}
 			if info.Principal != nil {
-				a = append(a, slog.Int64("user_id", info.Principal.UserID))
+				line.userID = info.Principal.UserID
 			}
 			if info.Err != nil && rec.status < 500 {
-				a = append(a, slog.String("error", info.Err.Error()))
+				line.err = info.Err.Error()
 			}
-			log.LogAttrs(r.Context(), slog.LevelInfo, "request", a...)
+			access.write(r.Context(), &line)
 		}()
 		next.ServeHTTP(rec, r)
 	})
