@@ -208,7 +208,7 @@ func (l *Local) open(key string) (*os.File, ObjectInfo, error) {
 	if err != nil {
 		return nil, ObjectInfo{}, err
 	}
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		// ENOTDIR: a prefix of the key is an object, so the key is not.
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
