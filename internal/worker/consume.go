@@ -97,7 +97,11 @@ func (w *Worker) listenOnce(ctx context.Context, wake *signal) error {
 	}
 	// The connection keeps its LISTEN state, so it never goes back to the pool.
 	conn := pc.Hijack()
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+syncqueue.NotifyChannel); err != nil {
 		return err
 	}
