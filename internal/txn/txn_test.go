@@ -3,6 +3,7 @@ package txn_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"testing"
 	"time"
 
@@ -123,5 +124,46 @@ func TestOtherErrorsRollBackAtOnce(t *testing.T) {
 	}
 	if got := rows(ctx, t, pool); len(got) != 0 {
 		t.Fatalf("rows %v after a rollback", got)
+	}
+}
+
+// TestRollbackOfAHungDatabaseEnds: when the database stops answering in the middle of a
+// transaction, the rollback after the failure gives up after its own deadline instead of
+// waiting for ever, although the caller's context has none (docs/operations.md, "Deadlines").
+func TestRollbackOfAHungDatabaseEnds(t *testing.T) {
+	u, err := url.Parse(testenv.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewHoldProxy(t, u.Host)
+	u.Host = proxy.Addr
+	pool, err := postgres.Open(context.Background(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	refused := errors.New("refused by a rule")
+	done := make(chan error, 1)
+	go func() {
+		done <- txn.Do(context.Background(), pool, func(tx *txn.Tx) error {
+			if _, err := tx.Raw.Exec(context.Background(), `SELECT 1`); err != nil {
+				return err
+			}
+			proxy.Hold() // the database hangs before the rollback
+			return refused
+		})
+	}()
+	// Released at the end either way: the pool's closing waits for the dropped connection's
+	// goodbye, which the held proxy would keep for pgx's 15 s.
+	defer proxy.Release()
+	start := time.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, refused) {
+			t.Fatalf("err %v, want the rule's error", err)
+		}
+		t.Logf("returned %v after the database hung (rollback deadline 5 s)", time.Since(start).Round(time.Millisecond))
+	case <-time.After(30 * time.Second):
+		t.Fatal("the transaction did not return within 30 s of the database hanging")
 	}
 }
