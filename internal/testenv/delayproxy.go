@@ -20,7 +20,6 @@ type DelayProxy struct {
 	// traffic starts, or use SetDelay.
 	delay atomic.Pointer[func(*http.Request) time.Duration]
 	held  atomic.Int64
-	seen  atomic.Int64
 }
 
 // NewDelayProxy starts a proxy to target (an http:// URL) on a free loopback port, stopped when
@@ -39,7 +38,6 @@ func NewDelayProxy(t testing.TB, target string) *DelayProxy {
 	}
 	p.URL = "http://" + ln.Addr().String()
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.seen.Add(1)
 		if f := p.delay.Load(); f != nil {
 			p.held.Add(1) // counted while the rule decides too: a rule may itself wait
 			d := (*f)(r)
@@ -70,9 +68,6 @@ func (p *DelayProxy) SetDelay(f func(*http.Request) time.Duration) { p.delay.Sto
 
 // Held is the number of requests being held right now.
 func (p *DelayProxy) Held() int { return int(p.held.Load()) }
-
-// Seen is the number of requests that have reached the proxy so far.
-func (p *DelayProxy) Seen() int { return int(p.seen.Load()) }
 
 // IsSQS tells SQS requests (JSON or query protocol, always POST to the root or a queue path)
 // from S3 requests (path-style bucket/key).

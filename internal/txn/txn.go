@@ -107,7 +107,12 @@ func (r Runner) once(ctx context.Context, fn func(*Tx) error) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	defer rollback(ctx, raw)
+	committed := false
+	defer func() {
+		if !committed {
+			rollback(ctx, raw)
+		}
+	}()
 	t := &Tx{Q: db.New(raw), Raw: raw}
 	if err := fn(t); err != nil {
 		return nil, err
@@ -118,6 +123,7 @@ func (r Runner) once(ctx context.Context, fn func(*Tx) error) (*Tx, error) {
 	if err := raw.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
+	committed = true
 	return t, nil
 }
 
@@ -208,7 +214,7 @@ func (t *Tx) markStale(ctx context.Context) error {
 // a hung database costs it this long, not for ever; pgx then closes the connection.
 const rollbackTimeout = 5 * time.Second
 
-// rollback ends raw unless it committed (then it is a no-op that touches nothing).
+// rollback ends raw, which did not commit.
 func rollback(ctx context.Context, raw pgx.Tx) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
