@@ -108,14 +108,15 @@ func startWorkerProcess(t *testing.T, cfg config.Config, endpoint string, extra 
 	return startProcess(t, "bca-worker", bin, append(env, extra...)...)
 }
 
-// startProcess starts the binary bin in a directory of its own (so no .env) with PATH, HOME
-// and env as its whole environment, keeping its output. It is killed when the test ends, and
-// its output logged when the test failed.
+// startProcess starts the binary bin in a directory of its own (so no .env, and its temporary
+// files go there: the test removes them even when it kills the process mid-build) with PATH,
+// HOME, TMPDIR and env as its whole environment, keeping its output. It is killed when the test
+// ends, and its output logged when the test failed.
 func startProcess(t *testing.T, name, bin string, env ...string) *workerProcess {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + cmd.Dir}, env...)
 	p := &workerProcess{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

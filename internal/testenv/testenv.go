@@ -90,6 +90,10 @@ func newHarness() *harness {
 func Main(m *testing.M) {
 	h := current()
 	h.mainCalled.Store(true)
+	if err := h.privateTempDir(); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if err := h.shutdown(); err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: stopping services: %v\n", err)
@@ -98,6 +102,30 @@ func Main(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// privateTempDir points $TMPDIR, for this process and every process it starts, at a new
+// directory that shutdown removes last. What a test cannot clean up itself lands there: the
+// temporary files of a service killed mid-work on purpose (a sync build, an S3 upload's
+// spool), a goroutine still running when the binary exits, the binaries tests build.
+func (h *harness) privateTempDir() error {
+	dir, err := os.MkdirTemp("", "bca-tests-*")
+	if err != nil {
+		return fmt.Errorf("private temporary directory: %w", err)
+	}
+	prev, had := os.LookupEnv("TMPDIR")
+	if err := os.Setenv("TMPDIR", dir); err != nil {
+		return errors.Join(err, os.Remove(dir))
+	}
+	h.onShutdown(func() error {
+		if had {
+			_ = os.Setenv("TMPDIR", prev)
+		} else {
+			_ = os.Unsetenv("TMPDIR")
+		}
+		return os.RemoveAll(dir)
+	})
+	return nil
 }
 
 // AWSEndpoint is the URL of the shared moto server, for AWS clients with
