@@ -262,18 +262,23 @@ func TestCoalescerKeepsTheCallersDeadline(t *testing.T) {
 		t.Errorf("read from a frozen Redis returned after %v; the caller's deadline was 100ms", waited)
 	}
 	// Without a deadline of its own, a caller waits no longer than the client's read timeout,
-	// even with earlier batches stuck on the frozen server.
-	_, quick := coalescerOn(t, r.URL(), 300*time.Millisecond)
+	// even with earlier batches stuck on the frozen server. The stuck callers come one by one:
+	// the first four fill the batches that may be in flight, the rest queue behind them, so a
+	// caller that waited for its own batch's reply would wait at least two read timeouts (3 s
+	// and more, measured).
+	const readTimeout = time.Second
+	_, quick := coalescerOn(t, r.URL(), readTimeout)
 	var stuck sync.WaitGroup
-	for range 8 {
+	for range 32 {
 		stuck.Go(func() { _, _ = quick.MGet(context.Background(), "k") })
+		time.Sleep(5 * time.Millisecond)
 	}
 	start = time.Now()
 	if _, err := quick.MGet(context.Background(), "k"); err == nil {
 		t.Fatal("a read from a frozen Redis succeeded")
 	}
-	if waited := time.Since(start); waited > time.Second {
-		t.Errorf("a read without a deadline waited %v for a frozen Redis; the client's read timeout is 300ms", waited)
+	if waited := time.Since(start); waited > 2*readTimeout {
+		t.Errorf("a read without a deadline waited %v for a frozen Redis; the client's read timeout is %v", waited, readTimeout)
 	}
 	stuck.Wait()
 	if err := r.Thaw(); err != nil {
