@@ -17,7 +17,7 @@ import (
 func (w *Worker) consumePostgres(ctx, take context.Context, wake *signal) {
 	for take.Err() == nil {
 		woken := wake.wait() // before claiming, so a NOTIFY during the claim is not missed
-		cctx, cancel := context.WithTimeout(ctx, w.opts.CallTimeout)
+		cctx, cancel := w.callContext(ctx)
 		claims, err := w.Sync.ClaimStale(cctx, 0, w.opts.Lease, 1)
 		cancel()
 		if err != nil {
@@ -44,13 +44,16 @@ func (w *Worker) consumePostgres(ctx, take context.Context, wake *signal) {
 
 // settleClaim builds a claimed user and records the result on the claim.
 func (w *Worker) settleClaim(ctx context.Context, userID int64) {
+	o, _ := w.attempt(ctx, userID)
+	cctx, cancel := w.callContext(ctx)
+	defer cancel()
 	var err error
-	switch o, _ := w.attempt(ctx, userID); o {
+	switch o {
 	case settled:
 		// A publish clears the claim itself; this ends it when nothing was published.
-		err = w.Sync.ReleaseClaim(ctx, userID)
+		err = w.Sync.ReleaseClaim(cctx, userID)
 	case later:
-		err = w.Sync.Defer(ctx, userID, w.opts.BusyDelay)
+		err = w.Sync.Defer(cctx, userID, w.opts.BusyDelay)
 	case aborted:
 		if errors.Is(context.Cause(ctx), syncsvc.ErrStopping) {
 			w.releaseClaim(ctx, userID)
@@ -227,13 +230,15 @@ func (w *Worker) handleMessages(ctx context.Context, userID int64, ds []syncqueu
 	stopHeartbeat := w.Queue.KeepHidden(ctx, ds, w.opts.Visibility)
 	o, retryAt := w.attempt(ctx, userID)
 	stopHeartbeat()
+	cctx, cancel := w.callContext(ctx)
+	defer cancel()
 	var err error
 	switch o {
 	case settled, parked:
 		// Parked users are in PostgreSQL as dead-lettered; the sweeper comes back for them.
-		err = s.done(ctx, ds)
+		err = s.done(cctx, ds)
 	case retry, later:
-		err = s.again(ctx, ds, retryAt.Sub(w.Now()))
+		err = s.again(cctx, ds, retryAt.Sub(w.Now()))
 	case aborted:
 		s.abandoned(ctx, ds, errors.Is(context.Cause(ctx), syncsvc.ErrStopping))
 		return
@@ -255,15 +260,17 @@ func (w *Worker) rejectInvalid(ctx context.Context, ds []syncqueue.Delivery, s s
 		}
 	}
 	w.Log.ErrorContext(ctx, "undecodable sync task messages", "message_ids", ids)
-	if w.Queue.HasRedrive(ctx) {
-		if err := s.again(ctx, ds, w.opts.Retry.BaseBackoff); err != nil {
+	cctx, cancel := w.callContext(ctx)
+	defer cancel()
+	if w.Queue.HasRedrive(cctx) {
+		if err := s.again(cctx, ds, w.opts.Retry.BaseBackoff); err != nil {
 			w.Log.WarnContext(ctx, "hide undecodable sync tasks", "err", err)
 		}
 		return
 	}
 	expired := slices.DeleteFunc(slices.Clone(ds), func(d syncqueue.Delivery) bool { return d.Receives < w.opts.Retry.MaxAttempts })
 	if len(expired) > 0 {
-		if err := s.done(ctx, expired); err != nil {
+		if err := s.done(cctx, expired); err != nil {
 			w.Log.WarnContext(ctx, "drop undecodable sync tasks", "err", err)
 		}
 	}

@@ -2,15 +2,20 @@ package worker_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/syncqueue"
 	"github.com/bca-app/backend/internal/syncsvc/synctest"
 	"github.com/bca-app/backend/internal/testenv"
@@ -108,4 +113,127 @@ func TestSyncBuildAgainstAHungStoreFails(t *testing.T) {
 		hung.Store(false)
 		waitDrained(t, p.e, 30*time.Second)
 	})
+}
+
+// TestPostgresClaimAgainstAHungDatabaseEnds: a claim of the PostgreSQL queue whose database
+// stops answering gives up after CallTimeout, is logged, and the consumer claims again; the
+// user waiting is built as soon as the database answers (docs/operations.md, "Deadlines").
+// Without the deadline the one consumer would wait on its first claim for as long as the
+// database hangs: its connection stays open, only the answer never comes.
+func TestPostgresClaimAgainstAHungDatabaseEnds(t *testing.T) {
+	h := newHungDatabasePipeline(t)
+	h.proxy.Hold()
+	h.world.Profile(t, h.world.User(t), synctest.ProfileSpec{}) // a user to claim while the database hangs
+	testenv.Eventually(t, 20*time.Second, func() bool { return h.logged("claim stale sync users") >= 3 },
+		"claims against the hung database give up and come again")
+	h.proxy.Release()
+	waitDrained(t, h.p.e, 30*time.Second)
+}
+
+// TestAFailedBuildAgainstAHungDatabaseIsNotWaitedOn: the database stops answering in the middle
+// of a build (after the upload, before the publish). The build fails after BuildTimeout, and
+// recording the failure gives up after CallTimeout instead of holding the consumer; it goes
+// back to claiming, and the user is built once the database answers.
+func TestAFailedBuildAgainstAHungDatabaseIsNotWaitedOn(t *testing.T) {
+	h := newHungDatabasePipeline(t)
+	var once sync.Once
+	h.p.store.SetHook(func(_ context.Context, op, _ string) error {
+		if op == "put" {
+			once.Do(h.proxy.Hold) // the upload succeeds; what follows finds the database hung
+		}
+		return nil
+	})
+	h.world.Profile(t, h.world.User(t), synctest.ProfileSpec{})
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return h.logged("record sync failure") >= 1 && h.logged("claim stale sync users") >= 3
+	}, "recording the failure gives up, and claims come again")
+	h.proxy.Release()
+	waitDrained(t, h.p.e, 30*time.Second)
+}
+
+// hungDatabasePipeline is a PostgreSQL-queue pipeline with one consumer whose claims and builds
+// reach the database through a proxy that can stop forwarding (testenv.HoldProxy); its LISTEN
+// and the test's own statements go straight to the database. It counts the worker's log
+// records by message.
+type hungDatabasePipeline struct {
+	p     *pipeline
+	proxy *testenv.HoldProxy
+	world *synctest.World
+
+	mu   sync.Mutex
+	logs map[string]int
+}
+
+func newHungDatabasePipeline(t *testing.T) *hungDatabasePipeline {
+	t.Helper()
+	h := &hungDatabasePipeline{p: newPipeline(t, "postgres", 10), logs: map[string]int{}}
+	u, err := url.Parse(h.p.e.Pool.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.proxy = testenv.NewHoldProxy(t, u.Host)
+	t.Cleanup(h.proxy.Release) // before the pool closes (cleanups run last first)
+	u.Host = h.proxy.Addr
+	cfg, err := pgxpool.ParseConfig(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Four open connections, handed out without the liveness ping pgxpool makes after a
+	// second idle: a statement goes out on a connection the hung database never answers. (A
+	// new connection would fail on its own after postgres.ConnectTimeout, and the ping would
+	// put the same wait on the acquire: neither would show whether the caller has a deadline.)
+	cfg.ConnConfig.ConnectTimeout = postgres.ConnectTimeout
+	cfg.MinConns, cfg.MaxConns = 4, 4
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	proxied, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxied.Close)
+	direct := h.p.e.Pool
+	h.p.e.Settings.BuildTimeout = 500 * time.Millisecond
+	h.p.e.Pool = proxied
+	h.p.deps.Sync = h.p.e.NewService(h.p.store)
+	h.p.e.Pool = direct
+	h.p.deps.Log = slog.New(countingHandler{Handler: h.p.e.Log.Handler(), count: h.count})
+	o := fastOptions()
+	o.Concurrency, o.CallTimeout = 1, 300*time.Millisecond
+	startWorker(t, h.p.deps, o)
+
+	h.world = h.p.e.NewWorld()
+	h.world.Notifier = h.p.producer
+	h.world.Profile(t, h.world.User(t), synctest.ProfileSpec{})
+	waitDrained(t, h.p.e, 30*time.Second) // claims and builds work through the proxy
+	return h
+}
+
+func (h *hungDatabasePipeline) count(msg string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.logs[msg]++
+}
+
+func (h *hungDatabasePipeline) logged(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.logs[msg]
+}
+
+// countingHandler reports the message of every record to count and passes the record on.
+type countingHandler struct {
+	slog.Handler
+	count func(msg string)
+}
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.count(r.Message)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h countingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return countingHandler{Handler: h.Handler.WithAttrs(attrs), count: h.count}
+}
+
+func (h countingHandler) WithGroup(name string) slog.Handler {
+	return countingHandler{Handler: h.Handler.WithGroup(name), count: h.count}
 }

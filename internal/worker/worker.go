@@ -57,9 +57,11 @@ type Options struct {
 	TombstoneLookback          time.Duration
 
 	// PassTimeout bounds one pass of a periodic job (a sweep, a re-send of lagging users, each
-	// part of a scheduled invocation); CallTimeout bounds one claim of the PostgreSQL queue and,
-	// on top of WaitTime, one SQS receive. A hung PostgreSQL or SQS costs a loop that long, then
-	// it tries again; no loop waits on a dependency without a deadline (docs/operations.md).
+	// part of a scheduled invocation); CallTimeout bounds each call around a build (a claim of
+	// the PostgreSQL queue, settling a claim or a message, recording a failure, handing a task
+	// on) and, on top of WaitTime, one SQS receive. A hung PostgreSQL or SQS costs a loop that
+	// long, then it tries again; no loop waits on a dependency without a deadline
+	// (docs/operations.md).
 	PassTimeout, CallTimeout time.Duration
 
 	// UploadUnusedFor is how old an upload attached to nothing must be before the scheduled
@@ -250,7 +252,9 @@ func (w *Worker) attempt(ctx context.Context, userID int64) (outcome, time.Time)
 	case errors.Is(err, syncsvc.ErrBusy), errors.Is(err, syncsvc.ErrLockLost):
 		return later, w.Now().Add(w.opts.BusyDelay)
 	}
-	f, rerr := w.Sync.RecordFailure(ctx, userID, err, w.opts.Retry)
+	cctx, cancel := w.callContext(ctx)
+	defer cancel()
+	f, rerr := w.Sync.RecordFailure(cctx, userID, err, w.opts.Retry)
 	if rerr != nil {
 		w.Log.ErrorContext(ctx, "record sync failure", "user_id", userID, "err", rerr)
 		return retry, w.Now().Add(w.opts.Retry.BaseBackoff)
@@ -260,6 +264,13 @@ func (w *Worker) attempt(ctx context.Context, userID int64) (outcome, time.Time)
 	}
 	w.Log.WarnContext(ctx, "sync build failed; will retry", "user_id", userID, "attempts", f.Attempts, "retry_at", f.RetryAt, "err", err)
 	return retry, f.RetryAt
+}
+
+// callContext bounds one call the worker makes around its builds (a claim, settling a claim or
+// a message, recording a failure, handing a task on): CallTimeout, so a dependency that stops
+// answering costs a consumer that long, not its loop (docs/operations.md, "Deadlines").
+func (w *Worker) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, w.opts.CallTimeout)
 }
 
 // handOn sends a new task for a user whose file is still behind after maxRounds builds, so the
@@ -272,7 +283,9 @@ func (w *Worker) handOn(ctx context.Context, userID, version int64) bool {
 	}
 	// A fresh deduplication id: the version may have been sent before.
 	suffix := "-more-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	if err := w.Queue.Send(ctx, []outbox.Bump{{UserID: userID, Version: version}}, suffix); err != nil {
+	cctx, cancel := w.callContext(ctx)
+	defer cancel()
+	if err := w.Queue.Send(cctx, []outbox.Bump{{UserID: userID, Version: version}}, suffix); err != nil {
 		w.Log.WarnContext(ctx, "hand on the sync task of a user still behind; keeping the current one", "user_id", userID, "err", err)
 		return false
 	}
