@@ -43,6 +43,10 @@ type Settings struct {
 // failureThreshold is the number of consecutive failed sign-ins that locks an account.
 const failureThreshold = 5
 
+// announceTimeout bounds announcing ended sessions after the commit, which goes on after the
+// request was cancelled.
+const announceTimeout = 5 * time.Second
+
 // Service implements the account operations.
 type Service struct {
 	pool     *pgxpool.Pool
@@ -118,7 +122,9 @@ func (s *Service) sessionsEnded(ctx context.Context, e auth.SessionEnd) {
 	if s.rdb == nil {
 		return
 	}
-	if err := auth.PublishSessionEnd(context.WithoutCancel(ctx), s.rdb, s.keyPrefix, e); err != nil {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), announceTimeout)
+	defer cancel()
+	if err := auth.PublishSessionEnd(actx, s.rdb, s.keyPrefix, e); err != nil {
 		s.log.WarnContext(ctx, "announce ended sessions", "user_id", e.UserID, "err", err)
 	}
 }
