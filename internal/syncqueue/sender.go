@@ -2,7 +2,7 @@ package syncqueue
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -63,18 +63,31 @@ type SenderDeps struct {
 }
 
 // NewSender starts a sender in front of d.Queue; Close stops it. It refuses missing
-// dependencies.
+// dependencies; options left at zero take DefaultSenderOptions' values.
 func NewSender(d SenderDeps) (*Sender, error) {
 	if err := domain.RequireDeps("sqs sender", map[string]any{"Queue": d.Queue, "Metrics": d.Metrics, "Log": d.Log}); err != nil {
 		return nil, err
 	}
-	o := d.Options
+	o, def := d.Options, DefaultSenderOptions()
+	orDefault(&o.Buffer, def.Buffer)
+	orDefault(&o.Concurrency, def.Concurrency)
+	orDefault(&o.Attempts, def.Attempts)
+	orDefault(&o.Timeout, def.Timeout)
+	orDefault(&o.BaseBackoff, def.BaseBackoff)
+	orDefault(&o.MaxBackoff, def.MaxBackoff)
 	s := &Sender{q: d.Queue, opts: o, metrics: d.Metrics, log: d.Log, ch: make(chan outbox.Bump, o.Buffer)}
 	s.hard, s.hardStop = context.WithCancel(context.Background())
-	for range max(o.Concurrency, 1) {
+	for range o.Concurrency {
 		s.wg.Go(s.loop)
 	}
 	return s, nil
+}
+
+// orDefault sets *v to def when it is not positive.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Notify queues the bumps without waiting; covered bumps need no message (tasksOf). Bumps that
@@ -162,7 +175,7 @@ func (s *Sender) sendWithRetry(bumps []outbox.Bump) {
 }
 
 // Close stops taking bumps and sends what is buffered until ctx ends; what is left then is
-// abandoned to the sweeper.
+// abandoned to the sweeper and counted as dropped.
 func (s *Sender) Close(ctx context.Context) error {
 	s.closeMu.Lock()
 	if !s.closed {
@@ -179,6 +192,12 @@ func (s *Sender) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		s.hardStop()
 		<-done
-		return errors.New("sync task sender: closed before the buffer was sent; the sweeper re-sends the rest")
+		left := 0
+		for range s.ch { // closed above: this ends
+			left++
+		}
+		s.metrics.SendPending.Set(0)
+		s.metrics.SendDropped.Add(float64(left))
+		return fmt.Errorf("sync task sender: closed before the buffer was sent (%d tasks left); the sweeper re-sends them", left)
 	}
 }

@@ -217,9 +217,10 @@ func (q *SQS) Ack(ctx context.Context, ds []Delivery) error {
 }
 
 // Hide makes messages invisible for d from now: a retry after back-off, or the heartbeat that
-// keeps them while a build runs.
+// keeps them while a build runs. SQS counts whole seconds; a part of one counts as a whole, so
+// a back-off of 0.9 s is not a redelivery at once. d ≤ 0 makes them visible now.
 func (q *SQS) Hide(ctx context.Context, ds []Delivery, d time.Duration) error {
-	secs := int32(min(max(d, 0), 12*time.Hour) / time.Second)
+	secs := int32((min(max(d, 0), 12*time.Hour) + time.Second - 1) / time.Second)
 	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(ds))
 	for i, dl := range ds {
 		entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{
