@@ -10,6 +10,6 @@ GO=${GO:-go}
 export BCA_TEST_REDIS_URL="$BCA_TEST_REDIS_CLUSTER_URL"
 echo "Redis Cluster pass: BCA_TEST_REDIS_URL=$BCA_TEST_REDIS_URL"
 $GO test -race -count=1 -timeout 15m \
-	./internal/account ./internal/app ./internal/ratelimit ./internal/redisconn ./internal/syncsvc/... ./internal/worker ./cmd/bcactl
+	./internal/account ./internal/app ./internal/moderation ./internal/ratelimit ./internal/redisconn ./internal/syncsvc/... ./internal/worker ./cmd/bcactl
 $GO test -race -count=1 -timeout 15m -run '^(TestSignOutAcrossProcesses|TestSessionsListAndRevoke|TestChangePasswordRevokesOtherSessions|TestRefreshRotatesAndDetectsReuse|TestDeactivate|TestRateLimitPerAddress|TestFailedSignInsLockTemporarily|TestReportsAreRateLimited|TestSharePageRateLimit|TestLostCacheNeverRevivesASession|TestLockingAUserClosesItsStreamOnAnotherServer|TestStreamEndsWithItsSession|TestChatStreamAcrossProcesses|TestChatStreamCatchesUpWhatPubSubLost|TestChatStreamLimitAndShutdown|TestChatConcurrentPostsGetGapFreeIndexes|TestSyncFileOverHTTP|TestSyncThroughSQSAndS3)$' \
 	./internal/e2e/

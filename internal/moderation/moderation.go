@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -108,14 +110,30 @@ type LockState struct {
 	Changed  bool
 }
 
+// maxReason is the longest reason of an admin action, in bytes.
+const maxReason = 500
+
 func checkReason(reason string) error {
-	if reason == "" {
+	if strings.TrimSpace(reason) == "" {
 		return domain.Invalid("reason", "is required")
 	}
-	if len(reason) > 500 {
+	if len(reason) > maxReason {
 		return domain.Invalid("reason", "must be at most 500 bytes")
 	}
 	return nil
+}
+
+// clipReason cuts a reason built from a report's note to maxReason bytes, at a character
+// boundary; the whole note stays on the report and in its audit entry.
+func clipReason(reason string) string {
+	if len(reason) <= maxReason {
+		return reason
+	}
+	cut := maxReason - len("…")
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + "…"
 }
 
 // SetLock locks or unlocks a user, profile or card. A locked row vanishes for everyone else and
@@ -322,30 +340,35 @@ func (s *Service) Rebuild(ctx context.Context, a Actor, userID int64, reason str
 }
 
 // SetRole grants or revokes the admin role (bcactl admin grant/revoke), with its audit entry
-// in the same transaction. The cached session records of the user are dropped after commit, so
-// the change holds from the user's next request.
+// in the same transaction. The role is cached with the user's session records, so the change
+// goes through revoking: it holds from the user's next request, and is refused with 503 while
+// the session store cannot be written.
 func (s *Service) SetRole(ctx context.Context, a Actor, loginID string, admin bool) (int64, error) {
 	role := "user"
 	if admin {
 		role = "admin"
 	}
-	var userID int64
-	err := s.out.Do(ctx, func(t *txn.Tx) error {
-		row, err := t.Q.SetUserRoleByLogin(ctx, db.SetUserRoleByLoginParams{LoginKey: domain.Key(loginID), Role: role})
-		if err != nil {
-			return notFound(err, "The account "+strconv.Quote(loginID))
-		}
-		userID = row.ID
-		action := "revoke_admin"
-		if admin {
-			action = "grant_admin"
-		}
-		return audit(ctx, t.Q, a, action, KindUser, row.ID, "", map[string]any{"login_id": loginID, "previous_role": row.PreviousRole})
-	})
-	if err == nil {
-		s.forgetSessions(ctx, userID) // the role is cached with the session records
+	u, err := db.New(s.Pool).GetUserByLoginKey(ctx, domain.Key(loginID))
+	if err != nil {
+		return 0, notFound(err, "The account "+strconv.Quote(loginID))
 	}
-	return userID, err
+	err = s.revoking(ctx, u.ID, func() error {
+		return s.out.Do(ctx, func(t *txn.Tx) error {
+			row, err := t.Q.SetUserRoleByLogin(ctx, db.SetUserRoleByLoginParams{LoginKey: domain.Key(loginID), Role: role})
+			if err != nil {
+				return notFound(err, "The account "+strconv.Quote(loginID))
+			}
+			action := "revoke_admin"
+			if admin {
+				action = "grant_admin"
+			}
+			return audit(ctx, t.Q, a, action, KindUser, row.ID, "", map[string]any{"login_id": loginID, "previous_role": row.PreviousRole})
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	return u.ID, nil
 }
 
 func notFound(err error, what string) error {

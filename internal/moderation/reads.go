@@ -2,6 +2,7 @@ package moderation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -107,6 +108,9 @@ type Figures struct {
 // PipelineFigures reads the backlog from PostgreSQL and the lag samples and worker heartbeats
 // from Redis; window is the span of the lag percentiles.
 func (s *Service) PipelineFigures(ctx context.Context, window time.Duration) (Figures, error) {
+	if s.Redis == nil {
+		return Figures{}, errors.New("pipeline figures: no Redis (lag samples and worker heartbeats live there)")
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	f := Figures{Window: window}

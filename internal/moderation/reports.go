@@ -73,10 +73,10 @@ func (r *Reporter) limit(ctx context.Context, userID int64) error {
 	if r.Limiter == nil || r.PerMinute <= 0 {
 		return nil
 	}
+	// Without Redis the limiter counts in this process: its decision holds either way.
 	ok, retry, err := r.Limiter.Allow(ctx, "report:"+strconv.FormatInt(userID, 10), r.PerMinute, time.Minute)
 	if err != nil {
-		r.Log.WarnContext(ctx, "report rate limit unavailable; allowing", "err", err)
-		return nil
+		r.Log.WarnContext(ctx, "report rate limit counted in process", "err", err)
 	}
 	if !ok {
 		return domain.RateLimited(retry)
@@ -184,8 +184,9 @@ const (
 )
 
 // Resolve closes an open report with an action and a note. lock_target locks the reported
-// profile or card (a chat message's author profile); lock_user the account behind the target.
-// The lock, the closing and the audit entries commit together.
+// profile or card (a chat message's author profile); lock_user the account behind the target,
+// like SetLock (refused with 503 while the session store cannot be written). The lock, the
+// closing and the audit entries commit together.
 func (s *Service) Resolve(ctx context.Context, a Actor, reportID int64, action string, note *string) (db.Report, error) {
 	if action != ActionDismiss && action != ActionLockTarget && action != ActionLockUser {
 		return db.Report{}, domain.Invalid("action", "must be dismiss, lock_target or lock_user")
@@ -193,38 +194,51 @@ func (s *Service) Resolve(ctx context.Context, a Actor, reportID int64, action s
 	reason := "report #" + strconv.FormatInt(reportID, 10)
 	var out db.Report
 	var endUser, endProfile, owner int64
-	err := s.out.Do(ctx, func(t *txn.Tx) error {
-		rep, err := t.Q.GetReport(ctx, reportID)
-		if err != nil {
-			return notFound(err, "The report")
+	resolve := func() error {
+		return s.out.Do(ctx, func(t *txn.Tx) error {
+			rep, err := t.Q.GetReport(ctx, reportID)
+			if err != nil {
+				return notFound(err, "The report")
+			}
+			if rep.Status != "open" {
+				return domain.E(domain.KindConflict, "report.closed", "The report is already closed.")
+			}
+			if note != nil && *note != "" {
+				reason = clipReason(reason + ": " + *note)
+			}
+			var lockErr error
+			switch {
+			case action == ActionLockUser:
+				_, endUser, endProfile, owner, lockErr = s.setLockTx(ctx, t, a, KindUser, rep.TargetUserID, true, reason, "lock_user")
+			case action == ActionLockTarget && rep.Kind == ReportCard && rep.TargetCardID != nil:
+				_, endUser, endProfile, owner, lockErr = s.setLockTx(ctx, t, a, KindCard, *rep.TargetCardID, true, reason, "lock_card")
+			case action == ActionLockTarget:
+				_, endUser, endProfile, owner, lockErr = s.setLockTx(ctx, t, a, KindProfile, rep.TargetProfileID, true, reason, "lock_profile")
+			}
+			if lockErr != nil {
+				return lockErr
+			}
+			out, err = t.Q.ResolveReport(ctx, db.ResolveReportParams{ID: reportID, Action: &action, Note: note, ResolvedBy: optionalID(a.UserID)})
+			if errors.Is(err, pgx.ErrNoRows) {
+				return domain.E(domain.KindConflict, "report.closed", "The report is already closed.")
+			}
+			if err != nil {
+				return fmt.Errorf("resolve report: %w", err)
+			}
+			return audit(ctx, t.Q, a, "resolve_report", KindReport, reportID, "", map[string]any{"action": action, "note": note})
+		})
+	}
+	var err error
+	if action == ActionLockUser {
+		// The account behind a report never changes: revoking needs it before the transaction.
+		var rep db.Report
+		if rep, err = db.New(s.Pool).GetReport(ctx, reportID); err != nil {
+			return db.Report{}, notFound(err, "The report")
 		}
-		if rep.Status != "open" {
-			return domain.E(domain.KindConflict, "report.closed", "The report is already closed.")
-		}
-		if note != nil && *note != "" {
-			reason += ": " + *note
-		}
-		var lockErr error
-		switch {
-		case action == ActionLockUser:
-			_, endUser, endProfile, owner, lockErr = s.setLockTx(ctx, t, a, KindUser, rep.TargetUserID, true, reason, "lock_user")
-		case action == ActionLockTarget && rep.Kind == ReportCard && rep.TargetCardID != nil:
-			_, endUser, endProfile, owner, lockErr = s.setLockTx(ctx, t, a, KindCard, *rep.TargetCardID, true, reason, "lock_card")
-		case action == ActionLockTarget:
-			_, endUser, endProfile, owner, lockErr = s.setLockTx(ctx, t, a, KindProfile, rep.TargetProfileID, true, reason, "lock_profile")
-		}
-		if lockErr != nil {
-			return lockErr
-		}
-		out, err = t.Q.ResolveReport(ctx, db.ResolveReportParams{ID: reportID, Action: &action, Note: note, ResolvedBy: optionalID(a.UserID)})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return domain.E(domain.KindConflict, "report.closed", "The report is already closed.")
-		}
-		if err != nil {
-			return fmt.Errorf("resolve report: %w", err)
-		}
-		return audit(ctx, t.Q, a, "resolve_report", KindReport, reportID, "", map[string]any{"action": action, "note": note})
-	})
+		err = s.revoking(ctx, rep.TargetUserID, resolve)
+	} else {
+		err = resolve()
+	}
 	if err != nil {
 		return db.Report{}, err
 	}
