@@ -193,13 +193,19 @@ func (s *Service) revoking(ctx context.Context, userID int64, change func() erro
 	return nil
 }
 
+// afterCommitTimeout bounds what the service does in Redis after a commit, which goes on after
+// the caller was cancelled.
+const afterCommitTimeout = 5 * time.Second
+
 // forgetSessions drops the user's cached session records after a committed change; a failure
 // is logged (the records expire on their own within minutes).
 func (s *Service) forgetSessions(ctx context.Context, userID int64) {
 	if s.Redis == nil {
 		return
 	}
-	if err := auth.ForgetUser(context.WithoutCancel(ctx), s.Redis, s.KeyPrefix, userID); err != nil {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterCommitTimeout)
+	defer cancel()
+	if err := auth.ForgetUser(actx, s.Redis, s.KeyPrefix, userID); err != nil {
 		s.Log.ErrorContext(ctx, "invalidate cached sessions", "user_id", userID, "err", err)
 	}
 }
@@ -210,7 +216,9 @@ func (s *Service) endStreams(ctx context.Context, userID, profileID int64) {
 	if (userID == 0 && profileID == 0) || s.Redis == nil {
 		return
 	}
-	if err := auth.PublishSessionEnd(context.WithoutCancel(ctx), s.Redis, s.KeyPrefix, auth.SessionEnd{UserID: userID, ProfileID: profileID}); err != nil {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterCommitTimeout)
+	defer cancel()
+	if err := auth.PublishSessionEnd(actx, s.Redis, s.KeyPrefix, auth.SessionEnd{UserID: userID, ProfileID: profileID}); err != nil {
 		s.Log.WarnContext(ctx, "end chat streams", "err", err, "user_id", userID, "profile_id", profileID)
 	}
 }
