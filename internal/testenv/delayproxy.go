@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -13,7 +15,8 @@ import (
 
 // DelayProxy is a loopback HTTP proxy in front of the AWS endpoint (moto) that holds chosen
 // requests for a while before forwarding them: a slow SQS, or an S3 that stalls a build. A
-// request whose client goes away while it is held is never forwarded.
+// request whose client goes away while it is held is never forwarded: the proxy reads the
+// body first, since only then does the server watch the connection for the client leaving.
 type DelayProxy struct {
 	URL string
 	// Delay returns how long to hold a request; nil or 0 forwards it at once. Set it before
@@ -39,6 +42,11 @@ func NewDelayProxy(t testing.TB, target string) *DelayProxy {
 	p.URL = "http://" + ln.Addr().String()
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f := p.delay.Load(); f != nil {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return // the client went away mid-body
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			p.held.Add(1) // counted while the rule decides too: a rule may itself wait
 			d := (*f)(r)
 			gone := false
