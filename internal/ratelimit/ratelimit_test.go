@@ -91,7 +91,7 @@ func TestParallelHitsNeverExceedTheLimit(t *testing.T) {
 	l, rdb, prefix := shared(t)
 	local := ratelimit.NewLocal(100)
 	const hits, limit = 64, 10
-	var shared, inProcess atomic.Int32
+	var inRedis, inProcess atomic.Int32
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	now := time.Now()
@@ -101,7 +101,7 @@ func TestParallelHitsNeverExceedTheLimit(t *testing.T) {
 			if ok, _, err := l.Allow(context.Background(), "storm", limit, time.Minute); err != nil {
 				t.Error(err)
 			} else if ok {
-				shared.Add(1)
+				inRedis.Add(1)
 			}
 			if ok, _ := local.Allow("storm", limit, time.Minute, now); ok {
 				inProcess.Add(1)
@@ -110,8 +110,8 @@ func TestParallelHitsNeverExceedTheLimit(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	if shared.Load() != limit || inProcess.Load() != limit {
-		t.Errorf("allowed %d (Redis) and %d (in process) of %d hits; want exactly %d each", shared.Load(), inProcess.Load(), hits, limit)
+	if inRedis.Load() != limit || inProcess.Load() != limit {
+		t.Errorf("allowed %d (Redis) and %d (in process) of %d hits; want exactly %d each", inRedis.Load(), inProcess.Load(), hits, limit)
 	}
 	if n, err := rdb.Get(context.Background(), prefix+"rl:storm").Int(); err != nil || n != hits {
 		t.Errorf("counter = %d (%v); want every one of the %d hits counted", n, err, hits)
