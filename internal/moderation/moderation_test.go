@@ -122,6 +122,22 @@ func setup(t *testing.T, o options) *world {
 	return w
 }
 
+// stoppedRedis is a client, bounded the way the API's is (one dial attempt, no retries), of
+// a Redis server that has stopped.
+func stoppedRedis(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	down := testenv.RedisServer(t)
+	rdb, err := redisconn.Open(down.URL(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	if err := down.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	return rdb
+}
+
 // user inserts an account (login id, nickname and email derived from name) and returns its id.
 func (w *world) user(t *testing.T, name string) int64 {
 	t.Helper()
@@ -681,16 +697,7 @@ func TestRefusedAdminActionsChangeNothing(t *testing.T) {
 // keeps trusting a session the database has revoked (docs/product.md §3, §9).
 func TestUserChangesRefusedWhileTheSessionStoreIsDown(t *testing.T) {
 	ctx := context.Background()
-	down := testenv.RedisServer(t)
-	// Bounded the way the API's client is: one dial attempt, no retries.
-	rdb, err := redisconn.Open(down.URL(), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rdb.Close() })
-	if err := down.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	rdb := stoppedRedis(t)
 	w := setup(t, options{redis: rdb})
 	u := w.actor(t, "someone")
 	w.sessions(t, u.UserID, 2)

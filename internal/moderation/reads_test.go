@@ -15,8 +15,6 @@ import (
 	"github.com/bca-app/backend/gen/db"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/moderation"
-	"github.com/bca-app/backend/internal/redisconn"
-	"github.com/bca-app/backend/internal/testenv"
 )
 
 // The admin's look-ups (docs/product.md §9; README "Admin and moderation": searchUsers,
@@ -308,15 +306,7 @@ bca_pipeline_workers 0
 // TestFiguresWithoutRedis: when the lag samples and heartbeats cannot be read, the figures
 // answer an error and the scrape leaves them out instead of failing /metrics.
 func TestFiguresWithoutRedis(t *testing.T) {
-	down := testenv.RedisServer(t)
-	rdb, err := redisconn.Open(down.URL(), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rdb.Close() })
-	if err := down.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	rdb := stoppedRedis(t)
 	w := setup(t, options{redis: rdb})
 	if _, err := w.mod.PipelineFigures(context.Background(), time.Minute); err == nil {
 		t.Error("figures without Redis: no error")

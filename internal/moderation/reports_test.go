@@ -16,8 +16,6 @@ import (
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/moderation"
-	"github.com/bca-app/backend/internal/redisconn"
-	"github.com/bca-app/backend/internal/testenv"
 )
 
 // Reports from users and their resolution by admins (docs/product.md §9; the report rules are
@@ -309,15 +307,7 @@ func TestReportsAreRateLimitedPerAccount(t *testing.T) {
 // and its refusal holds: a limit never fails open.
 func TestReportsStayLimitedWhileRedisIsDown(t *testing.T) {
 	ctx := context.Background()
-	down := testenv.RedisServer(t)
-	rdb, err := redisconn.Open(down.URL(), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rdb.Close() })
-	if err := down.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	rdb := stoppedRedis(t)
 	w := setup(t, options{perMinute: 1, redis: rdb})
 	reporter := w.actor(t, "reporter")
 	targets := []int64{w.actor(t, "target1").ActingProfileID, w.actor(t, "target2").ActingProfileID, w.actor(t, "target3").ActingProfileID}

@@ -46,8 +46,7 @@ func (e *env) newSender(t *testing.T, q *syncqueue.SQS, o syncqueue.SenderOption
 	return s
 }
 
-// gate holds requests until it is opened. A test defers open, so the gate is open before the
-// cleanups close the sender and the proxy, however the test ends.
+// gate holds requests until it is opened.
 type gate struct {
 	once sync.Once
 	ch   chan struct{}
@@ -63,6 +62,37 @@ func (g *gate) wait(r *http.Request) {
 	case <-g.ch:
 	case <-r.Context().Done():
 	}
+}
+
+// gatedSender starts a sender in front of the queue whose SendMessageBatch calls wait until the
+// returned gate opens: at the latest when the test ends, before the sender and the proxy close.
+func (e *env) gatedSender(t *testing.T, queueURL string, o syncqueue.SenderOptions) (*syncqueue.Sender, *gate, *testenv.DelayProxy, *calls) {
+	t.Helper()
+	g := newGate()
+	px, c, client := proxy(t, func(r *http.Request, action string, _ int) time.Duration {
+		if action == "SendMessageBatch" {
+			g.wait(r)
+		}
+		return 0
+	})
+	s := e.newSender(t, e.queue(t, client, queueURL), o)
+	t.Cleanup(g.open) // cleanups run last first: before the sender's and the proxy's
+	return s, g, px, c
+}
+
+// hungSender starts a sender in front of the queue whose SendMessageBatch calls SQS holds for
+// longer than a test waits: only a deadline ends them.
+func (e *env) hungSender(t *testing.T, queueURL string) (*syncqueue.Sender, *testenv.DelayProxy) {
+	t.Helper()
+	px, _, client := proxy(t, func(_ *http.Request, action string, _ int) time.Duration {
+		if action == "SendMessageBatch" {
+			return time.Minute
+		}
+		return 0
+	})
+	o := senderOptions()
+	o.Timeout = time.Minute
+	return e.newSender(t, e.queue(t, client, queueURL), o), px
 }
 
 // within runs f and fails the test if it has not returned after 10 s.
@@ -83,15 +113,7 @@ func within(t *testing.T, what string, f func()) {
 func TestSenderNotifyReturnsWhileSQSHoldsItsSend(t *testing.T) {
 	e := newEnv(t)
 	p := e.provision(t, 15)
-	g := newGate()
-	defer g.open()
-	px, _, client := proxy(t, func(r *http.Request, action string, _ int) time.Duration {
-		if action == "SendMessageBatch" {
-			g.wait(r)
-		}
-		return 0
-	})
-	s := e.newSender(t, e.queue(t, client, p.QueueURL), senderOptions())
+	s, g, px, _ := e.gatedSender(t, p.QueueURL, senderOptions())
 	bumps, want := bumpsOf(25)
 	within(t, "the first Notify", func() { s.Notify(t.Context(), bumps[:1]) })
 	testenv.Eventually(t, 10*time.Second, func() bool { return px.Held() == 1 }, "the sender's call held by SQS")
@@ -114,15 +136,7 @@ func TestSenderNotifyReturnsWhileSQSHoldsItsSend(t *testing.T) {
 func TestSenderSendsOnlyTasksAndInBatchesOfTen(t *testing.T) {
 	e := newEnv(t)
 	p := e.provision(t, 15)
-	g := newGate()
-	defer g.open()
-	px, c, client := proxy(t, func(r *http.Request, action string, _ int) time.Duration {
-		if action == "SendMessageBatch" {
-			g.wait(r)
-		}
-		return 0
-	})
-	s := e.newSender(t, e.queue(t, client, p.QueueURL), senderOptions())
+	s, g, px, c := e.gatedSender(t, p.QueueURL, senderOptions())
 	bumps, want := bumpsOf(25)
 	s.Notify(t.Context(), []outbox.Bump{{UserID: 100, Version: 1, Covered: true}})
 	s.Notify(t.Context(), bumps[:1])
@@ -149,17 +163,9 @@ func TestSenderSendsOnlyTasksAndInBatchesOfTen(t *testing.T) {
 func TestSenderDropsWhatDoesNotFitItsBuffer(t *testing.T) {
 	e := newEnv(t)
 	p := e.provision(t, 15)
-	g := newGate()
-	defer g.open()
-	px, _, client := proxy(t, func(r *http.Request, action string, _ int) time.Duration {
-		if action == "SendMessageBatch" {
-			g.wait(r)
-		}
-		return 0
-	})
 	o := senderOptions()
 	o.Buffer = 2
-	s := e.newSender(t, e.queue(t, client, p.QueueURL), o)
+	s, g, px, _ := e.gatedSender(t, p.QueueURL, o)
 	bumps, _ := bumpsOf(6)
 	s.Notify(t.Context(), bumps[:1])
 	testenv.Eventually(t, 10*time.Second, func() bool { return px.Held() == 1 }, "the first call held")
@@ -249,15 +255,7 @@ func TestSenderGivesUpOnAHungCallAfterItsTimeoutAndRetries(t *testing.T) {
 func TestSenderCloseSendsWhatIsBuffered(t *testing.T) {
 	e := newEnv(t)
 	p := e.provision(t, 15)
-	g := newGate()
-	defer g.open()
-	px, _, client := proxy(t, func(r *http.Request, action string, _ int) time.Duration {
-		if action == "SendMessageBatch" {
-			g.wait(r)
-		}
-		return 0
-	})
-	s := e.newSender(t, e.queue(t, client, p.QueueURL), senderOptions())
+	s, g, px, _ := e.gatedSender(t, p.QueueURL, senderOptions())
 	bumps, want := bumpsOf(25)
 	s.Notify(t.Context(), bumps[:1])
 	testenv.Eventually(t, 10*time.Second, func() bool { return px.Held() == 1 }, "the first call held")
@@ -300,15 +298,7 @@ func TestSenderCloseSendsWhatIsBuffered(t *testing.T) {
 func TestSenderCloseEndsWithItsContextWhenSQSHangs(t *testing.T) {
 	e := newEnv(t)
 	p := e.provision(t, 15)
-	px, _, client := proxy(t, func(_ *http.Request, action string, _ int) time.Duration {
-		if action == "SendMessageBatch" {
-			return time.Minute // longer than the test waits: only Close's context ends it
-		}
-		return 0
-	})
-	o := senderOptions()
-	o.Timeout = time.Minute
-	s := e.newSender(t, e.queue(t, client, p.QueueURL), o)
+	s, px := e.hungSender(t, p.QueueURL)
 	s.Notify(t.Context(), []outbox.Bump{{UserID: 1, Version: 1}})
 	testenv.Eventually(t, 10*time.Second, func() bool { return px.Held() == 1 }, "the send held")
 	within(t, "Close with a hung SQS", func() {
@@ -336,15 +326,7 @@ func TestSenderCloseEndsWithItsContextWhenSQSHangs(t *testing.T) {
 func TestSenderCountsWhatCloseLeftBehind(t *testing.T) {
 	e := newEnv(t)
 	p := e.provision(t, 15)
-	px, _, client := proxy(t, func(_ *http.Request, action string, _ int) time.Duration {
-		if action == "SendMessageBatch" {
-			return time.Minute // longer than the test waits: only Close's context ends it
-		}
-		return 0
-	})
-	o := senderOptions()
-	o.Timeout = time.Minute
-	s := e.newSender(t, e.queue(t, client, p.QueueURL), o)
+	s, px := e.hungSender(t, p.QueueURL)
 	bumps, _ := bumpsOf(25)
 	s.Notify(t.Context(), bumps)
 	testenv.Eventually(t, 10*time.Second, func() bool { return px.Held() == 1 }, "the first send held")
