@@ -174,20 +174,25 @@ func (c *calls) field(action, name string) []string {
 	return vs
 }
 
+// recordedQueue provisions a queue (visibility 15 s) and returns it reached through a proxy
+// that records the calls, with the calls and the provisioned URLs.
+func (e *env) recordedQueue(t *testing.T) (*syncqueue.SQS, *calls, syncqueue.Provisioned) {
+	t.Helper()
+	p := e.provision(t, 15)
+	_, c, client := proxy(t, nil)
+	return e.queue(t, client, p.QueueURL), c, p
+}
+
 // proxy puts a DelayProxy in front of moto that records the SQS calls and holds each as long as
 // hold says (nil: none), and returns it with an SQS client that goes through it.
-//
-// The rule reads each request's body first, which also lets a held call end when its client
-// gives up: net/http notices that a client went away only once the body has been read, so
-// otherwise a held call would stay held, and be forwarded when its hold ran out.
 func proxy(t *testing.T, hold func(r *http.Request, action string, n int) time.Duration, opts ...func(*sqs.Options)) (*testenv.DelayProxy, *calls, *sqs.Client) {
 	t.Helper()
 	p := testenv.NewDelayProxy(t, testenv.AWSEndpoint(t))
 	c := &calls{}
 	p.SetDelay(func(r *http.Request) time.Duration {
-		body, err := io.ReadAll(r.Body)
+		body, err := io.ReadAll(r.Body) // DelayProxy read it already: this reads its copy
 		if err != nil {
-			return 0 // the client is gone: DelayProxy does not forward the call
+			return 0
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		action, n := c.add(r, body)
@@ -600,9 +605,7 @@ func TestSendKeepsOneUsersVersionsInOrder(t *testing.T) {
 // (SQS takes at most 10 in one) and all 25 messages arrive.
 func TestSendSplitsIntoBatchesOfTen(t *testing.T) {
 	e := newEnv(t)
-	p := e.provision(t, 15)
-	_, c, client := proxy(t, nil)
-	q := e.queue(t, client, p.QueueURL)
+	q, c, p := e.recordedQueue(t)
 	bumps, want := bumpsOf(25)
 	if err := q.Send(t.Context(), bumps, ""); err != nil {
 		t.Fatal(err)
@@ -663,9 +666,7 @@ func TestSendReturnsAndCountsTheBumpsSQSDidNotTake(t *testing.T) {
 // Bumps are not merged otherwise: each uncovered bump is a message.
 func TestNotifySendsOnlyTheBumpsThatAreTasks(t *testing.T) {
 	e := newEnv(t)
-	p := e.provision(t, 15)
-	_, c, client := proxy(t, nil)
-	q := e.queue(t, client, p.QueueURL)
+	q, c, p := e.recordedQueue(t)
 
 	q.Notify(t.Context(), []outbox.Bump{{UserID: 1, Version: 1, Covered: true}, {UserID: 3, Version: 2, Covered: true}})
 	if n := c.count("SendMessageBatch"); n != 0 {
@@ -838,9 +839,7 @@ func TestAckReportsAReceiptSQSRefused(t *testing.T) {
 // back at once, nor 1.5 s after 1 s.
 func TestHideZeroOrLessMakesAMessageVisibleAgainAtOnce(t *testing.T) {
 	e := newEnv(t)
-	p := e.provision(t, 15)
-	_, c, client := proxy(t, nil)
-	q := e.queue(t, client, p.QueueURL)
+	q, c, _ := e.recordedQueue(t)
 	if err := q.Send(t.Context(), []outbox.Bump{{UserID: 3, Version: 1}}, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -879,9 +878,7 @@ func TestHideZeroOrLessMakesAMessageVisibleAgainAtOnce(t *testing.T) {
 // TestAckAndHideTakeMoreThanTenDeliveries: both split their calls into SQS's batches of 10.
 func TestAckAndHideTakeMoreThanTenDeliveries(t *testing.T) {
 	e := newEnv(t)
-	p := e.provision(t, 15)
-	_, c, client := proxy(t, nil)
-	q := e.queue(t, client, p.QueueURL)
+	q, c, p := e.recordedQueue(t)
 	bumps, want := bumpsOf(15)
 	if err := q.Send(t.Context(), bumps, ""); err != nil {
 		t.Fatal(err)
@@ -915,9 +912,7 @@ func TestAckAndHideTakeMoreThanTenDeliveries(t *testing.T) {
 // and the message comes back within one visibility window.
 func TestKeepHiddenHoldsMessagesPastTheirVisibilityUntilStopped(t *testing.T) {
 	e := newEnv(t)
-	p := e.provision(t, 15)
-	_, c, client := proxy(t, nil)
-	q := e.queue(t, client, p.QueueURL)
+	q, c, p := e.recordedQueue(t)
 	other := e.queue(t, nil, p.QueueURL) // a second consumer
 	if err := q.Send(t.Context(), []outbox.Bump{{UserID: 8, Version: 2}}, ""); err != nil {
 		t.Fatal(err)
