@@ -191,7 +191,11 @@ func (s *Service) Resolve(ctx context.Context, a Actor, reportID int64, action s
 	if action != ActionDismiss && action != ActionLockTarget && action != ActionLockUser {
 		return db.Report{}, domain.Invalid("action", "must be dismiss, lock_target or lock_user")
 	}
+	// Built once, outside the transaction's function, which runs again on a retry.
 	reason := "report #" + strconv.FormatInt(reportID, 10)
+	if note != nil && *note != "" {
+		reason = clipReason(reason + ": " + *note)
+	}
 	var out db.Report
 	var endUser, endProfile, owner int64
 	resolve := func() error {
@@ -202,9 +206,6 @@ func (s *Service) Resolve(ctx context.Context, a Actor, reportID int64, action s
 			}
 			if rep.Status != "open" {
 				return domain.E(domain.KindConflict, "report.closed", "The report is already closed.")
-			}
-			if note != nil && *note != "" {
-				reason = clipReason(reason + ": " + *note)
 			}
 			var lockErr error
 			switch {
