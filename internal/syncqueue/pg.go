@@ -26,9 +26,10 @@ type PGNotifier struct {
 // NotifyChannel is the PostgreSQL channel NotifySyncWorkers signals.
 const NotifyChannel = "bca_sync_stale"
 
-// Notify signals the workers.
+// Notify signals the workers when a bump is a task (tasksOf): a covered bump's user is claimed
+// for the task that covers it.
 func (n PGNotifier) Notify(ctx context.Context, bumps []outbox.Bump) {
-	if len(bumps) == 0 {
+	if len(tasksOf(bumps)) == 0 {
 		return
 	}
 	if err := db.New(n.Pool).NotifySyncWorkers(ctx); err != nil {

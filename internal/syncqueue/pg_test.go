@@ -44,7 +44,8 @@ func next(t *testing.T, conn *pgx.Conn) string {
 }
 
 // TestPGNotifierWakesTheWorkersOnlyForBumps: without SQS the producer NOTIFYs the workers' channel
-// after a commit with bumps (docs/sync.md §4.2); a commit without bumps sends nothing.
+// after a commit with bumps that are tasks (docs/sync.md §4.2); a commit without bumps, or with
+// covered ones only (a task already stands for the user), sends nothing.
 func TestPGNotifierWakesTheWorkersOnlyForBumps(t *testing.T) {
 	e := newEnv(t)
 	dbURL := testenv.Database(t)
@@ -63,11 +64,12 @@ func TestPGNotifierWakesTheWorkersOnlyForBumps(t *testing.T) {
 
 	n.Notify(t.Context(), nil)
 	n.Notify(t.Context(), []outbox.Bump{})
+	n.Notify(t.Context(), []outbox.Bump{{UserID: 1, Version: 3, Covered: true}}) // a task stands for it
 	if _, err := pool.Exec(t.Context(), "SELECT pg_notify('syncqueue_test_sentinel', '')"); err != nil {
 		t.Fatal(err)
 	}
 	if ch := next(t, conn); ch != "syncqueue_test_sentinel" {
-		t.Errorf("Notify without bumps sent a notification on %q", ch)
+		t.Errorf("Notify without bumps, or with covered ones only, sent a notification on %q", ch)
 	}
 }
 
