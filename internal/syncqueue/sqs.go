@@ -275,26 +275,40 @@ func batch(n int, call func(lo, hi int) (failed int, err error)) error {
 }
 
 // UpdateDepthGauges reports the approximate depth of the queue and of its dead-letter queue.
+// The task queue comes first, so a dead-letter queue that cannot be read does not keep its
+// figures from being updated; the dead-letter series are then removed rather than left stale.
 func (q *SQS) UpdateDepthGauges(ctx context.Context) error {
-	queues := map[string]string{"main": q.url}
-	if dlq, err := q.DeadLetterQueue(ctx); err == nil {
-		queues["dead_letter"] = dlq
+	if err := q.updateDepth(ctx, "main", q.url); err != nil {
+		return err
 	}
-	for name, url := range queues {
-		out, err := q.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-			QueueUrl: aws.String(url),
-			AttributeNames: []types.QueueAttributeName{
-				types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("queue attributes of %s: %w", url, err)
+	dlq, err := q.DeadLetterQueue(ctx)
+	if err == nil {
+		if err = q.updateDepth(ctx, "dead_letter", dlq); err == nil {
+			return nil
 		}
-		visible, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
-		inFlight, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
-		q.metrics.QueueMessages.WithLabelValues(name, "visible").Set(float64(visible))
-		q.metrics.QueueMessages.WithLabelValues(name, "in_flight").Set(float64(inFlight))
 	}
+	q.metrics.QueueMessages.DeleteLabelValues("dead_letter", "visible")
+	q.metrics.QueueMessages.DeleteLabelValues("dead_letter", "in_flight")
+	if errors.Is(err, ErrNoDeadLetterQueue) {
+		return nil
+	}
+	return err
+}
+
+func (q *SQS) updateDepth(ctx context.Context, name, url string) error {
+	out, err := q.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url),
+		AttributeNames: []types.QueueAttributeName{
+			types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("queue attributes of %s: %w", url, err)
+	}
+	visible, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+	inFlight, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	q.metrics.QueueMessages.WithLabelValues(name, "visible").Set(float64(visible))
+	q.metrics.QueueMessages.WithLabelValues(name, "in_flight").Set(float64(inFlight))
 	return nil
 }
 

@@ -985,6 +985,36 @@ func TestUpdateDepthGaugesReportsBothQueues(t *testing.T) {
 	}
 }
 
+// TestUpdateDepthGaugesDropsTheFiguresOfAnUnreadableDeadLetterQueue: the task queue's figures
+// are still updated, and the dead-letter series go instead of staying at their last value.
+func TestUpdateDepthGaugesDropsTheFiguresOfAnUnreadableDeadLetterQueue(t *testing.T) {
+	e := newEnv(t)
+	p := e.provision(t, 15)
+	q := e.queue(t, nil, p.QueueURL)
+	if err := q.UpdateDepthGauges(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(e.metrics.QueueMessages); n != 4 {
+		t.Fatalf("%d queue depth series; want 4", n)
+	}
+	if _, err := e.client.DeleteQueue(t.Context(), &sqs.DeleteQueueInput{QueueUrl: aws.String(p.DeadLetterURL)}); err != nil {
+		t.Fatal(err)
+	}
+	bumps, _ := bumpsOf(2)
+	if err := q.Send(t.Context(), bumps, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.UpdateDepthGauges(t.Context()); err == nil {
+		t.Error("no error with the dead-letter queue gone")
+	}
+	if got := testutil.ToFloat64(e.metrics.QueueMessages.WithLabelValues("main", "visible")); got != 2 {
+		t.Errorf("main visible = %v; want 2, updated although the dead-letter queue is gone", got)
+	}
+	if n := testutil.CollectAndCount(e.metrics.QueueMessages); n != 2 {
+		t.Errorf("%d queue depth series; want the task queue's 2, the dead-letter ones dropped", n)
+	}
+}
+
 // TestUpdateDepthGaugesWithoutDeadLetterQueueReportsTheQueueOnly: no dead_letter series for a
 // queue without redrive policy, and an error for a queue that does not exist.
 func TestUpdateDepthGaugesWithoutDeadLetterQueueReportsTheQueueOnly(t *testing.T) {
