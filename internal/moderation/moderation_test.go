@@ -73,7 +73,6 @@ type world struct {
 	profiles *profile.Service
 	cards    *card.Service
 	limiter  *ratelimit.Limiter
-	seq      int
 }
 
 type options struct {

@@ -362,9 +362,9 @@ func TestListMyReports(t *testing.T) {
 
 // reported is a target with a profile, a card, live sessions and a report about each of them.
 type reported struct {
-	target                      access.Caller
-	card                        int64
-	profileRep, cardRep, msgRep db.Report
+	target              access.Caller
+	card                int64
+	profileRep, cardRep db.Report
 }
 
 func (w *world) reported(t *testing.T, reporter access.Caller, name string) reported {
