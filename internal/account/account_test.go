@@ -14,7 +14,6 @@ import (
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/mail"
 	"github.com/bca-app/backend/internal/outbox"
-	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/testenv"
 )
@@ -24,13 +23,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // newService builds the account service on its own database and Redis prefix.
 func newService(t *testing.T, now func() time.Time) *account.Service {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pool, err := postgres.Open(ctx, testenv.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testenv.Pool(t)
 	redisURL, prefix := testenv.Redis(t)
 	rdb := testenv.RedisClient(t, redisURL)
 	hasher, err := auth.NewHasher(auth.HasherDeps{Params: config.PasswordHashing{MemoryKiB: 1024, Iterations: 1, Parallelism: 1}})

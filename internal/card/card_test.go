@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/bca-app/backend/internal/card"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/outbox"
-	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/testenv"
 )
@@ -50,13 +48,7 @@ type world struct {
 
 func setup(t *testing.T) world {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pool, err := postgres.Open(ctx, testenv.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testenv.Pool(t)
 	rec := &recorder{}
 	profiles, err := profile.New(profile.Deps{Pool: pool, Notifier: rec})
 	if err != nil {

@@ -24,7 +24,6 @@ import (
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/moderation"
 	"github.com/bca-app/backend/internal/outbox"
-	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/redisconn"
@@ -82,13 +81,7 @@ type options struct {
 
 func setup(t *testing.T, o options) *world {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pool, err := postgres.Open(ctx, testenv.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testenv.Pool(t)
 	url, prefix := testenv.Redis(t)
 	rdb := testenv.RedisClient(t, url)
 	w := &world{pool: pool, rdb: rdb, prefix: prefix, notes: &recorder{}}
@@ -97,6 +90,7 @@ func setup(t *testing.T, o options) *world {
 		serviceRedis = o.redis
 	}
 	log := slog.New(slog.DiscardHandler)
+	var err error
 	if w.mod, err = moderation.New(moderation.Deps{Pool: pool, Notifier: w.notes, Redis: serviceRedis, KeyPrefix: prefix, Log: log}); err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,20 @@ func Database(t testing.TB) string {
 	return admin.databaseURL(name)
 }
 
+// Pool opens a pool (postgres.Open, as the services do) on a database of this test only
+// (Database), closed when the test ends.
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool, err := postgres.Open(ctx, Database(t))
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // adminDB runs statements on the server as a superuser.
 type adminDB struct {
 	url  *url.URL // of database "postgres"
