@@ -14,6 +14,7 @@ import (
 	"github.com/bca-app/backend/internal/access"
 	"github.com/bca-app/backend/internal/card"
 	"github.com/bca-app/backend/internal/domain"
+	"github.com/bca-app/backend/internal/postgres"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/txn"
@@ -161,6 +162,14 @@ func (r *Reporter) create(ctx context.Context, p db.CreateReportParams) (db.Repo
 		p.Details = nil
 	}
 	rep, err := db.New(r.Pool).CreateReport(ctx, p)
+	// The reason list and the details' length are the table's CHECKs (migrations/00009); the
+	// API's schema refuses bad values first, other callers get the same 400 from here.
+	switch constraint, _ := postgres.IsCheckViolation(err); constraint {
+	case "reports_reason_check":
+		return db.Report{}, domain.Invalid("reason", "must be one of spam, harassment, inappropriate, impersonation, illegal, other")
+	case "reports_details_check":
+		return db.Report{}, domain.Invalid("details", "must be at most 1000 characters")
+	}
 	if err != nil {
 		return db.Report{}, fmt.Errorf("create report: %w", err)
 	}

@@ -70,9 +70,14 @@ func migrateDB(ctx context.Context, db *sql.DB) error {
 }
 
 // IsUniqueViolation reports whether err is a unique-index violation, and of which constraint.
-func IsUniqueViolation(err error) (constraint string, ok bool) {
+func IsUniqueViolation(err error) (constraint string, ok bool) { return violation(err, "23505") }
+
+// IsCheckViolation reports whether err is a CHECK constraint violation, and of which constraint.
+func IsCheckViolation(err error) (constraint string, ok bool) { return violation(err, "23514") }
+
+func violation(err error, code string) (constraint string, ok bool) {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+	if errors.As(err, &pgErr) && pgErr.Code == code {
 		return pgErr.ConstraintName, true
 	}
 	return "", false
