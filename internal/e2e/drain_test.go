@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,17 +41,6 @@ func buildCommand(name string) (string, error) {
 	return bin, nil
 }
 
-// freeAddr is a loopback address with a port nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // waitExit waits at most d for the process to end and returns its exit code.
 func waitExit(t *testing.T, wp *workerProcess, d time.Duration) int {
 	t.Helper()
@@ -76,7 +64,7 @@ func TestAPIDrainsOnSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	base := "http://" + addr
 	const delay, timeout = 2 * time.Second, 15 * time.Second
 	p := startProcess(t, "bca-api", bin,
@@ -237,7 +225,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	}
 
 	cfg := e.Config
-	opsAddr := freeAddr(t)
+	opsAddr := testenv.FreeAddr(t)
 	w := startWorkerProcess(t, cfg, moto, "SHUTDOWN_TIMEOUT=2s", "SYNC_VISIBILITY=2m", "SYNC_WORKER_CONCURRENCY=1",
 		"WORKER_HTTP_ADDR="+opsAddr)
 	opsClient := &http.Client{Timeout: 2 * time.Second}

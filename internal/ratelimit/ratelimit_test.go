@@ -2,7 +2,6 @@ package ratelimit_test
 
 import (
 	"context"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,17 +117,6 @@ func TestParallelHitsNeverExceedTheLimit(t *testing.T) {
 	}
 }
 
-// freeAddr is a loopback address nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func open(t *testing.T, url string, timeout time.Duration) redis.UniversalClient {
 	t.Helper()
 	rdb, err := redisconn.Open(url, timeout)
@@ -141,7 +129,7 @@ func open(t *testing.T, url string, timeout time.Duration) redis.UniversalClient
 
 // Without Redis the limit holds per process: never open, and a window still ends.
 func TestWithoutRedisTheProcessCounts(t *testing.T) {
-	l, err := ratelimit.New(ratelimit.Deps{Redis: open(t, "redis://"+freeAddr(t), 500*time.Millisecond), KeyPrefix: "t:"})
+	l, err := ratelimit.New(ratelimit.Deps{Redis: open(t, "redis://"+testenv.FreeAddr(t), 500*time.Millisecond), KeyPrefix: "t:"})
 	if err != nil {
 		t.Fatal(err)
 	}
