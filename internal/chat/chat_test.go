@@ -30,11 +30,11 @@ func TestAutoName(t *testing.T) {
 
 func TestTruncateKeepsCharacters(t *testing.T) {
 	s := strings.Repeat("가", 400) // 1200 bytes
-	got, cut := truncate(s, pushLimit)
+	got, cut := domain.CutBytes(s, pushLimit)
 	if !cut || len(got) > pushLimit || !utf8.ValidString(got) || !strings.HasPrefix(s, got) {
 		t.Fatalf("truncate: %d bytes, cut %v, valid %v", len(got), cut, utf8.ValidString(got))
 	}
-	if got, cut := truncate("short", pushLimit); got != "short" || cut {
+	if got, cut := domain.CutBytes("short", pushLimit); got != "short" || cut {
 		t.Fatal("short text is kept")
 	}
 }

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/bca-app/backend/gen/db"
+	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
 	"github.com/bca-app/backend/internal/push"
 )
@@ -124,7 +124,7 @@ const pushLimit = 1000
 // plus the ones the shipped Android client reads (uuid, caused_by_participant_id). A posted text
 // also shows a notification: the room's name and the text.
 func pushMessage(e Event, roomName string) push.Message {
-	text, cut := truncate(e.Message, pushLimit)
+	text, cut := domain.CutBytes(e.Message, pushLimit)
 	data := map[string]string{
 		"type":        "chat",
 		"uuid":        strconv.FormatInt(e.ID, 10),
@@ -154,15 +154,4 @@ func pushMessage(e Event, roomName string) push.Message {
 		m.Title, m.Body = roomName, text
 	}
 	return m
-}
-
-// truncate cuts s to at most n bytes on a character boundary.
-func truncate(s string, n int) (string, bool) {
-	if len(s) <= n {
-		return s, false
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n], true
 }

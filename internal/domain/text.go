@@ -2,6 +2,7 @@ package domain
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
@@ -16,4 +17,15 @@ func CleanName(s string) string {
 // Key is the case-insensitive uniqueness key of an id, nickname or email.
 func Key(s string) string {
 	return cases.Fold().String(CleanName(s))
+}
+
+// CutBytes cuts s to at most n bytes on a character boundary, and says whether it cut.
+func CutBytes(s string, n int) (string, bool) {
+	if len(s) <= n {
+		return s, false
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n], true
 }

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -129,11 +128,8 @@ func clipReason(reason string) string {
 	if len(reason) <= maxReason {
 		return reason
 	}
-	cut := maxReason - len("…")
-	for cut > 0 && !utf8.RuneStart(reason[cut]) {
-		cut--
-	}
-	return reason[:cut] + "…"
+	cut, _ := domain.CutBytes(reason, maxReason-len("…"))
+	return cut + "…"
 }
 
 // SetLock locks or unlocks a user, profile or card. A locked row vanishes for everyone else and
