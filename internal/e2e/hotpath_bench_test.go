@@ -125,6 +125,12 @@ func benchRequest(method, url string, want int, headers ...string) func() func()
 type rateBook struct {
 	mu    sync.Mutex
 	rates map[string][][3]float64 // per round: req/s, p50 ms, p99 ms
+	// clients, when set, is how many client goroutines load each route whatever GOMAXPROCS is;
+	// otherwise 8 per P.
+	clients int
+	// procs, when set, is the GOMAXPROCS the next routes run with (the testing package sets it
+	// from -cpu for every sub-benchmark, so it is set inside it).
+	procs int
 }
 
 // run measures name once; of the calls b.Run makes to size b.N, the last one is the measurement.
@@ -132,7 +138,13 @@ func (r *rateBook) run(b *testing.B, name string, factory func() func() error) {
 	var last [3]float64
 	ran := false
 	b.Run(name, func(b *testing.B) {
+		if r.procs > 0 {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(r.procs))
+		}
 		b.SetParallelism(8)
+		if r.clients > 0 {
+			b.SetParallelism(max(1, r.clients/runtime.GOMAXPROCS(0)))
+		}
 		last[0], last[1], last[2] = measureParallelRates(b, factory)
 		ran = true
 	})
@@ -321,6 +333,27 @@ func BenchmarkHotPath(b *testing.B) {
 		{"getSync304", "ping"},
 		{"getSyncFull", "ping"},
 	})
+}
+
+// BenchmarkHotPathPingTail finds what makes ping's p99 several times its p50: it loads ping and
+// the bare handler's ping with the same 16 client goroutines, once with the process on one P
+// (GOMAXPROCS=1) and once on two, interleaved. With one P the Go scheduler runs the goroutines of
+// client and server in turn on one thread; with two, more threads want to run than the machine
+// has CPUs, and a request whose thread the kernel has set aside waits a whole time slice. If the
+// tail were the server's own (logging, collection, allocation), it would show on one P as well.
+func BenchmarkHotPathPingTail(b *testing.B) {
+	_, _, url := hotServer(b)
+	bare := httptest.NewServer(bareHandler(nil))
+	b.Cleanup(bare.Close)
+	book := &rateBook{rates: map[string][][3]float64{}, clients: 16}
+	for range hotPathRounds {
+		for _, p := range []int{1, 2} {
+			book.procs = p
+			book.run(b, fmt.Sprintf("bare-ping-%dP", p), benchRequest("GET", bare.URL+"/ping", http.StatusOK))
+			book.run(b, fmt.Sprintf("ping-%dP", p), benchRequest("GET", url+"/api/v1/ping", http.StatusOK))
+		}
+	}
+	book.summary(b, [][2]string{{"ping-1P", "bare-ping-1P"}, {"ping-2P", "bare-ping-2P"}})
 }
 
 // BenchmarkHotPathAllocs runs single requests through the handler in-process (no network, no
