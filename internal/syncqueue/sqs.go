@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -345,10 +345,18 @@ func (q *SQS) lookUpDLQ(ctx context.Context) (string, error) {
 	if policy == "" || json.Unmarshal([]byte(policy), &p) != nil || p.DeadLetterTargetArn == "" {
 		return "", ErrNoDeadLetterQueue
 	}
-	name := p.DeadLetterTargetArn[strings.LastIndex(p.DeadLetterTargetArn, ":")+1:]
-	url, err := q.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &name})
+	// The ARN names the queue and the account that owns it, which need not be the caller's.
+	target, err := arn.Parse(p.DeadLetterTargetArn)
+	if err != nil || target.Resource == "" {
+		return "", fmt.Errorf("%w: redrive policy names %q", ErrNoDeadLetterQueue, p.DeadLetterTargetArn)
+	}
+	in := &sqs.GetQueueUrlInput{QueueName: &target.Resource}
+	if target.AccountID != "" {
+		in.QueueOwnerAWSAccountId = &target.AccountID
+	}
+	url, err := q.client.GetQueueUrl(ctx, in)
 	if err != nil {
-		return "", fmt.Errorf("look up the dead-letter queue %s: %w", name, err)
+		return "", fmt.Errorf("look up the dead-letter queue %s: %w", target.Resource, err)
 	}
 	return aws.ToString(url.QueueUrl), nil
 }

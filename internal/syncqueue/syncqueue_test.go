@@ -119,11 +119,13 @@ func urlPath(t *testing.T, raw string) string {
 }
 
 // calls records the SQS calls that pass a DelayProxy, by action (SendMessageBatch, …): how many
-// there were and the entries of each batch call, as the JSON protocol sends them.
+// there were, the entries of each batch call and the last call's input, as the JSON protocol
+// sends them.
 type calls struct {
 	mu      sync.Mutex
 	n       map[string]int
 	entries map[string][][]map[string]any
+	last    map[string]map[string]any
 }
 
 // add records r, whose body is body, and returns its action and how many calls of that action
@@ -132,11 +134,14 @@ func (c *calls) add(r *http.Request, body []byte) (string, int) {
 	action := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.")
 	var in struct{ Entries []map[string]any }
 	_ = json.Unmarshal(body, &in)
+	var input map[string]any
+	_ = json.Unmarshal(body, &input)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == nil {
-		c.n, c.entries = map[string]int{}, map[string][][]map[string]any{}
+		c.n, c.entries, c.last = map[string]int{}, map[string][][]map[string]any{}, map[string]map[string]any{}
 	}
+	c.last[action] = input
 	c.n[action]++
 	if in.Entries != nil {
 		c.entries[action] = append(c.entries[action], in.Entries)
@@ -148,6 +153,13 @@ func (c *calls) count(action string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n[action]
+}
+
+// lastInput is the input of the last call of action.
+func (c *calls) lastInput(action string) map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last[action]
 }
 
 // batchSizes are the numbers of entries of the action's calls, in order.
@@ -493,6 +505,12 @@ func TestDeadLetterQueueIsLookedUpOnceFoundAndAgainAfterAFailure(t *testing.T) {
 	}
 	if n := c.count("GetQueueUrl") - lookups; n != 1 {
 		t.Errorf("3 calls looked the dead-letter queue up %d times; want once", n)
+	}
+	// The queue is looked up in the account its ARN names (arn:aws:sqs:region:account:name),
+	// which need not be the caller's.
+	in := c.lastInput("GetQueueUrl")
+	if parts := strings.Split(arn, ":"); len(parts) != 6 || in["QueueName"] != parts[5] || in["QueueOwnerAWSAccountId"] != parts[4] {
+		t.Errorf("GetQueueUrl input %v; want the name and the owner account of %s", in, arn)
 	}
 }
 
