@@ -2,7 +2,7 @@ package card_test
 
 import (
 	"context"
-	"sync"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,39 +17,17 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// recorder keeps the bumps the outbox hands over after commit.
-type recorder struct {
-	mu    sync.Mutex
-	bumps []outbox.Bump
-}
-
-func (r *recorder) Notify(_ context.Context, b []outbox.Bump) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.bumps = append(r.bumps, b...)
-}
-
-func (r *recorder) users() map[int64]bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m := map[int64]bool{}
-	for _, b := range r.bumps {
-		m[b.UserID] = true
-	}
-	return m
-}
-
 type world struct {
 	pool     *pgxpool.Pool
 	profiles *profile.Service
 	cards    *card.Service
-	notes    *recorder
+	notes    *testenv.Bumps
 }
 
 func setup(t *testing.T) world {
 	t.Helper()
 	pool := testenv.Pool(t)
-	rec := &recorder{}
+	rec := &testenv.Bumps{}
 	profiles, err := profile.New(profile.Deps{Pool: pool, Notifier: rec})
 	if err != nil {
 		t.Fatal(err)
@@ -98,8 +76,8 @@ func TestSubscribeRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !w.notes.users()[owner.UserID] {
-		t.Fatalf("creating a card bumps its owner's file: %+v", w.notes.bumps)
+	if bumps := w.notes.All(); !slices.ContainsFunc(bumps, func(b outbox.Bump) bool { return b.UserID == owner.UserID }) {
+		t.Fatalf("creating a card bumps its owner's file: %+v", bumps)
 	}
 	private := true
 	secret, err := w.cards.Create(ctx, owner, card.Input{Name: &name, Private: &private})

@@ -23,7 +23,6 @@ import (
 	"github.com/bca-app/backend/internal/card"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/moderation"
-	"github.com/bca-app/backend/internal/outbox"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/redisconn"
@@ -37,36 +36,12 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// recorder keeps the sync bumps the outbox hands over after commit.
-type recorder struct {
-	mu    sync.Mutex
-	bumps []outbox.Bump
-}
-
-func (r *recorder) Notify(_ context.Context, b []outbox.Bump) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.bumps = append(r.bumps, b...)
-}
-
-// take returns the bumps notified since the last take, by user.
-func (r *recorder) take() map[int64][]int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m := map[int64][]int64{}
-	for _, b := range r.bumps {
-		m[b.UserID] = append(m[b.UserID], b.Version)
-	}
-	r.bumps = nil
-	return m
-}
-
 // world is one test's database, Redis prefix and services.
 type world struct {
 	pool     *pgxpool.Pool
 	rdb      redis.UniversalClient
 	prefix   string
-	notes    *recorder
+	notes    *testenv.Bumps
 	mod      *moderation.Service
 	rep      *moderation.Reporter
 	profiles *profile.Service
@@ -84,7 +59,7 @@ func setup(t *testing.T, o options) *world {
 	pool := testenv.Pool(t)
 	url, prefix := testenv.Redis(t)
 	rdb := testenv.RedisClient(t, url)
-	w := &world{pool: pool, rdb: rdb, prefix: prefix, notes: &recorder{}}
+	w := &world{pool: pool, rdb: rdb, prefix: prefix, notes: &testenv.Bumps{}}
 	serviceRedis := rdb
 	if o.redis != nil {
 		serviceRedis = o.redis
@@ -289,7 +264,7 @@ func (w *world) unchanged(t *testing.T, what string, before map[string]string) {
 	if len(after) != len(before) {
 		t.Errorf("%s changed the set of tables", what)
 	}
-	if b := w.notes.take(); len(b) != 0 {
+	if b := w.notes.Take(); len(b) != 0 {
 		t.Errorf("%s notified sync bumps %v", what, b)
 	}
 }
@@ -413,7 +388,7 @@ func TestLockUser(t *testing.T) {
 	}
 	other := w.sessions(t, bystander.UserID, 1)[0]
 	ends := w.listen(t)
-	w.notes.take()
+	w.notes.Take()
 	versions := map[int64]int64{target.UserID: w.wanted(t, target.UserID), fan.UserID: w.wanted(t, fan.UserID), bystander.UserID: w.wanted(t, bystander.UserID)}
 	gen := w.generation(t, target.UserID)
 
@@ -439,7 +414,7 @@ func TestLockUser(t *testing.T) {
 		t.Errorf("another user's session %d was revoked", other)
 	}
 	// Bumps: the owner and the fan, each once, in the table and to the notifier; not the bystander.
-	bumps := w.notes.take()
+	bumps := w.notes.Take()
 	for _, u := range []int64{target.UserID, fan.UserID} {
 		if got := w.wanted(t, u); got != versions[u]+1 || !slices.Equal(bumps[u], []int64{got}) {
 			t.Errorf("user %d: wanted %d → %d, notified %v; want one bump", u, versions[u], got, bumps[u])
@@ -500,7 +475,7 @@ func TestLockUser(t *testing.T) {
 	if err := json.Unmarshal(entries[1].Details, &d); err != nil || d.SessionsRevoked != nil || len(d.Profiles) != 2 {
 		t.Errorf("unlock details %s (%v)", entries[1].Details, err)
 	}
-	if b := w.notes.take(); len(b[target.UserID]) != 1 || len(b[fan.UserID]) != 1 || b[bystander.UserID] != nil {
+	if b := w.notes.Take(); len(b[target.UserID]) != 1 || len(b[fan.UserID]) != 1 || b[bystander.UserID] != nil {
 		t.Errorf("unlock bumps %v", b)
 	}
 	w.noEnd(t, ends, "an unlock")
@@ -531,7 +506,7 @@ func TestLockProfileAndCard(t *testing.T) {
 		t.Fatal(err)
 	}
 	ends := w.listen(t)
-	w.notes.take()
+	w.notes.Take()
 	gen := w.generation(t, owner.UserID)
 
 	st, err := w.mod.SetLock(ctx, moderation.AdminActor(fan.UserID, "r2"), moderation.KindProfile, owner.ActingProfileID, true, "impersonation")
@@ -542,7 +517,7 @@ func TestLockProfileAndCard(t *testing.T) {
 		t.Fatal("the lock did not land on exactly the profile")
 	}
 	// The audience of this profile only: not the bystander, who holds the owner's other profile.
-	if b := w.notes.take(); len(b[owner.UserID]) != 1 || len(b[fan.UserID]) != 1 || b[bystander.UserID] != nil {
+	if b := w.notes.Take(); len(b[owner.UserID]) != 1 || len(b[fan.UserID]) != 1 || b[bystander.UserID] != nil {
 		t.Errorf("profile lock bumps %v", b)
 	}
 	entries := w.audits(t, moderation.KindProfile, owner.ActingProfileID)
@@ -559,7 +534,7 @@ func TestLockProfileAndCard(t *testing.T) {
 	if _, err := w.mod.SetLock(ctx, admin, moderation.KindProfile, owner.ActingProfileID, false, "ok"); err != nil {
 		t.Fatal(err)
 	}
-	w.notes.take()
+	w.notes.Take()
 	w.noEnd(t, ends, "a profile unlock")
 
 	st, err = w.mod.SetLock(ctx, admin, moderation.KindCard, c, true, "scam")
@@ -569,7 +544,7 @@ func TestLockProfileAndCard(t *testing.T) {
 	if w.lockedAt(t, "cards", c) == nil || w.lockedAt(t, "cards", otherCard) != nil || w.lockedAt(t, "profiles", owner.ActingProfileID) != nil {
 		t.Fatal("the lock did not land on exactly the card")
 	}
-	if b := w.notes.take(); len(b[owner.UserID]) != 1 || len(b[fan.UserID]) != 1 || b[bystander.UserID] != nil {
+	if b := w.notes.Take(); len(b[owner.UserID]) != 1 || len(b[fan.UserID]) != 1 || b[bystander.UserID] != nil {
 		t.Errorf("card lock bumps %v", b)
 	}
 	entries = w.audits(t, moderation.KindCard, c)
@@ -598,7 +573,7 @@ func TestRefusedAdminActionsChangeNothing(t *testing.T) {
 	c := w.card(t, u, "card", false)
 	w.sessions(t, u.UserID, 1)
 	ends := w.listen(t)
-	w.notes.take()
+	w.notes.Take()
 	before := w.snapshot(t)
 	long := strings.Repeat("é", 251) // 502 bytes, 251 characters: the limit is in bytes
 	const missing = 987654
@@ -701,7 +676,7 @@ func TestUserChangesRefusedWhileTheSessionStoreIsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.notes.take()
+	w.notes.Take()
 	before := w.snapshot(t)
 	for name, call := range map[string]func() error{
 		// A role is cached with the session records, and so is a lock (docs/product.md §9).
@@ -777,7 +752,7 @@ func TestRevokeSessions(t *testing.T) {
 		got != `{"sessions_revoked": 3}; {"sessions_revoked": 0}` {
 		t.Errorf("audit %v: %s", actions(entries), got)
 	}
-	if b := w.notes.take(); len(b) != 0 {
+	if b := w.notes.Take(); len(b) != 0 {
 		t.Errorf("a revocation bumped sync files: %v", b)
 	}
 }
@@ -789,7 +764,7 @@ func TestRebuildOwesANewFile(t *testing.T) {
 	ctx := context.Background()
 	w := setup(t, options{})
 	u, other := w.actor(t, "someone"), w.actor(t, "other")
-	w.notes.take()
+	w.notes.Take()
 	was, otherWas := w.wanted(t, u.UserID), w.wanted(t, other.UserID)
 	wanted, rebuilt, err := w.mod.Rebuild(ctx, admin, u.UserID, "support ticket 311")
 	if err != nil || rebuilt {
@@ -798,7 +773,7 @@ func TestRebuildOwesANewFile(t *testing.T) {
 	if wanted != was+1 || w.wanted(t, u.UserID) != wanted {
 		t.Errorf("wanted %d → %d, returned %d", was, w.wanted(t, u.UserID), wanted)
 	}
-	if b := w.notes.take(); !maps.EqualFunc(b, map[int64][]int64{u.UserID: {wanted}}, slices.Equal) {
+	if b := w.notes.Take(); !maps.EqualFunc(b, map[int64][]int64{u.UserID: {wanted}}, slices.Equal) {
 		t.Errorf("notified %v, want only user %d at %d", b, u.UserID, wanted)
 	}
 	if w.wanted(t, other.UserID) != otherWas {
@@ -876,7 +851,7 @@ func TestLockStormOnOneUser(t *testing.T) {
 	u := w.actor(t, "target")
 	admins := []int64{w.user(t, "admin1"), w.user(t, "admin2"), w.user(t, "admin3")}
 	w.sessions(t, u.UserID, 5)
-	w.notes.take()
+	w.notes.Take()
 	was := w.wanted(t, u.UserID)
 	const n = 12
 	run := func(lock func(i int) bool) []moderation.LockState {
@@ -920,7 +895,7 @@ func TestLockStormOnOneUser(t *testing.T) {
 	if got := w.wanted(t, u.UserID); got != was+1 {
 		t.Errorf("wanted %d → %d, want one bump", was, got)
 	}
-	if b := w.notes.take(); len(b[u.UserID]) != 1 {
+	if b := w.notes.Take(); len(b[u.UserID]) != 1 {
 		t.Errorf("notified %v", b)
 	}
 

@@ -105,7 +105,7 @@ func TestReportProfileRules(t *testing.T) {
 	if _, err := w.mod.SetLock(ctx, admin, moderation.KindProfile, locked, true, "x"); err != nil {
 		t.Fatal(err)
 	}
-	w.notes.take()
+	w.notes.Take()
 	before := w.snapshot(t)
 	if _, err := w.rep.ReportProfile(ctx, reporter, reporter.ActingProfileID, spam()); code(err) != "report.own_target" {
 		t.Errorf("own acting profile: %v", err)
@@ -166,7 +166,7 @@ func TestReportCardRules(t *testing.T) {
 	if s, err := w.rep.ReportCard(ctx, subscriber, private, spam()); err != nil || s.TargetCardID == nil || *s.TargetCardID != private {
 		t.Fatalf("the subscriber's report of the private card: %+v %v", s, err)
 	}
-	w.notes.take()
+	w.notes.Take()
 	before := w.snapshot(t)
 	if _, err := w.rep.ReportCard(ctx, reporter, mine, spam()); code(err) != "report.own_target" {
 		t.Errorf("own card: %v", err)
@@ -234,7 +234,7 @@ func TestReportChatMessageRules(t *testing.T) {
 		t.Errorf("evidence after the deletion: %s (%v), was %s", got.Evidence, err, r.Evidence)
 	}
 
-	w.notes.take()
+	w.notes.Take()
 	before := w.snapshot(t)
 	if _, err := w.rep.ReportChatMessage(ctx, room.reporter, room.id, 4, spam()); code(err) != "report.own_target" {
 		t.Errorf("own message: %v", err)
@@ -281,7 +281,7 @@ func TestReportsAreRateLimitedPerAccount(t *testing.T) {
 		}
 	}
 	otherCard := w.card(t, other, "card", false)
-	w.notes.take()
+	w.notes.Take()
 	before := w.snapshot(t)
 	for _, who := range []access.Caller{reporter, second} {
 		_, err := w.rep.ReportProfile(ctx, who, targets[3], spam())
@@ -445,7 +445,7 @@ func TestResolveActions(t *testing.T) {
 
 	// dismiss: nothing is locked, nothing bumped, nothing announced.
 	a := w.reported(t, reporter, "alpha")
-	w.notes.take()
+	w.notes.Take()
 	got, err := w.mod.Resolve(ctx, adm, a.profileRep.ID, moderation.ActionDismiss, &note)
 	check("dismiss", got, err, moderation.ActionDismiss, &note, &adminID)
 	if w.lockedAt(t, "profiles", a.target.ActingProfileID) != nil || w.lockedAt(t, "users", a.target.UserID) != nil || w.liveSessions(t, a.target.UserID) != 2 {
@@ -454,7 +454,7 @@ func TestResolveActions(t *testing.T) {
 	if len(w.audits(t, moderation.KindProfile, a.target.ActingProfileID)) != 0 {
 		t.Error("dismiss wrote a lock entry")
 	}
-	if b := w.notes.take(); len(b) != 0 {
+	if b := w.notes.Take(); len(b) != 0 {
 		t.Errorf("dismiss bumped %v", b)
 	}
 	w.noEnd(t, ends, "dismiss")
@@ -470,7 +470,7 @@ func TestResolveActions(t *testing.T) {
 		t.Error("lock_target of a card report did not lock exactly the card")
 	}
 	lockReason("lock_target card", moderation.KindCard, a.card, "lock_card", fmt.Sprintf("report #%d", a.cardRep.ID))
-	if b := w.notes.take(); len(b[a.target.UserID]) != 1 {
+	if b := w.notes.Take(); len(b[a.target.UserID]) != 1 {
 		t.Errorf("card lock bumps %v", b)
 	}
 
@@ -563,7 +563,7 @@ func TestResolveRefusalsChangeNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ends := w.listen(t)
-	w.notes.take()
+	w.notes.Take()
 	before := w.snapshot(t)
 	for _, action := range []string{"", "ban", "LOCK_USER", "lock_profile"} {
 		_, err := w.mod.Resolve(ctx, admin, 987654, action, nil)

@@ -14,10 +14,6 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-type recorder struct{ bumps []outbox.Bump }
-
-func (r *recorder) Notify(_ context.Context, b []outbox.Bump) { r.bumps = append(r.bumps, b...) }
-
 // TestWriterBumpsInTheTransactionAndNotifiesAfterCommit: a write marks each user once, in its
 // own transaction; a failed write leaves wanted_version alone and notifies nothing
 // (docs/sync.md §4.1–§4.2).
@@ -35,7 +31,7 @@ func TestWriterBumpsInTheTransactionAndNotifiesAfterCommit(t *testing.T) {
 		VALUES ('user', 'user', 'u', 'u', 'u@example.com', 'u@example.com', 'x') RETURNING id`).Scan(&u); err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
+	rec := &testenv.Bumps{}
 	w := txn.Runner{Pool: pool, Notifier: rec}
 	if err := w.Do(ctx, func(tx *outbox.Tx) error {
 		b, err := outbox.MarkStale(ctx, tx.Q, u, u, u)
@@ -44,10 +40,11 @@ func TestWriterBumpsInTheTransactionAndNotifiesAfterCommit(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.bumps) != 1 || rec.bumps[0].UserID != u {
-		t.Fatalf("one bump for the user, got %+v", rec.bumps)
+	bumps := rec.All()
+	if len(bumps) != 1 || bumps[0].UserID != u {
+		t.Fatalf("one bump for the user, got %+v", bumps)
 	}
-	first := rec.bumps[0].Version
+	first := bumps[0].Version
 	st, err := db.New(pool).GetSyncState(ctx, u)
 	if err != nil || st.WantedVersion != first {
 		t.Fatalf("stored wanted_version %d (%v), notified %d", st.WantedVersion, err, first)
@@ -64,8 +61,8 @@ func TestWriterBumpsInTheTransactionAndNotifiesAfterCommit(t *testing.T) {
 	}); err != failed {
 		t.Fatalf("the write's error is returned: %v", err)
 	}
-	if len(rec.bumps) != 1 {
-		t.Fatalf("a rolled-back write notifies nothing: %+v", rec.bumps)
+	if bumps := rec.All(); len(bumps) != 1 {
+		t.Fatalf("a rolled-back write notifies nothing: %+v", bumps)
 	}
 	if st, err := db.New(pool).GetSyncState(ctx, u); err != nil || st.WantedVersion != first {
 		t.Fatalf("a rolled-back bump is not stored: %d, %v", st.WantedVersion, err)
