@@ -491,3 +491,63 @@ func TestProfileAndCardInputIsValidated(t *testing.T) {
 		Status(t, "X-Profile-Id "+h, status, http.StatusBadRequest, body)
 	}
 }
+
+// TestAProfileReadAgainIsTheSameAnswerUntilItChanges: getProfile keeps the answers it encoded,
+// by profile, version, visibility and whether the viewer owns it (docs/architecture.md, "A
+// request"). A second read is byte for byte the first, headers included; the owner and another
+// viewer of the same version each get their own answer; a change is seen at once, on the
+// process that made it and on another that had kept the old answer.
+func TestAProfileReadAgainIsTheSameAnswerUntilItChanges(t *testing.T) {
+	e := New(t)
+	owner, other := e.SignUp(t), e.SignUp(t)
+	phone := func(n string) map[string]any {
+		return map[string]any{"phone": map[string]any{"index": 0, "value": map[string]any{"m": map[string]any{"index": 0, "value": n}}}}
+	}
+	p := e.NewProfile(t, owner, map[string]any{"name": "Kept", "private": false, "data": phone("+82 10 1")})
+	path := fmt.Sprintf("/api/v1/profiles/%d", p.Id)
+	read := func(who User) (http.Header, []byte, api.Profile) {
+		t.Helper()
+		status, hdr, body := e.call(t, who.Token(), 0, "GET", path, nil)
+		Status(t, "get profile", status, http.StatusOK, body)
+		return hdr, body, decode[api.Profile](t, body)
+	}
+
+	h1, b1, first := read(other)
+	h2, b2, _ := read(other)
+	if !bytes.Equal(b1, b2) || h1.Get("ETag") != h2.Get("ETag") || h1.Get("Content-Type") != h2.Get("Content-Type") || h2.Get("ETag") != `"1"` {
+		t.Fatalf("a second read differs from the first:\n%s %v\n%s %v", b1, h1, b2, h2)
+	}
+	if first.Mine || first.Redacted || first.Phone == nil || *first.Phone != "+82 10 1" {
+		t.Fatalf("another viewer's answer: %s", b1)
+	}
+	if _, _, mine := read(owner); !mine.Mine {
+		t.Fatal("the owner, reading the version another viewer read, is not told the profile is theirs")
+	}
+	if _, b, again := read(other); again.Mine || !bytes.Equal(b, b1) {
+		t.Fatalf("another viewer, after the owner's read, got %s", b)
+	}
+
+	// A second process keeps version 1 too; a change made through the first is seen on both.
+	second := e.StartServer(e.Config)
+	onSecond := e.Client(second, other.Token())
+	if r, err := onSecond.GetProfileWithResponse(ctx, p.Id, nil); err != nil || r.StatusCode() != http.StatusOK || !bytes.Equal(r.Body, b1) {
+		t.Fatalf("the second process's answer to version 1: %v %s", err, r.Body)
+	}
+	status, _, body := e.call(t, owner.Token(), 0, "PATCH", path, map[string]any{"name": "Kept, changed", "data": phone("+82 10 2")}, "If-Match", `"1"`)
+	Status(t, "patch", status, http.StatusOK, body)
+	hdr, _, changed := read(other)
+	if hdr.Get("ETag") != `"2"` || changed.Name != "Kept, changed" || changed.Phone == nil || *changed.Phone != "+82 10 2" {
+		t.Fatalf("after the change, this process answered %v %+v", hdr.Get("ETag"), changed)
+	}
+	r, err := onSecond.GetProfileWithResponse(ctx, p.Id, nil)
+	if err != nil || r.StatusCode() != http.StatusOK || r.JSON200.Name != "Kept, changed" || r.HTTPResponse.Header.Get("ETag") != `"2"` {
+		t.Fatalf("after the change, the second process answered %v %s", err, r.Body)
+	}
+
+	// Made private: a viewer without access gets the redacted answer of the new version.
+	status, _, body = e.call(t, owner.Token(), 0, "PATCH", path, map[string]any{"private": true}, "If-Match", `"2"`)
+	Status(t, "make private", status, http.StatusOK, body)
+	if _, b, hidden := read(other); !hidden.Redacted || hidden.Phone != nil || hidden.Name != "Kept, changed" {
+		t.Fatalf("a private profile to a stranger: %s", b)
+	}
+}

@@ -190,6 +190,8 @@ var (
 	noSniff    = []string{"nosniff"}
 	noReferrer = []string{"no-referrer"}
 	frameDeny  = []string{"DENY"}
+
+	jsonContentType = []string{"application/json"}
 )
 
 // cors allows the configured browser origins; credentials are allowed so the refresh cookie

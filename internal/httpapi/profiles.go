@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 
 	"github.com/bca-app/backend/gen/api"
@@ -120,7 +121,56 @@ func (s *Server) GetProfile(ctx context.Context, req api.GetProfileRequestObject
 	if notModified(req.Params.IfNoneMatch, view.ETag()) {
 		return api.GetProfile304Response{Headers: api.NotModifiedResponseHeaders{ETag: etag(view)}}, nil
 	}
-	return api.GetProfile200JSONResponse{Body: profileOf(view), Headers: api.GetProfile200ResponseHeaders{ETag: etag(view)}}, nil
+	key := profileBodyKey{id: view.Profile.ID, version: view.Profile.Version, visibility: view.Visibility, mine: view.Mine}
+	body, ok := s.profileBodies.Get(key)
+	if !ok {
+		if body, err = encodeProfile(view); err != nil {
+			return nil, err
+		}
+		if len(body) <= maxMemoProfileBody {
+			s.profileBodies.Put(key, body)
+		}
+	}
+	return profileBody{body: body, etag: view.ETag()}, nil
+}
+
+// encodeProfile is the JSON answer of a view, as the generated response encodes it (with the
+// encoder's trailing newline).
+func encodeProfile(v profile.View) ([]byte, error) {
+	b, err := json.Marshal(profileOf(v))
+	return append(b, '\n'), err
+}
+
+// A profile's answer is the same for everyone who sees it the same way until its version
+// changes: every write to a profile's row bumps its version (queries/profiles.sql), which is why
+// the version is its ETag. The server keeps the encoded answers of the profiles it served last
+// (at most memoProfileBodies of up to maxMemoProfileBody bytes, 16 MiB), so reading a profile
+// again costs a lookup instead of decoding its data and encoding the answer.
+const (
+	memoProfileBodies  = 2048
+	maxMemoProfileBody = 8 << 10
+)
+
+type profileBodyKey struct {
+	id, version int64
+	visibility  access.Visibility
+	mine        bool
+}
+
+// profileBody is getProfile's 200 answer from its encoding: the bytes and headers that
+// api.GetProfile200JSONResponse writes.
+type profileBody struct {
+	body []byte
+	etag string
+}
+
+func (r profileBody) VisitGetProfileResponse(w http.ResponseWriter) error {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h.Set("ETag", r.etag)
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(r.body)
+	return err
 }
 
 // UpdateProfile changes the caller's profile.

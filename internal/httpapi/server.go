@@ -29,6 +29,7 @@ import (
 	"github.com/bca-app/backend/internal/docs"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
+	"github.com/bca-app/backend/internal/memo"
 	"github.com/bca-app/backend/internal/moderation"
 	"github.com/bca-app/backend/internal/profile"
 	"github.com/bca-app/backend/internal/ratelimit"
@@ -77,7 +78,8 @@ type Deps struct {
 // Server implements api.StrictServerInterface.
 type Server struct {
 	Deps
-	security map[string]securityMode
+	security      map[string]securityMode
+	profileBodies *memo.Map[profileBodyKey, []byte] // getProfile's encoded answers, by version
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -96,7 +98,7 @@ func New(d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
-	s := &Server{Deps: d, security: securityModes(spec)}
+	s := &Server{Deps: d, security: securityModes(spec), profileBodies: memo.New[profileBodyKey, []byte](memoProfileBodies)}
 	v, err := newValidator(spec, d.Log)
 	if err != nil {
 		return nil, err

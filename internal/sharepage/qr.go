@@ -3,7 +3,6 @@ package sharepage
 import (
 	"fmt"
 	"strings"
-	"sync"
 
 	qrcode "github.com/skip2/go-qrcode"
 )
@@ -53,33 +52,4 @@ func qrSVG(content string, size int) ([]byte, error) {
 	}
 	b.WriteString(`"/></svg>`)
 	return []byte(b.String()), nil
-}
-
-// qrCache keeps drawn codes by ETag: a code never changes for its token, size and format, and
-// drawing a PNG costs far more than a lookup. It is bounded; when full, an arbitrary entry goes.
-type qrCache struct {
-	mu      sync.Mutex
-	entries map[string][]byte
-	max     int
-}
-
-func newQRCache(max int) *qrCache { return &qrCache{entries: make(map[string][]byte, max), max: max} }
-
-func (c *qrCache) get(key string) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	b, ok := c.entries[key]
-	return b, ok
-}
-
-func (c *qrCache) put(key string, b []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		for k := range c.entries {
-			delete(c.entries, k)
-			break
-		}
-	}
-	c.entries[key] = b
 }

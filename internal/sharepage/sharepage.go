@@ -29,6 +29,7 @@ import (
 	"github.com/bca-app/backend/internal/card"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/files"
+	"github.com/bca-app/backend/internal/memo"
 	"github.com/bca-app/backend/internal/ratelimit"
 	"github.com/bca-app/backend/internal/vcard"
 )
@@ -66,7 +67,7 @@ type Deps struct {
 type Handler struct {
 	Deps
 	card, page *template.Template
-	qrs        *qrCache
+	qrs        *memo.Map[string, []byte] // drawn codes by ETag: a code never changes for its token, size and format
 }
 
 // New parses the templates.
@@ -86,7 +87,7 @@ func New(d Deps) (*Handler, error) {
 	if d.Route == nil {
 		d.Route = func(*http.Request, string) {}
 	}
-	return &Handler{Deps: d, card: cardT, page: errT, qrs: newQRCache(1024)}, nil
+	return &Handler{Deps: d, card: cardT, page: errT, qrs: memo.New[string, []byte](1024)}, nil
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -392,7 +393,7 @@ func (h *Handler) qr(w http.ResponseWriter, r *http.Request, token, format strin
 		hd.Set("Content-Type", "image/svg+xml")
 		hd.Set("Content-Security-Policy", "default-src 'none'")
 	}
-	body, cached := h.qrs.get(etag)
+	body, cached := h.qrs.Get(etag)
 	var err error
 	if !cached {
 		if format == "png" {
@@ -401,7 +402,7 @@ func (h *Handler) qr(w http.ResponseWriter, r *http.Request, token, format strin
 			body, err = qrSVG(content, size)
 		}
 		if err == nil {
-			h.qrs.put(etag, body)
+			h.qrs.Put(etag, body)
 		}
 	}
 	if err != nil {
