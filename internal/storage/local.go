@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/bca-app/backend/internal/memo"
 )
 
 // Local stores each object as one file under a directory.
@@ -19,7 +21,8 @@ import (
 // A file holds the object's bytes followed by a trailer with its MD5 and
 // content type, so that data and metadata are replaced together by a single
 // rename: with a separate metadata file a reader could pair the new MD5 with
-// the old bytes. Head reads only the trailer.
+// the old bytes. Head reads only the trailer, and a store reads a file's trailer
+// once (see fileIdentity).
 //
 // Unlike S3, a key cannot be both an object and a prefix of other keys
 // ("a" and "a/b"): the second Put fails. Our keys never do that.
@@ -28,8 +31,22 @@ import (
 //
 //	bytes | trailer JSON | uint32 big-endian length of the JSON | trailerMagic
 type Local struct {
-	root string
+	root  string
+	infos *memo.Map[fileIdentity, ObjectInfo] // trailers read before, by the file they are in
 }
+
+// fileIdentity names the content of one object file: the device and inode it lives in, its size
+// and its modification time. Put never writes into an existing file; it renames a new one into
+// place, so another object under the same key is another inode (and a reused inode number has
+// another modification time). A trailer read once is therefore good for as long as the
+// identity matches.
+type fileIdentity struct {
+	dev, ino    uint64
+	size, mtime int64
+}
+
+// memoInfos is how many trailers a store keeps (about 200 bytes each).
+const memoInfos = 4096
 
 var _ Store = (*Local)(nil)
 
@@ -60,7 +77,7 @@ func NewLocal(dir string) (*Local, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("local storage: create %s: %w", abs, err)
 	}
-	return &Local{root: abs}, nil
+	return &Local{root: abs, infos: memo.New[fileIdentity, ObjectInfo](memoInfos)}, nil
 }
 
 // Put writes the object to a temporary file next to its final name, syncs
@@ -216,7 +233,7 @@ func (l *Local) open(key string) (*os.File, ObjectInfo, error) {
 		}
 		return nil, ObjectInfo{}, fmt.Errorf("open %s: %w", key, err)
 	}
-	info, err := readInfo(f)
+	info, err := l.readInfo(f)
 	if err != nil {
 		f.Close()
 		return nil, ObjectInfo{}, fmt.Errorf("%s: %w", key, err)
@@ -225,8 +242,9 @@ func (l *Local) open(key string) (*os.File, ObjectInfo, error) {
 	return f, info, nil
 }
 
-// readInfo reads the trailer at the end of an object file.
-func readInfo(f *os.File) (ObjectInfo, error) {
+// readInfo reads the trailer at the end of an object file, or, for a file whose trailer it
+// read before (same fileIdentity), returns what it read then.
+func (l *Local) readInfo(f *os.File) (ObjectInfo, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return ObjectInfo{}, err
@@ -234,6 +252,21 @@ func readInfo(f *os.File) (ObjectInfo, error) {
 	if fi.IsDir() { // a key that is only a prefix of other keys
 		return ObjectInfo{}, ErrNotFound
 	}
+	id, known := identity(fi)
+	if known {
+		if info, ok := l.infos.Get(id); ok {
+			return info, nil
+		}
+	}
+	info, err := readTrailer(f, fi)
+	if err == nil && known {
+		l.infos.Put(id, info)
+	}
+	return info, err
+}
+
+// readTrailer reads and checks the trailer of f, whose file information is fi.
+func readTrailer(f *os.File, fi fs.FileInfo) (ObjectInfo, error) {
 	const fixed = int64(4 + len(trailerMagic))
 	size := fi.Size()
 	if size < fixed {

@@ -25,3 +25,13 @@ func openRegular(path string) (*os.File, error) {
 		return os.NewFile(uintptr(fd), path), nil
 	}
 }
+
+// identity is the fileIdentity of the file fi describes.
+func identity(fi fs.FileInfo) (fileIdentity, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileIdentity{}, false
+	}
+	// Dev and Ino are narrower, or signed, on some systems.
+	return fileIdentity{dev: uint64(st.Dev), ino: uint64(st.Ino), size: fi.Size(), mtime: fi.ModTime().UnixNano()}, true
+}

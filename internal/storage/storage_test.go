@@ -536,3 +536,66 @@ func TestLocalTrailerOfEveryLength(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalKeepsATrailerUntilItsFileChanges: a trailer read once is not read again while its
+// file is the same (a second Head reads no bytes); an object Put again under the key, even of
+// the same size, is a new file and its own trailer is read; a store opened on the same
+// directory (another process) sees the same; a file changed in place is read again.
+func TestLocalKeepsATrailerUntilItsFileChanges(t *testing.T) {
+	if _, err := readBytesSoFar(); err != nil {
+		t.Skipf("no per-process I/O accounting: %v", err)
+	}
+	dir := t.TempDir()
+	s, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := randomBytes(t, 4096), randomBytes(t, 4096)
+	if _, err := s.Put(t.Context(), "k", bytes.NewReader(first), "application/x-first"); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Head(t.Context(), "k"); err != nil || info.MD5 != md5Hex(first) {
+		t.Fatalf("Head = %+v, %v", info, err)
+	}
+	// The accounting counts its own read of /proc/self/io (about 100 bytes, a few more as its
+	// numbers grow): that is the floor. A trailer read is at least 512 bytes.
+	floor := bytesReadBy(t, func() {}) + 64
+	if n := bytesReadBy(t, func() {
+		if info, err := s.Head(t.Context(), "k"); err != nil || info.MD5 != md5Hex(first) || info.Key != "k" {
+			t.Fatalf("second Head = %+v, %v", info, err)
+		}
+	}); n > floor {
+		t.Errorf("a second Head of the same file read %d bytes (the accounting alone reads up to %d); want its trailer kept", n, floor)
+	}
+	fresh, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytesReadBy(t, func() { _, _ = fresh.Head(t.Context(), "k") }); n < floor+256 {
+		t.Errorf("a first Head read %d bytes (the accounting alone reads up to %d); is the accounting working?", n, floor)
+	}
+
+	if _, err := s.Put(t.Context(), "k", bytes.NewReader(second), "application/x-second"); err != nil {
+		t.Fatal(err)
+	}
+	data, info := getAll(t, s, "k")
+	if !bytes.Equal(data, second) || info.MD5 != md5Hex(second) || info.ContentType != "application/x-second" {
+		t.Fatalf("after a second Put of the same size: %d bytes, %+v", len(data), info)
+	}
+	other, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := other.Head(t.Context(), "k"); err != nil || info.MD5 != md5Hex(second) {
+		t.Fatalf("another store on the directory: %+v, %v", info, err)
+	}
+
+	// Changed in place (not by Put): another size and time, so the trailer is read again and
+	// the file is found foreign.
+	if err := os.WriteFile(filepath.Join(dir, "k"), []byte("not written by Put"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Head(t.Context(), "k"); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Head of a file changed in place: %v; want a corruption error", err)
+	}
+}
