@@ -142,7 +142,8 @@ func encodeProfile(v profile.View) ([]byte, error) {
 }
 
 // A profile's answer is the same for everyone who sees it the same way until its version
-// changes: every write to a profile's row bumps its version (queries/profiles.sql), which is why
+// changes: every write to what the answer shows bumps the version (docs/architecture.md,
+// "Conventions"; TestEveryWriteOfAProfileRowBumpsItsVersion holds queries/ to it), which is why
 // the version is its ETag. The server keeps the encoded answers of the profiles it served last
 // (at most memoProfileBodies of up to maxMemoProfileBody bytes, 16 MiB), so reading a profile
 // again costs a lookup instead of decoding its data and encoding the answer.
