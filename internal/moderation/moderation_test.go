@@ -857,16 +857,9 @@ func TestLockStormOnOneUser(t *testing.T) {
 	run := func(lock func(i int) bool) []moderation.LockState {
 		states := make([]moderation.LockState, n)
 		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				states[i], errs[i] = w.mod.SetLock(ctx, moderation.AdminActor(admins[i%len(admins)], fmt.Sprint("storm-", i)), moderation.KindUser, u.UserID, lock(i), "storm")
-			})
-		}
-		close(start)
-		wg.Wait()
+		testenv.AtOnce(n, func(i int) {
+			states[i], errs[i] = w.mod.SetLock(ctx, moderation.AdminActor(admins[i%len(admins)], fmt.Sprint("storm-", i)), moderation.KindUser, u.UserID, lock(i), "storm")
+		})
 		for i, err := range errs {
 			if err != nil {
 				t.Fatalf("call %d: %v", i, err)

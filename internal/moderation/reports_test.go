@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -16,6 +15,7 @@ import (
 	"github.com/bca-app/backend/internal/auth"
 	"github.com/bca-app/backend/internal/domain"
 	"github.com/bca-app/backend/internal/moderation"
+	"github.com/bca-app/backend/internal/testenv"
 )
 
 // Reports from users and their resolution by admins (docs/product.md §9; the report rules are
@@ -600,18 +600,11 @@ func TestResolveStorm(t *testing.T) {
 		r := w.reported(t, reporter, fmt.Sprint("target", round))
 		rep := r.profileRep
 		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				note := fmt.Sprint("call ", i)
-				// Rotate which action the first goroutines carry, so rounds tend to differ.
-				_, errs[i] = w.mod.Resolve(ctx, moderation.AdminActor(admins[i%3], note), rep.ID, acts[(i+round)%len(acts)], &note)
-			})
-		}
-		close(start)
-		wg.Wait()
+		testenv.AtOnce(n, func(i int) {
+			note := fmt.Sprint("call ", i)
+			// Rotate which action the first goroutines carry, so rounds tend to differ.
+			_, errs[i] = w.mod.Resolve(ctx, moderation.AdminActor(admins[i%3], note), rep.ID, acts[(i+round)%len(acts)], &note)
+		})
 		win := -1
 		for i, err := range errs {
 			switch {
@@ -674,24 +667,16 @@ func TestReportWhileResolving(t *testing.T) {
 	ids := make([]int64, n)
 	errs := make([]error, n)
 	var resolveErr error
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			var r db.Report
-			r, errs[i] = w.rep.ReportProfile(ctx, reporter, target.ActingProfileID, spam())
-			ids[i] = r.ID
-		})
-		if i == n/2 {
-			wg.Go(func() {
-				<-start
-				_, resolveErr = w.mod.Resolve(ctx, admin, first.ID, moderation.ActionDismiss, nil)
-			})
+	// n reports and, among them, the resolution of the first one.
+	testenv.AtOnce(n+1, func(i int) {
+		if i == n {
+			_, resolveErr = w.mod.Resolve(ctx, admin, first.ID, moderation.ActionDismiss, nil)
+			return
 		}
-	}
-	close(start)
-	wg.Wait()
+		var r db.Report
+		r, errs[i] = w.rep.ReportProfile(ctx, reporter, target.ActingProfileID, spam())
+		ids[i] = r.ID
+	})
 	if resolveErr != nil {
 		t.Fatalf("resolve: %v", resolveErr)
 	}
@@ -733,18 +718,11 @@ func TestReportStormIsOneReport(t *testing.T) {
 	const n = 16
 	ids := make([]int64, n)
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			var r db.Report
-			r, errs[i] = w.rep.ReportCard(ctx, reporter, c, moderation.ReportInput{Reason: []string{"spam", "other", "illegal"}[i%3]})
-			ids[i] = r.ID
-		})
-	}
-	close(start)
-	wg.Wait()
+	testenv.AtOnce(n, func(i int) {
+		var r db.Report
+		r, errs[i] = w.rep.ReportCard(ctx, reporter, c, moderation.ReportInput{Reason: []string{"spam", "other", "illegal"}[i%3]})
+		ids[i] = r.ID
+	})
 	for i, err := range errs {
 		if err != nil || ids[i] != ids[0] {
 			t.Fatalf("call %d: report %d (first %d), %v", i, ids[i], ids[0], err)

@@ -2,7 +2,6 @@ package ratelimit_test
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,24 +90,17 @@ func TestParallelHitsNeverExceedTheLimit(t *testing.T) {
 	local := ratelimit.NewLocal(100)
 	const hits, limit = 64, 10
 	var inRedis, inProcess atomic.Int32
-	var wg sync.WaitGroup
-	start := make(chan struct{})
 	now := time.Now()
-	for range hits {
-		wg.Go(func() {
-			<-start
-			if ok, _, err := l.Allow(context.Background(), "storm", limit, time.Minute); err != nil {
-				t.Error(err)
-			} else if ok {
-				inRedis.Add(1)
-			}
-			if ok, _ := local.Allow("storm", limit, time.Minute, now); ok {
-				inProcess.Add(1)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
+	testenv.AtOnce(hits, func(int) {
+		if ok, _, err := l.Allow(context.Background(), "storm", limit, time.Minute); err != nil {
+			t.Error(err)
+		} else if ok {
+			inRedis.Add(1)
+		}
+		if ok, _ := local.Allow("storm", limit, time.Minute, now); ok {
+			inProcess.Add(1)
+		}
+	})
 	if inRedis.Load() != limit || inProcess.Load() != limit {
 		t.Errorf("allowed %d (Redis) and %d (in process) of %d hits; want exactly %d each", inRedis.Load(), inProcess.Load(), hits, limit)
 	}

@@ -62,3 +62,19 @@ func (c *Clock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.offset += d
 }
+
+// AtOnce runs f(0) … f(n-1), each on its own goroutine, released together once all are started,
+// and returns when all have returned: the storm of identical or conflicting calls that a race
+// test needs.
+func AtOnce(n int, f func(i int)) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
