@@ -118,8 +118,9 @@ func (s *Server) GetProfile(ctx context.Context, req api.GetProfileRequestObject
 	if err != nil {
 		return nil, err
 	}
-	if notModified(req.Params.IfNoneMatch, view.ETag()) {
-		return api.GetProfile304Response{Headers: api.NotModifiedResponseHeaders{ETag: etag(view)}}, nil
+	tag := view.ETag()
+	if notModified(req.Params.IfNoneMatch, tag) {
+		return api.GetProfile304Response{Headers: api.NotModifiedResponseHeaders{ETag: &tag}}, nil
 	}
 	key := profileBodyKey{id: view.Profile.ID, version: view.Profile.Version, visibility: view.Visibility, mine: view.Mine}
 	body, ok := s.profileBodies.Get(key)
@@ -131,7 +132,7 @@ func (s *Server) GetProfile(ctx context.Context, req api.GetProfileRequestObject
 			s.profileBodies.Put(key, body)
 		}
 	}
-	return profileBody{body: body, etag: view.ETag()}, nil
+	return profileBody{body: body, etag: tag}, nil
 }
 
 // encodeProfile is the JSON answer of a view, as the generated response encodes it (with the
